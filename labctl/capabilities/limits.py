@@ -1,0 +1,76 @@
+"""Hard safety limits and the vectorised check the engine runs on every sample."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SafetyLimits:
+    """Limits that abort a run when any sample crosses them.
+
+    Built from the cell file's limits plus tolerances, possibly tightened by the
+    procedure's `safety:` section. Currents are magnitudes (both positive).
+    """
+
+    max_voltage_v: float = math.inf
+    min_voltage_v: float = -math.inf
+    max_charge_current_a: float = math.inf
+    max_discharge_current_a: float = math.inf
+    max_temperature_c: float = math.inf
+    min_temperature_c: float = -math.inf
+
+    def first_violation(
+        self,
+        voltage_v: np.ndarray,
+        current_a: np.ndarray,
+        temperature_c: np.ndarray,
+    ) -> tuple[int, str] | None:
+        """Index of the first sample outside the limits and the reason, or None."""
+        checks = (
+            (voltage_v > self.max_voltage_v, voltage_v, "voltage", "V", ">", self.max_voltage_v),
+            (voltage_v < self.min_voltage_v, voltage_v, "voltage", "V", "<", self.min_voltage_v),
+            (
+                current_a > self.max_charge_current_a,
+                current_a,
+                "charge current",
+                "A",
+                ">",
+                self.max_charge_current_a,
+            ),
+            (
+                -current_a > self.max_discharge_current_a,
+                -current_a,
+                "discharge current",
+                "A",
+                ">",
+                self.max_discharge_current_a,
+            ),
+            (
+                temperature_c > self.max_temperature_c,
+                temperature_c,
+                "temperature",
+                "°C",
+                ">",
+                self.max_temperature_c,
+            ),
+            (
+                temperature_c < self.min_temperature_c,
+                temperature_c,
+                "temperature",
+                "°C",
+                "<",
+                self.min_temperature_c,
+            ),
+        )
+        first: tuple[int, str] | None = None
+        for mask, values, name, unit, op, limit in checks:
+            if not mask.any():
+                continue
+            i = int(np.argmax(mask))
+            if first is None or i < first[0]:
+                first = (i, f"safety: {name} {values[i]:.4g} {unit} {op} {limit:.4g} {unit}")
+        return first
