@@ -140,6 +140,8 @@ class _Converter:
         return self.scalar(node, path)
 
     def scalar(self, node: yaml.ScalarNode, path: PathKey) -> Any:
+        if node.tag == "tag:yaml.org,2002:timestamp":
+            return node.value  # dates stay text (calibration_due: 2027-06-30)
         if node.tag not in _SAFE_SCALAR_TAGS:
             self.fail(
                 node,

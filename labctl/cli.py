@@ -1,0 +1,309 @@
+"""The `labctl` command.
+
+Exit status: 0 done, 1 the run ended aborted or faulted, 2 bad input (a file,
+an argument, an instrument that cannot be reached), 130 stopped by Ctrl-C.
+Every command takes `--json` for scripts.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from labctl.errors import LabctlError, ValidationError
+
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_RUN_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalars
+        return _jsonable(value.item())
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def emit_json(payload: dict) -> None:
+    click.echo(json.dumps(_jsonable(payload), indent=2, default=str))
+
+
+def user_errors(func):
+    """Turn LabctlError into a clear message and exit status 2, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        as_json = kwargs.get("as_json", False)
+        try:
+            return func(*args, **kwargs)
+        except ValidationError as exc:
+            if as_json:
+                emit_json({"ok": False, "problems": [p.as_dict() for p in exc.problems]})
+            else:
+                for problem in exc.problems:
+                    err_console.print(f"[red]error[/red]: {problem}", highlight=False, soft_wrap=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except LabctlError as exc:
+            if as_json:
+                emit_json({"ok": False, "error": str(exc)})
+            else:
+                err_console.print(f"[red]error[/red]: {exc}", highlight=False, soft_wrap=True)
+            sys.exit(EXIT_BAD_INPUT)
+
+    return wrapper
+
+
+def parse_params(values: tuple[str, ...]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise LabctlError(f"--param {item!r}: write it as name=value")
+        params[name.strip()] = value.strip()
+    return params
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+station_option = click.option(
+    "--station", type=click.Path(dir_okay=False), help="Station file (default: instruments/sim.yaml)."
+)
+cell_option = click.option("--cell", help="Cell file, or a preset name such as lfp-2p2ah (default).")
+param_option = click.option(
+    "--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a procedure parameter."
+)
+results_option = click.option(
+    "--results", type=click.Path(file_okay=False), default="results", show_default=True,
+    help="Results store folder.",
+)
+
+
+@click.group()
+@click.version_option(package_name="labctl")
+def main() -> None:
+    """labctl: run battery test procedures on real or simulated benches."""
+
+
+@main.command()
+@click.argument("procedure", type=click.Path(dir_okay=False))
+@station_option
+@cell_option
+@param_option
+@json_option
+@user_errors
+def validate(procedure: str, station: str | None, cell: str | None, params: tuple[str, ...],
+             as_json: bool) -> None:
+    """Check a procedure against a cell and a station without touching hardware."""
+    from labctl.engine.session import prepare
+
+    prep = prepare(procedure, station_path=station, cell_ref=cell, params=parse_params(params))
+    if as_json:
+        emit_json({"ok": True, "procedure": prep.procedure.name, "cell": prep.cell.name,
+                   "station": prep.station.name, "parameters": prep.procedure.parameters})
+    else:
+        console.print(
+            f"[green]ok[/green]: {procedure} is valid for cell {prep.cell.name} on station "
+            f"{prep.station.name}", highlight=False,
+        )
+
+
+def _print_outcome(outcome: Any, as_json: bool) -> None:
+    if as_json:
+        emit_json({"ok": outcome.status == "completed", "run_dir": str(outcome.path),
+                   "status": outcome.status, "reason": outcome.reason, "summary": outcome.summary})
+        return
+    s = outcome.summary
+    colour = "green" if outcome.status == "completed" else "red"
+    console.print(f"run directory: {outcome.path}", highlight=False)
+    console.print(f"status: [{colour}]{outcome.status}[/{colour}] ({outcome.reason})", highlight=False)
+    for key, label, fmt in (
+        ("discharge_capacity_ah", "discharge capacity", "{:.4f} Ah"),
+        ("charge_capacity_ah", "charge capacity", "{:.4f} Ah"),
+        ("discharge_energy_wh", "discharge energy", "{:.4f} Wh"),
+        ("coulombic_efficiency", "coulombic efficiency", "{:.2%}"),
+        ("energy_efficiency", "energy efficiency", "{:.2%}"),
+        ("n_samples", "samples", "{:d}"),
+    ):
+        value = s.get(key)
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            continue
+        console.print(f"  {label}: {fmt.format(value)}", highlight=False)
+
+
+def _exit_for(status: str, reason: str) -> None:
+    if status == "completed":
+        return
+    if "Ctrl-C" in reason or "SIGINT" in reason:
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_RUN_FAILED)
+
+
+@main.command()
+@click.argument("procedure", type=click.Path(dir_okay=False))
+@station_option
+@cell_option
+@param_option
+@results_option
+@click.option("--speed", type=float, help="Pace virtual time: virtual seconds per wall second.")
+@click.option("--no-progress", is_flag=True, help="Do not show the live progress line.")
+@json_option
+@user_errors
+def run(procedure: str, station: str | None, cell: str | None, params: tuple[str, ...],
+        results: str, speed: float | None, no_progress: bool, as_json: bool) -> None:
+    """Validate, then run a procedure; prints the run directory and a summary."""
+    from labctl.engine.control import RunControl, signals_abort
+    from labctl.engine.session import prepare, start_run
+
+    prep = prepare(procedure, station_path=station, cell_ref=cell, params=parse_params(params))
+    control = RunControl()
+    with signals_abort(control):
+        if as_json or no_progress:
+            outcome = start_run(prep, results_root=results, control=control, speed=speed)
+        else:
+            from labctl.progress import RichProgress
+
+            with RichProgress(console) as observer:
+                outcome = start_run(prep, results_root=results, control=control, speed=speed,
+                                    observer=observer)
+    _print_outcome(outcome, as_json)
+    _exit_for(outcome.status, outcome.reason)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--speed", type=float, help="Pace virtual time: virtual seconds per wall second.")
+@json_option
+@user_errors
+def resume(run_dir: str, speed: float | None, as_json: bool) -> None:
+    """Continue an interrupted run from the step that was running."""
+    from labctl.engine.control import RunControl, signals_abort
+    from labctl.engine.session import resume_run
+
+    control = RunControl()
+    with signals_abort(control):
+        outcome = resume_run(run_dir, control=control, speed=speed)
+    _print_outcome(outcome, as_json)
+    _exit_for(outcome.status, outcome.reason)
+
+
+@main.command(name="ls")
+@results_option
+@json_option
+@user_errors
+def list_runs_cmd(results: str, as_json: bool) -> None:
+    """List the runs in a results store."""
+    from labctl.store.catalog import list_runs
+
+    runs = list_runs(Path(results))
+    if as_json:
+        emit_json({"ok": True, "runs": runs})
+        return
+    table = Table("run", "procedure", "cell", "status", "started")
+    for r in runs:
+        table.add_row(str(r.get("run_id")), str(r.get("procedure")), str(r.get("cell")),
+                      str(r.get("status")), str(r.get("started")))
+    console.print(table)
+
+
+def _resolve_run(run: str, results: str) -> Path:
+    path = Path(run)
+    if path.is_dir():
+        return path
+    root = Path(results)
+    matches = sorted(p for p in root.glob(f"{run}*") if p.is_dir()) if root.is_dir() else []
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise LabctlError(f"no run {run!r}: not a folder, and no run id starting so in {root}")
+    raise LabctlError(f"run id {run!r} is ambiguous in {root}: {', '.join(m.name for m in matches)}")
+
+
+@main.command()
+@click.argument("run")
+@results_option
+@json_option
+@user_errors
+def show(run: str, results: str, as_json: bool) -> None:
+    """Summarise one run (a run directory or a run id)."""
+    from labctl.store.run import open_run
+
+    r = open_run(_resolve_run(run, results))
+    summary = r.summary()
+    if as_json:
+        emit_json({"ok": True, "run_dir": str(r.path), "meta": r.meta, "summary": summary,
+                   "steps": r.steps.to_dict(orient="records")})
+        return
+    console.print(f"run directory: {r.path}", highlight=False)
+    for key, value in summary.items():
+        console.print(f"  {key}: {value}", highlight=False)
+    steps = r.steps
+    if len(steps):
+        table = Table("step", "cycle", "kind", "text", "end", "duration s", "Ah in", "Ah out")
+        for row in steps.itertuples():
+            table.add_row(str(row.step_index), str(row.cycle_index), row.kind, row.text,
+                          row.end_reason, f"{row.duration_s:.1f}", f"{row.charge_capacity_ah:.4f}",
+                          f"{row.discharge_capacity_ah:.4f}")
+        console.print(table)
+
+
+@main.command()
+@click.argument("run")
+@click.option("--format", "fmt", required=True, help="csv, parquet or bdf (or a plugin's format).")
+@click.option("-o", "--output", required=True, type=click.Path(), help="Where to write.")
+@results_option
+@json_option
+@user_errors
+def export(run: str, fmt: str, output: str, results: str, as_json: bool) -> None:
+    """Export a run's data (BDF = Battery Data Format column names)."""
+    from labctl.plugins import build_registry
+    from labctl.store.run import open_run
+
+    r = open_run(_resolve_run(run, results))
+    exporter = build_registry().get("exporter", fmt)
+    written = exporter.export(r, Path(output))
+    if as_json:
+        emit_json({"ok": True, "format": fmt, "output": str(written)})
+    else:
+        console.print(f"wrote {written}", highlight=False)
+
+
+@main.command()
+@station_option
+@json_option
+@user_errors
+def plugins(station: str | None, as_json: bool) -> None:
+    """List every registered driver, step type, analysis and exporter, and where it came from."""
+    from labctl.plugins import build_registry, local_plugin_files
+
+    registry = build_registry(local_plugin_files(station) if station else [])
+    items = sorted(registry.all(), key=lambda r: (r.kind, r.name))
+    if as_json:
+        emit_json({"ok": True, "plugins": [
+            {"kind": r.kind, "name": r.name, "source": r.source,
+             "description": getattr(r.info, "description", "")} for r in items]})
+        return
+    table = Table("kind", "name", "source", "description")
+    for r in items:
+        table.add_row(r.kind, r.name, r.source, getattr(r.info, "description", ""))
+    console.print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

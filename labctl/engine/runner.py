@@ -1,0 +1,380 @@
+"""The engine: runs a procedure's plan on a station, one leaf step at a time.
+
+It is the only code that touches instruments during a run. For every step it
+checks the step against the limits again (Python procedures can only be
+checked now), streams the instrument's samples into the journal, double-checks
+every sample against the safety limits, and records why the step ended. Any
+abort, fault or signal leaves every output in its safe state, and says so in
+the journal and the log.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import traceback
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from labctl.capabilities.cycler import EndKind, SampleBatch, StepEnd
+from labctl.capabilities.steps import ChamberStep, ElectricalStep
+from labctl.cells.spec import CellSpec
+from labctl.engine.accounting import CycleCounter, StepAccounting, truncate
+from labctl.engine.control import RunControl
+from labctl.engine.observer import RunObserver
+from labctl.engine.remaining import remaining_step
+from labctl.errors import LabctlError, SafetyError
+from labctl.procedures import check_step
+from labctl.procedures.model import CompiledProcedure, PlannedStep
+from labctl.records import StepResult
+from labctl.station import Station
+from labctl.store.tables import StepAccumulator
+
+_PAUSED = object()  # internal: a segment stopped because a pause was requested
+STATUS_INTERVAL_S = 1.0
+
+
+@dataclass
+class Continuation:
+    """A step that was running when the previous session ended."""
+
+    step_index: int
+    cycle_index: int
+    path: str
+    text: str
+    start_test_time_s: float
+    elapsed_s: float
+    moved_ah: float
+    samples: dict[str, np.ndarray]  # what the journal holds of it
+
+
+@dataclass
+class ResumeState:
+    results: list[StepResult]
+    continuation: Continuation | None
+    counter: CycleCounter
+    last_step_index: int
+    session: int
+    instrument_states: dict[str, dict] = field(default_factory=dict)
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        procedure: CompiledProcedure,
+        station: Station,
+        cell: CellSpec,
+        journal: Any,
+        rundir: Any,
+        unix_origin_s: float,
+        time_origin_s: float = 0.0,
+        observer: RunObserver | None = None,
+        control: RunControl | None = None,
+        resume: ResumeState | None = None,
+    ):
+        self.proc = procedure
+        self.station = station
+        self.cell = cell
+        self.journal = journal
+        self.rundir = rundir
+        self.clock = station.clock
+        self.unix_origin_s = unix_origin_s
+        self.time_origin_s = time_origin_s
+        self.observer = observer or RunObserver()
+        self.control = control or RunControl()
+        self.resume = resume
+        self.counter = resume.counter if resume else CycleCounter()
+        self.step_index = resume.last_step_index if resume else 0
+        self._status_written = 0.0
+        self._live: dict[str, Any] = {}
+
+    # -- helpers -----------------------------------------------------------------------------
+    def test_time(self) -> float:
+        return self.clock.now() - self.time_origin_s
+
+    def log(self, level: str, message: str) -> None:
+        self.journal.append_event(
+            {"type": "log", "level": level, "message": message, "test_time_s": self.test_time()}
+        )
+        self.rundir.append_log(f"[{self.test_time():12.1f} s] {level.upper():7s} {message}")
+        self.observer.log(level, message)
+
+    def make_safe(self, why: str) -> None:
+        failures = self.station.safe_state()
+        if failures:
+            self.log("error", f"{why}; could NOT make safe: {'; '.join(failures)}")
+        else:
+            self.log("warning", f"{why}; all outputs set to a safe state")
+
+    # -- the run -------------------------------------------------------------------------------
+    def run(self) -> tuple[str, str]:
+        """Execute the plan; returns (status, reason). Outputs are safe afterwards."""
+        if self.resume:
+            self.journal.append_event(
+                {"type": "resume", "test_time_s": self.test_time(), "session": self.resume.session}
+            )
+            self.log("info", f"resumed (session {self.resume.session})")
+        else:
+            self.journal.append_event(
+                {"type": "run_start", "test_time_s": self.test_time(), "unix_time_s": self.unix_origin_s}
+            )
+        self.observer.run_started({"procedure": self.proc.name})
+        try:
+            status, reason = self._execute()
+        except KeyboardInterrupt:
+            status, reason = "aborted", "stopped by user (Ctrl-C)"
+        except SafetyError as exc:
+            status, reason = "aborted", f"step rejected before it started: {exc}"
+        except LabctlError as exc:
+            status, reason = "faulted", str(exc)
+        except Exception as exc:  # a bug must still leave the bench safe and the data kept
+            status, reason = "faulted", f"internal error: {type(exc).__name__}: {exc}"
+            self.rundir.append_log(traceback.format_exc())
+        if status == "completed":
+            self.station.safe_state()
+            self.log("info", "run completed; outputs off")
+        else:
+            self.make_safe(f"run {status}: {reason}")
+        self.journal.append_event(
+            {"type": "run_end", "status": status, "reason": reason, "test_time_s": self.test_time()}
+        )
+        self.journal.sync()
+        self._write_status(force=True, state=status)
+        self.observer.run_ended(status, reason)
+        return status, reason
+
+    def _execute(self) -> tuple[str, str]:
+        plan = self.proc.plan()
+        replay = list(self.resume.results) if self.resume else []
+        continuation = self.resume.continuation if self.resume else None
+        try:
+            planned = next(plan)
+        except StopIteration:
+            return "completed", "the procedure has no steps"
+        k = 0
+        while True:
+            if k < len(replay):
+                result = replay[k]
+                if result.text != planned.step.text:
+                    raise LabctlError(
+                        f"cannot resume: step {result.step_index} was {result.text!r} in the run "
+                        f"but the procedure now gives {planned.step.text!r} (was it edited?)"
+                    )
+                k += 1
+            else:
+                if self.control.abort_reason:
+                    return "aborted", self.control.abort_reason
+                result = self._run_planned(planned, continuation)
+                continuation = None
+                if result.end_kind in (EndKind.SAFETY.value, EndKind.ABORTED.value):
+                    return "aborted", result.end_reason
+                if result.end_kind == EndKind.FAULT.value:
+                    return "faulted", result.end_reason
+            try:
+                planned = plan.send(result)
+            except StopIteration:
+                return "completed", "all steps done"
+
+    # -- one leaf step ----------------------------------------------------------------------
+    def _run_planned(self, planned: PlannedStep, continuation: Continuation | None) -> StepResult:
+        step = planned.step
+        if continuation is None:
+            if planned.new_cycle:
+                self.counter.start_new_cycle()
+            problems = check_step(step, cell=self.cell, station=self.station.spec, safety=self.proc.safety)
+            if problems:
+                raise SafetyError("; ".join(str(p) for p in problems))
+            self.step_index += 1
+            index = self.step_index
+            self.journal.append_event(
+                {
+                    "type": "step_start",
+                    "step_index": index,
+                    "cycle_index": self.counter.cycle_index,
+                    "path": planned.path,
+                    "kind": step.kind,
+                    "text": step.text,
+                    "test_time_s": self.test_time(),
+                }
+            )
+            acc = StepAccumulator(index, self.counter.cycle_index, step.kind, step.text, planned.path)
+            elapsed, moved = 0.0, 0.0
+        else:
+            if continuation.text != step.text:
+                raise LabctlError(
+                    f"cannot resume: the interrupted step was {continuation.text!r} but the "
+                    f"procedure now gives {step.text!r} (was it edited?)"
+                )
+            index = continuation.step_index
+            acc = StepAccumulator(index, continuation.cycle_index, step.kind, step.text, planned.path)
+            if len(continuation.samples["test_time_s"]):
+                acc.feed(continuation.samples)
+            elapsed, moved = continuation.elapsed_s, continuation.moved_ah
+            self.log("info", f"continuing step {index} ({step.text}) after {elapsed:.1f} s")
+        self._live.update(step_index=index, step=step.text, cycle_index=self.counter.cycle_index)
+        self.observer.step_started(index, self.counter.cycle_index, planned)
+        end = self._execute_leaf(step, index, acc, elapsed, moved, resumed=continuation is not None)
+        result = acc.result(end.kind.value, end.reason)
+        self.journal.append_event({"type": "step_end", "result": result.as_dict()})
+        self.observer.step_ended(result)
+        return result
+
+    def _execute_leaf(
+        self, step: Any, index: int, acc: StepAccumulator, elapsed: float, moved: float, resumed: bool
+    ) -> StepEnd:
+        if isinstance(step, ChamberStep):
+            from labctl.engine.chamber import run_chamber_step
+
+            return run_chamber_step(self, step, index, acc)
+        if not isinstance(step, ElectricalStep):
+            raise LabctlError(f"no instrument can run a step of type {type(step).__name__}")
+        original = step
+        drop_first = resumed
+        while True:
+            seg_start = self.test_time()
+            todo = remaining_step(original, elapsed, moved)
+            if todo is None:
+                return StepEnd(EndKind.TIME, "time elapsed")
+            end = self.run_electrical(todo, index, acc, drop_first=drop_first)
+            if end is not _PAUSED:
+                return end
+            elapsed += self.test_time() - seg_start
+            moved = acc_moved(acc)
+            self._wait_while_paused()
+            if self.control.abort_reason:
+                return StepEnd(EndKind.ABORTED, self.control.abort_reason)
+            drop_first = True
+
+    def run_electrical(
+        self, step: ElectricalStep, index: int, acc: StepAccumulator, drop_first: bool = False
+    ) -> Any:
+        cycler = self.station.get("cycler")
+        if cycler is None:
+            raise LabctlError(f"step {step.text!r} needs a cycler, and the station has none")
+        accounting = StepAccounting(self.counter, index, self.test_time(), self.unix_origin_s)
+        batches = cycler.run_step(step, self.proc.safety, step.logging)
+        return self.stream(batches, accounting, acc, index, drop_first)
+
+    def stream(
+        self,
+        batches: Generator[SampleBatch, None, StepEnd],
+        accounting: StepAccounting,
+        acc: StepAccumulator,
+        index: int,
+        drop_first: bool = False,
+    ) -> Any:
+        """Pump an instrument's batches into the journal, checking each sample."""
+        first = True
+        try:
+            while True:
+                try:
+                    batch = next(batches)
+                except StopIteration as stop:
+                    return stop.value or StepEnd(EndKind.CONDITION, "step ended")
+                cols = accounting.columns(batch, drop_first=drop_first and first)
+                first = False
+                n = len(cols["test_time_s"])
+                violation = None
+                if n:
+                    violation = self.proc.safety.first_violation(
+                        cols["voltage_v"], cols["current_a"], cols["temperature_c"]
+                    )
+                    if violation is not None:
+                        cols = truncate(cols, violation[0] + 1)
+                    self.journal.append_samples(cols)
+                    acc.feed(cols)
+                    self.observer.samples(cols)
+                    self._note_live(cols)
+                if batch.state is not None:
+                    self._journal_state(index, batch.state)
+                if violation is not None:
+                    batches.close()
+                    self.make_safe(violation[1])
+                    return StepEnd(EndKind.SAFETY, violation[1])
+                if self.control.abort_reason:
+                    batches.close()
+                    return StepEnd(EndKind.ABORTED, self.control.abort_reason)
+                if self.proc.max_duration_s is not None and self.test_time() > self.proc.max_duration_s:
+                    batches.close()
+                    return StepEnd(
+                        EndKind.ABORTED,
+                        f"the run passed its maximum duration of {self.proc.max_duration_s:g} s",
+                    )
+                if self.control.pause_requested:
+                    batches.close()
+                    return _PAUSED
+        except LabctlError as exc:
+            _close_quietly(batches)
+            self.make_safe(f"instrument fault: {exc}")
+            return StepEnd(EndKind.FAULT, f"instrument fault: {exc}")
+        except KeyboardInterrupt:
+            _close_quietly(batches)
+            raise
+
+    # -- live status, state snapshots, pause -------------------------------------------------
+    def _journal_state(self, index: int, cycler_state: dict) -> None:
+        states = {"cycler": cycler_state}
+        chamber = self.station.get("chamber")
+        if chamber is not None and hasattr(chamber, "get_state"):
+            states["chamber"] = chamber.get_state()
+        self.journal.append_event(
+            {"type": "state", "step_index": index, "test_time_s": self.test_time(), "instruments": states}
+        )
+
+    def _note_live(self, cols: dict[str, np.ndarray]) -> None:
+        self._live.update(
+            test_time_s=float(cols["test_time_s"][-1]),
+            voltage_v=float(cols["voltage_v"][-1]),
+            current_a=float(cols["current_a"][-1]),
+            temperature_c=_finite_or_none(cols["temperature_c"][-1]),
+        )
+        self._write_status()
+
+    def _write_status(self, force: bool = False, state: str = "running") -> None:
+        """A small status.json others can read (labctl status, dashboards); at most 1 Hz."""
+        now = time.monotonic()
+        if not force and now - self._status_written < STATUS_INTERVAL_S:
+            return
+        self._status_written = now
+        status = dict(self._live, state=state, procedure=self.proc.name, pid=os.getpid(),
+                      updated_unix_s=time.time())
+        path = self.rundir.path / "status.json"
+        tmp = path.with_suffix(".json.tmp")
+        try:
+            tmp.write_text(json.dumps(status))
+            os.replace(tmp, path)
+        except OSError:
+            pass  # live status is a convenience; the journal is the record
+
+    def _wait_while_paused(self) -> None:
+        self.make_safe("paused")
+        self._write_status(force=True, state="paused")
+        while self.control.pause_requested and not self.control.abort_reason:
+            time.sleep(0.1)
+        if not self.control.abort_reason:
+            self.log("info", "continuing after pause")
+            if hasattr(self.clock, "reset_pacing"):
+                self.clock.reset_pacing()
+
+
+def acc_moved(acc: StepAccumulator) -> float:
+    """Charge moved so far in the step (magnitude), from the accumulator's partial result."""
+    partial = acc.result("condition", "")
+    return float(partial.charge_capacity_ah + partial.discharge_capacity_ah)
+
+
+def _close_quietly(gen: Generator) -> None:
+    try:
+        gen.close()
+    except Exception:
+        pass
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None

@@ -1,0 +1,280 @@
+"""Start and resume runs: validate first, then build the station, run, finalize.
+
+Nothing touches an instrument until the procedure, the cell and the station
+have all been read and checked against each other (`prepare`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from labctl.cells import load_cell
+from labctl.cells.spec import CellSpec
+from labctl.clock import VirtualClock, WallClock
+from labctl.engine.accounting import COUNTERS, CycleCounter
+from labctl.engine.control import RunControl
+from labctl.engine.observer import RunObserver
+from labctl.engine.runner import Continuation, Engine, ResumeState
+from labctl.errors import LabctlError
+from labctl.plugins import Registry, build_registry, local_plugin_files
+from labctl.procedures import load_procedure
+from labctl.procedures.model import CompiledProcedure
+from labctl.records import StepResult
+from labctl.station import find_default_station, load_station, make_clock, open_station
+from labctl.station_spec import StationSpec
+from labctl.store.journal import JournalWriter, read_journal
+from labctl.store.run import open_run
+from labctl.store.rundir import RunDir, effective_status, new_run_id
+from labctl.store.tables import finalize
+
+DEFAULT_RESULTS = "results"
+
+
+@dataclass
+class Prepared:
+    """A procedure checked against a cell and a station, ready to run."""
+
+    procedure: CompiledProcedure
+    cell: CellSpec
+    station: StationSpec
+    registry: Registry
+    procedure_path: Path
+    params: dict[str, str]
+
+
+@dataclass
+class RunOutcome:
+    path: Path
+    status: str
+    reason: str
+    summary: dict[str, Any]
+
+
+def prepare(
+    procedure_path: str | Path,
+    *,
+    station_path: str | Path | None = None,
+    cell_ref: str | Path | None = None,
+    params: dict[str, str] | None = None,
+) -> Prepared:
+    """Load and validate everything; raises ValidationError/LabctlError (exit 2) on any problem."""
+    station_file = Path(station_path) if station_path else find_default_station()
+    registry = build_registry(local_plugin_files(station_file))
+    station = load_station(station_file, registry)
+    from labctl.cells import DEFAULT_CELL
+
+    cell = load_cell(cell_ref or DEFAULT_CELL)
+    params = dict(params or {})
+    procedure = load_procedure(procedure_path, cell=cell, station=station, params=params)
+    return Prepared(procedure, cell, station, registry, Path(procedure_path), params)
+
+
+def _read_text(path: str | None) -> str | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+def start_run(
+    prep: Prepared,
+    *,
+    results_root: str | Path = DEFAULT_RESULTS,
+    observer: RunObserver | None = None,
+    control: RunControl | None = None,
+    speed: float | None = None,
+) -> RunOutcome:
+    """Run a prepared procedure from the beginning in a new run directory."""
+    clock = make_clock(prep.station, speed=speed)
+    station = open_station(prep.station, prep.cell, registry=prep.registry, clock=clock)
+    started = time.time()
+    proc = prep.procedure
+    meta = {
+        "status": "running",
+        "reason": "",
+        "procedure": {
+            "name": proc.name,
+            "file": str(prep.procedure_path.resolve()),
+            "sha256": proc.sha256,
+            "included_files": list(proc.included_files),
+        },
+        "parameters": proc.parameters,
+        "param_overrides": prep.params,
+        "cell": {
+            "name": prep.cell.name,
+            "chemistry": prep.cell.chemistry,
+            "capacity_ah": prep.cell.capacity_ah,
+            "file": str(Path(prep.cell.source).resolve()) if prep.cell.source else None,
+        },
+        "station": {
+            "name": prep.station.name,
+            "file": str(Path(prep.station.source).resolve()) if prep.station.source else None,
+            "instruments": station.identities(),
+        },
+        "safety": dict(proc.safety.__dict__),
+        "started_unix_s": started,
+        "ended_unix_s": None,
+        "clock": "realtime" if prep.station.clock == "realtime" else "virtual",
+        "sessions": [{"started_unix_s": started, "pid": os.getpid(), "host": socket.gethostname()}],
+    }
+    run_id = new_run_id(proc.name, prep.cell.name, started)
+    rundir = RunDir.create(Path(results_root), run_id, meta)
+    rundir.save_input("procedure" + (prep.procedure_path.suffix or ".yaml"), proc.text)
+    for name, source in (("cell.yaml", prep.cell.source), ("station.yaml", prep.station.source)):
+        text = _read_text(source)
+        if text is not None:
+            rundir.save_input(name, text)
+    journal = JournalWriter.create(rundir.path)
+    engine = Engine(
+        procedure=proc,
+        station=station,
+        cell=prep.cell,
+        journal=journal,
+        rundir=rundir,
+        unix_origin_s=started,
+        time_origin_s=clock.now(),
+        observer=observer,
+        control=control,
+    )
+    return _finish(engine, rundir, journal, station)
+
+
+def _finish(engine: Engine, rundir: RunDir, journal: Any, station: Any) -> RunOutcome:
+    try:
+        status, reason = engine.run()
+    finally:
+        journal.close()
+        station.close()
+    finalize(rundir.path)
+    summary = open_run(rundir.path).summary()
+    rundir.update_meta(status=status, reason=reason, ended_unix_s=time.time(), summary=summary)
+    return RunOutcome(rundir.path, status, reason, summary)
+
+
+# -- resume ----------------------------------------------------------------------------------
+
+def _resume_state(run_path: Path, session: int) -> tuple[ResumeState, float]:
+    """Rebuild the engine's position from the journal; returns it and the last test time."""
+    data = read_journal(run_path)
+    events = data.events
+    samples = data.samples
+    results = [StepResult.from_dict(e["result"]) for e in events if e.get("type") == "step_end"]
+    ended = {r.step_index for r in results}
+    starts = [e for e in events if e.get("type") == "step_start"]
+    open_starts = [e for e in starts if e["step_index"] not in ended]
+    times = samples["test_time_s"]
+    last_time = float(times[-1]) if len(times) else 0.0
+    for e in events:
+        last_time = max(last_time, float(e.get("test_time_s", 0.0) or 0.0))
+
+    counter = CycleCounter()
+    last_start_cycle = int(starts[-1]["cycle_index"]) if starts else 1
+    if len(times):
+        counter.cycle_index = int(samples["cycle_index"][-1])
+        for name in COUNTERS:
+            setattr(counter, name, float(samples[name][-1]))
+        counter.active = counter.charge_capacity_ah > 0 or counter.discharge_capacity_ah > 0
+    if last_start_cycle > counter.cycle_index:
+        counter = CycleCounter(cycle_index=last_start_cycle)
+
+    continuation = None
+    if open_starts:
+        start = open_starts[-1]
+        mask = samples["step_index"] == start["step_index"]
+        step_samples = {k: v[mask] for k, v in samples.items()}
+        st = step_samples["test_time_s"]
+        elapsed = float(st[-1] - start["test_time_s"]) if len(st) else 0.0
+        moved = 0.0
+        if len(st):
+            moved = float(
+                step_samples["charge_capacity_ah"][-1] - step_samples["charge_capacity_ah"][0]
+                + step_samples["discharge_capacity_ah"][-1] - step_samples["discharge_capacity_ah"][0]
+            )
+        continuation = Continuation(
+            step_index=int(start["step_index"]),
+            cycle_index=int(start["cycle_index"]),
+            path=start.get("path", ""),
+            text=start.get("text", ""),
+            start_test_time_s=float(start["test_time_s"]),
+            elapsed_s=elapsed,
+            moved_ah=moved,
+            samples=step_samples,
+        )
+    states: dict[str, dict] = {}
+    for e in events:
+        if e.get("type") == "state" and float(e.get("test_time_s", 0.0)) <= last_time + 1e-6:
+            states = e.get("instruments", {})
+    last_index = max([int(e["step_index"]) for e in starts], default=0)
+    state = ResumeState(results, continuation, counter, last_index, session, states)
+    return state, last_time
+
+
+def resume_run(
+    run_path: str | Path,
+    *,
+    observer: RunObserver | None = None,
+    control: RunControl | None = None,
+    speed: float | None = None,
+) -> RunOutcome:
+    """Continue an interrupted run from the step that was running when it stopped."""
+    rundir = RunDir.open(Path(run_path))
+    meta = rundir.meta
+    status = effective_status(meta)
+    if status != "interrupted":
+        raise LabctlError(
+            f"{rundir.path}: run is {status!r}; only an interrupted run (its process died) can be "
+            "resumed"
+        )
+    proc_meta, cell_meta, station_meta = meta["procedure"], meta["cell"], meta["station"]
+    prep = prepare(
+        proc_meta["file"],
+        station_path=station_meta.get("file"),
+        cell_ref=cell_meta.get("file") or cell_meta.get("name"),
+        params=meta.get("param_overrides") or {},
+    )
+    if prep.procedure.sha256 != proc_meta.get("sha256"):
+        raise LabctlError(
+            f"{proc_meta['file']}: the procedure changed since the run started (sha256 differs); "
+            "restore it to resume"
+        )
+    sessions = list(meta.get("sessions", []))
+    state, last_time = _resume_state(rundir.path, len(sessions) + 1)
+    started = meta["started_unix_s"]
+    if prep.station.clock == "realtime":
+        clock = WallClock()
+        gap = max(0.0, time.time() - (started + last_time))
+        time_origin = clock.now() - (last_time + gap)
+    else:
+        env_speed = os.environ.get("LABCTL_SIM_SPEED")
+        pace = speed if speed is not None else (float(env_speed) if env_speed else prep.station.speed)
+        clock = VirtualClock(start=last_time, speed=pace)
+        time_origin = 0.0
+    station = open_station(prep.station, prep.cell, registry=prep.registry, clock=clock)
+    for role, snapshot in state.instrument_states.items():
+        inst = station.get(role)
+        if inst is not None and hasattr(inst, "set_state"):
+            inst.set_state(snapshot)
+    sessions.append({"started_unix_s": time.time(), "pid": os.getpid(), "host": socket.gethostname()})
+    rundir.update_meta(status="running", reason="", pid=os.getpid(), host=socket.gethostname(),
+                       sessions=sessions)
+    journal = JournalWriter.open_for_append(rundir.path)
+    engine = Engine(
+        procedure=prep.procedure,
+        station=station,
+        cell=prep.cell,
+        journal=journal,
+        rundir=rundir,
+        unix_origin_s=started,
+        time_origin_s=time_origin,
+        observer=observer,
+        control=control,
+        resume=state,
+    )
+    return _finish(engine, rundir, journal, station)

@@ -1,0 +1,193 @@
+"""Hook specifications and the plugin manager: labctl's one extension point.
+
+Drivers, step types, analyses and exporters are all contributed through these
+hooks, built-ins included. Plugins are found in three places, like pytest's:
+built-in modules, the `labctl` entry-point group of installed packages, and
+`*.py` files beside a station file (a lab's own drivers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from labctl.errors import LabctlError
+
+PROJECT = "labctl"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+BUILTIN_PLUGINS = (
+    "labctl.drivers.sim_drivers",
+    "labctl.builtin_plugins",
+)
+
+
+@dataclass(frozen=True)
+class DriverInfo:
+    """A driver: builds an instrument for a role from a station-file binding.
+
+    `factory(binding, context)` gets the `InstrumentSpec` and a `BuildContext`
+    (shared clock, simulated world, cell) and returns the instrument.
+    """
+
+    name: str
+    roles: tuple[str, ...]
+    factory: Callable[..., Any]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class StepTypeInfo:
+    """A structured procedure step keyword (e.g. `chamber:`) and what it does."""
+
+    keyword: str
+    description: str = ""
+    compile: Callable[..., Any] | None = None  # None: handled by the core compiler
+
+
+@dataclass(frozen=True)
+class AnalysisInfo:
+    name: str
+    description: str = ""
+    run: Callable[..., Any] | None = None
+
+
+@dataclass(frozen=True)
+class ExporterInfo:
+    name: str  # the --format value
+    description: str = ""
+    export: Callable[..., Any] | None = None
+
+
+class LabctlHookSpecs:
+    """The hooks a labctl plugin may implement (each returns a list)."""
+
+    @hookspec
+    def labctl_drivers(self) -> list[DriverInfo]:
+        """Instrument drivers this plugin provides."""
+
+    @hookspec
+    def labctl_step_types(self) -> list[StepTypeInfo]:
+        """Structured procedure step types this plugin provides."""
+
+    @hookspec
+    def labctl_analyses(self) -> list[AnalysisInfo]:
+        """Analyses this plugin provides."""
+
+    @hookspec
+    def labctl_exporters(self) -> list[ExporterInfo]:
+        """Export formats this plugin provides."""
+
+
+@dataclass(frozen=True)
+class Registered:
+    """One registered item and where it came from."""
+
+    kind: str  # driver, step_type, analysis, exporter
+    name: str
+    source: str  # "builtin: module", "entry point: dist", "file: path"
+    info: Any
+
+
+@dataclass
+class Registry:
+    """Everything the plugins contributed, by kind and name."""
+
+    items: dict[str, dict[str, Registered]] = field(default_factory=dict)
+
+    def get(self, kind: str, name: str) -> Any:
+        try:
+            return self.items[kind][name].info
+        except KeyError:
+            known = ", ".join(sorted(self.items.get(kind, {}))) or "none"
+            raise LabctlError(f"unknown {kind.replace('_', ' ')} {name!r}; registered: {known}") from None
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.items.get(kind, {}))
+
+    def all(self) -> list[Registered]:
+        return [r for by_name in self.items.values() for r in by_name.values()]
+
+
+_HOOKS = {
+    "driver": "labctl_drivers",
+    "step_type": "labctl_step_types",
+    "analysis": "labctl_analyses",
+    "exporter": "labctl_exporters",
+}
+
+
+def _load_local_plugin(path: Path) -> Any:
+    """Import a lab's plugin file under a unique module name (like conftest.py)."""
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+    module_name = f"labctl_local_{path.stem}_{digest}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise LabctlError(f"{path}: cannot load plugin file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # a lab's own file: report it, do not crash with a traceback
+        del sys.modules[module_name]
+        raise LabctlError(f"{path}: plugin file failed to load: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def plugin_manager(local_files: Iterable[str | Path] = ()) -> pluggy.PluginManager:
+    """A plugin manager with built-ins, installed entry points and local files."""
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(LabctlHookSpecs)
+    for name in BUILTIN_PLUGINS:
+        pm.register(importlib.import_module(name), name=f"builtin: {name}")
+    pm.load_setuptools_entrypoints(PROJECT)
+    for path in local_files:
+        p = Path(path)
+        pm.register(_load_local_plugin(p), name=f"file: {p}")
+    return pm
+
+
+def _source_of(pm: pluggy.PluginManager, plugin_name: str) -> str:
+    if plugin_name.startswith(("builtin: ", "file: ")):
+        return plugin_name
+    for plugin, dist in pm.list_plugin_distinfo():
+        if pm.get_name(plugin) == plugin_name:
+            return f"entry point: {dist.project_name} {dist.version}"
+    return f"plugin: {plugin_name}"
+
+
+def build_registry(local_files: Iterable[str | Path] = ()) -> Registry:
+    """Call every plugin's hooks and index what they provide; duplicates are errors."""
+    pm = plugin_manager(local_files)
+    registry = Registry()
+    for kind, hook_name in _HOOKS.items():
+        by_name: dict[str, Registered] = {}
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            source = _source_of(pm, impl.plugin_name)
+            for info in impl.function() or []:
+                name = info.name if hasattr(info, "name") else info.keyword
+                if name in by_name:
+                    raise LabctlError(
+                        f"{kind} {name!r} is registered twice: by {by_name[name].source} and by {source}"
+                    )
+                by_name[name] = Registered(kind, name, source, info)
+        registry.items[kind] = by_name
+    return registry
+
+
+def local_plugin_files(station_file: str | Path | None) -> list[Path]:
+    """The `*.py` files beside a station file, in name order."""
+    if station_file is None:
+        return []
+    folder = Path(station_file).resolve().parent
+    return sorted(p for p in folder.glob("*.py") if not p.name.startswith("_"))

@@ -1,0 +1,233 @@
+"""Station files: which driver fills which role, with which settings and ranges.
+
+```yaml
+name: Simulated bench
+clock: virtual          # virtual (as fast as the CPU allows) | realtime
+speed: null             # optional: pace virtual time at N virtual seconds per wall second
+instruments:
+  cycler:
+    driver: sim-cycler
+    ranges: {max_current_a: 20, max_voltage_v: 5, min_voltage_v: 0}
+    calibration_due: 2027-06-30
+    noise: {voltage_v: 0.0002}   # every other key is a driver setting
+  chamber:
+    driver: sim-chamber
+    ranges: {min_temperature_c: -40, max_temperature_c: 150}
+```
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labctl.capabilities import ROLES
+from labctl.cells.spec import CellSpec
+from labctl.clock import Clock, VirtualClock, WallClock
+from labctl.errors import LabctlError, Problem, ValidationError
+from labctl.plugins import Registry, build_registry, local_plugin_files
+from labctl.station_spec import InstrumentSpec, StationSpec
+from labctl.yamlio import LocatedDoc, load_file
+
+DEFAULT_STATION = "instruments/sim.yaml"
+_TOP_KEYS = {"name", "description", "clock", "speed", "instruments"}
+_BINDING_KEYS = {"driver", "ranges", "calibration_due", "description"}
+
+
+def find_default_station() -> Path:
+    """`instruments/sim.yaml` in the current directory or a parent, else in the labctl checkout."""
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / DEFAULT_STATION
+        if candidate.is_file():
+            return candidate
+    checkout = Path(__file__).resolve().parent.parent / DEFAULT_STATION
+    if checkout.is_file():
+        return checkout
+    raise LabctlError(
+        f"no station given and no {DEFAULT_STATION} found here or in a parent folder; "
+        "pass --station FILE"
+    )
+
+
+def _number(doc: LocatedDoc, path: tuple, value: Any, problems: list[Problem]) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        problems.append(doc.problem(path, f"must be a finite number, got {value!r}"))
+        return None
+    return float(value)
+
+
+def load_station(path: str | Path, registry: Registry | None = None) -> StationSpec:
+    """Read and check a station file; unknown drivers and roles are errors."""
+    doc = load_file(path)
+    problems: list[Problem] = []
+    data = doc.data
+    if not isinstance(data, dict):
+        raise ValidationError([doc.problem((), "a station file is a mapping with 'instruments:'")])
+    for key in data:
+        if key not in _TOP_KEYS:
+            problems.append(doc.problem((key,), f"unknown field {key!r}; allowed: {', '.join(sorted(_TOP_KEYS))}"))
+    clock = data.get("clock", "virtual")
+    if clock not in ("virtual", "realtime"):
+        problems.append(doc.problem(("clock",), f"must be 'virtual' or 'realtime', got {clock!r}"))
+    speed = data.get("speed")
+    if speed is not None:
+        speed = _number(doc, ("speed",), speed, problems)
+        if speed is not None and speed <= 0:
+            problems.append(doc.problem(("speed",), "must be > 0 (virtual seconds per wall second)"))
+    plugin_files = local_plugin_files(path)
+    if registry is None:
+        registry = build_registry(plugin_files)
+    instruments: dict[str, InstrumentSpec] = {}
+    raw = data.get("instruments")
+    if not isinstance(raw, dict) or not raw:
+        problems.append(doc.problem(("instruments",), "must map roles (cycler, chamber, ...) to drivers"))
+        raw = {}
+    for role, binding in raw.items():
+        where = ("instruments", role)
+        if role not in ROLES:
+            problems.append(doc.problem(where, f"unknown role {role!r}; allowed: {', '.join(ROLES)}"))
+            continue
+        if not isinstance(binding, dict) or "driver" not in binding:
+            problems.append(doc.problem(where, "needs at least 'driver: NAME'"))
+            continue
+        driver = binding["driver"]
+        drivers = registry.names("driver")
+        if driver not in drivers:
+            problems.append(
+                doc.problem(where + ("driver",), f"unknown driver {driver!r}; registered: {', '.join(drivers)}")
+            )
+            continue
+        info = registry.get("driver", driver)
+        if role not in info.roles:
+            problems.append(
+                doc.problem(
+                    where + ("driver",),
+                    f"driver {driver!r} cannot fill role {role!r}; it provides: {', '.join(info.roles)}",
+                )
+            )
+        ranges: dict[str, float] = {}
+        raw_ranges = binding.get("ranges", {}) or {}
+        if not isinstance(raw_ranges, dict):
+            problems.append(doc.problem(where + ("ranges",), "must be a mapping of name_unit: number"))
+            raw_ranges = {}
+        for name, value in raw_ranges.items():
+            number = _number(doc, where + ("ranges", name), value, problems)
+            if number is not None:
+                ranges[name] = number
+        settings = {k: v for k, v in binding.items() if k not in _BINDING_KEYS}
+        due = binding.get("calibration_due")
+        instruments[role] = InstrumentSpec(
+            role=role,
+            driver=driver,
+            settings=settings,
+            ranges=ranges,
+            calibration_due=None if due is None else str(due),
+        )
+    if problems:
+        raise ValidationError(problems)
+    return StationSpec(
+        name=str(data.get("name", Path(path).stem)),
+        instruments=instruments,
+        clock=clock,
+        speed=speed,
+        source=str(path),
+        plugin_files=tuple(str(p) for p in plugin_files),
+    )
+
+
+@dataclass
+class BuildContext:
+    """What drivers get besides their own binding: the shared clock, world and cell."""
+
+    clock: Clock
+    cell: CellSpec
+    station: StationSpec
+    shared: dict[str, Any] = field(default_factory=dict)  # e.g. the one SimWorld
+
+    def shared_object(self, key: str, make: Any) -> Any:
+        """One object per station run shared by several drivers (the simulated world)."""
+        if key not in self.shared:
+            self.shared[key] = make()
+        return self.shared[key]
+
+
+@dataclass
+class Station:
+    """Instruments built from a station file, by role."""
+
+    spec: StationSpec
+    clock: Clock
+    instruments: dict[str, Any]
+    context: BuildContext
+
+    def __getitem__(self, role: str) -> Any:
+        return self.instruments[role]
+
+    def get(self, role: str) -> Any | None:
+        return self.instruments.get(role)
+
+    def identities(self) -> dict[str, dict]:
+        out = {}
+        for role, inst in self.instruments.items():
+            ident = dict(inst.identify()) if hasattr(inst, "identify") else {}
+            ident["driver"] = self.spec.instruments[role].driver
+            if self.spec.instruments[role].calibration_due:
+                ident["calibration_due"] = self.spec.instruments[role].calibration_due
+            out[role] = ident
+        return out
+
+    def safe_state(self) -> list[str]:
+        """Every instrument to its safe state; returns what failed (never raises)."""
+        failures = []
+        for role, inst in self.instruments.items():
+            try:
+                inst.safe_state()
+            except Exception as exc:  # keep going: the others must still be made safe
+                failures.append(f"{role}: {type(exc).__name__}: {exc}")
+        return failures
+
+    def close(self) -> None:
+        for inst in self.instruments.values():
+            try:
+                inst.close()
+            except Exception:  # closing is best effort after safe_state
+                pass
+
+
+def make_clock(spec: StationSpec, start: float = 0.0, speed: float | None = None) -> Clock:
+    if spec.clock == "realtime":
+        return WallClock()
+    env_speed = os.environ.get("LABCTL_SIM_SPEED")
+    if speed is None and env_speed:
+        speed = float(env_speed)
+    return VirtualClock(start=start, speed=speed if speed is not None else spec.speed)
+
+
+def open_station(
+    spec: StationSpec,
+    cell: CellSpec,
+    *,
+    registry: Registry | None = None,
+    clock: Clock | None = None,
+) -> Station:
+    """Build every instrument of the station (the simulated ones share one world)."""
+    registry = registry or build_registry(spec.plugin_files)
+    clock = clock or make_clock(spec)
+    context = BuildContext(clock=clock, cell=cell, station=spec)
+    instruments: dict[str, Any] = {}
+    # Chambers first: simulated cyclers read their ambient from the world's chamber.
+    order = sorted(spec.instruments, key=lambda r: (r != "chamber", r))
+    try:
+        for role in order:
+            binding = spec.instruments[role]
+            info = registry.get("driver", binding.driver)
+            instruments[role] = info.factory(binding, context)
+    except LabctlError:
+        for inst in instruments.values():
+            inst.close()
+        raise
+    return Station(spec, clock, instruments, context)
