@@ -108,9 +108,9 @@ class _Converter:
                     self.fail(key_node, path, "YAML merge keys ('<<') are not supported; write the fields out")
                 if not isinstance(key_node, yaml.ScalarNode):
                     self.fail(key_node, path, "mapping keys must be plain text")
-                key = self.scalar(key_node, path)
-                if not isinstance(key, str):
-                    key = str(key)
+                # Keys are names: keep their text (YAML 1.1 would read `on:` as True).
+                self.scalar(key_node, path)  # still refuses a tagged key
+                key = key_node.value
                 if key in out:
                     self.fail(key_node, path + (key,), f"duplicate key {key!r}")
                 self.marks[path + (key,)] = (

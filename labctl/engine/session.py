@@ -28,7 +28,7 @@ from labctl.records import StepResult
 from labctl.station import find_default_station, load_station, make_clock, open_station
 from labctl.station_spec import StationSpec
 from labctl.store.journal import JournalWriter, read_journal
-from labctl.store.run import open_run
+from labctl.store.run import summarize
 from labctl.store.rundir import RunDir, effective_status, new_run_id
 from labctl.store.tables import finalize
 
@@ -152,8 +152,9 @@ def _finish(engine: Engine, rundir: RunDir, journal: Any, station: Any) -> RunOu
     finally:
         journal.close()
         station.close()
-    finalize(rundir.path)
-    summary = open_run(rundir.path).summary()
+    tables = finalize(rundir.path)
+    meta = dict(rundir.meta, status=status, reason=reason)
+    summary = summarize(meta, tables["steps"], tables["cycles"], tables["n_samples"])
     rundir.update_meta(status=status, reason=reason, ended_unix_s=time.time(), summary=summary)
     return RunOutcome(rundir.path, status, reason, summary)
 

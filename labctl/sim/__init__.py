@@ -1,0 +1,1 @@
+"""The simulated world: virtual clock, cell physics and simulated instruments."""

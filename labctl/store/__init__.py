@@ -1,0 +1,1 @@
+"""Results store: run directories, the journal, Parquet tables, catalog and export."""

@@ -1,0 +1,815 @@
+"""YAML procedure files -> CompiledProcedure, with every problem located.
+
+Compilation never stops at the first problem: each one is recorded as a
+Problem (file, line, column, field, message naming what is allowed) and the
+whole list is raised as one ValidationError at the end. Nothing read from a
+file is evaluated: steps go through the step grammar, `{name}` is plain text
+replacement and loop conditions have their own tiny grammar.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from labctl.capabilities import ROLES
+from labctl.capabilities.limits import SafetyLimits
+from labctl.capabilities.steps import (
+    ChamberStep,
+    ElectricalStep,
+    LeafStep,
+    LoggingPolicy,
+    Mode,
+    SourceRef,
+)
+from labctl.cells.spec import CellSpec
+from labctl.errors import Problem, ValidationError
+from labctl.procedures.check import Locate, cell_label, check_leaf
+from labctl.procedures.conditions import ConditionError, parse_until
+from labctl.procedures.grammar import apply_cell_rules, parse_logging, parse_step_raw
+from labctl.procedures.model import CompiledProcedure
+from labctl.procedures.parameters import parse_declarations, resolve
+from labctl.procedures.plan import DEFAULT_MAX_ITERATIONS, Leaf, Node, Repeat, make_plan
+from labctl.procedures.substitute import TextMap, cell_values, format_value, substitute
+from labctl.station_spec import StationSpec
+from labctl.units import (
+    CURRENT,
+    TEMPERATURE,
+    TIME,
+    VOLTAGE,
+    UnitError,
+    format_number,
+    parse_quantity,
+)
+from labctl.yamlio import LocatedDoc, format_path, load_file, loads
+
+TOP_KEYS = (
+    "name",
+    "description",
+    "parameters",
+    "requires",
+    "log",
+    "safety",
+    "steps",
+    "max_duration",
+)
+STEP_KEYS = ("step", "log", "current_limit")
+REPEAT_KEYS = ("repeat", "until", "max", "cycle", "steps")
+CHAMBER_KEYS = (
+    "setpoint_c",
+    "ramp_c_per_min",
+    "tolerance_c",
+    "stable_for",
+    "timeout",
+    "on",
+    "stabilise_on",
+    "wait",
+    "log",
+)
+INCLUDE_KEYS = ("include", "with")
+STEP_TYPES = ("step", "repeat", "chamber", "include")
+MAX_INCLUDE_DEPTH = 16
+
+# The run's hard limits are the cell's datasheet limits widened a little, so that
+# a step ending exactly at a limit (and the sample that overshoots it by noise or
+# one control period) does not abort the run. A file's `safety:` may tighten them.
+VOLTAGE_TOLERANCE_V = 0.05
+CURRENT_TOLERANCE = 1.05
+
+# safety key -> (kind of quantity, "max" or "min")
+SAFETY_KEYS: dict[str, tuple[str, str]] = {
+    "max_voltage_v": (VOLTAGE, "max"),
+    "min_voltage_v": (VOLTAGE, "min"),
+    "max_charge_current_a": (CURRENT, "max"),
+    "max_discharge_current_a": (CURRENT, "max"),
+    "max_temperature_c": (TEMPERATURE, "max"),
+    "min_temperature_c": (TEMPERATURE, "min"),
+}
+_SAFETY_UNITS = {VOLTAGE: "V", CURRENT: "A", TEMPERATURE: "°C"}
+
+
+@dataclass
+class _File:
+    """One procedure file being compiled (the top file or an included one)."""
+
+    doc: LocatedDoc
+    resolved: Path
+    values: dict[str, str]  # substitution values: parameters and cell.*
+    logging: LoggingPolicy
+    prefix: str  # prefix of PlannedStep.path for steps of this file
+
+    @property
+    def display(self) -> str:
+        return self.doc.file
+
+
+@dataclass
+class _Compiler:
+    cell: CellSpec
+    station: StationSpec | None
+    root: Path  # includes may not leave this directory tree
+    problems: list[Problem] = field(default_factory=list)
+    checks: list[tuple[LeafStep, Locate]] = field(default_factory=list)
+    included: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    stack: list[Path] = field(default_factory=list)
+    declared_roles: dict[str, Problem] = field(
+        default_factory=dict
+    )  # role -> where it was asked for
+    safety: dict[str, float] = field(default_factory=dict)
+    doc_cache: dict[Path, LocatedDoc] = field(default_factory=dict)
+
+    def add(self, f: _File | LocatedDoc, path: tuple, message: str, offset: int = 0) -> None:
+        doc = f.doc if isinstance(f, _File) else f
+        self.problems.append(doc.problem(path, message, column_offset=offset))
+
+    # -- text helpers --------------------------------------------------------------------------
+    def sub(self, f: _File, path: tuple, text: str) -> tuple[str, TextMap] | None:
+        new, tmap, issues = substitute(text, f.values)
+        for off, msg in issues:
+            self.add(f, path, msg, off)
+        return None if issues else (new, tmap)
+
+    def text_value(
+        self, f: _File, path: tuple, value: Any, what: str
+    ) -> tuple[str, TextMap] | None:
+        if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
+            self.add(f, path, f"{what} must be text, got {_type_name(value)}")
+            return None
+        if isinstance(value, (int, float)):
+            return format_number(value), TextMap()
+        return self.sub(f, path, value)
+
+    def quantity(self, f: _File, path: tuple, value: Any, kind: str, what: str) -> float | None:
+        """A number (taken in SI: s, V, A, °C) or text with a unit of `kind`, e.g. 25 or '25 °C'."""
+        got = self.text_value(f, path, value, what)
+        if got is None:
+            return None
+        text, tmap = got
+        try:
+            if kind == TIME:
+                q = parse_quantity(text, TIME, allow_bare=True)
+            else:
+                q = parse_quantity(text, kind, allow_bare=True)
+        except UnitError as exc:
+            self.add(f, path, f"{what}: {exc.reason}", tmap.original(exc.offset))
+            return None
+        if kind == CURRENT:
+            return q.to_si(self.cell.capacity_ah)
+        if not math.isfinite(q.value):
+            self.add(f, path, f"{what} must be a finite number")
+            return None
+        return q.value  # a bare number is taken in SI (s, V, A, °C)
+
+    def positive_int(self, f: _File, path: tuple, value: Any, what: str) -> int | None:
+        got = value
+        if isinstance(value, str):
+            res = self.sub(f, path, value)
+            if res is None:
+                return None
+            got = res[0].strip()
+        if isinstance(got, bool) or got is None:
+            self.add(f, path, f"{what} must be a whole number of at least 1, got {_type_name(got)}")
+            return None
+        try:
+            if isinstance(got, float):
+                if not got.is_integer():
+                    raise ValueError
+                n = int(got)
+            elif isinstance(got, int):
+                n = got
+            else:
+                n = int(str(got))
+        except (ValueError, OverflowError):
+            self.add(f, path, f"{what} must be a whole number of at least 1, got {got!r}")
+            return None
+        if n < 1:
+            self.add(f, path, f"{what} must be at least 1, got {n}")
+            return None
+        return n
+
+    def logging_value(
+        self, f: _File, path: tuple, value: Any, default: LoggingPolicy
+    ) -> LoggingPolicy:
+        got = self.text_value(f, path, value, "log")
+        if got is None:
+            return default
+        text, tmap = got
+        try:
+            return parse_logging(text, default=default, capacity_ah=self.cell.capacity_ah)
+        except ValidationError as exc:
+            for p in exc.problems:
+                self.add(f, path, p.message, tmap.original((p.column or 1) - 1))
+            return default
+
+    # -- files ---------------------------------------------------------------------------------
+    def compile_doc(
+        self,
+        doc: LocatedDoc,
+        resolved: Path,
+        overrides: Mapping[str, Any],
+        report: Callable[[str, str], None],
+        inherited_logging: LoggingPolicy,
+        prefix: str,
+    ) -> tuple[tuple[Node, ...], dict[str, Any]]:
+        data = doc.data
+        if not isinstance(data, dict):
+            self.add(
+                doc,
+                (),
+                "a procedure file is a mapping with at least 'steps:' "
+                f"(allowed keys: {', '.join(TOP_KEYS)})",
+            )
+            return (), {}
+        for key in data:
+            if key not in TOP_KEYS:
+                self.add(doc, (key,), f"unknown key {key!r}; allowed: {', '.join(TOP_KEYS)}")
+        decls = parse_declarations(doc, ("parameters",), data.get("parameters"), self.problems)
+        values = resolve(decls, overrides, report)
+        subst = {**cell_values(self.cell), **{k: format_value(v) for k, v in values.items()}}
+        f = _File(doc, resolved, subst, inherited_logging, prefix)
+        self.requires(f, data.get("requires"))
+        if data.get("log") is not None:
+            f.logging = self.logging_value(f, ("log",), data["log"], inherited_logging)
+        if data.get("safety") is not None:
+            self.safety_section(f, data["safety"])
+        if "steps" not in data:
+            self.add(doc, (), "a procedure needs 'steps:' (a list of steps)")
+            return (), values
+        nodes = self.steps(f, ("steps",), data["steps"])
+        return tuple(nodes), values
+
+    def requires(self, f: _File, value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            self.add(f, ("requires",), f"requires is a list of roles; allowed: {', '.join(ROLES)}")
+            return
+        for i, role in enumerate(value):
+            if not isinstance(role, str) or role not in ROLES:
+                self.add(f, ("requires", i), f"unknown role {role!r}; allowed: {', '.join(ROLES)}")
+                continue
+            where = f.doc.problem(("requires", i), "")
+            self.declared_roles.setdefault(role, where)
+
+    def safety_section(self, f: _File, value: Any) -> None:
+        if not isinstance(value, dict):
+            self.add(f, ("safety",), f"safety is a mapping; allowed keys: {', '.join(SAFETY_KEYS)}")
+            return
+        lim = self.cell.limits
+        for key, raw in value.items():
+            path = ("safety", key)
+            if key not in SAFETY_KEYS:
+                self.add(
+                    f, path, f"unknown safety limit {key!r}; allowed: {', '.join(SAFETY_KEYS)}"
+                )
+                continue
+            kind, side = SAFETY_KEYS[key]
+            x = self.quantity(f, path, raw, kind, key)
+            if x is None:
+                continue
+            cell_value = getattr(lim, key)
+            unit = _SAFETY_UNITS[kind]
+            looser = x > cell_value if side == "max" else x < cell_value
+            if looser:
+                word = "or lower" if side == "max" else "or higher"
+                self.add(
+                    f,
+                    path,
+                    f"{key} {x:g} {unit} is looser than the limit {cell_value:g} {unit} of "
+                    f"{cell_label(self.cell)}; a procedure may only tighten the cell's limits: "
+                    f"allowed {cell_value:g} {unit} {word}",
+                )
+                continue
+            old = self.safety.get(key)
+            if old is None or (x < old if side == "max" else x > old):
+                self.safety[key] = x
+
+    # -- steps ---------------------------------------------------------------------------------
+    def steps(self, f: _File, path: tuple, value: Any) -> list[Node]:
+        if not isinstance(value, list) or not value:
+            self.add(
+                f,
+                path,
+                "steps must be a non-empty list of steps (e.g. '- Charge at 1C until 3.65 V')",
+            )
+            return []
+        nodes: list[Node] = []
+        for i, item in enumerate(value):
+            nodes.extend(self.item(f, path + (i,), item))
+        return nodes
+
+    def item(self, f: _File, path: tuple, value: Any) -> list[Node]:
+        if isinstance(value, str):
+            leaf = self.electrical(f, path, value, None, None)
+            return [leaf] if leaf else []
+        if not isinstance(value, dict):
+            self.add(
+                f,
+                path,
+                f"a step is text like 'Rest for 1 hour' or a mapping with one of "
+                f"{', '.join(STEP_TYPES)}; got {_type_name(value)}",
+            )
+            return []
+        kinds = [k for k in STEP_TYPES if k in value]
+        if len(kinds) != 1:
+            what = "none" if not kinds else " and ".join(kinds)
+            keys = ", ".join(repr(k) for k in value)
+            self.add(
+                f,
+                path,
+                f"unknown step ({keys}): a structured step has exactly one of "
+                f"{', '.join(STEP_TYPES)} (found {what})",
+            )
+            return []
+        kind = kinds[0]
+        allowed = {
+            "step": STEP_KEYS,
+            "repeat": REPEAT_KEYS,
+            "chamber": ("chamber",),
+            "include": INCLUDE_KEYS,
+        }[kind]
+        for key in value:
+            if key not in allowed:
+                self.add(
+                    f,
+                    path + (key,),
+                    f"unknown key {key!r} in a {kind} step; allowed: {', '.join(allowed)}",
+                )
+        if kind == "step":
+            return self.structured_step(f, path, value)
+        if kind == "repeat":
+            node = self.repeat(f, path, value)
+            return [node] if node else []
+        if kind == "chamber":
+            leaf = self.chamber(
+                f, path + ("chamber",), value["chamber"], f.prefix + format_path(path)
+            )
+            return [leaf] if leaf else []
+        return self.include(f, path, value)
+
+    def structured_step(self, f: _File, path: tuple, value: dict) -> list[Node]:
+        logging = None
+        if value.get("log") is not None:
+            logging = self.logging_value(f, path + ("log",), value["log"], f.logging)
+        limit = None
+        if value.get("current_limit") is not None:
+            limit = self.quantity(
+                f, path + ("current_limit",), value["current_limit"], CURRENT, "current_limit"
+            )
+        text = value["step"]
+        if not isinstance(text, str):
+            self.add(
+                f,
+                path + ("step",),
+                f"step must be text like 'Rest for 1 hour', got {_type_name(text)}",
+            )
+            return []
+        leaf = self.electrical(
+            f, path + ("step",), text, logging, limit, plan_path=f.prefix + format_path(path)
+        )
+        return [leaf] if leaf else []
+
+    def electrical(
+        self,
+        f: _File,
+        path: tuple,
+        text: str,
+        logging: LoggingPolicy | None,
+        current_limit: float | None,
+        plan_path: str | None = None,
+    ) -> Leaf | None:
+        new, tmap, sub_issues = substitute(text, f.values)
+        for off, msg in sub_issues:
+            self.add(f, path, msg, off)
+        lead = len(new) - len(new.lstrip())
+        # Parse even when a placeholder is unknown, to report the step's other problems too
+        # (but not the ones the unresolved placeholder itself causes).
+        step, issues = parse_step_raw(new, self.cell.capacity_ah, logging or f.logging)
+        for off, msg in issues:
+            if not tmap.in_unresolved(lead + off):
+                self.add(f, path, msg, tmap.original(lead + off))
+        if step is None or sub_issues:
+            return None
+        if current_limit is not None:
+            if step.mode not in (Mode.VOLTAGE, Mode.POWER):
+                self.add(f, path, "current_limit applies to Hold and power steps only")
+            step = replace(step, current_limit_a=current_limit)
+        step = apply_cell_rules(step, self.cell)
+        step = self.clamp_to_instrument(step, explicit=current_limit is not None)
+        line, col = f.doc.where(path)
+        step = replace(step, source=SourceRef(f.display, line, col, format_path(path)))
+        self.checks.append((step, _locator(col, tmap, lead)))
+        return Leaf(step, plan_path or f.prefix + format_path(path))
+
+    def clamp_to_instrument(self, step: ElectricalStep, explicit: bool) -> ElectricalStep:
+        """An implicit current limit never exceeds what the cycler can source."""
+        if explicit or step.current_limit_a is None or self.station is None:
+            return step
+        inst = self.station.instruments.get("cycler")
+        top = inst.ranges.get("max_current_a") if inst is not None else None
+        if top is not None and step.current_limit_a > top:
+            return replace(step, current_limit_a=float(top))
+        return step
+
+    def repeat(self, f: _File, path: tuple, value: dict) -> Repeat | None:
+        start = len(self.problems)
+        count = None
+        if value.get("repeat") is not None:
+            count = self.positive_int(f, path + ("repeat",), value["repeat"], "repeat count")
+        until: tuple = ()
+        if value.get("until") is not None:
+            raw = value["until"]
+            got = self.text_value(f, path + ("until",), raw, "until")
+            if got is not None:
+                text, tmap = got
+                try:
+                    until = parse_until(text)
+                except ConditionError as exc:
+                    self.add(f, path + ("until",), exc.reason, tmap.original(exc.offset))
+        elif count is None and value.get("repeat") is None:
+            self.add(
+                f,
+                path,
+                "a repeat needs a count ('repeat: 3') and/or an until condition "
+                "('until: discharge_capacity_ah < 80 % of first')",
+            )
+        cap = None
+        if value.get("max") is not None:
+            cap = self.positive_int(f, path + ("max",), value["max"], "max")
+        cycle = value.get("cycle", True)
+        if not isinstance(cycle, bool):
+            self.add(f, path + ("cycle",), f"cycle must be true or false, got {cycle!r}")
+            cycle = True
+        body = self.steps(f, path + ("steps",), value.get("steps"))
+        if len(self.problems) > start:
+            return None
+        if cap is None:
+            cap = DEFAULT_MAX_ITERATIONS if count is None else count
+        return Repeat(tuple(body), count, until, cap, cycle, f.prefix + format_path(path))
+
+    def chamber(self, f: _File, path: tuple, value: Any, plan_path: str) -> Leaf | None:
+        if not isinstance(value, dict):
+            self.add(
+                f,
+                path,
+                "chamber is a mapping like {setpoint_c: 25, stable_for: 30 min}; "
+                f"allowed keys: {', '.join(CHAMBER_KEYS)}",
+            )
+            return None
+        start = len(self.problems)
+        value = _unbool_on_key(f.doc, path, value)
+        for key in value:
+            if key not in CHAMBER_KEYS:
+                self.add(
+                    f,
+                    path + (key,),
+                    f"unknown key {key!r} in a chamber step; allowed: {', '.join(CHAMBER_KEYS)}",
+                )
+        if value.get("setpoint_c") is None:
+            self.add(f, path, "a chamber step needs setpoint_c (°C)")
+            return None
+        setpoint = self.quantity(
+            f, path + ("setpoint_c",), value["setpoint_c"], TEMPERATURE, "setpoint_c"
+        )
+        kwargs: dict[str, Any] = {}
+        for key, kind, what, field_name in (
+            ("ramp_c_per_min", None, "ramp_c_per_min", "ramp_c_per_min"),
+            ("tolerance_c", None, "tolerance_c", "tolerance_c"),
+            ("stable_for", TIME, "stable_for", "stable_for_s"),
+            ("timeout", TIME, "timeout", "timeout_s"),
+        ):
+            if value.get(key) is None:
+                continue
+            if kind is None:
+                x = self.quantity(f, path + (key,), value[key], TEMPERATURE, what)
+            else:
+                x = self.quantity(f, path + (key,), value[key], TIME, what)
+            if x is None:
+                continue
+            zero_ok = key == "stable_for"
+            if x < 0 or (x == 0 and not zero_ok):
+                self.add(
+                    f,
+                    path + (key,),
+                    f"{what} must be {'zero or ' if zero_ok else ''}greater than zero, got {x:g}",
+                )
+                continue
+            kwargs[field_name] = x
+        on = value.get("on", value.get("stabilise_on", "cell"))
+        if on not in ("cell", "chamber"):
+            self.add(f, path + ("on",), f"'on' must be cell or chamber, got {on!r}")
+        wait = value.get("wait", True)
+        if not isinstance(wait, bool):
+            self.add(f, path + ("wait",), f"wait must be true or false, got {wait!r}")
+        if value.get("log") is not None:
+            kwargs["logging"] = self.logging_value(f, path + ("log",), value["log"], f.logging)
+        if len(self.problems) > start or setpoint is None:
+            return None
+        # Most chamber problems are about the set-point: point at it.
+        line, col = f.doc.where(path + ("setpoint_c",))
+        text = _chamber_text(setpoint, kwargs, on, wait)
+        step = ChamberStep(
+            setpoint_c=setpoint,
+            stabilise_on=on,
+            wait=wait,
+            text=text,
+            source=SourceRef(f.display, line, col, format_path(path)),
+            **kwargs,
+        )
+        self.checks.append((step, lambda off: col))
+        return Leaf(step, plan_path)
+
+    def include(self, f: _File, path: tuple, value: dict) -> list[Node]:
+        got = self.text_value(f, path + ("include",), value["include"], "include")
+        if got is None:
+            return []
+        name = got[0].strip()
+        where = path + ("include",)
+        if not name:
+            self.add(f, where, "include needs a file name")
+            return []
+        target = (f.resolved.parent / name).resolve()
+        display = os.path.normpath(os.path.join(os.path.dirname(f.display), name))
+        if not target.is_relative_to(self.root):
+            self.add(
+                f,
+                where,
+                f"include {name!r} leaves the procedure's directory tree; allowed: "
+                f"files under {self.root}",
+            )
+            return []
+        if target.suffix.lower() == ".py":
+            self.add(f, where, "a Python procedure cannot be included; include YAML files only")
+            return []
+        if target in self.stack:
+            chain = " -> ".join(p.name for p in [*self.stack, target])
+            self.add(f, where, f"include loop: {chain}")
+            return []
+        if len(self.stack) >= MAX_INCLUDE_DEPTH:
+            self.add(f, where, f"includes nested deeper than {MAX_INCLUDE_DEPTH} levels")
+            return []
+        doc = self.read_include(f, where, target, display)
+        if doc is None:
+            return []
+        with_raw = value.get("with") or {}
+        overrides: dict[str, Any] = {}
+        if not isinstance(with_raw, dict):
+            self.add(f, path + ("with",), "with is a mapping of parameter: value")
+        else:
+            for key, raw in with_raw.items():
+                if isinstance(raw, str):
+                    res = self.sub(f, path + ("with", key), raw)
+                    if res is None:
+                        continue
+                    raw = res[0]
+                overrides[key] = raw
+
+        def report(pname: str, message: str) -> None:
+            self.add(
+                f,
+                path + ("with", pname) if pname in overrides else path + ("with",),
+                f"{message} (in {display})",
+            )
+
+        prefix = f"{f.prefix}{format_path(path)}>{Path(name).name}>"
+        self.stack.append(target)
+        try:
+            nodes, _ = self.compile_doc(doc, target, overrides, report, f.logging, prefix)
+        finally:
+            self.stack.pop()
+        return list(nodes)
+
+    def read_include(self, f: _File, where: tuple, target: Path, display: str) -> LocatedDoc | None:
+        if target in self.doc_cache:
+            return self.doc_cache[target]
+        try:
+            text = target.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            self.add(f, where, f"included file not found: {display}")
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            self.add(f, where, f"cannot read included file {display}: {exc}")
+            return None
+        try:
+            doc = loads(text, display)
+        except ValidationError as exc:
+            self.problems.extend(exc.problems)
+            return None
+        self.doc_cache[target] = doc
+        self.included.append(str(target))
+        self.texts.append(text)
+        return doc
+
+    # -- the whole procedure -------------------------------------------------------------------
+    def safety_limits(self) -> SafetyLimits:
+        lim = self.cell.limits
+        base = {
+            "max_voltage_v": lim.max_voltage_v + VOLTAGE_TOLERANCE_V,
+            "min_voltage_v": lim.min_voltage_v - VOLTAGE_TOLERANCE_V,
+            "max_charge_current_a": lim.max_charge_current_a * CURRENT_TOLERANCE,
+            "max_discharge_current_a": lim.max_discharge_current_a * CURRENT_TOLERANCE,
+            "max_temperature_c": lim.max_temperature_c,
+            "min_temperature_c": lim.min_temperature_c,
+        }
+        base = {k: round(v, 9) for k, v in base.items()}  # 3.65 + 0.05 reads as 3.7
+        base.update(self.safety)
+        return SafetyLimits(**base)
+
+    def check_roles(self) -> None:
+        """Roles asked for in `requires`; roles implied by steps are checked per step."""
+        if self.station is None:
+            return
+        from labctl.procedures.check import station_label
+
+        bound = ", ".join(sorted(self.station.instruments)) or "nothing"
+        for role, where in self.declared_roles.items():
+            if not self.station.has_role(role):
+                self.problems.append(
+                    replace(
+                        where,
+                        message=f"this procedure requires a {role}, and "
+                        f"{station_label(self.station)} "
+                        f"binds none (it binds: {bound})",
+                    )
+                )
+
+
+def _sorted(problems: list[Problem], main_file: str) -> list[Problem]:
+    """Unique problems in reading order: the main file first, then by line and column."""
+    order = {main_file: 0}
+    unique = list(dict.fromkeys(problems))
+    return sorted(
+        unique,
+        key=lambda p: (order.setdefault(p.file or "", len(order)), p.line or 0, p.column or 0),
+    )
+
+
+def _unbool_on_key(doc: LocatedDoc, path: tuple, value: dict) -> dict:
+    """YAML 1.1 reads an unquoted `on:` key as true; give it back its name."""
+    if "True" not in value or "on" in value:
+        return value
+    line, col = doc.where(path + ("True",))
+    lines = doc.text.splitlines()
+    if line is None or col is None or line > len(lines):
+        return value
+    # The mark points at the value (or at the key for non-scalar values).
+    before = lines[line - 1][: col - 1]
+    at = lines[line - 1][col - 1 :]
+    if not (re.search(r"\bon\s*:\s*$", before, re.IGNORECASE) or at[:2].lower() == "on"):
+        return value
+    out = {("on" if k == "True" else k): v for k, v in value.items()}
+    doc.marks[path + ("on",)] = doc.marks.get(path + ("True",), (line, col))
+    return out
+
+
+def _locator(col: int | None, tmap: TextMap, lead: int) -> Locate:
+    def locate(offset: int) -> int | None:
+        return None if col is None else col + tmap.original(lead + offset)
+
+    return locate
+
+
+def _chamber_text(setpoint: float, kw: dict[str, Any], on: str, wait: bool) -> str:
+    parts = [f"Chamber to {setpoint:g} °C"]
+    if "ramp_c_per_min" in kw:
+        parts.append(f"ramp {kw['ramp_c_per_min']:g} °C/min")
+    if not wait:
+        parts.append("no wait")
+    else:
+        tol = kw.get("tolerance_c", ChamberStep.__dataclass_fields__["tolerance_c"].default)
+        stable = kw.get("stable_for_s", 0.0)
+        parts.append(f"stable within {tol:g} °C for {stable:g} s on the {on}")
+        if "timeout_s" in kw:
+            parts.append(f"timeout {kw['timeout_s']:g} s")
+    return ", ".join(parts)
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true/false"
+    return {dict: "a mapping", list: "a list", str: "text", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _inferred_roles(nodes: tuple[Node, ...]) -> set[str]:
+    from labctl.procedures.plan import leaves
+
+    roles = set()
+    for leaf in leaves(nodes):
+        roles.add("chamber" if isinstance(leaf.step, ChamberStep) else "cycler")
+    return roles
+
+
+def compile_document(
+    doc: LocatedDoc,
+    *,
+    path: Path,
+    cell: CellSpec,
+    station: StationSpec | None = None,
+    params: Mapping[str, str] | None = None,
+) -> CompiledProcedure:
+    """Compile a loaded YAML procedure; raises ValidationError listing every problem."""
+    resolved = path.resolve()
+    comp = _Compiler(cell, station, resolved.parent)
+    comp.stack.append(resolved)
+    data = doc.data if isinstance(doc.data, dict) else {}
+    params_raw = data.get("parameters") if isinstance(data.get("parameters"), dict) else {}
+
+    def report(name: str, message: str) -> None:
+        key = ("parameters", name) if name in params_raw else ("parameters",)
+        line, col = doc.where(key) if params_raw else (None, None)
+        comp.problems.append(Problem(doc.file, line, col, f"--param {name}", message))
+
+    nodes, values = comp.compile_doc(doc, resolved, dict(params or {}), report, LoggingPolicy(), "")
+    if isinstance(doc.data, dict) and not nodes and "steps" in doc.data and not comp.problems:
+        comp.add(doc, ("steps",), "the procedure has no steps")
+    roles = _inferred_roles(nodes)
+    comp.check_roles()
+    safety = comp.safety_limits()
+    if (
+        safety.min_voltage_v >= safety.max_voltage_v
+        or safety.min_temperature_c >= safety.max_temperature_c
+    ):
+        comp.add(doc, ("safety",), "safety: a min limit is not below its max limit")
+    for step, locate in comp.checks:
+        comp.problems.extend(
+            check_leaf(step, cell=cell, station=station, safety=safety, locate=locate)
+        )
+    max_duration = None
+    if isinstance(doc.data, dict) and doc.data.get("max_duration") is not None:
+        f = _File(doc, resolved, cell_values(cell), LoggingPolicy(), "")
+        max_duration = comp.quantity(
+            f, ("max_duration",), doc.data["max_duration"], TIME, "max_duration"
+        )
+        if max_duration is not None and max_duration <= 0:
+            comp.add(doc, ("max_duration",), "max_duration must be greater than zero")
+    name = data.get("name", path.stem)
+    description = data.get("description", "")
+    for key, val in (("name", name), ("description", description)):
+        if not isinstance(val, str):
+            comp.add(doc, (key,), f"{key} must be text")
+    if comp.problems:
+        raise ValidationError(_sorted(comp.problems, doc.file))
+
+    digest = hashlib.sha256(doc.text.encode("utf-8"))
+    for text in comp.texts:
+        digest.update(b"\0")
+        digest.update(text.encode("utf-8"))
+    required = tuple(r for r in ROLES if r in roles or r in comp.declared_roles)
+    frozen_nodes = nodes
+    return CompiledProcedure(
+        name=str(name),
+        description=str(description),
+        file=doc.file,
+        text=doc.text,
+        sha256=digest.hexdigest(),
+        parameters=values,
+        required_roles=required,
+        safety=safety,
+        make_plan=lambda: make_plan(frozen_nodes),
+        included_files=tuple(comp.included),
+        max_duration_s=max_duration,
+        # Included files' texts, so that a run can keep a copy of exactly what ran.
+        extra={
+            "format": "yaml",
+            "included_texts": dict(zip(comp.included, comp.texts, strict=True)),
+        },
+    )
+
+
+def load_yaml_procedure(
+    path: str | Path,
+    *,
+    cell: CellSpec,
+    station: StationSpec | None = None,
+    params: Mapping[str, str] | None = None,
+) -> CompiledProcedure:
+    return compile_document(
+        load_file(path), path=Path(path), cell=cell, station=station, params=params
+    )
+
+
+def loads_procedure(
+    text: str,
+    *,
+    cell: CellSpec,
+    station: StationSpec | None = None,
+    params: Mapping[str, str] | None = None,
+    file: str = "<string>",
+) -> CompiledProcedure:
+    """Compile procedure text (includes resolve relative to `file`'s directory)."""
+    return compile_document(
+        loads(text, file), path=Path(file), cell=cell, station=station, params=params
+    )
