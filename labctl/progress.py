@@ -73,7 +73,14 @@ class RichProgress(RunObserver):
         )
 
     def step_ended(self, result: StepResult) -> None:
-        self.progress.update(self.task, time=format_duration(result.end_time_s))
+        temp = result.end_temperature_c
+        self.progress.update(
+            self.task,
+            time=format_duration(result.end_time_s),
+            v=f"{result.end_voltage_v:.4f}",
+            i=f"{result.end_current_a:+.4f}",
+            t=f"{temp:.1f}" if math.isfinite(temp) else "-",
+        )
 
     def log(self, level: str, message: str) -> None:
         if level in ("warning", "error"):

@@ -292,7 +292,11 @@ class SimCyclerChannel:
         state_k = EcmState(float(traj.soc[k - 1]), traj.v_rc[k - 1].copy(), float(traj.temperature_c[k - 1]))
         i_k = float(traj.current_a[k - 1])
         if cond is not None and kind == "current" and cond.quantity is Quantity.VOLTAGE:
-            f = lambda d: voltage_within(self.cell, state_k, i_k, d, state_k.temperature_c) - cond.value  # noqa: E731
+            temp = self.state.temperature_c  # the chunk's parameter temperature
+
+            def f(d: float) -> float:
+                return voltage_within(self.cell, state_k, i_k, d, temp) - cond.value
+
             try:
                 delta = brentq(f, 0.0, t1 - t0, xtol=1e-5)
             except ValueError:

@@ -124,7 +124,11 @@ def run_current(cell: Cell, state: EcmState, t: np.ndarray, i: np.ndarray,
 
 
 def voltage_within(cell: Cell, state_k: EcmState, i: float, delta: float, temp: float) -> float:
-    """Terminal voltage `delta` seconds into an interval that started in `state_k` at current i."""
+    """Terminal voltage `delta` seconds into an interval that started in `state_k` at current i.
+
+    `temp` must be the temperature the chunk's parameters were evaluated at (its start),
+    so the crossing found here is the one the chunk's own trajectory has.
+    """
     soc = state_k.soc + i * delta / cell.q_as
     r0, rs, taus = cell.params(np.array([state_k.soc]), temp)
     v = float(cell.ocv(soc, temp)) + i * float(r0[0])

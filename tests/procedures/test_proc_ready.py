@@ -51,10 +51,13 @@ def test_quickstart_shape():
     cell = preset("nmc-1p95ah")
     proc = load_procedure(REPO / "procedures" / "quickstart.yaml", cell=cell)
     steps = [p.step for p in drive(proc.plan(), lambda p: result())]
-    assert [s.kind for s in steps] == ["rest", "charge", "hold", "rest", "discharge", "rest"]
-    assert [s.duration_s for s in steps if s.kind == "rest"] == [60, 600, 600]
-    assert steps[1].value == pytest.approx(cell.capacity_ah)  # 1C
-    assert steps[2].until[0].value == pytest.approx(cell.capacity_ah / 20)  # until C/20
+    planned = drive(proc.plan(), lambda p: result())
+    assert [s.kind for s in steps] == [
+        "rest", "discharge", "rest", "charge", "hold", "rest", "discharge", "rest"]
+    assert [p.new_cycle for p in planned] == [False] * 3 + [True] + [False] * 4
+    assert [s.duration_s for s in steps if s.kind == "rest"] == [60, 600, 600, 600]
+    assert steps[3].value == pytest.approx(cell.capacity_ah)  # 1C
+    assert steps[4].until[0].value == pytest.approx(cell.capacity_ah / 20)  # until C/20
     assert all(s.logging.period_s == 10.0 for s in steps)
 
 
