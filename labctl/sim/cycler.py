@@ -15,15 +15,22 @@ from collections.abc import Generator
 from typing import Any
 
 import numpy as np
-from scipy.optimize import brentq
 
 from labctl.capabilities.cycler import CyclerRanges, EndKind, SampleBatch, StepEnd
 from labctl.capabilities.limits import SafetyLimits
 from labctl.capabilities.steps import ElectricalStep, EndCondition, LoggingPolicy, Mode, Quantity
 from labctl.cells.spec import CellSpec
-from labctl.sim.ecm import Cell, EcmState, hold_voltage, run_current, voltage_within
+from labctl.sim.ecm import (
+    Cell,
+    EcmState,
+    Trajectory,
+    find_root,
+    hold_voltage,
+    run_current,
+    voltage_within,
+)
 
-MAX_CHUNK_S = 1800.0
+MAX_CHUNK_S = 3600.0  # resistances use the chunk-start temperature
 CV_LINEARISATION_V = 2e-4
 MAX_SAMPLES = 4000
 MAX_STEP_S = 30 * 86400.0
@@ -217,7 +224,7 @@ class SimCyclerChannel:
             k = max(int(over[0]), 1)
             grid, cur, soc, v_rc = grid[: k + 1], cur[: k + 1], soc[: k + 1], v_rc[: k + 1]
             amb = amb[: k + 1]
-        from labctl.sim.ecm import Trajectory, _rc_recurrence
+        from labctl.sim.ecm import _rc_recurrence
 
         th = self.cell.m.thermal
         temperature = np.full(len(grid), temp)
@@ -225,22 +232,29 @@ class SimCyclerChannel:
             r0, _, _ = self.cell.params(soc[:-1], temp)
             i_mid = 0.5 * (cur[1:] + cur[:-1])
             heat = i_mid**2 * r0 + i_mid * v_rc[:-1].sum(axis=1)
-            kk = th.heat_transfer_w_per_k / th.heat_capacity_j_per_k
-            a = np.exp(-np.diff(grid) * kk)
-            temperature = _rc_recurrence(temp, a, (1 - a) * (amb[:-1] + heat / th.heat_transfer_w_per_k))
+            log_a = -np.diff(grid) * (th.heat_transfer_w_per_k / th.heat_capacity_j_per_k)
+            drive = -np.expm1(log_a) * (amb[:-1] + heat / th.heat_transfer_w_per_k)
+            temperature = _rc_recurrence(temp, log_a, drive)
         volt = np.full(len(grid), step.value)
         return Trajectory(grid, soc, v_rc, volt, cur, temperature)
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def _moved(self, traj, totals: np.ndarray) -> np.ndarray:
-        dt = np.diff(traj.t)
-        i_mid = 0.5 * (traj.current_a[1:] + traj.current_a[:-1])
-        p_mid = 0.5 * (traj.current_a[1:] * traj.voltage_v[1:] + traj.current_a[:-1] * traj.voltage_v[:-1])
-        inc = np.vstack([np.clip(i_mid, 0, None) * dt / 3600, np.clip(-i_mid, 0, None) * dt / 3600,
-                         np.clip(p_mid, 0, None) * dt / 3600, np.clip(-p_mid, 0, None) * dt / 3600])
+        """Cumulative charge in/out (Ah) and energy in/out (Wh), trapezoid on the fine grid."""
+        dt_h = np.diff(traj.t) * (1.0 / 3600.0)
+        cur = traj.current_a
+        power = cur * traj.voltage_v
         moved = np.empty((4, len(traj.t)))
         moved[:, 0] = totals
-        moved[:, 1:] = totals[:, None] + np.cumsum(inc, axis=1)
+        inc = np.empty((4, len(dt_h)))
+        q = 0.5 * (cur[1:] + cur[:-1]) * dt_h
+        e = 0.5 * (power[1:] + power[:-1]) * dt_h
+        np.maximum(q, 0.0, out=inc[0])
+        np.maximum(-q, 0.0, out=inc[1])
+        np.maximum(e, 0.0, out=inc[2])
+        np.maximum(-e, 0.0, out=inc[3])
+        np.cumsum(inc, axis=1, out=moved[:, 1:])
+        moved[:, 1:] += totals[:, None]
         return moved
 
     def _first_hit(self, step, limits, traj, moved, extra, tau, duration, first) -> _Hit | None:
@@ -251,10 +265,10 @@ class SimCyclerChannel:
 
         def consider(mask: np.ndarray, make) -> None:
             nonlocal best
-            mask = mask.copy()
-            mask[:start] = False
+            if start:
+                mask = mask[start:]
             if mask.any():
-                k = int(np.argmax(mask))
+                k = int(np.argmax(mask)) + start
                 if best is None or k < best.index:
                     best = make(k)
 
@@ -270,6 +284,12 @@ class SimCyclerChannel:
             arr = values[q]
             consider(arr >= value if op == ">=" else arr <= value,
                      lambda k, q=q, op=op, value=value, reason=reason: _Hit(k, EndKind.CONDITION, reason, EndCondition(q, op, value)))
+        if (v.max() <= limits.max_voltage_v and v.min() >= limits.min_voltage_v
+                and i.max() <= limits.max_charge_current_a
+                and -i.min() <= limits.max_discharge_current_a
+                and temp.max() <= limits.max_temperature_c
+                and temp.min() >= limits.min_temperature_c):
+            return best
         checks = ((v > limits.max_voltage_v, "voltage", v, "V", ">", limits.max_voltage_v),
                   (v < limits.min_voltage_v, "voltage", v, "V", "<", limits.min_voltage_v),
                   (i > limits.max_charge_current_a, "charge current", i, "A", ">", limits.max_charge_current_a),
@@ -298,7 +318,7 @@ class SimCyclerChannel:
                 return voltage_within(self.cell, state_k, i_k, d, temp) - cond.value
 
             try:
-                delta = brentq(f, 0.0, t1 - t0, xtol=1e-5)
+                delta = find_root(f, 0.0, t1 - t0, xtol=1e-5)
             except ValueError:
                 delta = t1 - t0
         elif cond is not None and kind == "current" and cond.quantity is Quantity.CHARGE and i_k != 0:
@@ -309,16 +329,25 @@ class SimCyclerChannel:
                 cur, _, _, _, _ = hold_voltage(self.cell, self.state, step.value, np.array([t0 + d]), self.state.temperature_c)
                 return abs(cur[0]) - cond.value
             try:
-                delta = brentq(f, 0.0, t1 - t0, xtol=1e-5)
+                delta = find_root(f, 0.0, t1 - t0, xtol=1e-5)
             except ValueError:
                 delta = t1 - t0
         grid = np.append(traj.t[:k], t0 + delta)
-        amb = self._ambient(origin, tau, grid)
         if kind == "cv":
-            new = self._cv(step, grid, amb)
-        else:
-            i = traj.current_a[: k]
-            new = run_current(self.cell, self.state, grid, i, amb)
+            new = self._cv(step, grid, self._ambient(origin, tau, grid))
+            return new, self._moved(new, moved[:, 0])
+        # Keep the chunk up to k-1 and add the one partial interval that ends at the crossing.
+        last = run_current(self.cell, state_k, np.array([0.0, delta]), np.array([i_k]),
+                           self._ambient(origin, tau + t0, np.array([0.0, delta])),
+                           param_temperature_c=self.state.temperature_c)
+        new = Trajectory(
+            grid,
+            np.append(traj.soc[:k], last.soc[1]),
+            np.vstack([traj.v_rc[:k], last.v_rc[1:]]),
+            np.append(traj.voltage_v[:k], last.voltage_v[1]),
+            np.append(traj.current_a[:k], i_k),
+            np.append(traj.temperature_c[:k], last.temperature_c[1]),
+        )
         return new, self._moved(new, moved[:, 0])
 
     def _batch(self, traj, moved, tau, every, logging, first, hit) -> SampleBatch:
@@ -350,8 +379,6 @@ def _in_cv(traj) -> bool:
 
 
 def _cut(traj, sl):
-    from labctl.sim.ecm import Trajectory
-
     return Trajectory(traj.t[sl], traj.soc[sl], traj.v_rc[sl], traj.voltage_v[sl], traj.current_a[sl],
                       traj.temperature_c[sl])
 

@@ -46,11 +46,10 @@ class Cell:
         self.n_rc = len(model.rc_pairs)
 
     def params(self, soc: np.ndarray, temperature_c: float):
-        f = 1.0
+        # Arrhenius scaling applies only to tables that do not already span temperature.
+        f = self.m.arrhenius_factor(temperature_c)
         r0_t = self.m.r0_ohm
-        if not r0_t.depends_on_temperature:
-            f = self.m.arrhenius_factor(temperature_c)
-        r0 = r0_t(soc, temperature_c) * f
+        r0 = r0_t(soc, temperature_c) * (1.0 if r0_t.depends_on_temperature else f)
         rs, taus = [], []
         for pair in self.m.rc_pairs:
             fr = 1.0 if pair.r_ohm.depends_on_temperature else f
@@ -62,64 +61,79 @@ class Cell:
         """OCV; past full or empty the voltage runs away steeply, as a real cell's does."""
         soc = np.asarray(soc, dtype=float)
         v = self.m.ocv_v(soc, temperature_c)
-        return v + OVERRUN_V_PER_SOC * (np.clip(soc - 1.0, 0, None) - np.clip(-soc, 0, None))
+        if soc.size and (soc.max() > 1.0 or soc.min() < 0.0):
+            v = v + OVERRUN_V_PER_SOC * (np.clip(soc - 1.0, 0, None) - np.clip(-soc, 0, None))
+        return v
 
     def ocv_slope(self, soc: float, temperature_c: float, h: float = 2e-4) -> float:
         """dOCV/dSoC by a central difference of the extended curve (past the ends too)."""
         return float((self.ocv(soc + h, temperature_c) - self.ocv(soc - h, temperature_c)) / (2 * h))
 
 
-def _rc_recurrence(v0: float, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """v[0] = v0, v[k+1] = a[k] v[k] + b[k]; vectorised in log space, chunked for range."""
-    n = len(a)
+def _rc_recurrence(v0: float, log_a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """v[0] = v0, v[k+1] = a[k] v[k] + b[k], given log a; vectorised.
+
+    With P_k = a_0 ... a_k: v[k+1] = P_k (v0 + sum_{j<=k} b_j / P_j). Long spans
+    are cut where P would underflow (|log P| > LOG_CHUNK) and restarted.
+    """
+    n = len(b)
     out = np.empty(n + 1)
     out[0] = v0
+    log_a = np.broadcast_to(log_a, (n,))
     start = 0
-    with np.errstate(divide="ignore"):
-        loga = np.log(np.maximum(a, 1e-300))
     while start < n:
-        cum = np.cumsum(loga[start:])
-        stop_rel = int(np.searchsorted(-cum, LOG_CHUNK)) + 1
-        stop = min(n, start + max(stop_rel, 1))
-        L = np.concatenate([[0.0], cum[: stop - start]])  # L[k] = sum log a up to k
-        scaled = b[start:stop] * np.exp(-L[1:])
-        out[start + 1 : stop + 1] = np.exp(L[1:]) * (out[start] + np.cumsum(scaled))
+        cum = np.cumsum(log_a[start:])
+        stop = n
+        if cum[-1] < -LOG_CHUNK:
+            stop = start + max(int(np.searchsorted(-cum, LOG_CHUNK)), 1)
+            cum = cum[: stop - start]
+        p = np.exp(cum)
+        out[start + 1 : stop + 1] = p * (out[start] + np.cumsum(b[start:stop] / p))
         start = stop
     return out
 
 
 def run_current(cell: Cell, state: EcmState, t: np.ndarray, i: np.ndarray,
-                ambient_c: np.ndarray, thermal: bool = True) -> Trajectory:
-    """Integrate a piecewise-constant current over grid t (len n+1, i len n)."""
+                ambient_c: np.ndarray, thermal: bool = True,
+                param_temperature_c: float | None = None) -> Trajectory:
+    """Integrate a piecewise-constant current over grid t (len n+1, i len n).
+
+    Resistances and time constants are evaluated at each grid point's SoC and at
+    the temperature at the start of the call (the caller keeps calls short).
+    """
     dt = np.diff(t)
-    soc = np.empty(len(t))
+    n = len(i)
+    soc = np.empty(n + 1)
     soc[0] = state.soc
-    soc[1:] = state.soc + np.cumsum(i * dt) / cell.q_as
+    np.cumsum(i * dt, out=soc[1:])
+    soc[1:] *= 1.0 / cell.q_as
+    soc[1:] += state.soc
     temp0 = state.temperature_c
-    r0, rs, taus = cell.params(soc[:-1], temp0)
-    v_rc = np.empty((len(t), cell.n_rc))
+    temp_p = temp0 if param_temperature_c is None else param_temperature_c
+    r0, rs, taus = cell.params(soc, temp_p)
+    v_rc = np.empty((n + 1, cell.n_rc))
     for j in range(cell.n_rc):
-        a = np.exp(-dt / taus[j])
-        v_rc[:, j] = _rc_recurrence(float(state.v_rc[j]), a, rs[j] * (1 - a) * i)
-    # Reported current at each grid time: the interval's current; the last time keeps the last one.
-    i_rep = np.empty(len(t))
-    if len(i):
+        log_a = -dt / taus[j][:-1]
+        b = rs[j][:-1] * (-np.expm1(log_a)) * i
+        v_rc[:, j] = _rc_recurrence(float(state.v_rc[j]), log_a, b)
+    # Reported current at each grid time: the interval's current; the last time keeps the last.
+    i_rep = np.empty(n + 1)
+    if n:
         i_rep[:-1] = i
         i_rep[-1] = i[-1]
     else:
         i_rep[:] = 0.0
-    r0_full = np.empty(len(t))
-    r0_full[:-1] = r0 if len(i) else 0.0
-    r0_full[-1] = cell.params(soc[-1:], temp0)[0][0]
-    voltage = cell.ocv(soc, temp0) + i_rep * r0_full + v_rc.sum(axis=1)
-    temperature = np.full(len(t), temp0)
+    rc_sum = v_rc.sum(axis=1) if cell.n_rc else 0.0
+    voltage = cell.ocv(soc, temp_p) + i_rep * r0 + rc_sum
     th = cell.m.thermal
-    if thermal and th.heat_transfer_w_per_k > 0 and len(i):
-        heat = i**2 * r0 + i * v_rc[:-1].sum(axis=1)
+    if thermal and th.heat_transfer_w_per_k > 0 and n:
+        heat = i * (i * r0[:-1] + (v_rc[:-1].sum(axis=1) if cell.n_rc else 0.0))
         k = th.heat_transfer_w_per_k / th.heat_capacity_j_per_k
-        a = np.exp(-dt * k)
-        drive = (1 - a) * (ambient_c[:-1] + heat / th.heat_transfer_w_per_k)
-        temperature = _rc_recurrence(temp0, a, drive)
+        log_a = -dt * k
+        drive = -np.expm1(log_a) * (ambient_c[:-1] + heat / th.heat_transfer_w_per_k)
+        temperature = _rc_recurrence(temp0, log_a, drive)
+    else:
+        temperature = np.full(n + 1, temp0)
     return Trajectory(t, soc, v_rc, voltage, i_rep, temperature)
 
 
@@ -174,3 +188,37 @@ def hold_voltage(cell: Cell, state: EcmState, v_hold: float, t: np.ndarray,
     v_rc = x[1:].T
     current = (v_hold - a0 - b * soc - v_rc.sum(axis=1)) / r0
     return current, soc, v_rc, a0, b
+
+
+def find_root(f, lo: float, hi: float, xtol: float = 1e-5, max_iter: int = 100) -> float:
+    """A root of f in [lo, hi] (f changes sign there), by the Illinois method.
+
+    Written here rather than importing scipy.optimize, whose import alone costs
+    longer than a whole simulated cycling run.
+    """
+    f_lo, f_hi = f(lo), f(hi)
+    if f_lo == 0.0:
+        return lo
+    if f_hi == 0.0:
+        return hi
+    if (f_lo > 0) == (f_hi > 0):
+        raise ValueError("no sign change")
+    side = 0
+    for _ in range(max_iter):
+        x = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
+        if not lo < x < hi:
+            x = 0.5 * (lo + hi)
+        f_x = f(x)
+        if f_x == 0.0 or hi - lo < xtol:
+            return x
+        if (f_x > 0) == (f_hi > 0):
+            hi, f_hi = x, f_x
+            if side == -1:
+                f_lo *= 0.5
+            side = -1
+        else:
+            lo, f_lo = x, f_x
+            if side == 1:
+                f_hi *= 0.5
+            side = 1
+    return 0.5 * (lo + hi)
