@@ -284,21 +284,12 @@ class SimCyclerChannel:
             arr = values[q]
             consider(arr >= value if op == ">=" else arr <= value,
                      lambda k, q=q, op=op, value=value, reason=reason: _Hit(k, EndKind.CONDITION, reason, EndCondition(q, op, value)))
-        if (v.max() <= limits.max_voltage_v and v.min() >= limits.min_voltage_v
-                and i.max() <= limits.max_charge_current_a
-                and -i.min() <= limits.max_discharge_current_a
-                and temp.max() <= limits.max_temperature_c
-                and temp.min() >= limits.min_temperature_c):
-            return best
-        checks = ((v > limits.max_voltage_v, "voltage", v, "V", ">", limits.max_voltage_v),
-                  (v < limits.min_voltage_v, "voltage", v, "V", "<", limits.min_voltage_v),
-                  (i > limits.max_charge_current_a, "charge current", i, "A", ">", limits.max_charge_current_a),
-                  (-i > limits.max_discharge_current_a, "discharge current", -i, "A", ">", limits.max_discharge_current_a),
-                  (temp > limits.max_temperature_c, "temperature", temp, "°C", ">", limits.max_temperature_c),
-                  (temp < limits.min_temperature_c, "temperature", temp, "°C", "<", limits.min_temperature_c))
-        for mask, name, arr, unit, op, lim in checks:
-            consider(mask, lambda k, name=name, arr=arr, unit=unit, op=op, lim=lim: _Hit(
-                k, EndKind.SAFETY, f"safety: {name} {arr[k]:.4g} {unit} {op} {lim:.4g} {unit}"))
+        # Safety limits on the true values: the same check the engine runs on measurements.
+        violation = limits.first_violation(v[start:], i[start:], temp[start:])
+        if violation is not None:
+            k = violation[0] + start
+            if best is None or k < best.index:
+                best = _Hit(k, EndKind.SAFETY, violation[1])
         return best
 
     def _truncate(self, step, traj, moved, hit: _Hit, tau, origin, kind):
