@@ -113,52 +113,62 @@ def build_steps(events: list[dict], samples: Mapping[str, np.ndarray]) -> pd.Dat
     return df
 
 
-def _time_weighted_mean(t: np.ndarray, v: np.ndarray, mask: np.ndarray) -> float:
-    """Mean of v over the intervals whose start sample is selected by mask."""
+CYCLE_COLUMNS = ["cycle_index", "charge_capacity_ah", "discharge_capacity_ah", "charge_energy_wh",
+                 "discharge_energy_wh", "coulombic_efficiency", "energy_efficiency",
+                 "mean_charge_voltage_v", "mean_discharge_voltage_v", "max_temperature_c",
+                 "start_time_s", "end_time_s", "n_steps"]
+
+
+def _mean_voltage_per_cycle(samples: Mapping[str, np.ndarray], cycles: np.ndarray,
+                            sign: int) -> np.ndarray:
+    """Time-weighted mean voltage per cycle over intervals charging (sign=+1) or discharging.
+
+    An interval counts when the cycle's charge (or discharge) counter grows over it
+    — the instrument's own integration, so measurement noise on a resting cell's
+    current does not make a rest look like charging — and both ends are in the
+    same cycle. The voltage is the trapezoid mean over the interval.
+    """
+    t, v = samples["test_time_s"], samples["voltage_v"]
+    counter = samples["charge_capacity_ah" if sign > 0 else "discharge_capacity_ah"]
+    cyc = samples["cycle_index"]
+    out = np.full(len(cycles), math.nan)
     if len(t) < 2:
-        return math.nan
-    dt = np.diff(t)
-    sel = mask[:-1] & mask[1:]
-    total = dt[sel].sum()
-    if total <= 0:
-        return math.nan
-    return float(np.dot(0.5 * (v[1:] + v[:-1])[sel], dt[sel]) / total)
+        return out
+    sel = (np.diff(counter) > 0) & (cyc[1:] == cyc[:-1])
+    dt = np.where(sel, np.diff(t), 0.0)
+    vdt = 0.5 * (v[1:] + v[:-1]) * dt
+    # Sum per cycle: intervals are attributed to the cycle of their first sample.
+    idx = np.searchsorted(cycles, cyc[:-1])
+    idx = np.clip(idx, 0, len(cycles) - 1)
+    total_dt = np.bincount(idx, weights=dt, minlength=len(cycles))
+    total_vdt = np.bincount(idx, weights=vdt, minlength=len(cycles))
+    good = total_dt > 0
+    out[good] = total_vdt[good] / total_dt[good]
+    return out
 
 
 def build_cycles(steps: pd.DataFrame, samples: Mapping[str, np.ndarray]) -> pd.DataFrame:
-    columns = ["cycle_index", "charge_capacity_ah", "discharge_capacity_ah", "charge_energy_wh",
-               "discharge_energy_wh", "coulombic_efficiency", "energy_efficiency",
-               "mean_charge_voltage_v", "mean_discharge_voltage_v", "max_temperature_c",
-               "start_time_s", "end_time_s", "n_steps"]
+    """One row per cycle, from the steps table (sums) and the samples (mean voltages)."""
     if steps.empty:
-        return pd.DataFrame(columns=columns)
-    out = []
-    t_all, v_all, i_all = samples["test_time_s"], samples["voltage_v"], samples["current_a"]
-    cyc_all = samples["cycle_index"]
-    # Cycle indices never decrease along a run, so each cycle is one contiguous slice.
-    ordered = bool(len(cyc_all) < 2 or np.all(cyc_all[1:] >= cyc_all[:-1]))
-    groups = list(steps.groupby("cycle_index", sort=True))
-    wanted = np.array([c for c, _ in groups], dtype=cyc_all.dtype)
-    lows = np.searchsorted(cyc_all, wanted, "left") if ordered else None
-    highs = np.searchsorted(cyc_all, wanted, "right") if ordered else None
-    for k, (cycle, group) in enumerate(groups):
-        ch, dis = group.charge_capacity_ah.sum(), group.discharge_capacity_ah.sum()
-        ech, edis = group.charge_energy_wh.sum(), group.discharge_energy_wh.sum()
-        sel = slice(lows[k], highs[k]) if ordered else cyc_all == cycle
-        t, v, i = t_all[sel], v_all[sel], i_all[sel]
-        out.append({
-            "cycle_index": int(cycle),
-            "charge_capacity_ah": ch, "discharge_capacity_ah": dis,
-            "charge_energy_wh": ech, "discharge_energy_wh": edis,
-            "coulombic_efficiency": dis / ch if ch > 0 else math.nan,
-            "energy_efficiency": edis / ech if ech > 0 else math.nan,
-            "mean_charge_voltage_v": _time_weighted_mean(t, v, i > 0),
-            "mean_discharge_voltage_v": _time_weighted_mean(t, v, i < 0),
-            "max_temperature_c": group.max_temperature_c.max(),
-            "start_time_s": group.start_time_s.min(), "end_time_s": group.end_time_s.max(),
-            "n_steps": len(group),
-        })
-    return pd.DataFrame(out, columns=columns)
+        return pd.DataFrame(columns=CYCLE_COLUMNS)
+    g = steps.groupby("cycle_index", sort=True)
+    sums = g[["charge_capacity_ah", "discharge_capacity_ah", "charge_energy_wh",
+              "discharge_energy_wh"]].sum()
+    out = sums.reset_index()
+    ch, dis = out.charge_capacity_ah.to_numpy(), out.discharge_capacity_ah.to_numpy()
+    ech, edis = out.charge_energy_wh.to_numpy(), out.discharge_energy_wh.to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["coulombic_efficiency"] = np.where(ch > 0, dis / np.where(ch > 0, ch, 1), math.nan)
+        out["energy_efficiency"] = np.where(ech > 0, edis / np.where(ech > 0, ech, 1), math.nan)
+    cycles = out.cycle_index.to_numpy()
+    out["mean_charge_voltage_v"] = _mean_voltage_per_cycle(samples, cycles, +1)
+    out["mean_discharge_voltage_v"] = _mean_voltage_per_cycle(samples, cycles, -1)
+    out["max_temperature_c"] = g.max_temperature_c.max().to_numpy()
+    out["start_time_s"] = g.start_time_s.min().to_numpy()
+    out["end_time_s"] = g.end_time_s.max().to_numpy()
+    out["n_steps"] = g.size().to_numpy()
+    out["cycle_index"] = out.cycle_index.astype(int)
+    return out[CYCLE_COLUMNS]
 
 
 def build_timeseries(samples: Mapping[str, np.ndarray]) -> pd.DataFrame:
