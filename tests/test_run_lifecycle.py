@@ -288,3 +288,39 @@ def test_python_procedure_branches_on_results(tmp_path):
     run = labctl.open_run(out["run_dir"])
     assert run.meta["status"] == "completed"
     assert len(run.steps) >= 2
+
+
+def test_status_pause_continue_stop_from_another_process(tmp_path):
+    results = tmp_path / "results"
+    proc = _start(["run", "procedures/cycling.yaml", "--results", str(results), "--no-progress"],
+                  speed=600)
+    try:
+        run_dir = _wait_for_status(results, lambda s: s.get("step_index", 0) >= 1
+                                   and s.get("test_time_s", 0) > 60)
+        listed = json_out(labctl_cmd("status", "--results", str(results), "--json", check=True))
+        assert [r["run_id"] for r in listed["runs"]] == [run_dir.name]
+        assert listed["runs"][0]["voltage_v"] > 2.0
+
+        labctl_cmd("pause", run_dir.name, "--results", str(results), check=True)
+        _wait_for_status(results, lambda s: s.get("state") == "paused")
+        frozen = json.loads((run_dir / "status.json").read_text())["test_time_s"]
+        time.sleep(1.0)  # at 600x, a running clock would move ~600 s
+        assert json.loads((run_dir / "status.json").read_text())["test_time_s"] == frozen
+
+        labctl_cmd("continue", run_dir.name, "--results", str(results), check=True)
+        _wait_for_status(results, lambda s: s.get("state") == "running"
+                         and s.get("test_time_s", 0) > frozen + 30)
+
+        labctl_cmd("stop", "--all", "--results", str(results), check=True)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1
+    run = labctl.open_run(run_dir)
+    assert run.meta["status"] == "aborted" and "labctl stop" in run.meta["reason"]
+    log = (run_dir / "log.txt").read_text()
+    assert "command received: pause" in log and "command received: continue" in log
+    assert "safe state" in log
+    # Test time has no gap where the run was paused: the clock stopped with the outputs.
+    ts = run.timeseries
+    assert np.diff(ts.test_time_s.to_numpy()).max() <= 10.0 + 1e-6

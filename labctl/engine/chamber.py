@@ -56,10 +56,13 @@ def run_chamber_step(engine: Engine, step: ChamberStep, index: int, acc: StepAcc
                 drop_first=not first,
             )
             first = False
-            if not isinstance(end, StepEnd) or end.kind is not EndKind.TIME:
-                if isinstance(end, StepEnd):
-                    return end
-                return StepEnd(EndKind.ABORTED, "paused during a chamber step; restart it")
+            if not isinstance(end, StepEnd):  # paused: wait, then keep stabilising
+                engine._wait_while_paused()
+                if engine.control.abort_reason:
+                    return StepEnd(EndKind.ABORTED, engine.control.abort_reason)
+                continue
+            if end.kind is not EndKind.TIME:
+                return end
             if watch_cell:
                 temperature = engine._live.get("temperature_c")
         else:

@@ -1,14 +1,18 @@
 """Run control: abort and pause requests, from signals or from other processes.
 
-Signals only set flags; the engine acts on them between sample batches, so
-an interrupt never lands in the middle of a journal write.
+Signals and queued commands only set flags; the engine acts on them between
+sample batches, so an interrupt never lands in the middle of a journal write.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import threading
+import time
 from contextlib import contextmanager
+from pathlib import Path
 
 
 class RunControl:
@@ -60,3 +64,68 @@ def signals_abort(control: RunControl):
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
+
+
+COMMANDS = ("stop", "pause", "continue")
+INBOX = "control"
+POLL_INTERVAL_S = 0.2
+
+
+def send_command(run_dir: Path, command: str, reason: str = "") -> Path:
+    """Queue a command for a running run (used by `labctl stop/pause/continue`).
+
+    Commands are small JSON files in RUN_DIR/control/, written atomically; the
+    engine reads and deletes them between sample batches. Only someone who can
+    write to the run directory can command the run.
+    """
+    if command not in COMMANDS:
+        raise ValueError(f"unknown command {command!r}; allowed: {', '.join(COMMANDS)}")
+    inbox = Path(run_dir) / INBOX
+    inbox.mkdir(exist_ok=True)
+    stamp = f"{time.time_ns():020d}-{os.getpid()}"
+    final = inbox / f"{stamp}-{command}.json"
+    tmp = inbox / f".{stamp}.tmp"
+    tmp.write_text(json.dumps({"command": command, "reason": reason, "sent_unix_s": time.time()}))
+    os.replace(tmp, final)
+    return final
+
+
+class CommandInbox:
+    """Applies queued commands (files in RUN_DIR/control/) to a RunControl."""
+
+    def __init__(self, run_dir: Path, control: RunControl, on_command=None):
+        self.folder = Path(run_dir) / INBOX
+        self.control = control
+        self.on_command = on_command  # called with (command, reason) for the log
+        self._next_poll = 0.0
+
+    def poll(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now < self._next_poll:
+            return
+        self._next_poll = now + POLL_INTERVAL_S
+        try:
+            entries = sorted(p for p in self.folder.iterdir() if p.suffix == ".json")
+        except OSError:
+            return
+        for path in entries:
+            try:
+                message = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                message = {}
+            try:
+                path.unlink()
+            except OSError:
+                pass
+            command = message.get("command")
+            reason = message.get("reason") or ""
+            if command == "stop":
+                self.control.request_abort(reason or "stopped by labctl stop")
+            elif command == "pause":
+                self.control.request_pause()
+            elif command == "continue":
+                self.control.request_continue()
+            else:
+                continue
+            if self.on_command:
+                self.on_command(command, reason)

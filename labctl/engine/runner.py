@@ -25,7 +25,7 @@ from labctl.capabilities.cycler import EndKind, SampleBatch, StepEnd
 from labctl.capabilities.steps import ChamberStep, ElectricalStep
 from labctl.cells.spec import CellSpec
 from labctl.engine.accounting import CycleCounter, StepAccounting, truncate
-from labctl.engine.control import RunControl
+from labctl.engine.control import CommandInbox, RunControl
 from labctl.engine.observer import RunObserver
 from labctl.engine.remaining import remaining_step
 from labctl.errors import LabctlError, SafetyError
@@ -93,6 +93,7 @@ class Engine:
         self.step_index = resume.last_step_index if resume else 0
         self._status_written = 0.0
         self._live: dict[str, Any] = {}
+        self.inbox = CommandInbox(rundir.path, self.control, self._log_command)
 
     # -- helpers -----------------------------------------------------------------------------
     def test_time(self) -> float:
@@ -104,6 +105,9 @@ class Engine:
         )
         self.rundir.append_log(f"[{self.test_time():12.1f} s] {level.upper():7s} {message}")
         self.observer.log(level, message)
+
+    def _log_command(self, command: str, reason: str) -> None:
+        self.log("info", f"command received: {command}" + (f" ({reason})" if reason else ""))
 
     def make_safe(self, why: str) -> None:
         failures = self.station.safe_state()
@@ -168,6 +172,9 @@ class Engine:
                     )
                 k += 1
             else:
+                self.inbox.poll(force=True)
+                if self.control.pause_requested:
+                    self._wait_while_paused()
                 if self.control.abort_reason:
                     return "aborted", self.control.abort_reason
                 result = self._run_planned(planned, continuation)
@@ -293,6 +300,7 @@ class Engine:
                     self._note_live(cols)
                 if batch.state is not None:
                     self._journal_state(index, batch.state)
+                self.inbox.poll()
                 if violation is not None:
                     batches.close()
                     self.make_safe(violation[1])
@@ -357,6 +365,7 @@ class Engine:
         self._write_status(force=True, state="paused")
         while self.control.pause_requested and not self.control.abort_reason:
             time.sleep(0.1)
+            self.inbox.poll()
         if not self.control.abort_reason:
             self.log("info", "continuing after pause")
             if hasattr(self.clock, "reset_pacing"):
