@@ -393,6 +393,30 @@ def continue_(runs: tuple[str, ...], all_runs: bool, results: str, as_json: bool
 
 
 @main.command()
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--repair", is_flag=True, help="Rebuild tables and cut a torn journal tail.")
+@results_option
+@json_option
+@user_errors
+def doctor(runs: tuple[str, ...], repair: bool, results: str, as_json: bool) -> None:
+    """Check run directories (journal vs tables, time gaps, schema); optionally repair."""
+    from labctl.store.doctor import doctor_many
+
+    reports = doctor_many([_resolve_run(r, results) for r in runs], repair)
+    if as_json:
+        emit_json({"ok": all(r.healthy for r in reports), "runs": [r.as_dict() for r in reports]})
+    else:
+        for report in reports:
+            console.print(f"{report.path}", highlight=False)
+            for f in report.findings:
+                mark = "[green]ok[/green]" if f.ok else ("[yellow]repaired[/yellow]" if f.repaired
+                                                          else "[red]problem[/red]")
+                console.print(f"  {mark} {f.check}: {f.detail}", highlight=False)
+    if not all(r.healthy for r in reports):
+        sys.exit(EXIT_RUN_FAILED)
+
+
+@main.command()
 @station_option
 @json_option
 @user_errors

@@ -136,7 +136,16 @@ class RunDir:
         return cls(path, meta)
 
     def update_meta(self, **fields: Any) -> None:
-        self.meta.update(fields)
+        """Change some fields of run.json (read-modify-write, then an atomic replace).
+
+        Reading first keeps fields another RunDir object wrote meanwhile (the
+        table builder records which journal the tables match).
+        """
+        try:
+            on_disk = json.loads((self.path / RUN_JSON).read_text())
+        except (OSError, json.JSONDecodeError):
+            on_disk = {}
+        self.meta = {**on_disk, **self.meta, **fields} if not on_disk else {**on_disk, **fields}
         atomic_write_json(self.path / RUN_JSON, self.meta)
 
     def save_input(self, name: str, text: str) -> None:
