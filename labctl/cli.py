@@ -156,22 +156,36 @@ def _exit_for(status: str, reason: str) -> None:
 
 
 @main.command()
-@click.argument("procedure", type=click.Path(dir_okay=False))
+@click.argument("procedure", type=click.Path(dir_okay=False), required=False)
 @station_option
 @cell_option
 @param_option
 @results_option
+@click.option("--channel", "channels", multiple=True, metavar="N",
+              help="Run on this cycler channel; repeat for several channels in parallel.")
+@click.option("--batch", type=click.Path(dir_okay=False),
+              help="A batch file mapping channels to procedures, cells and parameters.")
 @click.option("--speed", type=float, help="Pace virtual time: virtual seconds per wall second.")
 @click.option("--no-progress", is_flag=True, help="Do not show the live progress line.")
 @json_option
 @user_errors
-def run(procedure: str, station: str | None, cell: str | None, params: tuple[str, ...],
-        results: str, speed: float | None, no_progress: bool, as_json: bool) -> None:
+def run(procedure: str | None, station: str | None, cell: str | None, params: tuple[str, ...],
+        results: str, channels: tuple[str, ...], batch: str | None, speed: float | None,
+        no_progress: bool, as_json: bool) -> None:
     """Validate, then run a procedure; prints the run directory and a summary."""
     from labctl.engine.control import RunControl, signals_abort
     from labctl.engine.session import prepare, start_run
 
+    if batch or len(channels) > 1:
+        _run_channels(procedure, station, cell, params, results, channels, batch, speed, as_json)
+        return
+    if procedure is None:
+        raise LabctlError("name a procedure file (or use --batch FILE)")
     prep = prepare(procedure, station_path=station, cell_ref=cell, params=parse_params(params))
+    if channels:
+        from labctl.engine.multi import on_channel
+
+        prep = on_channel(prep, channels[0])
     control = RunControl()
     with signals_abort(control):
         if as_json or no_progress:
@@ -184,6 +198,47 @@ def run(procedure: str, station: str | None, cell: str | None, params: tuple[str
                                     observer=observer)
     _print_outcome(outcome, as_json)
     _exit_for(outcome.status, outcome.reason)
+
+
+def _run_channels(procedure, station, cell, params, results, channels, batch, speed, as_json):
+    """Several channels in parallel, each its own run directory; all validated first."""
+    from labctl.engine.control import RunControl, signals_abort
+    from labctl.engine.multi import ChannelJob, load_batch, prepare_all, run_channels
+
+    if batch:
+        if procedure or channels:
+            raise LabctlError("--batch names the procedures itself; do not also give PROCEDURE or --channel")
+        jobs = load_batch(batch)
+    else:
+        if procedure is None:
+            raise LabctlError("name a procedure file to run on the channels")
+        jobs = [ChannelJob(channel=c, procedure=procedure, cell=cell, station=station,
+                           params=parse_params(params)) for c in channels]
+    prepared = prepare_all(jobs)
+    controls = [RunControl() for _ in prepared]
+    with signals_abort(*controls):
+        outcomes = run_channels(prepared, results_root=results, controls=controls, speed=speed)
+    rows = []
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        if isinstance(outcome, Exception):
+            rows.append({"channel": job.channel, "status": "faulted", "reason": str(outcome),
+                         "run_dir": None, "summary": {}})
+        else:
+            rows.append({"channel": job.channel, "status": outcome.status, "reason": outcome.reason,
+                         "run_dir": str(outcome.path), "summary": outcome.summary})
+    all_ok = all(r["status"] == "completed" for r in rows)
+    if as_json:
+        emit_json({"ok": all_ok, "runs": rows})
+    else:
+        table = Table("channel", "status", "reason", "run directory", "discharge Ah")
+        for r in rows:
+            cap = r["summary"].get("discharge_capacity_ah")
+            table.add_row(r["channel"], r["status"], r["reason"], str(r["run_dir"]),
+                          "-" if cap is None else f"{cap:.4f}")
+        console.print(table)
+    if not all_ok:
+        interrupted = any("Ctrl-C" in r["reason"] for r in rows)
+        sys.exit(EXIT_INTERRUPTED if interrupted else EXIT_RUN_FAILED)
 
 
 @main.command()

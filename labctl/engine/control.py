@@ -44,17 +44,20 @@ class RunControl:
 
 
 @contextmanager
-def signals_abort(control: RunControl):
-    """Ctrl-C / SIGTERM ask the engine to stop safely; a third Ctrl-C raises at once."""
+def signals_abort(*controls: RunControl):
+    """Ctrl-C / SIGTERM ask every engine to stop safely; a third Ctrl-C raises at once."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    count = [0]
 
     def handler(signum, frame):
-        control.interrupts += 1
+        count[0] += 1
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        control.request_abort(f"stopped by user ({name})")
-        if control.interrupts >= 3:
+        for control in controls:
+            control.interrupts = count[0]
+            control.request_abort(f"stopped by user ({name})")
+        if count[0] >= 3:
             raise KeyboardInterrupt
 
     old_int = signal.signal(signal.SIGINT, handler)

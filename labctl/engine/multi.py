@@ -1,0 +1,144 @@
+"""Several channels at once: one run (and one run directory) per channel, in parallel.
+
+Every channel is validated before any channel starts. Each runs in its own
+thread with its own station instance, engine and RunControl, so one channel's
+abort, fault or slow instrument never stalls or stops another. A batch file maps
+channels to procedures, cells and parameters:
+
+```yaml
+station: instruments/sim.yaml      # default for every channel
+channels:
+  - {channel: 1, procedure: procedures/cycling.yaml, cell: lfp-2p2ah, params: {n_cycles: 5}}
+  - {channel: 2, procedure: procedures/capacity.yaml, cell: nmc-1p95ah}
+```
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from labctl.engine.control import RunControl
+from labctl.engine.session import Prepared, RunOutcome, prepare, start_run
+from labctl.errors import LabctlError, Problem, ValidationError
+from labctl.yamlio import load_file
+
+_JOB_KEYS = {"channel", "procedure", "cell", "params", "station"}
+
+
+@dataclass
+class ChannelJob:
+    channel: str
+    procedure: str
+    cell: str | None = None
+    station: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def load_batch(path: str | Path) -> list[ChannelJob]:
+    """Read a batch file; every problem names the file, line and field."""
+    doc = load_file(path)
+    data = doc.data
+    problems: list[Problem] = []
+    if not isinstance(data, dict) or not isinstance(data.get("channels"), list) or not data["channels"]:
+        raise ValidationError([doc.problem(("channels",), "a batch file needs 'channels:', a list of "
+                                           "{channel, procedure, cell, params}")])
+    base = Path(path).parent
+    default_station = data.get("station")
+    jobs: list[ChannelJob] = []
+    seen: set[str] = set()
+    for k, entry in enumerate(data["channels"]):
+        where = ("channels", k)
+        if not isinstance(entry, dict):
+            problems.append(doc.problem(where, "each channel is a mapping with channel and procedure"))
+            continue
+        for key in entry:
+            if key not in _JOB_KEYS:
+                problems.append(doc.problem(where + (key,), f"unknown field {key!r}; allowed: "
+                                            f"{', '.join(sorted(_JOB_KEYS))}"))
+        if "channel" not in entry or "procedure" not in entry:
+            problems.append(doc.problem(where, "needs 'channel' and 'procedure'"))
+            continue
+        channel = str(entry["channel"])
+        if channel in seen:
+            problems.append(doc.problem(where + ("channel",), f"channel {channel} is listed twice"))
+        seen.add(channel)
+        params = entry.get("params") or {}
+        if not isinstance(params, dict):
+            problems.append(doc.problem(where + ("params",), "must map parameter names to values"))
+            params = {}
+        station = entry.get("station", default_station)
+        jobs.append(ChannelJob(
+            channel=channel,
+            procedure=str(_relative(base, entry["procedure"])),
+            cell=None if entry.get("cell") is None else str(entry["cell"]),
+            station=None if station is None else str(_relative(base, station)),
+            params={str(k2): str(v) for k2, v in params.items()},
+        ))
+    if problems:
+        raise ValidationError(problems)
+    return jobs
+
+
+def _relative(base: Path, value: Any) -> Path:
+    p = Path(str(value))
+    return p if p.is_absolute() or p.exists() else base / p
+
+
+def prepare_all(jobs: list[ChannelJob]) -> list[Prepared]:
+    """Validate every channel first; nothing starts unless all are valid."""
+    prepared, problems = [], []
+    for job in jobs:
+        try:
+            prep = prepare(job.procedure, station_path=job.station, cell_ref=job.cell,
+                           params=job.params)
+        except ValidationError as exc:
+            problems.extend(exc.problems)
+            continue
+        except LabctlError as exc:
+            problems.append(Problem(job.procedure, None, None, f"channel {job.channel}", str(exc)))
+            continue
+        prepared.append(on_channel(prep, job.channel))
+    if problems:
+        raise ValidationError(problems)
+    return prepared
+
+
+def on_channel(prep: Prepared, channel: str) -> Prepared:
+    """The same station with its cycler bound to `channel` (each channel its own instrument)."""
+    spec = prep.station
+    cycler = spec.instruments.get("cycler")
+    if cycler is None:
+        return prep
+    settings = dict(cycler.settings, channel=channel)
+    instruments = dict(spec.instruments, cycler=replace(cycler, settings=settings))
+    return replace(prep, station=replace(spec, instruments=instruments))
+
+
+def run_channels(
+    prepared: list[Prepared],
+    *,
+    results_root: str | Path,
+    controls: list[RunControl],
+    speed: float | None = None,
+) -> list[RunOutcome | Exception]:
+    """Run every prepared channel in its own thread; returns outcomes in order."""
+    outcomes: list[RunOutcome | Exception | None] = [None] * len(prepared)
+
+    def work(k: int) -> None:
+        try:
+            outcomes[k] = start_run(prepared[k], results_root=results_root, control=controls[k],
+                                    speed=speed)
+        except Exception as exc:  # reported per channel; the others carry on
+            outcomes[k] = exc
+
+    threads = [threading.Thread(target=work, args=(k,), name=f"labctl-channel-{k}", daemon=True)
+               for k in range(len(prepared))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        while t.is_alive():
+            t.join(timeout=0.2)  # short joins keep the main thread responsive to Ctrl-C
+    return [o if o is not None else LabctlError("channel did not finish") for o in outcomes]
