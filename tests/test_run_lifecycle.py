@@ -324,3 +324,64 @@ def test_status_pause_continue_stop_from_another_process(tmp_path):
     # Test time has no gap where the run was paused: the clock stopped with the outputs.
     ts = run.timeseries
     assert np.diff(ts.test_time_s.to_numpy()).max() <= 10.0 + 1e-6
+
+
+FLAKY_PLUGIN = '''
+from labctl.drivers.sim_drivers import make_sim_cycler
+from labctl.errors import InstrumentTimeout
+from labctl.plugins import DriverInfo, hookimpl
+
+
+class FlakyCycler:
+    """The simulated cycler, except that it stops answering after a few batches."""
+
+    def __init__(self, inner, answers):
+        self.inner, self.left = inner, answers
+        self.ranges = inner.ranges
+        self.safe_calls = 0
+
+    def identify(self):
+        return self.inner.identify()
+
+    def run_step(self, step, limits, logging):
+        gen = self.inner.run_step(step, limits, logging)
+        try:
+            while True:
+                if self.left <= 0:
+                    raise InstrumentTimeout("no answer from cycler within 2 s (MEAS?)")
+                self.left -= 1
+                yield next(gen)
+        except StopIteration as stop:
+            return stop.value
+        finally:
+            gen.close()
+
+    def safe_state(self):
+        self.safe_calls += 1
+        self.inner.safe_state()
+
+    def close(self):
+        self.inner.close()
+
+
+@hookimpl
+def labctl_drivers():
+    return [DriverInfo("flaky-cycler", ("cycler",),
+                       lambda b, c: FlakyCycler(make_sim_cycler(b, c), 6), "times out")]
+'''
+
+
+def test_instrument_timeout_faults_the_run_and_keeps_the_data(tmp_path):
+    _write(tmp_path, "flaky_plugin.py", FLAKY_PLUGIN)
+    station = _write(tmp_path, "flaky.yaml",
+                     "name: flaky\ninstruments:\n  cycler: {driver: flaky-cycler}\n")
+    proc = labctl_cmd("run", "procedures/cycling.yaml", "--station", str(station), "--results",
+                      str(tmp_path / "r"), "--json")
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    out = json_out(proc)
+    assert out["status"] == "faulted" and "no answer from cycler" in out["reason"]
+    run = labctl.open_run(out["run_dir"])
+    assert len(run.timeseries) > 0  # the samples before the fault are kept
+    assert run.steps.iloc[-1].end_kind == "fault"
+    assert "safe state" in (tmp_path / "r" / run.path.name / "log.txt").read_text()
