@@ -47,6 +47,13 @@ def _one_trial(tmp: Path, delay_s: float) -> str:
         [sys.executable, "-m", "labctl.cli", "run", str(tmp / "proc.yaml"), "--results",
          str(results), "--no-progress"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Count the delay from the moment the run exists, so a slow start-up (a loaded
+    # machine) does not turn trials into kills of an interpreter still importing.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(results.glob("*/journal.bin")):
+            break
+        time.sleep(0.01)
     time.sleep(delay_s)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -87,7 +94,7 @@ def test_kill_9_at_random_moments_loses_nothing(tmp_path):
         trial = tmp_path / f"t{k:02d}"
         trial.mkdir()
         (trial / "proc.yaml").write_text(PROCEDURE)
-        # Start-up takes ~1 s; the run itself ~2.6 s of wall time at this pace.
-        outcome = _one_trial(trial, rng.uniform(0.7, 3.4))
+        # The run itself takes ~2.6 s of wall time at this pace.
+        outcome = _one_trial(trial, rng.uniform(0.0, 2.4))
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     assert outcomes.get("interrupted", 0) >= KILLS_INSIDE_A_RUN, outcomes

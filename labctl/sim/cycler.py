@@ -1,11 +1,23 @@
-"""The simulated cycler channel: runs labctl steps on the cell model in virtual time.
+"""The simulated cycler channel: runs labctl steps on a cell's equivalent-circuit model.
 
-A step is computed in chunks (at most MAX_CHUNK_S of virtual time and
-MAX_SAMPLES samples) so memory stays flat and the cell temperature used for
-the resistances is refreshed often. End conditions and safety limits are found
-on the chunk's grid, then the exact crossing inside the interval is found by
-root finding on the closed-form solution, so the step's last sample is the
-crossing itself.
+A step is computed in batches of at most MAX_BATCH_INTERVALS internal intervals,
+each all at once (no Python loop over samples):
+
+1. the electrical solution over the batch's grid, in closed form piece by piece
+   (`control.solve_span`). Every temperature dependence of the model (Arrhenius
+   factor, 2-D tables) is evaluated once per batch, at the batch's mean cell
+   temperature: predicted from the lumped thermal model (`_plan`), checked after
+   the batch and recomputed once if the prediction missed;
+2. the cell temperature from the exact interval heats (`thermal.temperatures`).
+   Batches are planned, and if need be cut, so the cell drifts at most so far that
+   its resistances change by MAX_PARAM_CHANGE within one: they stay within that of
+   their true value, and mostly within half of it;
+3. the first sample where an `until` condition or a safety limit holds, then the
+   instant between that sample and the one before by root finding on the same
+   closed form; that instant becomes the step's last sample.
+
+End conditions and safety limits are judged on the true values; noise and
+quantisation are applied to the logged values only.
 """
 
 from __future__ import annotations
@@ -18,65 +30,104 @@ import numpy as np
 
 from labctl.capabilities.cycler import CyclerRanges, EndKind, SampleBatch, StepEnd
 from labctl.capabilities.limits import SafetyLimits
-from labctl.capabilities.steps import ElectricalStep, EndCondition, LoggingPolicy, Mode, Quantity
-from labctl.cells.spec import CellSpec
-from labctl.sim.ecm import (
-    Cell,
-    EcmState,
-    Trajectory,
-    find_root,
-    hold_voltage,
-    run_current,
-    voltage_within,
+from labctl.capabilities.steps import ElectricalStep, LoggingPolicy, Mode
+from labctl.cells.spec import BOLTZMANN_EV_PER_K, ZERO_C_IN_K, CellSpec
+from labctl.errors import InstrumentError, LabctlError
+from labctl.sim.control import Control, Span, make_control, point_value, solve_span
+from labctl.sim.ecm import CellState, CurrentPiece, Track, grid_index
+from labctl.sim.events import (
+    Watch,
+    condition_watches,
+    first_firing,
+    safety_watches,
+    values_for,
+)
+from labctl.sim.logging_grid import LogGrid
+from labctl.sim.measure import Meter
+from labctl.sim.params import Params
+from labctl.sim.roots import crossing_time
+from labctl.sim.thermal import (
+    cooling,
+    mean_temperature,
+    temperature_after,
+    temperatures,
+    time_to_drift,
 )
 
-MAX_CHUNK_S = 3600.0  # resistances use the chunk-start temperature
-CV_LINEARISATION_V = 2e-4
-MAX_SAMPLES = 4000
-MAX_STEP_S = 30 * 86400.0
-PACED_BATCH_WALL_S = 0.5
-_UNITS = {Quantity.VOLTAGE: "V", Quantity.CURRENT: "A", Quantity.CHARGE: "Ah", Quantity.TEMPERATURE: "°C"}
-
-
-class _Hit:
-    def __init__(self, index: int, kind: EndKind, reason: str, cond: EndCondition | None = None,
-                 cond_index: int | None = None):
-        self.index, self.kind, self.reason, self.cond, self.cond_index = index, kind, reason, cond, cond_index
+MAX_BATCH_INTERVALS = 4000  # memory stays flat on week-long steps
+MAX_STEP_S = 30 * 86400.0  # a step that nothing else ends stops here (EndKind.LIMIT)
+# Resistances move ~4 %/K at 0.3 eV. A batch evaluates the model at its (predicted, then
+# checked) mean cell temperature and ends once the cell has moved so far that the
+# Arrhenius factor changed by MAX_PARAM_CHANGE: resistances stay within it (mostly half).
+MAX_PARAM_CHANGE = 0.12
+DEFAULT_DRIFT_K = 2.0  # the same for models with temperature tables instead of Ea
+PARAM_TEMPERATURE_STEP_K = 0.1  # the model is evaluated at temperatures rounded to this
+HORIZON_MARGIN = 1.1  # plan batches a little past the predicted drift (the cut is exact)
+PACED_BATCH_WALL_S = 0.5  # with a paced clock a batch lasts at most this much wall time
+STATE_VERSION = 1
 
 
 class SimCyclerChannel:
+    """One simulated cycler channel with one simulated cell on it."""
+
     def __init__(self, world: Any, cell: CellSpec, *, ranges: CyclerRanges,
                  noise: dict | None = None, resolution: dict | None = None, seed: int = 0,
-                 initial_soc: float | None = None, name: str = "sim"):
+                 initial_soc: float | None = None, name: str = "sim",
+                 max_step_s: float = MAX_STEP_S):
         if cell.model is None:
-            raise ValueError("cell has no model")
+            raise LabctlError(f"cell {cell.name!r} has no 'model:' section, so it cannot be simulated")
         self.world = world
-        self.spec = cell
-        self.cell = Cell(cell.model, cell.capacity_ah)
+        self.cell = cell
+        self.model = cell.model
         self.ranges = ranges
-        self.noise = {k: float(v) for k, v in (noise or {}).items()}
-        self.resolution = {k: float(v) for k, v in (resolution or {}).items()}
-        self.seed = seed
-        self.rng = np.random.default_rng(seed)
-        self.name = name
-        soc = cell.model.initial_soc if initial_soc is None else float(initial_soc)
-        self.state = EcmState(soc, np.zeros(self.cell.n_rc), cell.model.initial_temperature_c)
+        self.name = str(name)
+        self.seed = int(seed)
+        self.max_step_s = float(max_step_s)
+        self.rng = np.random.default_rng(self.seed)  # PCG64: its state is plain JSON
+        self.meter = Meter(noise, resolution, self.rng)
+        soc = self.model.initial_soc if initial_soc is None else float(initial_soc)
+        self._state = CellState(soc, (0.0,) * len(self.model.rc_pairs),
+                                float(self.model.initial_temperature_c))
+        self._state_time = world.clock.now()
+        m = self.model
+        tables = [m.ocv_v, m.r0_ohm] + [t for pair in m.rc_pairs for t in (pair.r_ohm, pair.tau_s)]
+        self._temperature_dependent = m.activation_energy_ev != 0.0 or any(
+            t.depends_on_temperature for t in tables)
+        self._two_d_tables = any(t.depends_on_temperature for t in tables)
+        self._base_params: Params | None = None
+        self._params_cache: dict[float, Params] = {}
         self.output_on = False
         self.current_a = 0.0
 
-    # -- identity and state -------------------------------------------------------------------
+    # -- identity, state -------------------------------------------------------------------
     def identify(self) -> dict[str, str]:
+        import labctl
+
         return {"make": "labctl", "model": "sim-cycler", "serial": f"SIM-{self.name}-{self.seed}",
-                "firmware": "virtual"}
+                "firmware": labctl.__version__}
+
+    @property
+    def true_state(self) -> CellState:
+        """The cell's noise-free state (SoC, RC voltages, temperature) at its last sample."""
+        return self._state
 
     def get_state(self) -> dict:
-        return {"soc": self.state.soc, "v_rc": [float(x) for x in self.state.v_rc],
-                "temperature_c": self.state.temperature_c,
-                "rng": self.rng.bit_generator.state}
+        """JSON-serialisable snapshot: the cell and the noise generator."""
+        s = self._state
+        return {"version": STATE_VERSION, "soc": s.soc, "v_rc": list(s.v_rc),
+                "temperature_c": s.temperature_c, "rng": self.rng.bit_generator.state}
 
     def set_state(self, state: dict) -> None:
-        self.state = EcmState(float(state["soc"]), np.array(state["v_rc"], dtype=float),
-                              float(state["temperature_c"]))
+        try:
+            v_rc = tuple(float(x) for x in state["v_rc"])
+            new = CellState(float(state["soc"]), v_rc, float(state["temperature_c"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LabctlError(f"simulated cycler: unusable saved state ({exc})") from None
+        if len(v_rc) != len(self.model.rc_pairs):
+            raise LabctlError(f"simulated cycler: saved state has {len(v_rc)} RC voltages, the "
+                              f"cell model has {len(self.model.rc_pairs)} RC pairs")
+        self._state = new
+        self._state_time = self.world.clock.now()
         if "rng" in state:
             self.rng.bit_generator.state = state["rng"]
 
@@ -87,296 +138,443 @@ class SimCyclerChannel:
     def close(self) -> None:
         self.safe_state()
 
-    # -- measurement -------------------------------------------------------------------------
-    def _measure(self, name: str, values: np.ndarray) -> np.ndarray:
-        sigma = self.noise.get(name, 0.0)
-        out = values + self.rng.normal(0.0, sigma, len(values)) if sigma > 0 else values.copy()
-        step = self.resolution.get(name, 0.0)
-        if step > 0:
-            out = np.round(out / step) * step
-        return out
-
-    # -- the step --------------------------------------------------------------------------------
+    # -- running a step --------------------------------------------------------------------
     def run_step(self, step: ElectricalStep, limits: SafetyLimits,
                  logging: LoggingPolicy) -> Generator[SampleBatch, None, StepEnd]:
+        self._check(step)
         self.output_on = True
         try:
             return (yield from self._run(step, limits, logging))
         finally:
+            # Also when the engine closes the generator early: output off, and the
+            # state stays at the last sample yielded.
             self.safe_state()
 
-    def _run(self, step, limits, logging):
+    def _run(self, step: ElectricalStep, limits: SafetyLimits, logging: LoggingPolicy):
         clock = self.world.clock
         origin = clock.now()
-        dt = min(logging.period_s, 10.0)
-        if logging.delta_v or logging.delta_i:
-            dt = min(dt, 1.0)
-        dt = max(dt, 1e-3)
-        every = max(1, int(round(logging.period_s / dt)))
-        duration = step.duration_s if step.duration_s is not None else MAX_STEP_S
-        totals = np.zeros(4)  # charge_ah, discharge_ah, charge_wh, discharge_wh
-        tau = 0.0
+        self._relax_until(origin)
+        control = make_control(step, self._current_limit(step))
+        grid = LogGrid.from_policy(logging)
+        end_t, end_kind, end_reason = self._time_limit(step)
+        watches = safety_watches(limits) + condition_watches(step.until)
+        extra = control.extra_times()
+        span_cap = self._span_cap(control)
+        probe = _probe(watches)
+        k = 0
+        totals = np.zeros(4)  # charge Ah, discharge Ah, charge Wh, discharge Wh
         first = True
-        phase = "cv_cc" if step.mode is Mode.VOLTAGE else "main"
-        speed = getattr(clock, "speed", None)
-        chunk_s = MAX_CHUNK_S if speed is None else max(dt, min(MAX_CHUNK_S, PACED_BATCH_WALL_S * speed))
+        heat_w = None  # the last interval's heat and the temperature it was computed at
+        heat_at_c = 0.0
         while True:
-            span = min(chunk_s, MAX_SAMPLES * dt, duration - tau)
-            if span <= 0:
-                return StepEnd(EndKind.TIME if step.duration_s is not None else EndKind.LIMIT,
-                               "time elapsed" if step.duration_s is not None else "maximum step time")
-            grid = np.arange(0.0, span, dt)
-            grid = np.append(grid, span) if grid[-1] < span else grid
-            if step.mode is Mode.CURRENT_PROFILE or step.mode is Mode.POWER_PROFILE:
-                prof = np.asarray(step.profile.time_s) - tau
-                inside = prof[(prof > 0) & (prof < span)]
-                grid = np.union1d(grid, inside)
-                if tau + span >= step.profile.time_s[-1] and step.duration_s is None:
-                    duration = min(duration, step.profile.time_s[-1])
-            traj, kind = self._chunk(step, phase, grid, tau, origin)
-            extra: list[tuple[Quantity, str, float, str]] = []
-            if phase == "cv_cc":
-                if kind == "cv_now":
-                    phase = "cv"
-                    traj, kind = self._chunk(step, phase, grid, tau, origin)
-                else:
-                    op = ">=" if traj.current_a[0] > 0 else "<="
-                    extra.append((Quantity.VOLTAGE, op, step.value, "__cv__"))
-            moved = self._moved(traj, totals)
-            hit = self._first_hit(step, limits, traj, moved, extra, tau, duration, first)
+            state = self._state
+            drift_k = self._max_drift_k(state.temperature_c)
+            left_s = end_t - k * grid.dt_s
+            n, param_temperature_c = self._plan(grid, control, state, heat_w, heat_at_c,
+                                                span_cap, drift_k, left_s)
+            times, on_grid, step_s = _batch_times(grid, k, n, end_t, extra)
+            for attempt in range(2):
+                p = self._params(param_temperature_c)
+                span = solve_span(control, p, state, times, on_grid, step_s, probe)
+                temps = self._temperatures(state.temperature_c, span.track, origin, p,
+                                           span.step_s)
+                # A prediction that missed by more than the drift allowed (a chamber ramp,
+                # a changing current): once more, at the batch's real mean temperature.
+                if attempt or not self._temperature_dependent or max(
+                    temps.max() - param_temperature_c, param_temperature_c - temps.min()
+                ) <= drift_k:
+                    break
+                param_temperature_c = float(temps.mean())
+            track, on_grid = span.track, span.on_grid
+            cut = self._drift_cut(temps, state.temperature_c, grid, k, on_grid, drift_k)
+            if cut is not None:
+                track, temps = track.head(cut), temps[: cut + 1]
+                on_grid = None if on_grid is None else on_grid[: cut + 1]
+            q_gross = _gross_charge(totals, track.dq_ah) if _needs_charge(watches) else None
+            hit = _first_event(watches, span, track, temps, q_gross, p, self.world, origin,
+                               0 if first else 1)
+            end: StepEnd | None = None
             if hit is not None:
-                traj, moved = self._truncate(step, traj, moved, hit, tau, origin, kind)
-            batch = self._batch(traj, moved, tau, every, logging, first, hit)
-            self.state = EcmState(float(traj.soc[-1]), traj.v_rc[-1].copy(), float(traj.temperature_c[-1]))
-            self.current_a = float(traj.current_a[-1])
-            totals = moved[:, -1].copy()
-            tau = float(tau + traj.t[-1])
-            clock.sleep_until(origin + tau)
+                j, t_e, watch, value, restarted = hit
+                track, temps, on_grid = _end_at(track, temps, on_grid, j, t_e, restarted,
+                                                p, self.world, origin)
+                end = StepEnd(watch.kind, watch.reason(value), watch.condition_index)
+            elif cut is None and track.t[-1] >= end_t:
+                end = StepEnd(end_kind, end_reason)
+            if len(track.heat_w):
+                heat_w, heat_at_c = float(track.heat_w[-1]), p.temperature_c
+            batch = self._batch(track, temps, on_grid, grid, k, first, totals)
+            k += (len(track) if on_grid is None else int(on_grid.sum())) - 1
+            self._state = CellState(float(track.soc[-1]),
+                                    tuple(float(x) for x in track.v_rc[:, -1]), float(temps[-1]))
+            self.current_a = float(track.current_a[-1])
+            self._state_time = origin + float(track.t[-1])
+            clock.sleep_until(self._state_time)
             batch.state = self.get_state()
             yield batch
             first = False
-            if hit is not None:
-                if hit.reason == "__cv__":
-                    phase = "cv"
-                    continue
-                return StepEnd(hit.kind, hit.reason, hit.cond_index)
-            if tau >= duration - 1e-9:
-                return StepEnd(EndKind.TIME if step.duration_s is not None else EndKind.LIMIT,
-                               "time elapsed" if step.duration_s is not None else "maximum step time")
+            if end is not None:
+                return end
 
-    # -- one chunk of physics ----------------------------------------------------------------------
-    def _ambient(self, origin: float, tau: float, grid: np.ndarray) -> np.ndarray:
-        return np.asarray(self.world.ambient_c_at(origin + tau + grid), dtype=float)
+    # -- pieces of _run ----------------------------------------------------------------------
+    def _params(self, temperature_c: float) -> Params:
+        """The model at this temperature (to PARAM_TEMPERATURE_STEP_K, so runs reuse them)."""
+        m = self.model
+        if self._base_params is None:
+            self._base_params = Params(m, self.cell.capacity_ah, m.reference_temperature_c)
+        if not self._temperature_dependent:
+            return self._base_params
+        key = round(temperature_c / PARAM_TEMPERATURE_STEP_K) * PARAM_TEMPERATURE_STEP_K
+        p = self._params_cache.get(key)
+        if p is None:
+            if self._two_d_tables:
+                p = Params(m, self.cell.capacity_ah, key)
+            else:  # SoC-only tables: only the resistances change, by the Arrhenius factor
+                p = self._base_params.scaled(m.arrhenius_factor(key), key)
+            if len(self._params_cache) >= 256:
+                self._params_cache.clear()
+            self._params_cache[key] = p
+        return p
 
-    def _limit_current(self, step: ElectricalStep) -> float:
-        lim = step.current_limit_a if step.current_limit_a is not None else self.ranges.max_current_a
-        return min(abs(lim), self.ranges.max_current_a)
+    def _max_drift_k(self, temperature_c: float) -> float:
+        """How far the cell may drift within a batch: MAX_PARAM_CHANGE of the resistances."""
+        ea = self.model.activation_energy_ev
+        if ea <= 0:
+            return DEFAULT_DRIFT_K
+        sensitivity = ea / BOLTZMANN_EV_PER_K / (temperature_c + ZERO_C_IN_K) ** 2  # 1/K
+        return min(5.0, max(0.5, MAX_PARAM_CHANGE / sensitivity))
 
-    def _chunk(self, step, phase, grid, tau, origin):
-        amb = self._ambient(origin, tau, grid)
-        n = len(grid) - 1
-        mode = step.mode
-        if mode in (Mode.REST, Mode.CURRENT):
-            i = np.full(n, step.value if mode is Mode.CURRENT else 0.0)
-            return run_current(self.cell, self.state, grid, i, amb), "current"
-        if mode is Mode.CURRENT_PROFILE:
-            return run_current(self.cell, self.state, grid, self._profile(step, grid[:-1] + tau), amb), "current"
-        if mode in (Mode.POWER, Mode.POWER_PROFILE):
-            p = np.full(n, step.value) if mode is Mode.POWER else self._profile(step, grid[:-1] + tau)
-            return self._power(p, grid, amb), "current"
-        # Voltage hold: CC at the limit until the hold voltage is reached, then CV.
-        if phase == "cv_cc":
-            i0, _, _, _, _ = hold_voltage(self.cell, self.state, step.value, np.array([0.0]), self.state.temperature_c)
-            lim = self._limit_current(step)
-            if abs(i0[0]) <= lim:
-                return None, "cv_now"
-            i = np.full(n, math.copysign(lim, i0[0]))
-            return run_current(self.cell, self.state, grid, i, amb), "current"
-        return self._cv(step, grid, amb), "cv"
+    def _plan(self, grid: LogGrid, control: Control, state: CellState, heat_w: float | None,
+              heat_at_c: float, span_cap: float | None, drift_k: float,
+              left_s: float) -> tuple[int, float]:
+        """Internal intervals of the next batch, and the temperature to evaluate the model at.
 
-    def _profile(self, step: ElectricalStep, times: np.ndarray) -> np.ndarray:
-        pt = np.asarray(step.profile.time_s)
-        pv = np.asarray(step.profile.value)
-        idx = np.clip(np.searchsorted(pt, times, side="right") - 1, 0, len(pv) - 1)
-        return pv[idx]
+        With a temperature-dependent model the cell's heating or cooling is predicted
+        (constant heat and ambient: an exponential approach to T_amb + q/h); the batch
+        stops where the cell would have moved `drift_k` (or the chamber air would), and
+        the model is evaluated at the batch's predicted mean temperature.
+        """
+        n = _batch_intervals(grid, MAX_BATCH_INTERVALS, span_cap)
+        if not self._temperature_dependent:
+            return n, self.model.reference_temperature_c
+        n = min(n, _batch_intervals(grid, math.ceil(left_s / grid.dt_s - 1e-9), None))
+        base = self._params(self.model.reference_temperature_c)
+        m = self.model
+        if heat_w is None:  # first batch of a step: estimate from the control
+            i = control.nominal_current(base, state)
+            r, _ = base.rc1(state.soc)
+            heat_w = i * i * (base.r01(state.soc) + sum(r))  # at the reference temperature
+            heat_at_c = m.reference_temperature_c
+        # The heat scales with the resistances, which follow the cell temperature.
+        heat_ref = heat_w / m.arrhenius_factor(heat_at_c)
+        heat_w = heat_ref * m.arrhenius_factor(state.temperature_c)
+        c_th, h = base.heat_capacity_j_per_k, base.heat_transfer_w_per_k
+        now = self._state_time
+        ambient = self.world.constant_ambient_c(now, now + n * grid.dt_s)
+        ramping = ambient is None
+        if ramping:  # a chamber ramp: keep the batch's change of ambient small too
+            for _ in range(64):
+                amb_now, amb_end = self.world.ambient_c_at(np.array([now, now + n * grid.dt_s]))
+                if abs(amb_end - amb_now) <= drift_k or n <= grid.every:
+                    break
+                n = _batch_intervals(grid, n // 2, None)
+            ambient = 0.5 * float(amb_now + amb_end)
+        seconds = time_to_drift(state.temperature_c, ambient, heat_w, drift_k, c_th, h)
+        if seconds * HORIZON_MARGIN < n * grid.dt_s:
+            n = _batch_intervals(grid, max(1, math.ceil(seconds * HORIZON_MARGIN / grid.dt_s)),
+                                 None)
+            if ramping:
+                ambient = float(self.world.ambient_c_at(np.array([now + 0.5 * n * grid.dt_s]))[0])
+        # Mean temperature of the batch, consistent with the heat at that temperature.
+        mean = state.temperature_c
+        for _ in range(4):
+            mean = mean_temperature(state.temperature_c, ambient,
+                                    heat_ref * m.arrhenius_factor(mean), n * grid.dt_s, c_th, h)
+        return n, mean
 
-    def _power(self, p: np.ndarray, grid: np.ndarray, amb: np.ndarray):
-        v_guess = float(self.cell.ocv(self.state.soc, self.state.temperature_c)) + self.state.v_rc.sum()
-        i = p / max(v_guess, 0.1)
-        for _ in range(8):
-            traj = run_current(self.cell, self.state, grid, i, amb)
-            i_new = p / np.maximum(traj.voltage_v[:-1], 0.1)
-            if np.max(np.abs(i_new - i)) <= 1e-9 + 1e-7 * np.max(np.abs(i_new)):
-                i = i_new
-                break
-            i = i_new
-        traj = run_current(self.cell, self.state, grid, i, amb)
-        # Report at each grid time the current that gives the set power at its voltage.
-        return traj
+    def _temperatures(self, t0_c: float, track: Track, origin: float, p: Params,
+                      step_s: float | None = None) -> np.ndarray:
+        t = track.t
+        ambient = self.world.constant_ambient_c(origin + t[0], origin + t[-1])
+        if ambient is None:
+            ambient = self.world.ambient_c_at(origin + t)
+        if track.dq_const == 0.0 and step_s is not None and np.ndim(ambient) == 0:
+            out = cooling(t0_c, float(ambient), step_s, len(t), p.heat_capacity_j_per_k,
+                          p.heat_transfer_w_per_k)
+            if out is not None:
+                return out
+        dt = step_s if step_s is not None else np.diff(t)
+        return temperatures(t0_c, dt, track.heat_w, ambient,
+                            p.heat_capacity_j_per_k, p.heat_transfer_w_per_k)
 
-    def _cv(self, step, grid, amb):
-        temp = self.state.temperature_c
-        cur, soc, v_rc, a0, b = hold_voltage(self.cell, self.state, step.value, grid, temp)
-        # The chunk lasts while the linearised OCV stays within 0.2 mV of the real curve.
-        err = np.abs(self.cell.ocv(soc, temp) - (a0 + b * soc))
-        over = np.nonzero(err > CV_LINEARISATION_V)[0]
-        if len(over):
-            k = max(int(over[0]), 1)
-            grid, cur, soc, v_rc = grid[: k + 1], cur[: k + 1], soc[: k + 1], v_rc[: k + 1]
-            amb = amb[: k + 1]
-        from labctl.sim.ecm import _rc_recurrence
+    def _drift_cut(self, temps: np.ndarray, t0_c: float, grid: LogGrid, k: int,
+                   on_grid: np.ndarray | None, drift_k: float) -> int | None:
+        """Where the batch must end because the cell has warmed or cooled too far."""
+        if not self._temperature_dependent or len(temps) < 2:
+            return None
+        if temps.max() - t0_c <= drift_k and t0_c - temps.min() <= drift_k:
+            return None
+        far = np.abs(temps - t0_c) > drift_k
+        m = int(far.argmax())
+        # Batches end on logged instants (the snapshot must match a logged sample).
+        g = np.ones(len(temps), dtype=bool) if on_grid is None else on_grid
+        index = k + np.cumsum(g) - 1
+        ends = np.flatnonzero(g & (index % grid.every == 0))
+        ends = ends[ends > 0]
+        if len(ends) == 0 or ends[0] >= len(temps) - 1:
+            return None
+        before = ends[ends <= m]
+        return int(before[-1] if len(before) else ends[0])
 
-        th = self.cell.m.thermal
-        temperature = np.full(len(grid), temp)
-        if th.heat_transfer_w_per_k > 0 and len(grid) > 1:
-            r0, _, _ = self.cell.params(soc[:-1], temp)
-            i_mid = 0.5 * (cur[1:] + cur[:-1])
-            heat = i_mid**2 * r0 + i_mid * v_rc[:-1].sum(axis=1)
-            log_a = -np.diff(grid) * (th.heat_transfer_w_per_k / th.heat_capacity_j_per_k)
-            drive = -np.expm1(log_a) * (amb[:-1] + heat / th.heat_transfer_w_per_k)
-            temperature = _rc_recurrence(temp, log_a, drive)
-        volt = np.full(len(grid), step.value)
-        return Trajectory(grid, soc, v_rc, volt, cur, temperature)
-
-    # -- bookkeeping ---------------------------------------------------------------------------
-    def _moved(self, traj, totals: np.ndarray) -> np.ndarray:
-        """Cumulative charge in/out (Ah) and energy in/out (Wh), trapezoid on the fine grid."""
-        dt_h = np.diff(traj.t) * (1.0 / 3600.0)
-        cur = traj.current_a
-        power = cur * traj.voltage_v
-        moved = np.empty((4, len(traj.t)))
-        moved[:, 0] = totals
-        inc = np.empty((4, len(dt_h)))
-        q = 0.5 * (cur[1:] + cur[:-1]) * dt_h
-        e = 0.5 * (power[1:] + power[:-1]) * dt_h
-        np.maximum(q, 0.0, out=inc[0])
-        np.maximum(-q, 0.0, out=inc[1])
-        np.maximum(e, 0.0, out=inc[2])
-        np.maximum(-e, 0.0, out=inc[3])
-        np.cumsum(inc, axis=1, out=moved[:, 1:])
-        moved[:, 1:] += totals[:, None]
-        return moved
-
-    def _first_hit(self, step, limits, traj, moved, extra, tau, duration, first) -> _Hit | None:
-        start = 0 if first else 1
-        v, i, temp = traj.voltage_v, traj.current_a, traj.temperature_c
-        charge = moved[0] + moved[1]
-        best: _Hit | None = None
-
-        def consider(mask: np.ndarray, make) -> None:
-            nonlocal best
-            if start:
-                mask = mask[start:]
-            if mask.any():
-                k = int(np.argmax(mask)) + start
-                if best is None or k < best.index:
-                    best = make(k)
-
-        values = {Quantity.VOLTAGE: v, Quantity.CURRENT: np.abs(i), Quantity.CHARGE: charge,
-                  Quantity.TEMPERATURE: temp}
-        for ci, cond in enumerate(step.until):
-            arr = values[cond.quantity]
-            mask = arr >= cond.value if cond.op == ">=" else arr <= cond.value
-            if cond.quantity is Quantity.CURRENT and step.mode is Mode.VOLTAGE and not _in_cv(traj):
-                continue
-            consider(mask, lambda k, c=cond, j=ci: _Hit(k, EndKind.CONDITION, _reason(c, values[c.quantity][k]), c, j))
-        for q, op, value, reason in extra:
-            arr = values[q]
-            consider(arr >= value if op == ">=" else arr <= value,
-                     lambda k, q=q, op=op, value=value, reason=reason: _Hit(k, EndKind.CONDITION, reason, EndCondition(q, op, value)))
-        # Safety limits on the true values: the same check the engine runs on measurements.
-        violation = limits.first_violation(v[start:], i[start:], temp[start:])
-        if violation is not None:
-            k = violation[0] + start
-            if best is None or k < best.index:
-                best = _Hit(k, EndKind.SAFETY, violation[1])
-        return best
-
-    def _truncate(self, step, traj, moved, hit: _Hit, tau, origin, kind):
-        k = hit.index
-        if k == 0:
-            sl = slice(0, 1)
-            return _cut(traj, sl), moved[:, sl]
-        cond = hit.cond
-        t0, t1 = traj.t[k - 1], traj.t[k]
-        delta = t1 - t0
-        state_k = EcmState(float(traj.soc[k - 1]), traj.v_rc[k - 1].copy(), float(traj.temperature_c[k - 1]))
-        i_k = float(traj.current_a[k - 1])
-        if cond is not None and kind == "current" and cond.quantity is Quantity.VOLTAGE:
-            temp = self.state.temperature_c  # the chunk's parameter temperature
-
-            def f(d: float) -> float:
-                return voltage_within(self.cell, state_k, i_k, d, temp) - cond.value
-
-            try:
-                delta = find_root(f, 0.0, t1 - t0, xtol=1e-5)
-            except ValueError:
-                delta = t1 - t0
-        elif cond is not None and kind == "current" and cond.quantity is Quantity.CHARGE and i_k != 0:
-            moved0 = moved[0, k - 1] + moved[1, k - 1]
-            delta = min(max((cond.value - moved0) * 3600 / abs(i_k), 0.0), t1 - t0)
-        elif cond is not None and kind == "cv" and cond.quantity is Quantity.CURRENT:
-            def f(d):
-                cur, _, _, _, _ = hold_voltage(self.cell, self.state, step.value, np.array([t0 + d]), self.state.temperature_c)
-                return abs(cur[0]) - cond.value
-            try:
-                delta = find_root(f, 0.0, t1 - t0, xtol=1e-5)
-            except ValueError:
-                delta = t1 - t0
-        grid = np.append(traj.t[:k], t0 + delta)
-        if kind == "cv":
-            new = self._cv(step, grid, self._ambient(origin, tau, grid))
-            return new, self._moved(new, moved[:, 0])
-        # Keep the chunk up to k-1 and add the one partial interval that ends at the crossing.
-        last = run_current(self.cell, state_k, np.array([0.0, delta]), np.array([i_k]),
-                           self._ambient(origin, tau + t0, np.array([0.0, delta])),
-                           param_temperature_c=self.state.temperature_c)
-        new = Trajectory(
-            grid,
-            np.append(traj.soc[:k], last.soc[1]),
-            np.vstack([traj.v_rc[:k], last.v_rc[1:]]),
-            np.append(traj.voltage_v[:k], last.voltage_v[1]),
-            np.append(traj.current_a[:k], i_k),
-            np.append(traj.temperature_c[:k], last.temperature_c[1]),
-        )
-        return new, self._moved(new, moved[:, 0])
-
-    def _batch(self, traj, moved, tau, every, logging, first, hit) -> SampleBatch:
-        n = len(traj.t)
-        keep = np.zeros(n, dtype=bool)
-        keep[::every] = True
-        if logging.delta_v:
-            lv = np.floor(traj.voltage_v / logging.delta_v)
-            keep[1:] |= lv[1:] != lv[:-1]
-        if logging.delta_i:
-            li = np.floor(traj.current_a / logging.delta_i)
-            keep[1:] |= li[1:] != li[:-1]
-        keep[-1] = True
-        if not first:
-            keep[0] = False  # the previous batch already logged this instant
-        idx = np.nonzero(keep)[0]
+    def _batch(self, track: Track, temps: np.ndarray, on_grid: np.ndarray | None, grid: LogGrid,
+               k: int, first: bool, totals: np.ndarray) -> SampleBatch:
+        charge_ah, discharge_ah = _split_cumulative(totals[0], totals[1], track.dq_ah,
+                                                    track.dq_const)
+        charge_wh, discharge_wh = _split_cumulative(totals[2], totals[3], track.de_wh,
+                                                    0.0 if track.dq_const == 0.0 else None)
+        totals[:] = (charge_ah[-1], discharge_ah[-1], charge_wh[-1], discharge_wh[-1])
+        sel = grid.select(k, track.voltage_v, track.current_a, on_grid, first)
+        voltage, current, temperature = self.meter.read_all(
+            track.voltage_v[sel], track.current_a[sel], temps[sel])
         return SampleBatch(
-            step_time_s=tau + traj.t[idx],
-            voltage_v=self._measure("voltage_v", traj.voltage_v[idx]),
-            current_a=self._measure("current_a", traj.current_a[idx]),
-            temperature_c=self._measure("temperature_c", traj.temperature_c[idx]),
-            charge_ah=moved[0, idx], discharge_ah=moved[1, idx],
-            charge_wh=moved[2, idx], discharge_wh=moved[3, idx],
+            step_time_s=track.t[sel],
+            voltage_v=voltage,
+            current_a=current,
+            temperature_c=temperature,
+            charge_ah=charge_ah[sel],
+            discharge_ah=discharge_ah[sel],
+            charge_wh=charge_wh[sel],
+            discharge_wh=discharge_wh[sel],
         )
 
+    def _relax_until(self, now: float) -> None:
+        """Output off between steps: the RC voltages decay and the cell meets the ambient."""
+        gap = now - self._state_time
+        if gap <= 0:
+            return
+        state = self._state
+        p = self._params(state.temperature_c)
+        t = np.linspace(0.0, gap, int(min(256, max(1, math.ceil(gap / 60.0)))) + 1)
+        track = CurrentPiece(p, state, 0.0, 0.0).solve(t)
+        temps = self._temperatures(state.temperature_c, track, self._state_time, p)
+        self._state = CellState(state.soc, tuple(float(x) for x in track.v_rc[:, -1]),
+                                float(temps[-1]))
+        self._state_time = now
 
-def _in_cv(traj) -> bool:
-    return bool(np.all(traj.voltage_v == traj.voltage_v[0]))
+    def _current_limit(self, step: ElectricalStep) -> float:
+        limit = step.current_limit_a if step.current_limit_a is not None else self.ranges.max_current_a
+        return min(abs(float(limit)), self.ranges.max_current_a)
+
+    def _time_limit(self, step: ElectricalStep) -> tuple[float, EndKind, str]:
+        if step.duration_s is not None:
+            return float(step.duration_s), EndKind.TIME, "time elapsed"
+        if step.profile is not None and step.profile.time_s[-1] > 0:
+            return float(step.profile.time_s[-1]), EndKind.TIME, "profile finished"
+        days = self.max_step_s / 86400.0
+        return self.max_step_s, EndKind.LIMIT, f"maximum step time reached ({days:g} days)"
+
+    def _span_cap(self, control: Control) -> float | None:
+        clock = self.world.clock
+        speed = getattr(clock, "speed", None) if getattr(clock, "is_virtual", True) else 1.0
+        cap = PACED_BATCH_WALL_S * speed if speed else None
+        if control.max_span_s is not None:
+            cap = control.max_span_s if cap is None else min(cap, control.max_span_s)
+        return cap
+
+    def _check(self, step: ElectricalStep) -> None:
+        """Refuse what the channel cannot do (validation should have caught it already)."""
+        r = self.ranges
+        where = f"{self.name}: step {step.text or step.mode.value!r}"
+        if step.duration_s is not None and not (step.duration_s >= 0):
+            raise InstrumentError(f"{where}: duration must be >= 0 s, got {step.duration_s}")
+        if step.mode is Mode.CURRENT and abs(step.value) > r.max_current_a * (1 + 1e-9):
+            raise InstrumentError(f"{where}: {abs(step.value):g} A is beyond the channel's "
+                                  f"{r.max_current_a:g} A")
+        if step.mode is Mode.VOLTAGE and not r.min_voltage_v <= step.value <= r.max_voltage_v:
+            raise InstrumentError(f"{where}: {step.value:g} V is outside the channel's "
+                                  f"{r.min_voltage_v:g}..{r.max_voltage_v:g} V")
+        if step.mode is Mode.POWER and r.max_power_w and abs(step.value) > r.max_power_w:
+            raise InstrumentError(f"{where}: {abs(step.value):g} W is beyond the channel's "
+                                  f"{r.max_power_w:g} W")
+        if step.mode in (Mode.CURRENT_PROFILE, Mode.POWER_PROFILE):
+            prof = step.profile
+            if prof is None or len(prof.time_s) == 0 or len(prof.time_s) != len(prof.value):
+                raise InstrumentError(f"{where}: needs a profile with as many times as values")
+            if any(b <= a for a, b in zip(prof.time_s, prof.time_s[1:], strict=False)):
+                raise InstrumentError(f"{where}: profile times must increase")
+            if step.mode is Mode.CURRENT_PROFILE and max(abs(v) for v in prof.value) > r.max_current_a:
+                raise InstrumentError(f"{where}: profile current beyond the channel's "
+                                      f"{r.max_current_a:g} A")
 
 
-def _cut(traj, sl):
-    return Trajectory(traj.t[sl], traj.soc[sl], traj.v_rc[sl], traj.voltage_v[sl], traj.current_a[sl],
-                      traj.temperature_c[sl])
+# -- helpers ---------------------------------------------------------------------------------
 
 
-def _reason(cond: EndCondition, value: float) -> str:
-    if cond.quantity is Quantity.CURRENT:
-        return f"current fell to {cond.value:.4g} A" if cond.op == "<=" else f"current reached {cond.value:.4g} A"
-    if cond.quantity is Quantity.CHARGE:
-        return f"moved {cond.value:.4g} Ah"
-    return f"reached {cond.value:.4g} {_UNITS[cond.quantity]}" + (f" ({cond.text})" if cond.text and "limit" in cond.text else "")
+def _batch_intervals(grid: LogGrid, horizon: int, span_cap: float | None) -> int:
+    n = horizon
+    if span_cap is not None:
+        n = min(n, int(span_cap / grid.dt_s))
+    return max(grid.every, n // grid.every * grid.every)
+
+
+def _batch_times(grid: LogGrid, k: int, n: int, end_t: float, extra: np.ndarray | None
+                 ) -> tuple[np.ndarray, np.ndarray | None, float | None]:
+    """Grid times of the batch cut at the step's end, profile change times inserted,
+    and the grid spacing if the result is uniform."""
+    times = grid.times(k, k + n)
+    step_s: float | None = grid.dt_s
+    tol = 1e-9 * max(1.0, end_t)
+    if times[-1] >= end_t - tol:
+        times = np.append(times[times < end_t - tol], end_t)
+        if len(times) > 1 and abs(times[-1] - times[-2] - grid.dt_s) > tol:
+            step_s = None
+    on_grid = None
+    if extra is not None and len(times) > 1:
+        inside = extra[(extra > times[0]) & (extra < times[-1])]
+        inside = inside[~np.isin(inside, times)]
+        if len(inside):
+            merged = np.concatenate([times, inside])
+            order = np.argsort(merged, kind="stable")
+            flags = np.concatenate([np.ones(len(times), bool), np.zeros(len(inside), bool)])
+            times, on_grid, step_s = merged[order], flags[order], None
+    return times, on_grid, step_s
+
+
+def _gross_charge(totals: np.ndarray, dq_ah: np.ndarray) -> np.ndarray:
+    out = np.empty(len(dq_ah) + 1)
+    out[0] = totals[0] + totals[1]
+    np.cumsum(np.abs(dq_ah), out=out[1:])
+    out[1:] += out[0]
+    return out
+
+
+def _split_cumulative(pos0: float, neg0: float, x: np.ndarray,
+                      constant: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative positive and negative parts of x (as magnitudes), from pos0 / neg0.
+
+    `constant`: every x is this value (a constant current on a uniform grid).
+    """
+    n = len(x) + 1
+    if constant is not None:
+        ramp = grid_index(n) * abs(constant)
+        ramp += pos0 if constant >= 0 else neg0
+        flat = np.full(n, neg0 if constant >= 0 else pos0)
+        return (ramp, flat) if constant >= 0 else (flat, ramp)
+    if n == 1 or x.min() >= 0:
+        pos = np.empty(n)
+        pos[0] = pos0
+        np.cumsum(x, out=pos[1:])
+        pos[1:] += pos0
+        return pos, np.full(n, neg0)
+    if x.max() <= 0:
+        neg = np.empty(n)
+        neg[0] = neg0
+        np.cumsum(x, out=neg[1:])
+        neg[1:] *= -1.0
+        neg[1:] += neg0
+        return np.full(n, pos0), neg
+    pos, _ = _split_cumulative(pos0, 0.0, np.maximum(x, 0.0))
+    neg, _ = _split_cumulative(neg0, 0.0, np.maximum(-x, 0.0))
+    return pos, neg
+
+
+def _values(key: str, track: Track, temps: np.ndarray | None,
+            q_gross: np.ndarray | None) -> np.ndarray:
+    if key == "v":
+        return track.voltage_v
+    if key == "i":
+        return track.current_a
+    if key == "temp":
+        return temps
+    return q_gross
+
+
+def _probe(watches: list[Watch]):
+    """A check of the electrical watches on a coarse track (see control.solve_span); only
+    for steps with end conditions (a safety limit rarely ends a step)."""
+    if not any(w.kind is EndKind.CONDITION for w in watches):
+        return None
+    electrical = [w for w in watches if w.key in ("v", "i", "i_abs", "-i")]
+    if not electrical:
+        return None
+
+    def probe(track: Track) -> int | None:
+        return first_firing(electrical, lambda key: _values(key, track, None, None), 1)[0]
+
+    return probe
+
+
+def _needs_charge(watches: list[Watch]) -> bool:
+    return any(w.key == "q" for w in watches)
+
+
+def _first_event(watches: list[Watch], span: Span, track: Track, temps: np.ndarray,
+                 q_gross: np.ndarray | None, p: Params, world: Any, origin: float, start: int):
+    """(index, instant, watch, value there, restarted piece) of what ends the step first."""
+    known = {} if track.dq_const is None else {"i": (track.current_a[0],) * 2}
+    best_k, firing = first_firing(watches, lambda key: _values(key, track, temps, q_gross), start,
+                                  known)
+    if best_k is None:
+        return None
+    if best_k == 0:
+        w = firing[0]
+        value0 = values_for(w.key, lambda key: _values(key, track, temps, q_gross))[0]
+        return 0, float(track.t[0]), w, float(value0), None
+    j = best_k
+    restarted = span.piece_of_interval(j - 1).from_point(track, j - 1)
+    t_lo, t_hi = float(track.t[j - 1]), float(track.t[j])
+    soc_lo = float(track.soc[j - 1])
+
+    def ambient(t: float) -> float:
+        return float(world.ambient_c_at(np.array([origin + t]))[0])
+
+    def value(key: str, t: float) -> float:
+        point = restarted.at(t)
+        if key == "q":
+            return float(q_gross[j - 1]) + abs(point.soc - soc_lo) * p.capacity_ah
+        if key == "temp":
+            return temperature_after(float(temps[j - 1]), t - t_lo, float(track.heat_w[j - 1]),
+                                     ambient(t_lo), ambient(t), p.heat_capacity_j_per_k,
+                                     p.heat_transfer_w_per_k)
+        return point_value(key, point)
+
+    best = None
+    for w in firing:
+        t_e = crossing_time(lambda t, w=w: w.margin(value(w.key, t)), t_lo, t_hi)
+        if best is None or t_e < best[1]:
+            best = (j, t_e, w, value(w.key, t_e), restarted)
+    return best
+
+
+def _end_at(track: Track, temps: np.ndarray, on_grid: np.ndarray | None, j: int, t_e: float,
+            restarted: Any, p: Params, world: Any, origin: float):
+    """The batch truncated so that its last point is the step's end instant t_e.
+
+    Point j is overwritten in place (the batch's arrays are its own).
+    """
+    if j == 0 or restarted is None:
+        return track.head(0), temps[:1], None if on_grid is None else on_grid[:1]
+    t_lo = float(track.t[j - 1])
+    tail = restarted.segment_to(t_e)
+    amb = world.constant_ambient_c(origin + t_lo, origin + t_e)
+    amb_lo, amb_e = (amb, amb) if amb is not None else world.ambient_c_at(
+        np.array([origin + t_lo, origin + t_e])).tolist()
+    end = track.head(j)
+    end.t = end.t.copy()  # the grid times may be a shared kernel
+    end.t[j] = t_e
+    end.soc[j] = tail.soc[1]
+    end.v_rc[:, j] = tail.v_rc[:, 1]
+    end.current_a[j] = tail.current_a[1]
+    end.voltage_v[j] = tail.voltage_v[1]
+    end.dq_ah[j - 1] = tail.dq_ah[0]
+    end.de_wh[j - 1] = tail.de_wh[0]
+    end.heat_w[j - 1] = tail.heat_w[0]
+    end.dq_const = None
+    temps = temps[: j + 1]
+    temps[j] = temperature_after(float(temps[j - 1]), t_e - t_lo, float(tail.heat_w[0]),
+                                 amb_lo, amb_e, p.heat_capacity_j_per_k,
+                                 p.heat_transfer_w_per_k)
+    if on_grid is not None:
+        on_grid = on_grid[: j + 1].copy()
+        on_grid[j] = True
+    return end, temps, on_grid

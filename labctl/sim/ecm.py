@@ -1,224 +1,471 @@
-"""Vectorised equivalent-circuit physics: OCV + R0 + RC pairs, lumped thermal.
+"""Vectorised equivalent-circuit physics: OCV + R0 + RC pairs, solved in closed form.
 
-Current is held constant over each grid interval (zero-order hold), which makes
-the RC recurrence exact: v[k+1] = a_k v[k] + R_k (1 - a_k) i_k with
-a_k = exp(-dt_k / tau_k). Parameters are evaluated per interval at the SoC at
-its start and at one temperature per call (the caller keeps calls short).
+Model (current positive = charge):
+
+    V = OCV(s) + I R0(s) + sum_i v_i
+    dv_i/dt = -v_i / tau_i + I R_i / tau_i
+    ds/dt = I / (3600 Q)
+
+Two kinds of *piece* advance the cell over a grid of times, all samples at once:
+
+- `CurrentPiece`: the current is held over each interval (constant current, rest,
+  profiles, and the per-interval currents the power solver finds). With the current
+  held, v_i[k+1] = a v_i[k] + R_i (1 - a) I_k with a = exp(-dt / tau_i) is exact.
+  With constant current and SoC-independent RC pairs the whole piece is one
+  closed form, v_i(t) = R_i I + (v_i0 - R_i I) exp(-t / tau_i), evaluated on a
+  uniform grid from cached decay kernels. SoC-dependent RC pairs take their R and
+  tau at each interval's mid SoC (second-order accurate). OCV and R0 are looked up
+  at every sample's SoC (they enter the voltage algebraically: exact).
+- `HoldPiece` (constant voltage) on one SoC cell of `Params.hold_cells()`: between two
+  breakpoints of the (piecewise linear) tables the OCV is exactly a + b s, so the hold
+  is a linear ODE in (s, v_1..v_n), solved by eigen-decomposition (`HoldSystem`,
+  cached per cell). R0 and the RC pairs are frozen at the cell's middle, within
+  1 % of their true values; the piece ends where the SoC leaves the cell.
+
+Interval means (charge, energy, heat) are exact integrals of the closed forms,
+except across a table breakpoint inside an interval (trapezoid there).
+
+Every piece can also be evaluated at one instant (`at`), over one partial interval
+(`segment_to`) and restarted from any of its samples (`from_point`), which the
+cycler uses to find cut-off crossings between samples by root finding on the same
+closed form.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from labctl.cells.spec import CellModel
+from labctl.sim.params import Params
 
-LOG_CHUNK = 600.0
-OVERRUN_V_PER_SOC = 20.0  # +0.2 V per 1 % SoC beyond the table  # keep exp() of cumulative decays inside float64 range
+_LOG_FLOOR = -500.0  # keep exp() of cumulative decays inside float64 range
+_NONE = np.empty(0)
 
 
-@dataclass
-class EcmState:
+@dataclass(frozen=True)
+class CellState:
     soc: float
-    v_rc: np.ndarray  # (n_rc,)
+    v_rc: tuple[float, ...]
     temperature_c: float
 
 
+@dataclass(frozen=True)
+class Point:
+    """The cell at one instant, as a piece sees it."""
+
+    soc: float
+    v_rc: tuple[float, ...]
+    current_a: float
+    voltage_v: float
+
+
 @dataclass
-class Trajectory:
-    """Values at grid times t[0..n]; interval k uses current i[k] (len n)."""
+class Track:
+    """A piece's solution at N grid times, plus what happened in each of the N-1 intervals."""
 
     t: np.ndarray
     soc: np.ndarray
-    v_rc: np.ndarray  # (n+1, n_rc)
-    voltage_v: np.ndarray  # terminal voltage at each grid time, with the current in force there
-    current_a: np.ndarray  # current reported at each grid time (n+1)
-    temperature_c: np.ndarray
+    v_rc: np.ndarray  # (n_rc, N)
+    current_a: np.ndarray  # reported at each time (the current in force from it on)
+    voltage_v: np.ndarray
+    dq_ah: np.ndarray  # signed charge into the cell per interval (exact)
+    de_wh: np.ndarray  # signed energy into the cell per interval
+    heat_w: np.ndarray  # mean I^2 R0 + I sum v_i over each interval (exact on linear pieces)
+    piece: object
+    dq_const: float | None = None  # dq_ah when it is the same for every interval
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def head(self, k: int) -> Track:
+        """Points 0..k and the intervals between them (views)."""
+        return Track(self.t[: k + 1], self.soc[: k + 1], self.v_rc[:, : k + 1],
+                     self.current_a[: k + 1], self.voltage_v[: k + 1], self.dq_ah[:k],
+                     self.de_wh[:k], self.heat_w[:k], self.piece, self.dq_const)
 
 
-class Cell:
-    """A cell model bound to its capacity, with parameter lookups."""
+def join_tracks(parts: list[Track]) -> Track:
+    """Consecutive tracks sharing their joint points; the later track's values win there."""
+    if len(parts) == 1:
+        return parts[0]
+    last = len(parts) - 1
 
-    def __init__(self, model: CellModel, capacity_ah: float):
-        self.m = model
-        self.q_as = capacity_ah * 3600.0
-        self.n_rc = len(model.rc_pairs)
+    def points(name: str) -> np.ndarray:
+        return np.concatenate([getattr(x, name)[:-1] if i < last else getattr(x, name)
+                               for i, x in enumerate(parts)])
 
-    def params(self, soc: np.ndarray, temperature_c: float):
-        # Arrhenius scaling applies only to tables that do not already span temperature.
-        f = self.m.arrhenius_factor(temperature_c)
-        r0_t = self.m.r0_ohm
-        r0 = r0_t(soc, temperature_c) * (1.0 if r0_t.depends_on_temperature else f)
-        rs, taus = [], []
-        for pair in self.m.rc_pairs:
-            fr = 1.0 if pair.r_ohm.depends_on_temperature else f
-            rs.append(pair.r_ohm(soc, temperature_c) * fr)
-            taus.append(pair.tau_s(soc, temperature_c))
-        return r0, rs, taus
+    def intervals(name: str) -> np.ndarray:
+        return np.concatenate([getattr(x, name) for x in parts])
 
-    def ocv(self, soc, temperature_c: float) -> np.ndarray:
-        """OCV; past full or empty the voltage runs away steeply, as a real cell's does."""
-        soc = np.asarray(soc, dtype=float)
-        v = self.m.ocv_v(soc, temperature_c)
-        if soc.size and (soc.max() > 1.0 or soc.min() < 0.0):
-            v = v + OVERRUN_V_PER_SOC * (np.clip(soc - 1.0, 0, None) - np.clip(-soc, 0, None))
-        return v
-
-    def ocv_slope(self, soc: float, temperature_c: float, h: float = 2e-4) -> float:
-        """dOCV/dSoC by a central difference of the extended curve (past the ends too)."""
-        return float((self.ocv(soc + h, temperature_c) - self.ocv(soc - h, temperature_c)) / (2 * h))
+    v_rc = np.concatenate([x.v_rc[:, :-1] if i < last else x.v_rc for i, x in enumerate(parts)],
+                          axis=1)
+    return Track(points("t"), points("soc"), v_rc, points("current_a"), points("voltage_v"),
+                 intervals("dq_ah"), intervals("de_wh"), intervals("heat_w"), parts[-1].piece)
 
 
-def _rc_recurrence(v0: float, log_a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """v[0] = v0, v[k+1] = a[k] v[k] + b[k], given log a; vectorised.
+def first_order(y0: float, log_a, drive: np.ndarray) -> np.ndarray:
+    """y[0] = y0, y[k+1] = exp(log_a[k]) y[k] + drive[k], for all k at once.
 
-    With P_k = a_0 ... a_k: v[k+1] = P_k (v0 + sum_{j<=k} b_j / P_j). Long spans
-    are cut where P would underflow (|log P| > LOG_CHUNK) and restarted.
+    y[k] = P_k (y0 + sum_{j<k} drive[j] / P_{j+1}) with P_k = exp(sum_{j<k} log_a[j]).
+    `log_a` may be one number (uniform grid). Spans whose decay underflows are restarted.
     """
-    n = len(b)
+    n = len(drive)
     out = np.empty(n + 1)
-    out[0] = v0
-    log_a = np.broadcast_to(log_a, (n,))
-    start = 0
+    if n == 0:
+        out[0] = y0
+        return out
+    if np.ndim(log_a) == 0 and -float(log_a) * n <= -_LOG_FLOOR:
+        powers, inverse = decay_powers(float(log_a), n + 1)
+        out[0] = 0.0
+        np.cumsum(drive * inverse[1:], out=out[1:])
+        out += y0
+        out *= powers
+        return out
+    out[0] = y0
+    cum = float(log_a) * np.arange(1, n + 1) if np.ndim(log_a) == 0 else np.cumsum(log_a)
+    start, base = 0, 0.0
     while start < n:
-        cum = np.cumsum(log_a[start:])
         stop = n
-        if cum[-1] < -LOG_CHUNK:
-            stop = start + max(int(np.searchsorted(-cum, LOG_CHUNK)), 1)
-            cum = cum[: stop - start]
-        p = np.exp(cum)
-        out[start + 1 : stop + 1] = p * (out[start] + np.cumsum(b[start:stop] / p))
+        if cum[-1] - base < _LOG_FLOOR:
+            stop = start + max(int(np.searchsorted(-(cum[start:] - base), -_LOG_FLOOR)), 1)
+        rel = cum[start:stop] - base
+        p = np.exp(rel)
+        out[start + 1 : stop + 1] = p * (out[start] + np.cumsum(drive[start:stop] / p))
+        base = cum[stop - 1]
         start = stop
     return out
 
 
-def run_current(cell: Cell, state: EcmState, t: np.ndarray, i: np.ndarray,
-                ambient_c: np.ndarray, thermal: bool = True,
-                param_temperature_c: float | None = None) -> Trajectory:
-    """Integrate a piecewise-constant current over grid t (len n+1, i len n).
-
-    Resistances and time constants are evaluated at each grid point's SoC and at
-    the temperature at the start of the call (the caller keeps calls short).
-    """
-    dt = np.diff(t)
-    n = len(i)
-    soc = np.empty(n + 1)
-    soc[0] = state.soc
-    np.cumsum(i * dt, out=soc[1:])
-    soc[1:] *= 1.0 / cell.q_as
-    soc[1:] += state.soc
-    temp0 = state.temperature_c
-    temp_p = temp0 if param_temperature_c is None else param_temperature_c
-    r0, rs, taus = cell.params(soc, temp_p)
-    v_rc = np.empty((n + 1, cell.n_rc))
-    for j in range(cell.n_rc):
-        log_a = -dt / taus[j][:-1]
-        b = rs[j][:-1] * (-np.expm1(log_a)) * i
-        v_rc[:, j] = _rc_recurrence(float(state.v_rc[j]), log_a, b)
-    # Reported current at each grid time: the interval's current; the last time keeps the last.
-    i_rep = np.empty(n + 1)
-    if n:
-        i_rep[:-1] = i
-        i_rep[-1] = i[-1]
-    else:
-        i_rep[:] = 0.0
-    rc_sum = v_rc.sum(axis=1) if cell.n_rc else 0.0
-    voltage = cell.ocv(soc, temp_p) + i_rep * r0 + rc_sum
-    th = cell.m.thermal
-    if thermal and th.heat_transfer_w_per_k > 0 and n:
-        heat = i * (i * r0[:-1] + (v_rc[:-1].sum(axis=1) if cell.n_rc else 0.0))
-        k = th.heat_transfer_w_per_k / th.heat_capacity_j_per_k
-        log_a = -dt * k
-        drive = -np.expm1(log_a) * (ambient_c[:-1] + heat / th.heat_transfer_w_per_k)
-        temperature = _rc_recurrence(temp0, log_a, drive)
-    else:
-        temperature = np.full(n + 1, temp0)
-    return Trajectory(t, soc, v_rc, voltage, i_rep, temperature)
+# Grid kernels for uniform grids, shared by every piece with the same spacing and time
+# constants: decays exp(-k dt / tau) and the powers of first_order. Small and reused
+# from step to step, they turn the closed forms into a handful of array operations.
+_KERNELS: dict = {}
+_KERNEL_LENGTH = 4001
 
 
-def voltage_within(cell: Cell, state_k: EcmState, i: float, delta: float, temp: float) -> float:
-    """Terminal voltage `delta` seconds into an interval that started in `state_k` at current i.
-
-    `temp` must be the temperature the chunk's parameters were evaluated at (its start),
-    so the crossing found here is the one the chunk's own trajectory has.
-    """
-    soc = state_k.soc + i * delta / cell.q_as
-    r0, rs, taus = cell.params(np.array([state_k.soc]), temp)
-    v = float(cell.ocv(soc, temp)) + i * float(r0[0])
-    for j in range(cell.n_rc):
-        a = np.exp(-delta / float(taus[j][0]))
-        v += float(state_k.v_rc[j]) * a + i * float(rs[j][0]) * (1 - a)
-    return v
+def _kernel(key, n: int, make):
+    arr = _KERNELS.get(key)
+    if arr is None or arr[-1].shape[-1] < n:
+        if len(_KERNELS) > 256:
+            _KERNELS.clear()
+        arr = make(max(n, _KERNEL_LENGTH))
+        _KERNELS[key] = arr
+    return arr
 
 
-def hold_voltage(cell: Cell, state: EcmState, v_hold: float, t: np.ndarray,
-                 temperature_c: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
-    """CV: current, soc and RC voltages on grid t with OCV linearised at the start.
-
-    With OCV(s) ~ a + b s the hold is a linear ODE x' = A x + g in x = (s, v_1..v_n);
-    its solution is a sum of exponentials, evaluated at every grid time at once.
-    """
-    n = cell.n_rc
-    s0 = state.soc
-    b = max(cell.ocv_slope(s0, temperature_c), 1e-4)
-    a0 = float(cell.ocv(s0, temperature_c)) - b * s0
-    r0, rs, taus = cell.params(np.array([s0]), temperature_c)
-    r0 = float(r0[0])
-    rs = [float(r[0]) for r in rs]
-    taus = [float(x[0]) for x in taus]
-    cs = 1.0 / cell.q_as
-    A = np.zeros((n + 1, n + 1))
-    g = np.zeros(n + 1)
-    A[0, 0] = -cs * b / r0
-    A[0, 1:] = -cs / r0
-    g[0] = cs * (v_hold - a0) / r0
-    for k in range(n):
-        gain = rs[k] / taus[k] / r0
-        A[1 + k, 0] = -gain * b
-        A[1 + k, 1:] = -gain
-        A[1 + k, 1 + k] -= 1.0 / taus[k]
-        g[1 + k] = gain * (v_hold - a0)
-    x0 = np.concatenate([[s0], state.v_rc])
-    x_star = np.linalg.solve(A, -g)
-    lam, vec = np.linalg.eig(A)
-    coef = np.linalg.solve(vec, x0 - x_star)
-    x = (x_star[:, None] + (vec * coef) @ np.exp(np.outer(lam, t))).real  # (n+1, len t)
-    soc = x[0]
-    v_rc = x[1:].T
-    current = (v_hold - a0 - b * soc - v_rc.sum(axis=1)) / r0
-    return current, soc, v_rc, a0, b
+def grid_index(n: int) -> np.ndarray:
+    """0, 1, ..., n-1 as floats."""
+    return _kernel("index", n, lambda m: (np.arange(m, dtype=float),))[0][:n]
 
 
-def find_root(f, lo: float, hi: float, xtol: float = 1e-5, max_iter: int = 100) -> float:
-    """A root of f in [lo, hi] (f changes sign there), by the Illinois method.
+def _decays(step_s: float, taus: tuple[float, ...], n: int) -> np.ndarray:
+    """exp(-k step_s / tau_j) for k < n, shape (len(taus), n)."""
+    def make(m):
+        return (np.exp(np.multiply.outer(-1.0 / np.array(taus), np.arange(m) * step_s)),)
+    return _kernel(("decay", step_s, taus), n, make)[0][:, :n]
 
-    Written here rather than importing scipy.optimize, whose import alone costs
-    longer than a whole simulated cycling run.
-    """
-    f_lo, f_hi = f(lo), f(hi)
-    if f_lo == 0.0:
-        return lo
-    if f_hi == 0.0:
-        return hi
-    if (f_lo > 0) == (f_hi > 0):
-        raise ValueError("no sign change")
-    side = 0
-    for _ in range(max_iter):
-        x = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
-        if not lo < x < hi:
-            x = 0.5 * (lo + hi)
-        f_x = f(x)
-        if f_x == 0.0 or hi - lo < xtol:
-            return x
-        if (f_x > 0) == (f_hi > 0):
-            hi, f_hi = x, f_x
-            if side == -1:
-                f_lo *= 0.5
-            side = -1
+
+def decay_powers(log_a: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """exp(k log_a) and exp(-k log_a) for k < n (n |log_a| within exp's range)."""
+    def make(m):
+        m = min(m, int(-_LOG_FLOOR / max(-log_a, 1e-300)) + 1)
+        k = np.arange(m) * log_a
+        return np.exp(k), np.exp(-k)
+    powers, inverse = _kernel(("powers", log_a), n, make)
+    return powers[:n], inverse[:n]
+
+
+def _mean_factor(dt, tau):
+    """tau/dt * (1 - exp(-dt/tau)): how much of an RC step shows in the interval's mean."""
+    if np.ndim(dt) == 0 and np.ndim(tau) == 0:
+        return -math.expm1(-dt / tau) * tau / dt if dt > 0 else 1.0
+    x = dt / tau
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f = -np.expm1(-x) / x
+    return np.where(x > 0, f, 1.0)
+
+
+class CurrentPiece:
+    """The current is held over each interval: CC, rest, profiles, solved power."""
+
+    def __init__(self, params: Params, state: CellState, t0: float, current_a: float = 0.0,
+                 rc_soc: float | None = None):
+        self.p = params
+        self.state = state
+        self.t0 = float(t0)
+        self.current_a = float(current_a)
+        # SoC at which SoC-dependent RC pairs are evaluated over a single interval.
+        self.rc_soc = state.soc if rc_soc is None else rc_soc
+
+    def solve(self, t: np.ndarray, currents: np.ndarray | None = None,
+              last_current: float | None = None, step_s: float | None = None,
+              points_only: bool = False) -> Track:
+        """Advance over grid `t` (t[0] == t0); `currents` per interval, default the piece's.
+
+        `step_s`: the grid's spacing when it is uniform (cached kernels, fewer operations).
+        `points_only`: skip the interval quantities (constant current only: a look ahead).
+        """
+        if currents is None and self.p.rc_const:
+            return self._solve_closed(t, step_s, points_only)
+        if currents is None:
+            currents = np.full(len(t) - 1, self.current_a)
+        return self._solve_held(t, currents, last_current, step_s)
+
+    def _solve_closed(self, t: np.ndarray, step_s: float | None,
+                      points_only: bool = False) -> Track:
+        """Constant current, SoC-independent RC pairs: v_i(t) = R_i I + (v_i0 - R_i I) e^(-t/tau_i)."""
+        p = self.p
+        i = self.current_a
+        n_pts = len(t)
+        if i == 0.0 and step_s is not None:
+            return self._solve_rest(t, step_s)
+        if step_s is not None:
+            soc = grid_index(n_pts) * (i * step_s / p.q_as)
+            decay = _decays(step_s, p.rc_tau_key, n_pts)
+            dt = step_s
+            f = _kernel(("mean", step_s, p.rc_tau_key), 0, lambda m: (np.array(
+                [_mean_factor(step_s, tau) for tau in p.rc_tau_key]),))[0]
         else:
-            lo, f_lo = x, f_x
-            if side == 1:
-                f_hi *= 0.5
-            side = 1
-    return 0.5 * (lo + hi)
+            tr = t - self.t0
+            soc = tr * (i / p.q_as)
+            decay = np.exp(np.multiply.outer(-1.0 / p.rc_tau, tr))
+            dt = t[1:] - t[:-1]
+            f = None
+        soc += self.state.soc
+        ri = p.rc_r * i
+        dev = np.array(self.state.v_rc) - ri
+        v_dev = dev[:, None] * decay
+        v_rc = v_dev + ri[:, None]
+        ri_sum = float(ri.sum())
+        voltage = v_dev.sum(axis=0)
+        if points_only:
+            voltage += np.interp(soc, p.ocv_x, p.ocv_y)
+            voltage += ri_sum + i * p.r0(soc)
+            return Track(t, soc, v_rc, np.full(n_pts, i), voltage, _NONE, _NONE, _NONE, self)
+        # Mean RC voltage over each interval, exactly: R I + (v_k - R I) tau/dt (1 - e^(-dt/tau)).
+        if f is not None:
+            mean_vsum = (dev * f) @ decay[:, :-1]
+        else:
+            mean_vsum = (v_dev[:, :-1] * _mean_factor(dt[None, :], p.rc_tau[:, None])).sum(axis=0)
+        mean_vsum += ri_sum
+        ocv = np.interp(soc, p.ocv_x, p.ocv_y)
+        voltage += ocv
+        if p.r0_const is not None:
+            voltage += i * p.r0_const + ri_sum
+            heat = mean_vsum * i
+            heat += i * i * p.r0_const
+        else:
+            r0 = np.interp(soc, p.r0_x, p.r0_y)
+            voltage += r0 * i
+            voltage += ri_sum
+            heat = r0[:-1] + r0[1:]
+            heat *= 0.5 * i * i
+            heat += mean_vsum * i
+        ocv_sum = ocv[:-1] + ocv[1:]
+        if step_s is not None:
+            dq_ah = np.full(n_pts - 1, i * step_s / 3600.0)
+            de_wh = ocv_sum * (0.5 * i * step_s / 3600.0)
+            de_wh += heat * (step_s / 3600.0)
+        else:
+            dq_ah = dt * (i / 3600.0)
+            de_wh = ocv_sum * dq_ah
+            de_wh *= 0.5
+            de_wh += heat * dt * (1.0 / 3600.0)
+        return Track(t, soc, v_rc, np.full(n_pts, i), voltage, dq_ah, de_wh, heat, self,
+                     i * step_s / 3600.0 if step_s is not None else None)
+
+    def _solve_rest(self, t: np.ndarray, step_s: float) -> Track:
+        """Zero current on a uniform grid: the RC voltages decay, nothing else moves."""
+        p = self.p
+        n_pts = len(t)
+        decay = _decays(step_s, p.rc_tau_key, n_pts)
+        v_rc = np.array(self.state.v_rc)[:, None] * decay
+        voltage = v_rc.sum(axis=0)
+        voltage += p.ocv1(self.state.soc)
+        return Track(t, np.full(n_pts, self.state.soc), v_rc, np.zeros(n_pts), voltage,
+                     np.zeros(n_pts - 1), np.zeros(n_pts - 1), np.zeros(n_pts - 1), self, 0.0)
+
+    def _solve_held(self, t: np.ndarray, i: np.ndarray, last_current: float | None,
+                    step_s: float | None) -> Track:
+        """Current held over each interval at its own value (profiles, power, SoC-dependent RC)."""
+        p = self.p
+        s0, v0 = self.state.soc, self.state.v_rc
+        dt = step_s if step_s is not None else t[1:] - t[:-1]
+        soc = np.empty(len(t))
+        soc[0] = 0.0
+        np.cumsum(i * dt, out=soc[1:])
+        soc *= 1.0 / p.q_as
+        soc += s0
+        v_rc = np.empty((p.n_rc, len(t)))
+        mean_vsum = 0.0
+        if p.n_rc:
+            # SoC-dependent pairs take R and tau at each interval's mid SoC (second order).
+            r_all, tau_all = ((p.rc_r, p.rc_tau) if p.rc_const
+                              else p.rc_along(0.5 * (soc[:-1] + soc[1:])))
+            for j in range(p.n_rc):
+                # v[k+1] = a v[k] + R (1 - a) I_k with a = exp(-dt / tau): exact for held I.
+                log_a = -dt / tau_all[j]
+                one_minus_a = -math.expm1(log_a) if np.ndim(log_a) == 0 else -np.expm1(log_a)
+                ri = r_all[j] * i
+                v_rc[j] = first_order(v0[j], log_a, ri * one_minus_a)
+                f = _mean_factor(dt, tau_all[j])
+                mean_vsum = mean_vsum + (v_rc[j, :-1] * f + ri * (1.0 - f))
+            vsum = v_rc.sum(axis=0)
+        else:
+            vsum = 0.0
+        ocv = np.interp(soc, p.ocv_x, p.ocv_y)
+        current = np.empty(len(t))
+        current[:-1] = i
+        current[-1] = (i[-1] if len(i) else self.current_a) if last_current is None else last_current
+        r0 = p.r0(soc)
+        voltage = current * r0
+        voltage += ocv
+        voltage += vsum
+        dq_ah = (i * (1.0 / 3600.0)) * dt
+        heat = i * (i * 0.5 * (r0[:-1] + r0[1:]) + mean_vsum)
+        de_wh = dq_ah * 0.5 * (ocv[:-1] + ocv[1:]) + heat * dt * (1.0 / 3600.0)
+        return Track(t, soc, v_rc, current, voltage, dq_ah, de_wh, heat, self)
+
+    def at(self, t: float) -> Point:
+        """The cell at time t, with this piece's current held from t0 (one interval)."""
+        p = self.p
+        i = self.current_a
+        d = t - self.t0
+        s = self.state.soc + i * d / p.q_as
+        r, tau = p.rc1(self.rc_soc)
+        v_rc = tuple(r[j] * i + (self.state.v_rc[j] - r[j] * i) * math.exp(-d / tau[j])
+                     for j in range(p.n_rc))
+        return Point(s, v_rc, i, p.ocv1(s) + i * p.r01(s) + sum(v_rc))
+
+    def segment_to(self, t1: float) -> Track:
+        """The two-point track from t0 to t1 (one interval), in plain arithmetic."""
+        p = self.p
+        i = self.current_a
+        s0, v0 = self.state.soc, self.state.v_rc
+        d = t1 - self.t0
+        s1 = s0 + i * d / p.q_as
+        r, tau = p.rc1(self.rc_soc)
+        v1, mean_v = [], 0.0
+        for j in range(p.n_rc):
+            ri = r[j] * i
+            a = math.exp(-d / tau[j])
+            v1.append(ri + (v0[j] - ri) * a)
+            f = -math.expm1(-d / tau[j]) * tau[j] / d if d > 0 else 1.0
+            mean_v += ri + (v0[j] - ri) * f
+        ocv0, ocv1 = p.ocv1(s0), p.ocv1(s1)
+        r00, r01 = p.r01(s0), p.r01(s1)
+        dq = i * d / 3600.0
+        heat = i * (i * 0.5 * (r00 + r01) + mean_v)
+        de = dq * 0.5 * (ocv0 + ocv1) + heat * d / 3600.0
+        return _two_points(self, self.t0, t1, s0, s1, v0, v1, i, i,
+                           ocv0 + i * r00 + sum(v0), ocv1 + i * r01 + sum(v1), dq, de, heat)
+
+    def from_point(self, track: Track, k: int) -> CurrentPiece:
+        """The same control restarted at sample k, with the current of interval k."""
+        state = CellState(float(track.soc[k]), tuple(float(x) for x in track.v_rc[:, k]),
+                          self.state.temperature_c)
+        if k >= len(track.dq_ah):
+            return CurrentPiece(self.p, state, float(track.t[k]), self.current_a)
+        rc_soc = 0.5 * float(track.soc[k] + track.soc[k + 1])
+        return CurrentPiece(self.p, state, float(track.t[k]), _interval_current(track, k), rc_soc)
+
+
+def _interval_current(track: Track, k: int) -> float:
+    dt = track.t[k + 1] - track.t[k]
+    return float(track.dq_ah[k] * 3600.0 / dt) if dt > 0 else float(track.current_a[k])
+
+
+class HoldPiece:
+    """Constant terminal voltage on one SoC cell (see `params.HoldSystem`)."""
+
+    def __init__(self, params: Params, state: CellState, t0: float, voltage_v: float):
+        self.p = params
+        self.state = state
+        self.t0 = float(t0)
+        self.voltage_v = float(voltage_v)
+        upward = voltage_v - params.ocv1(state.soc) - sum(state.v_rc) >= 0
+        sys = self.sys = params.hold_system(params.hold_cell(state.soc, upward), self.voltage_v)
+        self.lo, self.hi, self.a0, self.b, self.r0 = sys.lo, sys.hi, sys.a0, sys.b, sys.r0
+        self._set_start([state.soc, *state.v_rc])
+
+    def _set_start(self, x0: list[float]) -> None:
+        """x(t) = x0 + sum_j M[:, j] expm1(lam_j t) / lam_j, with M from x'(0) in modes."""
+        sys = self.sys
+        i0 = sys.i_c + sum(w * x for w, x in zip(sys.w, x0, strict=True))
+        x_dot = [g * i0 - x * k for g, x, k in zip(sys.gain, x0, sys.inv_tau, strict=True)]
+        c = [sum(v * d for v, d in zip(row, x_dot, strict=True)) for row in sys.vec_inv]
+        self.i0 = i0
+        self._m_list = [[r * cj for r, cj in zip(row, c, strict=True)] for row in sys.rows]
+        self._base_list = [*x0, i0]
+        self._arrays = None  # (M, base) as arrays, made on first use
+
+    def current_at_start(self) -> float:
+        return self.i0
+
+    def solve(self, t: np.ndarray, points_only: bool = False) -> Track:
+        """The hold at times `t` (t[0] == t0, increasing); `points_only` skips the
+        interval quantities (a coarse look ahead)."""
+        p = self.p
+        lam = self.sys.lam
+        if self._arrays is None:
+            self._arrays = (np.array(self._m_list), np.array(self._base_list)[:, None])
+        m, base = self._arrays
+        phi = np.multiply(lam, t - self.t0)
+        np.expm1(phi, out=phi)
+        phi /= lam
+        x = m @ phi
+        x += base
+        soc = x[0]
+        v_rc = x[1:-1]
+        current = x[-1]
+        voltage = np.full(len(t), self.voltage_v)
+        if points_only:
+            return Track(t, soc, v_rc, current, voltage, _NONE, _NONE, _NONE, self)
+        dq_ah = (soc[1:] - soc[:-1]) * p.capacity_ah
+        de_wh = dq_ah * self.voltage_v
+        # I (V - OCV(s)) with OCV linear on the piece: exact mean over each interval
+        # (intervals are never empty: pieces and ends fall strictly after a sample).
+        heat = soc[:-1] + soc[1:]
+        heat *= -0.5 * self.b
+        heat += self.voltage_v - self.a0
+        heat *= dq_ah * 3600.0
+        heat /= t[1:] - t[:-1]
+        return Track(t, soc, v_rc, current, voltage, dq_ah, de_wh, heat, self)
+
+    def at(self, t: float) -> Point:
+        d = t - self.t0
+        phi = [math.expm1(lam * d) / lam for lam in self.sys.lam_list]
+        x = [base + sum(m * f for m, f in zip(row, phi, strict=True))
+             for base, row in zip(self._base_list, self._m_list, strict=True)]
+        return Point(x[0], tuple(x[1:-1]), x[-1], self.voltage_v)
+
+    def segment_to(self, t1: float) -> Track:
+        """The two-point track from t0 to t1."""
+        end = self.at(t1)
+        s0 = self.state.soc
+        d = t1 - self.t0
+        dq = (end.soc - s0) * self.p.capacity_ah
+        i_mean = dq * 3600.0 / d if d > 0 else self.i0
+        heat = i_mean * (self.voltage_v - self.a0 - self.b * 0.5 * (s0 + end.soc))
+        return _two_points(self, self.t0, t1, s0, end.soc, self.state.v_rc, end.v_rc, self.i0,
+                           end.current_a, self.voltage_v, self.voltage_v, dq,
+                           dq * self.voltage_v, heat)
+
+    def from_point(self, track: Track, k: int) -> HoldPiece:
+        """The same linearisation restarted at sample k (the system is time-invariant)."""
+        other = object.__new__(HoldPiece)
+        other.__dict__.update(self.__dict__)
+        other.t0 = float(track.t[k])
+        v_rc = tuple(track.v_rc[:, k].tolist())
+        other.state = CellState(float(track.soc[k]), v_rc, self.state.temperature_c)
+        other._set_start([other.state.soc, *v_rc])
+        return other
+
+
+
+def _two_points(piece, t0, t1, s0, s1, v0, v1, i0, i1, volt0, volt1, dq, de, heat) -> Track:
+    v_rc = np.array([v0, v1], dtype=float).T.reshape(len(v0), 2)
+    return Track(np.array([t0, t1]), np.array([s0, s1]), v_rc, np.array([i0, i1]),
+                 np.array([volt0, volt1]), np.array([dq]), np.array([de]), np.array([heat]), piece)

@@ -1,0 +1,66 @@
+"""What the simulated instrument reports: true values plus Gaussian noise, then quantised.
+
+Noise is drawn only for quantities with a sigma > 0, from the channel's own seeded
+generator, so the same seed and the same steps give identical data, and a
+restored generator state continues the same sequence.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from labctl.errors import LabctlError
+
+QUANTITIES = ("voltage_v", "current_a", "temperature_c")
+
+
+def _settings(what: str, values: dict | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in (values or {}).items():
+        if key not in QUANTITIES:
+            raise LabctlError(f"simulated cycler {what}: unknown quantity {key!r}; "
+                              f"allowed: {', '.join(QUANTITIES)}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            math.isfinite(value) and value >= 0
+        ):
+            raise LabctlError(f"simulated cycler {what}.{key}: must be a number >= 0, got {value!r}")
+        if value > 0:
+            out[key] = float(value)
+    return out
+
+
+class Meter:
+    def __init__(self, noise: dict | None, resolution: dict | None, rng: np.random.Generator):
+        self.noise = _settings("noise", noise)
+        self.resolution = _settings("resolution", resolution)
+        self.rng = rng
+
+    def read_all(self, voltage_v: np.ndarray, current_a: np.ndarray,
+                 temperature_c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Voltage, current and temperature readings; one draw from the generator per call."""
+        if not self.noise and not self.resolution:
+            return voltage_v, current_a, temperature_c
+        n = len(voltage_v)
+        out = np.stack([voltage_v, current_a, temperature_c])
+        noisy = [k for k, q in enumerate(QUANTITIES) if q in self.noise]
+        if noisy:
+            # float32 draws: faster, and plenty for noise a few decades below the signal.
+            draws = self.rng.standard_normal((len(noisy), n), dtype=np.float32)
+            draws *= np.array([self.noise[QUANTITIES[k]] for k in noisy], np.float32)[:, None]
+            if len(noisy) == 3:
+                out += draws
+            else:
+                out[noisy] += draws
+        if self.resolution:
+            steps = np.array([self.resolution.get(q, 0.0) for q in QUANTITIES])
+            rows = np.flatnonzero(steps)
+            if len(rows) == 3:
+                out /= steps[:, None]
+                np.rint(out, out=out)
+                out *= steps[:, None]
+            else:
+                for k in rows:
+                    out[k] = np.rint(out[k] / steps[k]) * steps[k]
+        return out[0], out[1], out[2]
