@@ -541,8 +541,16 @@ def _first_event(watches: list[Watch], span: Span, track: Track, temps: np.ndarr
     best = None
     for w in firing:
         t_e = crossing_time(lambda t, w=w: w.margin(value(w.key, t)), t_lo, t_hi)
-        if best is None or t_e < best[1]:
-            best = (j, t_e, w, value(w.key, t_e), restarted)
+        v_e = value(w.key, t_e)
+        if w.margin(v_e) < 0 or (w.strict and w.margin(v_e) == 0):
+            # The control jumped at sample j (a profile step): the crossing is sample j
+            # itself, with the values in force from then on.
+            v_e = float(values_for(w.key, lambda key: _values(key, track, temps, q_gross))[j])
+            candidate = (j, t_hi, w, v_e, None)
+        else:
+            candidate = (j, t_e, w, v_e, restarted)
+        if best is None or candidate[1] < best[1]:
+            best = candidate
     return best
 
 
@@ -550,10 +558,11 @@ def _end_at(track: Track, temps: np.ndarray, on_grid: np.ndarray | None, j: int,
             restarted: Any, p: Params, world: Any, origin: float):
     """The batch truncated so that its last point is the step's end instant t_e.
 
-    Point j is overwritten in place (the batch's arrays are its own).
+    Point j is overwritten in place (the batch's arrays are its own); without a
+    `restarted` piece the step ends at sample j as it is.
     """
-    if j == 0 or restarted is None:
-        return track.head(0), temps[:1], None if on_grid is None else on_grid[:1]
+    if restarted is None:
+        return track.head(j), temps[: j + 1], None if on_grid is None else on_grid[: j + 1]
     t_lo = float(track.t[j - 1])
     tail = restarted.segment_to(t_e)
     amb = world.constant_ambient_c(origin + t_lo, origin + t_e)

@@ -1,38 +1,106 @@
-"""The list of runs in a results store, from run.json files only (fast)."""
+"""The runs in a results store, from run.json files only (fast: no table is read).
+
+`<results_root>/index.jsonl` has one line per run created (appended by
+`RunDir.create`). It is a cache for other tools (dashboards, batch jobs) to find
+runs without walking the folder; `list_runs` checks it against the folders
+present and rewrites it when it is missing or stale.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from labctl.store.rundir import RUN_JSON, effective_status
+from labctl.errors import LabctlError
+from labctl.store.atomic import atomic_write_bytes
+from labctl.store.rundir import INDEX_NAME, RUN_JSON, effective_status, index_entry
+
+
+def _iso(ts: Any) -> str | None:
+    if not isinstance(ts, (int, float)):
+        return None
+    try:
+        return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _number(x: Any) -> float | None:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+
+
+def _row(path: Path, meta: dict) -> dict[str, Any]:
+    started, ended = _number(meta.get("started_unix_s")), _number(meta.get("ended_unix_s"))
+    summary = meta.get("summary") if isinstance(meta.get("summary"), dict) else {}
+    procedure = meta.get("procedure") if isinstance(meta.get("procedure"), dict) else {}
+    cell = meta.get("cell") if isinstance(meta.get("cell"), dict) else {}
+    return {
+        "run_id": meta.get("run_id", path.name),
+        "path": str(path),
+        "procedure": procedure.get("name"),
+        "cell": cell.get("name"),
+        "status": effective_status(meta),
+        "reason": meta.get("reason"),
+        "started": _iso(started),
+        "started_unix_s": started,
+        "ended_unix_s": ended,
+        "wall_duration_s": ended - started if started is not None and ended is not None else None,
+        "duration_s": _number(summary.get("duration_s")),  # test time, when finished
+        "n_samples": summary.get("n_samples"),
+        "clock": meta.get("clock"),
+    }
+
+
+def _run_folders(root: Path) -> list[Path]:
+    with os.scandir(root) as it:
+        return [Path(e.path) for e in it
+                if e.is_dir() and os.path.isfile(os.path.join(e.path, RUN_JSON))]
+
+
+def _read_index(root: Path) -> set[str] | None:
+    try:
+        text = (root / INDEX_NAME).read_text(encoding="utf-8")
+    except OSError:
+        return None
+    names = set()
+    for line in text.splitlines():
+        try:
+            names.add(str(json.loads(line)["path"]))
+        except (ValueError, KeyError, TypeError):
+            return None  # a damaged line: rebuild
+    return names
 
 
 def list_runs(results_root: str | Path) -> list[dict[str, Any]]:
+    """One dict per run (run_id, path, procedure, cell, status, started, durations...),
+    sorted by start time. Folders whose run.json is unreadable are left out."""
     root = Path(results_root)
     if not root.is_dir():
         return []
-    runs = []
-    for run_json in root.glob(f"*/{RUN_JSON}"):
+    runs, metas = [], {}
+    for folder in _run_folders(root):
         try:
-            meta = json.loads(run_json.read_text())
-        except (OSError, json.JSONDecodeError):
+            meta = json.loads((folder / RUN_JSON).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
             continue
-        started = meta.get("started_unix_s")
-        ended = meta.get("ended_unix_s")
-        runs.append({
-            "run_id": meta.get("run_id", run_json.parent.name),
-            "path": str(run_json.parent),
-            "procedure": (meta.get("procedure") or {}).get("name"),
-            "cell": (meta.get("cell") or {}).get("name"),
-            "status": effective_status(meta),
-            "reason": meta.get("reason"),
-            "started": datetime.fromtimestamp(started, tz=UTC).isoformat(timespec="seconds")
-            if started else None,
-            "started_unix_s": started,
-            "wall_duration_s": (ended - started) if started and ended else None,
-        })
-    runs.sort(key=lambda r: (r["started_unix_s"] or 0, r["run_id"]))
+        if not isinstance(meta, dict):
+            continue
+        metas[folder.name] = meta
+        runs.append(_row(folder, meta))
+    runs.sort(key=lambda r: (r["started_unix_s"] or 0.0, str(r["run_id"])))
+    if _read_index(root) != set(metas):
+        _rewrite_index(root, metas)
     return runs
+
+
+def _rewrite_index(root: Path, metas: dict[str, dict]) -> None:
+    entries = sorted((index_entry(m, name, m.get("started_unix_s")) for name, m in metas.items()),
+                     key=lambda e: (e["started_unix_s"] or 0.0, e["path"]))
+    text = "".join(json.dumps(e, default=str) + "\n" for e in entries)
+    try:
+        atomic_write_bytes(root / INDEX_NAME, text.encode("utf-8"))
+    except LabctlError:
+        pass  # a read-only store still lists fine

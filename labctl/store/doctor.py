@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from labctl.errors import LabctlError
-from labctl.store.journal import JOURNAL_NAME, JournalWriter, read_journal
+from labctl.store.journal import JOURNAL_NAME, JournalWriter, read_journal, rewrite_journal
 from labctl.store.rundir import RUN_SCHEMA_VERSION, RunDir, effective_status
 from labctl.store.tables import finalize, tables_current
 
@@ -59,14 +59,22 @@ def check_run(path: str | Path, repair: bool = False, max_gap_s: float = 3600.0)
 
     data = read_journal(rundir.path)
     size = (rundir.path / JOURNAL_NAME).stat().st_size
-    torn = Finding("journal", not data.torn_tail,
-                   f"{data.valid_bytes} valid bytes of {size}; {len(data.events)} events, "
-                   f"{len(data.samples['test_time_s'])} samples")
-    if data.torn_tail and repair and effective_status(meta) != "running":
-        JournalWriter.open_for_append(rundir.path).close()  # cuts the torn record
-        torn.repaired = True
-        torn.detail += "; torn record at the end removed"
-    add(torn)
+    healthy = not data.torn_tail and not data.corrupt_ranges
+    journal = Finding("journal", healthy,
+                      f"{data.valid_bytes} valid bytes of {size}; {len(data.events)} events, "
+                      f"{len(data.samples['test_time_s'])} samples")
+    if data.corrupt_ranges:
+        spans = ", ".join(f"{a}..{b}" for a, b in data.corrupt_ranges)
+        journal.detail += f"; damaged bytes skipped at {spans}"
+    if not healthy and repair and effective_status(meta) != "running":
+        if data.corrupt_ranges:
+            aside = rewrite_journal(rundir.path)
+            journal.detail += f"; rewritten with the valid records (original kept as {aside.name})"
+        else:
+            JournalWriter.open_for_append(rundir.path).close()  # cuts the torn record
+            journal.detail += "; torn record at the end removed"
+        journal.repaired = True
+    add(journal)
 
     times = data.samples["test_time_s"]
     backwards = int((np.diff(times) < 0).sum()) if len(times) > 1 else 0

@@ -1,8 +1,14 @@
-"""`open_run`: a run directory as pandas DataFrames, finished, running or crashed."""
+"""`open_run`: a run directory as pandas DataFrames, finished, running or crashed.
+
+The Parquet tables are read when they were built from the journal as it is
+now; otherwise (a run still going on, one whose process died, tables missing)
+the same tables are built from the journal, so both give identical frames.
+"""
 
 from __future__ import annotations
 
 import math
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -11,86 +17,138 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from labctl.errors import LabctlError
-from labctl.store.journal import read_journal
+from labctl.store.journal import JournalData, read_events, read_journal
 from labctl.store.rundir import RunDir, effective_status
 from labctl.store.tables import build_cycles, build_steps, build_timeseries, tables_current
 
 _SUMMARY_KEYS = ("cycle_index", "charge_capacity_ah", "discharge_capacity_ah", "charge_energy_wh",
                  "discharge_energy_wh", "coulombic_efficiency", "energy_efficiency")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-def summarize(meta: dict, steps: pd.DataFrame, cycles: pd.DataFrame, n_samples: int) -> dict[str, Any]:
-    """Status, and the numbers of the last complete cycle (one that both charged and discharged)."""
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def summarize(meta: dict, steps: pd.DataFrame, cycles: pd.DataFrame, n_samples: int
+              ) -> dict[str, Any]:
+    """Status, counts, duration, and the numbers of the last complete cycle.
+
+    A complete cycle is one that both charged and discharged; when there is
+    none, the last cycle is reported. NaN becomes None (JSON-friendly).
+    """
     out: dict[str, Any] = {"status": meta.get("status"), "reason": meta.get("reason")}
-    full = cycles[(cycles.charge_capacity_ah > 0) & (cycles.discharge_capacity_ah > 0)]
-    row = full.iloc[-1] if len(full) else (cycles.iloc[-1] if len(cycles) else None)
-    if row is not None:
+    if len(cycles):
+        full = cycles[(cycles.charge_capacity_ah > 0) & (cycles.discharge_capacity_ah > 0)]
+        row = full.iloc[-1] if len(full) else cycles.iloc[-1]
         for key in _SUMMARY_KEYS:
             out[key] = int(row[key]) if key == "cycle_index" else float(row[key])
     out["n_samples"] = int(n_samples)
     out["n_steps"] = int(len(steps))
     out["n_cycles"] = int(len(cycles))
-    out["duration_s"] = float(steps.end_time_s.max()) if len(steps) else 0.0
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
+    ends = steps["end_time_s"].dropna() if len(steps) else ()
+    out["duration_s"] = float(max(ends)) if len(ends) else 0.0
+    return {k: _clean(v) for k, v in out.items()}
 
 
 class Run:
     """A run directory: `.meta`, `.timeseries`, `.steps`, `.cycles`, `.events`, `.summary()`."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: str | Path):
         self._rundir = RunDir.open(path)
         self.path = self._rundir.path
         self.meta: dict[str, Any] = dict(self._rundir.meta)
         self.meta["status"] = effective_status(self._rundir.meta)
         self._from_tables = tables_current(self.path, self._rundir.meta)
 
+    @property
+    def tables_current(self) -> bool:
+        """True when the Parquet tables match the journal (they are what is read)."""
+        return self._from_tables
+
     @cached_property
-    def _journal(self):
+    def _journal(self) -> JournalData:
         return read_journal(self.path)
 
-    @property
+    @cached_property
     def events(self) -> list[dict]:
-        return self._journal.events
+        if "_journal" in self.__dict__ or not self._from_tables:
+            return self._journal.events
+        return read_events(self.path)  # tables are current: no need to decode samples
+
+    def _table(self, name: str) -> pd.DataFrame:
+        try:
+            return pd.read_parquet(self.path / f"{name}.parquet")
+        except (OSError, ValueError) as exc:  # damaged since: fall back to the journal
+            self._from_tables = False
+            raise _Rebuild from exc
 
     @cached_property
     def timeseries(self) -> pd.DataFrame:
         if self._from_tables:
-            return pd.read_parquet(self.path / "timeseries.parquet")
+            try:
+                return self._table("timeseries")
+            except _Rebuild:
+                pass
         return build_timeseries(self._journal.samples)
 
     @cached_property
     def steps(self) -> pd.DataFrame:
         if self._from_tables:
-            return pd.read_parquet(self.path / "steps.parquet")
+            try:
+                return self._table("steps")
+            except _Rebuild:
+                pass
         return build_steps(self._journal.events, self._journal.samples)
 
     @cached_property
     def cycles(self) -> pd.DataFrame:
         if self._from_tables:
-            return pd.read_parquet(self.path / "cycles.parquet")
+            try:
+                return self._table("cycles")
+            except _Rebuild:
+                pass
         return build_cycles(self.steps, self._journal.samples)
 
     def n_samples(self) -> int:
         if self._from_tables and "timeseries" not in self.__dict__:
-            return pq.ParquetFile(self.path / "timeseries.parquet").metadata.num_rows
+            try:
+                return pq.ParquetFile(self.path / "timeseries.parquet").metadata.num_rows
+            except (OSError, ValueError):
+                self._from_tables = False
         return len(self.timeseries)
 
     def summary(self) -> dict[str, Any]:
+        """Status, reason, duration, sample/step/cycle counts and the last complete cycle's
+        capacities, energies and efficiencies."""
         return summarize(self.meta, self.steps, self.cycles, self.n_samples())
 
     def analysis(self, name: str) -> dict[str, pd.DataFrame]:
-        """Tables an analysis stored under analysis/<name>/ as DataFrames, by file stem."""
-        folder = self.path / "analysis" / name
-        if not folder.is_dir():
-            root = self.path / "analysis"
-            existing = sorted(p.name for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
-            raise LabctlError(f"{self.path}: no analysis {name!r}; stored: {', '.join(existing) or 'none'}")
-        return {p.stem: pd.read_parquet(p) for p in sorted(folder.glob("*.parquet"))}
+        """Tables an analysis stored under analysis/<name>/, by file stem."""
+        root = self.path / "analysis"
+        stored = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        folder = root / str(name)
+        if not _NAME.match(str(name)) or not folder.is_dir():
+            raise LabctlError(f"{self.path}: no analysis {name!r}; stored: "
+                              f"{', '.join(stored) or 'none'}")
+        tables = {}
+        for p in sorted(folder.glob("*.parquet")):
+            try:
+                tables[p.stem] = pd.read_parquet(p)
+            except (OSError, ValueError) as exc:
+                raise LabctlError(f"{p}: unreadable Parquet table ({exc})") from None
+        return tables
 
     def __repr__(self) -> str:
         return f"<Run {self.path.name} {self.meta.get('status')}>"
 
 
+class _Rebuild(Exception):
+    """A Parquet table could not be read: build it from the journal instead."""
+
+
 def open_run(path: str | Path) -> Run:
-    """Open a run directory (finished, running or crashed)."""
+    """Open a run directory (finished, running or crashed); LabctlError if it is not one."""
     return Run(Path(path))

@@ -1,13 +1,18 @@
-"""Run directories: run.json (atomic), inputs/ copies, log.txt, Parquet tables."""
+"""Run directories: run.json (rewritten atomically), inputs/ copies, log.txt, tables.
+
+A run directory is self-contained and relocatable: nothing outside it is
+needed to read it. Every file except the journal and log.txt is replaced
+atomically, so a crash leaves either the old or the new version.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import secrets
 import socket
-import tempfile
 import time
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -17,10 +22,23 @@ from typing import Any
 import pandas as pd
 
 from labctl.errors import LabctlError
+from labctl.store.atomic import (
+    atomic_write_bytes,
+    atomic_write_json,
+    describe_os_error,
+    fsync_dir,
+)
+
+__all__ = [
+    "INDEX_NAME", "RUN_JSON", "RUN_SCHEMA_VERSION", "RUN_STATUSES", "RunDir", "atomic_write_bytes",
+    "atomic_write_json", "effective_status", "labctl_version", "new_run_id", "pid_alive",
+]
 
 RUN_SCHEMA_VERSION = 1
 RUN_JSON = "run.json"
 INDEX_NAME = "index.jsonl"
+RUN_STATUSES = ("running", "completed", "aborted", "faulted", "interrupted")
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def labctl_version() -> str:
@@ -31,136 +49,191 @@ def labctl_version() -> str:
 
 
 def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")[:40] or "x"
+    """A name that is safe in a file name on any OS (no separators, no spaces)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(name)).strip("-._")[:40] or "x"
 
 
 def new_run_id(procedure_name: str, cell_name: str, now: float) -> str:
+    """`YYYYMMDD-HHMMSS-<procedure>-<cell>-<4 hex>` (UTC): sorts by start time."""
     stamp = datetime.fromtimestamp(now, tz=UTC).strftime("%Y%m%d-%H%M%S")
     return f"{stamp}-{_safe(procedure_name)}-{_safe(cell_name)}-{secrets.token_hex(2)}"
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write, fsync, rename, fsync the folder: readers see the old file or the new one."""
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-    except OSError as exc:
-        raise LabctlError(f"{path}: cannot write ({exc.strerror})") from None
-    _fsync_dir(path.parent)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=2, default=str, allow_nan=True).encode())
-
+# -- is the process that runs it still alive? -------------------------------------------------
 
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except (PermissionError, OverflowError):
         return True
+    except OSError:
+        return False
     return True
 
 
+def _process_start(pid: int) -> int | None:
+    """The kernel's start time of `pid` (Linux), to tell a reused pid from the original."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _process_marker(pid: int) -> dict[str, Any]:
+    return {"pid": pid, "start_ticks": _process_start(pid)}
+
+
 def effective_status(meta: dict) -> str:
+    """The status, except "interrupted" for a "running" run whose process is gone.
+
+    Only a run started on this host can be checked; elsewhere "running" stays.
+    A pid reused by another process is recognised by its start time (Linux).
+    """
     status = meta.get("status", "unknown")
-    if status == "running":
-        pid = meta.get("pid")
-        if meta.get("host") == socket.gethostname() and isinstance(pid, int) and not pid_alive(pid):
-            return "interrupted"
+    if status != "running":
+        return str(status)
+    pid = meta.get("pid")
+    if meta.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return status
+    if not pid_alive(pid):
+        return "interrupted"
+    marker = meta.get("process")
+    if isinstance(marker, dict) and marker.get("pid") == pid and marker.get("start_ticks"):
+        now = _process_start(pid)
+        if now is not None and now != marker["start_ticks"]:
+            return "interrupted"  # the pid now belongs to another process
     return status
 
 
+# -- the run directory ------------------------------------------------------------------------
+
 class RunDir:
+    """One run's directory. `meta` mirrors run.json."""
+
     def __init__(self, path: Path, meta: dict):
         self.path = Path(path)
         self.meta = meta
 
     @classmethod
     def create(cls, results_root: str | Path, run_id: str, meta: dict) -> RunDir:
+        """Make the directory with inputs/, write run.json, add a line to the store's index."""
+        if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+            raise LabctlError(f"run id {run_id!r}: use letters, digits, '.', '_' and '-' only")
         root = Path(results_root)
         path = root / run_id
         try:
-            (path / "inputs").mkdir(parents=True, exist_ok=False)
+            root.mkdir(parents=True, exist_ok=True)
+            path.mkdir()
+            (path / "inputs").mkdir()
+        except FileExistsError:
+            raise LabctlError(f"{path}: a run directory of that name already exists") from None
         except OSError as exc:
-            raise LabctlError(f"{path}: cannot create the run directory ({exc.strerror})") from None
+            raise LabctlError(f"{path}: cannot create the run directory "
+                              f"({describe_os_error(exc)})") from None
+        pid = os.getpid()
         full = {"schema_version": RUN_SCHEMA_VERSION, "labctl_version": labctl_version(),
-                "run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(), **meta}
+                "run_id": run_id, "host": socket.gethostname(), "pid": pid, **meta,
+                "process": _process_marker(pid)}
         atomic_write_json(path / RUN_JSON, full)
-        entry = {"run_id": run_id, "path": run_id, "created_unix_s": time.time()}
-        try:
-            with open(root / INDEX_NAME, "a") as f:
-                f.write(json.dumps(entry) + "\n")
-        except OSError:
-            pass  # the index is a cache; list_runs rebuilds it from run.json files
+        fsync_dir(root)
+        _append_index(root, full)
         return cls(path, full)
 
     @classmethod
     def open(cls, path: str | Path) -> RunDir:
         path = Path(path)
         try:
-            meta = json.loads((path / RUN_JSON).read_text())
+            meta = json.loads((path / RUN_JSON).read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise LabctlError(f"{path}: not a run directory (no {RUN_JSON})") from None
-        except (OSError, json.JSONDecodeError) as exc:
+            what = "no such folder" if not path.exists() else f"no {RUN_JSON}"
+            raise LabctlError(f"{path}: not a run directory ({what})") from None
+        except NotADirectoryError:
+            raise LabctlError(f"{path}: not a run directory (a file, not a folder)") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise LabctlError(f"{path / RUN_JSON}: unreadable ({exc})") from None
-        if meta.get("schema_version", 0) > RUN_SCHEMA_VERSION:
-            raise LabctlError(f"{path}: run schema {meta['schema_version']} is newer than this "
-                              f"labctl understands ({RUN_SCHEMA_VERSION})")
+        if not isinstance(meta, dict):
+            raise LabctlError(f"{path / RUN_JSON}: not a run description (expected an object)")
+        version_ = meta.get("schema_version", 0)
+        if not isinstance(version_, int) or version_ > RUN_SCHEMA_VERSION:
+            raise LabctlError(f"{path}: run schema {version_} is newer than this labctl "
+                              f"understands ({RUN_SCHEMA_VERSION}); upgrade labctl")
         return cls(path, meta)
 
     def update_meta(self, **fields: Any) -> None:
-        """Change some fields of run.json (read-modify-write, then an atomic replace).
+        """Change some fields of run.json: read, modify, atomic replace.
 
         Reading first keeps fields another RunDir object wrote meanwhile (the
         table builder records which journal the tables match).
         """
         try:
-            on_disk = json.loads((self.path / RUN_JSON).read_text())
-        except (OSError, json.JSONDecodeError):
-            on_disk = {}
-        self.meta = {**on_disk, **self.meta, **fields} if not on_disk else {**on_disk, **fields}
-        atomic_write_json(self.path / RUN_JSON, self.meta)
+            on_disk = json.loads((self.path / RUN_JSON).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            on_disk = None
+        base = on_disk if isinstance(on_disk, dict) else self.meta
+        new = {**base, **fields}
+        if fields.get("pid") == os.getpid():
+            new["process"] = _process_marker(os.getpid())  # a resumed run's new process
+        atomic_write_json(self.path / RUN_JSON, new)
+        self.meta = new
 
-    def save_input(self, name: str, text: str) -> None:
-        atomic_write_bytes(self.path / "inputs" / Path(name).name, text.encode())
+    def save_input(self, name: str, text: str) -> Path:
+        """Keep a copy of an input file (procedure, cell, station) as it was used."""
+        safe = Path(str(name)).name
+        if safe in ("", ".", ".."):
+            raise LabctlError(f"input name {name!r} is not a file name")
+        target = self.path / "inputs" / safe
+        atomic_write_bytes(target, text.encode("utf-8"))
+        return target
 
-    def write_table(self, name: str, df: pd.DataFrame) -> None:
-        import io
-
+    def write_table(self, name: str, df: pd.DataFrame) -> Path:
+        """Write `<name>.parquet` in the run directory atomically."""
+        if not _RUN_ID.match(name):
+            raise LabctlError(f"table name {name!r}: use letters, digits, '.', '_' and '-' only")
         buf = io.BytesIO()
         df.to_parquet(buf, index=False)
-        atomic_write_bytes(self.path / f"{name}.parquet", buf.getvalue())
+        target = self.path / f"{name}.parquet"
+        atomic_write_bytes(target, buf.getvalue())
+        return target
 
     def append_log(self, line: str) -> None:
+        """Add a line to the human-readable log.txt (best effort: the journal is the record)."""
+        stamp = datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        text = "".join(f"{stamp} {part}\n" for part in str(line).rstrip("\n").split("\n"))
         try:
-            with open(self.path / "log.txt", "a") as f:
-                f.write(line.rstrip("\n") + "\n")
+            fd = os.open(self.path / "log.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                os.write(fd, text.encode("utf-8"))
+            finally:
+                os.close(fd)
         except OSError:
             pass
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+
+def index_entry(meta: dict, rel_path: str, created_unix_s: float | None = None
+                ) -> dict[str, Any]:
+    """The line the store's index keeps for a run: what does not change over its life."""
+    procedure = meta.get("procedure") if isinstance(meta.get("procedure"), dict) else {}
+    cell = meta.get("cell") if isinstance(meta.get("cell"), dict) else {}
+    return {"run_id": meta.get("run_id", rel_path), "path": rel_path,
+            "procedure": procedure.get("name"), "cell": cell.get("name"),
+            "started_unix_s": meta.get("started_unix_s"),
+            "created_unix_s": time.time() if created_unix_s is None else created_unix_s}
+
+
+def _append_index(root: Path, meta: dict) -> None:
+    line = json.dumps(index_entry(meta, str(meta["run_id"])), default=str) + "\n"
+    try:
+        # One write on an O_APPEND descriptor: lines from parallel channels never interleave.
+        fd = os.open(root / INDEX_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, line.encode("utf-8"))
+        finally:
+            os.close(fd)
+    except OSError:
+        pass  # the index is a cache; list_runs rebuilds it from the run.json files

@@ -1,11 +1,17 @@
-"""The per-step, per-cycle and timeseries tables, built from the journal."""
+"""The timeseries, steps and cycles tables, built from the journal.
+
+Conventions: the cumulative columns (charge_capacity_ah, ...) count from 0 at
+the start of each cycle and never decrease within it, so what a step moved is
+its last value minus its first. Means are time-weighted (trapezoid). A step's
+first sample shares its time with the previous step's last one.
+"""
 
 from __future__ import annotations
 
-import io
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,212 +19,406 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from labctl.records import SAMPLE_COLUMNS, StepResult
-from labctl.store.journal import JOURNAL_NAME, read_journal
-from labctl.store.rundir import RunDir, atomic_write_bytes
+from labctl.store.atomic import atomic_path
+from labctl.store.journal import EVENT, JOURNAL_NAME, JournalReader
 
-PARQUET_COMPRESSION = "snappy"  # read everywhere; lz4/zstd gained little speed here
-# Dictionary-encode only columns with few distinct values (indices, quantised readings):
-# on unique floats such as times it costs time and saves nothing.
+CUMULATIVE = ("charge_capacity_ah", "discharge_capacity_ah", "charge_energy_wh",
+              "discharge_energy_wh")
+
+# Snappy: decoded everywhere and cheap to write; zstd/gzip cost several times the
+# time of the rest of finalize for a modest size gain on noisy float columns.
+PARQUET_COMPRESSION = "snappy"
+# Dictionary encoding pays on columns with few distinct values (indices, readings
+# quantised by an instrument); on unique floats such as times it only costs time.
 DICTIONARY_COLUMNS = ["step_index", "cycle_index", "voltage_v", "current_a", "temperature_c"]
-ROW_GROUP = 500_000
+ROW_GROUP_ROWS = 262_144  # ~21 MB of samples held at a time while streaming
 
-
-class StepAccumulator:
-    """Summary of one step, fed batch by batch in O(1) memory."""
-
-    def __init__(self, step_index: int, cycle_index: int, kind: str, text: str, path: str):
-        self.step_index, self.cycle_index = step_index, cycle_index
-        self.kind, self.text, self.path = kind, text, path
-        self.n = 0
-        self._first: dict[str, float] = {}
-        self._last: dict[str, float] = {}
-        self._vt = 0.0  # integral of V dt
-        self._it = 0.0  # integral of I dt
-        self._max_t = -math.inf
-
-    def feed(self, columns: Mapping[str, np.ndarray]) -> None:
-        t = np.asarray(columns["test_time_s"], dtype=float)
-        if len(t) == 0:
-            return
-        v = np.asarray(columns["voltage_v"], dtype=float)
-        i = np.asarray(columns["current_a"], dtype=float)
-        if self.n:
-            t = np.concatenate([[self._last["t"]], t])
-            v = np.concatenate([[self._last["v"]], v])
-            i = np.concatenate([[self._last["i"]], i])
-        else:
-            self._first = {"t": float(t[0]), "v": float(v[0])}
-            for name in ("charge_capacity_ah", "discharge_capacity_ah", "charge_energy_wh",
-                         "discharge_energy_wh"):
-                self._first[name] = float(columns[name][0])
-        if len(t) > 1:
-            dt = np.diff(t)
-            self._vt += float(np.dot(0.5 * (v[1:] + v[:-1]), dt))
-            self._it += float(np.dot(0.5 * (i[1:] + i[:-1]), dt))
-        temp = np.asarray(columns["temperature_c"], dtype=float)
-        tmax = np.fmax.reduce(temp)
-        if tmax > self._max_t:
-            self._max_t = float(tmax)
-        self._last = {"t": float(t[-1]), "v": float(v[-1]), "i": float(i[-1]),
-                      "temp": float(temp[-1])}
-        for name in ("charge_capacity_ah", "discharge_capacity_ah", "charge_energy_wh",
-                     "discharge_energy_wh"):
-            self._last[name] = float(columns[name][-1])
-        self.n += len(columns["test_time_s"])
-
-    def result(self, end_kind: str, end_reason: str) -> StepResult:
-        nan = math.nan
-        if self.n == 0:
-            return StepResult(self.step_index, self.cycle_index, self.kind, self.text, self.path,
-                              end_kind, end_reason, nan, nan, 0.0, 0, 0.0, 0.0, 0.0, 0.0,
-                              nan, nan, nan, nan, nan, nan, nan)
-        duration = self._last["t"] - self._first["t"]
-        mean_v = self._vt / duration if duration > 0 else self._last["v"]
-        mean_i = self._it / duration if duration > 0 else self._last["i"]
-
-        def moved(name: str) -> float:
-            return max(0.0, self._last[name] - self._first[name])
-
-        return StepResult(
-            step_index=self.step_index, cycle_index=self.cycle_index, kind=self.kind,
-            text=self.text, path=self.path, end_kind=end_kind, end_reason=end_reason,
-            start_time_s=self._first["t"], end_time_s=self._last["t"], duration_s=duration,
-            n_samples=self.n,
-            charge_capacity_ah=moved("charge_capacity_ah"),
-            discharge_capacity_ah=moved("discharge_capacity_ah"),
-            charge_energy_wh=moved("charge_energy_wh"),
-            discharge_energy_wh=moved("discharge_energy_wh"),
-            start_voltage_v=self._first["v"], end_voltage_v=self._last["v"],
-            mean_voltage_v=mean_v, mean_current_a=mean_i, end_current_a=self._last["i"],
-            max_temperature_c=self._max_t if math.isfinite(self._max_t) else nan,
-            end_temperature_c=self._last["temp"],
-        )
-
-
-_STEP_COLUMNS = list(StepResult.__dataclass_fields__)
-
-
-def build_steps(events: list[dict], samples: Mapping[str, np.ndarray]) -> pd.DataFrame:
-    rows = {e["result"]["step_index"]: e["result"] for e in events if e.get("type") == "step_end"}
-    for e in events:
-        if e.get("type") != "step_start" or e["step_index"] in rows:
-            continue
-        acc = StepAccumulator(e["step_index"], e["cycle_index"], e.get("kind", ""),
-                              e.get("text", ""), e.get("path", ""))
-        mask = samples["step_index"] == e["step_index"]
-        if mask.any():
-            acc.feed({k: v[mask] for k, v in samples.items()})
-        rows[e["step_index"]] = acc.result("interrupted", "the run stopped during this step").as_dict()
-    df = pd.DataFrame([rows[k] for k in sorted(rows)], columns=_STEP_COLUMNS)
-    return df
-
+STEP_COLUMNS = list(StepResult.__dataclass_fields__)
+_STEP_INT = {"step_index", "cycle_index", "n_samples"}
+_STEP_STR = {"kind", "text", "path", "end_kind", "end_reason"}
 
 CYCLE_COLUMNS = ["cycle_index", "charge_capacity_ah", "discharge_capacity_ah", "charge_energy_wh",
                  "discharge_energy_wh", "coulombic_efficiency", "energy_efficiency",
                  "mean_charge_voltage_v", "mean_discharge_voltage_v", "max_temperature_c",
                  "start_time_s", "end_time_s", "n_steps"]
 
+INTERRUPTED = "interrupted"
+_INTERRUPTED_REASON = "the run stopped during this step"
 
-def _mean_voltage_per_cycle(samples: Mapping[str, np.ndarray], cycles: np.ndarray,
-                            sign: int) -> np.ndarray:
-    """Time-weighted mean voltage per cycle over intervals charging (sign=+1) or discharging.
 
-    An interval counts when the cycle's charge (or discharge) counter grows over it
-    — the instrument's own integration, so measurement noise on a resting cell's
-    current does not make a rest look like charging — and both ends are in the
-    same cycle. The voltage is the trapezoid mean over the interval.
+# -- one step -------------------------------------------------------------------------------
+
+class StepAccumulator:
+    """Summary of one step, fed batch by batch in O(1) memory."""
+
+    def __init__(self, step_index: int, cycle_index: int, kind: str, text: str, path: str):
+        self.step_index, self.cycle_index = int(step_index), int(cycle_index)
+        self.kind, self.text, self.path = kind, text, path
+        self.n_samples = 0
+        self._t0 = self._v0 = math.nan
+        self._first = [0.0] * len(CUMULATIVE)
+        self._last = [0.0] * len(CUMULATIVE)
+        self._t = self._v = self._i = self._temp = math.nan  # the last sample so far
+        self._vdt = 0.0  # integral of voltage over time
+        self._idt = 0.0  # integral of current over time
+        self._max_temp = math.nan
+
+    def feed(self, columns: Mapping[str, np.ndarray]) -> None:
+        """Add the next samples of the step (in time order)."""
+        t = np.asarray(columns["test_time_s"], dtype=np.float64)
+        n = len(t)
+        if n == 0:
+            return
+        v = np.asarray(columns["voltage_v"], dtype=np.float64)
+        i = np.asarray(columns["current_a"], dtype=np.float64)
+        temp = np.asarray(columns["temperature_c"], dtype=np.float64)
+        if self.n_samples == 0:
+            self._t0, self._v0 = float(t[0]), float(v[0])
+            self._first = [float(columns[name][0]) for name in CUMULATIVE]
+        else:  # the interval from the previous batch's last sample to this one's first
+            dt = float(t[0]) - self._t
+            self._vdt += 0.5 * (self._v + float(v[0])) * dt
+            self._idt += 0.5 * (self._i + float(i[0])) * dt
+        if n > 1:
+            dt = np.diff(t)
+            self._vdt += 0.5 * float(np.dot(v[1:] + v[:-1], dt))
+            self._idt += 0.5 * float(np.dot(i[1:] + i[:-1], dt))
+        self._max_temp = float(np.fmax(self._max_temp, np.fmax.reduce(temp)))  # NaN-safe
+        self._t, self._v, self._i, self._temp = float(t[-1]), float(v[-1]), float(i[-1]), \
+            float(temp[-1])
+        self._last = [float(columns[name][-1]) for name in CUMULATIVE]
+        self.n_samples += n
+
+    def result(self, end_kind: str, end_reason: str) -> StepResult:
+        """The step's row (cheap: the engine calls it while the step runs)."""
+        nan = math.nan
+        if self.n_samples == 0:
+            return StepResult(self.step_index, self.cycle_index, self.kind, self.text, self.path,
+                              end_kind, end_reason, nan, nan, 0.0, 0, 0.0, 0.0, 0.0, 0.0,
+                              nan, nan, nan, nan, nan, nan, nan)
+        duration = self._t - self._t0
+        mean_v = self._vdt / duration if duration > 0 else self._v
+        mean_i = self._idt / duration if duration > 0 else self._i
+        moved = [max(0.0, b - a) for a, b in zip(self._first, self._last, strict=True)]
+        return StepResult(
+            step_index=self.step_index, cycle_index=self.cycle_index, kind=self.kind,
+            text=self.text, path=self.path, end_kind=end_kind, end_reason=end_reason,
+            start_time_s=self._t0, end_time_s=self._t, duration_s=duration,
+            n_samples=self.n_samples,
+            charge_capacity_ah=moved[0], discharge_capacity_ah=moved[1],
+            charge_energy_wh=moved[2], discharge_energy_wh=moved[3],
+            start_voltage_v=self._v0, end_voltage_v=self._v,
+            mean_voltage_v=mean_v, mean_current_a=mean_i, end_current_a=self._i,
+            max_temperature_c=self._max_temp, end_temperature_c=self._temp,
+        )
+
+
+class _StepTracker:
+    """Follows step_start / step_end events; summarises steps that never got a step_end."""
+
+    def __init__(self) -> None:
+        self.ended: dict[int, dict] = {}
+        self.open: dict[int, StepAccumulator] = {}
+
+    def event(self, e: Mapping[str, Any]) -> None:
+        kind = e.get("type")
+        if kind == "step_start":
+            try:
+                index = int(e["step_index"])
+            except (KeyError, TypeError, ValueError):
+                return
+            if index not in self.ended and index not in self.open:
+                self.open[index] = StepAccumulator(
+                    index, int(e.get("cycle_index", 0) or 0), str(e.get("kind", "")),
+                    str(e.get("text", "")), str(e.get("path", "")))
+        elif kind == "step_end" and isinstance(e.get("result"), dict):
+            try:
+                index = int(e["result"]["step_index"])
+            except (KeyError, TypeError, ValueError):
+                return
+            self.ended[index] = e["result"]
+            self.open.pop(index, None)
+
+    def feed(self, samples: Mapping[str, np.ndarray]) -> None:
+        """Samples in file order; only steps still open need them."""
+        if not self.open or len(samples["step_index"]) == 0:
+            return
+        si = samples["step_index"]
+        if si[0] == si[-1] and (si == si[0]).all():  # the usual case: one step per block
+            acc = self.open.get(int(si[0]))
+            if acc is not None:
+                acc.feed(samples)
+            return
+        for index in np.unique(si):
+            acc = self.open.get(int(index))
+            if acc is not None:
+                mask = si == index
+                acc.feed({k: v[mask] for k, v in samples.items()})
+
+    def frame(self) -> pd.DataFrame:
+        rows = dict(self.ended)
+        for index, acc in self.open.items():
+            rows[index] = acc.result(INTERRUPTED, _INTERRUPTED_REASON).as_dict()
+        return steps_frame([rows[k] for k in sorted(rows)])
+
+
+def steps_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Rows of StepResult fields as a DataFrame with fixed column types."""
+    rows = list(rows)
+    data: dict[str, Any] = {}
+    for name in STEP_COLUMNS:
+        values = [r.get(name) for r in rows]
+        if name in _STEP_INT:
+            data[name] = np.array([0 if v is None else int(v) for v in values], dtype=np.int64)
+        elif name in _STEP_STR:
+            data[name] = pd.array(["" if v is None else str(v) for v in values], dtype="str")
+        else:
+            data[name] = np.array([math.nan if v is None else float(v) for v in values],
+                                  dtype=np.float64)
+    return pd.DataFrame(data, columns=STEP_COLUMNS)
+
+
+def build_steps(events: Iterable[Mapping[str, Any]], samples: Mapping[str, np.ndarray]
+                ) -> pd.DataFrame:
+    """One row per step_index: the recorded step_end result, or, for a step that started
+    but never ended (a crash), a row computed from its samples with end_kind "interrupted"."""
+    tracker = _StepTracker()
+    for e in events:
+        tracker.event(e)
+    tracker.feed(samples)
+    return tracker.frame()
+
+
+# -- cycles ---------------------------------------------------------------------------------
+
+class _CycleMeans:
+    """Time-weighted mean voltage per cycle while charging and while discharging.
+
+    An interval counts as charging when the cycle's charge counter grows over
+    it (the instrument's own integration, so current noise on a resting cell
+    is not charging), likewise for discharging, and only when both its ends are
+    in the same cycle. Fed in file order; carries the last sample between feeds.
     """
-    t, v = samples["test_time_s"], samples["voltage_v"]
-    counter = samples["charge_capacity_ah" if sign > 0 else "discharge_capacity_ah"]
-    cyc = samples["cycle_index"]
-    out = np.full(len(cycles), math.nan)
-    if len(t) < 2:
-        return out
-    sel = (np.diff(counter) > 0) & (cyc[1:] == cyc[:-1])
-    dt = np.where(sel, np.diff(t), 0.0)
-    vdt = 0.5 * (v[1:] + v[:-1]) * dt
-    # Sum per cycle: intervals are attributed to the cycle of their first sample.
-    idx = np.searchsorted(cycles, cyc[:-1])
-    idx = np.clip(idx, 0, len(cycles) - 1)
-    total_dt = np.bincount(idx, weights=dt, minlength=len(cycles))
-    total_vdt = np.bincount(idx, weights=vdt, minlength=len(cycles))
-    good = total_dt > 0
-    out[good] = total_vdt[good] / total_dt[good]
-    return out
+
+    def __init__(self) -> None:
+        self.sums: dict[int, np.ndarray] = {}  # cycle -> [dt_c, vdt_c, dt_d, vdt_d]
+        self._carry: dict[str, np.ndarray] | None = None
+
+    def feed(self, samples: Mapping[str, np.ndarray]) -> None:
+        names = ("test_time_s", "voltage_v", "charge_capacity_ah", "discharge_capacity_ah",
+                 "cycle_index")
+        if len(samples["test_time_s"]) == 0:
+            return
+        cols = {k: np.asarray(samples[k]) for k in names}
+        if self._carry is not None:
+            cols = {k: np.concatenate([self._carry[k], cols[k]]) for k in names}
+        self._carry = {k: cols[k][-1:].copy() for k in names}
+        if len(cols["test_time_s"]) < 2:
+            return
+        t, v, cyc = cols["test_time_s"], cols["voltage_v"], cols["cycle_index"]
+        dt = np.diff(t)
+        vdt = 0.5 * (v[1:] + v[:-1]) * dt
+        same = cyc[1:] == cyc[:-1]
+        c = cyc[:-1]
+        lo, hi = int(c.min()), int(c.max())
+        if hi - lo > 1_000_000:  # absurd cycle numbers: fall back to a sort
+            labels, c = np.unique(c, return_inverse=True)
+        else:
+            labels, c = np.arange(lo, hi + 1), c - lo
+        parts = []
+        for counter in ("charge_capacity_ah", "discharge_capacity_ah"):
+            sel = (np.diff(cols[counter]) > 0) & same
+            parts.append(np.bincount(c, weights=np.where(sel, dt, 0.0), minlength=len(labels)))
+            parts.append(np.bincount(c, weights=np.where(sel, vdt, 0.0), minlength=len(labels)))
+        block = np.stack(parts, axis=1)
+        for k in np.flatnonzero(block.any(axis=1)):
+            key = int(labels[k])
+            if key in self.sums:
+                self.sums[key] += block[k]
+            else:
+                self.sums[key] = block[k].copy()
+
+    def means(self, cycle: int) -> tuple[float, float]:
+        s = self.sums.get(int(cycle))
+        if s is None:
+            return math.nan, math.nan
+        charge = s[1] / s[0] if s[0] > 0 else math.nan
+        discharge = s[3] / s[2] if s[2] > 0 else math.nan
+        return float(charge), float(discharge)
+
+
+def _cycles_frame(steps: pd.DataFrame, means: _CycleMeans) -> pd.DataFrame:
+    if steps.empty:
+        return pd.DataFrame({c: pd.Series(dtype=np.int64 if c in ("cycle_index", "n_steps")
+                                          else np.float64) for c in CYCLE_COLUMNS})
+    g = steps.groupby("cycle_index", sort=True)
+    out = g[list(CUMULATIVE)].sum().reset_index()
+    out["cycle_index"] = out["cycle_index"].astype(np.int64)
+    ch, dis = out["charge_capacity_ah"].to_numpy(), out["discharge_capacity_ah"].to_numpy()
+    ech, edis = out["charge_energy_wh"].to_numpy(), out["discharge_energy_wh"].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["coulombic_efficiency"] = np.where(ch > 0, dis / ch, math.nan)
+        out["energy_efficiency"] = np.where(ech > 0, edis / ech, math.nan)
+    pairs = [means.means(c) for c in out["cycle_index"]]
+    out["mean_charge_voltage_v"] = np.array([p[0] for p in pairs], dtype=np.float64)
+    out["mean_discharge_voltage_v"] = np.array([p[1] for p in pairs], dtype=np.float64)
+    out["max_temperature_c"] = g["max_temperature_c"].max().to_numpy(dtype=np.float64)
+    out["start_time_s"] = g["start_time_s"].min().to_numpy(dtype=np.float64)
+    out["end_time_s"] = g["end_time_s"].max().to_numpy(dtype=np.float64)
+    out["n_steps"] = g.size().to_numpy().astype(np.int64)
+    return out[CYCLE_COLUMNS].reset_index(drop=True)
 
 
 def build_cycles(steps: pd.DataFrame, samples: Mapping[str, np.ndarray]) -> pd.DataFrame:
-    """One row per cycle, from the steps table (sums) and the samples (mean voltages)."""
-    if steps.empty:
-        return pd.DataFrame(columns=CYCLE_COLUMNS)
-    g = steps.groupby("cycle_index", sort=True)
-    sums = g[["charge_capacity_ah", "discharge_capacity_ah", "charge_energy_wh",
-              "discharge_energy_wh"]].sum()
-    out = sums.reset_index()
-    ch, dis = out.charge_capacity_ah.to_numpy(), out.discharge_capacity_ah.to_numpy()
-    ech, edis = out.charge_energy_wh.to_numpy(), out.discharge_energy_wh.to_numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["coulombic_efficiency"] = np.where(ch > 0, dis / np.where(ch > 0, ch, 1), math.nan)
-        out["energy_efficiency"] = np.where(ech > 0, edis / np.where(ech > 0, ech, 1), math.nan)
-    cycles = out.cycle_index.to_numpy()
-    out["mean_charge_voltage_v"] = _mean_voltage_per_cycle(samples, cycles, +1)
-    out["mean_discharge_voltage_v"] = _mean_voltage_per_cycle(samples, cycles, -1)
-    out["max_temperature_c"] = g.max_temperature_c.max().to_numpy()
-    out["start_time_s"] = g.start_time_s.min().to_numpy()
-    out["end_time_s"] = g.end_time_s.max().to_numpy()
-    out["n_steps"] = g.size().to_numpy()
-    out["cycle_index"] = out.cycle_index.astype(int)
-    return out[CYCLE_COLUMNS]
+    """One row per cycle: capacities and energies summed over its steps, efficiencies,
+    time-weighted mean charge/discharge voltages from the samples, max temperature,
+    start/end time and the number of steps."""
+    means = _CycleMeans()
+    means.feed(samples)
+    return _cycles_frame(steps, means)
 
+
+# -- timeseries ----------------------------------------------------------------------------
 
 def build_timeseries(samples: Mapping[str, np.ndarray]) -> pd.DataFrame:
-    return pd.DataFrame({name: samples[name] for name in SAMPLE_COLUMNS})
+    """The samples as a DataFrame, columns in SAMPLE_COLUMNS order (no copy of the arrays)."""
+    data = {name: np.asarray(samples[name], dtype=dt) for name, dt in SAMPLE_COLUMNS.items()}
+    return pd.DataFrame(data, columns=list(SAMPLE_COLUMNS), copy=False)
 
 
-_ARROW_SCHEMA = pa.schema([(n, pa.from_numpy_dtype(d)) for n, d in SAMPLE_COLUMNS.items()])
+ARROW_SCHEMA = pa.schema([(n, pa.from_numpy_dtype(d)) for n, d in SAMPLE_COLUMNS.items()])
 
 
-def _write_parquet_atomic(path: Path, df: pd.DataFrame) -> None:
-    buf = io.BytesIO()
-    df.to_parquet(buf, index=False, compression=PARQUET_COMPRESSION)
-    atomic_write_bytes(path, buf.getvalue())
+class _RowGroup:
+    """A reusable buffer of samples, written to Parquet one row group at a time."""
+
+    def __init__(self, rows: int):
+        self.cols = {name: np.empty(rows, dtype=dt) for name, dt in SAMPLE_COLUMNS.items()}
+        self.capacity, self.n = rows, 0
+        self.fed = 0  # rows already given to the step and cycle summaries
+
+    def add(self, block: Mapping[str, np.ndarray], lo: int, hi: int) -> int:
+        m = min(hi - lo, self.capacity - self.n)
+        for name, col in self.cols.items():
+            col[self.n:self.n + m] = block[name][lo:lo + m]
+        self.n += m
+        return lo + m
+
+    def view(self) -> dict[str, np.ndarray]:
+        return {name: col[: self.n] for name, col in self.cols.items()}
 
 
-def _arrow_slice(samples: Mapping[str, np.ndarray], lo: int, hi: int) -> pa.Table:
-    return pa.Table.from_arrays([pa.array(samples[n][lo:hi]) for n in SAMPLE_COLUMNS],
-                                schema=_ARROW_SCHEMA)
+def _parquet_writer(where: Any) -> pq.ParquetWriter:
+    return pq.ParquetWriter(where, ARROW_SCHEMA, compression=PARQUET_COMPRESSION,
+                            use_dictionary=DICTIONARY_COLUMNS)
 
 
-def finalize(run_dir: str | Path) -> dict:
-    """Build timeseries/steps/cycles Parquet files from the journal, atomically.
+def _arrow_table(cols: Mapping[str, np.ndarray]) -> pa.Table:
+    return pa.Table.from_arrays([pa.array(cols[n]) for n in SAMPLE_COLUMNS], schema=ARROW_SCHEMA)
 
-    Returns the steps and cycles tables and the sample count, so callers need
-    not read them back.
+
+def write_frame(path: Path, df: pd.DataFrame) -> None:
+    """A small table as Parquet, replacing `path` atomically."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression=PARQUET_COMPRESSION)
+
+
+# -- finalize -------------------------------------------------------------------------------
+
+TABLE_NAMES = ("timeseries", "steps", "cycles")
+
+
+def finalize(run_dir: str | Path) -> dict[str, Any]:
+    """Build timeseries, steps and cycles Parquet files from the journal, atomically.
+
+    One streaming pass: the timeseries goes out a row group at a time, so memory
+    stays bounded however long the run. Records in run.json which journal state
+    the tables were built from (`tables_journal_bytes`, `tables_journal`).
+    Returns {"steps", "cycles", "n_samples", "valid_bytes"} so callers need not
+    read the tables back.
+    """
+    from labctl.store.rundir import RunDir
+
+    run_dir = Path(run_dir)
+    rundir = RunDir.open(run_dir)  # refuse a folder that is not a run before writing
+    reader = JournalReader(run_dir / JOURNAL_NAME)
+    events: list[dict] = []
+    tracker, means = _StepTracker(), _CycleMeans()
+    group = _RowGroup(ROW_GROUP_ROWS)
+    n_samples = 0
+
+    def digest() -> None:
+        # Samples buffered since the last digest go to the step and cycle summaries
+        # before a step event changes which steps are open.
+        if group.fed < group.n:
+            cols = {name: col[group.fed:group.n] for name, col in group.cols.items()}
+            tracker.feed(cols)
+            means.feed(cols)
+            group.fed = group.n
+
+    def flush(writer: pq.ParquetWriter) -> None:
+        digest()
+        if group.n:
+            writer.write_table(_arrow_table(group.view()))
+            group.n = group.fed = 0
+
+    with atomic_path(run_dir / "timeseries.parquet") as tmp:
+        with _parquet_writer(tmp) as writer:
+            for kind, item, m in reader.records(reuse_buffer=True):
+                if kind == EVENT:
+                    if item.get("type") in ("step_start", "step_end"):
+                        digest()
+                        tracker.event(item)
+                    events.append(item)
+                    continue
+                block = reader.layout.columns_of(item, m)
+                lo = 0
+                while lo < m:
+                    lo = group.add(block, lo, m)
+                    if group.n == group.capacity:
+                        flush(writer)
+                n_samples += m
+            flush(writer)
+    steps = tracker.frame()
+    cycles = _cycles_frame(steps, means)
+    write_frame(run_dir / "steps.parquet", steps)
+    write_frame(run_dir / "cycles.parquet", cycles)
+    rundir.update_meta(tables_journal_bytes=reader.valid_bytes,
+                       tables_journal=_journal_mark(reader.file_bytes, reader.last_record))
+    return {"steps": steps, "cycles": cycles, "n_samples": n_samples,
+            "valid_bytes": reader.valid_bytes, "events": events}
+
+
+def _journal_mark(file_bytes: int, last_record: tuple[int, int] | None) -> dict[str, Any]:
+    offset, crc = last_record if last_record else (None, None)
+    return {"file_bytes": file_bytes, "last_record_offset": offset, "last_record_crc32": crc}
+
+
+def tables_current(run_dir: str | Path, meta: Mapping[str, Any]) -> bool:
+    """Whether the Parquet tables were built from the journal as it is now.
+
+    The journal only grows (or loses a torn tail on resume), so its size plus
+    the CRC of its last record tell whether it changed since the tables were built.
     """
     run_dir = Path(run_dir)
-    data = read_journal(run_dir)
-    samples = data.samples
-    n = len(samples["test_time_s"])
-    sink = pa.BufferOutputStream()
-    with pq.ParquetWriter(sink, _ARROW_SCHEMA, compression=PARQUET_COMPRESSION,
-                          use_dictionary=DICTIONARY_COLUMNS, write_statistics=False) as writer:
-        for lo in range(0, max(n, 1), ROW_GROUP):
-            writer.write_table(_arrow_slice(samples, lo, min(lo + ROW_GROUP, n)))
-    atomic_write_bytes(run_dir / "timeseries.parquet", sink.getvalue().to_pybytes())
-    steps = build_steps(data.events, data.samples)
-    cycles = build_cycles(steps, data.samples)
-    _write_parquet_atomic(run_dir / "steps.parquet", steps)
-    _write_parquet_atomic(run_dir / "cycles.parquet", cycles)
-    RunDir.open(run_dir).update_meta(tables_journal_bytes=data.valid_bytes)
-    return {"steps": steps, "cycles": cycles, "n_samples": len(data.samples["test_time_s"])}
-
-
-def tables_current(run_dir: Path, meta: dict) -> bool:
-    journal = run_dir / JOURNAL_NAME
-    if not all((run_dir / f"{n}.parquet").exists() for n in ("timeseries", "steps", "cycles")):
+    if not all((run_dir / f"{n}.parquet").is_file() for n in TABLE_NAMES):
         return False
+    mark = meta.get("tables_journal")
     try:
-        size = journal.stat().st_size
+        size = (run_dir / JOURNAL_NAME).stat().st_size
     except OSError:
+        return False
+    if not isinstance(mark, dict):
+        return meta.get("tables_journal_bytes") == size  # written by an older labctl
+    if mark.get("file_bytes") != size:
+        return False
+    offset, crc = mark.get("last_record_offset"), mark.get("last_record_crc32")
+    if offset is None:
         return True
-    return meta.get("tables_journal_bytes") == size
+    try:
+        with open(run_dir / JOURNAL_NAME, "rb") as f:
+            f.seek(int(offset) + 9)  # the CRC field of the record header
+            return int.from_bytes(f.read(4), "little") == crc
+    except (OSError, ValueError):
+        return False

@@ -23,6 +23,7 @@ from labctl.capabilities import (
 )
 from labctl.cells.spec import CellLimits, CellModel, CellSpec, RCPair, Table, ThermalModel
 from labctl.clock import VirtualClock
+from labctl.procedures import parse_logging
 from labctl.sim import SimCyclerChannel, SimWorld
 
 RANGES = CyclerRanges(max_current_a=50.0, max_voltage_v=10.0, min_voltage_v=0.0)
@@ -96,6 +97,26 @@ def test_discharge_current_safety_limit_on_a_profile_jump():
     # The last sample is the crossing: the current in force from t = 12 s on.
     assert d["current_a"][-1] == -4.0
     assert np.all(d["current_a"][:-1] == -1.0)
+
+
+@pytest.mark.parametrize("how", ["safety", "condition"])
+def test_voltage_limit_crossed_by_a_current_jump(how):
+    """A profile jump from -1 A to -4 A at t = 12 s drops the voltage by 3 A x R0 at once,
+    through 3.40 V (a safety limit, or the step's own cut-off): the step ends at 12 s and
+    its last sample shows the voltage under the new current (the crossing)."""
+    v_min = 3.40
+    profile = Profile((0.0, 12.0), (-1.0, -4.0))
+    until = (EndCondition(Quantity.VOLTAGE, "<=", v_min, "3.4 V"),) if how == "condition" else ()
+    step = ElectricalStep(Mode.CURRENT_PROFILE, duration_s=60.0, profile=profile, until=until)
+    limits = SafetyLimits(min_voltage_v=v_min) if how == "safety" else None
+    d, end, _ = _run(_channel(_cell(s0=0.5)), step, limits=limits)
+    s12 = 0.5 - 1.0 * 12.0 / (3600 * Q)
+    assert A + B * s12 - 1.0 * R0 > v_min > A + B * s12 - 4.0 * R0
+    assert end.kind is (EndKind.SAFETY if how == "safety" else EndKind.CONDITION)
+    assert d["step_time_s"][-1] == pytest.approx(12.0, abs=1e-6)
+    assert d["current_a"][-1] == -4.0
+    assert d["voltage_v"][-1] == pytest.approx(A + B * s12 - 4.0 * R0, abs=1e-9)
+    assert d["voltage_v"][-1] <= v_min
 
 
 def test_temperature_safety_limit_at_the_analytic_crossing():
@@ -238,7 +259,9 @@ def test_logging_every_10_s_plus_the_last_sample():
     s0, current, v_cut = 0.9, -2.0, 3.43
     step = ElectricalStep(Mode.CURRENT, current,
                           until=(EndCondition(Quantity.VOLTAGE, "<=", v_cut, "3.43 V"),))
-    d, end, _ = _run(_channel(_cell(s0=s0)), step, LoggingPolicy(period_s=10.0))
+    policy = parse_logging("every 10 s")
+    assert policy == LoggingPolicy(period_s=10.0)
+    d, end, _ = _run(_channel(_cell(s0=s0)), step, policy)
     t = d["step_time_s"]
     t_cut = ((v_cut - A - current * R0) / B - s0) * 3600 * Q / current
     assert t_cut % 10 > 0.5  # the cut-off does not fall on the grid
@@ -254,7 +277,8 @@ def test_delta_v_rule_adds_samples_only_where_the_voltage_moves():
     60 s or 5 mV: the rest gets only the 60 s grid, the discharge a sample whenever the
     voltage has moved 5 mV, so consecutive samples are never more than ~5 mV apart."""
     dv, period = 0.005, 60.0
-    policy = LoggingPolicy(period_s=period, delta_v=dv)
+    policy = parse_logging("every 60 s or 5 mV")
+    assert (policy.period_s, policy.delta_v) == (period, dv)
     ch = _channel(_cell(s0=0.8))
     rest, _, _ = _run(ch, ElectricalStep(Mode.REST, 0.0, duration_s=600.0), policy)
     np.testing.assert_allclose(rest["step_time_s"], np.arange(0.0, 601.0, period), atol=1e-9)

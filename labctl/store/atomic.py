@@ -1,0 +1,117 @@
+"""Atomic file replacement: readers see the old file or the new one, never half of one.
+
+Write to a temporary file in the same directory, fsync it, `os.replace` it over
+the target, then fsync the directory so the rename itself survives a power cut.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from labctl.errors import LabctlError
+
+_HINTS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EIO: "input/output error (failing disk?)",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """A short, plain reason for a failed file operation."""
+    return _HINTS.get(exc.errno or 0, exc.strerror or str(exc))
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in `path` durable (best effort where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success it replaces `path` atomically.
+
+    Whatever the body writes to the temporary path (for writers that want a file
+    name, such as Parquet writers) is fsynced and renamed over `path` only when
+    the body returns; if it raises, the temporary file is removed and `path` is
+    untouched.
+    """
+    path = Path(path)
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+    except OSError as exc:
+        raise LabctlError(f"{path}: cannot write ({describe_os_error(exc)})") from None
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        _fsync_file(tmp)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise LabctlError(f"{path}: cannot write ({describe_os_error(exc)}); "
+                              "the previous version is unchanged") from None
+        raise
+    fsync_dir(path.parent)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_stream(path: str | Path, chunks: Iterable[bytes]) -> None:
+    """Replace `path` atomically with the concatenation of `chunks`."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        for chunk in chunks:
+            f.write(chunk)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Replace `path` atomically with `data`."""
+    atomic_write_stream(path, (data,))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    """Replace `path` atomically with `obj` as indented JSON (NaN allowed, unknown types as str)."""
+    text = json.dumps(obj, indent=2, default=_json_default, allow_nan=True)
+    atomic_write_bytes(path, text.encode() + b"\n")
+
+
+def _json_default(obj: Any) -> Any:
+    item = getattr(obj, "item", None)  # numpy scalars
+    if callable(item):
+        try:
+            return item()
+        except (TypeError, ValueError):
+            pass
+    tolist = getattr(obj, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    return str(obj)
