@@ -330,6 +330,10 @@ class _Reader:
                 got = self.number_list(rows, j, path + ("values",))
                 if got is None:
                     return None
+                if len(got) != len(soc):  # a ragged row would not make a 2-D array
+                    self.err(path + ("values", j), f"has {len(got)} numbers; needs {len(soc)} "
+                             f"(one per soc) in each row")
+                    return None
                 values.append(got)
         if values is None:
             return None

@@ -17,7 +17,7 @@ import numpy as np
 
 from labctl.capabilities.cycler import EndKind
 from labctl.capabilities.steps import ElectricalStep, Mode, Profile
-from labctl.sim.ecm import CellState, CurrentPiece, HoldPiece, Track, join_tracks
+from labctl.sim.ecm import CellState, CurrentPiece, HoldPiece, Point, Track, join_tracks
 from labctl.sim.events import Watch, first_firing
 from labctl.sim.params import Params
 from labctl.sim.roots import crossing_time
@@ -116,7 +116,13 @@ class ProfileControl(Control):
         return False  # the currents depend on the grid
 
     def piece(self, p: Params, state: CellState, t: float):
-        return CurrentPiece(p, state, t, float(self.value_at(np.array([t]))[0]))
+        value = float(self.value_at(np.array([t]))[0])
+        if self.power:
+            return PowerPiece(p, state, t, self._power_at, self.limit_a)
+        return CurrentPiece(p, state, t, value)
+
+    def _power_at(self, t: float) -> float:
+        return float(self.value_at(np.array([t]))[0])
 
     def nominal_current(self, p: Params, state: CellState) -> float:
         peak = float(np.max(np.abs(self.values)))
@@ -151,34 +157,80 @@ def _current_for_power(power_w, emf_v, r0_ohm, limit_a):
     return np.clip(i, -limit_a, limit_a)
 
 
-def solve_power(piece: CurrentPiece, t: np.ndarray, power_w: np.ndarray, limit_a: float) -> Track:
-    """Currents that draw `power_w` (per time; the interval uses its start value).
+class PowerPiece(CurrentPiece):
+    """A stretch of a power step: over each interval the current is held at the mean of
+    the currents that draw the power at its two ends (trapezoid: the charge moved, and so
+    the SoC, is second-order accurate in the interval length); at any instant the
+    reported current and voltage are the ones that draw the power exactly there."""
 
-    Fixed-point iteration: given the currents, the trajectory gives each interval's
-    EMF (OCV + RC voltages) at its start; the quadratic (E + I R0) I = P gives the next
-    currents. Terminal voltage times current equals the power at every sample.
+    def __init__(self, params: Params, state: CellState, t0: float,
+                 power_at: Callable[[float], float], limit_a: float,
+                 current_a: float | None = None, rc_soc: float | None = None):
+        self.power_at = power_at
+        self.power_w = power_at(t0)
+        self.limit_a = limit_a
+        if current_a is None:
+            emf = params.ocv1(state.soc) + sum(state.v_rc)
+            current_a = float(_current_for_power(self.power_w, emf, params.r01(state.soc),
+                                                 limit_a))
+        super().__init__(params, state, t0, current_a, rc_soc)
+
+    def _drawing_power(self, soc: float, voltage_v: float, current_a: float) -> tuple[float, float]:
+        r0 = self.p.r01(soc)
+        emf = voltage_v - current_a * r0
+        i = float(_current_for_power(self.power_w, emf, r0, self.limit_a))
+        return i, emf + i * r0
+
+    def at(self, t: float) -> Point:
+        held = super().at(t)
+        i, v = self._drawing_power(held.soc, held.voltage_v, held.current_a)
+        return Point(held.soc, held.v_rc, i, v)
+
+    def segment_to(self, t1: float) -> Track:
+        track = super().segment_to(t1)
+        for k in (0, 1):
+            track.current_a[k], track.voltage_v[k] = self._drawing_power(
+                float(track.soc[k]), float(track.voltage_v[k]), float(track.current_a[k]))
+        return track
+
+    def from_point(self, track: Track, k: int) -> PowerPiece:
+        held = super().from_point(track, k)
+        return PowerPiece(self.p, held.state, held.t0, self.power_at, self.limit_a,
+                          held.current_a, held.rc_soc)
+
+
+def solve_power(piece: CurrentPiece, t: np.ndarray, power_w: np.ndarray, limit_a: float) -> Track:
+    """Currents that draw `power_w` (per time; an interval draws its start value).
+
+    Fixed-point iteration: given the held currents, the trajectory gives the EMF (OCV +
+    RC voltages) at every sample; the quadratic (E + I R0) I = P gives the current that
+    draws the power there, and each interval holds the mean of its two ends (a
+    zero-order hold at the start value would bias the SoC by O(dt) and move a cut-off
+    by tens of milliseconds per second of grid). Every sample then reports the current
+    that draws the power exactly at that instant: V * I = P at every sample.
     """
     p = piece.p
     s0 = piece.state.soc
     emf0 = float(p.ocv(s0)) + sum(piece.state.v_rc)
+    demand = power_w[:-1]
     current = np.full(len(t) - 1, float(_current_for_power(power_w[0], emf0, float(p.r0(s0)),
                                                            limit_a)))
-    track = None
     for _ in range(POWER_MAX_ITERATIONS):
         track = piece.solve(t, current)
         r0 = p.r0(track.soc)
         emf = track.voltage_v - track.current_a * r0
-        new = _current_for_power(power_w[:-1], emf[:-1], r0[:-1], limit_a)
+        new = _current_for_power(demand, emf[:-1], r0[:-1], limit_a)
+        new += _current_for_power(demand, emf[1:], r0[1:], limit_a)
+        new *= 0.5
         change = float(np.max(np.abs(new - current))) if len(new) else 0.0
         current = new
         if change <= POWER_TOLERANCE * max(1.0, float(np.max(np.abs(new), initial=0.0))):
             break
     track = piece.solve(t, current)
     r0 = p.r0(track.soc)
-    emf_last = float(track.voltage_v[-1] - track.current_a[-1] * r0[-1])
-    i_last = float(_current_for_power(power_w[-1], emf_last, float(r0[-1]), limit_a))
-    track.current_a[-1] = i_last
-    track.voltage_v[-1] = emf_last + i_last * float(r0[-1])
+    emf = track.voltage_v - track.current_a * r0
+    track.current_a = np.asarray(_current_for_power(power_w, emf, r0, limit_a), dtype=float)
+    track.voltage_v = emf + track.current_a * r0
     return track
 
 
@@ -315,5 +367,5 @@ def _point_arrays(key: str, track: Track) -> np.ndarray:
     return track.current_a
 
 
-__all__ = ["Control", "HoldControl", "PowerControl", "ProfileControl", "Span", "make_control",
-           "point_value", "solve_power", "solve_span"]
+__all__ = ["Control", "HoldControl", "PowerControl", "PowerPiece", "ProfileControl", "Span",
+           "make_control", "point_value", "solve_power", "solve_span"]

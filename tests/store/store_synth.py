@@ -69,9 +69,9 @@ def make_plan(rng: np.random.Generator, n_cycles: int = 3) -> list[PlannedStep]:
     for cycle in range(1, n_cycles + 1):
         i_c, i_d = rng.uniform(0.8, 1.2), rng.uniform(0.8, 1.2)
         for kind, cur, dur, va, vb in (
-            ("charge", i_c, float(rng.integers(300, 600)), 3.0, 3.6),
+            ("charge", i_c, 10.0 * rng.integers(30, 60), 3.0, 3.6),
             ("rest", 0.0, 120.0, 3.5, 3.45),
-            ("discharge", -i_d, float(rng.integers(280, 560)), 3.4, 2.9),
+            ("discharge", -i_d, 10.0 * rng.integers(28, 56), 3.4, 2.9),
             ("rest", 0.0, 120.0, 3.0, 3.1),
         ):
             plan.append(PlannedStep(len(plan) + 1, cycle, kind, cur, dur, va, vb))
@@ -81,6 +81,7 @@ def make_plan(rng: np.random.Generator, n_cycles: int = 3) -> list[PlannedStep]:
 def _step_columns(step: PlannedStep, t0: float, dt: float, counters: dict[str, float]
                   ) -> dict[str, np.ndarray]:
     n = int(round(step.duration_s / dt))
+    assert n * dt == step.duration_s, "durations are whole multiples of the sampling interval"
     local = np.arange(n + 1) * dt  # the first sample shares its time with the previous end
     t = t0 + local
     v = step.v_start + (step.v_end - step.v_start) * local / step.duration_s

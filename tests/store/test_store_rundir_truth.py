@@ -32,12 +32,27 @@ BDF_NAMES = {
     "cycle_index": "Cycle Count / 1",
     "voltage_v": "Voltage / V",
     "current_a": "Current / A",
-    "temperature_c": "Surface Temperature T1 / degC",
+    "temperature_c": "Surface Temperature / degC",
+    # labctl's counters restart every cycle: BDF's Cycle ... names.
+    "charge_capacity_ah": "Cycle Charging Capacity / Ah",
+    "discharge_capacity_ah": "Cycle Discharging Capacity / Ah",
+    "charge_energy_wh": "Cycle Charging Energy / Wh",
+    "discharge_energy_wh": "Cycle Discharging Energy / Wh",
+}
+# BDF's plain names count from the start of the test and never reset.
+BDF_TOTALS = {
     "charge_capacity_ah": "Charging Capacity / Ah",
     "discharge_capacity_ah": "Discharging Capacity / Ah",
     "charge_energy_wh": "Charging Energy / Wh",
     "discharge_energy_wh": "Discharging Energy / Wh",
 }
+
+
+def _running_total(ts, column):
+    """Cycle counters turned into test totals: add every earlier cycle's final value."""
+    finals = ts.groupby("cycle_index")[column].max()
+    offsets = finals.cumsum().shift(fill_value=0.0)
+    return ts[column].to_numpy() + ts.cycle_index.map(offsets).to_numpy()
 
 
 # -- atomic run.json -------------------------------------------------------------------------
@@ -151,13 +166,16 @@ def test_export_bdf_names_and_values(finished_run, tmp_path):
     run = open_run(finished_run)
     out = export_run(run, "bdf", tmp_path / "out" / "run.bdf.csv")
     df = pd.read_csv(out)
-    assert set(df.columns) == set(BDF_NAMES.values())
+    assert set(df.columns) == set(BDF_NAMES.values()) | set(BDF_TOTALS.values())
     assert list(df.columns[:3]) == ["Test Time / s", "Voltage / V", "Current / A"]
     ts = run.timeseries
     assert len(df) == len(ts)
     for ours, bdf in BDF_NAMES.items():
         np.testing.assert_allclose(df[bdf].to_numpy(dtype=float), ts[ours].to_numpy(dtype=float),
                                    rtol=1e-15, atol=0, err_msg=bdf)
+    for ours, bdf in BDF_TOTALS.items():
+        np.testing.assert_allclose(df[bdf].to_numpy(dtype=float), _running_total(ts, ours),
+                                   rtol=1e-12, atol=1e-12, err_msg=bdf)
     sidecar = json.loads(out.with_name(out.name + ".json").read_text())
     assert "positive current = charge" in sidecar["current_sign"]
 

@@ -165,7 +165,7 @@ def lin_kk(frequency_hz: np.ndarray, z: np.ndarray, *, c: float = DEFAULT_C,
     else:
         # The residual of the most flexible model is the noise floor; a mu drop
         # while the fit is still far above it is underfitting, not noise fitting.
-        floor = solve(max_m, exact=True)[3]
+        floor = solve(max_m)[3]
         good_enough = max(2.0 * floor, UNDERFIT_FLOOR_PCT)
         for chosen in range(m_start, max_m + 1):
             tau, x, fit, rms = solve(chosen)
