@@ -66,7 +66,13 @@ def check_run(path: str | Path, repair: bool = False, max_gap_s: float = 3600.0)
     if data.corrupt_ranges:
         spans = ", ".join(f"{a}..{b}" for a, b in data.corrupt_ranges)
         journal.detail += f"; damaged bytes skipped at {spans}"
-    if not healthy and repair and effective_status(meta) != "running":
+    tables_before = tables_current(rundir.path, meta)
+    if data.corrupt_ranges and tables_before:
+        # The tables were built before the damage and still hold every sample;
+        # rebuilding from the journal would throw the damaged block away.
+        journal.detail += ("; the Parquet tables were built before the damage and hold all "
+                           "the data, so the journal is left as it is")
+    elif not healthy and repair and effective_status(meta) != "running":
         if data.corrupt_ranges:
             aside = rewrite_journal(rundir.path)
             journal.detail += f"; rewritten with the valid records (original kept as {aside.name})"

@@ -12,16 +12,16 @@ Every record is a 13-byte header -- magic (u32), type (u8), payload length
 
 Why columns and not rows of a structured dtype: the engine already holds
 columns, so a block is written with one `writev` of the column buffers (no
-copy in Python), and read back as one `np.frombuffer` view per column; a row
-layout costs an extra interleaving copy on write and a strided gather on read.
-Neither involves per-row Python.
+copy in Python), and read back with one `np.frombuffer` per run of same-typed
+columns; a row layout costs an extra interleaving copy on write and a strided
+gather on read. Neither involves per-row Python.
 
 Crash safety: each append is one `writev` on an O_APPEND descriptor, so the
 bytes are in the operating system (and survive a SIGKILL) when it returns.
-The writer fsyncs when `fsync_interval_s` has passed since the last fsync,
-checked on every append, and a background thread fsyncs dirty data when no
-append comes for that long, so on a power cut at most about one interval of
-data is at risk. A crash can leave a torn last record; readers detect it by
+Every append checks whether `fsync_interval_s` has passed since the last
+fsync and, if so, wakes the writer's fsync thread, which also wakes by itself
+when data waits and no append comes: at most about one interval of data is at
+risk on a power cut, and the engine's loop never waits for the disk. A crash can leave a torn last record; readers detect it by
 length and CRC and ignore it, and `open_for_append` cuts it before appending.
 """
 
@@ -109,6 +109,7 @@ class JournalWriter:
 
     One writer per journal at a time (an advisory lock refuses a second one).
     Use `create` for a new run and `open_for_append` to continue one.
+    `fsync_interval_s=0` fsyncs on every append.
     """
 
     def __init__(self, path: Path, fd: int, size: int, fsync_interval_s: float = 1.0):
@@ -122,6 +123,7 @@ class JournalWriter:
         self._last_sync = time.monotonic()
         self._async_error: OSError | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._syncer: threading.Thread | None = None
         if self.fsync_interval_s > 0:
             self._start_syncer()
@@ -206,11 +208,10 @@ class JournalWriter:
             hi = min(n, lo + _MAX_ROWS_PER_RECORD)
             parts: list[Any] = [_COUNT.pack(hi - lo)]
             parts += [c[lo:hi] for c in cols] if (lo, hi) != (0, n) else cols
-            crc, length = 0, 0
+            crc = 0
             for p in parts:
                 crc = zlib.crc32(p, crc)
-                length += memoryview(p).nbytes
-            self._append(SAMPLES, parts, length, crc)
+            self._append(SAMPLES, parts, _COUNT.size + (hi - lo) * _OUR_ROW_BYTES, crc)
 
     def _append(self, kind: int, parts: list[Any], length: int, crc: int) -> None:
         if self._fd < 0:
@@ -233,7 +234,12 @@ class JournalWriter:
         self._size += total
         self._seq += 1
         if time.monotonic() - self._last_sync >= self.fsync_interval_s:
-            self.sync()
+            # Due: the fsync thread does it, so the engine's loop never waits for the
+            # disk (a slow fsync must not delay safety checks on the next samples).
+            if self._syncer is not None and self._syncer.is_alive():
+                self._wake.set()
+            else:
+                self.sync()
 
     def _undo_partial_write(self) -> None:
         # A half-written record followed by later records would hide them from
@@ -263,6 +269,7 @@ class JournalWriter:
         if self._fd < 0:
             return
         self._stop.set()
+        self._wake.set()
         if self._syncer is not None and self._syncer is not threading.current_thread():
             self._syncer.join()
         try:
@@ -279,9 +286,9 @@ class JournalWriter:
         # Forgotten writers: the bytes are already in the OS; just release the file.
         fd, self._fd = getattr(self, "_fd", -1), -1
         if fd >= 0:
-            stop = getattr(self, "_stop", None)
-            if stop is not None:
-                stop.set()
+            for event in (getattr(self, "_stop", None), getattr(self, "_wake", None)):
+                if event is not None:
+                    event.set()
             try:
                 os.close(fd)
             except OSError:
@@ -302,26 +309,35 @@ class JournalWriter:
         # can still be collected.
         dup = os.dup(self._fd)
         ref = weakref.ref(self)
-        self._syncer = threading.Thread(target=_sync_loop, args=(ref, dup, self._stop,
-                                                               self.fsync_interval_s),
+        self._syncer = threading.Thread(target=_sync_loop,
+                                        args=(ref, dup, self._stop, self._wake,
+                                              self.fsync_interval_s),
                                         name=f"journal-fsync-{self.path.parent.name}",
                                         daemon=True)
         self._syncer.start()
 
 
-def _sync_loop(ref: weakref.ref, fd: int, stop: threading.Event, interval: float) -> None:
-    wait = interval
+def _sync_loop(ref: weakref.ref, fd: int, stop: threading.Event, wake: threading.Event,
+               interval: float) -> None:
+    """fsync the journal when data is waiting and `interval` has passed since the last one."""
+    timeout = interval
     try:
-        while not stop.wait(wait):
+        while True:
+            wake.wait(timeout)
+            wake.clear()
+            if stop.is_set():
+                return
             writer = ref()
             if writer is None:
                 return
             seq, synced, last = writer._seq, writer._synced_seq, writer._last_sync
             del writer
-            overdue = time.monotonic() - last - interval
-            if seq == synced or overdue < 0:
-                # Clean, or synced recently: look again when the next sync could be due.
-                wait = interval if seq == synced else max(0.005, -overdue)
+            if seq == synced:
+                timeout = interval
+                continue
+            early = last + interval - time.monotonic()
+            if early > 0:
+                timeout = early  # synced recently: come back when the next one is due
                 continue
             try:
                 os.fsync(fd)
@@ -336,7 +352,7 @@ def _sync_loop(ref: weakref.ref, fd: int, stop: threading.Event, interval: float
             writer._synced_seq = max(writer._synced_seq, seq)
             writer._last_sync = time.monotonic()
             del writer
-            wait = interval
+            timeout = interval
     finally:
         os.close(fd)
 

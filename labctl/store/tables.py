@@ -145,15 +145,11 @@ class _StepTracker:
         if not self.open or len(samples["step_index"]) == 0:
             return
         si = samples["step_index"]
-        if si[0] == si[-1] and (si == si[0]).all():  # the usual case: one step per block
-            acc = self.open.get(int(si[0]))
-            if acc is not None:
+        for index, acc in self.open.items():  # rarely more than one step is open
+            mask = si == index
+            if mask.all():
                 acc.feed(samples)
-            return
-        for index in np.unique(si):
-            acc = self.open.get(int(index))
-            if acc is not None:
-                mask = si == index
+            elif mask.any():
                 acc.feed({k: v[mask] for k, v in samples.items()})
 
     def frame(self) -> pd.DataFrame:
@@ -202,42 +198,48 @@ class _CycleMeans:
     """
 
     def __init__(self) -> None:
-        self.sums: dict[int, np.ndarray] = {}  # cycle -> [dt_c, vdt_c, dt_d, vdt_d]
-        self._carry: dict[str, np.ndarray] | None = None
+        self.sums: dict[int, list[float]] = {}  # cycle -> [dt_c, vdt_c, dt_d, vdt_d]
+        self._carry: tuple[float, float, float, float, int] | None = None
+
+    def _add(self, cycle: int, at: int, dt: float, vdt: float) -> None:
+        if dt:
+            s = self.sums.setdefault(cycle, [0.0, 0.0, 0.0, 0.0])
+            s[at] += dt
+            s[at + 1] += vdt
 
     def feed(self, samples: Mapping[str, np.ndarray]) -> None:
-        names = ("test_time_s", "voltage_v", "charge_capacity_ah", "discharge_capacity_ah",
-                 "cycle_index")
-        if len(samples["test_time_s"]) == 0:
+        t = np.asarray(samples["test_time_s"], dtype=np.float64)
+        if len(t) == 0:
             return
-        cols = {k: np.asarray(samples[k]) for k in names}
-        if self._carry is not None:
-            cols = {k: np.concatenate([self._carry[k], cols[k]]) for k in names}
-        self._carry = {k: cols[k][-1:].copy() for k in names}
-        if len(cols["test_time_s"]) < 2:
+        v = np.asarray(samples["voltage_v"], dtype=np.float64)
+        qc = np.asarray(samples["charge_capacity_ah"], dtype=np.float64)
+        qd = np.asarray(samples["discharge_capacity_ah"], dtype=np.float64)
+        cyc = np.asarray(samples["cycle_index"])
+        if self._carry is not None:  # the interval from the previous feed's last sample
+            tp, vp, qcp, qdp, cp = self._carry
+            if cp == cyc[0]:
+                dt = float(t[0]) - tp
+                vdt = 0.5 * (vp + float(v[0])) * dt
+                if qc[0] > qcp:
+                    self._add(cp, 0, dt, vdt)
+                if qd[0] > qdp:
+                    self._add(cp, 2, dt, vdt)
+        self._carry = (float(t[-1]), float(v[-1]), float(qc[-1]), float(qd[-1]), int(cyc[-1]))
+        if len(t) < 2:
             return
-        t, v, cyc = cols["test_time_s"], cols["voltage_v"], cols["cycle_index"]
         dt = np.diff(t)
         vdt = 0.5 * (v[1:] + v[:-1]) * dt
         same = cyc[1:] == cyc[:-1]
-        c = cyc[:-1]
-        lo, hi = int(c.min()), int(c.max())
-        if hi - lo > 1_000_000:  # absurd cycle numbers: fall back to a sort
-            labels, c = np.unique(c, return_inverse=True)
-        else:
-            labels, c = np.arange(lo, hi + 1), c - lo
-        parts = []
-        for counter in ("charge_capacity_ah", "discharge_capacity_ah"):
-            sel = (np.diff(cols[counter]) > 0) & same
-            parts.append(np.bincount(c, weights=np.where(sel, dt, 0.0), minlength=len(labels)))
-            parts.append(np.bincount(c, weights=np.where(sel, vdt, 0.0), minlength=len(labels)))
-        block = np.stack(parts, axis=1)
-        for k in np.flatnonzero(block.any(axis=1)):
-            key = int(labels[k])
-            if key in self.sums:
-                self.sums[key] += block[k]
-            else:
-                self.sums[key] = block[k].copy()
+        # Runs of one cycle index (a handful per feed): sum each with one reduceat.
+        starts = np.flatnonzero(np.r_[True, cyc[1:-1] != cyc[:-2]])
+        labels = cyc[:-1][starts]
+        for at, counter in ((0, qc), (2, qd)):
+            grows = (np.diff(counter) > 0) & same
+            sum_dt = np.add.reduceat(np.where(grows, dt, 0.0), starts)
+            sum_vdt = np.add.reduceat(np.where(grows, vdt, 0.0), starts)
+            for label, a, b in zip(labels.tolist(), sum_dt.tolist(), sum_vdt.tolist(),
+                                   strict=True):
+                self._add(label, at, a, b)
 
     def means(self, cycle: int) -> tuple[float, float]:
         s = self.sums.get(int(cycle))
@@ -335,11 +337,16 @@ class _TimeseriesSink:
             self.writer.write_table(_arrow_table(cols))  # encoded now: the buffer is free
             self.group.n = 0
 
-    def close(self) -> None:
+    def finish(self) -> None:
+        self._write()
+        self.writer.close()
+
+    def abandon(self) -> None:
+        """Close after a failure; the caller removes the file (keep the first error)."""
         try:
-            self._write()
-        finally:
             self.writer.close()
+        except Exception:  # the original error matters, not this one
+            pass
 
 
 def _parquet_writer(where: Any) -> pq.ParquetWriter:
@@ -398,8 +405,10 @@ def finalize(run_dir: str | Path) -> dict[str, Any]:
                 else:
                     sink.add(reader.layout.columns_of(item, m), m)
                     n_samples += m
-        finally:
-            sink.close()
+            sink.finish()
+        except BaseException:
+            sink.abandon()
+            raise
     steps = tracker.frame()
     cycles = _cycles_frame(steps, means)
     write_frame(run_dir / "steps.parquet", steps)

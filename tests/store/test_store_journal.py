@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -295,19 +296,39 @@ def test_read_only_file_system_is_a_clear_error(tmp_path, monkeypatch):
         JournalWriter.open_for_append(tmp_path)
 
 
-def test_unsynced_data_is_fsynced_in_the_background_without_further_appends(tmp_path,
-                                                                            monkeypatch):
+def test_fsync_happens_on_its_own_thread_even_when_no_append_follows(tmp_path, monkeypatch):
     synced = []
     real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+
+    def recording_fsync(fd):
+        synced.append(threading.current_thread() is threading.main_thread())
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
     w = JournalWriter.create(tmp_path, fsync_interval_s=0.05)
     synced.clear()
-    w.append_samples(block(0, 3))  # just after the create's sync: not due on this append
+    w.append_samples(block(0, 3))  # just after the create's sync: not yet due
     deadline = time.monotonic() + 20  # generous: this checks that it happens, not how fast
     while not synced and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert synced == [False], "the waiting data was not fsynced by the background thread"
+    time.sleep(0.06)
+    w.append_samples(block(1, 3))  # due at this append: the thread is woken, the caller goes on
+    while len(synced) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     w.close()
-    assert synced, "no fsync happened although data was waiting"
+    assert synced[1] is False
+
+
+def test_interval_zero_fsyncs_on_every_append(tmp_path, monkeypatch):
+    calls = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real_fsync(fd))[1])
+    with JournalWriter.create(tmp_path, fsync_interval_s=0) as w:
+        calls.clear()
+        for k in range(3):
+            w.append_samples(block(k, 1))
+        assert len(calls) == 3
 
 
 # -- real crashes ----------------------------------------------------------------------------
