@@ -492,5 +492,36 @@ def plugins(station: str | None, as_json: bool) -> None:
     console.print(table)
 
 
+class _AnalysisGroup(click.Group):
+    """`labctl analyze NAME ...`: each registered analysis brings its own sub-command."""
+
+    def _commands(self) -> dict[str, click.Command]:
+        from labctl.plugins import build_registry
+
+        registry = build_registry()
+        found = {}
+        for name in registry.names("analysis"):
+            info = registry.get("analysis", name)
+            if info.command is not None:
+                found[name] = info.command()
+        return found
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self._commands())
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return self._commands().get(name)
+
+
+@main.group(cls=_AnalysisGroup)
+def analyze() -> None:
+    """Analyse a run (or a data file) and store the result in the run's analysis/ folder."""
+
+
+def run_path_argument(run: str, results: str) -> Path:
+    """A run directory given as a path or a run-id prefix in the results store."""
+    return _resolve_run(run, results)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

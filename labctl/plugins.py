@@ -27,6 +27,13 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 BUILTIN_PLUGINS = (
     "labctl.drivers.sim_drivers",
     "labctl.builtin_plugins",
+    # One module per capability area; each registers its drivers, steps and analyses.
+    "labctl.builtins.impedance",  # potentiostat, pressure rig, eis/pressure steps, EIS analysis
+    "labctl.builtins.characterization",  # OCV, GITT, HPPC, SoC-estimator analyses
+    "labctl.builtins.ageing",  # cycle-life / rate-capability / dQ-dV analyses
+    "labctl.builtins.abuse",  # calorimeter, DSC/ARC steps, abuse analyses
+    "labctl.builtins.bms",  # CAN bus, simulated BMS, BMS validation steps and report
+    "labctl.builtins.hardware",  # real instrument drivers (Keithley, Thermotron, E4980A...)
 )
 
 
@@ -55,9 +62,16 @@ class StepTypeInfo:
 
 @dataclass(frozen=True)
 class AnalysisInfo:
+    """An analysis: `run(run, **options)` stores results in run_dir/analysis/<name>/.
+
+    `command()` returns its `labctl analyze <name>` click command (built lazily so
+    that listing plugins does not import the analysis' dependencies).
+    """
+
     name: str
     description: str = ""
     run: Callable[..., Any] | None = None
+    command: Callable[[], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -166,8 +180,21 @@ def _source_of(pm: pluggy.PluginManager, plugin_name: str) -> str:
     return f"plugin: {plugin_name}"
 
 
+_REGISTRIES: dict[tuple, Registry] = {}
+
+
 def build_registry(local_files: Iterable[str | Path] = ()) -> Registry:
-    """Call every plugin's hooks and index what they provide; duplicates are errors."""
+    """Call every plugin's hooks and index what they provide; duplicates are errors.
+
+    Cached per set of local files (each compile and station load asks for it).
+    """
+    key = tuple(str(Path(p).resolve()) for p in local_files)
+    if key not in _REGISTRIES:
+        _REGISTRIES[key] = _build_registry(key)
+    return _REGISTRIES[key]
+
+
+def _build_registry(local_files: Iterable[str | Path]) -> Registry:
     pm = plugin_manager(local_files)
     registry = Registry()
     for kind, hook_name in _HOOKS.items():

@@ -30,6 +30,11 @@ ENERGY = "energy"
 TEMPERATURE = "temperature"
 RATIO = "ratio"  # dimensionless; "%" divides by 100
 NUMBER = "number"  # a bare number, no unit
+FREQUENCY = "frequency"  # Hz
+PRESSURE = "pressure"  # MPa (labctl's pressure unit: pressure_mpa)
+RESISTANCE = "resistance"  # ohm
+LENGTH = "length"  # m
+TEMPERATURE_RATE = "temperature_rate"  # °C/min (as chamber ramp rates are quoted)
 
 # Unit spelling (lower case, spaces removed) -> (kind, factor to SI, canonical spelling).
 _UNITS: dict[str, tuple[str, float, str]] = {}
@@ -60,6 +65,28 @@ _add(ENERGY, 1e-3, "mWh")
 _add(ENERGY, 1e3, "kWh")
 _add(TEMPERATURE, 1.0, "°C", "degC", "deg C", "℃", "celsius")
 _add(RATIO, 0.01, "%")
+_add(FREQUENCY, 1.0, "Hz", "hertz")
+_add(FREQUENCY, 1e-3, "mHz")
+_add(FREQUENCY, 1e3, "kHz")
+_UNITS["megahz"] = (FREQUENCY, 1e6, "MHz")
+# Units whose lowercase spellings collide: the exact spelling picks the entry.
+_CASE_SENSITIVE: dict[str, dict[str, str]] = {"mhz": {"MHz": "megahz", "mHz": "mhz"}}
+_add(PRESSURE, 1.0, "MPa")
+_add(PRESSURE, 1e-3, "kPa")
+_add(PRESSURE, 1e-6, "Pa")
+_add(PRESSURE, 1e3, "GPa")
+_add(PRESSURE, 0.1, "bar")
+_add(PRESSURE, 6.894757e-3, "psi")
+_add(RESISTANCE, 1.0, "ohm", "ohms", "Ω")
+_add(RESISTANCE, 1e-3, "mohm", "mΩ")
+_add(RESISTANCE, 1e3, "kohm", "kΩ")
+_add(LENGTH, 1.0, "m")
+_add(LENGTH, 1e-2, "cm")
+_add(LENGTH, 1e-3, "mm")
+_add(LENGTH, 1e-6, "µm", "um", "micron", "microns")
+_add(TEMPERATURE_RATE, 1.0, "°C/min", "degC/min", "K/min", "C/min")
+_add(TEMPERATURE_RATE, 60.0, "°C/s", "degC/s", "K/s")
+_add(TEMPERATURE_RATE, 1.0 / 60.0, "°C/h", "degC/h", "K/h")
 
 # What to list when a unit is wrong, per kind.
 ALLOWED_TEXT: dict[str, str] = {
@@ -73,6 +100,11 @@ ALLOWED_TEXT: dict[str, str] = {
     TEMPERATURE: "°C or degC",
     RATIO: "a plain number or a percentage like 95 %",
     NUMBER: "a plain number",
+    FREQUENCY: "Hz, mHz, kHz, MHz",
+    PRESSURE: "MPa, kPa, Pa, GPa, bar, psi",
+    RESISTANCE: "ohm, mohm, kohm",
+    LENGTH: "m, cm, mm, µm",
+    TEMPERATURE_RATE: "°C/min, °C/s, °C/h (also K/min, degC/min)",
 }
 
 KIND_NAMES: dict[str, str] = {
@@ -86,6 +118,11 @@ KIND_NAMES: dict[str, str] = {
     TEMPERATURE: "a temperature",
     RATIO: "a ratio",
     NUMBER: "a number",
+    FREQUENCY: "a frequency",
+    PRESSURE: "a pressure",
+    RESISTANCE: "a resistance",
+    LENGTH: "a length",
+    TEMPERATURE_RATE: "a temperature rate",
 }
 
 _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
@@ -199,6 +236,8 @@ def parse_quantity(
             f"missing unit after {number_text} for {what}; allowed: {allowed}", unit_offset
         )
     key = unit_text.lower().replace(" ", "")
+    if key in _CASE_SENSITIVE:  # mHz vs MHz differ only by case
+        key = _CASE_SENSITIVE[key].get(unit_text.replace(" ", ""), key)
     if key not in _UNITS:
         if wanted is None:
             raise UnitError(f"unknown unit {unit_text!r}", unit_offset)

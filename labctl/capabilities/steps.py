@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any, Protocol
 
 
 class Mode(str, Enum):
@@ -147,6 +148,37 @@ class ChamberStep:
         return "chamber"
 
 
-# A leaf step is anything an instrument can execute. Plugins may add more types;
-# each must have `kind`, `text` and `source` attributes.
+# A leaf step is anything an instrument can execute. Plugins add more types: any
+# object that satisfies `PluginStep` (see below) can be planned, checked and run.
 LeafStep = ElectricalStep | ChamberStep
+
+
+class PluginStep(Protocol):
+    """A step type contributed by a plugin (EIS sweep, pressure set-point, BMS check...).
+
+    The compiler builds it from a YAML mapping (`StepTypeInfo.compile`), a Python
+    procedure may construct it directly. Before it starts, the engine calls
+    `check(checker)`; a problem added there stops the step (and a YAML procedure
+    before anything runs). `execute(run)` does the work through a `StepRun` and
+    returns a `StepEnd`. If a run is interrupted inside such a step, `labctl
+    resume` runs the step again from its start.
+    """
+
+    kind: str  # short label for the steps table: "eis", "pressure", ...
+    text: str  # one line describing it, as shown in logs and tables
+    source: SourceRef
+    roles: tuple[str, ...]  # station roles it needs, e.g. ("pstat",)
+
+    def check(self, checker: Any) -> None:
+        """Add problems through `checker.add(None, message)`; see `procedures.check.StepChecker`."""
+        ...
+
+    def execute(self, run: Any) -> Any:
+        """Do the step through `labctl.engine.step_run.StepRun`; return a `StepEnd`."""
+        ...
+
+
+def is_plugin_step(step: object) -> bool:
+    return not isinstance(step, (ElectricalStep, ChamberStep)) and callable(
+        getattr(step, "execute", None)
+    )

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from labctl.capabilities.cycler import EndKind, SampleBatch, StepEnd
-from labctl.capabilities.steps import ChamberStep, ElectricalStep
+from labctl.capabilities.steps import ChamberStep, ElectricalStep, is_plugin_step
 from labctl.cells.spec import CellSpec
 from labctl.engine.accounting import CycleCounter, StepAccounting, truncate
 from labctl.engine.control import CommandInbox, RunControl
@@ -239,6 +239,20 @@ class Engine:
             from labctl.engine.chamber import run_chamber_step
 
             return run_chamber_step(self, step, index, acc)
+        if is_plugin_step(step):
+            from labctl.engine.step_run import StepRun
+
+            try:
+                end = step.execute(StepRun(self, step, index, acc, resumed=resumed))
+            except SafetyError as exc:
+                self.make_safe(f"step {step.text!r} refused: {exc}")
+                return StepEnd(EndKind.SAFETY, str(exc))
+            except LabctlError as exc:
+                self.make_safe(f"instrument fault: {exc}")
+                return StepEnd(EndKind.FAULT, f"instrument fault: {exc}")
+            if not isinstance(end, StepEnd):
+                raise LabctlError(f"step type {type(step).__name__} returned {end!r}, not a StepEnd")
+            return end
         if not isinstance(step, ElectricalStep):
             raise LabctlError(f"no instrument can run a step of type {type(step).__name__}")
         original = step

@@ -13,7 +13,14 @@ import re
 from collections.abc import Callable
 
 from labctl.capabilities.limits import SafetyLimits
-from labctl.capabilities.steps import ChamberStep, ElectricalStep, LeafStep, Mode, Quantity
+from labctl.capabilities.steps import (
+    ChamberStep,
+    ElectricalStep,
+    LeafStep,
+    Mode,
+    Quantity,
+    is_plugin_step,
+)
 from labctl.cells.spec import CellSpec
 from labctl.errors import Problem
 from labctl.station_spec import StationSpec
@@ -44,7 +51,14 @@ def _below(x: float, limit: float) -> bool:
     return x < limit - abs(limit) * _REL - 1e-12
 
 
-class _Checker:
+class StepChecker:
+    """Collects the problems of one step; plugin steps get it in `check(checker)`.
+
+    Useful to them: `cell`, `station` (a StationSpec or None), `safety`,
+    `ranges(role)` (the station file's ranges for a role, None without a station),
+    `need_role(role)` and `add(message)`.
+    """
+
     def __init__(
         self,
         step: LeafStep,
@@ -62,7 +76,9 @@ class _Checker:
         self.locate = locate or (lambda off: (src.column + off) if src.column is not None else None)
         self.lower = step.text.lower()
 
-    def add(self, offset: int | None, message: str) -> None:
+    def add(self, offset: int | None, message: str | None = None) -> None:
+        if message is None:  # add(message): plugin steps have no text offsets
+            offset, message = None, offset  # type: ignore[assignment]
         src = self.step.source
         column = self.locate(offset) if offset is not None else src.column
         self.problems.append(Problem(src.file, src.line, column, src.field, message))
@@ -373,12 +389,14 @@ def check_leaf(
     locate: Locate | None = None,
 ) -> list[Problem]:
     """`check_step` with a custom offset -> column map (the compiler's substitution map)."""
-    checker = _Checker(step, cell, station, safety, locate)
+    checker = StepChecker(step, cell, station, safety, locate)
     if isinstance(step, ElectricalStep):
         checker.electrical(step)
     elif isinstance(step, ChamberStep):
         checker.chamber(step)
-    # Plugin step types bring their own checks; nothing generic to say here.
+    elif is_plugin_step(step):
+        if all(checker.need_role(role) for role in getattr(step, "roles", ())):
+            step.check(checker)
     return checker.problems
 
 

@@ -29,13 +29,14 @@ from labctl.capabilities.steps import (
     SourceRef,
 )
 from labctl.cells.spec import CellSpec
-from labctl.errors import Problem, ValidationError
+from labctl.errors import LabctlError, Problem, ValidationError
 from labctl.procedures.check import Locate, cell_label, check_leaf
 from labctl.procedures.conditions import ConditionError, parse_until
 from labctl.procedures.grammar import apply_cell_rules, parse_logging, parse_step_raw
 from labctl.procedures.model import CompiledProcedure
 from labctl.procedures.parameters import parse_declarations, resolve
 from labctl.procedures.plan import DEFAULT_MAX_ITERATIONS, Leaf, Node, Repeat, make_plan
+from labctl.procedures.step_spec import StepSpec
 from labctl.procedures.substitute import TextMap, cell_values, format_value, substitute
 from labctl.station_spec import StationSpec
 from labctl.units import (
@@ -124,6 +125,7 @@ class _Compiler:
     )  # role -> where it was asked for
     safety: dict[str, float] = field(default_factory=dict)
     doc_cache: dict[Path, LocatedDoc] = field(default_factory=dict)
+    plugin_steps: dict[str, Any] = field(default_factory=dict)  # keyword -> StepTypeInfo
 
     def add(self, f: _File | LocatedDoc, path: tuple, message: str, offset: int = 0) -> None:
         doc = f.doc if isinstance(f, _File) else f
@@ -319,7 +321,8 @@ class _Compiler:
                 f"{', '.join(STEP_TYPES)}; got {_type_name(value)}",
             )
             return []
-        kinds = [k for k in STEP_TYPES if k in value]
+        known = STEP_TYPES + tuple(k for k in self.plugin_steps if k not in STEP_TYPES)
+        kinds = [k for k in known if k in value]
         if len(kinds) != 1:
             what = "none" if not kinds else " and ".join(kinds)
             keys = ", ".join(repr(k) for k in value)
@@ -327,10 +330,12 @@ class _Compiler:
                 f,
                 path,
                 f"unknown step ({keys}): a structured step has exactly one of "
-                f"{', '.join(STEP_TYPES)} (found {what})",
+                f"{', '.join(known)} (found {what})",
             )
             return []
         kind = kinds[0]
+        if kind not in STEP_TYPES:
+            return self.plugin_step(f, path, kind, value)
         allowed = {
             "step": STEP_KEYS,
             "repeat": REPEAT_KEYS,
@@ -355,6 +360,26 @@ class _Compiler:
             )
             return [leaf] if leaf else []
         return self.include(f, path, value)
+
+    def plugin_step(self, f: _File, path: tuple, keyword: str, value: dict) -> list[Node]:
+        """A step type registered by a plugin: `- eis: {...}` (optionally with `name:`)."""
+        for key in value:
+            if key not in (keyword, "name"):
+                self.add(f, path + (key,), f"unknown key {key!r} beside {keyword!r}; "
+                                           f"put the step's settings under {keyword}:")
+        spec = StepSpec(self, f, path + (keyword,), keyword, value[keyword])
+        try:
+            step = self.plugin_steps[keyword].compile(spec)
+        except LabctlError as exc:
+            spec.error(None, str(exc))
+            return []
+        if step is None or not spec.ok:
+            if spec.ok:
+                spec.error(None, f"the {keyword} step could not be compiled")
+            return []
+        col = spec.source().column
+        self.checks.append((step, lambda off: col))
+        return [Leaf(step, f.prefix + format_path(path))]
 
     def structured_step(self, f: _File, path: tuple, value: dict) -> list[Node]:
         logging = None
@@ -708,8 +733,22 @@ def _inferred_roles(nodes: tuple[Node, ...]) -> set[str]:
 
     roles = set()
     for leaf in leaves(nodes):
-        roles.add("chamber" if isinstance(leaf.step, ChamberStep) else "cycler")
+        if isinstance(leaf.step, ChamberStep):
+            roles.add("chamber")
+        elif isinstance(leaf.step, ElectricalStep):
+            roles.add("cycler")
+        else:
+            roles.update(getattr(leaf.step, "roles", ()))
     return roles
+
+
+def plugin_step_types(station: StationSpec | None) -> dict[str, Any]:
+    """Step types that plugins registered with a `compile` function, by keyword."""
+    from labctl.plugins import build_registry
+
+    registry = build_registry(station.plugin_files if station is not None else ())
+    infos = (r.info for r in registry.items.get("step_type", {}).values())
+    return {info.keyword: info for info in infos if info.compile is not None}
 
 
 def compile_document(
@@ -723,6 +762,7 @@ def compile_document(
     """Compile a loaded YAML procedure; raises ValidationError listing every problem."""
     resolved = path.resolve()
     comp = _Compiler(cell, station, resolved.parent)
+    comp.plugin_steps = plugin_step_types(station)
     comp.stack.append(resolved)
     data = doc.data if isinstance(doc.data, dict) else {}
     params_raw = data.get("parameters") if isinstance(data.get("parameters"), dict) else {}

@@ -125,6 +125,32 @@ class Run:
         capacities, energies and efficiencies."""
         return summarize(self.meta, self.steps, self.cycles, self.n_samples())
 
+    def record_tables(self) -> list[str]:
+        """Names of the record tables steps wrote (spectra, pressure, bms_checks...)."""
+        from labctl.store.records import build_records
+
+        if self._from_tables:
+            folder = self.path / "records"
+            return sorted(p.stem for p in folder.glob("*.parquet")) if folder.is_dir() else []
+        return sorted(build_records(self.events))
+
+    def records(self, table: str) -> pd.DataFrame:
+        """A record table written by plugin steps, e.g. `run.records("spectra")`."""
+        from labctl.store.records import build_records
+
+        if self._from_tables:
+            p = self.path / "records" / f"{table}.parquet"
+            if _NAME.match(str(table)) and p.is_file():
+                try:
+                    return pd.read_parquet(p)
+                except (OSError, ValueError):
+                    pass  # damaged: rebuild from the journal below
+        tables = build_records(self.events if not self._from_tables else self._journal.events)
+        if table not in tables:
+            raise LabctlError(f"{self.path}: no record table {table!r}; recorded: "
+                              f"{', '.join(sorted(tables)) or 'none'}")
+        return tables[table]
+
     def analysis(self, name: str) -> dict[str, pd.DataFrame]:
         """Tables an analysis stored under analysis/<name>/, by file stem."""
         root = self.path / "analysis"
@@ -140,6 +166,17 @@ class Run:
             except (OSError, ValueError) as exc:
                 raise LabctlError(f"{p}: unreadable Parquet table ({exc})") from None
         return tables
+
+    def analysis_summary(self, name: str) -> dict[str, Any]:
+        """The headline numbers an analysis stored (analysis/<name>/summary.json)."""
+        from labctl.store.analysis import load_summary
+
+        return load_summary(self.path, name)
+
+    def analyses(self) -> list[str]:
+        """Names of the analyses stored with this run."""
+        root = self.path / "analysis"
+        return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
 
     def __repr__(self) -> str:
         return f"<Run {self.path.name} {self.meta.get('status')}>"

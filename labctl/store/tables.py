@@ -413,6 +413,9 @@ def finalize(run_dir: str | Path) -> dict[str, Any]:
     cycles = _cycles_frame(steps, means)
     write_frame(run_dir / "steps.parquet", steps)
     write_frame(run_dir / "cycles.parquet", cycles)
+    from labctl.store.records import build_records, write_records
+
+    write_records(run_dir, build_records(events))
     rundir.update_meta(tables_journal_bytes=reader.valid_bytes,
                        tables_journal=_journal_mark(reader.file_bytes, reader.last_record))
     return {"steps": steps, "cycles": cycles, "n_samples": n_samples,

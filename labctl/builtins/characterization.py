@@ -1,0 +1,3 @@
+"""Built-in characterization plugin: registers its drivers, step types and analyses through the hooks."""
+
+from __future__ import annotations
