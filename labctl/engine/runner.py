@@ -314,6 +314,11 @@ class Engine:
                     self._note_live(cols)
                 if batch.state is not None:
                     self._journal_state(index, batch.state)
+                tripped = self.interlock_fault()
+                if tripped is not None:
+                    batches.close()
+                    self.make_safe(f"interlock: {tripped}")
+                    return StepEnd(EndKind.FAULT, f"interlock: {tripped}")
                 self.inbox.poll()
                 if violation is not None:
                     batches.close()
@@ -338,6 +343,23 @@ class Engine:
         except KeyboardInterrupt:
             _close_quietly(batches)
             raise
+
+    def interlock_fault(self) -> str | None:
+        """The first hard interlock that tripped (abuse chamber over-temperature, door open,
+        emergency stop...), or None. Any instrument may offer `interlock_fault() -> str | None`;
+        an instrument that cannot even be asked (lost communication) is a tripped interlock.
+        """
+        for role, inst in self.station.instruments.items():
+            check = getattr(inst, "interlock_fault", None)
+            if check is None:
+                continue
+            try:
+                reason = check()
+            except LabctlError as exc:
+                return f"{role}: lost communication ({exc})"
+            if reason:
+                return f"{role}: {reason}"
+        return None
 
     # -- live status, state snapshots, pause -------------------------------------------------
     def _journal_state(self, index: int, cycler_state: dict) -> None:

@@ -91,10 +91,14 @@ class StepRun:
         """Why the step must end now (abort, Ctrl-C via signal, max duration), else None.
 
         Long steps call this between instrument operations and return
-        `StepEnd(EndKind.ABORTED, reason)` when it is not None.
+        `StepEnd(EndKind.ABORTED, reason)` when it is not None. A tripped hard
+        interlock raises instead: the engine faults the run with its reason.
         """
         engine = self._engine
         engine.inbox.poll()
+        tripped = engine.interlock_fault()
+        if tripped is not None:
+            raise LabctlError(f"interlock: {tripped}")  # the engine faults the run, outputs off
         if engine.control.abort_reason:
             return engine.control.abort_reason
         limit = engine.proc.max_duration_s
