@@ -61,5 +61,9 @@ class InstrumentTimeout(InstrumentError):
     """An instrument did not answer in time."""
 
 
+class StorageError(LabctlError):
+    """The results store cannot be written (disk full, read-only, failing disk)."""
+
+
 class SafetyError(LabctlError):
     """A step would leave the cell's or the instrument's limits."""

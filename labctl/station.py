@@ -29,12 +29,13 @@ from labctl.cells.spec import CellSpec
 from labctl.clock import Clock, VirtualClock, WallClock
 from labctl.errors import LabctlError, Problem, ValidationError
 from labctl.plugins import Registry, build_registry, local_plugin_files
-from labctl.station_spec import InstrumentSpec, StationSpec
+from labctl.station_spec import InstrumentSpec, ReconnectPolicy, StationSpec
 from labctl.yamlio import LocatedDoc, load_file
 
 DEFAULT_STATION = "instruments/sim.yaml"
 _TOP_KEYS = {"name", "description", "clock", "speed", "instruments"}
-_BINDING_KEYS = {"driver", "ranges", "calibration_due", "description"}
+_BINDING_KEYS = {"driver", "ranges", "calibration_due", "description", "reconnect"}
+_RECONNECT_KEYS = ("attempts", "backoff", "max_backoff")
 
 
 def find_default_station() -> Path:
@@ -126,6 +127,8 @@ def load_station(path: str | Path, registry: Registry | None = None) -> StationS
             settings=settings,
             ranges=ranges,
             calibration_due=None if due is None else str(due),
+            reconnect=_reconnect_policy(doc, where + ("reconnect",), binding.get("reconnect"),
+                                        problems),
         )
     if problems:
         raise ValidationError(problems)
@@ -139,6 +142,42 @@ def load_station(path: str | Path, registry: Registry | None = None) -> StationS
     )
 
 
+def _reconnect_policy(doc: LocatedDoc, where: tuple, value: Any, problems: list[Problem]
+                      ) -> ReconnectPolicy:
+    """`reconnect: {attempts: 3, backoff: 1 s, max_backoff: 30 s}` (times with units or s)."""
+    from labctl.units import TIME, UnitError, parse_quantity
+
+    if value is None:
+        return ReconnectPolicy()
+    if not isinstance(value, dict):
+        problems.append(doc.problem(where, "reconnect is a mapping like {attempts: 3, backoff: 1 s, "
+                                           "max_backoff: 30 s}"))
+        return ReconnectPolicy()
+    out: dict[str, Any] = {}
+    for key, raw in value.items():
+        if key not in _RECONNECT_KEYS:
+            problems.append(doc.problem(where + (key,), f"unknown field {key!r}; allowed: "
+                                                       f"{', '.join(_RECONNECT_KEYS)}"))
+            continue
+        if key == "attempts":
+            if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= 1000:
+                problems.append(doc.problem(where + (key,), "attempts must be a whole number "
+                                                           f"from 0 to 1000, got {raw!r}"))
+                continue
+            out["attempts"] = raw
+            continue
+        try:
+            seconds = parse_quantity(str(raw), TIME, allow_bare=True).value
+        except UnitError as exc:
+            problems.append(doc.problem(where + (key,), f"{key}: {exc.reason}"))
+            continue
+        if not 0 <= seconds <= 3600:
+            problems.append(doc.problem(where + (key,), f"{key} must be between 0 s and 1 hour"))
+            continue
+        out["backoff_s" if key == "backoff" else "max_backoff_s"] = seconds
+    return ReconnectPolicy(**out)
+
+
 @dataclass
 class BuildContext:
     """What drivers get besides their own binding: the shared clock, world and cell."""
@@ -147,6 +186,7 @@ class BuildContext:
     cell: CellSpec
     station: StationSpec
     shared: dict[str, Any] = field(default_factory=dict)  # e.g. the one SimWorld
+    registry: Any = None  # the plugin registry the station was built with (for reconnects)
 
     def shared_object(self, key: str, make: Any) -> Any:
         """One object per station run shared by several drivers (the simulated world)."""
@@ -179,6 +219,31 @@ class Station:
                 ident["calibration_due"] = self.spec.instruments[role].calibration_due
             out[role] = ident
         return out
+
+    def reconnect(self, role: str) -> Any:
+        """Close `role`'s instrument and build it again from its binding.
+
+        A simulated instrument hands its state to the new one (`get_state` /
+        `set_state`), as a real cell keeps its state while a cable is replugged.
+        """
+        old = self.instruments[role]
+        state = None
+        if hasattr(old, "get_state"):
+            try:
+                state = old.get_state()
+            except Exception:  # a broken instrument may not even report its state
+                state = None
+        try:
+            old.close()
+        except Exception:  # it is being replaced because it misbehaves
+            pass
+        binding = self.spec.instruments[role]
+        registry = self.context.registry or build_registry(self.spec.plugin_files)
+        new = registry.get("driver", binding.driver).factory(binding, self.context)
+        if state is not None and hasattr(new, "set_state"):
+            new.set_state(state)
+        self.instruments[role] = new
+        return new
 
     def safe_state(self) -> list[str]:
         """Every instrument to its safe state; returns what failed (never raises)."""
@@ -217,7 +282,7 @@ def open_station(
     """Build every instrument of the station (the simulated ones share one world)."""
     registry = registry or build_registry(spec.plugin_files)
     clock = clock or make_clock(spec)
-    context = BuildContext(clock=clock, cell=cell, station=spec)
+    context = BuildContext(clock=clock, cell=cell, station=spec, registry=registry)
     instruments: dict[str, Any] = {}
     # Chambers first: simulated cyclers read their ambient from the world's chamber.
     order = sorted(spec.instruments, key=lambda r: (r != "chamber", r))

@@ -12,6 +12,25 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class ReconnectPolicy:
+    """What to do when an instrument stops answering in the middle of a step.
+
+    Up to `attempts` reconnections, waiting `backoff_s`, then twice as long each
+    time (at most `max_backoff_s`) before each. The outputs are put in their safe
+    state first; after a successful reconnection the interrupted step continues
+    for its remaining time/charge. 0 attempts (the default) = fault at once.
+    """
+
+    attempts: int = 0
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+
+    def delay_s(self, attempt: int) -> float:
+        """Wait before reconnection number `attempt` (1-based)."""
+        return min(self.max_backoff_s, self.backoff_s * 2.0 ** (attempt - 1))
+
+
+@dataclass(frozen=True)
 class InstrumentSpec:
     """One role binding from a station file."""
 
@@ -22,6 +41,7 @@ class InstrumentSpec:
     # min_voltage_v, max_power_w, min_temperature_c, max_temperature_c, ...
     ranges: dict[str, float] = field(default_factory=dict)
     calibration_due: str | None = None
+    reconnect: ReconnectPolicy = field(default_factory=ReconnectPolicy)
 
 
 @dataclass(frozen=True)

@@ -56,10 +56,11 @@ def run_chamber_step(engine: Engine, step: ChamberStep, index: int, acc: StepAcc
                 drop_first=not first,
             )
             first = False
-            if not isinstance(end, StepEnd):  # paused: wait, then keep stabilising
-                engine._wait_while_paused()
-                if engine.control.abort_reason:
-                    return StepEnd(EndKind.ABORTED, engine.control.abort_reason)
+            if not isinstance(end, StepEnd):  # paused or reconnected: keep stabilising
+                stop = engine.after_interruption(end)
+                if stop is not None:
+                    return stop
+                cycler = engine.station.get("cycler")
                 continue
             if end.kind is not EndKind.TIME:
                 return end

@@ -28,7 +28,7 @@ from labctl.engine.accounting import CycleCounter, StepAccounting, truncate
 from labctl.engine.control import CommandInbox, RunControl
 from labctl.engine.observer import RunObserver
 from labctl.engine.remaining import remaining_step
-from labctl.errors import LabctlError, SafetyError
+from labctl.errors import InstrumentError, LabctlError, SafetyError, StorageError
 from labctl.procedures import check_step
 from labctl.procedures.model import CompiledProcedure, PlannedStep
 from labctl.records import StepResult
@@ -93,6 +93,8 @@ class Engine:
         self.step_index = resume.last_step_index if resume else 0
         self._status_written = 0.0
         self._live: dict[str, Any] = {}
+        self.storage_error: str | None = None  # set when the journal could not be written
+        self._reconnects: dict[str, int] = {}  # reconnection attempts used, per role
         self.inbox = CommandInbox(rundir.path, self.control, self._log_command)
 
     # -- helpers -----------------------------------------------------------------------------
@@ -100,9 +102,12 @@ class Engine:
         return self.clock.now() - self.time_origin_s
 
     def log(self, level: str, message: str) -> None:
-        self.journal.append_event(
-            {"type": "log", "level": level, "message": message, "test_time_s": self.test_time()}
-        )
+        try:
+            self.journal.append_event(
+                {"type": "log", "level": level, "message": message, "test_time_s": self.test_time()}
+            )
+        except StorageError as exc:  # the disk is full: the bench must still be made safe
+            self.storage_error = self.storage_error or str(exc)
         self.rundir.append_log(f"[{self.test_time():12.1f} s] {level.upper():7s} {message}")
         self.observer.log(level, message)
 
@@ -145,10 +150,14 @@ class Engine:
             self.log("info", "run completed; outputs off")
         else:
             self.make_safe(f"run {status}: {reason}")
-        self.journal.append_event(
-            {"type": "run_end", "status": status, "reason": reason, "test_time_s": self.test_time()}
-        )
-        self.journal.sync()
+        try:
+            self.journal.append_event(
+                {"type": "run_end", "status": status, "reason": reason, "test_time_s": self.test_time()}
+            )
+            self.journal.sync()
+        except StorageError as exc:
+            self.storage_error = self.storage_error or str(exc)
+            self.rundir.append_log(f"could not record the end of the run: {exc}")
         self._write_status(force=True, state=status)
         self.observer.run_ended(status, reason)
         return status, reason
@@ -255,21 +264,30 @@ class Engine:
             return end
         if not isinstance(step, ElectricalStep):
             raise LabctlError(f"no instrument can run a step of type {type(step).__name__}")
-        original = step
-        drop_first = resumed
+        return self.run_electrical_step(step, index, acc, elapsed, moved, drop_first=resumed)
+
+    def run_electrical_step(self, step: ElectricalStep, index: int, acc: StepAccumulator,
+                            elapsed: float = 0.0, moved: float = 0.0, drop_first: bool = False
+                            ) -> StepEnd:
+        """An electrical step to its end, through pauses and reconnections.
+
+        After an interruption the step goes on for what is left of its duration
+        and charge (`elapsed`, `moved` count what was done before this call).
+        """
+        moved_before = acc_moved(acc) - moved  # the accumulator may hold earlier steps' charge
         while True:
             seg_start = self.test_time()
-            todo = remaining_step(original, elapsed, moved)
+            todo = remaining_step(step, elapsed, moved)
             if todo is None:
                 return StepEnd(EndKind.TIME, "time elapsed")
             end = self.run_electrical(todo, index, acc, drop_first=drop_first)
-            if end is not _PAUSED:
+            if end is not _PAUSED and not isinstance(end, _Disconnected):
                 return end
             elapsed += self.test_time() - seg_start
-            moved = acc_moved(acc)
-            self._wait_while_paused()
-            if self.control.abort_reason:
-                return StepEnd(EndKind.ABORTED, self.control.abort_reason)
+            moved = acc_moved(acc) - moved_before
+            stop = self.after_interruption(end)
+            if stop is not None:
+                return stop
             drop_first = True
 
     def run_electrical(
@@ -336,6 +354,17 @@ class Engine:
                 if self.control.pause_requested:
                     batches.close()
                     return _PAUSED
+        except InstrumentError as exc:
+            _close_quietly(batches)
+            self.make_safe(f"instrument fault: {exc}")
+            if self._may_reconnect("cycler"):
+                return _Disconnected(str(exc))
+            return StepEnd(EndKind.FAULT, f"instrument fault: {exc}{self._attempts_note('cycler')}")
+        except StorageError as exc:
+            _close_quietly(batches)
+            self.storage_error = self.storage_error or str(exc)
+            self.make_safe(f"results store failed: {exc}")
+            return StepEnd(EndKind.FAULT, f"results store failed: {exc}")
         except LabctlError as exc:
             _close_quietly(batches)
             self.make_safe(f"instrument fault: {exc}")
@@ -343,6 +372,59 @@ class Engine:
         except KeyboardInterrupt:
             _close_quietly(batches)
             raise
+
+    def after_interruption(self, end: Any) -> StepEnd | None:
+        """A segment of `stream` ended early (pause, lost instrument): deal with it.
+
+        Returns None to go on with the step (paused and continued, or reconnected),
+        or the StepEnd that ends it.
+        """
+        if isinstance(end, _Disconnected):
+            failed = self._reconnect("cycler", end.reason)
+            if failed is not None:
+                return failed
+        else:
+            self._wait_while_paused()
+        if self.control.abort_reason:
+            return StepEnd(EndKind.ABORTED, self.control.abort_reason)
+        return None
+
+    def _may_reconnect(self, role: str) -> bool:
+        policy = self.station.spec.instruments[role].reconnect
+        return self._reconnects.get(role, 0) < policy.attempts
+
+    def _reconnect(self, role: str, why: str) -> StepEnd | None:
+        """Reconnect `role` with backoff (station file `reconnect:`); None when it worked.
+
+        Attempts count per run and role. While waiting the outputs stay in their
+        safe state; an abort request ends the wait.
+        """
+        policy = self.station.spec.instruments[role].reconnect
+        while self._reconnects.get(role, 0) < policy.attempts:
+            attempt = self._reconnects[role] = self._reconnects.get(role, 0) + 1
+            delay = policy.delay_s(attempt)
+            self.log("warning", f"{role} lost ({why}); reconnecting in {delay:g} s "
+                                f"(attempt {attempt} of {policy.attempts})")
+            deadline = time.monotonic() + delay
+            while time.monotonic() < deadline and not self.control.abort_reason:
+                time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+                self.inbox.poll()
+            if self.control.abort_reason:
+                return StepEnd(EndKind.ABORTED, self.control.abort_reason)
+            try:
+                self.station.reconnect(role)
+            except LabctlError as exc:
+                why = str(exc)
+                continue
+            self.log("info", f"{role} reconnected (attempt {attempt}); continuing the step")
+            if hasattr(self.clock, "reset_pacing"):
+                self.clock.reset_pacing()
+            return None
+        return StepEnd(EndKind.FAULT, f"instrument fault: {why}{self._attempts_note(role)}")
+
+    def _attempts_note(self, role: str) -> str:
+        n = self._reconnects.get(role, 0)
+        return f" (after {n} reconnection attempt{'s' if n != 1 else ''})" if n else ""
 
     def interlock_fault(self) -> str | None:
         """The first hard interlock that tripped (abuse chamber over-temperature, door open,
@@ -406,6 +488,13 @@ class Engine:
             self.log("info", "continuing after pause")
             if hasattr(self.clock, "reset_pacing"):
                 self.clock.reset_pacing()
+
+
+@dataclass
+class _Disconnected:
+    """A segment ended because the instrument stopped answering; a reconnect may follow."""
+
+    reason: str
 
 
 def acc_moved(acc: StepAccumulator) -> float:

@@ -20,7 +20,7 @@ from labctl.engine.accounting import COUNTERS, CycleCounter
 from labctl.engine.control import RunControl
 from labctl.engine.observer import RunObserver
 from labctl.engine.runner import Continuation, Engine, ResumeState
-from labctl.errors import LabctlError
+from labctl.errors import LabctlError, StorageError
 from labctl.plugins import Registry, build_registry, local_plugin_files
 from labctl.procedures import load_procedure
 from labctl.procedures.model import CompiledProcedure
@@ -150,12 +150,26 @@ def _finish(engine: Engine, rundir: RunDir, journal: Any, station: Any) -> RunOu
     try:
         status, reason = engine.run()
     finally:
-        journal.close()
+        try:
+            journal.close()
+        except StorageError as exc:
+            engine.storage_error = engine.storage_error or str(exc)
         station.close()
-    tables = finalize(rundir.path)
-    meta = dict(rundir.meta, status=status, reason=reason)
-    summary = summarize(meta, tables["steps"], tables["cycles"], tables["n_samples"])
-    rundir.update_meta(status=status, reason=reason, ended_unix_s=time.time(), summary=summary)
+    try:
+        tables = finalize(rundir.path)
+        meta = dict(rundir.meta, status=status, reason=reason)
+        summary = summarize(meta, tables["steps"], tables["cycles"], tables["n_samples"])
+        rundir.update_meta(status=status, reason=reason, ended_unix_s=time.time(), summary=summary)
+    except (LabctlError, OSError) as exc:
+        # Outputs are already safe and the journal holds every sample written before the
+        # failure; the tables can be built later, once there is room.
+        why = engine.storage_error or str(exc)
+        raise StorageError(
+            f"the run stopped safely ({status}: {reason}) but its results could not be "
+            f"completed in {rundir.path}: {why}. Everything measured up to the failure is in "
+            f"the journal; free space (or make the folder writable) and run "
+            f"'labctl doctor --repair {rundir.path}' to build the tables"
+        ) from None
     return RunOutcome(rundir.path, status, reason, summary)
 
 

@@ -133,10 +133,10 @@ class StepRun:
             end = self._stream(rest, policy)
             if isinstance(end, StepEnd):
                 return end
-            left -= engine.test_time() - start  # paused: wait, then rest for the remainder
-            engine._wait_while_paused()
-            if engine.control.abort_reason:
-                return StepEnd(EndKind.ABORTED, engine.control.abort_reason)
+            left -= engine.test_time() - start  # paused or reconnected: rest for the remainder
+            stop = engine.after_interruption(end)
+            if stop is not None:
+                return stop
         return StepEnd(EndKind.TIME, "time elapsed")
 
     def run_electrical(self, step: ElectricalStep) -> StepEnd:
@@ -154,10 +154,9 @@ class StepRun:
             from labctl.errors import SafetyError
 
             raise SafetyError("; ".join(str(p) for p in problems))
-        end = self._stream(step, step.logging)
-        if not isinstance(end, StepEnd):  # paused: the sub-step is cut short
-            engine._wait_while_paused()
-            return StepEnd(EndKind.ABORTED, engine.control.abort_reason or "paused mid-step")
+        end = engine.run_electrical_step(step, self.step_index, self._acc,
+                                         drop_first=not self._first_rest)
+        self._first_rest = False
         return end
 
     def _stream(self, step: ElectricalStep, policy: LoggingPolicy) -> Any:

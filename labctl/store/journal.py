@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from labctl.errors import LabctlError
+from labctl.errors import LabctlError, StorageError
 from labctl.records import SAMPLE_COLUMNS
 from labctl.store.atomic import atomic_write_stream, describe_os_error, fsync_dir
 
@@ -138,7 +138,7 @@ class JournalWriter:
         except FileExistsError:
             raise LabctlError(f"{path}: a journal already exists; resume the run instead") from None
         except OSError as exc:
-            raise LabctlError(f"{path}: cannot create the journal: {_why(exc)}") from None
+            raise StorageError(f"{path}: cannot create the journal: {_why(exc)}") from None
         try:
             _lock(fd, path)
         except LabctlError:
@@ -217,7 +217,7 @@ class JournalWriter:
         if self._fd < 0:
             raise LabctlError(f"{self.path}: the journal is closed")
         if self._broken:
-            raise LabctlError(self._broken)
+            raise StorageError(self._broken)
         if self._async_error is not None:
             self._raise_async()
         if length > _MAX_PAYLOAD:
@@ -228,7 +228,7 @@ class JournalWriter:
             _writev_all(self._fd, buffers, total)
         except OSError as exc:
             self._undo_partial_write()
-            raise LabctlError(
+            raise StorageError(
                 f"{self.path}: cannot write the journal: {_why(exc)}; everything recorded "
                 "before this point is safe in the journal") from None
         self._size += total
@@ -258,7 +258,7 @@ class JournalWriter:
         try:
             os.fsync(self._fd)
         except OSError as exc:
-            raise LabctlError(f"{self.path}: cannot sync the journal to disk: {_why(exc)}") from None
+            raise StorageError(f"{self.path}: cannot sync the journal to disk: {_why(exc)}") from None
         self._synced_seq = max(self._synced_seq, seq)
         self._last_sync = time.monotonic()
         if self._async_error is not None:
@@ -300,7 +300,7 @@ class JournalWriter:
     def _raise_async(self) -> None:
         exc, self._async_error = self._async_error, None
         assert exc is not None
-        raise LabctlError(f"{self.path}: cannot sync the journal to disk: {_why(exc)}")
+        raise StorageError(f"{self.path}: cannot sync the journal to disk: {_why(exc)}")
 
     # -- the background fsync -------------------------------------------------------------
     def _start_syncer(self) -> None:
