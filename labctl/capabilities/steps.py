@@ -129,7 +129,9 @@ class ChamberStep:
     Stable means the watched temperature (the chamber air, or the cell when
     `stabilise_on == "cell"`) stays within `tolerance_c` of the set-point for
     `stable_for_s`. `timeout_s` ends the step with an error if it never gets
-    there. `wait=False` sets the chamber and moves on at once.
+    there. `wait=False` sets the chamber and moves on at once. `if_busy` says what
+    to do when channels share the chamber and another one holds it (see
+    `engine.sharing`).
     """
 
     setpoint_c: float
@@ -139,6 +141,9 @@ class ChamberStep:
     timeout_s: float = 4 * 3600.0
     stabilise_on: str = "cell"  # "cell" or "chamber"
     wait: bool = True
+    # A chamber shared by several channels and held by another at a different
+    # set-point: "wait" until it is released, or "reject" (end the run) at once.
+    if_busy: str = "wait"
     logging: LoggingPolicy = field(default_factory=lambda: LoggingPolicy(period_s=10.0))
     text: str = ""
     source: SourceRef = field(default_factory=SourceRef)

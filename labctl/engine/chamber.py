@@ -6,6 +6,7 @@ the cell following the chamber. Stability is judged every poll interval.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from labctl.capabilities.cycler import EndKind, StepEnd
@@ -23,10 +24,36 @@ def poll_interval_s(step: ChamberStep) -> float:
     return min(60.0, max(step.logging.period_s, step.stable_for_s / 10.0, 1.0))
 
 
+def _claim(engine: Engine, step: ChamberStep) -> str | None:
+    """Claim the (possibly shared) chamber at the step's set-point; None when granted."""
+    from labctl.engine.sharing import channel_of, shared_chamber
+
+    spec = engine.station.spec
+    me = channel_of(spec)
+
+    def on_wait(other: str, setpoint_c: float) -> None:
+        engine.make_safe(f"waiting for channel {other} to release the chamber "
+                         f"(held at {setpoint_c:g} °C)")
+
+    started = time.monotonic()
+    refused = shared_chamber(spec).claim(
+        me, step.setpoint_c, wait=step.if_busy == "wait", timeout_s=step.timeout_s,
+        should_stop=lambda: bool(engine.control.abort_reason), on_wait=on_wait)
+    waited = time.monotonic() - started
+    if refused is None and waited > 0.2:
+        engine.log("info", f"chamber released by the other channels after {waited:.1f} s (wall)")
+        if hasattr(engine.clock, "reset_pacing"):
+            engine.clock.reset_pacing()
+    return refused
+
+
 def run_chamber_step(engine: Engine, step: ChamberStep, index: int, acc: StepAccumulator) -> StepEnd:
     chamber = engine.station.get("chamber")
     if chamber is None:
         raise LabctlError(f"step {step.text!r} needs a chamber, and the station has none")
+    refused = _claim(engine, step)
+    if refused is not None:
+        return StepEnd(EndKind.ABORTED, f"chamber step rejected: {refused}")
     chamber.set_temperature(step.setpoint_c, step.ramp_c_per_min)
     engine.log("info", f"chamber set-point {step.setpoint_c:g} °C")
     if not step.wait:

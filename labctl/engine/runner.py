@@ -145,6 +145,10 @@ class Engine:
         except Exception as exc:  # a bug must still leave the bench safe and the data kept
             status, reason = "faulted", f"internal error: {type(exc).__name__}: {exc}"
             self.rundir.append_log(traceback.format_exc())
+        if "chamber" in self.station.spec.instruments:
+            from labctl.engine.sharing import channel_of, shared_chamber
+
+            shared_chamber(self.station.spec).release(channel_of(self.station.spec))
         if status == "completed":
             self.station.safe_state()
             self.log("info", "run completed; outputs off")

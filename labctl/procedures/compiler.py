@@ -72,7 +72,9 @@ CHAMBER_KEYS = (
     "stabilise_on",
     "wait",
     "log",
+    "if_busy",
 )
+CHAMBER_IF_BUSY = ("wait", "reject")
 INCLUDE_KEYS = ("include", "with")
 STEP_TYPES = ("step", "repeat", "chamber", "include")
 MAX_INCLUDE_DEPTH = 16
@@ -535,6 +537,11 @@ class _Compiler:
         wait = value.get("wait", True)
         if not isinstance(wait, bool):
             self.add(f, path + ("wait",), f"wait must be true or false, got {wait!r}")
+        if_busy = value.get("if_busy", "wait")
+        if if_busy not in CHAMBER_IF_BUSY:
+            self.add(f, path + ("if_busy",), f"if_busy must be one of {', '.join(CHAMBER_IF_BUSY)} "
+                                             f"(when another channel holds a shared chamber), "
+                                             f"got {if_busy!r}")
         if value.get("log") is not None:
             kwargs["logging"] = self.logging_value(f, path + ("log",), value["log"], f.logging)
         if len(self.problems) > start or setpoint is None:
@@ -546,6 +553,7 @@ class _Compiler:
             setpoint_c=setpoint,
             stabilise_on=on,
             wait=wait,
+            if_busy=if_busy,
             text=text,
             source=SourceRef(f.display, line, col, format_path(path)),
             **kwargs,

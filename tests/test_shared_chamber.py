@@ -1,0 +1,110 @@
+"""Channels in one chamber: a chamber step waits for the others, or is rejected, as the
+procedure says; channels asking for the same set-point share it."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+import labctl
+from labctl.engine.control import RunControl
+from labctl.engine.multi import ChannelJob, prepare_all, run_channels
+from labctl.engine.sharing import SharedChamber
+
+HOLDER = """\
+log: every 60 s
+steps:
+  - chamber: {setpoint_c: 45, wait: false}
+  - Rest for 40 min
+"""
+
+ASKER = """\
+log: every 60 s
+steps:
+  - Rest for 5 min
+  - chamber: {{setpoint_c: {setpoint}, wait: false, if_busy: {if_busy}}}
+  - Rest for 1 min
+"""
+
+
+def _run(tmp_path, setpoint: float, if_busy: str):
+    holder = tmp_path / "holder.yaml"
+    holder.write_text(HOLDER)
+    asker = tmp_path / "asker.yaml"
+    asker.write_text(ASKER.format(setpoint=setpoint, if_busy=if_busy))
+    jobs = [ChannelJob("1", str(holder)), ChannelJob("2", str(asker))]
+    prepared = prepare_all(jobs)
+    # Paced so that channel 1 holds the chamber for ~2 s of wall time while
+    # channel 2 asks for it after ~0.25 s.
+    outcomes = run_channels(prepared, results_root=tmp_path / "r",
+                            controls=[RunControl(), RunControl()], speed=1200)
+    return outcomes
+
+
+def test_reject_ends_the_asking_run_and_names_the_holder(tmp_path):
+    first, second = _run(tmp_path, 25, "reject")
+    assert first.status == "completed"
+    assert second.status == "aborted"
+    assert "held at 45 °C by channel 1" in second.reason
+    assert "safe state" in (second.path / "log.txt").read_text()
+
+
+def test_wait_resumes_when_the_holder_releases(tmp_path):
+    first, second = _run(tmp_path, 25, "wait")
+    assert first.status == "completed" and second.status == "completed", second.reason
+    log = (second.path / "log.txt").read_text()
+    assert "waiting for channel 1 to release the chamber" in log
+    assert "chamber released by the other channels" in log
+    # Channel 2's chamber step started only after channel 1 released the chamber (its end).
+    end_1 = labctl.open_run(first.path).meta["ended_unix_s"]
+    steps_2 = labctl.open_run(second.path).steps
+    assert list(steps_2.kind) == ["rest", "chamber", "rest"]
+    assert end_1 is not None and (second.path / "status.json").stat().st_mtime >= end_1 - 0.5
+
+
+def test_same_setpoint_is_shared_without_waiting(tmp_path):
+    first, second = _run(tmp_path, 45, "reject")
+    assert first.status == "completed" and second.status == "completed"
+    assert "waiting" not in (second.path / "log.txt").read_text()
+
+
+def test_claims_unit():
+    shared = SharedChamber()
+    never = lambda: False  # noqa: E731
+    assert shared.claim("1", 45, wait=False, timeout_s=1, should_stop=never,
+                        on_wait=lambda *a: None) is None
+    assert "channel 1" in shared.claim("2", 25, wait=False, timeout_s=1, should_stop=never,
+                                       on_wait=lambda *a: None)
+    # A waiting claim is granted as soon as the holder releases.
+    granted = {}
+
+    def wait_for_it():
+        granted["why"] = shared.claim("2", 25, wait=True, timeout_s=10, should_stop=never,
+                                      on_wait=lambda *a: granted.setdefault("waited", True))
+
+    t = threading.Thread(target=wait_for_it)
+    t.start()
+    time.sleep(0.2)
+    assert t.is_alive() and granted.get("waited")
+    shared.release("1")
+    t.join(timeout=5)
+    assert granted["why"] is None and shared.claims == {"2": 25}
+    # A timeout is reported, not waited forever.
+    why = shared.claim("3", 60, wait=True, timeout_s=0.2, should_stop=never,
+                       on_wait=lambda *a: None)
+    assert why is not None and "after waiting 0.2 s" in why
+
+
+@pytest.mark.parametrize("bad", ["later", 3])
+def test_bad_if_busy_is_located(tmp_path, bad):
+    from labctl.engine.session import prepare
+    from labctl.errors import ValidationError
+
+    p = tmp_path / "p.yaml"
+    p.write_text(f"steps:\n  - chamber: {{setpoint_c: 30, if_busy: {bad}}}\n")
+    with pytest.raises(ValidationError) as info:
+        prepare(p)
+    problem = info.value.problems[0]
+    assert problem.line == 2 and "if_busy must be one of wait, reject" in problem.message
