@@ -166,18 +166,21 @@ def _exit_for(status: str, reason: str) -> None:
 @click.option("--batch", type=click.Path(dir_okay=False),
               help="A batch file mapping channels to procedures, cells and parameters.")
 @click.option("--speed", type=float, help="Pace virtual time: virtual seconds per wall second.")
+@click.option("--processes", type=click.IntRange(min=1), default=None,
+              help="Worker processes for several channels (default: one per CPU core).")
 @click.option("--no-progress", is_flag=True, help="Do not show the live progress line.")
 @json_option
 @user_errors
 def run(procedure: str | None, station: str | None, cell: str | None, params: tuple[str, ...],
         results: str, channels: tuple[str, ...], batch: str | None, speed: float | None,
-        no_progress: bool, as_json: bool) -> None:
+        processes: int | None, no_progress: bool, as_json: bool) -> None:
     """Validate, then run a procedure; prints the run directory and a summary."""
     from labctl.engine.control import RunControl, signals_abort
     from labctl.engine.session import prepare, start_run
 
     if batch or len(channels) > 1:
-        _run_channels(procedure, station, cell, params, results, channels, batch, speed, as_json)
+        _run_channels(procedure, station, cell, params, results, channels, batch, speed, as_json,
+                      processes)
         return
     if procedure is None:
         raise LabctlError("name a procedure file (or use --batch FILE)")
@@ -200,7 +203,15 @@ def run(procedure: str | None, station: str | None, cell: str | None, params: tu
     _exit_for(outcome.status, outcome.reason)
 
 
-def _run_channels(procedure, station, cell, params, results, channels, batch, speed, as_json):
+def _auto_processes(n_channels: int) -> int:
+    """Worker processes for a multi-channel run: one per core, at most one per channel."""
+    import os
+
+    return max(1, min(n_channels, os.cpu_count() or 1))
+
+
+def _run_channels(procedure, station, cell, params, results, channels, batch, speed, as_json,
+                  processes=None):
     """Several channels in parallel, each its own run directory; all validated first."""
     from labctl.engine.control import RunControl, signals_abort
     from labctl.engine.multi import ChannelJob, load_batch, prepare_all, run_channels
@@ -217,7 +228,8 @@ def _run_channels(procedure, station, cell, params, results, channels, batch, sp
     prepared = prepare_all(jobs)
     controls = [RunControl() for _ in prepared]
     with signals_abort(*controls):
-        outcomes = run_channels(prepared, results_root=results, controls=controls, speed=speed)
+        outcomes = run_channels(prepared, results_root=results, controls=controls, speed=speed,
+                                processes=processes or _auto_processes(len(prepared)))
     rows = []
     for job, outcome in zip(jobs, outcomes, strict=True):
         if isinstance(outcome, Exception):

@@ -2,8 +2,13 @@
 
 Every channel is validated before any channel starts. Each runs in its own
 thread with its own station instance, engine and RunControl, so one channel's
-abort, fault or slow instrument never stalls or stops another. A batch file maps
-channels to procedures, cells and parameters:
+abort, fault or slow instrument never stalls or stops another. With
+`processes > 1` the channels are spread over that many worker processes (forked,
+each running its share in threads): the simulator and the journal encoding are
+CPU work, so on a multi-core PC processes multiply throughput where threads share
+one interpreter lock. Control works the same either way: `labctl stop/pause/
+continue` use each run directory's command queue, and Ctrl-C reaches every worker.
+A batch file maps channels to procedures, cells and parameters:
 
 ```yaml
 station: instruments/sim.yaml      # default for every channel
@@ -15,9 +20,13 @@ channels:
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
+import signal
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 from labctl.engine.control import RunControl
@@ -123,8 +132,22 @@ def run_channels(
     results_root: str | Path,
     controls: list[RunControl],
     speed: float | None = None,
+    processes: int = 1,
 ) -> list[RunOutcome | Exception]:
-    """Run every prepared channel in its own thread; returns outcomes in order."""
+    """Run every prepared channel in its own thread; returns outcomes in order.
+
+    `processes > 1` spreads the channels over worker processes (see the module
+    docstring); `controls` then only serve the parent's Ctrl-C handling.
+    """
+    processes = max(1, min(int(processes), len(prepared)))
+    if processes > 1 and "fork" in mp.get_all_start_methods():
+        return _run_in_processes(prepared, results_root, speed, processes, controls)
+    return _run_in_threads(prepared, results_root, controls, speed)
+
+
+def _run_in_threads(prepared: list[Prepared], results_root: str | Path,
+                    controls: list[RunControl], speed: float | None
+                    ) -> list[RunOutcome | Exception]:
     outcomes: list[RunOutcome | Exception | None] = [None] * len(prepared)
 
     def work(k: int) -> None:
@@ -142,3 +165,60 @@ def run_channels(
         while t.is_alive():
             t.join(timeout=0.2)  # short joins keep the main thread responsive to Ctrl-C
     return [o if o is not None else LabctlError("channel did not finish") for o in outcomes]
+
+
+def _worker(prepared: list[Prepared], indices: list[int], results_root: str | Path,
+            speed: float | None, queue: Any) -> None:
+    """A worker process: its share of the channels in threads; outcomes go back by queue."""
+    from labctl.engine.control import signals_abort
+
+    controls = [RunControl() for _ in indices]
+    mine = [prepared[k] for k in indices]
+    with signals_abort(*controls):
+        outcomes = _run_in_threads(mine, results_root, controls, speed)
+    for k, outcome in zip(indices, outcomes, strict=True):
+        if isinstance(outcome, Exception):
+            queue.put((k, None, f"{type(outcome).__name__}: {outcome}"))
+        else:
+            queue.put((k, outcome, None))
+
+
+def _run_in_processes(prepared: list[Prepared], results_root: str | Path,
+                      speed: float | None, processes: int, controls: list[RunControl]
+                      ) -> list[RunOutcome | Exception]:
+    # Fork, not spawn: compiled procedures hold closures (their plans) that cannot be
+    # pickled, and the children need nothing else from the parent.
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    shares = [list(range(k, len(prepared), processes)) for k in range(processes)]
+    workers = [ctx.Process(target=_worker, args=(prepared, share, results_root, speed, queue),
+                           name=f"labctl-channels-{k}", daemon=False)
+               for k, share in enumerate(shares)]
+    for w in workers:
+        w.start()
+    outcomes: list[RunOutcome | Exception | None] = [None] * len(prepared)
+    pending = len(prepared)
+    forwarded = False
+    try:
+        while pending:
+            if not forwarded and any(c.abort_reason for c in controls):
+                # SIGTERM to the parent alone (a service manager): pass it on to the workers.
+                forwarded = True
+                for w in workers:
+                    if w.is_alive() and w.pid is not None:
+                        os.kill(w.pid, signal.SIGTERM)
+            try:
+                k, outcome, error = queue.get(timeout=0.2)
+            except Empty:
+                if not any(w.is_alive() for w in workers):
+                    break
+                continue
+            outcomes[k] = outcome if error is None else LabctlError(error)
+            pending -= 1
+    except KeyboardInterrupt:
+        # The workers got the same Ctrl-C and are stopping their runs safely; wait for them.
+        pass
+    for w in workers:
+        w.join()
+    return [o if o is not None else LabctlError("channel did not finish (its worker process "
+                                                 "ended early)") for o in outcomes]
