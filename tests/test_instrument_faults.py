@@ -221,3 +221,64 @@ def test_read_only_results_folder_is_a_clear_error_before_anything_starts(tmp_pa
     assert result.exit_code == 2, result.output
     assert "read-only" in result.output
     assert "Traceback" not in result.output
+
+
+GARBAGE_PLUGIN = '''
+import numpy as np
+from labctl.drivers.sim_drivers import make_sim_cycler
+from labctl.plugins import DriverInfo, hookimpl
+
+
+class GarbageCycler:
+    """The simulated cycler, but its second batch has a sample it could not parse (NaN)."""
+
+    def __init__(self, inner):
+        self.inner, self.batches = inner, 0
+        self.ranges = inner.ranges
+
+    def identify(self):
+        return self.inner.identify()
+
+    def run_step(self, step, limits, logging):
+        gen = self.inner.run_step(step, limits, logging)
+        try:
+            while True:
+                batch = next(gen)
+                self.batches += 1
+                if self.batches == 2 and len(batch.voltage_v) > 10:
+                    batch.voltage_v = batch.voltage_v.copy()
+                    batch.voltage_v[10] = np.nan
+                yield batch
+        except StopIteration as stop:
+            return stop.value
+        finally:
+            gen.close()
+
+    def safe_state(self):
+        self.inner.safe_state()
+
+    def close(self):
+        self.inner.close()
+
+
+@hookimpl
+def labctl_drivers():
+    return [DriverInfo("garbage-cycler", ("cycler",),
+                       lambda b, c: GarbageCycler(make_sim_cycler(b, c)), "answers garbage")]
+'''
+
+
+def test_garbage_from_the_instrument_faults_and_keeps_the_good_samples(tmp_path):
+    (tmp_path / "garbage_plugin.py").write_text(GARBAGE_PLUGIN)
+    station = tmp_path / "station.yaml"
+    station.write_text("name: garbage\ninstruments:\n  cycler: {driver: garbage-cycler}\n")
+    proc = tmp_path / "proc.yaml"
+    proc.write_text(PROCEDURE)
+    out = start_run(prepare(proc, station_path=station), results_root=tmp_path / "r")
+    assert out.status == "faulted"
+    assert "unusable sample" in out.reason and "nan" in out.reason
+    ts = labctl.open_run(out.path).timeseries
+    assert np.isfinite(ts.voltage_v).all()
+    # Everything of the first batch plus the 10 good samples of the second is kept.
+    assert len(ts) > 10
+    assert "safe state" in (out.path / "log.txt").read_text()

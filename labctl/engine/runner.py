@@ -324,6 +324,11 @@ class Engine:
                 first = False
                 n = len(cols["test_time_s"])
                 violation = None
+                garbage = _first_garbage(cols) if n else None
+                if garbage is not None:
+                    # A sample the limits cannot judge: keep the good ones before it, then fault.
+                    cols = truncate(cols, garbage[0])
+                    n = garbage[0]
                 if n:
                     violation = self.proc.safety.first_violation(
                         cols["voltage_v"], cols["current_a"], cols["temperature_c"]
@@ -346,6 +351,8 @@ class Engine:
                     batches.close()
                     self.make_safe(violation[1])
                     return StepEnd(EndKind.SAFETY, violation[1])
+                if garbage is not None:
+                    raise InstrumentError(garbage[1])
                 if self.control.abort_reason:
                     batches.close()
                     return StepEnd(EndKind.ABORTED, self.control.abort_reason)
@@ -512,6 +519,19 @@ def _close_quietly(gen: Generator) -> None:
         gen.close()
     except Exception:
         pass
+
+
+def _first_garbage(cols: dict[str, np.ndarray]) -> tuple[int, str] | None:
+    """The first sample whose voltage or current is not a finite number (an instrument
+    answering garbage), with the reason; None when all are numbers. Temperature may be
+    NaN (no sensor)."""
+    v, i = cols["voltage_v"], cols["current_a"]
+    if np.isfinite(v).all() and np.isfinite(i).all():
+        return None
+    k = int(np.argmax(~(np.isfinite(v) & np.isfinite(i))))
+    t = float(cols["test_time_s"][k])
+    return k, (f"the instrument returned an unusable sample at {t:.1f} s "
+               f"(voltage {v[k]!r} V, current {i[k]!r} A); limits cannot be checked on it")
 
 
 def _finite_or_none(x: float) -> float | None:
