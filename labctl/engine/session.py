@@ -74,6 +74,35 @@ def prepare(
     return Prepared(procedure, cell, station, registry, Path(procedure_path), params)
 
 
+def _save_companions(rundir: RunDir, prep: Prepared) -> None:
+    """Copies of the files the inputs refer to: a cell's CSV tables (at the same relative
+    path as beside the cell file, so inputs/cell.yaml loads as it is) and included
+    procedure files (under inputs/included/)."""
+    from labctl.store.atomic import atomic_write_bytes
+
+    inputs = rundir.path / "inputs"
+    cell_dir = Path(prep.cell.source).resolve().parent if prep.cell.source else None
+    for table in prep.cell.extra.get("table_files", []) if prep.cell.extra else []:
+        src = Path(table).resolve()
+        rel = Path(os.path.relpath(src, cell_dir)) if cell_dir else Path(src.name)
+        if rel.is_absolute() or ".." in rel.parts:
+            rel = Path(src.name)
+        try:
+            (inputs / rel).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(inputs / rel, src.read_bytes())
+        except OSError:
+            pass  # the cell was loaded from it moments ago; a copy is a convenience
+    included = prep.procedure.extra.get("included_texts", {})
+    proc_dir = prep.procedure_path.resolve().parent
+    for name, text in included.items():
+        src = Path(name).resolve()
+        rel = Path(os.path.relpath(src, proc_dir))
+        if rel.is_absolute() or ".." in rel.parts:
+            rel = Path(src.name)
+        (inputs / "included" / rel).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(inputs / "included" / rel, text.encode("utf-8"))
+
+
 def _read_text(path: str | None) -> str | None:
     if not path:
         return None
@@ -131,6 +160,7 @@ def start_run(
         text = _read_text(source)
         if text is not None:
             rundir.save_input(name, text)
+    _save_companions(rundir, prep)
     journal = JournalWriter.create(rundir.path)
     engine = Engine(
         procedure=proc,
