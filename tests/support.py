@@ -33,3 +33,50 @@ def labctl_cmd(*args: str, cwd: Path | None = None, timeout: float = 120, env: d
 
 def json_out(proc: subprocess.CompletedProcess) -> dict:
     return json.loads(proc.stdout)
+
+
+class WrappedSimCycler:
+    """The simulated cycler with hooks to misbehave: tests' fault-injecting drivers.
+
+    `before_batch()` runs before each batch is asked for (raise there to time out or
+    disconnect); `on_batch(batch)` may change a batch (garbage values). State
+    hand-over (`get_state`/`set_state`) goes to the simulated channel.
+    """
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.ranges = inner.ranges
+        self.safe_calls = 0
+
+    def before_batch(self) -> None:
+        pass
+
+    def on_batch(self, batch):
+        return batch
+
+    def identify(self):
+        return self.inner.identify()
+
+    def get_state(self):
+        return self.inner.get_state()
+
+    def set_state(self, state):
+        self.inner.set_state(state)
+
+    def run_step(self, step, limits, logging):
+        gen = self.inner.run_step(step, limits, logging)
+        try:
+            while True:
+                self.before_batch()
+                yield self.on_batch(next(gen))
+        except StopIteration as stop:
+            return stop.value
+        finally:
+            gen.close()
+
+    def safe_state(self):
+        self.safe_calls += 1
+        self.inner.safe_state()
+
+    def close(self):
+        self.inner.close()

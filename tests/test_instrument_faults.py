@@ -23,56 +23,36 @@ from labctl.engine.session import prepare, start_run
 from labctl.errors import ValidationError
 
 DROPOUT_PLUGIN = '''
+from dataclasses import replace
+
 from labctl.drivers.sim_drivers import make_sim_cycler
 from labctl.errors import InstrumentError
 from labctl.plugins import DriverInfo, hookimpl
+from tests.support import WrappedSimCycler
 
-FAILURES = {"left": 0, "builds": 0}
+FAILURES = {"builds": 0}
 
 
-class DropoutCycler:
-    """The simulated cycler; the first instance (and `fail_rebuilds` more) drops out."""
+class DropoutCycler(WrappedSimCycler):
+    """Drops out after `drop_after` batches (None: never)."""
 
     def __init__(self, inner, drop_after):
-        self.inner, self.drop_after = inner, drop_after
-        self.ranges = inner.ranges
+        super().__init__(inner)
+        self.drop_after = drop_after
 
-    def identify(self):
-        return self.inner.identify()
-
-    def get_state(self):
-        return self.inner.get_state()
-
-    def set_state(self, state):
-        self.inner.set_state(state)
-
-    def run_step(self, step, limits, logging):
-        gen = self.inner.run_step(step, limits, logging)
-        try:
-            while True:
-                if self.drop_after is not None and self.drop_after <= 0:
-                    raise InstrumentError("USB device disconnected (read failed)")
-                if self.drop_after is not None:
-                    self.drop_after -= 1
-                yield next(gen)
-        except StopIteration as stop:
-            return stop.value
-        finally:
-            gen.close()
-
-    def safe_state(self):
-        self.inner.safe_state()
-
-    def close(self):
-        self.inner.close()
+    def before_batch(self):
+        if self.drop_after is not None and self.drop_after <= 0:
+            raise InstrumentError("USB device disconnected (read failed)")
+        if self.drop_after is not None:
+            self.drop_after -= 1
 
 
 def build(binding, context):
+    # The first `failing_builds` instances drop out; rebuilt ones (reconnects) behave.
     FAILURES["builds"] += 1
     bad = binding.settings.get("failing_builds", 1)
     drop = 1 if FAILURES["builds"] <= bad else None
     settings = {k: v for k, v in binding.settings.items() if k != "failing_builds"}
-    from dataclasses import replace
     return DropoutCycler(make_sim_cycler(replace(binding, settings=settings), context), drop)
 
 
@@ -225,40 +205,23 @@ def test_read_only_results_folder_is_a_clear_error_before_anything_starts(tmp_pa
 
 GARBAGE_PLUGIN = '''
 import numpy as np
+
 from labctl.drivers.sim_drivers import make_sim_cycler
 from labctl.plugins import DriverInfo, hookimpl
+from tests.support import WrappedSimCycler
 
 
-class GarbageCycler:
-    """The simulated cycler, but its second batch has a sample it could not parse (NaN)."""
+class GarbageCycler(WrappedSimCycler):
+    """Its second batch has a sample it could not parse (NaN)."""
 
-    def __init__(self, inner):
-        self.inner, self.batches = inner, 0
-        self.ranges = inner.ranges
+    batches = 0
 
-    def identify(self):
-        return self.inner.identify()
-
-    def run_step(self, step, limits, logging):
-        gen = self.inner.run_step(step, limits, logging)
-        try:
-            while True:
-                batch = next(gen)
-                self.batches += 1
-                if self.batches == 2 and len(batch.voltage_v) > 10:
-                    batch.voltage_v = batch.voltage_v.copy()
-                    batch.voltage_v[10] = np.nan
-                yield batch
-        except StopIteration as stop:
-            return stop.value
-        finally:
-            gen.close()
-
-    def safe_state(self):
-        self.inner.safe_state()
-
-    def close(self):
-        self.inner.close()
+    def on_batch(self, batch):
+        self.batches += 1
+        if self.batches == 2 and len(batch.voltage_v) > 10:
+            batch.voltage_v = batch.voltage_v.copy()
+            batch.voltage_v[10] = np.nan
+        return batch
 
 
 @hookimpl

@@ -330,38 +330,20 @@ FLAKY_PLUGIN = '''
 from labctl.drivers.sim_drivers import make_sim_cycler
 from labctl.errors import InstrumentTimeout
 from labctl.plugins import DriverInfo, hookimpl
+from tests.support import WrappedSimCycler
 
 
-class FlakyCycler:
-    """The simulated cycler, except that it stops answering after a few batches."""
+class FlakyCycler(WrappedSimCycler):
+    """Stops answering after a few batches."""
 
     def __init__(self, inner, answers):
-        self.inner, self.left = inner, answers
-        self.ranges = inner.ranges
-        self.safe_calls = 0
+        super().__init__(inner)
+        self.left = answers
 
-    def identify(self):
-        return self.inner.identify()
-
-    def run_step(self, step, limits, logging):
-        gen = self.inner.run_step(step, limits, logging)
-        try:
-            while True:
-                if self.left <= 0:
-                    raise InstrumentTimeout("no answer from cycler within 2 s (MEAS?)")
-                self.left -= 1
-                yield next(gen)
-        except StopIteration as stop:
-            return stop.value
-        finally:
-            gen.close()
-
-    def safe_state(self):
-        self.safe_calls += 1
-        self.inner.safe_state()
-
-    def close(self):
-        self.inner.close()
+    def before_batch(self):
+        if self.left <= 0:
+            raise InstrumentTimeout("no answer from cycler within 2 s (MEAS?)")
+        self.left -= 1
 
 
 @hookimpl
