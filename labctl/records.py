@@ -7,7 +7,7 @@ and what a procedure (YAML `repeat ... until`, or a Python generator) receives.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -58,7 +58,8 @@ class StepResult:
     end_temperature_c: float
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        # Plain fields only, so no deep copy (dataclasses.asdict costs ~0.2 ms per step).
+        return {name: getattr(self, name) for name in _RESULT_FIELDS}
 
     @classmethod
     def from_dict(cls, d: dict) -> StepResult:
@@ -68,3 +69,6 @@ class StepResult:
     @property
     def net_capacity_ah(self) -> float:
         return self.charge_capacity_ah - self.discharge_capacity_ah
+
+
+_RESULT_FIELDS = tuple(f.name for f in fields(StepResult))
