@@ -522,7 +522,14 @@ class _AnalysisGroup(click.Group):
         return sorted(self._commands())
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        return self._commands().get(name)
+        # Build only the named command: one analysis' import problem must not break others.
+        from labctl.plugins import build_registry
+
+        registry = build_registry()
+        if name not in registry.names("analysis"):
+            return None
+        info = registry.get("analysis", name)
+        return info.command() if info.command is not None else None
 
 
 @main.group(cls=_AnalysisGroup)

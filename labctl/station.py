@@ -116,6 +116,9 @@ def load_station(path: str | Path, registry: Registry | None = None) -> StationS
             problems.append(doc.problem(where + ("ranges",), "must be a mapping of name_unit: number"))
             raw_ranges = {}
         for name, value in raw_ranges.items():
+            if name == "abuse_rated" and isinstance(value, bool):  # a flag among the numbers
+                ranges[name] = 1.0 if value else 0.0
+                continue
             number = _number(doc, where + ("ranges", name), value, problems)
             if number is not None:
                 ranges[name] = number

@@ -16,7 +16,7 @@ from tests.support import REPO
 
 def test_default_station_loads_with_roles_and_ranges():
     spec = load_station(REPO / "instruments" / "sim.yaml")
-    assert set(spec.instruments) == {"cycler", "chamber"}
+    assert set(spec.instruments) == {"cycler", "chamber", "pstat", "press"}
     assert spec.instruments["cycler"].driver == "sim-cycler"
     assert spec.instruments["cycler"].ranges["max_current_a"] == 20.0
     assert spec.instruments["cycler"].calibration_due == "2027-12-31"

@@ -22,6 +22,9 @@ class SafetyLimits:
     max_discharge_current_a: float = math.inf
     max_temperature_c: float = math.inf
     min_temperature_c: float = -math.inf
+    # Cell limits an abuse procedure may cross (its `abuse: {allow: [...]}`); for these
+    # the limit above is the procedure's own explicit value, not the cell's.
+    abuse_allow: frozenset[str] = frozenset()
 
     def first_violation(
         self,

@@ -25,6 +25,7 @@ how to simulate it. Schema (SI units in the names; docs/cells.md has the long fo
       reference_temperature_c: 25    # where the tables were measured
       initial_soc: 0.5               # 0..1, where a simulation starts
       initial_temperature_c: 25
+      ageing: {...}                  # optional: simulated ageing (cells/ageing_spec.py)
     datasheet: ...                   # optional free text, kept with the run
     notes: ...
 
@@ -54,11 +55,11 @@ from labctl.yamlio import LocatedDoc, PathKey, load_file
 DEFAULT_CELL = "lfp-2p2ah"
 CHEMISTRIES = ("LFP", "NMC", "LTO", "solid-state-bulk", "solid-state-thin-film", "other")
 TOP_FIELDS = ("name", "chemistry", "capacity_ah", "nominal_voltage_v", "limits", "model",
-              "datasheet", "notes")
+              "datasheet", "notes", "impedance")
 LIMIT_FIELDS = ("max_voltage_v", "min_voltage_v", "max_charge_current_a",
                 "max_discharge_current_a", "max_temperature_c", "min_temperature_c")
 MODEL_FIELDS = ("ocv_v", "r0_ohm", "rc_pairs", "thermal", "activation_energy_ev",
-                "reference_temperature_c", "initial_soc", "initial_temperature_c")
+                "reference_temperature_c", "initial_soc", "initial_temperature_c", "ageing")
 THERMAL_FIELDS = ("heat_capacity_j_per_k", "heat_transfer_w_per_k")
 TABLE_FIELDS = ("soc", "values", "temperature_c")
 CSV_FIELDS = ("csv", "column")
@@ -174,9 +175,16 @@ class _Reader:
             self.err(("nominal_voltage_v",), f"{nominal:g} V is outside the voltage limits "
                      f"{limits.min_voltage_v:g}..{limits.max_voltage_v:g} V")
         model = self.model(data["model"]) if data.get("model") is not None else None
+        impedance = None
+        if data.get("impedance") is not None:  # what a simulated potentiostat measures
+            from labctl.cells.impedance_spec import read_impedance
+
+            impedance = read_impedance(self, data["impedance"])
         if self.problems:
             raise ValidationError(self.problems)
         extra = {k: data[k] for k in ("datasheet", "notes") if k in data}
+        if impedance is not None:
+            extra["impedance"] = impedance  # labctl.cells.impedance_spec
         if self.table_files:  # so a run can keep copies beside its copy of the cell file
             extra["table_files"] = sorted(set(self.table_files))
         return CellSpec(name=name.strip(), chemistry=chemistry, capacity_ah=capacity,
@@ -247,11 +255,18 @@ class _Reader:
             self.err(path + ("initial_soc",), f"must be within 0..1, got {soc0:g}")
         temp0 = self.number(data, "initial_temperature_c", path, required=False, default=25.0,
                             minimum=-273.15)
+        ageing = None
+        if data.get("ageing") is not None:  # how fast the simulated cell ages
+            from labctl.cells.ageing_spec import read_ageing
+
+            ageing = read_ageing(self, data["ageing"], path + ("ageing",))
+            if ageing is None:
+                return None
         if None in (ocv, r0, pairs, thermal, ea, t_ref, soc0, temp0):
             return None
         return CellModel(ocv, r0, tuple(pairs), thermal, activation_energy_ev=ea,
                          reference_temperature_c=t_ref, initial_soc=soc0,
-                         initial_temperature_c=temp0)
+                         initial_temperature_c=temp0, ageing=ageing)
 
     def rc_pairs(self, value: Any, path: PathKey) -> list[RCPair] | None:
         if value is None:

@@ -7,6 +7,7 @@ Validation uses `CellSpec.limits` and `capacity_ah`; the simulator uses
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -84,6 +85,7 @@ class CellModel:
     reference_temperature_c: float = 25.0
     initial_soc: float = 0.5
     initial_temperature_c: float = 25.0
+    ageing: Any = None  # labctl.cells.ageing_spec.AgeingParams, or None: the cell never ages
 
     def arrhenius_factor(self, temperature_c: float) -> float:
         if self.activation_energy_ev == 0.0:

@@ -52,7 +52,7 @@ def make_sim_cycler(binding: InstrumentSpec, context: Any) -> Any:
         max_power_w=r.get("max_power_w"),
     )
     world = _world(context, float(s.get("ambient_c", 25.0)))
-    return SimCyclerChannel(
+    channel = SimCyclerChannel(
         world,
         context.cell,
         ranges=ranges,
@@ -62,6 +62,8 @@ def make_sim_cycler(binding: InstrumentSpec, context: Any) -> Any:
         initial_soc=s.get("initial_soc"),
         name=str(s.get("name", s.get("channel", "sim"))),
     )
+    world.cell_channel = channel  # a simulated potentiostat measures this same cell
+    return channel
 
 
 def make_sim_chamber(binding: InstrumentSpec, context: Any) -> Any:

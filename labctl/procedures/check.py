@@ -83,6 +83,10 @@ class StepChecker:
         column = self.locate(offset) if offset is not None else src.column
         self.problems.append(Problem(src.file, src.line, column, src.field, message))
 
+    def allowed(self, limit: str) -> bool:
+        """The procedure's abuse permission lets steps cross the cell's `limit` (up to its safety value)."""
+        return self.safety is not None and limit in self.safety.abuse_allow
+
     # where things are inside the step text (best effort; None = the step's start)
     def setpoint_offset(self) -> int | None:
         m = re.search(r"\bat\s+", self.lower)
@@ -149,7 +153,9 @@ class StepChecker:
         lim, cell = self.cell.limits, cell_label(self.cell)
         mag = abs(current_a)
         before = len(self.problems)
-        if current_a > 0 and _above(mag, lim.max_charge_current_a):
+        if current_a > 0 and _above(mag, lim.max_charge_current_a) and not self.allowed(
+            "max_charge_current_a"
+        ):
             self.add(
                 offset,
                 f"charge {what} {_g(mag)} A{note} is above the max charge current "
@@ -157,7 +163,11 @@ class StepChecker:
                 f"{_g(lim.max_charge_current_a)} A "
                 f"({_g(lim.max_charge_current_a / self.cell.capacity_ah)}C)",
             )
-        if current_a < 0 and _above(mag, lim.max_discharge_current_a):
+        if (
+            current_a < 0
+            and _above(mag, lim.max_discharge_current_a)
+            and not self.allowed("max_discharge_current_a")
+        ):
             self.add(
                 offset,
                 f"discharge {what} {_g(mag)} A{note} is above the max discharge current "
@@ -239,13 +249,13 @@ class StepChecker:
         lim, cell = self.cell.limits, cell_label(self.cell)
         allowed = f"allowed: {_g(lim.min_voltage_v)} V to {_g(lim.max_voltage_v)} V"
         before = len(self.problems)
-        if _above(voltage_v, lim.max_voltage_v):
+        if _above(voltage_v, lim.max_voltage_v) and not self.allowed("max_voltage_v"):
             self.add(
                 offset,
                 f"{what} {_g(voltage_v)} V is above the max voltage "
                 f"{_g(lim.max_voltage_v)} V of {cell}; {allowed}",
             )
-        elif _below(voltage_v, lim.min_voltage_v):
+        elif _below(voltage_v, lim.min_voltage_v) and not self.allowed("min_voltage_v"):
             self.add(
                 offset,
                 f"{what} {_g(voltage_v)} V is below the min voltage "
@@ -286,13 +296,15 @@ class StepChecker:
         lim, cell = self.cell.limits, cell_label(self.cell)
         allowed = f"allowed: {_g(lim.min_temperature_c)} °C to {_g(lim.max_temperature_c)} °C"
         before = len(self.problems)
-        if _above(temperature_c, lim.max_temperature_c):
+        if _above(temperature_c, lim.max_temperature_c) and not self.allowed("max_temperature_c"):
             self.add(
                 offset,
                 f"{what} {_g(temperature_c)} °C is above the max temperature "
                 f"{_g(lim.max_temperature_c)} °C of {cell}; {allowed}",
             )
-        elif _below(temperature_c, lim.min_temperature_c):
+        elif _below(temperature_c, lim.min_temperature_c) and not self.allowed(
+            "min_temperature_c"
+        ):
             self.add(
                 offset,
                 f"{what} {_g(temperature_c)} °C is below the min temperature "

@@ -59,7 +59,9 @@ TOP_KEYS = (
     "safety",
     "steps",
     "max_duration",
+    "abuse",
 )
+ABUSE_KEYS = ("allow", "reason")
 STEP_KEYS = ("step", "log", "current_limit")
 REPEAT_KEYS = ("repeat", "until", "max", "cycle", "steps")
 CHAMBER_KEYS = (
@@ -128,6 +130,9 @@ class _Compiler:
     safety: dict[str, float] = field(default_factory=dict)
     doc_cache: dict[Path, LocatedDoc] = field(default_factory=dict)
     plugin_steps: dict[str, Any] = field(default_factory=dict)  # keyword -> StepTypeInfo
+    # An abuse procedure's permission: cell limits it may cross (None: not an abuse procedure).
+    abuse_allow: tuple[str, ...] | None = None
+    abuse_reason: str = ""
 
     def add(self, f: _File | LocatedDoc, path: tuple, message: str, offset: int = 0) -> None:
         doc = f.doc if isinstance(f, _File) else f
@@ -241,6 +246,8 @@ class _Compiler:
         self.requires(f, data.get("requires"))
         if data.get("log") is not None:
             f.logging = self.logging_value(f, ("log",), data["log"], inherited_logging)
+        if "abuse" in data:
+            self.abuse_section(f, data["abuse"])
         if data.get("safety") is not None:
             self.safety_section(f, data["safety"])
         if "steps" not in data:
@@ -264,6 +271,79 @@ class _Compiler:
             where = f.doc.problem(("requires", i), "")
             self.declared_roles.setdefault(role, where)
 
+    def abuse_section(self, f: _File, value: Any) -> None:
+        """`abuse: {allow: [max_voltage_v, ...], reason: ...}`: this procedure may cross those
+        cell limits, up to the values its `safety:` section gives them (see docs/abuse.md)."""
+        form = ("abuse is a mapping like {allow: [max_voltage_v, max_temperature_c], reason: "
+                "'overcharge test per UL 2580'}; allow lists the cell limits it may cross "
+                f"({', '.join(SAFETY_KEYS)}), each given its new value in safety:")
+        if len(self.stack) > 1:
+            self.add(f, ("abuse",), "abuse: only the top procedure file may declare it, "
+                                    "not an included file")
+            return
+        if not isinstance(value, dict):
+            self.add(f, ("abuse",), form)
+            return
+        for key in value:
+            if key not in ABUSE_KEYS:
+                self.add(f, ("abuse", key), f"unknown key {key!r} in abuse; allowed: "
+                                            f"{', '.join(ABUSE_KEYS)}")
+        allow = value.get("allow")
+        if isinstance(allow, str):
+            allow = [allow]
+        if not isinstance(allow, list):
+            self.add(f, ("abuse", "allow") if "allow" in value else ("abuse",), form)
+            allow = []
+        names: list[str] = []
+        for i, name in enumerate(allow):
+            if name not in SAFETY_KEYS:
+                self.add(f, ("abuse", "allow", i), f"unknown limit {name!r}; allowed: "
+                                                   f"{', '.join(SAFETY_KEYS)}")
+            else:
+                names.append(name)
+        reason = value.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            self.add(f, ("abuse", "reason") if "reason" in value else ("abuse",),
+                     "abuse needs a reason: text saying why (the test and its standard)")
+        self.abuse_allow = tuple(dict.fromkeys(names))
+        self.abuse_reason = reason.strip() if isinstance(reason, str) else ""
+
+    def check_abuse(self, doc: LocatedDoc) -> None:
+        """Every allowed limit has an explicit value; the station's chamber is abuse-rated."""
+        if self.abuse_allow is None:
+            return
+        for i, name in enumerate(self.abuse_allow):
+            if name not in self.safety:
+                unit = _SAFETY_UNITS[SAFETY_KEYS[name][0]]
+                self.add(doc, ("abuse", "allow", i),
+                         f"abuse allows {name}: give its new limit in safety: "
+                         f"(e.g. {name}: ... {unit}); an abuse procedure is still bounded")
+        if self.station is None:
+            return
+        from labctl.capabilities.chamber import chamber_is_abuse_rated
+        from labctl.procedures.check import station_label
+
+        chamber = self.station.instruments.get("chamber")
+        if chamber is None or not chamber_is_abuse_rated(chamber.ranges):
+            what = ("binds no chamber" if chamber is None else
+                    f"has a chamber ({chamber.driver}) that is not abuse-rated")
+            self.add(doc, ("abuse",),
+                     f"an abuse procedure must run on a station whose chamber is abuse-rated; "
+                     f"{station_label(self.station)} {what}; allowed: a station whose chamber "
+                     "ranges say abuse_rated: 1 (e.g. instruments/sim-abuse.yaml)")
+
+    def rules_cell(self) -> CellSpec:
+        """The cell whose limits charge/discharge steps end at: an abuse permission moves an
+        allowed voltage limit to the procedure's safety value."""
+        # The step ends a tolerance inside the hard limit, as it does inside the cell's.
+        moved = {k: self.safety[k] + (-VOLTAGE_TOLERANCE_V if k.startswith("max") else
+                                      VOLTAGE_TOLERANCE_V)
+                 for k in ("max_voltage_v", "min_voltage_v")
+                 if self.abuse_allow and k in self.abuse_allow and k in self.safety}
+        if not moved:
+            return self.cell
+        return replace(self.cell, limits=replace(self.cell.limits, **moved))
+
     def safety_section(self, f: _File, value: Any) -> None:
         if not isinstance(value, dict):
             self.add(f, ("safety",), f"safety is a mapping; allowed keys: {', '.join(SAFETY_KEYS)}")
@@ -283,7 +363,7 @@ class _Compiler:
             cell_value = getattr(lim, key)
             unit = _SAFETY_UNITS[kind]
             looser = x > cell_value if side == "max" else x < cell_value
-            if looser:
+            if looser and key not in (self.abuse_allow or ()):
                 word = "or lower" if side == "max" else "or higher"
                 self.add(
                     f,
@@ -430,7 +510,7 @@ class _Compiler:
             if step.mode not in (Mode.VOLTAGE, Mode.POWER):
                 self.add(f, path, "current_limit applies to Hold and power steps only")
             step = replace(step, current_limit_a=current_limit)
-        step = apply_cell_rules(step, self.cell)
+        step = apply_cell_rules(step, self.rules_cell())
         step = self.clamp_to_instrument(step, explicit=current_limit is not None)
         line, col = f.doc.where(path)
         step = replace(step, source=SourceRef(f.display, line, col, format_path(path)))
@@ -655,7 +735,7 @@ class _Compiler:
         }
         base = {k: round(v, 9) for k, v in base.items()}  # 3.65 + 0.05 reads as 3.7
         base.update(self.safety)
-        return SafetyLimits(**base)
+        return SafetyLimits(**base, abuse_allow=frozenset(self.abuse_allow or ()))
 
     def check_roles(self) -> None:
         """Roles asked for in `requires`; roles implied by steps are checked per step."""
@@ -785,6 +865,7 @@ def compile_document(
         comp.add(doc, ("steps",), "the procedure has no steps")
     roles = _inferred_roles(nodes)
     comp.check_roles()
+    comp.check_abuse(doc)
     safety = comp.safety_limits()
     if (
         safety.min_voltage_v >= safety.max_voltage_v
@@ -833,6 +914,8 @@ def compile_document(
         extra={
             "format": "yaml",
             "included_texts": dict(zip(comp.included, comp.texts, strict=True)),
+            **({"abuse": {"allow": list(comp.abuse_allow), "reason": comp.abuse_reason}}
+               if comp.abuse_allow is not None else {}),
         },
     )
 

@@ -24,6 +24,10 @@ class SimWorld:
         self.clock = clock
         self.ambient_c = float(ambient_c)
         self.chamber: AmbientSource | None = None
+        # Set by the drivers: the simulated cycler channel holding the cell (so a simulated
+        # potentiostat measures the same cell) and the pressure rig pressing it.
+        self.cell_channel: Any | None = None
+        self.press: Any | None = None
 
     def attach_chamber(self, chamber: Any) -> None:
         """The chamber's air becomes the ambient of every simulated cell."""
@@ -41,3 +45,14 @@ class SimWorld:
         if self.chamber is None:
             return self.ambient_c
         return self.chamber.constant_between(t0, t1)
+
+    def attach_press(self, rig: Any) -> None:
+        """The rig's pressure becomes the stack pressure of the simulated cell."""
+        self.press = rig
+
+    def stack_pressure_mpa(self, t: float | None = None) -> float | None:
+        """The stack pressure at clock time `t` (now if None); None without a pressure rig."""
+        if self.press is None:
+            return None
+        when = self.clock.now() if t is None else t
+        return float(self.press.pressure_at(np.array([when]))[0])

@@ -1,0 +1,84 @@
+"""`labctl analyze eis FILE_OR_RUN [--circuit ...] [--thickness-mm X --area-cm2 Y] [--json]`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def eis_command() -> click.Command:
+    # Imported here: labctl.cli imports the plugin registry, which imports this lazily.
+    from labctl.cli import emit_json, json_option, results_option, run_path_argument, user_errors
+
+    @click.command("eis")
+    @click.argument("target")
+    @click.option("--circuit", default=None,
+                  help="Circuit string, e.g. 'R0-p(R1,CPE1)-W1' (default: that one, or "
+                       "'p(R1,CPE1)-p(R2,CPE2)-CPE3' for a pellet run).")
+    @click.option("--thickness-mm", type=float, default=None, help="Pellet thickness (mm).")
+    @click.option("--area-cm2", type=float, default=None, help="Electrode area (cm^2).")
+    @click.option("--temperature-c", type=float, default=None,
+                  help="Temperature of a spectrum file (runs carry their own).")
+    @click.option("--weighting", type=click.Choice(["modulus", "proportional", "unit"]),
+                  default="modulus", show_default=True)
+    @click.option("--output", type=click.Path(file_okay=False), default=None,
+                  help="Folder for a spectrum file's results (default: <stem>-eis/ beside it).")
+    @click.option("--no-plots", is_flag=True, help="Skip the PNG figures.")
+    @results_option
+    @json_option
+    @user_errors
+    def command(target: str, circuit: str | None, thickness_mm: float | None,
+                area_cm2: float | None, temperature_c: float | None, weighting: str,
+                output: str | None, no_plots: bool, results: str, as_json: bool) -> None:
+        """Fit impedance spectra of a run (its `spectra` table) or of a spectrum file.
+
+        Stores fits, Lin-KK residuals, conductivity and Arrhenius tables, PNG plots
+        and summary.json in RUN/analysis/eis/ (read back with
+        labctl.open_run(RUN).analysis("eis")). Spectrum files: CSV/TSV with
+        frequency, Z', Z'' columns (see docs/eis.md for the accepted layouts).
+        """
+        from labctl.analysis.eis.runs import analyze_file, analyze_run
+        from labctl.errors import LabctlError
+
+        if (thickness_mm is None) != (area_cm2 is None):
+            raise LabctlError("--thickness-mm and --area-cm2 go together (pellet conductivity)")
+        path = Path(target)
+        if path.is_file():
+            _, folder, summary = analyze_file(path, circuit, output=output,
+                                              thickness_mm=thickness_mm, area_cm2=area_cm2,
+                                              temperature_c=temperature_c, plots=not no_plots,
+                                              weighting=weighting)
+        else:
+            if output is not None:
+                raise LabctlError("--output is for spectrum files; a run's results go to "
+                                  "RUN/analysis/eis/")
+            run_dir = run_path_argument(target, results)
+            _, folder, summary = analyze_run(run_dir, circuit, thickness_mm=thickness_mm,
+                                             area_cm2=area_cm2, plots=not no_plots,
+                                             weighting=weighting)
+        if as_json:
+            emit_json({"ok": True, "folder": str(folder), "summary": summary})
+        else:
+            _print(folder, summary)
+
+    return command
+
+
+def _print(folder: Path, summary: dict[str, Any]) -> None:
+    click.echo(f"{summary['n_spectra']} spectra fitted with {summary['circuit']} "
+               f"(median chi2 {summary['median_chi_square']:.3g}; "
+               f"{summary['n_fit_failed']} failed, {summary['n_kk_invalid']} fail Lin-KK)")
+    for name, p in summary["parameters"].items():
+        click.echo(f"  {name:10s} {p['first']:.5g} .. {p['last']:.5g} {p['unit']}")
+    if "sigma_bulk_s_per_cm" in summary:
+        bulk = summary["sigma_bulk_s_per_cm"]
+        click.echo(f"  sigma bulk  {min(bulk):.4g} .. {max(bulk):.4g} S/cm")
+        if "sigma_total_s_per_cm" in summary:
+            tot = summary["sigma_total_s_per_cm"]
+            click.echo(f"  sigma total {min(tot):.4g} .. {max(tot):.4g} S/cm")
+    for q, a in summary.get("arrhenius", {}).items():
+        click.echo(f"  Ea {q}: {a.get('activation_energy_ev', float('nan')):.4g} "
+                   f"+- {a.get('activation_energy_stderr_ev', float('nan')):.2g} eV")
+    click.echo(f"results: {folder}")
