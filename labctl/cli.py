@@ -507,19 +507,11 @@ def plugins(station: str | None, as_json: bool) -> None:
 class _AnalysisGroup(click.Group):
     """`labctl analyze NAME ...`: each registered analysis brings its own sub-command."""
 
-    def _commands(self) -> dict[str, click.Command]:
+    def list_commands(self, ctx: click.Context) -> list[str]:
         from labctl.plugins import build_registry
 
         registry = build_registry()
-        found = {}
-        for name in registry.names("analysis"):
-            info = registry.get("analysis", name)
-            if info.command is not None:
-                found[name] = info.command()
-        return found
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(self._commands())
+        return [n for n in registry.names("analysis") if registry.get("analysis", n).command]
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         # Build only the named command: one analysis' import problem must not break others.
