@@ -1,0 +1,34 @@
+"""`labctl analyze bms RUN`: (re)build a run's BMS validation report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def bms_command() -> Any:
+    import click
+
+    from labctl.cli import emit_json, json_option, results_option, run_path_argument, user_errors
+
+    @click.command("bms")
+    @click.argument("run")
+    @click.option("--no-figures", is_flag=True, help="Only the table and summary.")
+    @results_option
+    @json_option
+    @user_errors
+    def command(run: str, no_figures: bool, results: str, as_json: bool) -> None:
+        """BMS validation report of RUN: every check with limits and verdict, plots."""
+        from labctl.analysis.bms.report import analyze_run
+
+        path = run_path_argument(run, results)
+        summary = analyze_run(path, figures=not no_figures)
+        if as_json:
+            emit_json({"ok": True, "run": str(path), **summary})
+            return
+        click.echo(f"{path}: {summary['checks']} checks, {summary['passed']} pass, "
+                   f"{summary['failed']} fail -> {summary['verdict'].upper()}")
+        for name in summary["failed_checks"]:
+            click.echo(f"  FAIL {name}")
+        click.echo(f"report: {path / 'analysis' / 'bms' / 'report.md'}")
+
+    return command

@@ -1,0 +1,237 @@
+"""Settings of the `sim-bms` driver (the parts that are not the CAN signal map).
+
+Numbers are SI (V, A, °C, MPa, s) or text with units ("4.25 V", "500 ms"). Every
+protection has `threshold`, `delay`, `recovery` (the level the value must return
+past) and `recovery_delay`. Unset protections get defaults from the pack's cell
+limits; pressure protections exist only when the pack has a stack pressure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from labctl.cells.spec import CellSpec
+from labctl.errors import LabctlError
+from labctl.units import CURRENT, PRESSURE, TEMPERATURE, TIME, VOLTAGE, UnitError, parse_quantity
+
+TOPOLOGIES = ("centralized", "modular", "master-slave", "distributed")
+# Measurement latency from the sensing node to the protecting master (seconds).
+DEFAULT_LATENCY_S = {"centralized": 0.0, "modular": 0.01, "master-slave": 0.02, "distributed": 0.03}
+
+# name -> (fault role, direction, unit kind)
+PROTECTIONS: dict[str, tuple[str, str, str]] = {
+    "over_voltage": ("fault_over_voltage", "over", VOLTAGE),
+    "under_voltage": ("fault_under_voltage", "under", VOLTAGE),
+    "over_current_charge": ("fault_over_current_charge", "over", CURRENT),
+    "over_current_discharge": ("fault_over_current_discharge", "over", CURRENT),
+    "over_temperature": ("fault_over_temperature", "over", TEMPERATURE),
+    "under_temperature": ("fault_under_temperature", "under", TEMPERATURE),
+    "over_pressure": ("fault_pressure", "over", PRESSURE),
+    "under_pressure": ("fault_pressure", "under", PRESSURE),
+}
+_PROT_KEYS = ("threshold", "delay", "recovery", "recovery_delay")
+_BAL_KEYS = ("mode", "window", "window_v", "current_a", "start_v", "stop_v", "period_s",
+             "efficiency", "enable")
+_SOC_KEYS = ("current_gain_error", "current_offset_a", "rest_current_a", "rest_time_s")
+_SENSOR_KEYS = ("open_wire_v", "plausibility_v", "delay")
+_PACK_KEYS = ("cell", "initial_soc", "ambient_c", "stack_pressure_mpa", "spread", "seed")
+
+
+@dataclass(frozen=True)
+class ProtectionConfig:
+    name: str
+    fault_role: str
+    direction: str  # "over": trips at value >= threshold; "under": at value <= threshold
+    threshold: float
+    delay_s: float
+    recovery: float
+    recovery_delay_s: float
+
+
+@dataclass(frozen=True)
+class BalancingConfig:
+    mode: str = "passive"  # passive | active | off
+    window: str = "any"  # top | bottom | any: where in the SoC range balancing may run
+    window_v: float | None = None  # top: max cell >= window_v; bottom: min cell <= window_v
+    current_a: float = 0.1  # bleed current (passive) or transfer current (active)
+    start_v: float = 0.010  # a cell this far above the lowest (passive) / the mean (active) starts
+    stop_v: float = 0.005  # ... and stops once within this
+    period_s: float = 1.0  # how often the decision is made
+    efficiency: float = 0.85  # active: the share of the energy taken that reaches the low cells
+    enable: str = "command"  # command (cmd_balancing_enable) | always
+
+
+@dataclass(frozen=True)
+class SocConfig:
+    current_gain_error: float = 0.0
+    current_offset_a: float = 0.0
+    rest_current_a: float = 0.05
+    rest_time_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class SensorConfig:
+    open_wire_v: float = 1.0  # a reading below this is an open sense wire
+    plausibility_v: float = 0.1  # |pack voltage - sum of cells| above this is a sensor fault
+    delay_s: float = 0.5
+
+
+@dataclass(frozen=True)
+class PackConfig:
+    cell: CellSpec
+    initial_soc: float = 0.5
+    ambient_c: float = 25.0
+    stack_pressure_mpa: float | None = None
+    capacity_spread: float = 0.0  # relative standard deviation
+    resistance_spread: float = 0.0
+    soc_spread: float = 0.0  # absolute standard deviation of SoC
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class BmsConfig:
+    pack: PackConfig
+    cells: int
+    cells_per_module: int
+    topology: str = "centralized"
+    latency_s: float = 0.0
+    tick_s: float = 0.01
+    jitter_s: float = 0.0
+    command_timeout_s: float = 0.5
+    slave_timeout_s: float = 0.5
+    protections: tuple[ProtectionConfig, ...] = ()
+    balancing: BalancingConfig = field(default_factory=BalancingConfig)
+    soc: SocConfig = field(default_factory=SocConfig)
+    sensor: SensorConfig = field(default_factory=SensorConfig)
+
+    def protection(self, name: str) -> ProtectionConfig | None:
+        return next((p for p in self.protections if p.name == name), None)
+
+
+def _q(value: Any, kind: str, where: str) -> float:
+    if isinstance(value, bool):
+        raise LabctlError(f"{where}: expected a number, got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return parse_quantity(str(value), kind, allow_bare=True).value
+    except UnitError as exc:
+        raise LabctlError(f"{where}: {exc}") from None
+
+
+def _mapping(value: Any, allowed: tuple[str, ...], where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise LabctlError(f"{where}: expected a mapping with keys {', '.join(allowed)}")
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise LabctlError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+    return value
+
+
+def _default_protections(cell: CellSpec, pressure: float | None) -> dict[str, dict]:
+    lim = cell.limits
+    out = {
+        "over_voltage": dict(threshold=lim.max_voltage_v + 0.05, delay=1.0,
+                             recovery=lim.max_voltage_v - 0.05, recovery_delay=1.0),
+        "under_voltage": dict(threshold=lim.min_voltage_v - 0.05, delay=1.0,
+                              recovery=lim.min_voltage_v + 0.1, recovery_delay=1.0),
+        "over_current_charge": dict(threshold=2 * lim.max_charge_current_a, delay=0.5,
+                                    recovery=lim.max_charge_current_a, recovery_delay=1.0),
+        "over_current_discharge": dict(threshold=2 * lim.max_discharge_current_a, delay=0.5,
+                                       recovery=lim.max_discharge_current_a, recovery_delay=1.0),
+        "over_temperature": dict(threshold=lim.max_temperature_c, delay=1.0,
+                                 recovery=lim.max_temperature_c - 5, recovery_delay=2.0),
+        "under_temperature": dict(threshold=lim.min_temperature_c, delay=1.0,
+                                  recovery=lim.min_temperature_c + 5, recovery_delay=2.0),
+    }
+    if pressure is not None:
+        out["over_pressure"] = dict(threshold=2 * pressure, delay=1.0, recovery=1.8 * pressure,
+                                    recovery_delay=1.0)
+        out["under_pressure"] = dict(threshold=0.5 * pressure, delay=1.0, recovery=0.6 * pressure,
+                                     recovery_delay=1.0)
+    return out
+
+
+def parse_config(s: dict, cell: CellSpec, cells: int, cells_per_module: int, label: str = "bms"
+                 ) -> BmsConfig:
+    """BmsConfig from the driver settings; LabctlError naming the setting when wrong."""
+    pk = _mapping(s.get("pack"), _PACK_KEYS, f"{label}.pack")
+    spread = _mapping(pk.get("spread"), ("capacity", "resistance", "soc"), f"{label}.pack.spread")
+    pressure = pk.get("stack_pressure_mpa")
+    pack = PackConfig(
+        cell=cell,
+        initial_soc=_q(pk.get("initial_soc", cell.model.initial_soc if cell.model else 0.5),
+                       "ratio", f"{label}.pack.initial_soc"),
+        ambient_c=_q(pk.get("ambient_c", 25.0), TEMPERATURE, f"{label}.pack.ambient_c"),
+        stack_pressure_mpa=None if pressure is None else _q(pressure, PRESSURE,
+                                                            f"{label}.pack.stack_pressure_mpa"),
+        capacity_spread=float(spread.get("capacity", 0.0)),
+        resistance_spread=float(spread.get("resistance", 0.0)),
+        soc_spread=float(spread.get("soc", 0.0)),
+        seed=int(pk.get("seed", 0)),
+    )
+    if not 0.0 <= pack.initial_soc <= 1.0:
+        raise LabctlError(f"{label}.pack.initial_soc must be between 0 and 1 (or 0..100 %)")
+    topology = s.get("topology", "centralized")
+    if topology not in TOPOLOGIES:
+        raise LabctlError(f"{label}.topology must be one of {', '.join(TOPOLOGIES)}, got {topology!r}")
+    raw_prot = _mapping(s.get("protections"), tuple(PROTECTIONS), f"{label}.protections")
+    merged = _default_protections(cell, pack.stack_pressure_mpa)
+    for name, value in raw_prot.items():
+        merged[name] = {**merged.get(name, {}), **_mapping(value, _PROT_KEYS,
+                                                           f"{label}.protections.{name}")}
+    prots = []
+    for name, p in merged.items():
+        role, direction, kind = PROTECTIONS[name]
+        where = f"{label}.protections.{name}"
+        missing = [k for k in ("threshold", "recovery") if k not in p]
+        if missing:
+            raise LabctlError(f"{where}: needs {', '.join(missing)}")
+        prot = ProtectionConfig(name, role, direction, _q(p["threshold"], kind, where + ".threshold"),
+                                _q(p.get("delay", 1.0), TIME, where + ".delay"),
+                                _q(p["recovery"], kind, where + ".recovery"),
+                                _q(p.get("recovery_delay", 1.0), TIME, where + ".recovery_delay"))
+        bad = prot.recovery > prot.threshold if direction == "over" else prot.recovery < prot.threshold
+        if bad or prot.delay_s < 0 or prot.recovery_delay_s < 0:
+            raise LabctlError(f"{where}: recovery must be on the safe side of the threshold and "
+                              "delays >= 0")
+        prots.append(prot)
+    b = _mapping(s.get("balancing"), _BAL_KEYS, f"{label}.balancing")
+    bal = BalancingConfig(
+        mode=str(b.get("mode", "passive")), window=str(b.get("window", "any")),
+        window_v=None if b.get("window_v") is None else _q(b["window_v"], VOLTAGE, "window_v"),
+        current_a=_q(b.get("current_a", 0.1), CURRENT, f"{label}.balancing.current_a"),
+        start_v=_q(b.get("start_v", 0.010), VOLTAGE, f"{label}.balancing.start_v"),
+        stop_v=_q(b.get("stop_v", 0.005), VOLTAGE, f"{label}.balancing.stop_v"),
+        period_s=_q(b.get("period_s", 1.0), TIME, f"{label}.balancing.period_s"),
+        efficiency=float(b.get("efficiency", 0.85)), enable=str(b.get("enable", "command")))
+    if bal.mode not in ("passive", "active", "off") or bal.window not in ("top", "bottom", "any") \
+            or bal.enable not in ("command", "always"):
+        raise LabctlError(f"{label}.balancing: mode passive|active|off, window top|bottom|any, "
+                          "enable command|always")
+    if bal.stop_v > bal.start_v:
+        raise LabctlError(f"{label}.balancing: stop_v must not exceed start_v")
+    so = _mapping(s.get("soc"), _SOC_KEYS, f"{label}.soc")
+    soc = SocConfig(float(so.get("current_gain_error", 0.0)),
+                    _q(so.get("current_offset_a", 0.0), CURRENT, f"{label}.soc.current_offset_a"),
+                    _q(so.get("rest_current_a", 0.05), CURRENT, f"{label}.soc.rest_current_a"),
+                    _q(so.get("rest_time_s", 600.0), TIME, f"{label}.soc.rest_time_s"))
+    se = _mapping(s.get("sensor"), _SENSOR_KEYS, f"{label}.sensor")
+    sensor = SensorConfig(_q(se.get("open_wire_v", 1.0), VOLTAGE, f"{label}.sensor.open_wire_v"),
+                          _q(se.get("plausibility_v", 0.1), VOLTAGE,
+                             f"{label}.sensor.plausibility_v"),
+                          _q(se.get("delay", 0.5), TIME, f"{label}.sensor.delay"))
+    latency = s.get("latency_s")
+    tick = _q(s.get("tick_s", 0.01), TIME, f"{label}.tick_s")
+    if not 0.0005 <= tick <= 0.1:
+        raise LabctlError(f"{label}.tick_s must be between 0.5 ms and 100 ms")
+    return BmsConfig(
+        pack=pack, cells=cells, cells_per_module=cells_per_module, topology=topology,
+        latency_s=DEFAULT_LATENCY_S[topology] if latency is None else _q(latency, TIME, "latency_s"),
+        tick_s=tick, jitter_s=_q(s.get("jitter_s", 0.0), TIME, f"{label}.jitter_s"),
+        command_timeout_s=_q(s.get("command_timeout_s", 0.5), TIME, f"{label}.command_timeout_s"),
+        slave_timeout_s=_q(s.get("slave_timeout_s", 0.5), TIME, f"{label}.slave_timeout_s"),
+        protections=tuple(prots), balancing=bal, soc=soc, sensor=sensor)
