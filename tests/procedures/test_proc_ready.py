@@ -11,7 +11,7 @@ from labctl.procedures import load_procedure
 from tests.procedures.helpers import drive, make_cell, make_station, result
 
 REPO = Path(__file__).resolve().parents[2]
-READY = ["quickstart.yaml", "capacity.yaml", "cycling.yaml", "examples/ramp.py"]
+READY = ["quickstart.yaml", "capacity.yaml", "cycling.yaml", "cycle-life.yaml", "examples/ramp.py"]
 PRESETS = ["lfp-2p2ah", "nmc-1p95ah", "lto-1p8ah"]
 FIXTURE_CELLS = {  # used until labctl.cells.load_cell exists
     "lfp-2p2ah": lambda: make_cell("lfp-2p2ah", 2.2, 3.65, 2.5, 1.0, 3.0),
