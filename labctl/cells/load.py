@@ -325,6 +325,9 @@ class _Reader:
             return self.csv_table(value, path, positive)
         if self.mapping(value, path, TABLE_FIELDS, "soc, values and optionally temperature_c") is None:
             return None
+        if "soc" not in value:
+            self.err(path + ("soc",), "missing required field 'soc' (a list of SoC points, 0..1)")
+            return None
         soc = self.number_list(value, "soc", path)
         temps = self.number_list(value, "temperature_c", path) if "temperature_c" in value else None
         if soc is None or ("temperature_c" in value and temps is None):

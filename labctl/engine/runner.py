@@ -133,6 +133,7 @@ class Engine:
             self.journal.append_event(
                 {"type": "run_start", "test_time_s": self.test_time(), "unix_time_s": self.unix_origin_s}
             )
+        self._short_batches_for_interlocks()
         self.observer.run_started({"procedure": self.proc.name})
         try:
             status, reason = self._execute()
@@ -427,6 +428,7 @@ class Engine:
             except LabctlError as exc:
                 why = str(exc)
                 continue
+            self._short_batches_for_interlocks()
             self.log("info", f"{role} reconnected (attempt {attempt}); continuing the step")
             if hasattr(self.clock, "reset_pacing"):
                 self.clock.reset_pacing()
@@ -436,6 +438,15 @@ class Engine:
     def _attempts_note(self, role: str) -> str:
         n = self._reconnects.get(role, 0)
         return f" (after {n} reconnection attempt{'s' if n != 1 else ''})" if n else ""
+
+    def _short_batches_for_interlocks(self) -> None:
+        """With hard interlocks on the station, the cycler delivers one sample period per
+        batch, so a tripped interlock stops the current within one sample."""
+        if not any(hasattr(inst, "interlock_fault") for inst in self.station.instruments.values()):
+            return
+        cycler = self.station.get("cycler")
+        if cycler is not None and hasattr(cycler, "max_batch_s"):
+            cycler.max_batch_s = 1e-9  # the simulator rounds up to one logging period
 
     def interlock_fault(self) -> str | None:
         """The first hard interlock that tripped (abuse chamber over-temperature, door open,

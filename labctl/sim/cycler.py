@@ -110,6 +110,9 @@ class SimCyclerChannel:
         self._aged = (1.0, 1.0)
         self.output_on = False
         self.current_a = 0.0
+        # Longest span of one batch (virtual s), set by the engine when hard interlocks
+        # must be looked at between samples; None = as long as is efficient.
+        self.max_batch_s: float | None = None
 
     # -- identity, state -------------------------------------------------------------------
     def identify(self) -> dict[str, str]:
@@ -444,6 +447,8 @@ class SimCyclerChannel:
         clock = self.world.clock
         speed = getattr(clock, "speed", None) if getattr(clock, "is_virtual", True) else 1.0
         cap = PACED_BATCH_WALL_S * speed if speed else None
+        if self.max_batch_s is not None:  # the engine wants to look between samples
+            cap = self.max_batch_s if cap is None else min(cap, self.max_batch_s)
         if control.max_span_s is not None:
             cap = control.max_span_s if cap is None else min(cap, control.max_span_s)
         return cap

@@ -102,3 +102,23 @@ def test_lost_communication_raises_and_watchdog_turns_heaters_off():
         cal.safe_state()
     air = cal.air_temperature_at(np.array([30.0, 1000.0]))
     assert air[1] < air[0]
+
+
+def test_fault_mid_plain_discharge_step_stops_the_current_within_one_sample(tmp_path):
+    # A procedure's ordinary electrical step on the abuse bench: the engine asks the
+    # cycler for one sample period per batch there, so the interlock poll after each
+    # batch stops the current within one sample, not at the end of a long batch.
+    from tests.abuse.abuse_helpers import proc
+
+    fault_at = 600.0
+    st = station(tmp_path, faults=f"{{door_open: {fault_at}}}")
+    p = proc(tmp_path, """
+        log: every 10 s
+        steps:
+          - Discharge at C/2 for 1 hour
+    """)
+    out, r = run(p, st, tmp_path)
+    assert out.status == "faulted" and "door/lid open" in out.reason
+    ts = r.timeseries
+    assert ts.test_time_s.min() < fault_at
+    assert ts.test_time_s.max() <= fault_at + 10.0 + 1e-6

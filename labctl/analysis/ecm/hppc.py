@@ -69,7 +69,7 @@ def hppc(timeseries: pd.DataFrame, *, capacity_ah: float | None = None,
          edge_window_s: float = 2.0, rest_window_s: float = 10.0, dcir_times_s: tuple[float, ...] = (1.0, 10.0, 30.0),
          ocv: Table | pd.DataFrame | None = None, ocv_rest_s: float = 300.0, relaxed_rest_s: float = 600.0,
          default_temperature_c: float = 25.0,
-         rest_current_a: float | None = None) -> HppcResult:
+         rest_current_a: float | None = None, slow_slope: bool = False) -> HppcResult:
     """Per-pulse R0, RC pairs and DCIR of an HPPC run (see the module docstring).
 
     `ocv`: the OCV vs SoC, a Table or a (soc, ocv_v) DataFrame such as the
@@ -77,6 +77,10 @@ def hppc(timeseries: pd.DataFrame, *, capacity_ah: float | None = None,
     change during the pulse; left out, it uses an OCV curve from the run's own
     rests of at least `ocv_rest_s` (and fits the OCV slope if there are too few).
     A measured OCV table gives the steadiest R1/tau1 when relaxations are short.
+    `slow_slope`: also fit a term proportional to the charge moved when the OCV is
+    given; it takes up RC pairs much slower than the fit window (a diffusion pair of
+    tau ~ 1000 s adds R2 I t / tau2 during a 10 s pulse), which a one-pair fit would
+    otherwise fold into R1 and tau1 (about +10 % on the preset cells).
     """
     if n_rc not in (1, 2):
         raise LabctlError(f"HPPC: n_rc must be 1 or 2, got {n_rc}")
@@ -98,7 +102,8 @@ def hppc(timeseries: pd.DataFrame, *, capacity_ah: float | None = None,
         relaxed = next((r for r in reversed(segs[:k]) if r.kind == REST
                         and r.duration_s >= relaxed_rest_s), None)
         rows.append(_analyse_pulse(s, soc, cap, seg, before, after, relaxed, n_rc, pre_s, relax_s,
-                                   edge_window_s, rest_window_s, dcir_times_s, ocv, default_temperature_c)
+                                   edge_window_s, rest_window_s, dcir_times_s, ocv, default_temperature_c,
+                                   slow_slope)
                     | {"pulse_index": len(rows)})
     if not rows:
         raise LabctlError(f"HPPC: no pulse found: expected charge or discharge segments "
@@ -111,7 +116,7 @@ def hppc(timeseries: pd.DataFrame, *, capacity_ah: float | None = None,
 
 
 def _analyse_pulse(s, soc, cap, seg, before, after, relaxed, n_rc, pre_s, relax_s, edge_window_s,
-                   rest_window_s, dcir_times_s, ocv, default_temperature_c) -> dict:
+                   rest_window_s, dcir_times_s, ocv, default_temperature_c, slow_slope=False) -> dict:
     t, v, i = s.time_s, s.voltage_v, s.current_a
     p = slice(seg.start, seg.stop)
     b = slice(before.start, before.stop)
@@ -140,7 +145,7 @@ def _analyse_pulse(s, soc, cap, seg, before, after, relaxed, n_rc, pre_s, relax_
         h0 = min(relaxed.stop - 1, start)
         history = (t[h0:start], i[h0:start])
     fit = fit_rc(t[w], v[w], i[w], seg.start_time_s, None, n_rc, ocv_change_v=change,
-                 history=history)
+                 history=history, fit_slope=(change is None) or slow_slope)
     row = {
         "step_index": seg.step_index,
         "direction": CHARGE if current > 0 else DISCHARGE,

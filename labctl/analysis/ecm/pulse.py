@@ -74,7 +74,8 @@ class RcFit:
 class _Problem:
     """The linear part of the model for given taus (variable projection)."""
 
-    def __init__(self, t, v, i, edge_time_s, r0_ohm, ocv_change_v, fit_initial, history):
+    def __init__(self, t, v, i, edge_time_s, r0_ohm, ocv_change_v, fit_initial, history,
+                 fit_slope):
         self.t, self.i = t, i
         self.n_hist = 0 if history is None else len(history[0])
         # Times and currents the RC responses are integrated over (history, then window).
@@ -86,7 +87,7 @@ class _Problem:
         self.te = edge_time_s
         self.fixed_r0 = r0_ohm
         self.y = v if r0_ohm is None else v - r0_ohm * i
-        self.fixed_slope = ocv_change_v is not None
+        self.fixed_slope = not fit_slope
         if ocv_change_v is not None:
             self.y = self.y - ocv_change_v
         self.fit_initial = fit_initial
@@ -118,15 +119,21 @@ def fit_rc(time_s: np.ndarray, voltage_v: np.ndarray, current_a: np.ndarray, edg
            r0_ohm: float | None = None, n_rc: int = 1, tau_bounds_s: tuple[float, float] | None = None,
            ocv_change_v: np.ndarray | None = None,
            history: tuple[np.ndarray, np.ndarray] | None = None,
-           fit_initial: bool | None = None) -> RcFit:
+           fit_initial: bool | None = None, fit_slope: bool | None = None) -> RcFit:
     """Fit n_rc RC pairs (1 or 2) to a pulse window; see the module docstring for the model.
 
     `ocv_change_v`: OCV(SoC(t)) - OCV(SoC(t_e)) at each sample, when the OCV curve is known.
     `history`: (time_s, current_a) of the samples before the window, from a point where
     the RC pairs had relaxed. `fit_initial` (fit the c_j) defaults to "no history".
+    `fit_slope`: fit k q(t) (defaults to "OCV change not given"); with the OCV change
+    given as well, k q(t) takes up what is left: the voltage of RC pairs much slower
+    than the window (R x(t) ~ (R/tau) * 3600 q(t) while t << tau), which would
+    otherwise bias the fitted fast pair.
     """
     if fit_initial is None:
         fit_initial = history is None
+    if fit_slope is None:
+        fit_slope = ocv_change_v is None
     from scipy.optimize import least_squares  # import cost only when fitting
 
     t = np.asarray(time_s, dtype=float)
@@ -138,7 +145,7 @@ def fit_rc(time_s: np.ndarray, voltage_v: np.ndarray, current_a: np.ndarray, edg
         dt = float(np.median(np.diff(t)))
         tau_bounds_s = (max(2.0 * dt, 0.05), 3.0 * (t[-1] - edge_time_s))
     lo, hi = math.log(tau_bounds_s[0]), math.log(tau_bounds_s[1])
-    prob = _Problem(t, v, i, edge_time_s, r0_ohm, ocv_change_v, fit_initial, history)
+    prob = _Problem(t, v, i, edge_time_s, r0_ohm, ocv_change_v, fit_initial, history, fit_slope)
     grid = np.linspace(lo, hi, 14)[1:-1]
     # Starting point: the best of a coarse grid (pairs at least a factor e apart).
     starts = ([(g,) for g in grid] if n_rc == 1 else
@@ -153,7 +160,7 @@ def fit_rc(time_s: np.ndarray, voltage_v: np.ndarray, current_a: np.ndarray, edg
     coef = list(beta)
     ocv_v = float(coef.pop(0))
     r0 = float(coef.pop(0)) if r0_ohm is None else float(r0_ohm)
-    slope = float(coef.pop(0)) if ocv_change_v is None else math.nan
+    slope = float(coef.pop(0)) if fit_slope else math.nan
     rs = tuple(float(x) for x in coef[:n_rc])
     cs = tuple(float(x) for x in coef[n_rc:]) if fit_initial else (0.0,) * n_rc
     return RcFit(rs, tuple(float(x) for x in taus), r0, ocv_v, slope, cs,
