@@ -534,5 +534,37 @@ def run_path_argument(run: str, results: str) -> Path:
     return _resolve_run(run, results)
 
 
+@main.group()
+def sim() -> None:
+    """Simulated instruments for real drivers (no hardware needed)."""
+
+
+@sim.command("serve")
+@click.option("--instrument", type=click.Choice(["keithley-2400", "keithley-2450"]),
+              default="keithley-2400", show_default=True, help="Command set to speak.")
+@click.option("--cell", default=None, help="Cell file or preset on the SMU's terminals.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=5025, show_default=True, help="TCP port (0 = any free).")
+@click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --host (no authentication!).")
+@click.option("--time-per-read", "time_per_read_s", type=float, default=None,
+              help="Virtual seconds each reading takes (lock-step; default 0.1).")
+@click.option("--speed", type=float, default=None,
+              help="Instead: virtual time runs at this many times the wall clock.")
+@click.option("--initial-soc", type=float, default=None, help="Cell state of charge at start (0..1).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--noise-v", type=float, default=0.0, help="Voltage noise (V, 1 sigma).")
+@click.option("--noise-a", type=float, default=0.0, help="Current noise (A, 1 sigma).")
+@click.option("--gain-error", type=float, default=0.0, help="Mis-calibration: relative reading error.")
+@click.option("--offset-v", type=float, default=0.0, help="Mis-calibration: voltage offset (V).")
+@click.option("--offset-a", type=float, default=0.0, help="Mis-calibration: current offset (A).")
+@click.option("--ready-file", default=None, help="Write the bound port here once listening.")
+@user_errors
+def sim_serve(**options: Any) -> None:
+    """Serve a simulated SMU with a simulated cell over SCPI on TCP (127.0.0.1:5025)."""
+    from labctl.simserve.command import serve
+
+    serve(**options)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
