@@ -34,6 +34,7 @@ BUILTIN_PLUGINS = (
     "labctl.builtins.abuse",  # calorimeter, DSC/ARC steps, abuse analyses
     "labctl.builtins.bms",  # CAN bus, simulated BMS, BMS validation steps and report
     "labctl.builtins.hardware",  # real instrument drivers (Keithley, Thermotron, E4980A...)
+    "labctl.builtins.pybamm_sim",  # optional PyBaMM-backed simulated cycler (sim-pybamm)
 )
 
 
