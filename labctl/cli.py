@@ -124,15 +124,37 @@ def validate(procedure: str, station: str | None, cell: str | None, params: tupl
         )
 
 
+def _bms_summary(run_dir: Any) -> dict | None:
+    """Verdict counts of the BMS report (RUN/analysis/bms/summary.json), if the run has one."""
+    path = Path(run_dir) / "analysis" / "bms" / "summary.json"
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
 def _print_outcome(outcome: Any, as_json: bool) -> None:
+    bms = _bms_summary(outcome.path) if outcome.path else None
     if as_json:
-        emit_json({"ok": outcome.status == "completed", "run_dir": str(outcome.path),
-                   "status": outcome.status, "reason": outcome.reason, "summary": outcome.summary})
+        payload = {"ok": outcome.status == "completed", "run_dir": str(outcome.path),
+                   "status": outcome.status, "reason": outcome.reason, "summary": outcome.summary}
+        if bms is not None:
+            payload["bms_checks"] = {k: bms.get(k) for k in
+                                     ("checks", "passed", "failed", "info", "verdict", "failed_checks")}
+        emit_json(payload)
         return
     s = outcome.summary
     colour = "green" if outcome.status == "completed" else "red"
     console.print(f"run directory: {outcome.path}", highlight=False)
     console.print(f"status: [{colour}]{outcome.status}[/{colour}] ({outcome.reason})", highlight=False)
+    if bms is not None:
+        vc = "green" if bms.get("verdict") == "pass" else "red"
+        console.print(f"  BMS checks: {bms.get('passed')} pass, {bms.get('failed')} fail, "
+                      f"{bms.get('info')} info -> [{vc}]{bms.get('verdict')}[/{vc}]", highlight=False)
+        for name in (bms.get("failed_checks") or [])[:10]:
+            console.print(f"    failed: {name}", highlight=False)
+    if not s.get("n_samples"):
+        return
     for key, label, fmt in (
         ("discharge_capacity_ah", "discharge capacity", "{:.4f} Ah"),
         ("charge_capacity_ah", "charge capacity", "{:.4f} Ah"),

@@ -73,15 +73,19 @@ class RichProgress(RunObserver):
         )
 
     def step_ended(self, result: StepResult) -> None:
-        temp = result.end_temperature_c
+        # A step without samples (an EIS sweep, a BMS check) has no end values: show "-".
         self.progress.update(
             self.task,
-            time=format_duration(result.end_time_s),
-            v=f"{result.end_voltage_v:.4f}",
-            i=f"{result.end_current_a:+.4f}",
-            t=f"{temp:.1f}" if math.isfinite(temp) else "-",
+            time=format_duration(result.end_time_s) if math.isfinite(result.end_time_s) else "-",
+            v=_shown(result.end_voltage_v, "{:.4f}"),
+            i=_shown(result.end_current_a, "{:+.4f}"),
+            t=_shown(result.end_temperature_c, "{:.1f}"),
         )
 
     def log(self, level: str, message: str) -> None:
         if level in ("warning", "error"):
             self.progress.console.print(f"[yellow]{level}[/yellow]: {message}")
+
+
+def _shown(value: float, fmt: str) -> str:
+    return fmt.format(value) if value is not None and math.isfinite(value) else "-"

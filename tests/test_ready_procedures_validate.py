@@ -44,6 +44,8 @@ TARGETS: dict[str, list[tuple[str | None, str | None]]] = {
     "bms/soc.yaml": [(BMS, None), (BMS_OTHER, None)],
     "bms/can-timing.yaml": [(BMS, None), (BMS_OTHER, None)],
     "bms/fault-injection.yaml": [(BMS, None), (BMS_OTHER, None)],
+    "bms/fault-injection-modular.yaml": [("instruments/sim-bms-modular.yaml", None),
+                                         (BMS_OTHER, None)],
 }
 
 

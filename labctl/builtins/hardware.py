@@ -31,6 +31,10 @@ def labctl_drivers() -> list[DriverInfo]:
         DriverInfo("keithley-2450", ("cycler",), _lazy(smu, "make_keithley_2450"),
                    "Keithley 2450 SourceMeter, native SCPI, as a cycler channel (PyMeasure; "
                    "software step execution; up to 1.05 A / 21 V)"),
+        DriverInfo("keithley-2281s", ("cycler",),
+                   _lazy("labctl.drivers.keithley_2281s", "make_keithley_2281s"),
+                   "Keithley 2281S-20-6 battery-test function as a cycler channel (PyMeasure; "
+                   "software step execution; 6.1 A charge / 1 A discharge, 20 V)"),
         DriverInfo("thermotron-3800", ("chamber",),
                    _lazy("labctl.drivers.thermotron", "make_thermotron_3800"),
                    "Thermotron 3800 chamber controller (PyMeasure), manual mode"),

@@ -341,6 +341,7 @@ class BalancingStep(_BmsStep):
     tolerance: float = 0.05
     mode: str = "passive"
     capacity_ah: float | None = None
+    efficiency: float = 0.85  # active: spec share of the energy taken that reaches the others
 
     def execute(self, run: Any) -> StepEnd:
         s = BmsSession(run)
@@ -366,16 +367,20 @@ class BalancingStep(_BmsStep):
             if not len(t):
                 continue
             spread = np.nanmax(cells, axis=1) - np.nanmin(cells, axis=1)
+            hit = np.flatnonzero(spread < self.target_v)
+            t_hit = t[hit[0]] if len(hit) else np.inf
             tb, flags = s.cell_matrix(batch, "balancing")
             if len(tb):
-                on = flags > 0.5
-                flags_seen |= on.any(axis=0)
+                on = (flags > 0.5) & (tb < t_hit)[:, None]  # energy up to the target only
                 dt = np.diff(np.append(tb, tb[-1] + (tb[-1] - tb[-2] if len(tb) > 1 else 1.0)))
                 j = np.clip(np.searchsorted(t, tb), 0, len(t) - 1)
-                energy += float(np.sum(on * cells[j] * self.current_a * dt[:, None]))
+                v = cells[j]
+                if self.mode == "active":  # both ends switch; the givers are the high cells
+                    on = on & (v > np.nanmedian(v, axis=1, keepdims=True))
+                flags_seen |= on.any(axis=0)
+                energy += float(np.nansum(on * v * self.current_a * dt[:, None]))
             rows.append({"test_time_s": float(t[-1] - s.offset), "spread_v": float(spread[-1]),
                          "balancing_cells": int((flags[-1] > 0.5).sum()) if len(tb) else 0})
-            hit = np.flatnonzero(spread < self.target_v)
             if len(hit):
                 reached = float(t[hit[0]] - t_start)
                 break
@@ -392,9 +397,16 @@ class BalancingStep(_BmsStep):
                     "capacity x SoC difference / balancing current (cell OCV table)")
         s.check("balancing.high_cell_flag", float(flags_seen[self.cell - 1]), "", 1, 1,
                 f"cell {self.cell} reported balancing")
-        label = "dissipated" if self.mode == "passive" else "moved"
-        s.check(f"balancing.energy_{label}", energy, "J", None, None,
-                "balancing flags x cell voltage x balancing current, integrated")
+        how = "flags of the giving cells x cell voltage x balancing current, integrated"
+        if self.mode == "passive":  # the bleed resistors burn everything taken
+            s.check("balancing.energy_dissipated", energy, "J", None, None, how)
+            s.check("balancing.energy_moved", 0.0, "J", None, None, "passive: nothing is moved")
+        else:
+            s.check("balancing.energy_taken", energy, "J", None, None, how)
+            s.check("balancing.energy_moved", self.efficiency * energy, "J", None, None,
+                    f"taken x efficiency {self.efficiency:g} (spec)")
+            s.check("balancing.energy_dissipated", (1 - self.efficiency) * energy, "J", None, None,
+                    "converter losses: taken x (1 - efficiency)")
         return s.finish(self.text)
 
     def _predict(self, s: BmsSession, v0: np.ndarray) -> float | None:
@@ -404,15 +416,26 @@ class BalancingStep(_BmsStep):
             return None
         cap = self.capacity_ah or cell.capacity_ah
         low = float(np.nanmin(v0))
-        soc_high = float(pack.soc_for_ocv(float(v0[self.cell - 1])))
-        soc_end = float(pack.soc_for_ocv(low + self.target_v))
-        per_cell = 1.0 if self.mode == "passive" else 1.0
-        return max(0.0, soc_high - soc_end) * cap * 3600.0 / (self.current_a * per_cell)
+        v_high = float(v0[self.cell - 1])
+        soc_high = float(pack.soc_for_ocv(v_high))
+        if self.mode == "passive":  # only the high cell moves
+            soc_end = float(pack.soc_for_ocv(low + self.target_v))
+            return max(0.0, soc_high - soc_end) * cap * 3600.0 / self.current_a
+        # active: the high cell gives I; each of the n-1 others gets eta I v_high / ((n-1) v_low)
+        soc_low = float(pack.soc_for_ocv(low))
+        rate_h = self.current_a / (3600.0 * cap)
+        rate_l = self.efficiency * rate_h * v_high / ((len(v0) - 1) * low)
+        lo, hi = 0.0, max(0.0, soc_high - soc_low) / rate_h
+        for _ in range(60):  # bisection on the time the OCV difference reaches the target
+            mid = 0.5 * (lo + hi)
+            gap = float(pack.ocv(soc_high - rate_h * mid) - pack.ocv(soc_low + rate_l * mid))
+            lo, hi = (mid, hi) if gap > self.target_v else (lo, mid)
+        return hi
 
 
 def compile_balancing(spec: Any) -> BalancingStep | None:
     keys = ("imbalance", "target", "current", "soc", "cell", "timeout", "tolerance", "mode",
-            "capacity")
+            "capacity", "efficiency")
     if not spec.mapping(keys, required=("current",)):
         return None
     imb = spec.quantity("imbalance", VOLTAGE, 0.05, positive=True)
@@ -424,12 +447,14 @@ def compile_balancing(spec: Any) -> BalancingStep | None:
     tol = spec.quantity("tolerance", RATIO, 0.05, minimum=0.0)
     mode = spec.choice("mode", ("passive", "active"), "passive")
     cap = spec.quantity("capacity", "charge")
-    if not spec.ok or None in (imb, target, cur, soc, timeout, tol, mode):
+    eff = spec.quantity("efficiency", RATIO, 0.85, positive=True, maximum=1.0)
+    if not spec.ok or None in (imb, target, cur, soc, timeout, tol, mode, eff):
         return None
     return BalancingStep(f"bms_balancing {imb * 1000:g} mV -> {target * 1000:g} mV", spec.source(),
                          ("cell_voltage_v", "balancing", "cmd_balancing_enable"), "bms_balancing",
                          imbalance_v=imb, target_v=target, current_a=cur, soc=soc, cell=cell,
-                         timeout_s=timeout, tolerance=tol, mode=mode, capacity_ah=cap)
+                         timeout_s=timeout, tolerance=tol, mode=mode, capacity_ah=cap,
+                         efficiency=eff)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -445,6 +470,8 @@ class SocStep(_BmsStep):
     max_error: float = 0.05
     capacity_ah: float | None = None
     rest_s: float = 0.0
+    settle_s: float = 0.0  # the RMSE is taken after this much of the profile (a filter converging)
+    max_rmse: float | None = None
 
     def execute(self, run: Any) -> StepEnd:
         s = BmsSession(run)
@@ -487,20 +514,26 @@ class SocStep(_BmsStep):
                 self.max_error, "BMS SoC vs the reference Coulomb count over the profile")
         s.check("soc.final_error", float(abs(err[-1])) if len(err) else None, "1", None,
                 self.max_error, "at the end of the profile")
+        after = (t - ref_t[0]) >= self.settle_s
+        s.check("soc.rmse_after_settle", float(np.sqrt(np.mean(err[after] ** 2))) if after.any()
+                else None, "1", None, self.max_rmse,
+                f"RMS error from {self.settle_s:g} s into the profile to its end")
         s.check("soc.charge_throughput", float(np.sum(np.abs(self.current_a) * durations)
                                                * self.repeat / 3600.0), "Ah", None, None, "")
         return s.finish(self.text)
 
 
 def compile_soc(spec: Any) -> SocStep | None:
-    if not spec.mapping(("initial_soc", "profile", "repeat", "max_error", "capacity", "rest"),
-                        required=("profile",)):
+    if not spec.mapping(("initial_soc", "profile", "repeat", "max_error", "capacity", "rest",
+                         "settle", "max_rmse"), required=("profile",)):
         return None
     soc0 = spec.quantity("initial_soc", RATIO, 0.8, minimum=0.0, maximum=1.0)
     repeat = spec.integer("repeat", 1)
     max_err = spec.quantity("max_error", RATIO, 0.05, positive=True)
     cap = spec.quantity("capacity", "charge")
     rest = spec.quantity("rest", TIME, 0.0, minimum=0.0)
+    settle = spec.quantity("settle", TIME, 0.0, minimum=0.0)
+    max_rmse = spec.quantity("max_rmse", RATIO, None, positive=True)
     prof = spec.raw("profile")
     times = currents = None
     if (not isinstance(prof, dict) or set(prof) != {"time", "current"}
@@ -520,7 +553,8 @@ def compile_soc(spec: Any) -> SocStep | None:
     return SocStep(f"bms_soc {len(times)}-point profile x{repeat}", spec.source(),
                    ("soc", "cmd_contactor_close", "contactor_closed"), "bms_soc",
                    initial_soc=soc0, time_s=times, current_a=currents, repeat=repeat,
-                   max_error=max_err, capacity_ah=cap, rest_s=rest)
+                   max_error=max_err, capacity_ah=cap, rest_s=rest, settle_s=settle or 0.0,
+                   max_rmse=max_rmse)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -576,6 +610,8 @@ class FaultStep(_BmsStep):
     message_role: str | None = None
     rate_v_per_s: float = 0.0
     count: int = 0
+    every: int = 0
+    delay_s: float = 0.0
     current_a: float = 0.0
     duration_s: float = 5.0
 
@@ -591,7 +627,8 @@ class FaultStep(_BmsStep):
             message = s.smap.refs(self.message_role)[0].message
         t_on = s.now
         stim.inject(self.fault, cell=self.cell, node=self.node, message=message,
-                    rate_v_per_s=self.rate_v_per_s, count=self.count)
+                    rate_v_per_s=self.rate_v_per_s, count=self.count, every=self.every,
+                    delay_s=self.delay_s)
         if self.current_a:  # a load makes a stuck reading part from the real cell
             stim.set_current(self.current_a)
         batch = s.observe(max(self.duration_s, self.within_s + 2.0))
@@ -605,11 +642,15 @@ class FaultStep(_BmsStep):
                     None, self.within_s + (s.smap.period_s(s.smap.refs("contactor_closed")[0].message)
                                            or 0.1), "contactors open")
         else:
+            # the bus check of that message (default limits) must fail: the fault was seen
             found = [c for c in message_checks(s.smap, s.decoder, FrameBatch.concat([before, batch]))
                      if c.name == f"{message}.{self.expect}"]
-            value = found[0].value if found else None
-            s.check(f"{self.fault}.detected_{self.expect}", value, found[0].unit if found else "",
-                    1, None, f"the injected fault seen on the bus in {message}")
+            if found:
+                s.check(f"{self.fault}.{message}.{self.expect}", found[0].value, found[0].unit,
+                        None, None, f"limits of the timing check: {found[0].low} .. {found[0].high}")
+            s.check(f"{self.fault}.detected_{self.expect}",
+                    float(bool(found) and found[0].verdict == "fail"), "", 1, 1,
+                    f"the injected fault made the {self.expect} check of {message} fail")
         stim.clear_faults()
         s.observe(3.0)
         return s.finish(self.text)
@@ -617,7 +658,7 @@ class FaultStep(_BmsStep):
 
 def compile_fault(spec: Any) -> FaultStep | None:
     keys = ("fault", "expect", "within", "cell", "node", "message", "message_role", "rate", "count",
-            "current", "duration")
+            "every", "delay", "current", "duration")
     if not spec.mapping(keys, required=("fault",)):
         return None
     fault = spec.choice("fault", tuple(FAULTS))
@@ -631,6 +672,8 @@ def compile_fault(spec: Any) -> FaultStep | None:
     message_role = spec.text("message_role")
     rate = spec.quantity("rate", "number", 0.0)
     count = spec.integer("count", 0) if spec.raw("count") is not None else 0
+    every = spec.integer("every", 0) if spec.raw("every") is not None else 0
+    delay = spec.quantity("delay", TIME, 0.0, minimum=0.0)
     current = spec.quantity("current", CURRENT, 0.0)
     duration = spec.quantity("duration", TIME, 5.0, positive=True)
     if fault in ("stuck_sensor", "drifting_sensor", "open_wire") and cell is None:
@@ -638,13 +681,15 @@ def compile_fault(spec: Any) -> FaultStep | None:
     if fault in ("drop_frames", "delay_frames", "bad_checksum") and not (message or message_role):
         spec.error(None, f"fault {fault} needs 'message' (a message the BMS sends) or "
                          "'message_role' (the role whose message it is, e.g. pack_current_a)")
+    if fault == "delay_frames" and not delay:
+        spec.error("delay", "fault delay_frames needs 'delay' (how late each frame leaves)")
     if not spec.ok or within is None:
         return None
     roles = ("contactor_closed", "cmd_contactor_close") + ((expect,) if expect.startswith("fault_") else ())
     return FaultStep(f"bms_fault_injection {fault}", spec.source(), roles, "bms_fault_injection",
                      fault=fault, expect=expect, within_s=within, cell=cell, node=node,
                      message=message, message_role=message_role, rate_v_per_s=rate or 0.0, count=count or 0,
-                     current_a=current or 0.0, duration_s=duration)
+                     every=every or 0, delay_s=delay or 0.0, current_a=current or 0.0, duration_s=duration)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ def test_passive_balancing_time_matches_closed_form(tmp_path):
     def no_spread(bms):  # identical cells, so the one imposed spread is the only one
         bms["pack"]["spread"] = {"capacity": 0.0, "resistance": 0.0, "soc": 0.0}
         bms["balancing"]["current_a"] = f"{CURRENT_A} A"
+        bms["tick_s"] = 0.05  # a slower firmware tick keeps the test short (decisions: 1 s)
 
     station = edited_station(tmp_path, no_spread)
     out, run, checks = run_procedure(PROC, station, tmp_path / "results",

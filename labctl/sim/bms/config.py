@@ -33,8 +33,10 @@ PROTECTIONS: dict[str, tuple[str, str, str]] = {
 _PROT_KEYS = ("threshold", "delay", "recovery", "recovery_delay")
 _BAL_KEYS = ("mode", "window", "window_v", "current_a", "start_v", "stop_v", "period_s",
              "efficiency", "enable")
-_SOC_KEYS = ("current_gain_error", "current_offset_a", "rest_current_a", "rest_time_s")
-_SENSOR_KEYS = ("open_wire_v", "plausibility_v", "delay")
+_SOC_KEYS = ("current_gain_error", "current_offset_a", "rest_current_a", "rest_time_s",
+             "initial_soc", "period_s", "voltage_std_v")
+SOC_METHODS = ("coulomb_ocv", "ekf")
+_SENSOR_KEYS = ("open_wire_v", "plausibility_v", "delay", "recovery_delay")
 _PACK_KEYS = ("cell", "initial_soc", "ambient_c", "stack_pressure_mpa", "spread", "seed")
 
 
@@ -68,6 +70,9 @@ class SocConfig:
     current_offset_a: float = 0.0
     rest_current_a: float = 0.05
     rest_time_s: float = 600.0
+    initial_soc: float | None = None  # stored SoC at power-up (None: from the OCV)
+    period_s: float = 0.1  # ekf: how often the filter runs (current averaged in between)
+    voltage_std_v: float = 2e-3  # ekf: cell-voltage measurement noise it assumes
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class SensorConfig:
     open_wire_v: float = 1.0  # a reading below this is an open sense wire
     plausibility_v: float = 0.1  # |pack voltage - sum of cells| above this is a sensor fault
     delay_s: float = 0.5
+    recovery_delay_s: float = 1.0  # the flag stays this long after the condition went away
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,7 @@ class BmsConfig:
     protections: tuple[ProtectionConfig, ...] = ()
     balancing: BalancingConfig = field(default_factory=BalancingConfig)
     soc: SocConfig = field(default_factory=SocConfig)
+    soc_method: str = "coulomb_ocv"
     sensor: SensorConfig = field(default_factory=SensorConfig)
 
     def protection(self, name: str) -> ProtectionConfig | None:
@@ -218,12 +225,24 @@ def parse_config(s: dict, cell: CellSpec, cells: int, cells_per_module: int, lab
     soc = SocConfig(float(so.get("current_gain_error", 0.0)),
                     _q(so.get("current_offset_a", 0.0), CURRENT, f"{label}.soc.current_offset_a"),
                     _q(so.get("rest_current_a", 0.05), CURRENT, f"{label}.soc.rest_current_a"),
-                    _q(so.get("rest_time_s", 600.0), TIME, f"{label}.soc.rest_time_s"))
+                    _q(so.get("rest_time_s", 600.0), TIME, f"{label}.soc.rest_time_s"),
+                    None if so.get("initial_soc") is None else
+                    _q(so["initial_soc"], "ratio", f"{label}.soc.initial_soc"),
+                    _q(so.get("period_s", 0.1), TIME, f"{label}.soc.period_s"),
+                    _q(so.get("voltage_std_v", 2e-3), VOLTAGE, f"{label}.soc.voltage_std_v"))
+    method = str(s.get("soc_method", "coulomb_ocv"))
+    if method not in SOC_METHODS:
+        raise LabctlError(f"{label}.soc_method must be one of {', '.join(SOC_METHODS)}, got {method!r}")
+    if soc.initial_soc is not None and not 0.0 <= soc.initial_soc <= 1.0:
+        raise LabctlError(f"{label}.soc.initial_soc must be between 0 and 1 (or 0..100 %)")
+    if soc.period_s <= 0 or soc.voltage_std_v <= 0:
+        raise LabctlError(f"{label}.soc.period_s and voltage_std_v must be > 0")
     se = _mapping(s.get("sensor"), _SENSOR_KEYS, f"{label}.sensor")
     sensor = SensorConfig(_q(se.get("open_wire_v", 1.0), VOLTAGE, f"{label}.sensor.open_wire_v"),
                           _q(se.get("plausibility_v", 0.1), VOLTAGE,
                              f"{label}.sensor.plausibility_v"),
-                          _q(se.get("delay", 0.5), TIME, f"{label}.sensor.delay"))
+                          _q(se.get("delay", 0.5), TIME, f"{label}.sensor.delay"),
+                          _q(se.get("recovery_delay", 1.0), TIME, f"{label}.sensor.recovery_delay"))
     latency = s.get("latency_s")
     tick = _q(s.get("tick_s", 0.01), TIME, f"{label}.tick_s")
     if not 0.0005 <= tick <= 0.1:
@@ -234,4 +253,4 @@ def parse_config(s: dict, cell: CellSpec, cells: int, cells_per_module: int, lab
         tick_s=tick, jitter_s=_q(s.get("jitter_s", 0.0), TIME, f"{label}.jitter_s"),
         command_timeout_s=_q(s.get("command_timeout_s", 0.5), TIME, f"{label}.command_timeout_s"),
         slave_timeout_s=_q(s.get("slave_timeout_s", 0.5), TIME, f"{label}.slave_timeout_s"),
-        protections=tuple(prots), balancing=bal, soc=soc, sensor=sensor)
+        protections=tuple(prots), balancing=bal, soc=soc, soc_method=method, sensor=sensor)

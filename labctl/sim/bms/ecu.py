@@ -8,8 +8,14 @@ active and the command message keeps arriving (command timeout).
 
 Diagnostics: an open sense wire (a reading below `open_wire_v`) or cell readings
 that do not add up to the pack voltage (a stuck or drifting sensor) set
-fault_sensor after `sensor.delay`; a module whose readings stop arriving (dead
-slave) sets fault_comm after `slave_timeout_s`, as does a missing command message.
+fault_sensor after `sensor.delay`; a slave node none of whose frames has arrived
+for more than `slave_timeout_s` (a dead slave) sets fault_comm, as does a missing
+command message.
+
+SoC (`soc_method`): `coulomb_ocv` counts the measured current and resets to the OCV
+SoC after a long rest; `ekf` runs labctl.analysis.soc's extended Kalman filter per
+cell every `soc.period_s` on the cell readings (R0 + first RC pair of the cell file)
+and reports the mean of the cells.
 
 The tick logic works on scalars (max/min cell voltage...) computed for a whole
 chunk of ticks at once by the simulator, so it costs microseconds per tick.
@@ -83,11 +89,16 @@ class BmsEcu:
         self.cmd_balancing_enable = False
         self.last_command_s: float | None = None
         self.balancing = np.zeros(cfg.cells, dtype=bool)
+        self._donors = np.zeros(cfg.cells, dtype=bool)  # active: the cells giving charge
         self.next_balance_s = 0.0
         self._sensor = Debounce(cfg.sensor.delay_s)
+        self._sensor_clear: float | None = None
         self.soc_est: float | None = None
         self._rest_since: float | None = None
-        self.stale_since: float | None = None  # when a dead node's readings stopped
+        self.node_seen: dict[str, float] = {}  # slave node -> time of its last frame
+        self._ekf = None
+        self._ekf_t: float | None = None
+        self._ekf_q = 0.0  # ampere-seconds measured since the filter last ran
 
     def command(self, t: float, contactor_close: bool | None, balancing_enable: bool | None) -> None:
         if contactor_close is not None:
@@ -97,12 +108,22 @@ class BmsEcu:
         self.last_command_s = t
 
     def tick(self, t: float, dt: float, v: dict[str, float], current_a: float,
-             pressure_mpa: float | None, soc_ocv: float, judge: bool) -> None:
-        """One tick with this tick's scalars: vmax, vmin, tmax, tmin, open_wire, mismatch_v."""
+             pressure_mpa: float | None, soc_ocv: float, judge: bool,
+             cells: np.ndarray | None = None) -> None:
+        """One tick with this tick's scalars: vmax, vmin, tmax, tmin, open_wire, mismatch_v
+        (`cells`: the readings the master has, for the EKF)."""
         cfg = self.cfg
         if judge:
             sensor = v["open_wire"] > 0 or v["mismatch_v"] > cfg.sensor.plausibility_v
-            self.faults["fault_sensor"] = self._sensor.update(t, sensor)
+            # held for recovery_delay: opening the contactors removes the load that showed a
+            # stuck sensor, which must not close them again at once
+            if self._sensor.update(t, sensor):
+                self.faults["fault_sensor"], self._sensor_clear = True, None
+            elif self.faults["fault_sensor"] and not sensor:
+                if self._sensor_clear is None:
+                    self._sensor_clear = t
+                if t - self._sensor_clear >= cfg.sensor.recovery_delay_s - _EPS:
+                    self.faults["fault_sensor"] = False
             values = {"over_voltage": v["vmax"], "under_voltage": v["vmin"],
                       "over_current_charge": current_a, "over_current_discharge": -current_a,
                       "over_temperature": v["tmax"], "under_temperature": v["tmin"],
@@ -113,12 +134,19 @@ class BmsEcu:
             for role in FAULT_ROLES[:7]:
                 self.faults[role] = any(p.active for p in self.protections
                                         if p.cfg.fault_role == role)
-        stale = self.stale_since is not None and t - self.stale_since > cfg.slave_timeout_s
+        stale = any(t - seen > cfg.slave_timeout_s + _EPS for seen in self.node_seen.values())
         cmd_lost = self.last_command_s is None or t - self.last_command_s > cfg.command_timeout_s
         self.faults["fault_comm"] = stale or (cmd_lost and self.last_command_s is not None)
         self.contactor_closed = (self.cmd_contactor_close and not cmd_lost
                                  and not any(self.faults.values()))
-        self._soc(t, dt, current_a, soc_ocv, judge)
+        if cfg.soc_method == "ekf":
+            self._soc_ekf(t, dt, current_a, soc_ocv, judge, cells, v["open_wire"] == 0)
+        else:
+            self._soc(t, dt, current_a, soc_ocv, judge)
+
+    def node_frame(self, node: str, t: float) -> None:
+        """A frame of slave `node` reached the master at `t`."""
+        self.node_seen[node] = t
 
     def any_fault(self) -> bool:
         return any(self.faults.values())
@@ -142,12 +170,17 @@ class BmsEcu:
             self.balancing = (v > ref + b.start_v) | (self.balancing & (v > ref + b.stop_v))
             current[self.balancing] = -b.current_a
             return current
-        mean = v.mean()  # active: from the cells above the mean to those below it
-        high = (v > mean + b.start_v) | (self.balancing & (v > mean + b.stop_v))
-        low = v < mean - b.stop_v
+        # active (cell to cells): the cells above the lowest give `current_a`; the energy taken,
+        # times the converter's efficiency, goes in equal shares of power to all the others
+        ref = v.min()
+        was = self.balancing & (v > ref + b.stop_v) & self._donors
+        high = (v > ref + b.start_v) | was
+        low = ~high
         if not high.any() or not low.any():
             self.balancing[:] = False
+            self._donors = high & False
             return current
+        self._donors = high
         self.balancing = high | low
         current[high] = -b.current_a
         current[low] = b.efficiency * b.current_a * v[high].sum() / low.sum() / v[low]
@@ -157,7 +190,7 @@ class BmsEcu:
         """Coulomb counting on the measured current, reset to the OCV SoC after a long rest."""
         if self.soc_est is None:
             if judge:
-                self.soc_est = soc_ocv
+                self.soc_est = soc_ocv if self.cfg.soc.initial_soc is None else self.cfg.soc.initial_soc
             return
         self.soc_est += current_a * dt / (3600.0 * self.capacity_ah)
         if abs(current_a) <= self.cfg.soc.rest_current_a:
@@ -168,3 +201,29 @@ class BmsEcu:
         else:
             self._rest_since = None
         self.soc_est = min(1.0, max(0.0, self.soc_est))
+
+    def _soc_ekf(self, t: float, dt: float, current_a: float, soc_ocv: float, judge: bool,
+                 cells: np.ndarray | None, valid: bool) -> None:
+        """EKF per cell every soc.period_s: predict with the mean measured current since the last
+        run (the charge counted tick by tick), correct with the readings when all are valid."""
+        if self._ekf is None:
+            if not judge or cells is None:
+                return
+            from labctl.analysis.soc.filters import ExtendedKalmanFilter, FilterSettings
+
+            cell = self.cfg.pack.cell
+            start = soc_ocv if self.cfg.soc.initial_soc is None else self.cfg.soc.initial_soc
+            self._ekf = ExtendedKalmanFilter(
+                cell.model, self.capacity_ah, start, n_cells=self.cfg.cells, n_rc=min(1, len(
+                    cell.model.rc_pairs)), settings=FilterSettings(voltage_std_v=self.cfg.soc.voltage_std_v))
+            self._ekf_t, self._ekf_q, self.soc_est = t, 0.0, start
+            return
+        span = t - self._ekf_t
+        if span >= self.cfg.soc.period_s - _EPS:
+            # the state at t from the charge counted up to t; then the readings taken at t
+            self._ekf.predict(self._ekf_q / span, span)
+            self._ekf_t, self._ekf_q = t, 0.0
+            if judge and valid and cells is not None and np.isfinite(cells).all():
+                self._ekf.update(current_a, cells)
+            self.soc_est = float(min(1.0, max(0.0, float(np.mean(self._ekf.soc)))))
+        self._ekf_q += current_a * dt

@@ -38,6 +38,7 @@ class Schedule:
     sent: int = field(default=0)
     phase_s: float = 0.0
     n: int = 0  # frames scheduled so far: next_s = phase_s + n * period_s (no drift)
+    last_stamp: float = float("-inf")  # a node's frames leave in order: none overtakes a delayed one
 
     def advance(self) -> None:
         self.n += 1

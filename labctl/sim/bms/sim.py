@@ -128,7 +128,10 @@ class SimBms:
                 self._plans.setdefault(ref.message, []).append(
                     (ref.signal, role, None, ref, smap.message(ref.message).get_signal_by_name(ref.signal)))
         self._lat = int(round(cfg.latency_s / cfg.tick_s))
-        self._hist = np.full((self._lat, cfg.cells), np.nan)  # readings still travelling
+        # readings still travelling to the master, with the pack voltage sampled at the same
+        # instant in the last column (so the plausibility check compares like with like)
+        self._hist = np.full((self._lat, cfg.cells + 1), np.nan)
+        self._hist_t = np.full((self._lat, cfg.cells), np.nan)  # temperatures too
         self._dead = np.zeros(cfg.cells, dtype=bool)
         self._frozen = np.full(cfg.cells, np.nan)  # last readings of dead nodes' cells
         self.seen_v = np.full(cfg.cells, np.nan)  # what the master knows (last tick)
@@ -193,18 +196,23 @@ class SimBms:
         readings = np.where(np.isnan(self._stuck), readings, self._stuck)
         readings = readings + self._drift * (times[:, None] - self._drift_t0)
         readings = np.where(self._open, 0.0, readings)
-        both = np.vstack([self._hist, readings]) if self._lat else readings
-        seen = both[:rows].copy()
+        n = cfg.cells
+        fresh = np.column_stack([readings, traj["cell_v"][:rows].sum(axis=1)])
+        both = np.vstack([self._hist, fresh]) if self._lat else fresh
+        seen = both[:rows, :n].copy()
+        pack_v_seen = both[:rows, n]
         seen[:, self._dead] = self._frozen[self._dead]
         temps = traj["cell_t"][:rows]
+        both_t = np.vstack([self._hist_t, temps]) if self._lat else temps
+        temps_seen = both_t[:rows]
         judge = ~np.isnan(seen).any(axis=1)
         valid = seen >= cfg.sensor.open_wire_v
         vmax = np.where(valid, seen, -np.inf).max(axis=1)
         vmin = np.where(valid, seen, np.inf).min(axis=1)
         scal = {
-            "vmax": vmax, "vmin": vmin, "tmax": temps.max(axis=1), "tmin": temps.min(axis=1),
+            "vmax": vmax, "vmin": vmin, "tmax": temps_seen.max(axis=1), "tmin": temps_seen.min(axis=1),
             "open_wire": (~valid).sum(axis=1),
-            "mismatch_v": np.abs(traj["cell_v"][:rows].sum(axis=1) - seen.sum(axis=1)),
+            "mismatch_v": np.abs(pack_v_seen - seen.sum(axis=1)),
         }
         soc_ocv = pack.soc_for_ocv(seen).mean(axis=1)
         pack_v = traj["cell_v"][:rows].sum(axis=1)
@@ -221,12 +229,12 @@ class SimBms:
                 ecu.command(*commands[ci])
                 ci += 1
             ecu.tick(t, dt, {n: lists[n][k] for n in lists}, current_meas, pack.stack_pressure_mpa,
-                     soc_l[k], judge_l[k])
+                     soc_l[k], judge_l[k], seen[k])
             rebalance = judge_l[k] and t >= ecu.next_balance_s - 1e-9
             if rebalance:
                 new = ecu.balance(t, seen[k])
-            self._send_due(t, t + dt, seen[k], readings[k], temps[k], float(pack_v[k]),
-                           current_meas)
+            self._send_due(t, t + dt, seen[k], readings[k], temps[k], temps_seen[k],
+                           float(pack_v[k]), current_meas)
             changed = ecu.contactor_closed != closed0
             if rebalance and not np.array_equal(new, pack.balance_a):
                 pack_balance = new
@@ -241,6 +249,7 @@ class SimBms:
             pack.balance_a = pack_balance
         if self._lat:
             self._hist = both[done:done + self._lat]
+            self._hist_t = both_t[done:done + self._lat]
         self.seen_v = seen[done - 1]
         self._unread = commands[ci:]
         return done
@@ -273,7 +282,8 @@ class SimBms:
         return make
 
     def _send_due(self, t: float, t_next: float, seen: np.ndarray, readings: np.ndarray,
-                  temps: np.ndarray, pack_v: float, current_a: float) -> None:
+                  temps: np.ndarray, temps_seen: np.ndarray, pack_v: float, current_a: float
+                  ) -> None:
         import can
 
         frames = []
@@ -297,12 +307,17 @@ class SimBms:
                     values.update(pack_voltage_v=pack_v, pack_current_a=current_a,
                                   soc=ecu.soc_est or 0.0, contactor_closed=ecu.contactor_closed,
                                   stack_pressure_mpa=self.pack.stack_pressure_mpa or 0.0)
-                data = self._encode(s, due, values, seen, readings, temps)
+                data = self._encode(s, due, values, seen, readings, temps, temps_seen)
                 jitter = abs(float(self._rng.normal(0.0, self.cfg.jitter_s))) if self.cfg.jitter_s else 0.0
                 stamp = due + jitter
                 if s.delay_left > 0:
                     stamp += s.delay_s
                     s.delay_left -= 1
+                # a frame queued behind a delayed one leaves right after it (no overtaking)
+                stamp = max(stamp, s.last_stamp + 1e-4)
+                s.last_stamp = stamp
+                if s.node != "master":
+                    self.ecu.node_frame(s.node, stamp)
                 if self.keep_sent:
                     self.sent_log.append((stamp, s.message, dict(self._last_signals), data))
                 msg = self.smap.message(s.message)
@@ -312,7 +327,7 @@ class SimBms:
             self._bms_bus.send(m)
 
     def _encode(self, s: Any, due: float, values: dict[str, Any], seen: np.ndarray,
-                readings: np.ndarray, temps: np.ndarray) -> bytes:
+                readings: np.ndarray, temps: np.ndarray, temps_seen: np.ndarray) -> bytes:
         smap = self.smap
         sig: dict[str, float] = {}
         master = s.node == "master"
@@ -321,7 +336,7 @@ class SimBms:
                 # a module card sends its own fresh readings; the master what reached it
                 v = float(seen[i] if master else readings[i])
             elif role == "cell_temperature_c":
-                v = float(temps[i])
+                v = float(temps_seen[i] if master else temps[i])
             elif role == "balancing":
                 v = bool(self.ecu.balancing[i])
             else:
@@ -368,8 +383,7 @@ class SimBms:
             self.dead_nodes.add(node)
             cells = sorted(self._node_cells[node])
             self._frozen[cells] = self.seen_v[cells]
-            self._dead[cells] = True
-            self.ecu.stale_since = now
+            self._dead[cells] = True  # the master keeps its last readings of those cells
             return
         if message is None or message not in self._by_message:
             raise LabctlError(f"{fault} needs one of the BMS's messages: "
@@ -388,7 +402,6 @@ class SimBms:
         self._open[:] = False
         self.dead_nodes.clear()
         self._dead[:] = False
-        self.ecu.stale_since = None
         for s in self.schedules:
             s.drop_left = s.drop_every = s.delay_left = s.bad_checksum_left = 0
 
