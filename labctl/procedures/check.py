@@ -176,7 +176,7 @@ class StepChecker:
                 f"({_g(lim.max_discharge_current_a / self.cell.capacity_ah)}C)",
             )
         cell_failed = len(self.problems) > before
-        self.instrument_current(mag, what, offset, note)
+        self.instrument_current(mag, what, offset, note, discharge=current_a < 0)
         if self.safety is not None and not cell_failed:
             limit = (
                 self.safety.max_charge_current_a
@@ -191,8 +191,22 @@ class StepChecker:
                     f"{name} = {_g(limit)} A; allowed: up to {_g(limit)} A",
                 )
 
-    def instrument_current(self, mag: float, what: str, offset: int | None, note: str = "") -> None:
+    def instrument_current(self, mag: float, what: str, offset: int | None, note: str = "",
+                           discharge: bool = False) -> None:
         ranges = self.ranges("cycler")
+        # One-sided instruments (a battery tester that sinks less than it sources) declare
+        # max_discharge_current_a besides max_current_a.
+        if (discharge and ranges and "max_discharge_current_a" in ranges
+                and _above(mag, ranges["max_discharge_current_a"])):
+            assert self.station is not None
+            top = ranges["max_discharge_current_a"]
+            self.add(
+                offset,
+                f"discharge {what} {_g(mag)} A{note} is above the cycler's range: "
+                f"max_discharge_current_a {_g(top)} A in {station_label(self.station)}; "
+                f"allowed: up to {_g(top)} A",
+            )
+            return
         if ranges and "max_current_a" in ranges and _above(mag, ranges["max_current_a"]):
             assert self.station is not None
             self.add(

@@ -43,10 +43,23 @@ def test_time_based_procedure_runs_through_the_2281s_driver(tmp_path):
     assert np.isclose(run.steps["charge_capacity_ah"].sum(), 0.5 * 10 / 3600)
 
 
-def test_discharge_beyond_the_sink_fails_the_run_cleanly(tmp_path):
+def test_discharge_beyond_the_sink_is_refused_before_the_run(tmp_path):
+    from labctl.errors import ValidationError
+
     proc = tmp_path / "proc.yaml"
     proc.write_text(PROC.replace("Charge at 0.5 A for 5 s", "Discharge at 2 A for 5 s"))
-    out = start_run(prepare(proc, station_path=EXAMPLE, cell_ref=CELL), results_root=tmp_path / "r")
+    with pytest.raises(ValidationError, match=r"max_discharge_current_a 1 A"):
+        prepare(proc, station_path=EXAMPLE, cell_ref=CELL)
+
+
+def test_discharge_beyond_the_sink_fails_the_run_cleanly_without_the_declared_range(tmp_path):
+    # A station file that forgot max_discharge_current_a: the channel still refuses.
+    station = tmp_path / "station.yaml"
+    station.write_text(EXAMPLE.read_text().replace(" max_discharge_current_a: 1.0,", "")
+                       .replace('"@sim"', f"'{REPO / 'instruments' / 'sim-devices.yaml'}@sim'"))
+    proc = tmp_path / "proc.yaml"
+    proc.write_text(PROC.replace("Charge at 0.5 A for 5 s", "Discharge at 2 A for 5 s"))
+    out = start_run(prepare(proc, station_path=station, cell_ref=CELL), results_root=tmp_path / "r")
     assert out.status != "completed"
     assert "1 A sink" in (out.reason or "")
 
