@@ -69,12 +69,12 @@ class StepAccounting:
         v = np.asarray(batch.voltage_v, dtype=float)
         i = np.asarray(batch.current_a, dtype=float)
         if batch.charge_ah is not None:
-            moved = np.vstack(
-                [batch.charge_ah, batch.discharge_ah, batch.charge_wh, batch.discharge_wh]
-            ).astype(float)
+            cum = np.vstack(
+                [batch.charge_ah, batch.discharge_ah, batch.charge_wh, batch.discharge_wh],
+                dtype=float)
         else:
-            moved = self._integrate(t, v, i)
-        cum = self.base[:, None] + moved
+            cum = self._integrate(t, v, i)  # a fresh array
+        cum += self.base[:, None]  # in place: one array fewer per batch
         cols = {
             "test_time_s": t,
             "unix_time_s": self.unix_origin_s + t,

@@ -96,6 +96,9 @@ class Engine:
         self.storage_error: str | None = None  # set when the journal could not be written
         self._reconnects: dict[str, int] = {}  # reconnection attempts used, per role
         self.inbox = CommandInbox(rundir.path, self.control, self._log_command)
+        # check_step's answer per distinct step: a pure function of the step and of this
+        # engine's cell, station and limits, and a cycle-life run repeats a handful of steps.
+        self._checked: dict[Any, list] = {}
 
     # -- helpers -----------------------------------------------------------------------------
     def test_time(self) -> float:
@@ -176,6 +179,7 @@ class Engine:
         except StopIteration:
             return "completed", "the procedure has no steps"
         k = 0
+        first_step = True
         while True:
             if k < len(replay):
                 result = replay[k]
@@ -186,7 +190,10 @@ class Engine:
                     )
                 k += 1
             else:
-                self.inbox.poll(force=True)
+                # Before the first step, then at most every POLL_INTERVAL_S (a listdir per
+                # step cost more than many short steps themselves).
+                self.inbox.poll(force=first_step)
+                first_step = False
                 if self.control.pause_requested:
                     self._wait_while_paused()
                 if self.control.abort_reason:
@@ -208,7 +215,7 @@ class Engine:
         if continuation is None:
             if planned.new_cycle:
                 self.counter.start_new_cycle()
-            problems = check_step(step, cell=self.cell, station=self.station.spec, safety=self.proc.safety)
+            problems = self._check(step)
             if problems:
                 raise SafetyError("; ".join(str(p) for p in problems))
             self.step_index += 1
@@ -245,6 +252,25 @@ class Engine:
         self.journal.append_event({"type": "step_end", "result": result.as_dict()})
         self.observer.step_ended(result)
         return result
+
+    def _check(self, step: Any) -> list:
+        """check_step, cached for the plain (frozen, hashable) electrical and chamber steps;
+        plugin steps check themselves and may depend on more than their fields."""
+        cacheable = isinstance(step, ElectricalStep | ChamberStep)
+        if cacheable:
+            try:
+                return self._checked[step]
+            except KeyError:
+                pass
+            except TypeError:  # an unhashable field: check it every time
+                cacheable = False
+        problems = check_step(step, cell=self.cell, station=self.station.spec,
+                              safety=self.proc.safety)
+        if cacheable:
+            if len(self._checked) >= 1024:
+                self._checked.clear()
+            self._checked[step] = problems
+        return problems
 
     def _execute_leaf(
         self, step: Any, index: int, acc: StepAccumulator, elapsed: float, moved: float, resumed: bool
@@ -521,8 +547,7 @@ class _Disconnected:
 
 def acc_moved(acc: StepAccumulator) -> float:
     """Charge moved so far in the step (magnitude), from the accumulator's partial result."""
-    partial = acc.result("condition", "")
-    return float(partial.charge_capacity_ah + partial.discharge_capacity_ah)
+    return float(acc.moved_ah())  # not acc.result(): this runs before every step
 
 
 def _close_quietly(gen: Generator) -> None:

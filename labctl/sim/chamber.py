@@ -47,6 +47,8 @@ class SimChamber:
 
     def constant_between(self, t0: float, t1: float) -> float | None:
         """The air temperature if it is the same all through [t0, t1], else None."""
+        if t0 >= self._times[-1]:  # after the last breakpoint the air holds (the usual case)
+            return float(self._temps[-1])
         value = float(np.interp(t0, self._times, self._temps))
         if float(np.interp(t1, self._times, self._temps)) != value:
             return None

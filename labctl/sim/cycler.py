@@ -102,6 +102,11 @@ class SimCyclerChannel:
         self._two_d_tables = any(t.depends_on_temperature for t in tables)
         self._base_params: Params | None = None
         self._params_cache: dict[float, Params] = {}
+        # The model before ageing, per temperature: an ageing refresh only rescales these
+        # (building Params from the tables on every refresh cost ~10 % of a long run).
+        self._fresh_params: dict[float, Params] = {}
+        self._watch_cache: dict[tuple, list[Watch]] = {}
+        self._grid_cache: dict[LoggingPolicy, LogGrid] = {}
         # Ageing (labctl/sim/ageing.py): the state ages batch by batch; the model in use
         # carries the capacity fraction and resistance factor in `_aged`.
         params = getattr(self.model, "ageing", None)
@@ -187,12 +192,13 @@ class SimCyclerChannel:
         self._relax_until(origin)
         self._refresh_ageing()
         control = make_control(step, self._current_limit(step))
-        grid = LogGrid.from_policy(logging)
+        grid = self._grid(logging)
         end_t, end_kind, end_reason = self._time_limit(step)
-        watches = safety_watches(limits) + condition_watches(step.until)
+        watches = self._watches(limits, step)
         extra = control.extra_times()
         span_cap = self._span_cap(control)
         probe = _probe(watches)
+        needs_charge = _needs_charge(watches)
         k = 0
         totals = np.zeros(4)  # charge Ah, discharge Ah, charge Wh, discharge Wh
         first = True
@@ -210,21 +216,27 @@ class SimCyclerChannel:
                 span = solve_span(control, p, state, times, on_grid, step_s, probe)
                 temps = self._temperatures(state.temperature_c, span.track, origin, p,
                                            span.step_s)
+                # (min, max) of temps, worked out once for the checks below.
+                t_range = ((float(np.minimum.reduce(temps)), float(np.maximum.reduce(temps)))
+                           if len(temps) else None)
                 # A prediction that missed by more than the drift allowed (a chamber ramp,
                 # a changing current): once more, at the batch's real mean temperature.
                 if attempt or not self._temperature_dependent or max(
-                    temps.max() - param_temperature_c, param_temperature_c - temps.min()
+                    t_range[1] - param_temperature_c, param_temperature_c - t_range[0]
                 ) <= drift_k:
                     break
                 param_temperature_c = float(temps.mean())
             track, on_grid = span.track, span.on_grid
-            cut = self._drift_cut(temps, state.temperature_c, grid, k, on_grid, drift_k)
+            cut = self._drift_cut(temps, state.temperature_c, grid, k, on_grid, drift_k,
+                                  t_range)
             if cut is not None:
                 track, temps = track.head(cut), temps[: cut + 1]
                 on_grid = None if on_grid is None else on_grid[: cut + 1]
-            q_gross = _gross_charge(totals, track.dq_ah) if _needs_charge(watches) else None
+            q_gross = _gross_charge(totals, track.dq_ah) if needs_charge else None
+            # The whole batch's temperature range bounds the (cut) track's: it only rules
+            # watches out, the firing sample is still searched on the values themselves.
             hit = _first_event(watches, span, track, temps, q_gross, p, self.world, origin,
-                               0 if first else 1)
+                               0 if first else 1, t_range)
             end: StepEnd | None = None
             if hit is not None:
                 j, t_e, watch, value, restarted = hit
@@ -239,8 +251,8 @@ class SimCyclerChannel:
             k += (len(track) if on_grid is None else int(on_grid.sum())) - 1
             if self.ageing is not None:
                 self._age_over(track, temps)
-            self._state = CellState(float(track.soc[-1]),
-                                    tuple(float(x) for x in track.v_rc[:, -1]), float(temps[-1]))
+            self._state = CellState(float(track.soc[-1]), tuple(track.v_rc[:, -1].tolist()),
+                                    float(temps[-1]))
             self.current_a = float(track.current_a[-1])
             self._state_time = origin + float(track.t[-1])
             clock.sleep_until(self._state_time)
@@ -257,7 +269,7 @@ class SimCyclerChannel:
         m = self.model
         capacity_ah = self.cell.capacity_ah * self._aged[0]
         if self._base_params is None:
-            self._base_params = _aged(Params(m, capacity_ah, m.reference_temperature_c),
+            self._base_params = _aged(self._fresh(m.reference_temperature_c, capacity_ah),
                                       self._aged[1])
         if not self._temperature_dependent:
             return self._base_params
@@ -265,13 +277,48 @@ class SimCyclerChannel:
         p = self._params_cache.get(key)
         if p is None:
             if self._two_d_tables:
-                p = _aged(Params(m, capacity_ah, key), self._aged[1])
+                p = _aged(self._fresh(key, capacity_ah), self._aged[1])
             else:  # SoC-only tables: only the resistances change, by the Arrhenius factor
                 p = self._base_params.scaled(m.arrhenius_factor(key), key)
             if len(self._params_cache) >= 256:
                 self._params_cache.clear()
             self._params_cache[key] = p
         return p
+
+    def _fresh(self, temperature_c: float, capacity_ah: float) -> Params:
+        """The unaged model at this temperature, with the given (aged) capacity."""
+        p = self._fresh_params.get(temperature_c)
+        if p is None:
+            if len(self._fresh_params) >= 256:
+                self._fresh_params.clear()
+            p = Params(self.model, self.cell.capacity_ah, temperature_c)
+            self._fresh_params[temperature_c] = p
+        return p if capacity_ah == p.capacity_ah else p.with_capacity(capacity_ah)
+
+    def _watches(self, limits: SafetyLimits, step: ElectricalStep) -> list[Watch]:
+        """Safety and end-condition watches (cached: the same few steps repeat all run)."""
+        key = (limits, step.until)  # frozen dataclasses (a list from a Python procedure is not)
+        try:
+            watches = self._watch_cache.get(key)
+        except TypeError:
+            return safety_watches(limits) + condition_watches(step.until)
+        if watches is None:
+            if len(self._watch_cache) >= 256:
+                self._watch_cache.clear()
+            watches = self._watch_cache[key] = (safety_watches(limits)
+                                                + condition_watches(step.until))
+        return watches
+
+    def _grid(self, logging: LoggingPolicy) -> LogGrid:
+        try:
+            grid = self._grid_cache.get(logging)
+        except TypeError:  # not a (hashable) LoggingPolicy
+            return LogGrid.from_policy(logging)
+        if grid is None:
+            if len(self._grid_cache) >= 256:
+                self._grid_cache.clear()
+            grid = self._grid_cache[logging] = LogGrid.from_policy(logging)
+        return grid
 
     def _refresh_ageing(self) -> None:
         """Use the aged capacity and resistances once they have moved far enough."""
@@ -299,7 +346,9 @@ class SimCyclerChannel:
         else:
             throughput = float(np.abs(track.dq_ah).sum())
         c_rate = throughput * 3600.0 / duration / self.cell.capacity_ah
-        self.ageing.advance(self.age, duration_s=duration, temperature_c=float(temps.mean()),
+        # sum / n is what temps.mean() computes (the same pairwise sum), without its overhead.
+        mean_c = float(temps.sum()) / len(temps)
+        self.ageing.advance(self.age, duration_s=duration, temperature_c=mean_c,
                             soc=0.5 * float(track.soc[0] + track.soc[-1]),
                             throughput_ah=throughput, c_rate=c_rate)
 
@@ -375,11 +424,14 @@ class SimCyclerChannel:
                             p.heat_capacity_j_per_k, p.heat_transfer_w_per_k)
 
     def _drift_cut(self, temps: np.ndarray, t0_c: float, grid: LogGrid, k: int,
-                   on_grid: np.ndarray | None, drift_k: float) -> int | None:
-        """Where the batch must end because the cell has warmed or cooled too far."""
+                   on_grid: np.ndarray | None, drift_k: float,
+                   t_range: tuple[float, float] | None = None) -> int | None:
+        """Where the batch must end because the cell has warmed or cooled too far.
+        `t_range`: (min, max) of temps when known."""
         if not self._temperature_dependent or len(temps) < 2:
             return None
-        if temps.max() - t0_c <= drift_k and t0_c - temps.min() <= drift_k:
+        lo, hi = t_range if t_range is not None else (temps.min(), temps.max())
+        if hi - t0_c <= drift_k and t0_c - lo <= drift_k:
             return None
         far = np.abs(temps - t0_c) > drift_k
         m = int(far.argmax())
@@ -585,9 +637,14 @@ def _needs_charge(watches: list[Watch]) -> bool:
 
 
 def _first_event(watches: list[Watch], span: Span, track: Track, temps: np.ndarray,
-                 q_gross: np.ndarray | None, p: Params, world: Any, origin: float, start: int):
-    """(index, instant, watch, value there, restarted piece) of what ends the step first."""
+                 q_gross: np.ndarray | None, p: Params, world: Any, origin: float, start: int,
+                 temp_range: tuple[float, float] | None = None):
+    """(index, instant, watch, value there, restarted piece) of what ends the step first.
+
+    `temp_range`: (min, max) bounds of temps when known (they only rule watches out)."""
     known = {} if track.dq_const is None else {"i": (track.current_a[0],) * 2}
+    if temp_range is not None and len(temps) > start:
+        known["temp"] = temp_range
     best_k, firing = first_firing(watches, lambda key: _values(key, track, temps, q_gross), start,
                                   known)
     if best_k is None:

@@ -393,9 +393,18 @@ class HoldPiece:
     def _set_start(self, x0: list[float]) -> None:
         """x(t) = x0 + sum_j M[:, j] expm1(lam_j t) / lam_j, with M from x'(0) in modes."""
         sys = self.sys
-        i0 = sys.i_c + sum(w * x for w, x in zip(sys.w, x0, strict=True))
+        # Plain loops: the same sums in the same order as sum() of the products, cheaper.
+        acc = 0.0
+        for w, x in zip(sys.w, x0, strict=True):
+            acc += w * x
+        i0 = sys.i_c + acc
         x_dot = [g * i0 - x * k for g, x, k in zip(sys.gain, x0, sys.inv_tau, strict=True)]
-        c = [sum(v * d for v, d in zip(row, x_dot, strict=True)) for row in sys.vec_inv]
+        c = []
+        for row in sys.vec_inv:
+            acc = 0.0
+            for v, d in zip(row, x_dot, strict=True):
+                acc += v * d
+            c.append(acc)
         self.i0 = i0
         self._m_list = [[r * cj for r, cj in zip(row, c, strict=True)] for row in sys.rows]
         self._base_list = [*x0, i0]
@@ -437,8 +446,14 @@ class HoldPiece:
     def at(self, t: float) -> Point:
         d = t - self.t0
         phi = [math.expm1(lam * d) / lam for lam in self.sys.lam_list]
-        x = [base + sum(m * f for m, f in zip(row, phi, strict=True))
-             for base, row in zip(self._base_list, self._m_list, strict=True)]
+        # Plain loops (root finding calls this thousands of times): the same sums, in the
+        # same order, as sum() of the products.
+        x = []
+        for base, row in zip(self._base_list, self._m_list, strict=True):
+            acc = 0.0
+            for m, f in zip(row, phi, strict=True):
+                acc += m * f
+            x.append(base + acc)
         return Point(x[0], tuple(x[1:-1]), x[-1], self.voltage_v)
 
     def segment_to(self, t1: float) -> Track:

@@ -98,25 +98,6 @@ def safety_watches(limits: SafetyLimits) -> list[Watch]:
 _BASE = {"i_abs": "i", "-i": "i"}
 
 
-def _value_range(key: str, values_of: Callable[[str], np.ndarray], start: int,
-                 cache: dict) -> tuple[float, float] | None:
-    """(min, max) of a quantity from index `start`, derived from one pair of reductions."""
-    base = _BASE.get(key, key)
-    if base not in cache:
-        arr = values_of(base)[start:]
-        cache[base] = (float(arr.min()), float(arr.max())) if len(arr) else None
-    r = cache[base]
-    if r is None:
-        return None
-    low, high = r
-    if key == "-i":
-        return -high, -low
-    if key == "i_abs":
-        smallest = 0.0 if low <= 0.0 <= high else (-high if high < 0.0 else low)
-        return smallest, max(abs(low), abs(high))
-    return r
-
-
 def values_for(key: str, values_of: Callable[[str], np.ndarray]) -> np.ndarray:
     if key == "i_abs":
         return np.abs(values_of("i"))
@@ -136,16 +117,28 @@ def first_firing(watches: list[Watch], values_of: Callable[[str], np.ndarray],
     best_k: int | None = None
     firing: list[Watch] = []
     ranges: dict = dict(known) if known else {}
+    # One (min, max) per quantity, with the reductions called directly: this runs several
+    # times per batch, for every watch.
     for w in watches:
-        r = _value_range(w.key, values_of, start, ranges)
+        key = w.key
+        base = _BASE.get(key, key)
+        r = ranges.get(base, _UNSET)
+        if r is _UNSET:
+            arr = values_of(base)[start:]
+            r = ranges[base] = ((float(_MIN(arr)), float(_MAX(arr))) if len(arr) else None)
         if r is None:
             continue
         low, high = r
+        if key == "-i":
+            low, high = -high, -low
+        elif key == "i_abs":
+            low, high = (0.0 if low <= 0.0 <= high else (-high if high < 0.0 else low),
+                         max(abs(low), abs(high)))
         if w.rising and (high < w.threshold or (w.strict and high == w.threshold)):
             continue
         if not w.rising and (low > w.threshold or (w.strict and low == w.threshold)):
             continue
-        k = w.first(values_for(w.key, values_of)[start:])
+        k = w.first(values_for(key, values_of)[start:])
         if k is None:
             continue
         k += start
@@ -154,3 +147,7 @@ def first_firing(watches: list[Watch], values_of: Callable[[str], np.ndarray],
         elif k == best_k:
             firing.append(w)
     return best_k, firing
+
+
+_UNSET = object()
+_MIN, _MAX = np.minimum.reduce, np.maximum.reduce  # arr.min() / arr.max() without their wrappers

@@ -93,6 +93,16 @@ class Params:
         self.heat_capacity_j_per_k = model.thermal.heat_capacity_j_per_k
         self.heat_transfer_w_per_k = model.thermal.heat_transfer_w_per_k
 
+    def with_capacity(self, capacity_ah: float) -> Params:
+        """A copy with another capacity (an aged cell: the curves over SoC stay), the same
+        as building it anew at that capacity without redoing the tables."""
+        other = object.__new__(Params)
+        other.__dict__.update(self.__dict__)
+        other.capacity_ah = float(capacity_ah)
+        other.q_as = capacity_ah * 3600.0
+        other._hold_systems = {}  # they depend on the capacity
+        return other
+
     def scaled(self, factor: float, temperature_c: float) -> Params:
         """A copy with every resistance multiplied by `factor` (Arrhenius, SoC-only tables)."""
         other = object.__new__(Params)
@@ -114,6 +124,8 @@ class Params:
         self._rc_l = [(x.tolist(), y.tolist()) for x, y in self.rc_r_curves]
         self._tau_l = [(x.tolist(), y.tolist()) for x, y in self.rc_tau_curves]
         self._bp_l = self.breakpoints.tolist()
+        if self.rc_const:
+            self._rc_r_l, self._rc_tau_l = self.rc_r.tolist(), self.rc_tau.tolist()
 
     def ocv1(self, soc: float) -> float:
         return interp1(soc, *self._ocv_l)
@@ -124,7 +136,7 @@ class Params:
     def rc1(self, soc: float) -> tuple[list[float], list[float]]:
         """(R_i, tau_i) of every pair at one SoC, as lists."""
         if self.rc_const:
-            return self.rc_r.tolist(), self.rc_tau.tolist()
+            return self._rc_r_l, self._rc_tau_l  # shared lists: callers only read them
         r = [interp1(soc, *c) for c in self._rc_l]
         return r, _separate(np.array([interp1(soc, *c) for c in self._tau_l])).tolist()
 

@@ -95,11 +95,15 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
+# What json.dumps(event, allow_nan=True, default=..., separators=...) builds on every call,
+# built once: the engine encodes a few events per step.
+_ENCODER = json.JSONEncoder(allow_nan=True, default=_json_default, separators=(",", ":"))
+
+
 def encode_event(event: Mapping[str, Any]) -> bytes:
     if not isinstance(event, Mapping) or not isinstance(event.get("type"), str):
         raise ValueError(f"a journal event must be a dict with a 'type' string, got {event!r:.200}")
-    return json.dumps(event, allow_nan=True, default=_json_default,
-                      separators=(",", ":")).encode()
+    return _ENCODER.encode(event).encode()
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -484,8 +488,13 @@ class JournalReader:
     header and CRC check out, so one bad sector does not hide what follows.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, skip_event_types: tuple[str, ...] = ()):
         self.path = Path(path)
+        # Events of these types, as labctl writes them ("type" first), are checked but
+        # neither decoded nor yielded: finalize has no use for the instrument snapshots,
+        # which are most of a long run's events.
+        self._skip = tuple(b'{"type":' + json.dumps(t).encode() + b"," for t in skip_event_types)
+        self._skip_len = max((len(p) for p in self._skip), default=0)
         self.valid_bytes = 0
         self.file_bytes = 0
         self.torn_tail = False
@@ -535,6 +544,8 @@ class JournalReader:
             self.last_record = (pos, crc)
             self.valid_bytes = pos = end
             if kind == EVENT:
+                if self._skip and bytes(payload[:self._skip_len]).startswith(self._skip):
+                    continue
                 event = self._event(payload, end)
                 if event is not None:
                     yield EVENT, event, 0
@@ -585,6 +596,13 @@ class JournalReader:
         if not isinstance(event, dict) or event.get("type") == HEADER_TYPE:
             return None
         return event
+
+    def sample_runs(self, payload: memoryview, n: int) -> list[np.ndarray] | None:
+        """A sample block as one 2-D (columns x rows) view per run of same-dtype columns,
+        in this labctl's column order; None when the file's columns differ from ours."""
+        if self.layout is not _OUR_LAYOUT:
+            return None
+        return [arr for _, _, arr in _OUR_LAYOUT.blocks(payload, n)]
 
     def sample_blocks(self, reuse_buffer: bool = False) -> Iterator[dict[str, np.ndarray]]:
         for kind, item, n in self.records(reuse_buffer):

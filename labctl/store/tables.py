@@ -90,6 +90,12 @@ class StepAccumulator:
         self._last = [float(columns[name][-1]) for name in CUMULATIVE]
         self.n_samples += n
 
+    def moved_ah(self) -> float:
+        """Charge moved so far (charge plus discharge), as `result` would count it."""
+        if self.n_samples == 0:
+            return 0.0
+        return max(0.0, self._last[0] - self._first[0]) + max(0.0, self._last[1] - self._first[1])
+
     def result(self, end_kind: str, end_reason: str) -> StepResult:
         """The step's row (cheap: the engine calls it while the step runs)."""
         nan = math.nan
@@ -292,17 +298,43 @@ def build_timeseries(samples: Mapping[str, np.ndarray]) -> pd.DataFrame:
 ARROW_SCHEMA = pa.schema([(n, pa.from_numpy_dtype(d)) for n, d in SAMPLE_COLUMNS.items()])
 
 
+def _dtype_runs() -> list[tuple[np.dtype, list[str]]]:
+    """SAMPLE_COLUMNS grouped into runs of neighbouring same-dtype columns."""
+    runs: list[tuple[np.dtype, list[str]]] = []
+    for name, dtype in SAMPLE_COLUMNS.items():
+        if runs and runs[-1][0] == dtype:
+            runs[-1][1].append(name)
+        else:
+            runs.append((dtype, [name]))
+    return runs
+
+
 class _RowGroup:
     """A reusable buffer of samples, written to Parquet one row group at a time."""
 
     def __init__(self, rows: int):
-        self.cols = {name: np.empty(rows, dtype=dt) for name, dt in SAMPLE_COLUMNS.items()}
+        # One 2-D buffer per run of same-dtype columns (the journal's own grouping), so
+        # a journal block is copied in with a few numpy calls instead of one per column.
+        self.runs: list[np.ndarray] = []
+        self.cols: dict[str, np.ndarray] = {}
+        for dtype, names in _dtype_runs():
+            buf = np.empty((len(names), rows), dtype=dtype)
+            self.runs.append(buf)
+            self.cols.update((name, buf[i]) for i, name in enumerate(names))
         self.capacity, self.n = rows, 0
 
     def add(self, block: Mapping[str, np.ndarray], lo: int, hi: int) -> int:
         m = min(hi - lo, self.capacity - self.n)
         for name, col in self.cols.items():
             col[self.n:self.n + m] = block[name][lo:lo + m]
+        self.n += m
+        return lo + m
+
+    def add_runs(self, runs: list[np.ndarray], lo: int, hi: int) -> int:
+        """Like `add`, from a block given as `JournalReader.sample_runs` views."""
+        m = min(hi - lo, self.capacity - self.n)
+        for buf, arr in zip(self.runs, runs, strict=True):
+            buf[:, self.n:self.n + m] = arr[:, lo:lo + m]
         self.n += m
         return lo + m
 
@@ -327,6 +359,13 @@ class _TimeseriesSink:
         lo = 0
         while lo < m:
             lo = self.group.add(block, lo, m)
+            if self.group.n == self.group.capacity:
+                self._write()
+
+    def add_runs(self, runs: list[np.ndarray], m: int) -> None:
+        lo = 0
+        while lo < m:
+            lo = self.group.add_runs(runs, lo, m)
             if self.group.n == self.group.capacity:
                 self._write()
 
@@ -376,14 +415,14 @@ def finalize(run_dir: str | Path) -> dict[str, Any]:
     One streaming pass: the timeseries goes out a row group at a time, so memory
     stays bounded however long the run. Records in run.json which journal state
     the tables were built from (`tables_journal_bytes`, `tables_journal`).
-    Returns {"steps", "cycles", "n_samples", "valid_bytes"} so callers need not
-    read the tables back.
+    Returns {"steps", "cycles", "n_samples", "valid_bytes", "events"} so callers need
+    not read the tables back ("events": every event but the instrument state snapshots).
     """
     from labctl.store.rundir import RunDir
 
     run_dir = Path(run_dir)
     rundir = RunDir.open(run_dir)  # refuse a folder that is not a run before writing
-    reader = JournalReader(run_dir / JOURNAL_NAME)
+    reader = JournalReader(run_dir / JOURNAL_NAME, skip_event_types=("state",))
     events: list[dict] = []
     tracker, means = _StepTracker(), _CycleMeans()
     n_samples = 0
@@ -403,7 +442,11 @@ def finalize(run_dir: str | Path) -> dict[str, Any]:
                     tracker.event(item)
                     events.append(item)
                 else:
-                    sink.add(reader.layout.columns_of(item, m), m)
+                    runs = reader.sample_runs(item, m)
+                    if runs is not None:
+                        sink.add_runs(runs, m)
+                    else:  # a journal written with other columns
+                        sink.add(reader.layout.columns_of(item, m), m)
                     n_samples += m
             sink.finish()
         except BaseException:
