@@ -13,7 +13,6 @@ Never fails on timing.
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import shutil
 import tempfile
@@ -42,8 +41,9 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=64)
     parser.add_argument("--hours", type=float, default=100.0)
     parser.add_argument("--keep", help="Keep the results in this folder (default: a temp folder).")
-    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
-                        help="Worker processes (default: one per core); 1 = threads only.")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="Worker processes (default: labctl's, at most 4 channels per "
+                             "process and at least one per core); 1 = threads only.")
     args = parser.parse_args()
 
     import labctl.sim.cycler  # noqa: F401  (import before timing)
@@ -59,6 +59,10 @@ def main() -> None:
                        station=str(HERE.parent / "instruments" / "sim.yaml"))
             for k in range(args.channels)]
     prepared = prepare_all(jobs)
+    if args.processes is None:
+        from labctl.engine.multi import default_processes
+
+        args.processes = default_processes(len(prepared))
     controls = [RunControl() for _ in prepared]
     t0 = time.perf_counter()
     outcomes = run_channels(prepared, results_root=root / "results", controls=controls,

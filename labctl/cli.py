@@ -189,7 +189,8 @@ def _exit_for(status: str, reason: str) -> None:
               help="A batch file mapping channels to procedures, cells and parameters.")
 @click.option("--speed", type=float, help="Pace virtual time: virtual seconds per wall second.")
 @click.option("--processes", type=click.IntRange(min=1), default=None,
-              help="Worker processes for several channels (default: one per CPU core).")
+              help="Worker processes for several channels (default: one per core, "
+                   "and at most 4 channels per process).")
 @click.option("--no-progress", is_flag=True, help="Do not show the live progress line.")
 @json_option
 @user_errors
@@ -225,18 +226,17 @@ def run(procedure: str | None, station: str | None, cell: str | None, params: tu
     _exit_for(outcome.status, outcome.reason)
 
 
-def _auto_processes(n_channels: int) -> int:
-    """Worker processes for a multi-channel run: one per core, at most one per channel."""
-    import os
-
-    return max(1, min(n_channels, os.cpu_count() or 1))
-
-
 def _run_channels(procedure, station, cell, params, results, channels, batch, speed, as_json,
                   processes=None):
     """Several channels in parallel, each its own run directory; all validated first."""
     from labctl.engine.control import RunControl, signals_abort
-    from labctl.engine.multi import ChannelJob, load_batch, prepare_all, run_channels
+    from labctl.engine.multi import (
+        ChannelJob,
+        default_processes,
+        load_batch,
+        prepare_all,
+        run_channels,
+    )
 
     if batch:
         if procedure or channels:
@@ -251,7 +251,7 @@ def _run_channels(procedure, station, cell, params, results, channels, batch, sp
     controls = [RunControl() for _ in prepared]
     with signals_abort(*controls):
         outcomes = run_channels(prepared, results_root=results, controls=controls, speed=speed,
-                                processes=processes or _auto_processes(len(prepared)))
+                                processes=processes or default_processes(len(prepared)))
     rows = []
     for job, outcome in zip(jobs, outcomes, strict=True):
         if isinstance(outcome, Exception):
