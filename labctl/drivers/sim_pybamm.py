@@ -50,6 +50,7 @@ from labctl.capabilities.cycler import CyclerRanges, EndKind, SampleBatch, StepE
 from labctl.capabilities.limits import SafetyLimits
 from labctl.capabilities.steps import ElectricalStep, LoggingPolicy, Mode
 from labctl.errors import InstrumentError, LabctlError
+from labctl.sim.channel_checks import current_limit_a, refuse_impossible_step
 from labctl.sim.events import Watch, condition_watches, safety_watches
 from labctl.sim.logging_grid import LogGrid
 from labctl.sim.measure import Meter
@@ -471,8 +472,7 @@ class PybammCyclerChannel:
         self._state_time = now
 
     def _current_limit(self, step: ElectricalStep) -> float:
-        limit = step.current_limit_a if step.current_limit_a is not None else self.ranges.max_current_a
-        return min(abs(float(limit)), self.ranges.max_current_a)
+        return current_limit_a(step, self.ranges)
 
     def _time_limit(self, step: ElectricalStep) -> tuple[float, EndKind, str]:
         if step.duration_s is not None:
@@ -486,20 +486,7 @@ class PybammCyclerChannel:
 
     def _check(self, step: ElectricalStep) -> None:
         """Refuse what the channel cannot do (validation should have caught it already)."""
-        r = self.ranges
-        where = f"{self.name}: step {step.text or step.mode.value!r}"
-        if step.duration_s is not None and not step.duration_s >= 0:
-            raise InstrumentError(f"{where}: duration must be >= 0 s, got {step.duration_s}")
-        if step.mode is Mode.CURRENT and abs(step.value) > r.max_current_a * (1 + 1e-9):
-            raise InstrumentError(f"{where}: {abs(step.value):g} A is beyond the channel's "
-                                  f"{r.max_current_a:g} A")
-        if step.mode is Mode.VOLTAGE and not r.min_voltage_v <= step.value <= r.max_voltage_v:
-            raise InstrumentError(f"{where}: {step.value:g} V is outside the channel's "
-                                  f"{r.min_voltage_v:g}..{r.max_voltage_v:g} V")
-        if step.mode in (Mode.CURRENT_PROFILE, Mode.POWER_PROFILE):
-            prof = step.profile
-            if prof is None or len(prof.time_s) == 0 or len(prof.time_s) != len(prof.value):
-                raise InstrumentError(f"{where}: needs a profile with as many times as values")
+        refuse_impossible_step(step, self.ranges, self.name)
 
 
 def check_cell_matches(cell: Any, channel: PybammCyclerChannel) -> None:
