@@ -373,7 +373,10 @@ def test_sigkill_at_random_moments_keeps_every_reported_block_once(tmp_path, mod
         first = proc.stdout.readline()  # the child is writing
         time.sleep(rnd.uniform(0.0, 0.3))
         proc.send_signal(signal.SIGKILL)
-        rest, _ = proc.communicate(timeout=60)
+        # Read the rest through the same text stream: readline() may already hold more
+        # lines in its buffer, which communicate(timeout=...) would skip (it reads the fd).
+        rest = proc.stdout.read()
+        proc.wait(timeout=60)
         assert proc.returncode == -signal.SIGKILL
         reported = [tuple(map(int, line.split())) for line in (first + rest).splitlines()]
         assert [k for k, _ in reported] == list(range(len(reported)))

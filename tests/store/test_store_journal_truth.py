@@ -227,7 +227,10 @@ def test_sigkill_keeps_every_synced_block_exactly_once_in_order(tmp_path):
         reported = [int(proc.stdout.readline())]  # wait for the first synced block
         time.sleep(rnd.uniform(0.0, 0.25))
         os.kill(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate(timeout=30)
+        # The same text stream as readline() (its buffer may hold further lines, which
+        # communicate(timeout=...) would skip: it reads the file descriptor).
+        out = proc.stdout.read()
+        proc.wait(timeout=30)
         assert proc.returncode == -signal.SIGKILL
         reported += [int(x) for x in out.split()]
         assert reported == list(range(len(reported)))
