@@ -25,6 +25,8 @@ from labctl.cells.spec import CellLimits, CellModel, CellSpec, RCPair, Table, Th
 from labctl.clock import VirtualClock
 from labctl.procedures import parse_logging
 from labctl.sim import SimCyclerChannel, SimWorld
+from tests.sim.helpers import joined
+from tests.sim.helpers import run as run_to_end
 
 RANGES = CyclerRanges(max_current_a=50.0, max_voltage_v=10.0, min_voltage_v=0.0)
 LIMITS = CellLimits(max_voltage_v=9.0, min_voltage_v=0.5, max_charge_current_a=40.0,
@@ -47,17 +49,10 @@ def _channel(cell, clock=None, **kw) -> SimCyclerChannel:
 
 
 def _run(ch, step, logging=None, limits=None):
-    gen = ch.run_step(step, limits or SafetyLimits(), logging or LoggingPolicy(period_s=1.0))
-    batches = []
-    while True:
-        try:
-            batches.append(next(gen))
-        except StopIteration as stop:
-            end = stop.value
-            break
-    cols = ("step_time_s", "voltage_v", "current_a", "temperature_c", "charge_ah",
-            "discharge_ah", "charge_wh", "discharge_wh")
-    return {c: np.concatenate([getattr(b, c) for b in batches]) for c in cols}, end, batches
+    # The shared runner of tests/sim/helpers.py, with this file's return shape.
+    batches, end = run_to_end(ch, step, limits=limits, logging=logging or LoggingPolicy(period_s=1.0))
+    cols = joined(batches)
+    return cols, end, batches
 
 
 def _linear_v(s0: float, current: float, t: np.ndarray) -> np.ndarray:

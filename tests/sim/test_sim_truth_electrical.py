@@ -30,6 +30,8 @@ from labctl.cells.spec import CellLimits, CellModel, CellSpec, RCPair, Table, Th
 from labctl.clock import VirtualClock
 from labctl.procedures import parse_step
 from labctl.sim import SimCyclerChannel, SimWorld
+from tests.sim.helpers import joined
+from tests.sim.helpers import run as run_to_end
 
 INERT = ThermalModel(heat_capacity_j_per_k=1e15, heat_transfer_w_per_k=1.0)
 RANGES = CyclerRanges(max_current_a=50.0, max_voltage_v=10.0, min_voltage_v=0.0)
@@ -56,17 +58,10 @@ def _channel(cell: CellSpec, clock: VirtualClock | None = None) -> SimCyclerChan
 
 def _run(ch: SimCyclerChannel, step: ElectricalStep, logging: LoggingPolicy | None = None,
          limits: SafetyLimits | None = None):
-    gen = ch.run_step(step, limits or SafetyLimits(), logging or LoggingPolicy(period_s=1.0))
-    batches = []
-    while True:
-        try:
-            batches.append(next(gen))
-        except StopIteration as stop:
-            end = stop.value
-            break
-    cols = ("step_time_s", "voltage_v", "current_a", "temperature_c", "charge_ah",
-            "discharge_ah", "charge_wh", "discharge_wh")
-    return {c: np.concatenate([getattr(b, c) for b in batches]) for c in cols}, end
+    # The shared runner of tests/sim/helpers.py, with this file's return shape.
+    batches, end = run_to_end(ch, step, limits=limits, logging=logging or LoggingPolicy(period_s=1.0))
+    cols = joined(batches)
+    return cols, end
 
 
 # -- constant current ------------------------------------------------------------------------
