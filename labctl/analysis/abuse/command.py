@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from labctl.cli import emit_json, json_option, results_option, run_path_argument, user_errors
+from labctl.commands.common import (
+    emit_json,
+    json_option,
+    results_option,
+    run_path_argument,
+    user_errors,
+)
 
 
 @click.command("abuse")

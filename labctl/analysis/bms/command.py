@@ -8,7 +8,13 @@ from typing import Any
 def bms_command() -> Any:
     import click
 
-    from labctl.cli import emit_json, json_option, results_option, run_path_argument, user_errors
+    from labctl.commands.common import (
+        emit_json,
+        json_option,
+        results_option,
+        run_path_argument,
+        user_errors,
+    )
 
     @click.command("bms")
     @click.argument("run")

@@ -8,8 +8,8 @@ import click
 
 
 def _cli() -> Any:
-    # Imported here: labctl.cli imports the plugin registry, which imports this lazily.
-    import labctl.cli as cli
+    # Imported when the command is built, not when the plugin registers.
+    import labctl.commands.common as cli
 
     return cli
 

@@ -9,8 +9,14 @@ import click
 
 
 def eis_command() -> click.Command:
-    # Imported here: labctl.cli imports the plugin registry, which imports this lazily.
-    from labctl.cli import emit_json, json_option, results_option, run_path_argument, user_errors
+    # Imported when the command is built, not when the plugin registers.
+    from labctl.commands.common import (
+        emit_json,
+        json_option,
+        results_option,
+        run_path_argument,
+        user_errors,
+    )
 
     @click.command("eis")
     @click.argument("target")

@@ -1,0 +1,115 @@
+"""What every `labctl` command shares: JSON output, option decorators, exit codes,
+user-error handling and run lookup.
+
+Command modules and analysis plugins import these helpers from here, never from
+`labctl.cli` (which only lists the commands).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from labctl.errors import LabctlError, ValidationError
+
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_RUN_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalars
+        return _jsonable(value.item())
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def emit_json(payload: dict) -> None:
+    click.echo(json.dumps(_jsonable(payload), indent=2, default=str))
+
+
+def user_errors(func):
+    """Turn LabctlError into a clear message and exit status 2, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        as_json = kwargs.get("as_json", False)
+        try:
+            return func(*args, **kwargs)
+        except ValidationError as exc:
+            if as_json:
+                emit_json({"ok": False, "problems": [p.as_dict() for p in exc.problems]})
+            else:
+                for problem in exc.problems:
+                    err_console.print(f"[red]error[/red]: {problem}", highlight=False, soft_wrap=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except LabctlError as exc:
+            if as_json:
+                emit_json({"ok": False, "error": str(exc)})
+            else:
+                err_console.print(f"[red]error[/red]: {exc}", highlight=False, soft_wrap=True)
+            sys.exit(EXIT_BAD_INPUT)
+
+    return wrapper
+
+
+def parse_params(values: tuple[str, ...]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise LabctlError(f"--param {item!r}: write it as name=value")
+        params[name.strip()] = value.strip()
+    return params
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+station_option = click.option(
+    "--station", type=click.Path(dir_okay=False), help="Station file (default: instruments/sim.yaml)."
+)
+cell_option = click.option("--cell", help="Cell file, or a preset name such as lfp-2p2ah (default).")
+param_option = click.option(
+    "--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a procedure parameter."
+)
+results_option = click.option(
+    "--results", type=click.Path(file_okay=False), default="results", show_default=True,
+    help="Results store folder.",
+)
+
+
+
+
+def resolve_run(run: str, results: str) -> Path:
+    path = Path(run)
+    if path.is_dir():
+        return path
+    root = Path(results)
+    matches = sorted(p for p in root.glob(f"{run}*") if p.is_dir()) if root.is_dir() else []
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise LabctlError(f"no run {run!r}: not a folder, and no run id starting so in {root}")
+    raise LabctlError(f"run id {run!r} is ambiguous in {root}: {', '.join(m.name for m in matches)}")
+
+
+
+def run_path_argument(run: str, results: str) -> Path:
+    """A run directory given as a path or a run-id prefix in the results store."""
+    return resolve_run(run, results)
