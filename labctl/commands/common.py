@@ -94,9 +94,8 @@ results_option = click.option(
 )
 
 
-
-
 def resolve_run(run: str, results: str) -> Path:
+    """A run directory given as a path, or a run-id prefix in the results store."""
     path = Path(run)
     if path.is_dir():
         return path
@@ -107,7 +106,6 @@ def resolve_run(run: str, results: str) -> Path:
     if not matches:
         raise LabctlError(f"no run {run!r}: not a folder, and no run id starting so in {root}")
     raise LabctlError(f"run id {run!r} is ambiguous in {root}: {', '.join(m.name for m in matches)}")
-
 
 
 def run_path_argument(run: str, results: str) -> Path:

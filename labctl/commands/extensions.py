@@ -62,7 +62,6 @@ def analyze() -> None:
     """Analyse a run (or a data file) and store the result in the run's analysis/ folder."""
 
 
-
 @click.group()
 def sim() -> None:
     """Simulated instruments for real drivers (no hardware needed)."""

@@ -38,7 +38,6 @@ def list_runs_cmd(results: str, as_json: bool) -> None:
     console.print(table)
 
 
-
 @click.command()
 @click.argument("run")
 @results_option
@@ -86,7 +85,6 @@ def export(run: str, fmt: str, output: str, results: str, as_json: bool) -> None
         emit_json({"ok": True, "format": fmt, "output": str(written)})
     else:
         console.print(f"wrote {written}", highlight=False)
-
 
 
 @click.command()
