@@ -77,6 +77,21 @@ def run_argument(command: Any) -> str | None:
     return None
 
 
+def command_defaults(command: Any) -> dict[str, Any]:
+    """The value of every option as the command line would give it when not typed."""
+    import click
+
+    ctx = click.Context(command)
+    out = {}
+    for p in command.params:
+        if isinstance(p, click.Argument) or p.name is None:
+            continue
+        value = p.get_default(ctx, call=True)
+        out[p.name] = p.type_cast_value(ctx, value) if value is not None else (
+            () if p.multiple else None)
+    return out
+
+
 def analyze_one(name: str, run_path: str, options: dict[str, Any]) -> dict[str, Any]:
     """Analyse one run like `labctl analyze NAME RUN --json [options]`; never raises.
 
@@ -89,7 +104,7 @@ def analyze_one(name: str, run_path: str, options: dict[str, Any]) -> dict[str, 
         command = analysis_command(name)
         callback = getattr(command.callback, "__wrapped__", command.callback)
         arg = run_argument(command)
-        callback(**{**options, arg: run_path, "as_json": True})
+        callback(**{**command_defaults(command), **options, arg: run_path, "as_json": True})
         payload = _last_json(buffer.getvalue())
         return {"run_path": run_path, "ok": bool(payload.get("ok", True)),
                 "summary": payload.get("summary"), "folder": payload.get("folder"),
