@@ -280,7 +280,7 @@ class Store:
         if schema is not None:
             empty = schema.empty_table().to_pandas()
         else:
-            empty = pd.DataFrame(columns=_default_columns(kind))
+            empty = self._meta_from_journal(kind, chosen)
         if columns is not None:
             missing = [c for c in columns if c != "run_id" and c not in empty.columns]
             if missing and schema is not None:
@@ -291,12 +291,22 @@ class Store:
         return empty
 
 
-def _default_columns(kind: str) -> list[str]:
-    from labctl.records import SAMPLE_COLUMNS
-    from labctl.store.tables import CYCLE_COLUMNS, STEP_COLUMNS
+    def _meta_from_journal(self, kind: str, chosen: list) -> pd.DataFrame:
+        """No run has the table as Parquet yet: the columns and dtypes of one built from
+        a local run's journal (as `open_run` builds it), else the sample columns."""
+        from labctl.records import SAMPLE_COLUMNS
 
-    return {"timeseries": list(SAMPLE_COLUMNS), "steps": STEP_COLUMNS,
-            "cycles": CYCLE_COLUMNS}.get(kind, [])
+        if self.local and kind in ("timeseries", "steps", "cycles"):
+            from labctl.store.run import open_run
+
+            for row, _file, _flt in chosen:
+                try:
+                    return getattr(open_run(row.path), kind).iloc[:0]
+                except (LabctlError, OSError, ValueError):
+                    continue
+        if kind == "timeseries":
+            return pd.DataFrame({c: pd.Series([], dtype=d) for c, d in SAMPLE_COLUMNS.items()})
+        return pd.DataFrame()
 
 
 def _check_name(name: str) -> None:
