@@ -37,7 +37,7 @@ def _read_status(run_dir: Path) -> dict:
 @json_option
 @user_errors
 def status(results: str, as_json: bool) -> None:
-    """Show every active run in a results store (works from any terminal)."""
+    """Show every active run in a results store, from every bench that writes to it."""
     from labctl.progress import format_duration
 
     rows = []
@@ -54,11 +54,12 @@ def status(results: str, as_json: bool) -> None:
     if not rows:
         console.print(f"no active runs in {results}", highlight=False)
         return
-    table = Table("run", "procedure", "state", "step", "time", "V", "A", "°C")
+    table = Table("run", "bench", "procedure", "state", "step", "time", "V", "A", "°C")
     for r in rows:
         def fmt(x, f):
             return "-" if x is None else f.format(x)
-        table.add_row(r["run_id"], str(r["procedure"]), r["state"],
+        table.add_row(r["run_id"], str(r.get("bench") or r.get("host") or "-"),
+                      str(r["procedure"]), r["state"],
                       f"{r['step_index']}: {r['step']}" if r["step_index"] else "-",
                       format_duration(r["test_time_s"]) if r["test_time_s"] is not None else "-",
                       fmt(r["voltage_v"], "{:.4f}"), fmt(r["current_a"], "{:+.4f}"),
