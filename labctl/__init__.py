@@ -9,15 +9,23 @@ In a notebook:
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-try:
-    __version__ = version("labctl")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0+unknown"
-
 __all__ = ["__version__", "open_run"]
+
+
+def __getattr__(name: str) -> Any:
+    # importlib.metadata costs ~10 ms at start-up: look the version up on first use.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("labctl")
+        except PackageNotFoundError:  # running from a source tree without an install
+            found = "0+unknown"
+        globals()["__version__"] = found  # looked up once
+        return found
+    raise AttributeError(f"module 'labctl' has no attribute {name!r}")
 
 
 def open_run(path: Any) -> Any:

@@ -30,7 +30,6 @@ from labctl.station_spec import StationSpec
 from labctl.store.journal import JournalWriter, read_journal
 from labctl.store.run import summarize
 from labctl.store.rundir import RunDir, effective_status, new_run_id
-from labctl.store.tables import finalize
 
 DEFAULT_RESULTS = "results"
 
@@ -186,6 +185,8 @@ def _finish(engine: Engine, rundir: RunDir, journal: Any, station: Any) -> RunOu
             engine.storage_error = engine.storage_error or str(exc)
         station.close()
     try:
+        from labctl.store.tables import finalize  # pyarrow: only once samples exist
+
         tables = finalize(rundir.path)
         meta = dict(rundir.meta, status=status, reason=reason)
         summary = summarize(meta, tables["steps"], tables["cycles"], tables["n_samples"])

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import pyarrow.parquet as pq
+if TYPE_CHECKING:  # imported where a table is read: `labctl run` and `ls` never need pandas
+    import pandas as pd
 
 from labctl.errors import LabctlError
+from labctl.store.freshness import tables_current
 from labctl.store.journal import JournalData, read_events, read_journal
 from labctl.store.rundir import RunDir, effective_status
-from labctl.store.tables import build_cycles, build_steps, build_timeseries, tables_current
 
 _SUMMARY_KEYS = ("cycle_index", "charge_capacity_ah", "discharge_capacity_ah", "charge_energy_wh",
                  "discharge_energy_wh", "coulombic_efficiency", "energy_efficiency")
@@ -32,24 +33,39 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def summarize(meta: dict, steps: pd.DataFrame, cycles: pd.DataFrame, n_samples: int
-              ) -> dict[str, Any]:
+def _columns(table: Any) -> Mapping[str, Any]:
+    """A DataFrame or a mapping of column arrays, as a mapping of numpy arrays."""
+    if hasattr(table, "columns") and hasattr(table, "to_numpy"):
+        return {c: table[c].to_numpy() for c in table.columns}
+    return table
+
+
+def summarize(meta: dict, steps: Any, cycles: Any, n_samples: int) -> dict[str, Any]:
     """Status, counts, duration, and the numbers of the last complete cycle.
 
-    A complete cycle is one that both charged and discharged; when there is
-    none, the last cycle is reported. NaN becomes None (JSON-friendly).
+    `steps` and `cycles` are DataFrames or mappings of column arrays. A complete
+    cycle is one that both charged and discharged; when there is none, the last
+    cycle is reported. NaN becomes None (JSON-friendly).
     """
+    import numpy as np
+
+    steps, cycles = _columns(steps), _columns(cycles)
     out: dict[str, Any] = {"status": meta.get("status"), "reason": meta.get("reason")}
-    if len(cycles):
-        full = cycles[(cycles.charge_capacity_ah > 0) & (cycles.discharge_capacity_ah > 0)]
-        row = full.iloc[-1] if len(full) else cycles.iloc[-1]
+    n_cycles = len(cycles["cycle_index"]) if "cycle_index" in cycles else 0
+    if n_cycles:
+        full = np.flatnonzero((np.asarray(cycles["charge_capacity_ah"]) > 0)
+                              & (np.asarray(cycles["discharge_capacity_ah"]) > 0))
+        row = int(full[-1]) if len(full) else n_cycles - 1
         for key in _SUMMARY_KEYS:
-            out[key] = int(row[key]) if key == "cycle_index" else float(row[key])
+            value = cycles[key][row]
+            out[key] = int(value) if key == "cycle_index" else float(value)
     out["n_samples"] = int(n_samples)
-    out["n_steps"] = int(len(steps))
-    out["n_cycles"] = int(len(cycles))
-    ends = steps["end_time_s"].dropna() if len(steps) else ()
-    out["duration_s"] = float(max(ends)) if len(ends) else 0.0
+    n_steps = len(steps["step_index"]) if "step_index" in steps else 0
+    out["n_steps"] = int(n_steps)
+    out["n_cycles"] = int(n_cycles)
+    ends = np.asarray(steps["end_time_s"], dtype=np.float64) if n_steps else np.empty(0)
+    ends = ends[~np.isnan(ends)]
+    out["duration_s"] = float(ends.max()) if len(ends) else 0.0
     return {k: _clean(v) for k, v in out.items()}
 
 
@@ -79,6 +95,8 @@ class Run:
         return read_events(self.path)  # tables are current: no need to decode samples
 
     def _table(self, name: str) -> pd.DataFrame:
+        import pandas as pd
+
         try:
             return pd.read_parquet(self.path / f"{name}.parquet")
         except (OSError, ValueError) as exc:  # damaged since: fall back to the journal
@@ -92,6 +110,8 @@ class Run:
                 return self._table("timeseries")
             except _Rebuild:
                 pass
+        from labctl.store.tables import build_timeseries
+
         return build_timeseries(self._journal.samples)
 
     @cached_property
@@ -101,6 +121,8 @@ class Run:
                 return self._table("steps")
             except _Rebuild:
                 pass
+        from labctl.store.tables import build_steps
+
         return build_steps(self._journal.events, self._journal.samples)
 
     @cached_property
@@ -110,11 +132,15 @@ class Run:
                 return self._table("cycles")
             except _Rebuild:
                 pass
+        from labctl.store.tables import build_cycles
+
         return build_cycles(self.steps, self._journal.samples)
 
     def n_samples(self) -> int:
         if self._from_tables and "timeseries" not in self.__dict__:
             try:
+                import pyarrow.parquet as pq
+
                 return pq.ParquetFile(self.path / "timeseries.parquet").metadata.num_rows
             except (OSError, ValueError):
                 self._from_tables = False
@@ -141,6 +167,8 @@ class Run:
         if self._from_tables:
             p = self.path / "records" / f"{table}.parquet"
             if _NAME.match(str(table)) and p.is_file():
+                import pandas as pd
+
                 try:
                     return pd.read_parquet(p)
                 except (OSError, ValueError):
@@ -159,6 +187,8 @@ class Run:
         if not _NAME.match(str(name)) or not folder.is_dir():
             raise LabctlError(f"{self.path}: no analysis {name!r}; stored: "
                               f"{', '.join(stored) or 'none'}")
+        import pandas as pd
+
         tables = {}
         for p in sorted(folder.glob("*.parquet")):
             try:

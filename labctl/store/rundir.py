@@ -17,9 +17,10 @@ import time
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas costs ~0.2 s to import; `labctl ls` never needs it
+    import pandas as pd
 
 from labctl.errors import LabctlError
 from labctl.store.atomic import (
