@@ -29,9 +29,13 @@ def to_arrow(values: Any, type: pa.DataType | None = None) -> pa.Array:
     if (arr.dtype == object or arr.dtype.kind == "U") and arr.ndim == 1 \
             and all(isinstance(v, str) for v in arr.tolist()):
         encoded = [v.encode("utf-8") for v in arr.tolist()]
-        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        total = sum(len(e) for e in encoded)
+        # string (32-bit offsets) as pandas writes it; large_string only past 2 GiB. No
+        # cast: that would import pyarrow.compute (~0.1 s).
+        kind, offset_type = (pa.string(), np.int32) if total < 2**31 else (pa.large_string(),
+                                                                           np.int64)
+        offsets = np.zeros(len(encoded) + 1, dtype=offset_type)
         np.cumsum([len(e) for e in encoded], out=offsets[1:])
-        return pa.Array.from_buffers(pa.large_string(), len(encoded),
-                                     [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
-                                     ).cast(pa.string())
+        return pa.Array.from_buffers(kind, len(encoded),
+                                     [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
     return pa.array(arr, type=type)
