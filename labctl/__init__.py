@@ -20,8 +20,9 @@ except PackageNotFoundError:  # running from a source tree without an install
 __all__ = ["__version__", "open_run"]
 
 
-def open_run(path: Any) -> Any:
-    """Open a run directory: `.meta`, `.timeseries`, `.steps`, `.cycles` (pandas)."""
+def open_run(path: Any, results: Any = "results") -> Any:
+    """Open a run: its directory, or a run-id prefix as `labctl show` takes it (looked up
+    in `results`): `.meta`, `.timeseries`, `.steps`, `.cycles` (pandas)."""
     from labctl.store.run import open_run as _open_run
 
-    return _open_run(path)
+    return _open_run(path, results)
