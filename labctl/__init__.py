@@ -28,8 +28,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'labctl' has no attribute {name!r}")
 
 
-def open_run(path: Any) -> Any:
-    """Open a run directory: `.meta`, `.timeseries`, `.steps`, `.cycles` (pandas)."""
+def open_run(path: Any, results: Any = "results") -> Any:
+    """Open a run: its directory, or a run-id prefix as `labctl show` takes it (looked up
+    in `results`): `.meta`, `.timeseries`, `.steps`, `.cycles` (pandas)."""
     from labctl.store.run import open_run as _open_run
 
-    return _open_run(path)
+    return _open_run(path, results)

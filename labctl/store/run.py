@@ -37,15 +37,72 @@ def _columns(table: Any) -> Mapping[str, Any]:
     """A DataFrame or a mapping of column arrays, as a mapping of numpy arrays."""
     if hasattr(table, "columns") and hasattr(table, "to_numpy"):
         return {c: table[c].to_numpy() for c in table.columns}
-    return table
+    return table if table is not None else {}
+
+
+# A step moved charge when its counter grew by more than this (rest noise is far below).
+_MOVED_AH = 1e-6
+# A cycle returns to where it started when its last leg ends within this of the voltage
+# the leg before the cycle ended at (same cut-off, read the same way).
+_SAME_END_V = 0.05
+
+
+def _legs(steps: Mapping[str, Any]) -> list[tuple[int, int, str, float]]:
+    """(cycle, direction +1 charge / -1 discharge, end_kind, end voltage) of every step that
+    moved charge, in order."""
+    out = []
+    for cycle, ch, dis, kind, end_v in zip(steps["cycle_index"], steps["charge_capacity_ah"],
+                                           steps["discharge_capacity_ah"], steps["end_kind"],
+                                           steps["end_voltage_v"], strict=True):
+        ch, dis = float(ch or 0.0), float(dis or 0.0)
+        if max(ch, dis) <= _MOVED_AH:
+            continue
+        out.append((int(cycle), 1 if ch >= dis else -1, str(kind), float(end_v)))
+    return out
+
+
+def complete_cycles(steps: Any) -> list[int]:
+    """Cycles whose efficiencies mean something: the cell went through a whole charge and a
+    whole discharge and came back to where it started.
+
+    A cycle is complete when it both charged and discharged, every step of it ended
+    normally (on its condition or its time; none interrupted, none stopped by a limit),
+    and its last charge-moving leg ends at the state the leg before the cycle ended at
+    (same direction, same end voltage within 50 mV). A charge that starts
+    from wherever the cell happened to be (a simulated cell half full, a fresh cell) is not
+    a complete cycle: its coulombic efficiency would be ~200 %.
+
+    `steps` is a DataFrame or a mapping of column arrays.
+    """
+    steps = _columns(steps)
+    if "cycle_index" not in steps or not len(steps["cycle_index"]):
+        return []
+    bad = {int(c) for c, kind in zip(steps["cycle_index"], steps["end_kind"], strict=True)
+           if str(kind) not in ("condition", "time")}
+    legs = _legs(steps)
+    complete = []
+    for cycle in sorted({leg[0] for leg in legs}):
+        idx = [k for k, leg in enumerate(legs) if leg[0] == cycle]
+        if cycle in bad or idx[0] == 0:
+            continue
+        mine = [legs[k] for k in idx]
+        if {leg[1] for leg in mine} != {1, -1}:
+            continue
+        before, last = legs[idx[0] - 1], mine[-1]
+        if (before[1] == last[1] and {before[2], last[2]} <= {"condition", "time"}
+                and abs(before[3] - last[3]) <= _SAME_END_V):
+            complete.append(cycle)
+    return complete
 
 
 def summarize(meta: dict, steps: Any, cycles: Any, n_samples: int) -> dict[str, Any]:
     """Status, counts, duration, and the numbers of the last complete cycle.
 
-    `steps` and `cycles` are DataFrames or mappings of column arrays. A complete
-    cycle is one that both charged and discharged; when there is none, the last
-    cycle is reported. NaN becomes None (JSON-friendly).
+    `steps` and `cycles` are DataFrames or mappings of column arrays (what finalize
+    returns, so `labctl run` needs no pandas). Efficiencies come only from a complete
+    charge/discharge cycle (`complete_cycles`); without one, the last cycle's capacities
+    and energies are reported, the efficiencies are None and `efficiency_note` says why.
+    NaN becomes None.
     """
     import numpy as np
 
@@ -53,12 +110,17 @@ def summarize(meta: dict, steps: Any, cycles: Any, n_samples: int) -> dict[str, 
     out: dict[str, Any] = {"status": meta.get("status"), "reason": meta.get("reason")}
     n_cycles = len(cycles["cycle_index"]) if "cycle_index" in cycles else 0
     if n_cycles:
-        full = np.flatnonzero((np.asarray(cycles["charge_capacity_ah"]) > 0)
-                              & (np.asarray(cycles["discharge_capacity_ah"]) > 0))
-        row = int(full[-1]) if len(full) else n_cycles - 1
+        complete = set(complete_cycles(steps))
+        full = [k for k, c in enumerate(cycles["cycle_index"]) if int(c) in complete]
+        row = full[-1] if full else n_cycles - 1
         for key in _SUMMARY_KEYS:
             value = cycles[key][row]
             out[key] = int(value) if key == "cycle_index" else float(value)
+        out["complete_cycles"] = len(full)
+        if not full:
+            out["coulombic_efficiency"] = out["energy_efficiency"] = None
+            out["efficiency_note"] = ("efficiencies: none (no complete charge/discharge "
+                                      "cycle from and back to the same cut-off)")
     out["n_samples"] = int(n_samples)
     n_steps = len(steps["step_index"]) if "step_index" in steps else 0
     out["n_steps"] = int(n_steps)
@@ -216,6 +278,29 @@ class _Rebuild(Exception):
     """A Parquet table could not be read: build it from the journal instead."""
 
 
-def open_run(path: str | Path) -> Run:
-    """Open a run directory (finished, running or crashed); LabctlError if it is not one."""
-    return Run(Path(path))
+def find_run(run: str | Path, results: str | Path = "results") -> Path:
+    """A run directory given as a path, or as a run-id prefix (as `labctl show` takes it):
+    `20261205-0722` in the results store, or `store/20261205-0722` in that folder."""
+    path = Path(run)
+    if path.exists():
+        return path  # a folder, or something else RunDir.open names clearly
+    root, prefix = (path.parent, path.name) if path.parent != Path(".") else (Path(results), str(run))
+    try:
+        names = sorted(e.name for e in root.iterdir() if e.is_dir()) if root.is_dir() else []
+    except OSError:
+        names = []
+    matches = [n for n in names if prefix and n.startswith(prefix)]
+    if len(matches) == 1:
+        return root / matches[0]
+    if matches:
+        raise LabctlError(f"run id {prefix!r} is ambiguous in {root}: {', '.join(matches)}")
+    from labctl.suggest import did_you_mean
+
+    raise LabctlError(f"no run {str(run)!r}: not a folder, and no run id starting so in "
+                      f"{root}{did_you_mean(prefix, names)}")
+
+
+def open_run(path: str | Path, results: str | Path = "results") -> Run:
+    """Open a run directory (finished, running or crashed), given as its path or a run-id
+    prefix in `results`; LabctlError if it is not one."""
+    return Run(find_run(path, results))
