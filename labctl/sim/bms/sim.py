@@ -266,7 +266,7 @@ class SimBms:
                 continue
             index = self.smap.checksum_byte(name)
             data = bytes(msg.data)
-            if index is not None and checksum(self.smap.checksum_algorithm, data, index,
+            if index is not None and checksum(self.smap.checksum_spec(name), data, index,
                                               msg.arbitration_id) != data[index]:
                 self.rejected_commands += 1  # a corrupted command is ignored
                 continue
