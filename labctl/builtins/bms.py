@@ -18,7 +18,7 @@ MAP_KEYS = {"dbc", "cells", "cells_per_module", "signals", "counters", "checksum
             "checksum_algorithm"}
 SIM_KEYS = MAP_KEYS | {"bus", "pack", "topology", "latency_s", "tick_s", "jitter_s",
                        "command_timeout_s", "slave_timeout_s", "protections", "balancing", "soc",
-                       "soc_method", "sensor"}
+                       "soc_method", "sensor", "current_limits"}
 
 
 def signal_map(binding: InstrumentSpec, context: Any) -> Any:
