@@ -137,7 +137,9 @@ def compile_balancing(spec: Any) -> BalancingStep | None:
         return None
     return BalancingStep(f"bms_balancing {imb * 1000:g} mV -> {target * 1000:g} mV", spec.source(),
                          ("cell_voltage_v", "balancing", "cmd_balancing_enable"), "bms_balancing",
-                         imbalance_v=imb, target_v=target, current_a=cur, soc=soc, cell=cell,
+                         per_cell="it judges the BMS's per-cell balancing decisions (which cell "
+                                  "it bleeds, each cell's voltage as the spread closes)",
+                         cells_used=(cell,), imbalance_v=imb, target_v=target, current_a=cur, soc=soc, cell=cell,
                          timeout_s=timeout, tolerance=tol, mode=mode, capacity_ah=cap,
                          efficiency=eff)
 

@@ -1,4 +1,9 @@
-"""bms_fault_injection."""
+"""bms_fault_injection: inject a sensor, node or frame fault; the flag and the safe state must
+follow in time, or the frame checks must catch it.
+
+Flag faults work on pack-level signals too (the flag and the contactor state are all they
+read). A dead node needs a slave node: before the run, a simulated BMS's topology and DBC
+say whether there is one (a BMS whose messages the master sends alone has none)."""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Any
 
 from labctl.analysis.bms.checks import message_checks
 from labctl.can.frames import FrameBatch
+from labctl.can.roles import EITHER_FAULT, FAULT_ROLES
 from labctl.capabilities.cycler import StepEnd
 from labctl.steps.bms.session import BmsSession, BmsStep, stimulus
 from labctl.units import CURRENT, TIME
@@ -16,9 +22,6 @@ FAULTS = {"stuck_sensor": "fault_sensor", "drifting_sensor": "fault_sensor",
           "delay_frames": "max_gap", "bad_checksum": "checksum_errors"}
 
 
-
-# ------------------------------------------------------------------------------------------------
-# bms_fault_injection
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,8 @@ class FaultStep(BmsStep):
         batch = s.observe(max(self.duration_s, self.within_s + 2.0))
         stim.set_current(0.0)
         if self.expect.startswith("fault_"):
-            first, before = s.first_true(batch, self.expect, t_on)
+            flag = s.smap.first(*EITHER_FAULT.get(self.expect, (self.expect,)))
+            first, before = s.first_true(batch, flag, t_on)
             s.check(f"{self.fault}.{self.expect}", None if first is None else first - t_on, "s",
                     None, self.within_s, f"time to the {self.expect} flag")
             t_open, _ = s.first_true(batch, "contactor_closed", t_on, value=False)
@@ -76,6 +80,24 @@ class FaultStep(BmsStep):
         stim.clear_faults()
         s.observe(3.0)
         return s.finish(self.text)
+
+    def check_more(self, checker: Any, smap: Any, station: Any) -> None:
+        binding = station.instruments.get("bms")
+        if self.message is not None and self.message not in smap.device_messages():
+            checker.add(f"bms_fault_injection: {self.message!r} is not a message the BMS sends; "
+                        f"it sends: {', '.join(smap.device_messages())}")
+        if self.fault != "dead_node" or binding is None or binding.driver != "sim-bms":
+            return
+        from labctl.sim.bms.nodes import build_schedules, nodes_with_cells
+        from labctl.sim.bms.sim import dead_node_choices
+
+        topology = binding.settings.get("topology", "centralized")
+        nodes = sorted(nodes_with_cells(build_schedules(smap, str(topology), 0)))
+        if self.node is None and nodes:
+            return
+        if self.node not in nodes:
+            checker.add(f"bms_fault_injection dead_node: node {self.node!r} does not exist; "
+                        + dead_node_choices(str(topology), nodes))
 
 
 def compile_fault(spec: Any) -> FaultStep | None:
@@ -107,8 +129,20 @@ def compile_fault(spec: Any) -> FaultStep | None:
         spec.error("delay", "fault delay_frames needs 'delay' (how late each frame leaves)")
     if not spec.ok or within is None:
         return None
-    roles = ("contactor_closed", "cmd_contactor_close") + ((expect,) if expect.startswith("fault_") else ())
+    roles: tuple = ("contactor_closed", "cmd_contactor_close")
+    if expect.startswith("fault_"):
+        roles += (EITHER_FAULT.get(expect, expect),)
+    if message_role:
+        roles += (message_role,)
+    allowed = (*EITHER_FAULT, *FAULT_ROLES, "counter_errors", "checksum_errors", "max_gap", "jitter")
+    if expect not in allowed:
+        spec.error("expect", f"expect one of {', '.join(dict.fromkeys(allowed))}, got {expect!r}")
+        return None
+    periods: tuple = ("contactor_closed",) if expect.startswith("fault_") else ()
+    if expect in ("max_gap", "jitter") and message_role:  # judged against the cycle time
+        periods += (message_role,)
     return FaultStep(f"bms_fault_injection {fault}", spec.source(), roles, "bms_fault_injection",
+                     cells_used=(cell,) if cell is not None else (), period_roles=periods,
                      fault=fault, expect=expect, within_s=within, cell=cell, node=node,
                      message=message, message_role=message_role, rate_v_per_s=rate or 0.0, count=count or 0,
                      every=every or 0, delay_s=delay or 0.0, current_a=current or 0.0, duration_s=duration)

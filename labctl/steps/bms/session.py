@@ -131,13 +131,28 @@ def stimulus(session: BmsSession) -> Any:
 # Shared checking before the run
 
 
+Need = str | tuple[str, ...]  # a role, or alternatives (any one of them will do)
+
+
+def need_text(need: Need) -> str:
+    return repr(need) if isinstance(need, str) else "one of " + ", ".join(map(repr, need))
+
+
 @dataclass(frozen=True)
 class BmsStep:
+    """A BMS step and what it needs, checked against the station's signal map before the run:
+    roles (or alternatives), per-cell data (`per_cell`: why), the cells it names, and the
+    cycle times its judgement rests on."""
+
     text: str
     source: SourceRef
-    roles_needed: tuple[str, ...]
+    roles_needed: tuple[Need, ...]
     kind: str
     roles: tuple[str, ...] = ("bms",)
+    per_cell: str = ""  # why this step cannot work from pack-level values (empty: it can)
+    cells_used: tuple[int, ...] = ()
+    period_roles: tuple[Need, ...] = ()  # roles whose message's cycle time the limits use
+    all_periods: bool = False  # every message the BMS sends needs a cycle time
 
     def check(self, checker: Any) -> None:
         if not checker.need_role("bms"):
@@ -145,7 +160,7 @@ class BmsStep:
         station = checker.station
         if station is None or not station.source:
             return
-        from labctl.can.signals import signal_map_for_station
+        from labctl.can.signals import CELL_ROLES, signal_map_for_station
 
         try:
             smap = signal_map_for_station(station.source)
@@ -155,8 +170,35 @@ class BmsStep:
         except LabctlError as exc:
             checker.add(str(exc))
             return
-        for role in self.roles_needed:
-            if not smap.has(role):
-                checker.add(f"{self.kind} needs the role {role!r}, which the signal map of station "
-                            f"{station.name!r} ({station.source}) does not map")
+        where = f"station {station.name!r} ({station.source})"
+        missing = [n for n in self.roles_needed
+                   if not smap.first(*((n,) if isinstance(n, str) else n))]
+        cell_missing = [n for n in missing if isinstance(n, str) and n in CELL_ROLES]
+        if self.per_cell and cell_missing:
+            mapped = sorted(r for r in smap.scalar if not r.startswith(("cmd_", "fault_")))
+            checker.add(f"{self.kind} cannot run on this station: {self.per_cell}, so it needs the "
+                        f"per-cell role(s) {', '.join(map(repr, cell_missing))}; the signal map of "
+                        f"{where} has only pack-level values ({', '.join(mapped)})")
+            missing = [n for n in missing if n not in cell_missing]
+        for need in missing:
+            checker.add(f"{self.kind} needs the role {need_text(need)}, which the signal map of "
+                        f"{where} does not map")
+        for cell in self.cells_used:
+            if not 1 <= cell <= smap.cells:
+                checker.add(f"{self.kind}: cell {cell} does not exist; {where} has cells 1 to "
+                            f"{smap.cells}")
+        messages = list(smap.device_messages()) if self.all_periods else []
+        for need in self.period_roles:
+            role = smap.first(*((need,) if isinstance(need, str) else need))
+            if role is not None:
+                messages.append(smap.refs(role)[0].message)
+        for name in dict.fromkeys(messages):
+            if smap.period_s(name) is None:
+                checker.add(f"{self.kind} judges message {name} against its cycle time, and it has "
+                            f"none: the DBC {smap.dbc_path.name} has no GenMsgCycleTime for it and "
+                            f"{where} no cycle_times entry; add 'cycle_times: {{{name}: 100 ms}}' "
+                            "(its real period) to the bms instrument")
+        self.check_more(checker, smap, station)
 
+    def check_more(self, checker: Any, smap: Any, station: Any) -> None:
+        """Step-specific checks against the signal map (none by default)."""

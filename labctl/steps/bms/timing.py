@@ -44,6 +44,6 @@ def compile_timing(spec: Any) -> TimingStep | None:
     if not spec.ok or None in (d, tol, tp):
         return None
     return TimingStep(f"bms_can_timing {d:g} s", spec.source(), ("cmd_contactor_close",),
-                      "bms_can_timing", duration_s=d, cycle_tolerance=tol, jitter_s=jit,
+                      "bms_can_timing", all_periods=True, duration_s=d, cycle_tolerance=tol, jitter_s=jit,
                       timeout_periods=tp)
 
