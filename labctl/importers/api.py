@@ -145,7 +145,7 @@ def _store(p: Path, data: bytes, digest: str, parsed: Parsed, results: str | Pat
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, (str, int, float, bool)) or value is None:
+    if isinstance(value, str | int | float | bool | dict | list) or value is None:
         return value
     if hasattr(value, "item"):
         return value.item()

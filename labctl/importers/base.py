@@ -92,23 +92,28 @@ def _direction(current: np.ndarray) -> np.ndarray:
     return np.where(current > thr, 1, np.where(current < -thr, -1, 0)).astype(np.int8)
 
 
-def _derive_cycles(direction: np.ndarray) -> np.ndarray:
-    """Cycle 1 from the start; a new cycle when charging starts after a discharge."""
-    n = len(direction)
-    cycle = np.ones(n, dtype=np.int64)
-    seen_discharge, c = False, 1
-    # Only the records where the direction changes matter: loop over those.
-    change = np.flatnonzero(np.r_[True, direction[1:] != direction[:-1]])
-    bounds = np.r_[change, n]
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-        d = direction[lo]
-        if d < 0:
+def _step_kinds(direction: np.ndarray, step_start: np.ndarray) -> np.ndarray:
+    """+1 / -1 / 0 per step: the direction of most of its records."""
+    starts = np.flatnonzero(step_start)
+    sums = np.add.reduceat(direction.astype(np.int64), starts) if len(starts) else starts
+    sizes = np.diff(np.r_[starts, len(direction)])
+    mean = sums / np.maximum(sizes, 1)
+    return np.where(mean > 0.5, 1, np.where(mean < -0.5, -1, 0))
+
+
+def _derive_cycles(direction: np.ndarray, step_start: np.ndarray) -> np.ndarray:
+    """Cycle 1 from the start; a new cycle when a charging step follows a discharging one."""
+    kinds = _step_kinds(direction, step_start)
+    cycle_of_step = np.ones(len(kinds), dtype=np.int64)
+    c, seen_discharge = 1, False
+    for k, kind in enumerate(kinds.tolist()):
+        if kind < 0:
             seen_discharge = True
-        elif d > 0 and seen_discharge:
+        elif kind > 0 and seen_discharge:
             c += 1
             seen_discharge = False
-        cycle[lo:hi] = c
-    return cycle
+        cycle_of_step[k] = c
+    return cycle_of_step[np.cumsum(step_start) - 1]
 
 
 def _increments(counter: Counter, boundary: dict[str, np.ndarray]) -> np.ndarray:
@@ -168,21 +173,23 @@ def to_samples(parsed: Parsed, path: Any) -> tuple[dict[str, np.ndarray], list[I
                                   f"(file time {t[0]:g} s)")
 
     direction = _direction(cur)
+    if parsed.step is not None:
+        step = np.asarray(parsed.step, dtype=np.int64)
+        step_start = np.r_[True, step[1:] != step[:-1]]
+        rule = "a new step wherever the file's step number or cycle number changes"
+    else:
+        step_start = np.r_[True, direction[1:] != direction[:-1]]
+        rule = ("the file has no step numbers: a new step wherever the current's direction "
+                "(charge / discharge / rest) or the cycle changes")
     if parsed.cycle is None:
-        cycle = _derive_cycles(direction)
+        cycle = _derive_cycles(direction, step_start)
         parsed.conversions.append("cycle_index: the file has no cycle numbers; cycle 1 from the "
-                                  "start, a new cycle when charging starts after a discharge")
+                                  "start, a new cycle when a charging step starts after a "
+                                  "discharging step")
     else:
         cycle = np.asarray(parsed.cycle, dtype=np.int64)
     cycle_start = np.r_[True, cycle[1:] != cycle[:-1]]
-    if parsed.step is not None:
-        step = np.asarray(parsed.step, dtype=np.int64)
-        step_start = cycle_start | np.r_[True, step[1:] != step[:-1]]
-        rule = "a new step wherever the file's step number or cycle number changes"
-    else:
-        step_start = cycle_start | np.r_[True, direction[1:] != direction[:-1]]
-        rule = ("the file has no step numbers: a new step wherever the current's direction "
-                "(charge / discharge / rest) or the cycle changes")
+    step_start = step_start | cycle_start
     parsed.conversions.append(f"step_index: 1, 2, ... in execution order; {rule}")
     step_index = np.cumsum(step_start).astype(np.int64)
     boundary = {"step": step_start, "cycle": cycle_start}
@@ -243,3 +250,34 @@ def to_samples(parsed: Parsed, path: Any) -> tuple[dict[str, np.ndarray], list[I
             bits.append(f"file step {int(parsed.step[lo])}")
         steps.append(ImportedStep(lo, hi, kind, " ".join(bits) or kind))
     return samples, steps
+
+
+def orient_current(current: np.ndarray, charge: np.ndarray | None, discharge: np.ndarray | None,
+                   conversions: list[str], column: str) -> np.ndarray:
+    """The current with positive = charge, judged from the file's own counters: the
+    current while the charge counter grows must be positive (and negative while the
+    discharge counter grows). A file whose charging current is negative is negated."""
+    current = np.asarray(current, dtype=np.float64)
+    votes = 0.0
+    for counter, sign in ((charge, 1.0), (discharge, -1.0)):
+        if counter is None or len(counter) < 2:
+            continue
+        grows = np.diff(np.asarray(counter, dtype=np.float64)) > 0
+        votes += sign * float(np.sum(np.sign(current[1:][grows])))
+    if votes < 0:
+        conversions.append(f"current: {column!r} is negative while the file's charge counter "
+                           "grows (the vendor's sign): negated, so positive = charge")
+        return -current
+    conversions.append(f"current: {column!r} already positive while charging (kept)")
+    return current
+
+
+def unit_of(header: str) -> tuple[str, str]:
+    """("Current", "mA") from "Current(mA)", "Current (mA)", "Current / mA", "Current_mA"."""
+    import re
+
+    m = re.match(r"^(.*?)\s*(?:\(([^()]*)\)|/\s*([^/]+)|_(m?[AVW]h?|mAh|mWh|s|h|min))\s*$",
+                 header.strip())
+    if not m:
+        return header.strip(), ""
+    return m.group(1).strip(), (m.group(2) or m.group(3) or m.group(4) or "").strip()

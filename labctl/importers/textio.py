@@ -200,3 +200,27 @@ def parse_duration_s(col: Any, path: Path, fmt: str, name: str) -> np.ndarray:
         field = pc.if_else(pc.equal(field, ""), "0", field)
         total += factor * pc.cast(field, pa.float64()).to_numpy(zero_copy_only=False)
     return total
+
+
+def _key(text: str) -> str:
+    return re.sub(r"[\s_.\-]+", "", text).lower()
+
+
+def find_column(names: list[str], *bases: str, default_unit: str = "") -> tuple[str, float] | None:
+    """(header, SI factor) of the first header whose name without its unit is one of
+    `bases` (ignoring case, spaces, '_', '.', '-'); None if absent."""
+    from labctl.importers.base import unit_of
+
+    parsed = []
+    for n in names:
+        base, unit = unit_of(n)
+        parsed.append((n, _key(base), unit))
+    for b in bases:
+        kb = _key(b)
+        for header, base, unit in parsed:
+            if base == kb:
+                factor = unit_factor(unit or default_unit) if (unit or default_unit) else 1.0
+                if factor is None:
+                    continue
+                return header, factor
+    return None
