@@ -38,7 +38,7 @@ __all__ = [
 RUN_SCHEMA_VERSION = 1
 RUN_JSON = "run.json"
 INDEX_NAME = "index.jsonl"
-RUN_STATUSES = ("running", "completed", "aborted", "faulted", "interrupted")
+RUN_STATUSES = ("running", "completed", "aborted", "faulted", "interrupted", "imported")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
