@@ -5,13 +5,17 @@ In a notebook:
     import labctl
     run = labctl.open_run("results/20261125-101500-quickstart-lfp-2p2ah-1a2b")
     run.timeseries  # pandas DataFrame: test_time_s, voltage_v, current_a, ...
+
+    store = labctl.open_store("results")  # every run (needs labctl[fleet]: Dask)
+    store.runs  # catalog: one row per run
+    store.cycles(filters=[("cell", "==", "LFP 2.2 Ah")]).compute()
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["__version__", "open_run"]
+__all__ = ["__version__", "open_run", "open_store"]
 
 
 def __getattr__(name: str) -> Any:
@@ -34,3 +38,11 @@ def open_run(path: Any, results: Any = "results") -> Any:
     from labctl.store.run import open_run as _open_run
 
     return _open_run(path, results)
+
+
+def open_store(path: Any, storage_options: dict | None = None) -> Any:
+    """Open a results store (folder or fsspec URL) as one dataset: `.runs` (pandas
+    catalog), `.timeseries()`, `.steps()`, `.cycles()`, `.records(name)` (lazy dask)."""
+    from labctl.fleet.store import open_store as _open_store
+
+    return _open_store(path, storage_options)

@@ -160,15 +160,24 @@ def _exit_for(status: str, reason: str) -> None:
               help="Worker processes for several channels (default: one per core, "
                    "and at most 4 channels per process).")
 @click.option("--no-progress", is_flag=True, help="Do not show the live progress line.")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:8786",
+              help="With --batch: run each channel on the Dask worker that owns its bench "
+                   "(docs/scale-out.md).")
 @json_option
 @user_errors
 def run(procedure: str | None, station: str | None, cell: str | None, params: tuple[str, ...],
         results: str, channels: tuple[str, ...], batch: str | None, speed: float | None,
-        processes: int | None, no_progress: bool, as_json: bool) -> None:
+        processes: int | None, no_progress: bool, scheduler: str | None, as_json: bool) -> None:
     """Validate, then run a procedure; prints the run directory and a summary."""
     from labctl.engine.control import RunControl, signals_abort
     from labctl.engine.session import prepare, start_run
 
+    if scheduler:
+        if not batch or procedure or channels:
+            raise LabctlError("--scheduler runs a batch file: give --batch FILE (with a bench "
+                              "per channel) and no PROCEDURE or --channel")
+        _run_on_benches(batch, results, speed, scheduler, as_json)
+        return
     if batch or len(channels) > 1:
         _run_channels(procedure, station, cell, params, results, channels, batch, speed, as_json,
                       processes)
@@ -244,6 +253,30 @@ def _run_channels(procedure, station, cell, params, results, channels, batch, sp
     if not all_ok:
         interrupted = any("Ctrl-C" in r["reason"] for r in rows)
         sys.exit(EXIT_INTERRUPTED if interrupted else EXIT_RUN_FAILED)
+
+
+def _run_on_benches(batch: str, results: str, speed: float | None, scheduler: str,
+                    as_json: bool) -> None:
+    """Each channel of the batch on its bench's Dask worker (labctl/fleet/benches.py)."""
+    from labctl.engine.multi import load_batch
+    from labctl.fleet.benches import run_batch_on_scheduler
+    from labctl.fleet.cluster import need_dask
+
+    need_dask()
+    rows = run_batch_on_scheduler(load_batch(batch), results_root=results, scheduler=scheduler,
+                                  speed=speed)
+    all_ok = all(r["status"] == "completed" for r in rows)
+    if as_json:
+        emit_json({"ok": all_ok, "runs": rows})
+    else:
+        from labctl.report.idtable import print_id_table
+
+        print_id_table(console, ("run directory", "bench", "channel", "worker", "status",
+                                 "reason"),
+                       [(str(r["run_dir"]), str(r["bench"]), str(r["channel"]), str(r["worker"]),
+                         r["status"], str(r["reason"])) for r in rows])
+    if not all_ok:
+        sys.exit(EXIT_RUN_FAILED)
 
 
 @click.command()

@@ -118,8 +118,11 @@ def start_run(
     observer: RunObserver | None = None,
     control: RunControl | None = None,
     speed: float | None = None,
+    meta_extra: dict[str, Any] | None = None,
 ) -> RunOutcome:
-    """Run a prepared procedure from the beginning in a new run directory."""
+    """Run a prepared procedure from the beginning in a new run directory.
+
+    `meta_extra`: more run.json fields (e.g. `fleet`: the bench and Dask worker)."""
     clock = make_clock(prep.station, speed=speed)
     station = open_station(prep.station, prep.cell, registry=prep.registry, clock=clock)
     started = time.time()
@@ -151,6 +154,7 @@ def start_run(
         "ended_unix_s": None,
         "clock": "realtime" if prep.station.clock == "realtime" else "virtual",
         "sessions": [{"started_unix_s": started, "pid": os.getpid(), "host": socket.gethostname()}],
+        **(meta_extra or {}),
     }
     run_id = new_run_id(proc.name, prep.cell.name, started)
     rundir = RunDir.create(Path(results_root), run_id, meta)
