@@ -153,3 +153,50 @@ def _moved_on(inst: Any, snapshot: dict, samples: dict[str, np.ndarray], has_ref
     return moved
 
 
+
+
+def check_inputs_unchanged(run_path: Path, meta: dict) -> None:
+    """Before anything named in run.json is loaded: each file must equal its copy in inputs/.
+
+    run.json is only a JSON file in a folder others may write to. A procedure turned into
+    a `.py`, or a station listing new plugin files, would run their code during loading,
+    before any later check could refuse it. So every file is compared byte for byte with
+    the copy taken when the run started (read as data, never executed) first.
+    """
+    from labctl.plugins import local_plugin_files
+
+    inputs = Path(run_path) / "inputs"
+    proc_file = (meta.get("procedure") or {}).get("file")
+    if not proc_file:
+        raise LabctlError(f"{run_path}: run.json names no procedure file; cannot resume")
+    pairs = [(Path(proc_file), inputs / ("procedure" + (Path(proc_file).suffix or ".yaml")),
+              "procedure")]
+    station_file = (meta.get("station") or {}).get("file")
+    cell_file = (meta.get("cell") or {}).get("file")
+    if not station_file or not cell_file:
+        raise LabctlError(f"{run_path}: run.json names no station or cell file; cannot resume")
+    pairs.append((Path(station_file), inputs / "station.yaml", "station"))
+    pairs.append((Path(cell_file), inputs / "cell.yaml", "cell"))
+    for path, copy, what in pairs:
+        _same_as_copy(path, copy, what)
+    # Now known to be the station the run used: check the plugin files it lists.
+    for plugin in local_plugin_files(station_file):
+        _same_as_copy(plugin, inputs / f"plugin-{plugin.name}", "plugin")
+
+
+def _same_as_copy(path: Path, copy: Path, what: str) -> None:
+    from labctl.fileio import os_error_text, read_regular_bytes
+
+    try:
+        kept = read_regular_bytes(copy, 50_000_000)
+    except OSError as exc:
+        raise LabctlError(f"cannot resume: the run's copy of its {what} file ({copy}) is missing "
+                          f"or unreadable ({os_error_text(exc)}); run.json may have been edited"
+                          ) from None
+    try:
+        now = read_regular_bytes(path, 50_000_000)
+    except OSError as exc:
+        raise LabctlError(f"cannot resume: {what} file {path}: {os_error_text(exc)}") from None
+    if now != kept:
+        raise LabctlError(f"cannot resume: {what} file {path} differs from the copy the run kept "
+                          f"({copy}); restore it (nothing was loaded from it)")

@@ -18,10 +18,10 @@ from labctl.cells.spec import CellSpec
 from labctl.clock import VirtualClock, WallClock
 from labctl.engine.control import RunControl
 from labctl.engine.observer import RunObserver
-from labctl.engine.resume import restore_instruments, resume_state
+from labctl.engine.resume import check_inputs_unchanged, restore_instruments, resume_state
 from labctl.engine.runner import Engine
 from labctl.errors import LabctlError, StorageError
-from labctl.plugins import Registry, build_registry, local_plugin_files
+from labctl.plugins import Registry, build_registry, file_sha256
 from labctl.procedures import load_procedure
 from labctl.procedures.model import CompiledProcedure
 from labctl.station import find_default_station, load_station, make_clock, open_station
@@ -63,8 +63,8 @@ def prepare(
 ) -> Prepared:
     """Load and validate everything; raises ValidationError/LabctlError (exit 2) on any problem."""
     station_file = Path(station_path) if station_path else find_default_station()
-    registry = build_registry(local_plugin_files(station_file))
-    station = load_station(station_file, registry)
+    station = load_station(station_file)  # loads only the plugins the station lists
+    registry = build_registry(station.plugin_files)
     from labctl.cells import DEFAULT_CELL
 
     cell = load_cell(cell_ref or DEFAULT_CELL)
@@ -145,6 +145,7 @@ def start_run(
             "name": prep.station.name,
             "file": str(Path(prep.station.source).resolve()) if prep.station.source else None,
             "instruments": station.identities(),
+            "plugins": [{"file": str(p), "sha256": file_sha256(p)} for p in prep.station.plugin_files],
         },
         "safety": dict(proc.safety.__dict__),
         "started_unix_s": started,
@@ -160,6 +161,8 @@ def start_run(
         if text is not None:
             rundir.save_input(name, text)
     _save_companions(rundir, prep)
+    for plugin in prep.station.plugin_files:
+        rundir.save_input(f"plugin-{Path(plugin).name}", Path(plugin).read_text(encoding="utf-8"))
     journal = JournalWriter.create(rundir.path)
     engine = Engine(
         procedure=proc,
@@ -220,6 +223,7 @@ def resume_run(
             f"{rundir.path}: run is {status!r}; only an interrupted run (its process died) can be "
             "resumed"
         )
+    check_inputs_unchanged(rundir.path, meta)  # before anything named in run.json is loaded
     proc_meta, cell_meta, station_meta = meta["procedure"], meta["cell"], meta["station"]
     prep = prepare(
         proc_meta["file"],

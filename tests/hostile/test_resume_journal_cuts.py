@@ -11,15 +11,12 @@ and never above the cell's capacity.
 
 from __future__ import annotations
 
-import json
 import shutil
-import socket
-from pathlib import Path
 
 import pandas as pd
 
 from labctl.engine.session import prepare, resume_run, start_run
-from labctl.store.journal import EVENT, JournalReader
+from tests.hostile.helpers import as_interrupted, record_boundaries
 
 PROCEDURE = """
 name: cut-cycles
@@ -31,27 +28,6 @@ steps:
       - Charge at 1C until {cell.max_voltage_v} V
       - Discharge at 1C until {cell.min_voltage_v} V
 """
-DEAD_PID = 2**22 + 12345  # above the default pid_max: no such process
-
-
-def _boundaries(journal: Path) -> list[tuple[int, str]]:
-    """(end offset, what the record was) for every record of the journal."""
-    reader = JournalReader(journal)
-    out = []
-    for kind, item, _ in reader.records():
-        out.append((reader.valid_bytes, item.get("type", "?") if kind == EVENT else "samples"))
-    return out
-
-
-def _as_interrupted(run: Path) -> None:
-    meta = json.loads((run / "run.json").read_text())
-    meta.update(status="running", pid=DEAD_PID, host=socket.gethostname())
-    meta.pop("process", None)
-    (run / "run.json").write_text(json.dumps(meta))
-    for table in run.glob("*.parquet"):
-        table.unlink()
-
-
 def test_resume_after_cuts_at_record_boundaries_repeats_nothing(tmp_path):
     proc = tmp_path / "cut.yaml"
     proc.write_text(PROCEDURE)
@@ -62,19 +38,17 @@ def test_resume_after_cuts_at_record_boundaries_repeats_nothing(tmp_path):
     ref_steps = pd.read_parquet(full.path / "steps.parquet")
     capacity = prep.cell.capacity_ah
 
-    records = _boundaries(full.path / "journal.bin")
+    records = record_boundaries(full.path / "journal.bin")
     # The cuts that matter most: just before each state record (after its samples).
     before_state = [records[i - 1][0] for i, (_, what) in enumerate(records)
                     if what == "state" and i > 0]
     others = [end for end, _ in records[2:-2]][::7]
     cuts = sorted(set(before_state) | set(others))
     assert len(before_state) >= 6
-    journal_bytes = (full.path / "journal.bin").read_bytes()
     for k, cut in enumerate(cuts):
         run = tmp_path / f"cut{k}"
         shutil.copytree(full.path, run)
-        (run / "journal.bin").write_bytes(journal_bytes[:cut])
-        _as_interrupted(run)
+        as_interrupted(run, cut)
         out = resume_run(run)
         assert out.status == "completed", (cut, out.reason)
         steps = pd.read_parquet(run / "steps.parquet")
