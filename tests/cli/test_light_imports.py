@@ -3,7 +3,8 @@
 Checked in a fresh interpreter through `sys.modules` (never timed): `import labctl`,
 `labctl --help`, `labctl ls` and `labctl validate` must not load matplotlib, scipy,
 pandas or any real-hardware driver stack; `labctl run` on the simulated bench must not
-load pandas, matplotlib or scipy (it writes Parquet with pyarrow alone).
+load pandas, matplotlib or scipy (it writes Parquet with pyarrow alone), nor `show` and
+`ls` of the finished run.
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ def test_a_simulated_run_does_not_import_pandas_scipy_or_matplotlib(tmp_path):
     assert any(p.is_dir() for p in tmp_path.iterdir())  # the run happened
     assert "pyarrow" in loaded
     assert not loaded & {"pandas", "scipy", "matplotlib"}
+    run_dir = next(p for p in tmp_path.iterdir() if p.is_dir())
+    for args in (["show", str(run_dir)], ["show", str(run_dir), "--json"],
+                 ["ls", "--results", str(tmp_path)]):
+        loaded = _top_modules(*args)
+        assert "labctl" in loaded
+        assert not loaded & set(HEAVY), (args, sorted(loaded & set(HEAVY)))
 
 
 def test_help_lists_every_command_without_importing_it():
