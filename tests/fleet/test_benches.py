@@ -39,7 +39,7 @@ channels:
     res = CliRunner().invoke(main, ["run", "--batch", str(batch), "--scheduler",
                                     client.scheduler.address, "--results", str(results), "--json"])
     assert res.exit_code == 0, res.output
-    rows = json.loads(res.output)["runs"]
+    rows = json.loads(res.stdout)["runs"]
     assert [(r["bench"], r["channel"], r["status"]) for r in rows] == [
         ("A", "1", "completed"), ("A", "2", "completed"), ("B", "1", "completed"),
         ("bench-B", "2", "completed")]
@@ -124,7 +124,7 @@ def test_status_shows_running_runs_of_every_bench(store_copy):
         run_json.write_text(json.dumps(meta))
     res = CliRunner().invoke(main, ["status", "--results", str(store_copy), "--json"])
     assert res.exit_code == 0, res.output
-    rows = json.loads(res.output)["runs"]
+    rows = json.loads(res.stdout)["runs"]
     assert sorted((r["bench"], r["host"]) for r in rows) == [("A", "bench-pc-0"),
                                                             ("B", "bench-pc-1")]
     table = CliRunner().invoke(main, ["status", "--results", str(store_copy)], terminal_width=200)
