@@ -96,6 +96,11 @@ def catalog_row(path: str, meta: dict) -> dict[str, Any]:
 
 
 def _match(value: Any, op: str, operand: Any) -> bool:
+    try:
+        if value is not None and pd.isna(value):  # pandas keeps a missing text as NaN
+            value = None
+    except (TypeError, ValueError):
+        pass
     if op in ("==", "="):
         return value == operand
     if op == "!=":
