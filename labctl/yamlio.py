@@ -195,7 +195,10 @@ def load_file(path: str | Path) -> LocatedDoc:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ValidationError([Problem(str(path), None, None, "", "file not found")]) from None
+        from labctl.suggest import near_files
+
+        raise ValidationError([Problem(str(path), None, None, "",
+                                       "file not found" + near_files(p))]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ValidationError([Problem(str(path), None, None, "", f"cannot read file: {exc}")]) from None
     return loads(text, str(path))

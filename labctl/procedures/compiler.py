@@ -194,6 +194,8 @@ class _Compiler:
             elif isinstance(got, int):
                 n = got
             else:
+                if not str(got).isascii():  # int() takes Unicode digits too: 0-9 only
+                    raise ValueError
                 n = int(str(got))
         except (ValueError, OverflowError):
             self.add(f, path, f"{what} must be a whole number of at least 1, got {got!r}")
@@ -707,7 +709,9 @@ class _Compiler:
         try:
             text = target.read_text(encoding="utf-8")
         except FileNotFoundError:
-            self.add(f, where, f"included file not found: {display}")
+            from labctl.suggest import near_files
+
+            self.add(f, where, f"included file not found: {display}{near_files(target)}")
             return None
         except (OSError, UnicodeDecodeError) as exc:
             self.add(f, where, f"cannot read included file {display}: {exc}")
