@@ -193,6 +193,8 @@ class _Compiler(IncludeSteps):
             elif isinstance(got, int):
                 n = got
             else:
+                if not str(got).isascii():  # int() takes Unicode digits too: 0-9 only
+                    raise ValueError
                 n = int(str(got))
         except (ValueError, OverflowError):
             self.add(f, path, f"{what} must be a whole number of at least 1, got {got!r}")

@@ -199,7 +199,9 @@ def load_python_procedure(
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ValidationError([Problem(file, None, None, "", "file not found")]) from None
+        from labctl.suggest import near_files
+
+        raise ValidationError([Problem(file, None, None, "", "file not found" + near_files(p))]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ValidationError([Problem(file, None, None, "", f"cannot read file: {exc}")]) from None
     module = _import(p)
