@@ -220,6 +220,8 @@ def find_column(names: list[str], *bases: str, default_unit: str = "") -> tuple[
         for header, base, unit in parsed:
             if base == kb:
                 factor = unit_factor(unit or default_unit) if (unit or default_unit) else 1.0
+                if factor is None and ":" in unit:
+                    factor = 1.0  # "h:min:s.ms": a time written as text, parsed later
                 if factor is None:
                     continue
                 return header, factor
