@@ -49,7 +49,7 @@ def test_arbin_csv(tmp_path):
 
 
 def test_arbin_xlsx(tmp_path):
-    openpyxl = pytest.importorskip("openpyxl")
+    import openpyxl
     wb = openpyxl.Workbook()
     wb.active.title = "Global_Info"
     ws = wb.create_sheet("Channel_1-006")
