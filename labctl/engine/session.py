@@ -24,7 +24,7 @@ from labctl.errors import LabctlError, StorageError
 from labctl.plugins import Registry, build_registry, file_sha256
 from labctl.procedures import load_procedure
 from labctl.procedures.model import CompiledProcedure
-from labctl.station import find_default_station, load_station, make_clock, open_station
+from labctl.station import find_default_station, load_station, make_clock, open_station, pace
 from labctl.station_spec import StationSpec
 from labctl.store.journal import JournalWriter
 from labctl.store.run import summarize
@@ -244,9 +244,7 @@ def resume_run(
         gap = max(0.0, time.time() - (started + last_time))
         time_origin = clock.now() - (last_time + gap)
     else:
-        env_speed = os.environ.get("LABCTL_SIM_SPEED")
-        pace = speed if speed is not None else (float(env_speed) if env_speed else prep.station.speed)
-        clock = VirtualClock(start=last_time, speed=pace)
+        clock = VirtualClock(start=last_time, speed=pace(prep.station, speed))
         time_origin = 0.0
     station = open_station(prep.station, prep.cell, registry=prep.registry, clock=clock)
     try:
