@@ -26,6 +26,7 @@ from labctl.procedures import load_procedure
 from labctl.procedures.model import CompiledProcedure
 from labctl.station import find_default_station, load_station, make_clock, open_station, pace
 from labctl.station_spec import StationSpec
+from labctl.store.atomic import remove_stale_temp_files
 from labctl.store.journal import JournalWriter
 from labctl.store.run import summarize
 from labctl.store.rundir import RunDir, effective_status, new_run_id
@@ -224,6 +225,11 @@ def resume_run(
             "resumed"
         )
     check_inputs_unchanged(rundir.path, meta)  # before anything named in run.json is loaded
+    # Half-written tables (or run.json) from a kill during the last finalize.
+    stale = remove_stale_temp_files(rundir.path)
+    if stale:
+        rundir.append_log(f"removed {len(stale)} temporary file(s) left by the interrupted "
+                          f"session: {', '.join(stale)}")
     proc_meta, cell_meta, station_meta = meta["procedure"], meta["cell"], meta["station"]
     prep = prepare(
         proc_meta["file"],

@@ -102,6 +102,23 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fsync_dir(path.parent)
 
 
+def remove_stale_temp_files(folder: str | Path) -> list[str]:
+    """Remove the temporary files `atomic_path` left in `folder` when its process was
+    killed between creating and renaming them (e.g. SIGKILL during finalize).
+
+    Only for a folder no live process writes to (a run being resumed). Returns the names.
+    """
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp"):
+        try:
+            if tmp.is_file() and not tmp.is_symlink():
+                tmp.unlink()
+                removed.append(tmp.name)
+        except OSError:
+            pass  # a leftover that cannot be removed is harmless
+    return removed
+
+
 def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
