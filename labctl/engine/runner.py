@@ -33,7 +33,7 @@ from labctl.procedures import check_step
 from labctl.procedures.model import CompiledProcedure, PlannedStep
 from labctl.records import StepResult
 from labctl.station import Station
-from labctl.store.tables import StepAccumulator
+from labctl.store.step_summary import StepAccumulator
 
 _PAUSED = object()  # internal: a segment stopped because a pause was requested
 STATUS_INTERVAL_S = 1.0

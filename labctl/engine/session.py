@@ -30,7 +30,6 @@ from labctl.store.atomic import remove_stale_temp_files
 from labctl.store.journal import JournalWriter
 from labctl.store.run import summarize
 from labctl.store.rundir import RunDir, effective_status, new_run_id
-from labctl.store.tables import finalize
 
 DEFAULT_RESULTS = "results"
 
@@ -119,8 +118,11 @@ def start_run(
     observer: RunObserver | None = None,
     control: RunControl | None = None,
     speed: float | None = None,
+    meta_extra: dict[str, Any] | None = None,
 ) -> RunOutcome:
-    """Run a prepared procedure from the beginning in a new run directory."""
+    """Run a prepared procedure from the beginning in a new run directory.
+
+    `meta_extra`: more run.json fields (e.g. `fleet`: the bench and Dask worker)."""
     clock = make_clock(prep.station, speed=speed)
     station = open_station(prep.station, prep.cell, registry=prep.registry, clock=clock)
     started = time.time()
@@ -153,6 +155,7 @@ def start_run(
         "ended_unix_s": None,
         "clock": "realtime" if prep.station.clock == "realtime" else "virtual",
         "sessions": [{"started_unix_s": started, "pid": os.getpid(), "host": socket.gethostname()}],
+        **(meta_extra or {}),
     }
     run_id = new_run_id(proc.name, prep.cell.name, started)
     rundir = RunDir.create(Path(results_root), run_id, meta)
@@ -189,6 +192,8 @@ def _finish(engine: Engine, rundir: RunDir, journal: Any, station: Any) -> RunOu
             engine.storage_error = engine.storage_error or str(exc)
         station.close()
     try:
+        from labctl.store.tables import finalize  # pyarrow: only once samples exist
+
         tables = finalize(rundir.path)
         meta = dict(rundir.meta, status=status, reason=reason)
         summary = summarize(meta, tables["steps"], tables["cycles"], tables["n_samples"])
