@@ -53,6 +53,8 @@ class DriverInfo:
     roles: tuple[str, ...]
     factory: Callable[..., Any]
     description: str = ""
+    # The station settings the driver accepts (validate refuses others); None: it checks.
+    settings: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
