@@ -67,8 +67,8 @@ def enforce_ceilings(prep: Any, *, need_report: bool = True,
     if report.refusal is not None:
         from labctl.plan.report import one_line
 
-        raise LabctlError(f"{prep.procedure_path}: refused: {report.refusal} "
-                          f"({one_line(report)})")
+        estimate = "" if report.status == "refused" else f" ({one_line(report)})"
+        raise LabctlError(f"{prep.procedure_path}: refused: {report.refusal}{estimate}")
     return report
 
 

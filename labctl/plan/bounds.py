@@ -57,9 +57,7 @@ class Ceilings:
             return (f"it would run {human_duration(report.duration_s)}, longer than the "
                     f"{human_duration(self.duration_s)} labctl runs without a max_duration; "
                     "declare 'max_duration:' in the procedure to bound it")
-        samples = report.n_samples
-        if report.max_duration_s is not None and report.duration_s > report.max_duration_s:
-            samples *= report.max_duration_s / report.duration_s  # the run stops then
+        samples = report.run_samples  # a max_duration stops the run, and its samples
         if samples > self.samples:
             return (f"it would record {samples:.3g} samples, more than the {self.samples:,.0f} "
                     "a run may; log less often")

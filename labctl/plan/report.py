@@ -70,7 +70,7 @@ def _nanmax(a: float, b: float) -> float:
 
 
 def _int(x: float) -> int | float:
-    return int(x) if x < 2**53 else float(x)
+    return int(x) if x < 2**53 else float(x)  # JSON: exact below 2**53
 
 
 def _none_if_nan(x: float) -> float | None:
@@ -221,6 +221,7 @@ class PlanReport:
     reason: str
     duration_s: float
     n_samples: float
+    n_steps: float
     disk_bytes: float
     steps: list[dict[str, Any]]
     cycles: list[dict[str, Any]]
@@ -245,6 +246,22 @@ class PlanReport:
             return min(self.duration_s, self.max_duration_s)
         return self.duration_s
 
+    @property
+    def run_samples(self) -> float:
+        """Samples the run records: those of the plan, in proportion when max_duration
+        stops it early."""
+        if self.duration_s > self.run_duration_s > 0:
+            return self.n_samples * self.run_duration_s / self.duration_s
+        return self.n_samples
+
+    @property
+    def run_disk_bytes(self) -> float:
+        """Bytes the run leaves, in proportion when max_duration stops it early."""
+        if self.duration_s > self.run_duration_s > 0:
+            return disk_bytes(self.run_samples,
+                              self.n_steps * self.run_duration_s / self.duration_s)
+        return self.disk_bytes
+
     def as_dict(self) -> dict[str, Any]:
         end = expected_end(self)
         return {
@@ -252,7 +269,9 @@ class PlanReport:
             "status": self.status, "reason": self.reason,
             "duration_s": self.duration_s, "run_duration_s": self.run_duration_s,
             "expected_end": end, "max_duration_s": self.max_duration_s,
-            "n_samples": _int(self.n_samples), "disk_bytes": _int(self.disk_bytes),
+            "n_samples": _int(self.n_samples), "n_steps": _int(self.n_steps),
+            "disk_bytes": _int(self.disk_bytes),
+            "run_samples": _int(self.run_samples), "run_disk_bytes": _int(self.run_disk_bytes),
             "max_temperature_c": self.max_temperature_c,
             "margins": self.margins, "steps": self.steps, "cycles": self.cycles,
             "warnings": self.warnings, "notes": self.notes, "approximate": self.approximate,
@@ -286,7 +305,7 @@ def build_report(outcome: WalkOutcome, *, proc: Any, cell: Any, station: Any,
     report = PlanReport(
         procedure=proc.name, cell=cell.name, station=station.name,
         status=outcome.status, reason=outcome.reason, duration_s=outcome.duration_s,
-        n_samples=n_samples, disk_bytes=disk_bytes(n_samples, n_steps),
+        n_samples=n_samples, n_steps=n_steps, disk_bytes=disk_bytes(n_samples, n_steps),
         steps=[f.as_dict() for f in folds], cycles=cycle_rows(outcome.entries),
         max_temperature_c=max(temps) if temps else None,
         margins=margins(outcome.extremes, proc.safety), warnings=warnings,
@@ -334,8 +353,10 @@ def human_bytes(n: float) -> str:
 
 def one_line(report: PlanReport) -> str:
     """The estimate `labctl validate` prints after "ok"."""
-    text = (f"estimate: {human_duration(report.run_duration_s)}, "
-            f"{report.n_samples:,.0f} samples, {human_bytes(report.disk_bytes)} on disk")
+    n = report.run_samples
+    samples = f"{n:,.0f}" if n < 1e12 else f"{n:.3g}"
+    text = (f"estimate: {human_duration(report.run_duration_s)}, {samples} samples, "
+            f"{human_bytes(report.run_disk_bytes)} on disk")
     if report.approximate:
         text += " (approximate)"
     if report.warnings:
