@@ -834,6 +834,7 @@ def compile_document(
         # Included files' texts, so that a run can keep a copy of exactly what ran.
         extra={
             "format": "yaml",
+            "tree": frozen_nodes,  # for `labctl plan`, which walks it itself
             "included_texts": dict(zip(comp.included, comp.texts, strict=True)),
             **({"abuse": {"allow": list(comp.abuse_allow), "reason": comp.abuse_reason}}
                if comp.abuse_allow is not None else {}),
