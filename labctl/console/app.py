@@ -107,8 +107,13 @@ def create_app(config: ConsoleConfig) -> Starlette:
             except ValueError:
                 return JSONResponse({"ok": False, "error": "body is not JSON"}, status_code=400)
             body = body if isinstance(body, dict) else {}
+        elif request.headers.get("content-type", "").startswith(
+                "application/x-www-form-urlencoded"):
+            from urllib.parse import parse_qsl
+
+            body = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
         else:
-            body = dict(await request.form())
+            body = {}
         token = request.headers.get(HEADER) or body.get(FORM_FIELD)
         if not same(token if isinstance(token, str) else None, config.form_token):
             return JSONResponse({"ok": False, "error": "forbidden: missing or wrong form token"},

@@ -23,8 +23,11 @@ DQDV_CYCLES = 8  # the last cycles drawn in the dQ/dV figure (more is unreadable
 TABLE_ROWS = 200  # rows of an analysis table shown on the page (the download has all)
 
 
-def _finite_list(a: np.ndarray, digits: int = 6) -> list[float | None]:
-    a = np.round(np.asarray(a, dtype=float), digits)
+def _finite_list(a: np.ndarray, digits: int | None = None) -> list[float | None]:
+    """JSON-able floats (NaN/inf -> None); `digits` decimals keep long traces compact."""
+    a = np.asarray(a, dtype=float)
+    if digits is not None:
+        a = np.round(a, digits)
     return [None if not math.isfinite(v) else float(v) for v in a.tolist()]
 
 
@@ -58,7 +61,7 @@ def traces(run_path: Path, max_points: int = DEFAULT_MAX_POINTS) -> dict[str, An
         if not len(y) or not np.isfinite(y).any():
             continue
         idx = minmax_indices(t, y, max_points)
-        out["traces"][name] = {"x": _finite_list(t[idx] / 3600.0, 7), "y": _finite_list(y[idx])}
+        out["traces"][name] = {"x": _finite_list(t[idx] / 3600.0, 7), "y": _finite_list(y[idx], 6)}
     return out
 
 
@@ -117,7 +120,7 @@ def spectra(run: Any) -> list[dict[str, Any]]:
     for number in np.unique(sweep):
         part = table[sweep == number]
         label = str(part["label"].iloc[0]) if "label" in part and part["label"].iloc[0] else ""
-        out.append({"name": f"{int(number)}" + (f" {label}" if label else ""),
+        out.append({"name": f"spectrum {int(number)}" + (f" {label}" if label else ""),
                     "f": _finite_list(part["frequency_hz"].to_numpy()),
                     "re": _finite_list(part["z_real_ohm"].to_numpy()),
                     "im": _finite_list(part["z_imag_ohm"].to_numpy()),

@@ -85,7 +85,7 @@ function tile(t) {
     el("div", {class: "step", title: step, text: step}),
     el("div", {class: "readings"},
       el("div", {}, el("span", {class: "voltage", text: fmt(t.voltage_v, 4)}), el("label", {text: "V"})),
-      el("div", {}, el("span", {class: "current", text: fmt(t.current_a, 3)}), el("label", {text: t.output_off ? "A · output off" : "A"})),
+      el("div", {}, el("span", {class: "current", text: fmt(t.current_a, 3)}), el("label", {text: t.output_off ? "A · output off" : (t.active ? "A" : "A · last reading")})),
       el("div", {}, el("span", {class: "temperature", text: fmt(t.temperature_c, 1)}), el("label", {text: "°C"}))),
     el("div", {class: "times"},
       el("span", {text: `elapsed ${hms(t.test_time_s)}`}),
@@ -199,9 +199,9 @@ function startPage() {
 }
 
 // -- run page ---------------------------------------------------------------------------------
-const LAYOUT = {margin: {l: 60, r: 20, t: 30, b: 40}, font: {size: 12}, showlegend: true,
-                legend: {orientation: "h", y: 1.12}, paper_bgcolor: "rgba(0,0,0,0)"};
-const CONFIG = {responsive: true, displaylogo: false};
+const LAYOUT = {margin: {l: 60, r: 70, t: 40, b: 50}, font: {size: 12}, showlegend: true,
+                legend: {orientation: "h", x: 0, y: 1.0, yanchor: "bottom"}, paper_bgcolor: "rgba(0,0,0,0)"};
+const CONFIG = {responsive: true, displaylogo: false, displayModeBar: false};
 
 async function runPage() {
   const box = document.getElementById("run");
@@ -224,21 +224,21 @@ async function runPage() {
       {x: c.cycle, y: c.discharge_ah, name: "discharge Ah", type: "scatter", mode: "lines+markers"},
       {x: c.cycle, y: c.coulombic, name: "coulombic eff.", yaxis: "y2", type: "scatter", mode: "lines+markers", line: {dash: "dot"}},
       {x: c.cycle, y: c.energy, name: "energy eff.", yaxis: "y2", type: "scatter", mode: "lines+markers", line: {dash: "dot"}}],
-      {...LAYOUT, title: {text: "capacity and efficiency per cycle"}, xaxis: {title: {text: "cycle"}, dtick: 1},
+      {...LAYOUT, xaxis: {title: {text: "cycle"}, dtick: 1},
        yaxis: {title: {text: "Ah"}}, yaxis2: {title: {text: "efficiency"}, overlaying: "y", side: "right"}}, CONFIG);
     Plotly.newPlot("plot-dqdv", p.dqdv.map(d => ({x: d.x, y: d.y, name: `cycle ${d.cycle}`, type: "scatter", mode: "lines"})),
-      {...LAYOUT, title: {text: "dQ/dV (discharge)"}, xaxis: {title: {text: "voltage (V)"}}, yaxis: {title: {text: "Ah/V"}}}, CONFIG);
+      {...LAYOUT, xaxis: {title: {text: "voltage (V)"}}, yaxis: {title: {text: "Ah/V"}}}, CONFIG);
   }
   if (p.spectra && p.spectra.length) {
     document.getElementById("spectra-plots").hidden = false;
     Plotly.newPlot("plot-nyquist", p.spectra.map(s => ({x: s.re, y: s.im.map(v => v === null ? null : -v), name: s.name, type: "scatter", mode: "lines+markers"})),
-      {...LAYOUT, title: {text: "Nyquist"}, xaxis: {title: {text: "Z' (Ω)"}}, yaxis: {title: {text: "−Z'' (Ω)"}, scaleanchor: "x"}}, CONFIG);
+      {...LAYOUT, xaxis: {title: {text: "Z' (Ω)"}}, yaxis: {title: {text: "−Z'' (Ω)"}, scaleanchor: "x"}}, CONFIG);
     const bode = [];
     for (const s of p.spectra) {
       bode.push({x: s.f, y: s.mod, name: `|Z| ${s.name}`, type: "scatter", mode: "lines+markers"});
       bode.push({x: s.f, y: s.phase, name: `phase ${s.name}`, yaxis: "y2", type: "scatter", mode: "lines", line: {dash: "dot"}});
     }
-    Plotly.newPlot("plot-bode", bode, {...LAYOUT, title: {text: "Bode"}, xaxis: {type: "log", title: {text: "frequency (Hz)"}},
+    Plotly.newPlot("plot-bode", bode, {...LAYOUT, xaxis: {type: "log", title: {text: "frequency (Hz)"}},
       yaxis: {type: "log", title: {text: "|Z| (Ω)"}}, yaxis2: {title: {text: "phase (°)"}, overlaying: "y", side: "right"}}, CONFIG);
   }
   if (box.dataset.status === "running") live(run);
