@@ -33,6 +33,10 @@ if not CHROMIUM or not CHROMEDRIVER:
                 "(apt-get install chromium chromium-driver)", allow_module_level=True)
 pytest.importorskip("starlette", reason="the console extra is not installed: pip install -e '.[console]'")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (dev extra)")
+from selenium.common.exceptions import (  # noqa: E402
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
@@ -144,8 +148,18 @@ def bench(tmp_path_factory):
 
 
 def _wait(driver, cond, timeout=20.0, what=""):
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(
-        lambda d: cond(d), message=what)
+    # tiles are patched twice a second: an element found a moment ago may have been replaced
+    return WebDriverWait(driver, timeout, poll_frequency=0.2,
+                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+                         ).until(lambda d: cond(d), message=what)
+
+
+def _click(driver, run_id, command):
+    """Click a tile's button (found again if the tile was patched meanwhile)."""
+    def attempt(d):
+        _tile(d, run_id).find_element(By.CSS_SELECTOR, f'button[data-cmd="{command}"]').click()
+        return True
+    _wait(driver, attempt, 10, f"{command} button of {run_id}")
 
 
 def _tile(driver, run_id):
@@ -218,30 +232,31 @@ def _scenario(bench):
     # -- the live tile: voltage moves, the 2C discharge current shows ----------------------
     d.get(url + "/")
     _wait(d, lambda d: "Discharge" in _tile_text(d, run_id, ".step"), 30, "discharge step")
-    v1 = float(_tile_text(d, run_id, ".voltage"))
+    v1 = float(_wait(d, lambda d: _tile_text(d, run_id, ".voltage").replace("-", "") and
+                     _tile_text(d, run_id, ".voltage"), 10, "a voltage"))
     _wait(d, lambda d: _tile_text(d, run_id, ".voltage") not in ("", "-", f"{v1:.4f}"), 15,
           "voltage changes without reloading")
-    current = float(_tile_text(d, run_id, ".current"))
+    current = float(_wait(d, lambda d: _tile_text(d, run_id, ".current"), 5, "a current"))
     assert current == pytest.approx(-2 * CAPACITY_AH, rel=0.02)  # 2C of a 2.2 Ah cell
     d.save_screenshot(str(shots / "benches.png"))
 
     # -- pause, continue -----------------------------------------------------------------
-    _tile(d, run_id).find_element(By.CSS_SELECTOR, 'button[data-cmd="pause"]').click()
+    _click(d, run_id, "pause")
     _confirm(d, run_id)
     _wait(d, lambda d: _tile_text(d, run_id, ".state") == "paused", 15, "paused")
-    assert float(_tile_text(d, run_id, ".current")) == 0.0
+    _wait(d, lambda d: _tile_text(d, run_id, ".current") == "0.000", 5, "0 A while paused")
     assert "output off" in _tile(d, run_id).text
     d.save_screenshot(str(shots / "benches-paused.png"))
     log = (results / run_id / "log.txt").read_text()
     assert "paused; all outputs set to a safe state" in log  # the engine says outputs are off
     _wait(d, lambda d: _tile(d, run_id).find_element(
         By.CSS_SELECTOR, 'button[data-cmd="continue"]').is_enabled(), 5, "continue enabled")
-    _tile(d, run_id).find_element(By.CSS_SELECTOR, 'button[data-cmd="continue"]').click()
+    _click(d, run_id, "continue")
     _confirm(d, run_id)
     _wait(d, lambda d: _tile_text(d, run_id, ".state") == "running", 15, "running again")
 
     # -- stop the other run: aborted, with its reason, prominently ------------------------
-    _tile(d, other_id).find_element(By.CSS_SELECTOR, 'button[data-cmd="stop"]').click()
+    _click(d, other_id, "stop")
     _confirm(d, other_id)
     _wait(d, lambda d: _tile_text(d, other_id, ".state") == "aborted", 30, "aborted")
     assert "stop requested from the console" in _tile_text(d, other_id, ".alarm")
@@ -342,6 +357,6 @@ def _scenario(bench):
     # -- finally stop the run started from the form --------------------------------------
     d.get(url + "/")
     _wait(d, lambda d: _tile(d, run_id), 10)
-    _tile(d, run_id).find_element(By.CSS_SELECTOR, 'button[data-cmd="stop"]').click()
+    _click(d, run_id, "stop")
     _confirm(d, run_id)
     _wait(d, lambda d: _tile_text(d, run_id, ".state") in ("aborted", "completed"), 30, "ended")

@@ -93,9 +93,27 @@ function tile(t) {
     alarm, buttons);
 }
 
+// Update tiles in place: a part is replaced only when it changed, so a button the operator
+// is about to click is not swapped under the pointer every second.
+function patchTile(old, fresh) {
+  if (old.className !== fresh.className) old.className = fresh.className;
+  if (old.children.length !== fresh.children.length) { old.replaceChildren(...fresh.childNodes); return; }
+  [...fresh.children].forEach((child, i) => {
+    if (old.children[i].outerHTML !== child.outerHTML) old.children[i].replaceWith(child);
+  });
+}
+
 function renderTiles(tiles) {
   const box = document.getElementById("tiles");
-  box.replaceChildren(...tiles.map(tile));
+  const existing = new Map([...box.children].map(e => [e.dataset.run, e]));
+  const ordered = tiles.map(t => {
+    const fresh = tile(t), old = existing.get(t.run_id);
+    if (!old) return fresh;
+    patchTile(old, fresh);
+    return old;
+  });
+  ordered.forEach((e, i) => { if (box.children[i] !== e) box.insertBefore(e, box.children[i] || null); });
+  while (box.children.length > ordered.length) box.lastElementChild.remove();
   const active = tiles.filter(t => t.active).length;
   document.getElementById("bench-count").textContent = `${active} active` + (tiles.length > active ? `, ${tiles.length - active} ended recently` : "");
   document.getElementById("no-runs").hidden = tiles.length > 0;
