@@ -243,7 +243,7 @@ async function runPage() {
       {x: c.cycle, y: c.coulombic, name: "coulombic eff.", yaxis: "y2", type: "scatter", mode: "lines+markers", line: {dash: "dot"}},
       {x: c.cycle, y: c.energy, name: "energy eff.", yaxis: "y2", type: "scatter", mode: "lines+markers", line: {dash: "dot"}}],
       {...LAYOUT, xaxis: {title: {text: "cycle"}, dtick: 1},
-       yaxis: {title: {text: "Ah"}}, yaxis2: {title: {text: "efficiency"}, overlaying: "y", side: "right"}}, CONFIG);
+       yaxis: {title: {text: "Ah"}}, yaxis2: {title: {text: "efficiency"}, overlaying: "y", side: "right", tickformat: ".1%"}}, CONFIG);
     Plotly.newPlot("plot-dqdv", p.dqdv.map(d => ({x: d.x, y: d.y, name: `cycle ${d.cycle}`, type: "scatter", mode: "lines"})),
       {...LAYOUT, xaxis: {title: {text: "voltage (V)"}}, yaxis: {title: {text: "Ah/V"}}}, CONFIG);
   }
@@ -269,6 +269,9 @@ function live(run) {
   src.onmessage = ev => {
     const t = JSON.parse(ev.data);
     state.textContent = t.state; state.className = `badge state-${t.state}`;
+    for (const b of document.querySelectorAll("#run-controls button[data-cmd]")) {
+      b.disabled = (b.dataset.cmd === "pause" && t.state === "paused") || (b.dataset.cmd === "continue" && t.state !== "paused");
+    }
     liveText.textContent = `${fmt(t.voltage_v, 4, " V")} · ${fmt(t.current_a, 3, " A")} · ${fmt(t.temperature_c, 1, " °C")} · step ${t.step_index || "-"}: ${t.step || ""}`;
     if (t.test_time_s === null) return;
     const gd = document.getElementById("plot-vit");
