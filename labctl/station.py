@@ -28,29 +28,31 @@ from labctl.capabilities import ROLES
 from labctl.cells.spec import CellSpec
 from labctl.clock import Clock, VirtualClock, WallClock
 from labctl.errors import LabctlError, Problem, ValidationError
-from labctl.plugins import Registry, build_registry, local_plugin_files
+from labctl.plugins import Registry, build_registry, declared_plugin_files
 from labctl.station_spec import InstrumentSpec, ReconnectPolicy, StationSpec
 from labctl.yamlio import LocatedDoc, load_file
 
 DEFAULT_STATION = "instruments/sim.yaml"
-_TOP_KEYS = {"name", "description", "clock", "speed", "instruments"}
+_TOP_KEYS = {"name", "description", "clock", "speed", "instruments", "plugins"}
 _BINDING_KEYS = {"driver", "ranges", "calibration_due", "description", "reconnect"}
 _RECONNECT_KEYS = ("attempts", "backoff", "max_backoff")
 
 
 def find_default_station() -> Path:
-    """`instruments/sim.yaml` in the current directory or a parent, else in the labctl checkout."""
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        candidate = folder / DEFAULT_STATION
+    """`instruments/sim.yaml` in the working folder, else in the labctl checkout; printed.
+
+    Never from a parent folder: a shared ancestor such as /tmp is anybody's to write.
+    """
+    from labctl.notice import notice
+
+    for candidate in (Path.cwd() / DEFAULT_STATION,
+                      Path(__file__).resolve().parent.parent / DEFAULT_STATION):
         if candidate.is_file():
+            notice(f"no --station given; using {candidate.resolve()}")
             return candidate
-    checkout = Path(__file__).resolve().parent.parent / DEFAULT_STATION
-    if checkout.is_file():
-        return checkout
     raise LabctlError(
-        f"no station given and no {DEFAULT_STATION} found here or in a parent folder; "
-        "pass --station FILE"
+        f"no station given and no {DEFAULT_STATION} in the working folder or the labctl "
+        "checkout; pass --station FILE"
     )
 
 
@@ -79,7 +81,7 @@ def load_station(path: str | Path, registry: Registry | None = None) -> StationS
         speed = _number(doc, ("speed",), speed, problems)
         if speed is not None and speed <= 0:
             problems.append(doc.problem(("speed",), "must be > 0 (virtual seconds per wall second)"))
-    plugin_files = local_plugin_files(path)
+    plugin_files = declared_plugin_files(doc, path)
     if registry is None:
         registry = build_registry(plugin_files)
     instruments: dict[str, InstrumentSpec] = {}

@@ -14,11 +14,11 @@ from labctl.errors import LabctlError
 from labctl.plugins import AnalysisInfo, DriverInfo, StepTypeInfo, hookimpl
 from labctl.station_spec import InstrumentSpec
 
-MAP_KEYS = {"dbc", "cells", "cells_per_module", "signals", "counters", "checksums",
+MAP_KEYS = {"dbc", "cells", "cells_per_module", "signals", "counters", "checksums", "cycle_times",
             "checksum_algorithm"}
 SIM_KEYS = MAP_KEYS | {"bus", "pack", "topology", "latency_s", "tick_s", "jitter_s",
                        "command_timeout_s", "slave_timeout_s", "protections", "balancing", "soc",
-                       "soc_method", "sensor"}
+                       "soc_method", "sensor", "current_limits"}
 
 
 def signal_map(binding: InstrumentSpec, context: Any) -> Any:

@@ -41,6 +41,7 @@ Every problem is reported with the file, line, column and field, and what is all
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,11 @@ import numpy as np
 import labctl
 from labctl.cells.spec import CellLimits, CellModel, CellSpec, RCPair, Table, ThermalModel
 from labctl.errors import Problem, ValidationError
+from labctl.fileio import os_error_text, read_regular_text
 from labctl.yamlio import LocatedDoc, PathKey, load_file
 
 DEFAULT_CELL = "lfp-2p2ah"
+MAX_TABLE_BYTES = 20_000_000  # a cell's CSV table; real ones are kilobytes
 CHEMISTRIES = ("LFP", "NMC", "LTO", "solid-state-bulk", "solid-state-thin-film", "other")
 TOP_FIELDS = ("name", "chemistry", "capacity_ah", "nominal_voltage_v", "limits", "model",
               "datasheet", "notes", "impedance")
@@ -73,11 +76,10 @@ _TABLE_FORMS = ("a number, {soc: [...], values: [...]}, {soc: [...], temperature
 
 
 def _preset_dirs() -> list[Path]:
-    """fixtures/cells in the current folder, its parents, then the labctl checkout."""
-    here = Path.cwd().resolve()
-    dirs = [folder / "fixtures" / "cells" for folder in (here, *here.parents)]
-    dirs.append(Path(labctl.__file__).resolve().parent.parent / "fixtures" / "cells")
-    return dirs
+    """fixtures/cells in the working folder, then the labctl checkout; never a parent
+    folder (a preset in a shared ancestor once replaced LFP's 3.65 V limit with 4.9 V)."""
+    return [Path.cwd().resolve() / "fixtures" / "cells",
+            Path(labctl.__file__).resolve().parent.parent / "fixtures" / "cells"]
 
 
 def list_presets() -> list[str]:
@@ -97,6 +99,9 @@ def resolve_cell(ref: str | Path) -> Path:
     for folder in _preset_dirs():
         candidate = folder / f"{ref}.yaml"
         if candidate.is_file():
+            from labctl.notice import notice
+
+            notice(f"cell preset {ref!s} from {candidate}")
             return candidate
     presets = ", ".join(list_presets()) or "none found"
     raise ValidationError([Problem(None, None, None, "cell",
@@ -409,15 +414,22 @@ class _Reader:
             return None
         file = self.base / name
         shown = str(file)
+        if Path(name).is_absolute() or not file.resolve().is_relative_to(self.base.resolve()):
+            self.err(path + ("csv",), f"{name!r} leaves the cell file's folder; a table file must "
+                     f"be under {self.base}")
+            return None
         self.table_files.append(shown)
         try:
-            with file.open(newline="", encoding="utf-8") as fh:
-                rows = list(csv.reader(fh))
+            text = read_regular_text(file, MAX_TABLE_BYTES)
+            rows = list(csv.reader(io.StringIO(text, newline="")))
         except OSError as exc:
-            self.err(path + ("csv",), f"cannot read {shown}: {exc.strerror or exc}")
+            self.err(path + ("csv",), f"cannot read {shown}: {os_error_text(exc)}")
             return None
         except UnicodeDecodeError:
             self.err(path + ("csv",), f"{shown} is not UTF-8 text")
+            return None
+        except csv.Error as exc:  # e.g. a field over the csv module's 128 KiB limit
+            self.err(path + ("csv",), f"{shown} is not a readable CSV table ({exc})")
             return None
         if not rows:
             self.err(path + ("csv",), f"{shown} is empty; needs a header: soc, [temperature_c,] {column}")
@@ -425,8 +437,10 @@ class _Reader:
         header = [h.strip() for h in rows[0]]
         missing = [c for c in ("soc", column) if c not in header]
         if missing:
+            # The header itself is not echoed: the file's content is not ours to print.
             self.problems.append(Problem(shown, 1, 1, column, f"missing column(s) {', '.join(missing)}; "
-                                         f"the header has {', '.join(header) or 'nothing'}"))
+                                         f"the header (line 1) has {len(header)} column(s) and "
+                                         "needs soc, [temperature_c,] and the value column"))
             return None
         cols = {"soc": header.index("soc"), "value": header.index(column)}
         if "temperature_c" in header:
@@ -445,7 +459,7 @@ class _Reader:
                 if not math.isfinite(x):
                     label = column if field == "value" else field
                     self.problems.append(Problem(shown, line, j + 1, label,
-                                                 f"{text!r} is not a finite number"))
+                                                 "is not a finite number"))
                     return None
                 parsed.append(x)
             data.append(parsed)

@@ -17,9 +17,10 @@ import time
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas costs ~0.2 s to import; `labctl ls` never needs it
+    import pandas as pd
 
 from labctl.errors import LabctlError
 from labctl.store.atomic import (
@@ -37,7 +38,7 @@ __all__ = [
 RUN_SCHEMA_VERSION = 1
 RUN_JSON = "run.json"
 INDEX_NAME = "index.jsonl"
-RUN_STATUSES = ("running", "completed", "aborted", "faulted", "interrupted")
+RUN_STATUSES = ("running", "completed", "aborted", "faulted", "interrupted", "imported")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 

@@ -112,6 +112,12 @@ def analyze_spectra(spectra: Sequence, circuit: str, *, thickness_mm: float | No
         raise LabctlError("conductivity needs both thickness_mm and area_cm2")
 
     arrays = [spectrum_arrays(s) for s in spectra]
+    from labctl.analysis.eis.io import MAX_POINTS
+
+    for i, (f, _) in enumerate(arrays):
+        if len(f) > MAX_POINTS:
+            raise LabctlError(f"{names[i]}: {len(f)} points; a spectrum may have at most "
+                              f"{MAX_POINTS} (issue the sweep as several spectra)")
     fits = fit_many(arrays, c, warm_start=warm_start, initial=initial, bounds=bounds,
                     weighting=weighting)
     kks = [lin_kk(f, z, c=kk_c, max_residual_pct=kk_max_residual_pct) for f, z in arrays]

@@ -50,6 +50,11 @@ from labctl.capabilities.potentiostat import Spectrum
 from labctl.errors import Problem, ValidationError
 
 MAX_PROBLEMS = 20
+# Size caps (issue 13 §3: a 2 M-point file took 86 s and 9.5 GB). A measured
+# spectrum has tens to a few thousand points; anything beyond these is not a
+# spectrum, and is refused before it is read or fitted.
+MAX_POINTS = 20_000
+MAX_FILE_BYTES = 16 * 1024 * 1024
 
 _FREQ = {"frequency_hz", "freq/hz", "freq", "frequency", "frequency(hz)", "freq(hz)", "f/hz",
          "f(hz)", "frequency/hz"}
@@ -247,12 +252,24 @@ def read_spectrum_file(path: str | Path, *, imag: str = "auto") -> SpectrumFile:
         raise ValidationError([Problem(src, None, None, "imag",
                                        f"imag={imag!r}; allowed: 'auto', 'im', 'minus_im'")])
     try:
+        size = p.stat().st_size
+        if not p.is_file():
+            raise ValidationError([Problem(src, None, None, "", "not a regular file")])
+        if size > MAX_FILE_BYTES:
+            raise ValidationError([Problem(
+                src, None, None, "", f"the file is {size / 2**20:.1f} MiB; a spectrum file may "
+                f"be at most {MAX_FILE_BYTES // 2**20} MiB ({MAX_POINTS} points)")])
         lines = _decode(p)
     except OSError as e:
         raise ValidationError([Problem(src, None, None, "", f"cannot read: {e.strerror or e}")]
                               ) from None
     t = _locate(lines, src)
     names = ("frequency", "Z'", "Z''")
+    if len(t.data) > MAX_POINTS:
+        raise ValidationError([Problem(
+            src, t.data[MAX_POINTS][0], None, "",
+            f"{len(t.data)} data rows; a spectrum may have at most {MAX_POINTS} points "
+            "(split the file, one spectrum per file)")])
     need = max(t.columns) + 1
     problems: list[Problem] = []
     values: list[tuple[float, float, float]] = []
