@@ -50,6 +50,9 @@ def test_fifo_as_include_or_procedure_is_refused_not_waited_on(tmp_path):
     assert proc.returncode == 2 and "FIFO" in problem["message"]
     proc = labctl_cmd("validate", str(tmp_path / "pipe.yaml"), timeout=60)
     assert proc.returncode == 2 and "FIFO" in proc.stderr
+    os.mkfifo(tmp_path / "pipe.py")  # a Python procedure
+    proc = labctl_cmd("validate", str(tmp_path / "pipe.py"), timeout=60)
+    assert proc.returncode == 2 and "FIFO" in proc.stderr
 
 
 def test_control_characters_and_markup_from_files_are_escaped(tmp_path):
