@@ -21,8 +21,9 @@ from rich.markup import escape as rich_escape
 
 from labctl.errors import LabctlError, ValidationError
 
-console = Console()
-err_console = Console(stderr=True)
+# emoji=False: ":smile:"-like text from a user's file is printed as written (issue 13).
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 EXIT_RUN_FAILED = 1
 EXIT_BAD_INPUT = 2
