@@ -107,13 +107,12 @@ def read_profile_csv(path: str | Path, column: str | None = None) -> ProfileTabl
     """
     path = Path(path)
     shown = str(path)
-    try:
-        data = path.read_bytes()
+    from labctl.fileio import os_error_text, read_regular_bytes
+
+    try:  # a FIFO or /dev/zero is refused for what it is, never read for ever
+        data = read_regular_bytes(path, MAX_FILE_BYTES)
     except OSError as exc:
-        raise LabctlError(f"{shown}: cannot read the profile ({exc.strerror or exc})") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise LabctlError(f"{shown}: {len(data)} bytes is too large for a profile "
-                          f"(at most {MAX_FILE_BYTES})")
+        raise LabctlError(f"{shown}: cannot read the profile ({os_error_text(exc)})") from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:

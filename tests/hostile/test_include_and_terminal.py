@@ -64,3 +64,17 @@ def test_control_characters_and_markup_from_files_are_escaped(tmp_path):
     assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr
     assert "\\x1b]0;pwned\\x07" in proc.stderr
     assert "[bold red]x[/]" in proc.stderr and ":smile:" in proc.stderr
+
+
+def test_profile_table_that_is_a_fifo_or_device_is_refused(tmp_path):
+    import pytest
+
+    from labctl.errors import LabctlError
+    from labctl.steps.profile import read_profile_csv
+
+    os.mkfifo(tmp_path / "drive.csv")
+    os.symlink("/dev/zero", tmp_path / "zero.csv")
+    with pytest.raises(LabctlError, match="FIFO"):
+        read_profile_csv(tmp_path / "drive.csv")
+    with pytest.raises(LabctlError, match="device"):
+        read_profile_csv(tmp_path / "zero.csv")
