@@ -12,7 +12,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from bms_helpers import STATION, VEHICLE, edited_station
+from bms_helpers import STATION, VEHICLE, edited_station, run_procedure
 
 from labctl.analysis.bms.checks import message_checks
 from labctl.can.decode import BatchDecoder
@@ -196,3 +196,21 @@ def test_absurd_signal_position_is_refused_not_hung(tmp_path, start, length):
     assert out.returncode == 2, out.stderr
     assert "line 11: signal Huge starts at bit" in out.stdout + out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_frame_fault_on_a_message_without_cycle_time_is_refused(tmp_path):
+    def edit(bms):
+        del bms["cycle_times"]
+
+    station = edited_station(tmp_path, edit, VEHICLE)
+    text = _refused(_proc(tmp_path, "bms_fault_injection: {fault: delay_frames, message: "
+                                    "BMS_CellTempStats, delay: 300 ms, expect: max_gap}"), station)
+    assert "max_gap of BMS_CellTempStats is judged against its cycle time" in text
+    # with the station's 200 ms it runs, and a 500 ms delay (a 700 ms gap, above the 3-cycle
+    # timeout of 600 ms) is caught
+    _, _, checks = run_procedure(_proc(tmp_path, "bms_fault_injection: {fault: delay_frames, "
+                                                 "message: BMS_CellTempStats, delay: 500 ms, "
+                                                 "expect: max_gap}"), VEHICLE, tmp_path / "r")
+    assert checks.loc["delay_frames.detected_max_gap", "value"] == 1
+    gap = checks.loc["delay_frames.BMS_CellTempStats.max_gap", "value"]
+    assert gap == pytest.approx(0.7, abs=0.005)

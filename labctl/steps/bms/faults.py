@@ -86,6 +86,12 @@ class FaultStep(BmsStep):
         if self.message is not None and self.message not in smap.device_messages():
             checker.add(f"bms_fault_injection: {self.message!r} is not a message the BMS sends; "
                         f"it sends: {', '.join(smap.device_messages())}")
+        if (self.message in smap.device_messages() and self.expect in ("max_gap", "jitter")
+                and smap.period_s(self.message) is None):
+            checker.add(f"bms_fault_injection: {self.expect} of {self.message} is judged against "
+                        "its cycle time, and it has none (no GenMsgCycleTime in the DBC, no "
+                        f"cycle_times entry in the station); add 'cycle_times: {{{self.message}: "
+                        "100 ms}' (its real period) to the bms instrument")
         if self.fault != "dead_node" or binding is None or binding.driver != "sim-bms":
             return
         from labctl.sim.bms.nodes import build_schedules, nodes_with_cells
