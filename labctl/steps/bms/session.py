@@ -108,7 +108,8 @@ class BmsSession:
         self.bms.port.recording = False
         for m in msgs:
             m.timestamp -= self.offset
-        save_step_log(self.run.run_dir, self.run.step_index, msgs, self.decoder, self.smap)
+        if stores_files(self.run):
+            save_step_log(self.run.run_dir, self.run.step_index, msgs, self.decoder, self.smap)
         if self.stopped:
             return StepEnd(EndKind.ABORTED, self.stopped)
         failed = [c.name for c in self.checks if c.verdict == "fail"]
@@ -129,6 +130,14 @@ def stimulus(session: BmsSession) -> Any:
 
 # ------------------------------------------------------------------------------------------------
 # Shared checking before the run
+
+
+def stores_files(run: Any) -> bool:
+    """Whether the step runs inside a real run directory (`labctl plan` runs the steps on its
+    twin with nowhere to write: no frame logs, no report then)."""
+    from pathlib import Path
+
+    return (Path(run.run_dir) / "run.json").is_file()
 
 
 Need = str | tuple[str, ...]  # a role, or alternatives (any one of them will do)
