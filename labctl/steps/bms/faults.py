@@ -65,8 +65,7 @@ class FaultStep(BmsStep):
                     None, self.within_s, f"time to the {self.expect} flag")
             t_open, _ = s.first_true(batch, "contactor_closed", t_on, value=False)
             s.check(f"{self.fault}.safe_state", None if t_open is None else t_open - t_on, "s",
-                    None, self.within_s + (s.smap.period_s(s.smap.refs("contactor_closed")[0].message)
-                                           or 0.1), "contactors open")
+                    None, self.within_s + s.period("contactor_closed"), "contactors open")
         else:
             # the bus check of that message (default limits) must fail: the fault was seen
             found = [c for c in message_checks(s.smap, s.decoder, FrameBatch.concat([before, batch]))

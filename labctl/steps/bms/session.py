@@ -84,6 +84,16 @@ class BmsSession:
         i = hit[0]
         return float(t[i]), float(t[i - 1]) if i > 0 and t[i - 1] >= after_s else None
 
+    def period(self, role: str) -> float:
+        """Cycle time of the message carrying `role` (validation made sure there is one)."""
+        message = self.smap.refs(role)[0].message
+        period = self.smap.period_s(message)
+        if period is None:
+            raise LabctlError(f"message {message} has no cycle time (no GenMsgCycleTime in the DBC, "
+                              "no cycle_times entry in the station file); the limits of this "
+                              "step rest on it")
+        return period
+
     def check(self, *args: Any, **kwargs: Any) -> Check:
         c = Check(*args, **kwargs)
         self.checks.append(c)
