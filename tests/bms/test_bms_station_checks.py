@@ -214,3 +214,21 @@ def test_frame_fault_on_a_message_without_cycle_time_is_refused(tmp_path):
     assert checks.loc["delay_frames.detected_max_gap", "value"] == 1
     gap = checks.loc["delay_frames.BMS_CellTempStats.max_gap", "value"]
     assert gap == pytest.approx(0.7, abs=0.005)
+
+
+def test_shared_checksum_name_refined_for_one_message(tmp_path):
+    def edit(bms):
+        bms["checksums"] = ["CRC8", {"signal": "VCU_BmsCommand.CRC8", "algorithm": "crc8",
+                                     "polynomial": 0x2F, "include_id": False}]
+
+    smap = signal_map_for_station(edited_station(tmp_path, edit, VEHICLE))
+    assert len(smap.checksums) == 6 and set(smap.checksums.values()) == {"CRC8"}
+    assert smap.checksum_spec("VCU_BmsCommand").polynomial == 0x2F
+    assert smap.checksum_spec("BMS_Limits").polynomial == 0x1D  # the station's default
+
+    def twice(bms):  # the same message named twice explicitly is still an error
+        bms["checksums"] = ["BMS_Limits.CRC8", "BMS_Limits.CRC8"]
+
+    with pytest.raises(ValidationError) as info:
+        signal_map_for_station(edited_station(tmp_path, twice, VEHICLE))
+    assert "message BMS_Limits already has checksum CRC8" in str(info.value)
