@@ -232,3 +232,23 @@ def test_shared_checksum_name_refined_for_one_message(tmp_path):
     with pytest.raises(ValidationError) as info:
         signal_map_for_station(edited_station(tmp_path, twice, VEHICLE))
     assert "message BMS_Limits already has checksum CRC8" in str(info.value)
+
+
+def test_the_map_stored_with_a_run_decodes_as_the_station_did(tmp_path):
+    import json
+    import shutil
+
+    from labctl.can.framelog import load_run_map
+
+    smap = signal_map_for_station(VEHICLE)
+    (tmp_path / "can").mkdir()
+    shutil.copy(smap.dbc_path, tmp_path / "can" / smap.dbc_path.name)
+    (tmp_path / "can" / "signal_map.json").write_text(json.dumps(smap.describe()))
+    again = load_run_map(tmp_path)
+    assert again.checksum_specs == smap.checksum_specs
+    assert again.checksum_default == smap.checksum_default
+    assert again.cycle_times == {"BMS_CellTempStats": 0.2}
+    assert again.counters == smap.counters and again.checksums == smap.checksums
+    assert again.scalar == smap.scalar  # refs with scale, offset and equals
+    frame = smap.encode("BMS_Limits", {"MaxChargeCurrent": 5.0}, counter=3)
+    assert again.encode("BMS_Limits", {"MaxChargeCurrent": 5.0}, counter=3) == frame
