@@ -94,7 +94,8 @@ def _bms_run(run: Any, **options: Any) -> Any:
 def labctl_drivers() -> list[DriverInfo]:
     return [DriverInfo("sim-bms", ("bms",), make_sim_bms,
                        "Simulated BMS on a python-can virtual bus over a simulated series pack "
-                       "(protections, balancing, SoC, topologies, fault injection; virtual time)")]
+                       "(protections, balancing, SoC, topologies, fault injection; virtual time)",
+                       settings=frozenset(SIM_KEYS))]
 
 
 @hookimpl

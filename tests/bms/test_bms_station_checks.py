@@ -252,3 +252,10 @@ def test_the_map_stored_with_a_run_decodes_as_the_station_did(tmp_path):
     assert again.scalar == smap.scalar  # refs with scale, offset and equals
     frame = smap.encode("BMS_Limits", {"MaxChargeCurrent": 5.0}, counter=3)
     assert again.encode("BMS_Limits", {"MaxChargeCurrent": 5.0}, counter=3) == frame
+
+
+def test_unknown_sim_bms_setting_is_refused_at_validation(tmp_path):
+    station = edited_station(tmp_path, lambda bms: bms.update(cycle_time={"BMS_Faults": 0.05}),
+                             VEHICLE)
+    text = _refused(PROCS / "can-timing.yaml", station)
+    assert "unknown setting 'cycle_time' for driver 'sim-bms'" in text and "cycle_times" in text
