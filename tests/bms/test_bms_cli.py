@@ -5,7 +5,6 @@ station without the file, so the DBC and cell paths must already be resolved) an
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from bms_helpers import VEHICLE
 
@@ -25,10 +24,18 @@ def test_run_from_the_command_line_finds_the_dbc(tmp_path):
     assert (run / "can" / "vehicle-bms.dbc").is_file()
 
 
-def test_plan_runs_bms_steps_without_writing(tmp_path):
-    out = labctl_cmd("plan", str(PROC), "--station", str(VEHICLE), cwd=tmp_path,
-                     env=ENV)
+def test_plan_runs_bms_steps_without_writing(tmp_path, monkeypatch):
+    out = labctl_cmd("plan", str(PROC), "--station", str(VEHICLE), cwd=tmp_path, env=ENV)
     assert out.returncode == 0, out.stderr
-    assert "not a run directory" not in out.stdout + out.stderr
+    assert "not a run directory" not in out.stdout + out.stderr  # the report step faulted
     assert list(tmp_path.iterdir()) == []
-    assert not Path("/nonexistent/labctl-plan").exists()
+    # in the process: the plan's engine has no run directory, so no frame log is written
+    # (it used to go to the planning engine's placeholder path, /nonexistent/labctl-plan)
+    import labctl.can.framelog as framelog
+    from labctl.engine.session import prepare
+    from labctl.plan import plan_prepared
+
+    written = []
+    monkeypatch.setattr(framelog, "save_step_log", lambda *a, **k: written.append(a[0]))
+    report = plan_prepared(prepare(PROC, station_path=VEHICLE))
+    assert report is not None and written == []
