@@ -104,10 +104,13 @@ def resolve_cell(ref: str | Path) -> Path:
 
             notice(f"cell preset {ref!s} from {candidate}")
             return candidate
+    from labctl.suggest import did_you_mean
+
     presets = ", ".join(list_presets()) or "none found"
     raise ValidationError([Problem(None, None, None, "cell",
-                                   f"unknown cell {str(ref)!r}: not a file, and not a preset; "
-                                   f"presets: {presets}; or give the path to a cell file")])
+                                   f"unknown cell {str(ref)!r}: not a file, and not a preset"
+                                   f"{did_you_mean(str(ref), list_presets())} (presets: "
+                                   f"{presets}; or give the path to a cell file)")])
 
 
 def load_cell(ref: str | Path) -> CellSpec:

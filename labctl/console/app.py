@@ -14,6 +14,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +51,7 @@ from labctl.console.security import (
 from labctl.console.watch import RunWatcher
 
 HERE = Path(__file__).resolve().parent
-EVENT_INTERVAL_S = 1.0
+EVENT_INTERVAL_S = 0.5  # status.json changes at most once a second: shown within 0.5 s
 
 
 @dataclass
@@ -92,6 +93,7 @@ def create_app(config: ConsoleConfig) -> Starlette:
     templates.env.globals["form_token"] = config.form_token
     watcher = RunWatcher(config.results, estimator=config.estimator)
     log_dir = Path(tempfile.gettempdir()) / f"labctl-console-{os.getuid()}"
+    plot_cache = PlotCache()
 
     def page(request: Request, name: str, **context: Any) -> Response:
         return templates.TemplateResponse(request, name, {"config": config, **context})
@@ -107,8 +109,13 @@ def create_app(config: ConsoleConfig) -> Starlette:
             except ValueError:
                 return JSONResponse({"ok": False, "error": "body is not JSON"}, status_code=400)
             body = body if isinstance(body, dict) else {}
+        elif request.headers.get("content-type", "").startswith(
+                "application/x-www-form-urlencoded"):
+            from urllib.parse import parse_qsl
+
+            body = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
         else:
-            body = dict(await request.form())
+            body = {}
         token = request.headers.get(HEADER) or body.get(FORM_FIELD)
         if not same(token if isinstance(token, str) else None, config.form_token):
             return JSONResponse({"ok": False, "error": "forbidden: missing or wrong form token"},
@@ -123,7 +130,7 @@ def create_app(config: ConsoleConfig) -> Starlette:
     async def bench_events(request: Request) -> Response:
         async def stream():
             while True:
-                tiles = await run_in_threadpool(watcher.tiles)
+                tiles = await run_in_threadpool(watcher.tiles, 0.25)
                 yield f"data: {json.dumps(tiles)}\n\n"
                 if await request.is_disconnected():
                     break
@@ -252,7 +259,7 @@ def create_app(config: ConsoleConfig) -> Starlette:
             path = run_folder(config.results, request.path_params["run_id"])
         except NotFound:
             return not_found("run")
-        payload = await run_in_threadpool(_plots, path, config.max_points)
+        payload = await run_in_threadpool(plot_cache.get, path, config.max_points)
         return JSONResponse(payload)
 
     async def run_events(request: Request) -> Response:
@@ -374,14 +381,56 @@ def _formats() -> list[str]:
     return build_registry().names("exporter")
 
 
+class PlotCache:
+    """The plot data of the last few runs viewed, until their journal or run.json changes
+    (a finished run's figures are computed once; a running run's on every page load)."""
+
+    def __init__(self, size: int = 16):
+        self.size = size
+        self._items: dict[Path, tuple[tuple, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(path: Path) -> tuple:
+        stamps = []
+        for name in ("run.json", "journal.bin"):
+            try:
+                st = (path / name).stat()
+                stamps.append((st.st_size, st.st_mtime_ns))
+            except OSError:
+                stamps.append(None)
+        return tuple(stamps)
+
+    def get(self, path: Path, max_points: int) -> dict[str, Any]:
+        key = (self._key(path), max_points)
+        with self._lock:
+            hit = self._items.get(path)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        payload = _plots(path, max_points)
+        with self._lock:
+            self._items.pop(path, None)
+            self._items[path] = (key, payload)
+            while len(self._items) > self.size:
+                self._items.pop(next(iter(self._items)))
+        return payload
+
+
+def warm_up() -> None:
+    """Import what the run pages need, so the first page a technician opens is not slow."""
+    import labctl.analysis.cycling.dqdv  # noqa: F401  (scipy)
+    import labctl.store.run  # noqa: F401  (pandas, pyarrow)
+
+
 def _plots(path: Path, max_points: int) -> dict[str, Any]:
     from labctl.store.run import open_run
 
     started = time.perf_counter()
-    out = data.traces(path, max_points)
+    cols = data.read_columns(path, data.PLOT_COLUMNS)  # one read for every figure
+    out = data.traces(cols, max_points)
     run = open_run(path)
     out["per_cycle"] = data.per_cycle(run.cycles)
-    out["dqdv"] = data.dqdv(path, max_points)
+    out["dqdv"] = data.dqdv(cols, max_points)
     out["spectra"] = data.spectra(run)
     out["elapsed_s"] = time.perf_counter() - started
     return out

@@ -76,6 +76,11 @@ def console_cmd(results: str, procedures: str, stations: str, cells: str | None,
         allowed_hosts=allowed_hosts(host), estimator=remaining_estimator(),
     )
     app = create_app(config)
+    import threading
+
+    from labctl.console.app import warm_up
+
+    threading.Thread(target=warm_up, name="console-warm-up", daemon=True).start()
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                            lifespan="off"))
     shown_host = f"[{host}]" if ":" in host else host

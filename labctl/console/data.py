@@ -16,15 +16,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labctl.console.decimate import DEFAULT_MAX_POINTS, minmax_indices
+from labctl.console.decimate import DEFAULT_MAX_POINTS, minmax_indices, minmax_indices_many
 
 TRACE_COLUMNS = ("voltage_v", "current_a", "temperature_c")
+PLOT_COLUMNS = ("test_time_s", *TRACE_COLUMNS, "cycle_index", "discharge_capacity_ah")
 DQDV_CYCLES = 8  # the last cycles drawn in the dQ/dV figure (more is unreadable)
 TABLE_ROWS = 200  # rows of an analysis table shown on the page (the download has all)
 
 
-def _finite_list(a: np.ndarray, digits: int = 6) -> list[float | None]:
-    a = np.round(np.asarray(a, dtype=float), digits)
+def _finite_list(a: np.ndarray, digits: int | None = None) -> list[float | None]:
+    """JSON-able floats (NaN/inf -> None); `digits` decimals keep long traces compact."""
+    a = np.asarray(a, dtype=float)
+    if digits is not None:
+        a = np.round(a, digits)
     return [None if not math.isfinite(v) else float(v) for v in a.tolist()]
 
 
@@ -48,17 +52,15 @@ def read_columns(run_path: Path, columns: tuple[str, ...]) -> dict[str, np.ndarr
     return {c: ts[c].to_numpy() for c in columns}
 
 
-def traces(run_path: Path, max_points: int = DEFAULT_MAX_POINTS) -> dict[str, Any]:
+def traces(cols: dict[str, np.ndarray], max_points: int = DEFAULT_MAX_POINTS) -> dict[str, Any]:
     """V, I and T against test time (h), each decimated by min/max per bucket."""
-    cols = read_columns(run_path, ("test_time_s", *TRACE_COLUMNS))
     t = cols["test_time_s"]
     out: dict[str, Any] = {"n_samples": int(len(t)), "traces": {}}
-    for name in TRACE_COLUMNS:
-        y = cols[name]
-        if not len(y) or not np.isfinite(y).any():
-            continue
-        idx = minmax_indices(t, y, max_points)
-        out["traces"][name] = {"x": _finite_list(t[idx] / 3600.0, 7), "y": _finite_list(y[idx])}
+    names = [n for n in TRACE_COLUMNS if len(cols[n]) and np.isfinite(cols[n]).any()]
+    for name, idx in zip(names, minmax_indices_many(t, [cols[n] for n in names], max_points),
+                         strict=True):
+        out["traces"][name] = {"x": _finite_list(t[idx] / 3600.0, 7),
+                               "y": _finite_list(cols[name][idx], 6)}
     return out
 
 
@@ -78,25 +80,29 @@ def per_cycle(cycles: pd.DataFrame) -> dict[str, Any]:
             "energy": _finite_list(c["energy_efficiency"].to_numpy())}
 
 
-def dqdv(run_path: Path, max_points: int = DEFAULT_MAX_POINTS) -> list[dict[str, Any]]:
+def dqdv(cols: dict[str, np.ndarray], max_points: int = DEFAULT_MAX_POINTS
+         ) -> list[dict[str, Any]]:
     """dQ/dV of each cycle's discharge (the last DQDV_CYCLES cycles), by voltage binning
     (labctl.analysis.cycling.dqdv.incremental_capacity)."""
     from labctl.analysis.cycling.dqdv import incremental_capacity
 
-    cols = read_columns(run_path, ("cycle_index", "current_a", "voltage_v",
-                                   "discharge_capacity_ah"))
     cyc, cur = cols["cycle_index"], cols["current_a"]
+    if not len(cyc):
+        return []
+    # cycle_index never decreases within a run: each cycle is one slice
+    bounds = np.r_[0, np.flatnonzero(np.diff(cyc)) + 1, len(cyc)]
     out = []
-    for n in sorted(set(np.unique(cyc).tolist()))[-DQDV_CYCLES:]:
-        mask = (cyc == n) & (cur < 0)
+    for a, b in zip(bounds[:-1][-DQDV_CYCLES:], bounds[1:][-DQDV_CYCLES:], strict=True):
+        mask = cur[a:b] < 0
         if mask.sum() < 20:
             continue
-        curve = incremental_capacity(cols["discharge_capacity_ah"][mask], cols["voltage_v"][mask])
+        curve = incremental_capacity(cols["discharge_capacity_ah"][a:b][mask],
+                                     cols["voltage_v"][a:b][mask])
         if not len(curve):
             continue
         v, d = curve["voltage_v"].to_numpy(), curve["dqdv_ah_per_v"].to_numpy()
         idx = minmax_indices(v, d, max_points)
-        out.append({"cycle": int(n), "x": _finite_list(v[idx]), "y": _finite_list(d[idx])})
+        out.append({"cycle": int(cyc[a]), "x": _finite_list(v[idx]), "y": _finite_list(d[idx])})
     return out
 
 
@@ -117,7 +123,7 @@ def spectra(run: Any) -> list[dict[str, Any]]:
     for number in np.unique(sweep):
         part = table[sweep == number]
         label = str(part["label"].iloc[0]) if "label" in part and part["label"].iloc[0] else ""
-        out.append({"name": f"{int(number)}" + (f" {label}" if label else ""),
+        out.append({"name": f"spectrum {int(number)}" + (f" {label}" if label else ""),
                     "f": _finite_list(part["frequency_hz"].to_numpy()),
                     "re": _finite_list(part["z_real_ohm"].to_numpy()),
                     "im": _finite_list(part["z_imag_ohm"].to_numpy()),

@@ -23,16 +23,21 @@ def minmax_indices(x: np.ndarray, y: np.ndarray, max_points: int = DEFAULT_MAX_P
     """Sorted indices of the samples to keep: per bucket its first sample and the first
     minimum and first maximum of y, plus the last sample.
 
-    `x` must be non-decreasing (test time). NaN in y is skipped when finding the
-    extremes; a bucket's first sample is always kept, so a gap stays a gap. With
-    (max_points - 1) // 3 buckets the result never exceeds `max_points`; all
-    indices come back when the data already fit.
+    `x` must be non-decreasing (test time). The buckets are (max_points - 1) // 3
+    equal-width intervals of x, so the result never exceeds `max_points`. NaN in y
+    is skipped when finding the extremes; a bucket's first sample is always kept,
+    so a gap stays a gap. All indices come back when the data already fit.
     """
+    return minmax_indices_many(x, [y], max_points)[0]
+
+
+def minmax_indices_many(x: np.ndarray, ys: list[np.ndarray],
+                        max_points: int = DEFAULT_MAX_POINTS) -> list[np.ndarray]:
+    """`minmax_indices` for several traces sharing one x (the buckets are found once)."""
     x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
     n = len(x)
     if n <= max_points:
-        return np.arange(n)
+        return [np.arange(n) for _ in ys]
     n_buckets = max(1, (max_points - 1) // 3)
     span = x[-1] - x[0]
     if not np.isfinite(span) or span <= 0:
@@ -42,15 +47,19 @@ def minmax_indices(x: np.ndarray, y: np.ndarray, max_points: int = DEFAULT_MAX_P
         np.clip(bucket, 0, n_buckets - 1, out=bucket)
     starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
     seg = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, n]))
-    keep = [starts, np.array([n - 1])]
-    nan = np.isnan(y)
-    for func, fill in ((np.minimum, np.inf), (np.maximum, -np.inf)):
-        extreme = func.reduceat(np.where(nan, fill, y), starts)
-        hit = np.flatnonzero(y == extreme[seg])
-        if len(hit):
-            first = np.r_[True, seg[hit][1:] != seg[hit][:-1]]
-            keep.append(hit[first])
-    return np.unique(np.concatenate(keep))
+    out = []
+    for y in ys:
+        y = np.asarray(y, dtype=float)
+        keep = [starts, np.array([n - 1])]
+        nan = np.isnan(y)
+        for func, fill in ((np.minimum, np.inf), (np.maximum, -np.inf)):
+            extreme = func.reduceat(np.where(nan, fill, y) if nan.any() else y, starts)
+            hit = np.flatnonzero(y == extreme[seg])
+            if len(hit):
+                first = np.r_[True, seg[hit][1:] != seg[hit][:-1]]
+                keep.append(hit[first])
+        out.append(np.unique(np.concatenate(keep)))
+    return out
 
 
 def decimate(x: np.ndarray, y: np.ndarray, max_points: int = DEFAULT_MAX_POINTS

@@ -219,7 +219,9 @@ def load_python_procedure(
     try:
         text = read_regular_text(p)  # a FIFO or device is refused, never waited on
     except FileNotFoundError:
-        raise ValidationError([Problem(file, None, None, "", "file not found")]) from None
+        from labctl.suggest import near_files
+
+        raise ValidationError([Problem(file, None, None, "", "file not found" + near_files(p))]) from None
     except OSError as exc:
         raise ValidationError([Problem(file, None, None, "", f"cannot read file: "
                                        f"{os_error_text(exc)}")]) from None

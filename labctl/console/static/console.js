@@ -85,7 +85,7 @@ function tile(t) {
     el("div", {class: "step", title: step, text: step}),
     el("div", {class: "readings"},
       el("div", {}, el("span", {class: "voltage", text: fmt(t.voltage_v, 4)}), el("label", {text: "V"})),
-      el("div", {}, el("span", {class: "current", text: fmt(t.current_a, 3)}), el("label", {text: t.output_off ? "A · output off" : "A"})),
+      el("div", {}, el("span", {class: "current", text: fmt(t.current_a, 3)}), el("label", {text: t.output_off ? "A · output off" : (t.active ? "A" : "A · last reading")})),
       el("div", {}, el("span", {class: "temperature", text: fmt(t.temperature_c, 1)}), el("label", {text: "°C"}))),
     el("div", {class: "times"},
       el("span", {text: `elapsed ${hms(t.test_time_s)}`}),
@@ -93,9 +93,27 @@ function tile(t) {
     alarm, buttons);
 }
 
+// Update tiles in place: a part is replaced only when it changed, so a button the operator
+// is about to click is not swapped under the pointer every second.
+function patchTile(old, fresh) {
+  if (old.className !== fresh.className) old.className = fresh.className;
+  if (old.children.length !== fresh.children.length) { old.replaceChildren(...fresh.childNodes); return; }
+  [...fresh.children].forEach((child, i) => {
+    if (old.children[i].outerHTML !== child.outerHTML) old.children[i].replaceWith(child);
+  });
+}
+
 function renderTiles(tiles) {
   const box = document.getElementById("tiles");
-  box.replaceChildren(...tiles.map(tile));
+  const existing = new Map([...box.children].map(e => [e.dataset.run, e]));
+  const ordered = tiles.map(t => {
+    const fresh = tile(t), old = existing.get(t.run_id);
+    if (!old) return fresh;
+    patchTile(old, fresh);
+    return old;
+  });
+  ordered.forEach((e, i) => { if (box.children[i] !== e) box.insertBefore(e, box.children[i] || null); });
+  while (box.children.length > ordered.length) box.lastElementChild.remove();
   const active = tiles.filter(t => t.active).length;
   document.getElementById("bench-count").textContent = `${active} active` + (tiles.length > active ? `, ${tiles.length - active} ended recently` : "");
   document.getElementById("no-runs").hidden = tiles.length > 0;
@@ -199,9 +217,9 @@ function startPage() {
 }
 
 // -- run page ---------------------------------------------------------------------------------
-const LAYOUT = {margin: {l: 60, r: 20, t: 30, b: 40}, font: {size: 12}, showlegend: true,
-                legend: {orientation: "h", y: 1.12}, paper_bgcolor: "rgba(0,0,0,0)"};
-const CONFIG = {responsive: true, displaylogo: false};
+const LAYOUT = {margin: {l: 60, r: 70, t: 40, b: 50}, font: {size: 12}, showlegend: true,
+                legend: {orientation: "h", x: 0, y: 1.0, yanchor: "bottom"}, paper_bgcolor: "rgba(0,0,0,0)"};
+const CONFIG = {responsive: true, displaylogo: false, displayModeBar: false};
 
 async function runPage() {
   const box = document.getElementById("run");
@@ -224,21 +242,21 @@ async function runPage() {
       {x: c.cycle, y: c.discharge_ah, name: "discharge Ah", type: "scatter", mode: "lines+markers"},
       {x: c.cycle, y: c.coulombic, name: "coulombic eff.", yaxis: "y2", type: "scatter", mode: "lines+markers", line: {dash: "dot"}},
       {x: c.cycle, y: c.energy, name: "energy eff.", yaxis: "y2", type: "scatter", mode: "lines+markers", line: {dash: "dot"}}],
-      {...LAYOUT, title: {text: "capacity and efficiency per cycle"}, xaxis: {title: {text: "cycle"}, dtick: 1},
-       yaxis: {title: {text: "Ah"}}, yaxis2: {title: {text: "efficiency"}, overlaying: "y", side: "right"}}, CONFIG);
+      {...LAYOUT, xaxis: {title: {text: "cycle"}, dtick: 1},
+       yaxis: {title: {text: "Ah"}}, yaxis2: {title: {text: "efficiency"}, overlaying: "y", side: "right", tickformat: ".1%"}}, CONFIG);
     Plotly.newPlot("plot-dqdv", p.dqdv.map(d => ({x: d.x, y: d.y, name: `cycle ${d.cycle}`, type: "scatter", mode: "lines"})),
-      {...LAYOUT, title: {text: "dQ/dV (discharge)"}, xaxis: {title: {text: "voltage (V)"}}, yaxis: {title: {text: "Ah/V"}}}, CONFIG);
+      {...LAYOUT, xaxis: {title: {text: "voltage (V)"}}, yaxis: {title: {text: "Ah/V"}}}, CONFIG);
   }
   if (p.spectra && p.spectra.length) {
     document.getElementById("spectra-plots").hidden = false;
     Plotly.newPlot("plot-nyquist", p.spectra.map(s => ({x: s.re, y: s.im.map(v => v === null ? null : -v), name: s.name, type: "scatter", mode: "lines+markers"})),
-      {...LAYOUT, title: {text: "Nyquist"}, xaxis: {title: {text: "Z' (Ω)"}}, yaxis: {title: {text: "−Z'' (Ω)"}, scaleanchor: "x"}}, CONFIG);
+      {...LAYOUT, xaxis: {title: {text: "Z' (Ω)"}}, yaxis: {title: {text: "−Z'' (Ω)"}, scaleanchor: "x"}}, CONFIG);
     const bode = [];
     for (const s of p.spectra) {
       bode.push({x: s.f, y: s.mod, name: `|Z| ${s.name}`, type: "scatter", mode: "lines+markers"});
       bode.push({x: s.f, y: s.phase, name: `phase ${s.name}`, yaxis: "y2", type: "scatter", mode: "lines", line: {dash: "dot"}});
     }
-    Plotly.newPlot("plot-bode", bode, {...LAYOUT, title: {text: "Bode"}, xaxis: {type: "log", title: {text: "frequency (Hz)"}},
+    Plotly.newPlot("plot-bode", bode, {...LAYOUT, xaxis: {type: "log", title: {text: "frequency (Hz)"}},
       yaxis: {type: "log", title: {text: "|Z| (Ω)"}}, yaxis2: {title: {text: "phase (°)"}, overlaying: "y", side: "right"}}, CONFIG);
   }
   if (box.dataset.status === "running") live(run);
@@ -251,6 +269,9 @@ function live(run) {
   src.onmessage = ev => {
     const t = JSON.parse(ev.data);
     state.textContent = t.state; state.className = `badge state-${t.state}`;
+    for (const b of document.querySelectorAll("#run-controls button[data-cmd]")) {
+      b.disabled = (b.dataset.cmd === "pause" && t.state === "paused") || (b.dataset.cmd === "continue" && t.state !== "paused");
+    }
     liveText.textContent = `${fmt(t.voltage_v, 4, " V")} · ${fmt(t.current_a, 3, " A")} · ${fmt(t.temperature_c, 1, " °C")} · step ${t.step_index || "-"}: ${t.step || ""}`;
     if (t.test_time_s === null) return;
     const gd = document.getElementById("plot-vit");
