@@ -80,3 +80,17 @@ def test_profile_table_that_is_a_fifo_or_device_is_refused(tmp_path):
         read_profile_csv(tmp_path / "drive.csv")
     with pytest.raises(LabctlError, match="device"):
         read_profile_csv(tmp_path / "zero.csv")
+
+
+def test_control_characters_in_names_never_reach_the_terminal(tmp_path):
+    """Any command's output (here `validate`'s ok line, naming the station), not only errors."""
+    from tests.support import REPO
+
+    station = tmp_path / "st.yaml"
+    sim = (REPO / "instruments" / "sim.yaml").read_text()
+    station.write_text(sim.replace("name: Simulated bench", 'name: "bench \\e[2J\\e]0;pwned\\a A"'))
+    proc = labctl_cmd("validate", str(REPO / "procedures" / "quickstart.yaml"), "--station",
+                      str(station))
+    assert proc.returncode == 0, proc.stderr
+    assert "bench \\x1b[2J\\x1b]0;pwned" in proc.stdout
+    assert "\x1b" not in proc.stdout
