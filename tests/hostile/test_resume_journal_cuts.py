@@ -103,3 +103,19 @@ def test_a_snapshot_that_cannot_be_moved_on_is_refused_not_guessed():
                         uncovered=samples, uncovered_has_reference=True)
     with pytest.raises(LabctlError, match="cannot be rebuilt"):
         restore_instruments({"cycler": OpaqueSim()}, state, type("Cell", (), {"capacity_ah": 2.2}))
+
+
+def test_doctor_reports_and_repair_removes_temporary_files(tmp_path):
+    from labctl.store.doctor import check_run
+
+    proc = tmp_path / "short.yaml"
+    proc.write_text("name: short\nsteps:\n  - Rest for 1 min\n")
+    out = start_run(prepare(proc), results_root=tmp_path / "results")
+    as_interrupted(out.path)
+    (out.path / ".cycles.parquet.x1y2.tmp").write_bytes(b"PAR1")
+    found = {f.check: f for f in check_run(out.path).findings}
+    assert not found["temporary files"].ok
+    assert (out.path / ".cycles.parquet.x1y2.tmp").exists()  # only reported without --repair
+    repaired = {f.check: f for f in check_run(out.path, repair=True).findings}
+    assert repaired["temporary files"].repaired
+    assert not list(out.path.glob(".*.tmp"))
