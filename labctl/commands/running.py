@@ -46,7 +46,7 @@ def validate(procedure: str, station: str | None, cell: str | None, params: tupl
     else:
         console.print(
             f"[green]ok[/green]: {procedure} is valid for cell {prep.cell.name} on station "
-            f"{prep.station.name}", highlight=False,
+            f"{prep.station.name}", highlight=False, soft_wrap=True,
         )
 
 
@@ -103,7 +103,8 @@ def print_results(summary: dict, results: dict) -> None:
             if value is None or (isinstance(value, float) and not math.isfinite(value)):
                 continue
             line(f"{label}: {format_quantity(key, value)}")
-        if summary.get("efficiency_note"):
+        both = all((summary.get(k) or 0) > 0 for k in ("charge_capacity_ah", "discharge_capacity_ah"))
+        if summary.get("efficiency_note") and both:
             line(summary["efficiency_note"])
     if summary.get("n_samples"):
         line(f"samples: {summary['n_samples']:d}")
