@@ -38,16 +38,25 @@ def validate(procedure: str, station: str | None, cell: str | None, params: tupl
              as_json: bool) -> None:
     """Check a procedure against a cell and a station without touching hardware."""
     from labctl.engine.session import prepare
+    from labctl.plan import enforce_ceilings
+    from labctl.plan.report import one_line
 
     prep = prepare(procedure, station_path=station, cell_ref=cell, params=parse_params(params))
+    report = enforce_ceilings(prep)  # the plan's estimate; exit 2 past a ceiling
     if as_json:
         emit_json({"ok": True, "procedure": prep.procedure.name, "cell": prep.cell.name,
-                   "station": prep.station.name, "parameters": prep.procedure.parameters})
+                   "station": prep.station.name, "parameters": prep.procedure.parameters,
+                   "estimate": {"duration_s": report.run_duration_s,
+                                "n_samples": report.run_samples,
+                                "disk_bytes": report.run_disk_bytes,
+                                "approximate": report.approximate,
+                                "warnings": report.warnings}})
     else:
         console.print(
             f"[green]ok[/green]: {procedure} is valid for cell {prep.cell.name} on station "
             f"{prep.station.name}", highlight=False, soft_wrap=True,
         )
+        console.print(f"  {one_line(report)}", highlight=False)
 
 
 def _bms_summary(run_dir: Any) -> dict | None:
@@ -61,7 +70,9 @@ def _bms_summary(run_dir: Any) -> dict | None:
 
 def _record_results(run_dir: Any) -> dict:
     """Spectra count, conductivity, abuse onset... of the run's record tables (if any)."""
-    if not run_dir:
+    # A finished run keeps its record tables in records/; a cycling run has none, and
+    # then pandas (~0.2 s to import) is not needed for its closing summary.
+    if not run_dir or not any((Path(run_dir) / "records").glob("*.parquet")):
         return {}
     from labctl.report.run_results import record_results
     from labctl.store.run import open_run
@@ -159,15 +170,24 @@ def _exit_for(status: str, reason: str) -> None:
               help="Worker processes for several channels (default: one per core, "
                    "and at most 4 channels per process).")
 @click.option("--no-progress", is_flag=True, help="Do not show the live progress line.")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:8786",
+              help="With --batch: run each channel on the Dask worker that owns its bench "
+                   "(docs/scale-out.md).")
 @json_option
 @user_errors
 def run(procedure: str | None, station: str | None, cell: str | None, params: tuple[str, ...],
         results: str, channels: tuple[str, ...], batch: str | None, speed: float | None,
-        processes: int | None, no_progress: bool, as_json: bool) -> None:
+        processes: int | None, no_progress: bool, scheduler: str | None, as_json: bool) -> None:
     """Validate, then run a procedure; prints the run directory and a summary."""
     from labctl.engine.control import RunControl, signals_abort
     from labctl.engine.session import prepare, start_run
 
+    if scheduler:
+        if not batch or procedure or channels:
+            raise LabctlError("--scheduler runs a batch file: give --batch FILE (with a bench "
+                              "per channel) and no PROCEDURE or --channel")
+        _run_on_benches(batch, results, speed, scheduler, as_json)
+        return
     if batch or len(channels) > 1:
         _run_channels(procedure, station, cell, params, results, channels, batch, speed, as_json,
                       processes)
@@ -179,6 +199,9 @@ def run(procedure: str | None, station: str | None, cell: str | None, params: tu
         from labctl.engine.multi import on_channel
 
         prep = on_channel(prep, channels[0])
+    from labctl.plan import enforce_ceilings
+
+    enforce_ceilings(prep, need_report=False)  # exit 2 (with the estimate) past a ceiling
     control = RunControl()
     with signals_abort(control):
         if as_json or no_progress:
@@ -243,6 +266,30 @@ def _run_channels(procedure, station, cell, params, results, channels, batch, sp
     if not all_ok:
         interrupted = any("Ctrl-C" in r["reason"] for r in rows)
         sys.exit(EXIT_INTERRUPTED if interrupted else EXIT_RUN_FAILED)
+
+
+def _run_on_benches(batch: str, results: str, speed: float | None, scheduler: str,
+                    as_json: bool) -> None:
+    """Each channel of the batch on its bench's Dask worker (labctl/fleet/benches.py)."""
+    from labctl.engine.multi import load_batch
+    from labctl.fleet.benches import run_batch_on_scheduler
+    from labctl.fleet.cluster import need_dask
+
+    need_dask()
+    rows = run_batch_on_scheduler(load_batch(batch), results_root=results, scheduler=scheduler,
+                                  speed=speed)
+    all_ok = all(r["status"] == "completed" for r in rows)
+    if as_json:
+        emit_json({"ok": all_ok, "runs": rows})
+    else:
+        from labctl.report.idtable import print_id_table
+
+        print_id_table(console, ("run directory", "bench", "channel", "worker", "status",
+                                 "reason"),
+                       [(str(r["run_dir"]), str(r["bench"]), str(r["channel"]), str(r["worker"]),
+                         r["status"], str(r["reason"])) for r in rows])
+    if not all_ok:
+        sys.exit(EXIT_RUN_FAILED)
 
 
 @click.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
@@ -56,14 +57,16 @@ def show(run: str, results: str, as_json: bool) -> None:
 
     r = open_run(resolve_run(run, results))
     summary = r.summary()
+    steps = r.columns("steps")  # no pandas: show must answer at once
+    rows = [dict(zip(steps, values, strict=True)) for values in zip(*steps.values(), strict=True)]
     if as_json:
         emit_json({"ok": True, "run_dir": str(r.path), "meta": r.meta, "summary": summary,
-                   "steps": r.steps.to_dict(orient="records")})
+                   "steps": rows})
         return
     console.print(f"run directory: {r.path}", highlight=False, soft_wrap=True)
     print_summary(summary)
-    if len(r.steps):
-        console.print(steps_table(r.steps, console.width))
+    if rows:
+        console.print(steps_table(rows, console.width))
 
 
 def print_summary(summary: dict) -> None:
@@ -84,7 +87,7 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
-def steps_table(steps, width: int) -> Table:
+def steps_table(steps: Any, width: int) -> Table:
     """One row per step, readable in `width` columns (80 or more): short headers, the step
     text and end reason cut with an ellipsis (the full text is in `labctl show --json`)."""
     from rich import box
@@ -92,10 +95,12 @@ def steps_table(steps, width: int) -> Table:
     from labctl.report.quantities import format_duration_words
 
     # The step's text names its kind ("Charge at ..."): no kind column, more room for it.
-    rows = [(str(row.step_index), str(row.cycle_index), str(row.text), str(row.end_reason),
-             format_duration_words(row.duration_s), f"{row.charge_capacity_ah:.4f}",
-             f"{row.discharge_capacity_ah:.4f}")
-            for row in steps.itertuples()]
+    if hasattr(steps, "to_dict"):  # a DataFrame
+        steps = steps.to_dict(orient="records")
+    rows = [(str(row["step_index"]), str(row["cycle_index"]), str(row["text"]),
+             str(row["end_reason"]), format_duration_words(row["duration_s"]),
+             f"{row['charge_capacity_ah']:.4f}", f"{row['discharge_capacity_ah']:.4f}")
+            for row in steps]
     heads = ("#", "cyc", "step", "end", "time", "Ah in", "Ah out")
     widths = [max([len(h)] + [len(r[k]) for r in rows]) for k, h in enumerate(heads)]
     # Room left for the two text columns: 2 spaces between columns, 1 at each edge.
