@@ -155,11 +155,8 @@ def test_resume_takes_a_run_id_prefix_results_and_no_progress(tmp_path):
     assert "t=" not in resumed.stdout  # no progress line
 
 
-def test_show_of_an_eis_run_prints_its_spectra_not_zero_ah(tmp_path):
-    proc = labctl_cmd("run", "procedures/eis.yaml", "--cell", "nmc-1p95ah", "--results",
-                      str(tmp_path), "--no-progress")
-    assert proc.returncode == 0, proc.stderr
-    run = next(p for p in tmp_path.iterdir() if p.is_dir())
+def test_show_of_an_eis_run_prints_its_spectra_not_zero_ah(eis_run):
+    run, _ = eis_run
     proc = labctl_cmd("show", str(run), env={"COLUMNS": "80"})
     assert proc.returncode == 0, proc.stderr
     assert "  impedance spectra: 1" in proc.stdout
