@@ -45,7 +45,7 @@ from typing import Any
 import labctl
 from labctl.capabilities.steps import ElectricalStep, LoggingPolicy, Mode, Profile, SourceRef
 from labctl.errors import LabctlError, Problem, ValidationError
-from labctl.units import NUMBER
+from labctl.units import NUMBER, ascii_float
 
 KEYS = ("file", "column", "quantity", "scale", "repeat", "sign", "log")
 TABLE = "profiles"
@@ -164,7 +164,7 @@ def read_profile_csv(path: str | Path, column: str | None = None) -> ProfileTabl
         for col, name in ((t_col, "time_s"), (v_col, column)):
             raw = row[col].strip()
             try:
-                x = float(raw)
+                x = ascii_float(raw)
             except ValueError:
                 bad(line, col + 1, name, f"{raw!r} is not a number")
                 x = math.nan
