@@ -144,9 +144,10 @@ def _integrated(time_s: np.ndarray, value: np.ndarray, sign: int) -> np.ndarray:
 def _per_cycle(inc: np.ndarray, cycle_start: np.ndarray) -> np.ndarray:
     """Running total that restarts at each cycle start (the start record counts in)."""
     total = np.cumsum(inc)
-    start_of = np.where(cycle_start, np.arange(len(inc)), 0)
-    np.maximum.accumulate(start_of, out=start_of)
-    return total - (total - inc)[start_of]
+    starts = np.flatnonzero(cycle_start)
+    offsets = total[starts] - inc[starts]
+    total -= np.repeat(offsets, np.diff(np.r_[starts, len(inc)]))
+    return total
 
 
 def to_samples(parsed: Parsed, path: Any) -> tuple[dict[str, np.ndarray], list[ImportedStep]]:

@@ -90,7 +90,9 @@ def from_columns(path: Path, fmt: str, cols: Mapping[str, Any],
     def num(role: str) -> np.ndarray | None:
         if role not in cols:
             return None
-        return np.asarray(cols[role], dtype=np.float64) * found[role][1]
+        values = np.asarray(cols[role], dtype=np.float64)
+        factor = found[role][1]
+        return values if factor == 1.0 else values * factor
 
     scaled = [f"{found[r][0]!r} x{found[r][1]:g}" for r in _NUMERIC
               if r in found and found[r][1] != 1.0]
