@@ -133,7 +133,7 @@ def read(path: Path, data: bytes) -> Parsed:
             parsed.start_unix_s = start
             conv.append(f"unix_time_s: the first record's {date!r} (local time of the cycler, "
                         "taken as UTC: no time zone in the file) + test_time_s")
-    parsed.metadata.update(_preamble(lines[:h]))
+    parsed.metadata = {**_preamble(lines[:h]), **parsed.metadata}
     return parsed
 
 
@@ -145,5 +145,10 @@ def _preamble(lines: list[str]) -> dict[str, str]:
         for k in range(0, len(fields) - 1, 2):
             key = fields[k].rstrip(":").strip()
             if key and fields[k + 1]:
-                meta[key] = fields[k + 1]
+                meta[_META_KEYS.get(key.lower(), key)] = fields[k + 1]
     return meta
+
+
+_META_KEYS = {"procedure": "procedure", "tester channel": "channel", "filename": "test_name",
+              "date of test": "start_time", "description": "comments", "comment": "comments",
+              "mass": "mass"}

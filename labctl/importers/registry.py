@@ -87,7 +87,11 @@ def detect_text(lines: list[str]) -> str | None:
     joined = "\n".join(head)
     if first.startswith("ec-lab ascii file") or any(
             "time/s" in ln and ("ewe/v" in ln or "<ewe>/v" in ln) for ln in head):
-        if "freq/hz" in joined and "re(z)/ohm" in joined:
+        # the EC-Lab reader keeps both the timeseries and every impedance sweep; a
+        # spectrum-only export (no current column) goes to the EIS reader
+        if re.search(r"(^| )<?i>?/m?a( |$)", joined, re.MULTILINE):
+            return "biologic-mpt"
+        if "freq/hz" in joined:
             return "eis"
         return "biologic-mpt"
     if maccor.looks_like(lines):
