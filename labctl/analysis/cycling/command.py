@@ -152,6 +152,10 @@ def _print_cycling(folder: Path, s: dict[str, Any]) -> None:
     if "fit" in s:
         f = s["fit"]
         params = ", ".join(f"{k}={f[k]:.4g}" for k in ("a", "b", "z") if k in f)
-        click.echo(f"  fit {f['model']} ({params}, RMSE {f['rmse']:.2g}): "
-                   f"{s['threshold']:.0%} at cycle {s['cycles_to_threshold']:.0f}")
+        if s.get("cycles_to_threshold") is None:
+            click.echo(f"  fit {f['model']} ({params}, RMSE {f['rmse']:.2g}): "
+                       f"{s.get('cycles_to_threshold_note', 'no crossing')}")
+        else:
+            click.echo(f"  fit {f['model']} ({params}, RMSE {f['rmse']:.2g}): "
+                       f"{s['threshold']:.0%} at cycle {s['cycles_to_threshold']:.0f}")
     click.echo(f"stored in {folder}")

@@ -77,7 +77,17 @@ def eis_command() -> click.Command:
 def _print(folder: Path, summary: dict[str, Any]) -> None:
     click.echo(f"{summary['n_spectra']} spectra fitted with {summary['circuit']} "
                f"(median chi2 {summary['median_chi_square']:.3g}; "
-               f"{summary['n_fit_failed']} failed, {summary['n_kk_invalid']} fail Lin-KK)")
+               f"{summary['n_fit_failed']} not converged, {summary['n_kk_invalid']} fail Lin-KK)")
+    flagged = [s for s in summary.get("fit_status", []) if s["at_bound"] or s["not_identifiable"]]
+    for s in flagged[:10]:
+        bits = []
+        if s["not_identifiable"]:
+            bits.append("not identifiable: " + ", ".join(s["not_identifiable"]))
+        if s["at_bound"]:
+            bits.append("at bound: " + ", ".join(s["at_bound"]))
+        click.echo(f"  spectrum {s['spectrum']}: " + "; ".join(bits))
+    if len(flagged) > 10:
+        click.echo(f"  ... {len(flagged) - 10} more spectra with flagged parameters (summary.json)")
     for name, p in summary["parameters"].items():
         click.echo(f"  {name:10s} {p['first']:.5g} .. {p['last']:.5g} {p['unit']}")
     if "sigma_bulk_s_per_cm" in summary:
