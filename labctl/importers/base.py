@@ -245,12 +245,10 @@ def to_samples(parsed: Parsed, path: Any) -> tuple[dict[str, np.ndarray], list[I
         mean = float(np.mean(direction[lo:hi]))
         kind = "charge" if mean > 0.5 else "discharge" if mean < -0.5 else (
             "rest" if not np.any(direction[lo:hi]) else "mixed")
-        bits = []
-        if labels is not None:
-            bits.append(str(labels[lo]))
+        label = str(labels[lo]).strip() if labels is not None else kind
         if parsed.step is not None:
-            bits.append(f"file step {int(parsed.step[lo])}")
-        steps.append(ImportedStep(lo, hi, kind, " ".join(bits) or kind))
+            label += f" (file step {int(parsed.step[lo])})"
+        steps.append(ImportedStep(lo, hi, kind, label))
     return samples, steps
 
 
