@@ -72,7 +72,7 @@ class Parsed:
     discharge_ah: Counter | None = None
     charge_wh: Counter | None = None
     discharge_wh: Counter | None = None
-    step_labels: np.ndarray | None = None  # per row, e.g. "CC_Chg"
+    step_labels: Any = None  # per row (numpy or pyarrow array), e.g. "CC_Chg"
     conversions: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     records: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
@@ -240,6 +240,10 @@ def to_samples(parsed: Parsed, path: Any) -> tuple[dict[str, np.ndarray], list[I
     starts = np.flatnonzero(step_start)
     ends = np.r_[starts[1:], n]
     labels = parsed.step_labels
+    if labels is not None:  # only each step's first label is needed
+        labels = (labels.take(starts).to_pylist() if hasattr(labels, "take")
+                  and not isinstance(labels, np.ndarray) else np.asarray(labels)[starts])
+        labels = dict(zip(starts.tolist(), labels, strict=True))
     steps = []
     for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
         mean = float(np.mean(direction[lo:hi]))

@@ -141,6 +141,5 @@ def from_columns(path: Path, fmt: str, cols: Mapping[str, Any],
                         "in the file: taken as UTC) + test_time_s")
     if "label" in cols:
         lab = cols["label"]
-        parsed.step_labels = np.asarray(lab.to_pylist() if hasattr(lab, "to_pylist") else lab,
-                                        dtype=object)
+        parsed.step_labels = lab
     return parsed

@@ -124,8 +124,7 @@ def read(path: Path, data: bytes) -> Parsed:
         parsed.discharge_wh = Counter(np.where(direction < 0, e, 0.0), "step")
         conv.append(f"energy: {wh!r} (Wh, restarting each step) as the capacity")
     if state is not None:
-        parsed.step_labels = np.asarray(pc.utf8_trim_whitespace(cols[state]).to_pylist(),
-                                        dtype=object)
+        parsed.step_labels = pc.utf8_trim_whitespace(cols[state])
     if date is not None and len(t):
         start = first_datetime_unix(str(cols[date][0].as_py()))
         if start is not None:

@@ -163,7 +163,7 @@ def read_csv(path: Path, data: bytes) -> Parsed:
     if opt["qc"] or opt["ec"]:
         conv.append("Neware's Chg./DChg. counters restart at each step")
     if opt["label"]:
-        parsed.step_labels = np.asarray(cols[opt["label"][0]].to_pylist(), dtype=object)
+        parsed.step_labels = cols[opt["label"][0]]
     if date and len(t):
         start = first_datetime_unix(str(cols[date[0]][0].as_py()))
         if start is not None:
