@@ -58,7 +58,14 @@ def parse_file(path: str | Path, fmt: str = "auto", data: bytes | None = None
         raise fail(p, "byte 0", "the file is empty")
     name = detect(p, data) if fmt == "auto" else fmt
     try:
-        parsed = read(name, p, data)
+        try:
+            parsed = read(name, p, data)
+        except LabctlError:
+            # an EC-Lab impedance export the cycling reader refuses (odd time column):
+            # the spectrum reader may still read its sweep
+            if fmt != "auto" or name != "biologic-mpt" or b"freq/Hz" not in data[:65536]:
+                raise
+            parsed = read("eis", p, data)
     except LabctlError:
         raise
     except MemoryError:

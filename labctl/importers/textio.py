@@ -87,6 +87,7 @@ def read_table(path: Path, data: bytes, header_line: int, delim: str,
                        f"(found: {', '.join(n for n in names if n)[:300]})", fmt)
     start = _line_offsets(data, header_line + skip_after_header)
     body = data[start:]
+    names = _fit_names(names, body, delim)
     if stop_at is not None:
         cut = body.find(b"\n" + stop_at)
         if cut >= 0:
@@ -135,6 +136,21 @@ def _pyarrow_csv(body: bytes, unique: list[str], delim: str, wanted: Mapping[str
         convert_options=pacsv.ConvertOptions(include_columns=list(wanted), column_types=types,
                                              strings_can_be_null=False,
                                              quoted_strings_can_be_null=False))
+
+
+def _fit_names(names: list[str], body: bytes, delim: str) -> list[str]:
+    """Header names matched to the data rows' field count: a trailing delimiter on the
+    header or on the rows (EC-Lab writes one on the header only) adds an empty field."""
+    end = body.find(b"\n")
+    first = body[: end if end >= 0 else len(body)].decode("latin-1").rstrip("\r")
+    if not first.strip():
+        return names
+    m = len(split(first, delim))
+    if m < len(names) and not any(n for n in names[m:]):
+        return names[:m]
+    if m > len(names):
+        return names + [""] * (m - len(names))
+    return names
 
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
