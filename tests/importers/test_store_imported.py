@@ -61,3 +61,17 @@ def test_forced_format_and_a_wrong_one(vendor, tmp_path):
         import_file(vendor / "maccor_001.txt", tmp_path / "b", fmt="neware-csv")
     with pytest.raises(LabctlError, match="allowed"):
         import_file(vendor / "maccor_001.txt", tmp_path / "b", fmt="csv-ish")
+
+
+def test_an_import_killed_midway_is_cleaned_up_and_never_listed(tmp_path):
+    from labctl.store.catalog import list_runs
+
+    samples, steps = _samples()
+    dead = tmp_path / ".importing-old"
+    dead.mkdir()
+    (dead / "run.json").write_text('{"status": "imported"}')
+    (dead / ".builder-pid").write_text("999999999")  # no such process
+    assert list_runs(tmp_path) == []
+    create_imported_run(tmp_path, "r3", {}, samples, steps)
+    assert not dead.exists()
+    assert [r["run_id"] for r in list_runs(tmp_path)] == ["r3"]
