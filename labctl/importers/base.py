@@ -77,13 +77,29 @@ class Parsed:
     metadata: dict[str, Any] = field(default_factory=dict)
     records: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     source_rows: int | None = None  # data records in the file (default: len(time_s))
+    first_line: int | None = None  # text files: the line of the first data record
 
 
-def _check_finite(path: Any, name: str, values: np.ndarray, fmt: str) -> None:
+def record_at(index: int, first_line: int | None) -> str:
+    """"data record N (line L)" for the 0-based record `index`."""
+    line = f" (line {first_line + index})" if first_line else ""
+    return f"data record {index + 1}{line}"
+
+
+def _check_finite(path: Any, name: str, values: np.ndarray, fmt: str,
+                  first_line: int | None = None) -> None:
     bad = np.flatnonzero(~np.isfinite(values))
     if len(bad):
-        raise fail(path, f"data record {int(bad[0]) + 1}", f"{name} is missing or not a number "
+        raise fail(path, record_at(int(bad[0]), first_line), f"{name} is missing or not a number "
                    f"({len(bad)} such records); every record needs a finite {name}", fmt)
+
+
+def as_ints(path: Any, name: str, values: Any, fmt: str, first_line: int | None = None
+            ) -> np.ndarray:
+    """Whole numbers (cycle, step) from a float column; a missing one names its record."""
+    v = np.asarray(values, dtype=np.float64)
+    _check_finite(path, name, v, fmt, first_line)
+    return v.astype(np.int64)
 
 
 def _direction(current: np.ndarray) -> np.ndarray:
@@ -163,10 +179,10 @@ def to_samples(parsed: Parsed, path: Any) -> tuple[dict[str, np.ndarray], list[I
         if len(values) != n:
             raise fail(path, "", f"the {name} column has {len(values)} values for {n} records",
                        fmt)
-        _check_finite(path, name, values, fmt)
+        _check_finite(path, name, values, fmt, parsed.first_line)
     back = np.flatnonzero(np.diff(t) < 0)
     if len(back):
-        raise fail(path, f"data record {int(back[0]) + 2}",
+        raise fail(path, record_at(int(back[0]) + 1, parsed.first_line),
                    f"time goes backwards ({t[back[0]]:g} s, then {t[back[0] + 1]:g} s); "
                    "expected a non-decreasing test time", fmt)
     test_time = t - t[0]
@@ -201,7 +217,8 @@ def to_samples(parsed: Parsed, path: Any) -> tuple[dict[str, np.ndarray], list[I
             if len(counter.values) != n:
                 raise fail(path, "", f"the {what} column has {len(counter.values)} values for "
                            f"{n} records", fmt)
-            _check_finite(path, what, np.asarray(counter.values, dtype=np.float64), fmt)
+            _check_finite(path, what, np.asarray(counter.values, dtype=np.float64), fmt,
+                          parsed.first_line)
             inc = _increments(counter, boundary)
         else:
             inc = _integrated(test_time, value, sign)

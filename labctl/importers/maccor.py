@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
-from labctl.importers.base import Counter, Parsed, fail
+from labctl.importers.base import Counter, Parsed, as_ints, fail
 from labctl.importers.textio import (
     any_of,
     guess_delimiter,
@@ -108,10 +108,10 @@ def read(path: Path, data: bytes) -> Parsed:
     else:
         direction = np.sign(current).astype(np.int8)
         conv.append(f"current: {amps!r} signed, positive = charge (as labctl)")
-    cycle = np.asarray(cols[cyc], dtype=np.int64) + 1
+    cycle = as_ints(path, cyc, cols[cyc], FMT, h + 2) + 1
     conv.append(f"cycle_index = {cyc!r} + 1 (Maccor counts cycles from 0)")
-    parsed = Parsed(FMT, t, current, cols[volts], step=np.asarray(cols[step], dtype=np.int64),
-                    cycle=cycle, conversions=conv)
+    parsed = Parsed(FMT, t, current, cols[volts], step=as_ints(path, step, cols[step], FMT, h + 2),
+                    cycle=cycle, conversions=conv, first_line=h + 2)
     if ah is not None:
         q = np.abs(cols[ah])
         parsed.charge_ah = Counter(np.where(direction > 0, q, 0.0), "step")

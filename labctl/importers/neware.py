@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from labctl.importers.base import Counter, Parsed, fail, orient_current
+from labctl.importers.base import Counter, Parsed, as_ints, fail, orient_current
 from labctl.importers.textio import (
     decode,
     find_column,
@@ -154,8 +154,9 @@ def read_csv(path: Path, data: bytes) -> Parsed:
     if units:
         conv.append(f"units to SI (A, V, Ah, Wh): {', '.join(units)}")
     parsed = Parsed(FMT_CSV, t, current, cols[volt] * f_volt,
-                    step=cols[step].astype(np.int64), cycle=cols[cyc].astype(np.int64),
-                    conversions=conv)
+                    step=as_ints(path, step, cols[step], FMT_CSV, h + 2),
+                    cycle=as_ints(path, cyc, cols[cyc], FMT_CSV, h + 2),
+                    conversions=conv, first_line=h + 2)
     for role, attr in (("qc", "charge_ah"), ("qd", "discharge_ah"), ("ec", "charge_wh"),
                        ("ed", "discharge_wh")):
         if opt[role]:
