@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.optimize import least_squares
 
+from labctl.analysis.eis.blas import single_threaded
 from labctl.analysis.eis.circuit import Circuit, parse_circuit
 from labctl.analysis.eis.elements import FrequencyGrid
 from labctl.analysis.eis.guess import initial_guess
@@ -374,6 +375,7 @@ def _robust(problem: _Objective, c: Circuit, f, zz, lb, ub, weighting: str,
                    initial=np.asarray(starts[0], dtype=float))
 
 
+@single_threaded
 def fit_spectrum(frequency_hz: np.ndarray, z: np.ndarray, circuit: str | Circuit, *,
                  initial: Initial | None = None, bounds: Bounds | None = None,
                  weighting: str = "modulus", max_nfev: int | None = None,
@@ -404,6 +406,7 @@ def fit_spectrum(frequency_hz: np.ndarray, z: np.ndarray, circuit: str | Circuit
                    reference=None if initial is None else x0)
 
 
+@single_threaded
 def fit_many(spectra: Sequence, circuit: str | Circuit, *, warm_start: bool = True,
              check_guess: bool = True, initial: Initial | None = None,
              bounds: Bounds | None = None, weighting: str = "modulus",
