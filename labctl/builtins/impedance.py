@@ -2,7 +2,7 @@
 
 Drivers: `sim-pstat` (simulated potentiostat on the simulated cell) and
 `sim-press` (simulated stack-pressure rig). Steps: `eis:` and `pressure:`.
-Analysis: `labctl analyze eis`.
+Analyses: `labctl analyze eis` and `labctl analyze drt`.
 """
 
 from __future__ import annotations
@@ -97,6 +97,18 @@ def _eis_command() -> Any:
     return eis_command()
 
 
+def _drt_command() -> Any:
+    from labctl.analysis.eis.drt_command import drt_command
+
+    return drt_command()
+
+
+def _drt_run(run: Any, **options: Any) -> Any:
+    from labctl.analysis.eis.drt_runs import analyze_run
+
+    return analyze_run(getattr(run, "path", run), **options)
+
+
 def _eis_run(run: Any, **options: Any) -> Any:
     from labctl.analysis.eis.runs import analyze_run
 
@@ -129,4 +141,7 @@ def labctl_analyses() -> list[AnalysisInfo]:
     return [
         AnalysisInfo("eis", "Fit impedance spectra (a run's or a file's), Lin-KK, conductivity, "
                             "Arrhenius", run=_eis_run, command=_eis_command),
+        AnalysisInfo("drt", "Distribution of relaxation times of impedance spectra "
+                            "(Tikhonov, non-negative, GCV/L-curve), peaks", run=_drt_run,
+                     command=_drt_command),
     ]

@@ -87,3 +87,28 @@ def test_bad_input():
         drt(F, np.ones(F.size) + 0j, lam=-1.0)
     with pytest.raises(LabctlError, match="'gcv' or 'lcurve'"):
         drt(F, np.ones(F.size) + 0j, method="x")
+
+
+def test_cli_on_a_spectrum_file(tmp_path):
+    from labctl.analysis.eis import write_spectrum_csv
+    from labctl.capabilities.potentiostat import Spectrum
+    from tests.support import json_out, labctl_cmd
+
+    z = 10.0 + z_r_c(50.0, 1e-4 / 50, F) + z_r_c(80.0, 0.1 / 80, F)
+    z = noisy(z, 0.002, 7)
+    path = write_spectrum_csv(tmp_path / "cell.csv", Spectrum(F, z.real, z.imag))
+    proc = labctl_cmd("analyze", "drt", str(path), "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json_out(proc)["summary"]["spectra"][0]
+    assert out["lambda_method"] == "GCV"
+    big = sorted(sorted(out["peaks"], key=lambda p: -p["resistance_ohm"])[:2],
+                 key=lambda p: p["tau_s"])
+    assert [round(p["tau_s"] / t, 1) for p, t in zip(big, (1e-4, 0.1), strict=True)] == [1.0, 1.0]
+    folder = tmp_path / "cell-drt"
+    assert {"drt.parquet", "drt_peaks.parquet", "drt_fit.parquet", "summary.json",
+            "drt-000.png"} <= {p.name for p in folder.iterdir()}
+    fixed = labctl_cmd("analyze", "drt", str(path), "--lambda", "1e-4", "--json",
+                       "--no-plots", "--output", str(tmp_path / "fixed"))
+    assert json_out(fixed)["summary"]["spectra"][0]["lambda_method"] == "given"
+    bad = labctl_cmd("analyze", "drt", str(path), "--lambda", "soon")
+    assert bad.returncode == 2 and "--lambda 'soon'" in bad.stderr and "Traceback" not in bad.stderr
