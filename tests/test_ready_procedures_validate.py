@@ -34,6 +34,7 @@ TARGETS: dict[str, list[tuple[str | None, str | None]]] = {
     "drive-cycle.yaml": [(SIM, None), (SIM, "nmc-1p95ah")],
     "eis.yaml": [(SIM, None), (SIM, "ssb-bulk")],
     "eis-vs-soc.yaml": [(SIM, None)],
+    "eis-vs-soc-at-temperature.yaml": [(SIM, "ssb-eis")],
     "eis-vs-pressure.yaml": [(SIM, "ssb-bulk")],
     "conductivity-vs-temperature.yaml": [(SIM, "llzo-pellet")],
     "dsc-ramp.yaml": [(ABUSE, "nmc-1p95ah")],

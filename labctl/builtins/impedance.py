@@ -2,7 +2,7 @@
 
 Drivers: `sim-pstat` (simulated potentiostat on the simulated cell) and
 `sim-press` (simulated stack-pressure rig). Steps: `eis:` and `pressure:`.
-Analyses: `labctl analyze eis` and `labctl analyze drt`.
+Analyses: `labctl analyze eis`, `drt` and `soc-eis`.
 """
 
 from __future__ import annotations
@@ -109,6 +109,12 @@ def _drt_run(run: Any, **options: Any) -> Any:
     return analyze_run(getattr(run, "path", run), **options)
 
 
+def _soc_eis_command() -> Any:
+    from labctl.analysis.soc.eis_command import soc_eis_command
+
+    return soc_eis_command()
+
+
 def _eis_run(run: Any, **options: Any) -> Any:
     from labctl.analysis.eis.runs import analyze_run
 
@@ -144,4 +150,7 @@ def labctl_analyses() -> list[AnalysisInfo]:
         AnalysisInfo("drt", "Distribution of relaxation times of impedance spectra "
                             "(Tikhonov, non-negative, GCV/L-curve), peaks", run=_drt_run,
                      command=_drt_command),
+        AnalysisInfo("soc-eis", "State of charge and temperature from one spectrum, trained on "
+                                "runs at known SoC, evaluated on held-out runs",
+                     command=_soc_eis_command),
     ]

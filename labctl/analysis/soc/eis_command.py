@@ -1,0 +1,61 @@
+"""`labctl analyze soc-eis RUN [RUN ...] --train RUN [--train RUN ...] [--json]`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+
+def soc_eis_command() -> click.Command:
+    from labctl.commands.common import (
+        emit_json,
+        json_option,
+        results_option,
+        run_path_argument,
+        user_errors,
+    )
+
+    @click.command("soc-eis")
+    @click.argument("runs", nargs=-1, required=True)
+    @click.option("--train", "train", multiple=True, required=True,
+                  help="A run with spectra at known SoC (repeat for several; e.g. "
+                       "eis-vs-soc-at-temperature at several temperatures).")
+    @click.option("--capacity-ah", type=float, default=None,
+                  help="Capacity for the SoC labels (default: the runs' cell file).")
+    @click.option("--frequencies", type=click.IntRange(2, 50), default=10, show_default=True,
+                  help="Feature frequencies over the common band.")
+    @results_option
+    @json_option
+    @user_errors
+    def command(runs: tuple[str, ...], train: tuple[str, ...], capacity_ah: float | None,
+                frequencies: int, results: str, as_json: bool) -> None:
+        """Estimate SoC and temperature from single spectra; evaluate on held-out RUNs.
+
+        Trains on the --train runs' spectra (SoC by coulomb counting from a full
+        charge, temperature as recorded), estimates every spectrum of each RUN and
+        stores estimates and errors in RUN/analysis/soc-eis/ (docs/soc.md).
+        """
+        from labctl.analysis.soc.eis_runs import soc_eis
+
+        out = soc_eis([run_path_argument(r, results) for r in runs],
+                      [run_path_argument(r, results) for r in train],
+                      capacity_ah=capacity_ah, n_frequencies=frequencies)
+        if as_json:
+            emit_json({"ok": True, **out})
+        else:
+            _print(out)
+
+    return command
+
+
+def _print(out: dict[str, Any]) -> None:
+    click.echo(f"trained on {len(out['train_runs'])} runs, {out['n_training_spectra']} spectra; "
+               f"features at {len(out['feature_frequencies_hz'])} frequencies "
+               f"{out['feature_frequencies_hz'][0]:.3g}..{out['feature_frequencies_hz'][-1]:.3g} Hz")
+    click.echo(f"{'held-out run':60s} {'spectra':>7s} {'SoC RMSE':>9s} {'SoC max':>8s} "
+               f"{'T RMSE':>8s}")
+    for r in out["runs"]:
+        click.echo(f"{r['run'][:60]:60s} {r['n_spectra']:7d} {100 * r['soc']['rmse']:8.2f}% "
+                   f"{100 * r['soc']['max_abs_error']:7.2f}% "
+                   f"{r['temperature_c']['rmse']:6.2f} C")
