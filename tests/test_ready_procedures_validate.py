@@ -26,6 +26,7 @@ TARGETS: dict[str, list[tuple[str | None, str | None]]] = {
     "capacity.yaml": [(SIM, None), (SIM, "nmc-1p95ah")],
     "cycling.yaml": [(SIM, None), (SIM, "nmc-1p95ah")],
     "cycle-life.yaml": [(SIM, None), (SIM, "nmc-1p95ah")],
+    "cycle-life-eis.yaml": [(SIM, "ssb-eis")],
     "rate-capability.yaml": [(SIM, None)],
     "pseudo-ocv.yaml": [(SIM, None), (SIM, "nmc-1p95ah")],
     "gitt.yaml": [(SIM, None), (SIM, "nmc-1p95ah")],

@@ -2,7 +2,7 @@
 
 Drivers: `sim-pstat` (simulated potentiostat on the simulated cell) and
 `sim-press` (simulated stack-pressure rig). Steps: `eis:` and `pressure:`.
-Analyses: `labctl analyze eis`, `drt` and `soc-eis`.
+Analyses: `labctl analyze eis`, `drt`, `soc-eis` and `soh-eis`.
 """
 
 from __future__ import annotations
@@ -115,6 +115,12 @@ def _soc_eis_command() -> Any:
     return soc_eis_command()
 
 
+def _soh_eis_command() -> Any:
+    from labctl.analysis.soc.eis_command import soh_eis_command
+
+    return soh_eis_command()
+
+
 def _eis_run(run: Any, **options: Any) -> Any:
     from labctl.analysis.eis.runs import analyze_run
 
@@ -153,4 +159,7 @@ def labctl_analyses() -> list[AnalysisInfo]:
         AnalysisInfo("soc-eis", "State of charge and temperature from one spectrum, trained on "
                                 "runs at known SoC, evaluated on held-out runs",
                      command=_soc_eis_command),
+        AnalysisInfo("soh-eis", "Resistance and DRT growth against capacity retention, SoH "
+                                "from one spectrum (cycle-life-eis runs)",
+                     command=_soh_eis_command),
     ]

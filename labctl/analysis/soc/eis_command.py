@@ -59,3 +59,43 @@ def _print(out: dict[str, Any]) -> None:
         click.echo(f"{r['run'][:60]:60s} {r['n_spectra']:7d} {100 * r['soc']['rmse']:8.2f}% "
                    f"{100 * r['soc']['max_abs_error']:7.2f}% "
                    f"{r['temperature_c']['rmse']:6.2f} C")
+
+
+def soh_eis_command() -> click.Command:
+    from labctl.commands.common import (
+        emit_json,
+        json_option,
+        results_option,
+        run_path_argument,
+        user_errors,
+    )
+
+    @click.command("soh-eis")
+    @click.argument("run")
+    @click.option("--circuit", default="R0-p(R1,CPE1)-p(R2,CPE2)-W1", show_default=True)
+    @click.option("--holdout", type=int, default=2, show_default=True,
+                  help="Every n-th RPT spectrum is held out of the SoH line's training.")
+    @results_option
+    @json_option
+    @user_errors
+    def command(run: str, circuit: str, holdout: int, results: str, as_json: bool) -> None:
+        """Resistance and DRT-peak growth against capacity retention of a cycle-life run with
+        a spectrum per RPT (cycle-life-eis), and SoH from one spectrum on held-out RPTs."""
+        from labctl.analysis.soc.soh_eis import analyze_soh
+
+        growth, _, summary = analyze_soh(run_path_argument(run, results), circuit=circuit,
+                                         holdout=holdout)
+        if as_json:
+            emit_json({"ok": True, "summary": summary})
+            return
+        click.echo(f"{summary['n_spectra']} RPT spectra, {circuit}; retention "
+                   f"{100 * summary['retention_last']:.1f} % at the last RPT, R_dc x"
+                   f"{summary['r_dc_growth_last']:.3f}")
+        for k, v in summary["growth_last"].items():
+            click.echo(f"  {k:28s} x{v:.3f}")
+        click.echo(f"SoH from one spectrum, {summary['n_held_out']} held-out RPTs: RMSE "
+                   f"{100 * summary['held_out_rmse']:.2f} %, max "
+                   f"{100 * summary['held_out_max_abs_error']:.2f} %")
+        click.echo(f"results: {summary['folder']}")
+
+    return command
