@@ -2,7 +2,7 @@
 
 Drivers: `sim-pstat` (simulated potentiostat on the simulated cell) and
 `sim-press` (simulated stack-pressure rig). Steps: `eis:` and `pressure:`.
-Analyses: `labctl analyze eis`, `drt`, `soc-eis` and `soh-eis`.
+Analyses: `labctl analyze eis`, `drt`, `soc-eis`, `soh-eis` and `soc-learned`.
 """
 
 from __future__ import annotations
@@ -121,6 +121,12 @@ def _soh_eis_command() -> Any:
     return soh_eis_command()
 
 
+def _soc_learned_command() -> Any:
+    from labctl.analysis.soc.eis_command import soc_learned_command
+
+    return soc_learned_command()
+
+
 def _eis_run(run: Any, **options: Any) -> Any:
     from labctl.analysis.eis.runs import analyze_run
 
@@ -162,4 +168,8 @@ def labctl_analyses() -> list[AnalysisInfo]:
         AnalysisInfo("soh-eis", "Resistance and DRT growth against capacity retention, SoH "
                                 "from one spectrum (cycle-life-eis runs)",
                      command=_soh_eis_command),
+        # Registered here with the other state estimators of issue 15 (docs/soc.md).
+        AnalysisInfo("soc-learned", "scikit-learn SoC estimators (MLP, SVR) trained on drive-cycle "
+                                    "runs against the EKF on a held-out run",
+                     command=_soc_learned_command),
     ]

@@ -99,3 +99,45 @@ def soh_eis_command() -> click.Command:
         click.echo(f"results: {summary['folder']}")
 
     return command
+
+
+def soc_learned_command() -> click.Command:
+    from labctl.commands.common import (
+        emit_json,
+        json_option,
+        results_option,
+        run_path_argument,
+        user_errors,
+    )
+
+    @click.command("soc-learned")
+    @click.argument("run")
+    @click.option("--train", "train", multiple=True, required=True,
+                  help="A drive-cycle run to train on (repeat for several).")
+    @click.option("--cell-file", required=True, type=click.Path(dir_okay=False),
+                  help="Cell file whose model the EKF uses (and the capacity).")
+    @click.option("--initial-soc-error", type=float, default=0.0, show_default=True,
+                  help="EKF start error (fraction).")
+    @results_option
+    @json_option
+    @user_errors
+    def command(run: str, train: tuple[str, ...], cell_file: str, initial_soc_error: float,
+                results: str, as_json: bool) -> None:
+        """scikit-learn SoC estimators (neural network, support-vector machine) trained on
+        drive-cycle runs, against the EKF on the held-out RUN (docs/soc.md)."""
+        from labctl.analysis.soc.learned import soc_learned
+
+        out = soc_learned(run_path_argument(run, results),
+                          [run_path_argument(r, results) for r in train],
+                          cell_file=cell_file, initial_soc_error=initial_soc_error)
+        if as_json:
+            emit_json({"ok": True, "summary": out})
+            return
+        click.echo(f"held-out run {out['run']}: {out['n_samples']} samples; trained on "
+                   f"{len(out['train_runs'])} runs ({out['n_training_samples']} samples)")
+        click.echo(f"{'estimator':12s} {'RMSE':>8s} {'max error':>10s}")
+        for name, e in out["methods"].items():
+            click.echo(f"{name:12s} {100 * e['rmse']:7.2f}% {100 * e['max_abs_error']:9.2f}%")
+        click.echo(f"results: {out['folder']}")
+
+    return command
