@@ -117,7 +117,11 @@ def main() -> None:
 
     rng = np.random.default_rng(args.seed)
     rows = []
+    started = time.perf_counter()
     for i in range(args.n):
+        if i and i % 50 == 0:
+            print(f"  ... {i}/{args.n} spectra, {time.perf_counter() - started:.0f} s",
+                  file=sys.stderr, flush=True)
         circuit = TWO_ARCS if i % 2 == 0 else PELLET
         truth, z, sigma = draw(rng, circuit)
         t0, c0 = time.perf_counter(), time.process_time()
@@ -179,4 +183,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Both fitters on one BLAS thread: their matrices are small, and extra threads only
+    # spin on a shared machine (labctl does this itself, labctl/analysis/eis/blas.py).
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        main()
