@@ -2,7 +2,7 @@
 
 Driver `sim-bms` (role bms): a simulated BMS on a python-can virtual bus over a
 simulated pack. Steps: bms_protection, bms_balancing, bms_soc, bms_can_timing,
-bms_fault_injection, bms_report. Analysis: `labctl analyze bms RUN`.
+bms_fault_injection, bms_current_limit, bms_report. Analysis: `labctl analyze bms RUN`.
 """
 
 from __future__ import annotations
@@ -14,11 +14,27 @@ from labctl.errors import LabctlError
 from labctl.plugins import AnalysisInfo, DriverInfo, StepTypeInfo, hookimpl
 from labctl.station_spec import InstrumentSpec
 
-MAP_KEYS = {"dbc", "cells", "cells_per_module", "signals", "counters", "checksums",
+MAP_KEYS = {"dbc", "cells", "cells_per_module", "signals", "counters", "checksums", "cycle_times",
             "checksum_algorithm"}
 SIM_KEYS = MAP_KEYS | {"bus", "pack", "topology", "latency_s", "tick_s", "jitter_s",
                        "command_timeout_s", "slave_timeout_s", "protections", "balancing", "soc",
-                       "soc_method", "sensor"}
+                       "soc_method", "sensor", "current_limits"}
+
+
+def absolute_paths(settings: dict, folder: Path) -> dict:
+    """The binding's settings with its DBC and cell file made absolute (they are relative to
+    the station file), so a copy of the binding without its file (the plan's twin) still
+    finds them. A cell preset name stays as it is."""
+    out = dict(settings)
+    dbc = out.get("dbc")
+    if isinstance(dbc, str) and dbc.strip() and not Path(dbc).is_absolute():
+        out["dbc"] = str((folder / dbc).resolve())
+    pack = out.get("pack")
+    if isinstance(pack, dict) and isinstance(pack.get("cell"), str):
+        cell = Path(pack["cell"])
+        if not cell.is_absolute() and (folder / cell).is_file():
+            out["pack"] = {**pack, "cell": str((folder / cell).resolve())}
+    return out
 
 
 def signal_map(binding: InstrumentSpec, context: Any) -> Any:
@@ -78,7 +94,8 @@ def _bms_run(run: Any, **options: Any) -> Any:
 def labctl_drivers() -> list[DriverInfo]:
     return [DriverInfo("sim-bms", ("bms",), make_sim_bms,
                        "Simulated BMS on a python-can virtual bus over a simulated series pack "
-                       "(protections, balancing, SoC, topologies, fault injection; virtual time)")]
+                       "(protections, balancing, SoC, topologies, fault injection; virtual time)",
+                       settings=frozenset(SIM_KEYS))]
 
 
 @hookimpl
@@ -89,6 +106,8 @@ def labctl_step_types() -> list[StepTypeInfo]:
         "bms_soc": "Drive profile; BMS SoC against the reference Coulomb count",
         "bms_can_timing": "Cycle time, jitter, timeouts, counters and checksums of every message",
         "bms_fault_injection": "Inject a fault; expect its flag and the safe state in time",
+        "bms_current_limit": "Reported charge/discharge current limits against the specified "
+                             "table over temperature and SoC (power derating)",
         "bms_report": "Write the BMS validation report into the run directory",
     }
     return [StepTypeInfo(k, d, compile=_compile(k)) for k, d in steps.items()]
