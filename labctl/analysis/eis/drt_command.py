@@ -27,7 +27,6 @@ def drt_command() -> click.Command:
         emit_json,
         json_option,
         results_option,
-        run_path_argument,
         user_errors,
     )
 
@@ -39,7 +38,8 @@ def drt_command() -> click.Command:
                   show_default=True, help="How 'auto' chooses lambda: generalised "
                   "cross-validation or the L-curve corner.")
     @click.option("--output", type=click.Path(file_okay=False), default=None,
-                  help="Folder for a spectrum file's results (default: <stem>-drt/ beside it).")
+                  help="Folder for a spectrum file's results (default: the file is imported "
+                       "into the results store and analysed as a run).")
     @click.option("--no-plots", is_flag=True, help="Skip the PNG figures.")
     @results_option
     @json_option
@@ -57,14 +57,16 @@ def drt_command() -> click.Command:
 
         value = _lambda(lam)
         path = Path(target)
-        if path.is_file():
+        if path.is_file() and output is not None:  # results where asked, not in the store
             _, folder, summary = analyze_file(path, lam=value, method=method, output=output,
                                               plots=not no_plots)
         else:
             if output is not None:
                 raise LabctlError("--output is for spectrum files; a run's results go to "
                                   "RUN/analysis/drt/")
-            run_dir = run_path_argument(target, results)
+            from labctl.importers.target import run_or_import
+
+            run_dir = run_or_import(target, results)  # a plain file is imported first
             _, folder, summary = analyze_run(run_dir, lam=value, method=method,
                                              plots=not no_plots)
         if as_json:

@@ -97,7 +97,8 @@ def test_cli_on_a_spectrum_file(tmp_path):
     z = 10.0 + z_r_c(50.0, 1e-4 / 50, F) + z_r_c(80.0, 0.1 / 80, F)
     z = noisy(z, 0.002, 7)
     path = write_spectrum_csv(tmp_path / "cell.csv", Spectrum(F, z.real, z.imag))
-    proc = labctl_cmd("analyze", "drt", str(path), "--json")
+    proc = labctl_cmd("analyze", "drt", str(path), "--json", "--output",
+                      str(tmp_path / "cell-drt"))
     assert proc.returncode == 0, proc.stderr
     out = json_out(proc)["summary"]["spectra"][0]
     assert out["lambda_method"] == "GCV"
@@ -110,5 +111,11 @@ def test_cli_on_a_spectrum_file(tmp_path):
     fixed = labctl_cmd("analyze", "drt", str(path), "--lambda", "1e-4", "--json",
                        "--no-plots", "--output", str(tmp_path / "fixed"))
     assert json_out(fixed)["summary"]["spectra"][0]["lambda_method"] == "given"
+    # Without --output the file is imported and analysed as a run in the results store.
+    stored = labctl_cmd("analyze", "drt", str(path), "--json", "--no-plots", "--results",
+                        str(tmp_path / "results"))
+    assert stored.returncode == 0, stored.stderr
+    folder = json_out(stored)["folder"]
+    assert folder.startswith(str(tmp_path / "results")) and folder.endswith("analysis/drt")
     bad = labctl_cmd("analyze", "drt", str(path), "--lambda", "soon")
     assert bad.returncode == 2 and "--lambda 'soon'" in bad.stderr and "Traceback" not in bad.stderr
