@@ -37,6 +37,7 @@ from labctl.analysis.eis.elements import FrequencyGrid
 from labctl.analysis.eis.guess import initial_guess
 from labctl.analysis.eis.multistart import (
     canonical_order,
+    drt_start,
     identifiability,
     random_starts,
     search_bounds,
@@ -353,6 +354,9 @@ def _robust(problem: _Objective, c: Circuit, f, zz, lb, ub, weighting: str,
     polish the best, put interchangeable arcs in canonical order, flag parameters."""
     clip = [np.exp(np.clip(np.log(np.maximum(v, 1e-300)), lb, ub)) for v in starts]
     auto = clip[-1]
+    from_drt = drt_start(c, auto, f, zz)
+    if from_drt is not None:
+        clip.append(np.exp(np.clip(np.log(np.maximum(from_drt, 1e-300)), lb, ub)))
     clip += structural_variants(c, auto, f)
     if n_random > 0:
         rnd = random_starts(c, auto, f, zz, lb, ub, n_random, np.random.default_rng(seed))
