@@ -55,19 +55,27 @@ def test_quickstart_plan_matches_its_run(tmp_path):
 
 
 def test_ageing_cycle_life_plan_matches_its_run(tmp_path):
-    """An ageing cell: no two iterations alike, so every cycle is simulated; the fade
-    the plan predicts is the one the run measures."""
+    """An ageing cell: no two iterations exactly alike. The plan simulates two cycles in a
+    row, then takes the next ones like the last (the cell ageing as much each time), and
+    says so; the fade it predicts is the one the run measures, cycle by cycle."""
     report, run = _plan_and_run(REPO / "procedures" / "cycle-life.yaml", "nmc-1p95ah", tmp_path,
-                                max_blocks="2", cycles_per_rpt="6", rest_min="5",
+                                max_blocks="2", cycles_per_rpt="30", rest_min="5",
                                 rpt_rest_min="10")
     steps, cycles, ts = run.steps, run.cycles, run.timeseries
-    assert not report.approximate and not report.notes
+    assert report.approximate
+    assert any("change only slowly" in n for n in report.notes), report.notes
     assert _close(report.duration_s, float(steps["end_time_s"].max()))
     assert _close(report.max_temperature_c, float(ts["temperature_c"].max()))
-    planned = np.array([c["discharge_capacity_ah"] for c in report.cycles])
+    planned = np.repeat([c["discharge_capacity_ah"] for c in report.cycles],
+                        [c["repeats"] for c in report.cycles])
     measured = cycles["discharge_capacity_ah"].to_numpy()
-    assert len(planned) == len(measured) == 15
+    assert len(planned) == len(measured) == 63
     assert np.abs(planned / measured - 1).max() < 0.01
+    # the fade over the run: what the plan predicts for the last ageing cycle against the
+    # first one, as measured (the fade itself is ~1 %, so compare it, not just levels)
+    fade_planned = planned[-2] / planned[2]
+    fade_measured = measured[-2] / measured[2]
+    assert abs(fade_planned - fade_measured) < 0.1 * abs(1 - fade_measured)
     # the margins point at real extremes of the run
     vmax = report.margins["max_voltage"]
     assert _close(vmax["value"], float(ts["voltage_v"].max()), 0.001)
