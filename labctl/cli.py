@@ -36,6 +36,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("labctl.commands.extensions:analyze",
                 "Analyse a run (or a data file) and store the result with the run."),
     "sim": ("labctl.commands.extensions:sim", "Simulated instruments for real drivers."),
+    "import": ("labctl.importers.command:import_cmd",
+               "Import vendor cycler/potentiostat files as runs (Arbin, BioLogic, Maccor, ...)."),
+    "console": ("labctl.console.command:console_cmd",
+                "Operator console in the browser (needs the [console] extra)."),
 }
 
 

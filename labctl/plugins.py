@@ -1,9 +1,12 @@
 """Hook specifications and the plugin manager: labctl's one extension point.
 
 Drivers, step types, analyses and exporters are all contributed through these
-hooks, built-ins included. Plugins are found in three places, like pytest's:
-built-in modules, the `labctl` entry-point group of installed packages, and
-`*.py` files beside a station file (a lab's own drivers).
+hooks, built-ins included. Plugins come from three places: built-in modules,
+the `labctl` entry-point group of installed packages, and a lab's own `*.py`
+files, which are loaded only when the station file lists them
+(`plugins: [my_driver.py]`, paths inside the station file's folder). Loading code
+is never implicit: each file loaded is printed on stderr and recorded (with its
+sha256) in the run's run.json.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 BUILTIN_PLUGINS = (
     "labctl.drivers.sim_drivers",
-    "labctl.builtin_plugins",
+    "labctl.builtins.core",
     # One module per capability area; each registers its drivers, steps and analyses.
     "labctl.builtins.impedance",  # potentiostat, pressure rig, eis/pressure steps, EIS analysis
     "labctl.builtins.characterization",  # OCV, GITT, HPPC, SoC-estimator analyses
@@ -50,6 +53,8 @@ class DriverInfo:
     roles: tuple[str, ...]
     factory: Callable[..., Any]
     description: str = ""
+    # The station settings the driver accepts (validate refuses others); None: it checks.
+    settings: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -140,12 +145,24 @@ _HOOKS = {
 }
 
 
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def _load_local_plugin(path: Path) -> Any:
     """Import a lab's plugin file under a unique module name (like conftest.py)."""
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
     module_name = f"labctl_local_{path.stem}_{digest}"
     if module_name in sys.modules:
         return sys.modules[module_name]
+    try:
+        sha = file_sha256(path)[:12]
+    except OSError as exc:
+        raise LabctlError(f"{path}: cannot read plugin file ({exc.strerror or exc})") from None
+    # Loading code is never silent (issue 13 §3): say which file, every time a process loads it.
+    from labctl.notice import notice
+
+    notice(f"loading plugin code {path} (sha256 {sha}...), listed in the station file")
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise LabctlError(f"{path}: cannot load plugin file")
@@ -213,9 +230,48 @@ def _build_registry(local_files: Iterable[str | Path]) -> Registry:
     return registry
 
 
-def local_plugin_files(station_file: str | Path | None) -> list[Path]:
-    """The `*.py` files beside a station file, in name order."""
-    if station_file is None:
+def declared_plugin_files(doc: Any, station_file: str | Path) -> list[Path]:
+    """The `plugins:` list of a station file (a parsed `LocatedDoc`) as paths.
+
+    Each entry is a `.py` file inside the station file's folder (no absolute paths,
+    no `..`), and must be a regular file. Nothing else near the station is loaded.
+    """
+    from labctl.errors import ValidationError
+
+    data = doc.data if isinstance(doc.data, dict) else {}
+    raw = data.get("plugins")
+    if raw is None:
         return []
     folder = Path(station_file).resolve().parent
-    return sorted(p for p in folder.glob("*.py") if not p.name.startswith("_"))
+    if not isinstance(raw, list):
+        raise ValidationError([doc.problem(("plugins",), "plugins is a list of .py files beside "
+                                                         "the station file, e.g. [my_driver.py]")])
+    problems, files = [], []
+    for i, entry in enumerate(raw):
+        where = ("plugins", i)
+        if not isinstance(entry, str) or not entry.strip():
+            problems.append(doc.problem(where, "must be the name of a .py file"))
+            continue
+        path = (folder / entry).resolve()
+        if Path(entry).is_absolute() or not path.is_relative_to(folder):
+            problems.append(doc.problem(where, f"{entry!r} leaves the station file's folder; "
+                                               f"plugin files must be under {folder}"))
+        elif path.suffix != ".py":
+            problems.append(doc.problem(where, f"{entry!r} is not a .py file"))
+        elif not path.is_file():
+            problems.append(doc.problem(where, f"plugin file not found (or not a regular file): "
+                                               f"{path}"))
+        else:
+            files.append(path)
+    if problems:
+        raise ValidationError(problems)
+    return files
+
+
+def local_plugin_files(station_file: str | Path | None) -> list[Path]:
+    """The plugin files a station file lists under `plugins:` (none unless it lists them)."""
+    if station_file is None:
+        return []
+    from labctl.yamlio import load_file
+
+    return declared_plugin_files(load_file(station_file), station_file)

@@ -191,11 +191,18 @@ def loads(text: str, file: str = "<string>") -> LocatedDoc:
 
 def load_file(path: str | Path) -> LocatedDoc:
     """Read and parse a YAML file; a missing or unreadable file is a ValidationError."""
-    p = Path(path)
+    from labctl.fileio import os_error_text, read_regular_text
+
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_regular_text(Path(path), MAX_BYTES)
     except FileNotFoundError:
-        raise ValidationError([Problem(str(path), None, None, "", "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValidationError([Problem(str(path), None, None, "", f"cannot read file: {exc}")]) from None
+        from labctl.suggest import near_files
+
+        raise ValidationError([Problem(str(path), None, None, "",
+                                       "file not found" + near_files(Path(path)))]) from None
+    except OSError as exc:
+        raise ValidationError([Problem(str(path), None, None, "", f"cannot read file: "
+                                       f"{os_error_text(exc)}")]) from None
+    except UnicodeDecodeError:
+        raise ValidationError([Problem(str(path), None, None, "", "not UTF-8 text")]) from None
     return loads(text, str(path))

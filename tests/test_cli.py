@@ -116,7 +116,8 @@ def test_bad_param_and_missing_files_exit_2(tmp_path):
 
 
 def test_plugins_lists_builtins_and_local_files(tmp_path):
-    station = _write(tmp_path, "bench.yaml", (REPO / "instruments" / "sim.yaml").read_text())
+    station = _write(tmp_path, "bench.yaml", "plugins: [my_driver.py]\n"
+                     + (REPO / "instruments" / "sim.yaml").read_text())
     _write(tmp_path, "my_driver.py", '''
 from labctl.plugins import DriverInfo, hookimpl
 

@@ -76,6 +76,7 @@ def _setup(tmp_path, reconnect: str, failing_builds: int = 1):
     station = tmp_path / "station.yaml"
     station.write_text(textwrap.dedent(f"""\
         name: dropout bench
+        plugins: [dropout_plugin.py]
         instruments:
           cycler:
             driver: dropout-cycler
@@ -133,7 +134,7 @@ def test_bad_reconnect_settings_are_located(tmp_path):
     assert fields == ["instruments.cycler.reconnect.attempts",
                       "instruments.cycler.reconnect.backoff",
                       "instruments.cycler.reconnect.wait"]
-    assert all(p.line == 6 for p in problems)
+    assert all(p.line == 7 for p in problems)
 
 
 def test_one_faulting_channel_does_not_stop_the_others(tmp_path):
@@ -234,7 +235,7 @@ def labctl_drivers():
 def test_garbage_from_the_instrument_faults_and_keeps_the_good_samples(tmp_path):
     (tmp_path / "garbage_plugin.py").write_text(GARBAGE_PLUGIN)
     station = tmp_path / "station.yaml"
-    station.write_text("name: garbage\ninstruments:\n  cycler: {driver: garbage-cycler}\n")
+    station.write_text("name: garbage\nplugins: [garbage_plugin.py]\ninstruments:\n  cycler: {driver: garbage-cycler}\n")
     proc = tmp_path / "proc.yaml"
     proc.write_text(PROCEDURE)
     out = start_run(prepare(proc, station_path=station), results_root=tmp_path / "r")

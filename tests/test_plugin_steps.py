@@ -63,7 +63,7 @@ def labctl_step_types():
 def station(tmp_path):
     (tmp_path / "probe_plugin.py").write_text(PLUGIN)
     path = tmp_path / "station.yaml"
-    path.write_text((REPO / "instruments" / "sim.yaml").read_text())
+    path.write_text("plugins: [probe_plugin.py]\n" + (REPO / "instruments" / "sim.yaml").read_text())
     return path
 
 

@@ -96,6 +96,7 @@ def _spy_station(tmp_path: Path) -> tuple[Path, Path]:
     _write(tmp_path, "spy_plugin.py", SPY_PLUGIN)
     station = _write(tmp_path, "spy-station.yaml", f"""
 name: spy bench
+plugins: [spy_plugin.py]
 instruments:
   cycler:
     driver: spy-cycler
@@ -356,7 +357,7 @@ def labctl_drivers():
 def test_instrument_timeout_faults_the_run_and_keeps_the_data(tmp_path):
     _write(tmp_path, "flaky_plugin.py", FLAKY_PLUGIN)
     station = _write(tmp_path, "flaky.yaml",
-                     "name: flaky\ninstruments:\n  cycler: {driver: flaky-cycler}\n")
+                     "name: flaky\nplugins: [flaky_plugin.py]\ninstruments:\n  cycler: {driver: flaky-cycler}\n")
     proc = labctl_cmd("run", "procedures/cycling.yaml", "--station", str(station), "--results",
                       str(tmp_path / "r"), "--json")
     assert proc.returncode == 1

@@ -6,7 +6,7 @@ how to simulate it. Schema (SI units in the names; docs/cells.md has the long fo
     name: LFP 2.2 Ah                 # text, required
     chemistry: LFP                   # LFP | NMC | LTO | solid-state-bulk |
                                      # solid-state-thin-film | other
-    capacity_ah: 2.2                 # > 0; C-rates resolve against it
+    capacity_ah: 2.2                 # 1e-7 .. 1e5; C-rates resolve against it
     nominal_voltage_v: 3.2           # between the voltage limits
     limits:                          # all six required
       max_voltage_v: 3.65
@@ -41,6 +41,7 @@ Every problem is reported with the file, line, column and field, and what is all
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,12 @@ import numpy as np
 import labctl
 from labctl.cells.spec import CellLimits, CellModel, CellSpec, RCPair, Table, ThermalModel
 from labctl.errors import Problem, ValidationError
+from labctl.fileio import os_error_text, read_regular_text
 from labctl.yamlio import LocatedDoc, PathKey, load_file
 
 DEFAULT_CELL = "lfp-2p2ah"
+MAX_TABLE_BYTES = 20_000_000
+MIN_CAPACITY_AH, MAX_CAPACITY_AH = 1e-7, 1e5  # a cell's CSV table; real ones are kilobytes
 CHEMISTRIES = ("LFP", "NMC", "LTO", "solid-state-bulk", "solid-state-thin-film", "other")
 TOP_FIELDS = ("name", "chemistry", "capacity_ah", "nominal_voltage_v", "limits", "model",
               "datasheet", "notes", "impedance")
@@ -73,11 +77,10 @@ _TABLE_FORMS = ("a number, {soc: [...], values: [...]}, {soc: [...], temperature
 
 
 def _preset_dirs() -> list[Path]:
-    """fixtures/cells in the current folder, its parents, then the labctl checkout."""
-    here = Path.cwd().resolve()
-    dirs = [folder / "fixtures" / "cells" for folder in (here, *here.parents)]
-    dirs.append(Path(labctl.__file__).resolve().parent.parent / "fixtures" / "cells")
-    return dirs
+    """fixtures/cells in the working folder, then the labctl checkout; never a parent
+    folder (a preset in a shared ancestor once replaced LFP's 3.65 V limit with 4.9 V)."""
+    return [Path.cwd().resolve() / "fixtures" / "cells",
+            Path(labctl.__file__).resolve().parent.parent / "fixtures" / "cells"]
 
 
 def list_presets() -> list[str]:
@@ -97,11 +100,17 @@ def resolve_cell(ref: str | Path) -> Path:
     for folder in _preset_dirs():
         candidate = folder / f"{ref}.yaml"
         if candidate.is_file():
+            from labctl.notice import notice
+
+            notice(f"cell preset {ref!s} from {candidate}")
             return candidate
+    from labctl.suggest import did_you_mean
+
     presets = ", ".join(list_presets()) or "none found"
     raise ValidationError([Problem(None, None, None, "cell",
-                                   f"unknown cell {str(ref)!r}: not a file, and not a preset; "
-                                   f"presets: {presets}; or give the path to a cell file")])
+                                   f"unknown cell {str(ref)!r}: not a file, and not a preset"
+                                   f"{did_you_mean(str(ref), list_presets())} (presets: "
+                                   f"{presets}; or give the path to a cell file)")])
 
 
 def load_cell(ref: str | Path) -> CellSpec:
@@ -167,6 +176,11 @@ class _Reader:
                      else f"must be text, got {name!r}")
         chemistry = self.chemistry(data)
         capacity = self.number(data, "capacity_ah", (), positive=True, unit=" of ampere-hours")
+        if capacity is not None and not MIN_CAPACITY_AH <= capacity <= MAX_CAPACITY_AH:
+            # 1e-300 Ah passed and failed at run time (C-rates of 1e-300 A, divisions by it)
+            self.err(("capacity_ah",), f"must be from {MIN_CAPACITY_AH:g} Ah (a thin-film "
+                     f"micro-cell) to {MAX_CAPACITY_AH:g} Ah, got {capacity:g}")
+            capacity = None
         nominal = self.number(data, "nominal_voltage_v", (), positive=True, unit=" of volts")
         limits = self.limits(data.get("limits"))
         if limits and nominal is not None and not (
@@ -409,15 +423,22 @@ class _Reader:
             return None
         file = self.base / name
         shown = str(file)
+        if Path(name).is_absolute() or not file.resolve().is_relative_to(self.base.resolve()):
+            self.err(path + ("csv",), f"{name!r} leaves the cell file's folder; a table file must "
+                     f"be under {self.base}")
+            return None
         self.table_files.append(shown)
         try:
-            with file.open(newline="", encoding="utf-8") as fh:
-                rows = list(csv.reader(fh))
+            text = read_regular_text(file, MAX_TABLE_BYTES)
+            rows = list(csv.reader(io.StringIO(text, newline="")))
         except OSError as exc:
-            self.err(path + ("csv",), f"cannot read {shown}: {exc.strerror or exc}")
+            self.err(path + ("csv",), f"cannot read {shown}: {os_error_text(exc)}")
             return None
         except UnicodeDecodeError:
             self.err(path + ("csv",), f"{shown} is not UTF-8 text")
+            return None
+        except csv.Error as exc:  # e.g. a field over the csv module's 128 KiB limit
+            self.err(path + ("csv",), f"{shown} is not a readable CSV table ({exc})")
             return None
         if not rows:
             self.err(path + ("csv",), f"{shown} is empty; needs a header: soc, [temperature_c,] {column}")
@@ -425,8 +446,10 @@ class _Reader:
         header = [h.strip() for h in rows[0]]
         missing = [c for c in ("soc", column) if c not in header]
         if missing:
+            # The header itself is not echoed: the file's content is not ours to print.
             self.problems.append(Problem(shown, 1, 1, column, f"missing column(s) {', '.join(missing)}; "
-                                         f"the header has {', '.join(header) or 'nothing'}"))
+                                         f"the header (line 1) has {len(header)} column(s) and "
+                                         "needs soc, [temperature_c,] and the value column"))
             return None
         cols = {"soc": header.index("soc"), "value": header.index(column)}
         if "temperature_c" in header:
@@ -445,7 +468,7 @@ class _Reader:
                 if not math.isfinite(x):
                     label = column if field == "value" else field
                     self.problems.append(Problem(shown, line, j + 1, label,
-                                                 f"{text!r} is not a finite number"))
+                                                 "is not a finite number"))
                     return None
                 parsed.append(x)
             data.append(parsed)

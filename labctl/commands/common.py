@@ -10,12 +10,14 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape as rich_escape
 
 from labctl.errors import LabctlError, ValidationError
 
@@ -41,6 +43,22 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """Text from files made harmless for a terminal and for rich: control characters
+    (escape sequences that move the cursor or retitle the window) shown as \\xNN,
+    `[markup]` shown literally. Newlines and tabs stay."""
+    return rich_escape(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
+
+
+def print_error(message: object) -> None:
+    """`error: MESSAGE` on stderr; the message is user text, never markup or emoji codes."""
+    err_console.print(f"[red]error[/red]: {terminal_safe(str(message))}", highlight=False,
+                      soft_wrap=True, emoji=False)
+
+
 def emit_json(payload: dict) -> None:
     click.echo(json.dumps(_jsonable(payload), indent=2, default=str))
 
@@ -58,13 +76,22 @@ def user_errors(func):
                 emit_json({"ok": False, "problems": [p.as_dict() for p in exc.problems]})
             else:
                 for problem in exc.problems:
-                    err_console.print(f"[red]error[/red]: {problem}", highlight=False, soft_wrap=True)
+                    print_error(problem)
             sys.exit(EXIT_BAD_INPUT)
         except LabctlError as exc:
             if as_json:
                 emit_json({"ok": False, "error": str(exc)})
             else:
-                err_console.print(f"[red]error[/red]: {exc}", highlight=False, soft_wrap=True)
+                print_error(exc)
+            sys.exit(EXIT_BAD_INPUT)
+        except OSError as exc:  # read-only results folder, full disk, file in the way...
+            from labctl.store.atomic import describe_os_error
+
+            message = f"{exc.filename or 'file'}: {describe_os_error(exc)}"
+            if as_json:
+                emit_json({"ok": False, "error": message})
+            else:
+                print_error(message)
             sys.exit(EXIT_BAD_INPUT)
 
     return wrapper
@@ -100,6 +127,12 @@ def resolve_run(run: str, results: str) -> Path:
     if path.is_dir():
         return path
     root = Path(results)
+    if path.is_absolute() or len(path.parts) != 1 or any(c in run for c in "*?["):
+        # A path (not a run-id prefix) that is not a folder; glob would refuse it with a
+        # traceback (absolute patterns) or match what the user did not mean (wildcards).
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise LabctlError(f"no run {run!r}: that path {what}; give a run folder or a run id "
+                          f"(or its start) in {root}")
     matches = sorted(p for p in root.glob(f"{run}*") if p.is_dir()) if root.is_dir() else []
     if len(matches) == 1:
         return matches[0]

@@ -54,7 +54,11 @@ class _AnalysisGroup(click.Group):
         if name not in registry.names("analysis"):
             return None
         info = registry.get("analysis", name)
-        return info.command() if info.command is not None else None
+        if info.command is None:
+            return None
+        from labctl.fleet.command import add_fleet_options
+
+        return add_fleet_options(info.command(), name)  # --all: every run (labctl/fleet/)
 
 
 @click.group(cls=_AnalysisGroup)

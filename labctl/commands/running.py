@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 
 from labctl.commands.common import (
     EXIT_INTERRUPTED,
@@ -20,6 +19,7 @@ from labctl.commands.common import (
     json_option,
     param_option,
     parse_params,
+    resolve_run,
     results_option,
     station_option,
     user_errors,
@@ -68,11 +68,65 @@ def _bms_summary(run_dir: Any) -> dict | None:
         return None
 
 
+def _record_results(run_dir: Any) -> dict:
+    """Spectra count, conductivity, abuse onset... of the run's record tables (if any)."""
+    # A finished run keeps its record tables in records/; a cycling run has none, and
+    # then pandas (~0.2 s to import) is not needed for its closing summary.
+    if not run_dir or not any((Path(run_dir) / "records").glob("*.parquet")):
+        return {}
+    from labctl.report.run_results import record_results
+    from labctl.store.run import open_run
+
+    try:
+        return record_results(open_run(run_dir))
+    except (LabctlError, OSError):
+        return {}
+
+
+def print_results(summary: dict, results: dict) -> None:
+    """The lines a technician reads at the end of a run (and in `labctl show`)."""
+    from labctl.report.quantities import format_quantity
+
+    def line(text: str) -> None:
+        console.print(f"  {text}", highlight=False, soft_wrap=True)
+
+    if results.get("n_spectra") is not None:
+        line(f"impedance spectra: {results['n_spectra']}")
+    for c in results.get("conductivity") or []:
+        where = ("" if c.get("temperature_c") is None
+                 else f" at {format_quantity('temperature_c', c['temperature_c'])}")
+        line(f"total conductivity{where}: "
+             f"{format_quantity('conductivity_s_per_cm', c.get('conductivity_s_per_cm'))}")
+    if "onset_temperature_c" in results:
+        onset = results["onset_temperature_c"]
+        line("self-heating onset: " + ("none seen" if onset is None
+                                       else format_quantity("onset_temperature_c", onset)))
+    if results.get("max_temperature_c") is not None:
+        line(f"max cell temperature: {format_quantity('max_temperature_c', results['max_temperature_c'])}")
+    moved = any((summary.get(k) or 0) > 0 for k in ("charge_capacity_ah", "discharge_capacity_ah"))
+    if moved:
+        for key, label in (("discharge_capacity_ah", "discharge capacity"),
+                           ("charge_capacity_ah", "charge capacity"),
+                           ("discharge_energy_wh", "discharge energy"),
+                           ("coulombic_efficiency", "coulombic efficiency"),
+                           ("energy_efficiency", "energy efficiency")):
+            value = summary.get(key)
+            if value is None or (isinstance(value, float) and not math.isfinite(value)):
+                continue
+            line(f"{label}: {format_quantity(key, value)}")
+        if summary.get("efficiency_note"):
+            line(summary["efficiency_note"])
+    if summary.get("n_samples"):
+        line(f"samples: {summary['n_samples']:d}")
+
+
 def _print_outcome(outcome: Any, as_json: bool) -> None:
     bms = _bms_summary(outcome.path) if outcome.path else None
+    results = _record_results(outcome.path)
     if as_json:
         payload = {"ok": outcome.status == "completed", "run_dir": str(outcome.path),
-                   "status": outcome.status, "reason": outcome.reason, "summary": outcome.summary}
+                   "status": outcome.status, "reason": outcome.reason, "summary": outcome.summary,
+                   "results": results}
         if bms is not None:
             payload["bms_checks"] = {k: bms.get(k) for k in
                                      ("checks", "passed", "failed", "info", "verdict", "failed_checks")}
@@ -80,28 +134,16 @@ def _print_outcome(outcome: Any, as_json: bool) -> None:
         return
     s = outcome.summary
     colour = "green" if outcome.status == "completed" else "red"
-    console.print(f"run directory: {outcome.path}", highlight=False)
-    console.print(f"status: [{colour}]{outcome.status}[/{colour}] ({outcome.reason})", highlight=False)
+    console.print(f"run directory: {outcome.path}", highlight=False, soft_wrap=True)
+    console.print(f"status: [{colour}]{outcome.status}[/{colour}] ({outcome.reason})",
+                  highlight=False, soft_wrap=True)
     if bms is not None:
         vc = "green" if bms.get("verdict") == "pass" else "red"
         console.print(f"  BMS checks: {bms.get('passed')} pass, {bms.get('failed')} fail, "
                       f"{bms.get('info')} info -> [{vc}]{bms.get('verdict')}[/{vc}]", highlight=False)
         for name in (bms.get("failed_checks") or [])[:10]:
             console.print(f"    failed: {name}", highlight=False)
-    if not s.get("n_samples"):
-        return
-    for key, label, fmt in (
-        ("discharge_capacity_ah", "discharge capacity", "{:.4f} Ah"),
-        ("charge_capacity_ah", "charge capacity", "{:.4f} Ah"),
-        ("discharge_energy_wh", "discharge energy", "{:.4f} Wh"),
-        ("coulombic_efficiency", "coulombic efficiency", "{:.2%}"),
-        ("energy_efficiency", "energy efficiency", "{:.2%}"),
-        ("n_samples", "samples", "{:d}"),
-    ):
-        value = s.get(key)
-        if value is None or (isinstance(value, float) and not math.isfinite(value)):
-            continue
-        console.print(f"  {label}: {fmt.format(value)}", highlight=False)
+    print_results(s, results)
 
 
 def _exit_for(status: str, reason: str) -> None:
@@ -127,15 +169,24 @@ def _exit_for(status: str, reason: str) -> None:
               help="Worker processes for several channels (default: one per core, "
                    "and at most 4 channels per process).")
 @click.option("--no-progress", is_flag=True, help="Do not show the live progress line.")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:8786",
+              help="With --batch: run each channel on the Dask worker that owns its bench "
+                   "(docs/scale-out.md).")
 @json_option
 @user_errors
 def run(procedure: str | None, station: str | None, cell: str | None, params: tuple[str, ...],
         results: str, channels: tuple[str, ...], batch: str | None, speed: float | None,
-        processes: int | None, no_progress: bool, as_json: bool) -> None:
+        processes: int | None, no_progress: bool, scheduler: str | None, as_json: bool) -> None:
     """Validate, then run a procedure; prints the run directory and a summary."""
     from labctl.engine.control import RunControl, signals_abort
     from labctl.engine.session import prepare, start_run
 
+    if scheduler:
+        if not batch or procedure or channels:
+            raise LabctlError("--scheduler runs a batch file: give --batch FILE (with a bench "
+                              "per channel) and no PROCEDURE or --channel")
+        _run_on_benches(batch, results, speed, scheduler, as_json)
+        return
     if batch or len(channels) > 1:
         _run_channels(procedure, station, cell, params, results, channels, batch, speed, as_json,
                       processes)
@@ -202,30 +253,66 @@ def _run_channels(procedure, station, cell, params, results, channels, batch, sp
     if as_json:
         emit_json({"ok": all_ok, "runs": rows})
     else:
-        table = Table("channel", "status", "reason", "run directory", "discharge Ah")
+        from labctl.report.idtable import print_id_table
+
+        lines = []
         for r in rows:
             cap = r["summary"].get("discharge_capacity_ah")
-            table.add_row(r["channel"], r["status"], r["reason"], str(r["run_dir"]),
-                          "-" if cap is None else f"{cap:.4f}")
-        console.print(table)
+            lines.append((str(r["run_dir"]), str(r["channel"]), r["status"], r["reason"],
+                          "-" if cap is None else f"{cap:.4f}"))
+        print_id_table(console, ("run directory", "channel", "status", "reason", "discharge Ah"),
+                       lines)
     if not all_ok:
         interrupted = any("Ctrl-C" in r["reason"] for r in rows)
         sys.exit(EXIT_INTERRUPTED if interrupted else EXIT_RUN_FAILED)
 
 
+def _run_on_benches(batch: str, results: str, speed: float | None, scheduler: str,
+                    as_json: bool) -> None:
+    """Each channel of the batch on its bench's Dask worker (labctl/fleet/benches.py)."""
+    from labctl.engine.multi import load_batch
+    from labctl.fleet.benches import run_batch_on_scheduler
+    from labctl.fleet.cluster import need_dask
+
+    need_dask()
+    rows = run_batch_on_scheduler(load_batch(batch), results_root=results, scheduler=scheduler,
+                                  speed=speed)
+    all_ok = all(r["status"] == "completed" for r in rows)
+    if as_json:
+        emit_json({"ok": all_ok, "runs": rows})
+    else:
+        from labctl.report.idtable import print_id_table
+
+        print_id_table(console, ("run directory", "bench", "channel", "worker", "status",
+                                 "reason"),
+                       [(str(r["run_dir"]), str(r["bench"]), str(r["channel"]), str(r["worker"]),
+                         r["status"], str(r["reason"])) for r in rows])
+    if not all_ok:
+        sys.exit(EXIT_RUN_FAILED)
+
+
 @click.command()
-@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.argument("run")
 @click.option("--speed", type=float, help="Pace virtual time: virtual seconds per wall second.")
+@results_option
+@click.option("--no-progress", is_flag=True, help="Do not show the live progress line.")
 @json_option
 @user_errors
-def resume(run_dir: str, speed: float | None, as_json: bool) -> None:
-    """Continue an interrupted run from the step that was running."""
+def resume(run: str, speed: float | None, results: str, no_progress: bool, as_json: bool) -> None:
+    """Continue an interrupted run (a run directory or a run-id prefix) from the step that
+    was running."""
     from labctl.engine.control import RunControl, signals_abort
     from labctl.engine.session import resume_run
 
+    run_dir = resolve_run(run, results)
     control = RunControl()
     with signals_abort(control):
-        outcome = resume_run(run_dir, control=control, speed=speed)
+        if as_json or no_progress:
+            outcome = resume_run(run_dir, control=control, speed=speed)
+        else:
+            from labctl.progress import RichProgress
+
+            with RichProgress(console) as observer:
+                outcome = resume_run(run_dir, control=control, speed=speed, observer=observer)
     _print_outcome(outcome, as_json)
     _exit_for(outcome.status, outcome.reason)
-

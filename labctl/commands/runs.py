@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
@@ -17,6 +18,7 @@ from labctl.commands.common import (
     results_option,
     user_errors,
 )
+from labctl.errors import LabctlError
 
 
 @click.command(name="ls")
@@ -31,11 +33,17 @@ def list_runs_cmd(results: str, as_json: bool) -> None:
     if as_json:
         emit_json({"ok": True, "runs": runs})
         return
-    table = Table("run", "procedure", "cell", "status", "started")
-    for r in runs:
-        table.add_row(str(r.get("run_id")), str(r.get("procedure")), str(r.get("cell")),
-                      str(r.get("status")), str(r.get("started")))
-    console.print(table)
+    from labctl.report.idtable import print_id_table
+
+    rows = [(str(r.get("run_id")), str(r.get("procedure")), str(r.get("cell")),
+             str(r.get("status")), _started(r.get("started"))) for r in runs]
+    print_id_table(console, ("run", "procedure", "cell", "status", "started"), rows)
+
+
+def _started(iso: object) -> str:
+    """`2026-12-05T07:22:22+00:00` -> `2026-12-05 07:22:22` (the store writes UTC)."""
+    text = str(iso)
+    return text[:19].replace("T", " ") if len(text) >= 19 and text[10:11] == "T" else text
 
 
 @click.command()
@@ -49,42 +57,105 @@ def show(run: str, results: str, as_json: bool) -> None:
 
     r = open_run(resolve_run(run, results))
     summary = r.summary()
+    steps = r.columns("steps")  # no pandas: show must answer at once
+    rows = [dict(zip(steps, values, strict=True)) for values in zip(*steps.values(), strict=True)]
     if as_json:
         emit_json({"ok": True, "run_dir": str(r.path), "meta": r.meta, "summary": summary,
-                   "steps": r.steps.to_dict(orient="records")})
+                   "steps": rows})
         return
-    console.print(f"run directory: {r.path}", highlight=False)
+    console.print(f"run directory: {r.path}", highlight=False, soft_wrap=True)
+    print_summary(summary)
+    if rows:
+        console.print(steps_table(rows, console.width))
+
+
+def print_summary(summary: dict) -> None:
+    """`key: value unit` lines, each value with its unit and the instrument's precision."""
+    from labctl.report.quantities import format_quantity, label
+
     for key, value in summary.items():
-        console.print(f"  {key}: {value}", highlight=False)
-    steps = r.steps
-    if len(steps):
-        table = Table("step", "cycle", "kind", "text", "end", "duration s", "Ah in", "Ah out")
-        for row in steps.itertuples():
-            table.add_row(str(row.step_index), str(row.cycle_index), row.kind, row.text,
-                          row.end_reason, f"{row.duration_s:.1f}", f"{row.charge_capacity_ah:.4f}",
-                          f"{row.discharge_capacity_ah:.4f}")
-        console.print(table)
+        if value is None and key in ("coulombic_efficiency", "energy_efficiency"):
+            continue  # efficiency_note says why there is none
+        if key == "efficiency_note":
+            console.print(f"  {value}", highlight=False, soft_wrap=True)
+            continue
+        console.print(f"  {label(key)}: {format_quantity(key, value)}", highlight=False,
+                      soft_wrap=True)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def steps_table(steps: Any, width: int) -> Table:
+    """One row per step, readable in `width` columns (80 or more): short headers, the step
+    text and end reason cut with an ellipsis (the full text is in `labctl show --json`)."""
+    from rich import box
+
+    from labctl.report.quantities import format_duration_words
+
+    # The step's text names its kind ("Charge at ..."): no kind column, more room for it.
+    if hasattr(steps, "to_dict"):  # a DataFrame
+        steps = steps.to_dict(orient="records")
+    rows = [(str(row["step_index"]), str(row["cycle_index"]), str(row["text"]),
+             str(row["end_reason"]), format_duration_words(row["duration_s"]),
+             f"{row['charge_capacity_ah']:.4f}", f"{row['discharge_capacity_ah']:.4f}")
+            for row in steps]
+    heads = ("#", "cyc", "step", "end", "time", "Ah in", "Ah out")
+    widths = [max([len(h)] + [len(r[k]) for r in rows]) for k, h in enumerate(heads)]
+    # Room left for the two text columns: 2 spaces between columns, 1 at each edge.
+    free = width - sum(w for k, w in enumerate(widths) if k not in (2, 3)) - 2 * 6 - 2
+    want_step, want_end = widths[2], widths[3]
+    if want_step + want_end > free:
+        end_w = min(want_end, max(10, free // 3))
+        widths[2], widths[3] = min(max(12, free - end_w), want_step), end_w
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True)
+    for k, head in enumerate(heads):
+        table.add_column(head, justify="left" if k in (2, 3) else "right", no_wrap=True,
+                         min_width=widths[k], max_width=widths[k])
+    for r in rows:
+        table.add_row(*r[:2], _cut(r[2], widths[2]), _cut(r[3], widths[3]), *r[4:])
+    return table
 
 
 @click.command()
 @click.argument("run")
 @click.option("--format", "fmt", required=True, help="csv, parquet or bdf (or a plugin's format).")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Where to write.")
+@click.option("--force", is_flag=True, help="Replace an existing output file or folder.")
 @results_option
 @json_option
 @user_errors
-def export(run: str, fmt: str, output: str, results: str, as_json: bool) -> None:
-    """Export a run's data (BDF = Battery Data Format column names)."""
+def export(run: str, fmt: str, output: str, results: str, force: bool, as_json: bool) -> None:
+    """Export a run's data (BDF = Battery Data Format column names).
+
+    An existing output (or its `.json` description) is never replaced without --force."""
     from labctl.plugins import build_registry
     from labctl.store.run import open_run
 
     r = open_run(resolve_run(run, results))
+    _check_output(Path(output), Path(r.path), force)
     exporter = build_registry().get("exporter", fmt)
     written = exporter.export(r, Path(output))
     if as_json:
         emit_json({"ok": True, "format": fmt, "output": str(written)})
     else:
         console.print(f"wrote {written}", highlight=False)
+
+
+def _check_output(out: Path, run_dir: Path, force: bool) -> None:
+    """Refuse to overwrite anything without --force, and the run itself ever."""
+    target, run_root = out.resolve(), run_dir.resolve()
+    if target == run_root or run_root in target.parents or target in run_root.parents:
+        raise LabctlError(f"{out}: is the run directory, inside it or above it; export to "
+                          "another place (the run's own files are never overwritten)")
+    if force:
+        return
+    existing = [p for p in (out, out.with_name(out.name + ".json")) if p.exists() or p.is_symlink()]
+    if existing:
+        what = "folder" if existing[0].is_dir() else "file"
+        raise LabctlError(f"{existing[0]}: this {what} already exists; give --force to replace "
+                          "it, or choose another -o")
 
 
 @click.command()

@@ -13,7 +13,7 @@ from labctl.capabilities.cycler import EndKind, StepEnd
 from labctl.capabilities.steps import ChamberStep, ElectricalStep, Mode
 from labctl.engine.accounting import StepAccounting
 from labctl.errors import LabctlError
-from labctl.store.tables import StepAccumulator
+from labctl.store.step_summary import StepAccumulator
 
 if TYPE_CHECKING:
     from labctl.engine.runner import Engine

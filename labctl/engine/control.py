@@ -14,6 +14,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from labctl.fileio import read_regular_bytes
+
 
 class RunControl:
     def __init__(self) -> None:
@@ -93,6 +95,23 @@ def send_command(run_dir: Path, command: str, reason: str = "") -> Path:
     return final
 
 
+MAX_COMMAND_BYTES = 64 * 1024
+MAX_COMMANDS_PER_POLL = 100
+
+
+def _read_command(path: Path) -> dict:
+    """One queued command; anything but a small regular JSON file is ignored.
+
+    A FIFO or device dropped into the inbox must never block the engine (it may be
+    mid-step with the current on), so it is opened non-blocking and refused.
+    """
+    try:
+        message = json.loads(read_regular_bytes(path, MAX_COMMAND_BYTES))
+    except (OSError, ValueError):
+        return {}
+    return message if isinstance(message, dict) else {}
+
+
 class CommandInbox:
     """Applies queued commands (files in RUN_DIR/control/) to a RunControl."""
 
@@ -101,6 +120,32 @@ class CommandInbox:
         self.control = control
         self.on_command = on_command  # called with (command, reason) for the log
         self._next_poll = 0.0
+
+    def discard_pending(self, before_unix_s: float) -> list[str]:
+        """Drop commands queued before `before_unix_s` (a `stop` sent to a run that had
+        already crashed must not end the resumed run at once); returns what was dropped."""
+        dropped: list[str] = []
+        try:
+            entries = sorted(p for p in self.folder.iterdir() if p.suffix == ".json")
+        except OSError:
+            return dropped
+        for path in entries:
+            message = _read_command(path)
+            sent = message.get("sent_unix_s")
+            if not isinstance(sent, int | float):
+                try:
+                    sent = path.stat().st_mtime
+                except OSError:
+                    continue
+            if sent >= before_unix_s:
+                continue
+            command = message.get("command")
+            try:
+                path.unlink()
+            except OSError:
+                continue
+            dropped.append(str(command or path.name))
+        return dropped
 
     def poll(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -111,11 +156,8 @@ class CommandInbox:
             entries = sorted(p for p in self.folder.iterdir() if p.suffix == ".json")
         except OSError:
             return
-        for path in entries:
-            try:
-                message = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                message = {}
+        for path in entries[:MAX_COMMANDS_PER_POLL]:
+            message = _read_command(path)
             try:
                 path.unlink()
             except OSError:

@@ -8,14 +8,21 @@ each running its share in threads): the simulator and the journal encoding are
 CPU work, so on a multi-core PC processes multiply throughput where threads share
 one interpreter lock. Control works the same either way: `labctl stop/pause/
 continue` use each run directory's command queue, and Ctrl-C reaches every worker.
-A batch file maps channels to procedures, cells and parameters:
+A batch file maps channels to procedures, cells and parameters (docs/procedures.md,
+"Batch files"; example: procedures/examples/batch.yaml):
 
 ```yaml
 station: instruments/sim.yaml      # default for every channel
+bench: A                           # default bench (only used with --scheduler)
 channels:
-  - {channel: 1, procedure: procedures/cycling.yaml, cell: lfp-2p2ah, params: {n_cycles: 5}}
-  - {channel: 2, procedure: procedures/capacity.yaml, cell: nmc-1p95ah}
+  - {channel: 1, procedure: procedures/cycling.yaml, cell: lfp-2p2ah, parameters: {n_cycles: 5}}
+  - {channel: 2, procedure: procedures/capacity.yaml, cell: nmc-1p95ah, bench: B}
 ```
+
+`parameters` is the key procedures use; `params` is accepted as an alias. Relative
+paths are read from the batch file's folder (or the working folder, where they exist).
+With `labctl run --batch FILE --scheduler tcp://HOST:8786` each channel runs on the
+Dask worker that holds its bench's resource (labctl/fleet/benches.py).
 """
 
 from __future__ import annotations
@@ -34,7 +41,8 @@ from labctl.engine.session import Prepared, RunOutcome, prepare, start_run
 from labctl.errors import LabctlError, Problem, ValidationError
 from labctl.yamlio import load_file
 
-_JOB_KEYS = {"channel", "procedure", "cell", "params", "station"}
+_JOB_KEYS = {"channel", "procedure", "cell", "parameters", "params", "station", "bench"}
+_TOP_KEYS = {"station", "bench", "channels"}
 
 
 @dataclass
@@ -44,6 +52,7 @@ class ChannelJob:
     cell: str | None = None
     station: str | None = None
     params: dict[str, str] = field(default_factory=dict)
+    bench: str | None = None  # the bench (Dask worker resource) that owns this channel
 
 
 def load_batch(path: str | Path) -> list[ChannelJob]:
@@ -53,11 +62,16 @@ def load_batch(path: str | Path) -> list[ChannelJob]:
     problems: list[Problem] = []
     if not isinstance(data, dict) or not isinstance(data.get("channels"), list) or not data["channels"]:
         raise ValidationError([doc.problem(("channels",), "a batch file needs 'channels:', a list of "
-                                           "{channel, procedure, cell, params}")])
+                                           "{channel, procedure, cell, parameters}")])
+    for key in data:
+        if key not in _TOP_KEYS:
+            problems.append(doc.problem((key,), f"unknown field {key!r}; allowed: "
+                                        f"{', '.join(sorted(_TOP_KEYS))}"))
     base = Path(path).parent
     default_station = data.get("station")
+    default_bench = data.get("bench")
     jobs: list[ChannelJob] = []
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     for k, entry in enumerate(data["channels"]):
         where = ("channels", k)
         if not isinstance(entry, dict):
@@ -71,20 +85,33 @@ def load_batch(path: str | Path) -> list[ChannelJob]:
             problems.append(doc.problem(where, "needs 'channel' and 'procedure'"))
             continue
         channel = str(entry["channel"])
-        if channel in seen:
-            problems.append(doc.problem(where + ("channel",), f"channel {channel} is listed twice"))
-        seen.add(channel)
-        params = entry.get("params") or {}
+        bench = entry.get("bench", default_bench)
+        # Channel numbers belong to a bench: channel 1 of bench A is not channel 1 of B.
+        slot = (str(bench), channel)
+        if slot in seen:
+            on = f" of bench {bench}" if bench is not None else ""
+            problems.append(doc.problem(where + ("channel",),
+                                        f"channel {channel}{on} is listed twice"))
+        seen.add(slot)
+        if "parameters" in entry and "params" in entry:
+            problems.append(doc.problem(where + ("params",), "give 'parameters' or its alias "
+                                        "'params', not both"))
+        key = "parameters" if "parameters" in entry else "params"
+        params = entry.get(key) or {}
         if not isinstance(params, dict):
-            problems.append(doc.problem(where + ("params",), "must map parameter names to values"))
+            problems.append(doc.problem(where + (key,), "must map parameter names to values"))
             params = {}
         station = entry.get("station", default_station)
+        if bench is not None and not (isinstance(bench, (str, int)) and str(bench).strip()):
+            problems.append(doc.problem(where + ("bench",), "a bench name such as A or bench-A"))
+            bench = None
         jobs.append(ChannelJob(
             channel=channel,
             procedure=str(_relative(base, entry["procedure"])),
             cell=None if entry.get("cell") is None else str(entry["cell"]),
             station=None if station is None else str(_relative(base, station)),
             params={str(k2): str(v) for k2, v in params.items()},
+            bench=None if bench is None else str(bench).strip(),
         ))
     if problems:
         raise ValidationError(problems)

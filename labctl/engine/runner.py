@@ -33,7 +33,7 @@ from labctl.procedures import check_step
 from labctl.procedures.model import CompiledProcedure, PlannedStep
 from labctl.records import StepResult
 from labctl.station import Station
-from labctl.store.tables import StepAccumulator
+from labctl.store.step_summary import StepAccumulator
 
 _PAUSED = object()  # internal: a segment stopped because a pause was requested
 STATUS_INTERVAL_S = 1.0
@@ -61,6 +61,10 @@ class ResumeState:
     last_step_index: int
     session: int
     instrument_states: dict[str, dict] = field(default_factory=dict)
+    # samples journaled after the last snapshot (None: the snapshot covers them all)
+    uncovered: dict[str, np.ndarray] | None = None
+    uncovered_has_reference: bool = False
+    notes: list[str] = field(default_factory=list)  # what the resume did, for the log
 
 
 class Engine:
@@ -96,6 +100,8 @@ class Engine:
         self.storage_error: str | None = None  # set when the journal could not be written
         self._reconnects: dict[str, int] = {}  # reconnection attempts used, per role
         self.inbox = CommandInbox(rundir.path, self.control, self._log_command)
+        self._created_unix_s = time.time()
+        self._last_sample_s: float | None = None  # test time of the last journaled sample
         # check_step's answer per distinct step: a pure function of the step and of this
         # engine's cell, station and limits, and a cycle-life run repeats a handful of steps.
         self._checked: dict[Any, list] = {}
@@ -132,6 +138,12 @@ class Engine:
                 {"type": "resume", "test_time_s": self.test_time(), "session": self.resume.session}
             )
             self.log("info", f"resumed (session {self.resume.session})")
+            for note in self.resume.notes:
+                self.log("info", note)
+            stale = self.inbox.discard_pending(before_unix_s=self._created_unix_s)
+            if stale:
+                self.log("warning", f"ignored command(s) queued before this session: "
+                                    f"{', '.join(stale)}")
         else:
             self.journal.append_event(
                 {"type": "run_start", "test_time_s": self.test_time(), "unix_time_s": self.unix_origin_s}
@@ -363,6 +375,7 @@ class Engine:
                     if violation is not None:
                         cols = truncate(cols, violation[0] + 1)
                     self.journal.append_samples(cols)
+                    self._last_sample_s = float(cols["test_time_s"][-1])
                     acc.feed(cols)
                     self.observer.samples(cols)
                     self._note_live(cols)
@@ -497,8 +510,11 @@ class Engine:
         chamber = self.station.get("chamber")
         if chamber is not None and hasattr(chamber, "get_state"):
             states["chamber"] = chamber.get_state()
+        # `samples_through_s`: the last sample this snapshot includes. On resume, samples
+        # journaled after it (a cut just before this record) tell how far the cell moved.
         self.journal.append_event(
-            {"type": "state", "step_index": index, "test_time_s": self.test_time(), "instruments": states}
+            {"type": "state", "step_index": index, "test_time_s": self.test_time(),
+             "samples_through_s": self._last_sample_s, "instruments": states}
         )
 
     def _note_live(self, cols: dict[str, np.ndarray]) -> None:

@@ -16,21 +16,20 @@ from typing import Any
 from labctl.cells import load_cell
 from labctl.cells.spec import CellSpec
 from labctl.clock import VirtualClock, WallClock
-from labctl.engine.accounting import COUNTERS, CycleCounter
 from labctl.engine.control import RunControl
 from labctl.engine.observer import RunObserver
-from labctl.engine.runner import Continuation, Engine, ResumeState
+from labctl.engine.resume import check_inputs_unchanged, restore_instruments, resume_state
+from labctl.engine.runner import Engine
 from labctl.errors import LabctlError, StorageError
-from labctl.plugins import Registry, build_registry, local_plugin_files
+from labctl.plugins import Registry, build_registry, file_sha256
 from labctl.procedures import load_procedure
 from labctl.procedures.model import CompiledProcedure
-from labctl.records import StepResult
-from labctl.station import find_default_station, load_station, make_clock, open_station
+from labctl.station import find_default_station, load_station, make_clock, open_station, pace
 from labctl.station_spec import StationSpec
-from labctl.store.journal import JournalWriter, read_journal
+from labctl.store.atomic import remove_stale_temp_files
+from labctl.store.journal import JournalWriter
 from labctl.store.run import summarize
 from labctl.store.rundir import RunDir, effective_status, new_run_id
-from labctl.store.tables import finalize
 
 DEFAULT_RESULTS = "results"
 
@@ -64,8 +63,8 @@ def prepare(
 ) -> Prepared:
     """Load and validate everything; raises ValidationError/LabctlError (exit 2) on any problem."""
     station_file = Path(station_path) if station_path else find_default_station()
-    registry = build_registry(local_plugin_files(station_file))
-    station = load_station(station_file, registry)
+    station = load_station(station_file)  # loads only the plugins the station lists
+    registry = build_registry(station.plugin_files)
     from labctl.cells import DEFAULT_CELL
 
     cell = load_cell(cell_ref or DEFAULT_CELL)
@@ -119,8 +118,11 @@ def start_run(
     observer: RunObserver | None = None,
     control: RunControl | None = None,
     speed: float | None = None,
+    meta_extra: dict[str, Any] | None = None,
 ) -> RunOutcome:
-    """Run a prepared procedure from the beginning in a new run directory."""
+    """Run a prepared procedure from the beginning in a new run directory.
+
+    `meta_extra`: more run.json fields (e.g. `fleet`: the bench and Dask worker)."""
     clock = make_clock(prep.station, speed=speed)
     station = open_station(prep.station, prep.cell, registry=prep.registry, clock=clock)
     started = time.time()
@@ -146,12 +148,14 @@ def start_run(
             "name": prep.station.name,
             "file": str(Path(prep.station.source).resolve()) if prep.station.source else None,
             "instruments": station.identities(),
+            "plugins": [{"file": str(p), "sha256": file_sha256(p)} for p in prep.station.plugin_files],
         },
         "safety": dict(proc.safety.__dict__),
         "started_unix_s": started,
         "ended_unix_s": None,
         "clock": "realtime" if prep.station.clock == "realtime" else "virtual",
         "sessions": [{"started_unix_s": started, "pid": os.getpid(), "host": socket.gethostname()}],
+        **(meta_extra or {}),
     }
     run_id = new_run_id(proc.name, prep.cell.name, started)
     rundir = RunDir.create(Path(results_root), run_id, meta)
@@ -161,6 +165,8 @@ def start_run(
         if text is not None:
             rundir.save_input(name, text)
     _save_companions(rundir, prep)
+    for plugin in prep.station.plugin_files:
+        rundir.save_input(f"plugin-{Path(plugin).name}", Path(plugin).read_text(encoding="utf-8"))
     journal = JournalWriter.create(rundir.path)
     engine = Engine(
         procedure=proc,
@@ -186,6 +192,8 @@ def _finish(engine: Engine, rundir: RunDir, journal: Any, station: Any) -> RunOu
             engine.storage_error = engine.storage_error or str(exc)
         station.close()
     try:
+        from labctl.store.tables import finalize  # pyarrow: only once samples exist
+
         tables = finalize(rundir.path)
         meta = dict(rundir.meta, status=status, reason=reason)
         summary = summarize(meta, tables["steps"], tables["cycles"], tables["n_samples"])
@@ -205,62 +213,6 @@ def _finish(engine: Engine, rundir: RunDir, journal: Any, station: Any) -> RunOu
 
 # -- resume ----------------------------------------------------------------------------------
 
-def _resume_state(run_path: Path, session: int) -> tuple[ResumeState, float]:
-    """Rebuild the engine's position from the journal; returns it and the last test time."""
-    data = read_journal(run_path)
-    events = data.events
-    samples = data.samples
-    results = [StepResult.from_dict(e["result"]) for e in events if e.get("type") == "step_end"]
-    ended = {r.step_index for r in results}
-    starts = [e for e in events if e.get("type") == "step_start"]
-    open_starts = [e for e in starts if e["step_index"] not in ended]
-    times = samples["test_time_s"]
-    last_time = float(times[-1]) if len(times) else 0.0
-    for e in events:
-        last_time = max(last_time, float(e.get("test_time_s", 0.0) or 0.0))
-
-    counter = CycleCounter()
-    last_start_cycle = int(starts[-1]["cycle_index"]) if starts else 1
-    if len(times):
-        counter.cycle_index = int(samples["cycle_index"][-1])
-        for name in COUNTERS:
-            setattr(counter, name, float(samples[name][-1]))
-        counter.active = counter.charge_capacity_ah > 0 or counter.discharge_capacity_ah > 0
-    if last_start_cycle > counter.cycle_index:
-        counter = CycleCounter(cycle_index=last_start_cycle)
-
-    continuation = None
-    if open_starts:
-        start = open_starts[-1]
-        mask = samples["step_index"] == start["step_index"]
-        step_samples = {k: v[mask] for k, v in samples.items()}
-        st = step_samples["test_time_s"]
-        elapsed = float(st[-1] - start["test_time_s"]) if len(st) else 0.0
-        moved = 0.0
-        if len(st):
-            moved = float(
-                step_samples["charge_capacity_ah"][-1] - step_samples["charge_capacity_ah"][0]
-                + step_samples["discharge_capacity_ah"][-1] - step_samples["discharge_capacity_ah"][0]
-            )
-        continuation = Continuation(
-            step_index=int(start["step_index"]),
-            cycle_index=int(start["cycle_index"]),
-            path=start.get("path", ""),
-            text=start.get("text", ""),
-            start_test_time_s=float(start["test_time_s"]),
-            elapsed_s=elapsed,
-            moved_ah=moved,
-            samples=step_samples,
-        )
-    states: dict[str, dict] = {}
-    for e in events:
-        if e.get("type") == "state" and float(e.get("test_time_s", 0.0)) <= last_time + 1e-6:
-            states = e.get("instruments", {})
-    last_index = max([int(e["step_index"]) for e in starts], default=0)
-    state = ResumeState(results, continuation, counter, last_index, session, states)
-    return state, last_time
-
-
 def resume_run(
     run_path: str | Path,
     *,
@@ -277,6 +229,12 @@ def resume_run(
             f"{rundir.path}: run is {status!r}; only an interrupted run (its process died) can be "
             "resumed"
         )
+    check_inputs_unchanged(rundir.path, meta)  # before anything named in run.json is loaded
+    # Half-written tables (or run.json) from a kill during the last finalize.
+    stale = remove_stale_temp_files(rundir.path)
+    if stale:
+        rundir.append_log(f"removed {len(stale)} temporary file(s) left by the interrupted "
+                          f"session: {', '.join(stale)}")
     proc_meta, cell_meta, station_meta = meta["procedure"], meta["cell"], meta["station"]
     prep = prepare(
         proc_meta["file"],
@@ -290,22 +248,21 @@ def resume_run(
             "restore it to resume"
         )
     sessions = list(meta.get("sessions", []))
-    state, last_time = _resume_state(rundir.path, len(sessions) + 1)
+    state, last_time = resume_state(rundir.path, len(sessions) + 1)
     started = meta["started_unix_s"]
     if prep.station.clock == "realtime":
         clock = WallClock()
         gap = max(0.0, time.time() - (started + last_time))
         time_origin = clock.now() - (last_time + gap)
     else:
-        env_speed = os.environ.get("LABCTL_SIM_SPEED")
-        pace = speed if speed is not None else (float(env_speed) if env_speed else prep.station.speed)
-        clock = VirtualClock(start=last_time, speed=pace)
+        clock = VirtualClock(start=last_time, speed=pace(prep.station, speed))
         time_origin = 0.0
     station = open_station(prep.station, prep.cell, registry=prep.registry, clock=clock)
-    for role, snapshot in state.instrument_states.items():
-        inst = station.get(role)
-        if inst is not None and hasattr(inst, "set_state"):
-            inst.set_state(snapshot)
+    try:
+        state.notes.extend(restore_instruments(station, state, prep.cell))
+    except LabctlError:
+        station.close()
+        raise
     sessions.append({"started_unix_s": time.time(), "pid": os.getpid(), "host": socket.gethostname()})
     rundir.update_meta(status="running", reason="", pid=os.getpid(), host=socket.gethostname(),
                        sessions=sessions)

@@ -26,7 +26,7 @@ from labctl.capabilities.cycler import EndKind, StepEnd
 from labctl.capabilities.steps import ElectricalStep, LoggingPolicy, Mode
 from labctl.engine.accounting import StepAccounting
 from labctl.errors import LabctlError
-from labctl.store.tables import StepAccumulator
+from labctl.store.step_summary import StepAccumulator
 
 if TYPE_CHECKING:
     from labctl.engine.runner import Engine

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -33,6 +32,7 @@ from labctl.errors import LabctlError, Problem, ValidationError
 from labctl.procedures.check import Locate, cell_label, check_leaf
 from labctl.procedures.conditions import ConditionError, parse_until
 from labctl.procedures.grammar import apply_cell_rules, parse_logging, parse_step_raw
+from labctl.procedures.includes import IncludeSteps
 from labctl.procedures.model import CompiledProcedure
 from labctl.procedures.parameters import parse_declarations, resolve
 from labctl.procedures.plan import DEFAULT_MAX_ITERATIONS, Leaf, Node, Repeat, make_plan
@@ -79,7 +79,6 @@ CHAMBER_KEYS = (
 CHAMBER_IF_BUSY = ("wait", "reject")
 INCLUDE_KEYS = ("include", "with")
 STEP_TYPES = ("step", "repeat", "chamber", "include")
-MAX_INCLUDE_DEPTH = 16
 
 # The run's hard limits are the cell's datasheet limits widened a little, so that
 # a step ending exactly at a limit (and the sample that overshoots it by noise or
@@ -115,7 +114,7 @@ class _File:
 
 
 @dataclass
-class _Compiler:
+class _Compiler(IncludeSteps):
     cell: CellSpec
     station: StationSpec | None
     root: Path  # includes may not leave this directory tree
@@ -194,6 +193,8 @@ class _Compiler:
             elif isinstance(got, int):
                 n = got
             else:
+                if not str(got).isascii():  # int() takes Unicode digits too: 0-9 only
+                    raise ValueError
                 n = int(str(got))
         except (ValueError, OverflowError):
             self.add(f, path, f"{what} must be a whole number of at least 1, got {got!r}")
@@ -392,6 +393,7 @@ class _Compiler:
         return nodes
 
     def item(self, f: _File, path: tuple, value: Any) -> list[Node]:
+        self.count_item(f, path)
         if isinstance(value, str):
             leaf = self.electrical(f, path, value, None, None)
             return [leaf] if leaf else []
@@ -640,87 +642,6 @@ class _Compiler:
         )
         self.checks.append((step, lambda off: col))
         return Leaf(step, plan_path)
-
-    def include(self, f: _File, path: tuple, value: dict) -> list[Node]:
-        got = self.text_value(f, path + ("include",), value["include"], "include")
-        if got is None:
-            return []
-        name = got[0].strip()
-        where = path + ("include",)
-        if not name:
-            self.add(f, where, "include needs a file name")
-            return []
-        target = (f.resolved.parent / name).resolve()
-        display = os.path.normpath(os.path.join(os.path.dirname(f.display), name))
-        if not target.is_relative_to(self.root):
-            self.add(
-                f,
-                where,
-                f"include {name!r} leaves the procedure's directory tree; allowed: "
-                f"files under {self.root}",
-            )
-            return []
-        if target.suffix.lower() == ".py":
-            self.add(f, where, "a Python procedure cannot be included; include YAML files only")
-            return []
-        if target in self.stack:
-            chain = " -> ".join(p.name for p in [*self.stack, target])
-            self.add(f, where, f"include loop: {chain}")
-            return []
-        if len(self.stack) >= MAX_INCLUDE_DEPTH:
-            self.add(f, where, f"includes nested deeper than {MAX_INCLUDE_DEPTH} levels")
-            return []
-        doc = self.read_include(f, where, target, display)
-        if doc is None:
-            return []
-        with_raw = value.get("with") or {}
-        overrides: dict[str, Any] = {}
-        if not isinstance(with_raw, dict):
-            self.add(f, path + ("with",), "with is a mapping of parameter: value")
-        else:
-            for key, raw in with_raw.items():
-                if isinstance(raw, str):
-                    res = self.sub(f, path + ("with", key), raw)
-                    if res is None:
-                        continue
-                    raw = res[0]
-                overrides[key] = raw
-
-        def report(pname: str, message: str) -> None:
-            self.add(
-                f,
-                path + ("with", pname) if pname in overrides else path + ("with",),
-                f"{message} (in {display})",
-            )
-
-        prefix = f"{f.prefix}{format_path(path)}>{Path(name).name}>"
-        self.stack.append(target)
-        try:
-            nodes, _ = self.compile_doc(doc, target, overrides, report, f.logging, prefix)
-        finally:
-            self.stack.pop()
-        return list(nodes)
-
-    def read_include(self, f: _File, where: tuple, target: Path, display: str) -> LocatedDoc | None:
-        if target in self.doc_cache:
-            return self.doc_cache[target]
-        try:
-            text = target.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            self.add(f, where, f"included file not found: {display}")
-            return None
-        except (OSError, UnicodeDecodeError) as exc:
-            self.add(f, where, f"cannot read included file {display}: {exc}")
-            return None
-        try:
-            doc = loads(text, display)
-        except ValidationError as exc:
-            self.problems.extend(exc.problems)
-            return None
-        self.doc_cache[target] = doc
-        self.included.append(str(target))
-        self.texts.append(text)
-        return doc
 
     # -- the whole procedure -------------------------------------------------------------------
     def safety_limits(self) -> SafetyLimits:

@@ -193,10 +193,10 @@ def read_profile_csv(path: str | Path, column: str | None = None) -> ProfileTabl
 
 
 def profile_folders() -> list[Path]:
-    """fixtures/profiles in the current folder and its parents, then the labctl checkout's."""
-    here = Path.cwd().resolve()
-    dirs = [folder / "fixtures" / "profiles" for folder in (here, *here.parents)]
-    dirs.append(Path(labctl.__file__).resolve().parent.parent / "fixtures" / "profiles")
+    """fixtures/profiles in the working folder, then the labctl checkout's (never a parent
+    folder: a shared ancestor is anybody's to write)."""
+    dirs = [Path.cwd().resolve() / "fixtures" / "profiles",
+            Path(labctl.__file__).resolve().parent.parent / "fixtures" / "profiles"]
     return [d for d in dirs if d.is_dir()]
 
 

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import pyarrow.parquet as pq
+if TYPE_CHECKING:  # imported where a table is read: `labctl run` and `ls` never need pandas
+    import pandas as pd
 
 from labctl.errors import LabctlError
+from labctl.store.freshness import tables_current
 from labctl.store.journal import JournalData, read_events, read_journal
 from labctl.store.rundir import RunDir, effective_status
-from labctl.store.tables import build_cycles, build_steps, build_timeseries, tables_current
 
 _SUMMARY_KEYS = ("cycle_index", "charge_capacity_ah", "discharge_capacity_ah", "charge_energy_wh",
                  "discharge_energy_wh", "coulombic_efficiency", "energy_efficiency")
@@ -32,24 +33,101 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def summarize(meta: dict, steps: pd.DataFrame, cycles: pd.DataFrame, n_samples: int
-              ) -> dict[str, Any]:
+def _columns(table: Any) -> Mapping[str, Any]:
+    """A DataFrame or a mapping of column arrays, as a mapping of numpy arrays."""
+    if hasattr(table, "columns") and hasattr(table, "to_numpy"):
+        return {c: table[c].to_numpy() for c in table.columns}
+    return table if table is not None else {}
+
+
+# A step moved charge when its counter grew by more than this (rest noise is far below).
+_MOVED_AH = 1e-6
+# A cycle returns to where it started when its last leg ends within this of the voltage
+# the leg before the cycle ended at (same cut-off, read the same way).
+_SAME_END_V = 0.05
+
+
+def _legs(steps: Mapping[str, Any]) -> list[tuple[int, int, str, float]]:
+    """(cycle, direction +1 charge / -1 discharge, end_kind, end voltage) of every step that
+    moved charge, in order."""
+    out = []
+    for cycle, ch, dis, kind, end_v in zip(steps["cycle_index"], steps["charge_capacity_ah"],
+                                           steps["discharge_capacity_ah"], steps["end_kind"],
+                                           steps["end_voltage_v"], strict=True):
+        ch, dis = float(ch or 0.0), float(dis or 0.0)
+        if max(ch, dis) <= _MOVED_AH:
+            continue
+        out.append((int(cycle), 1 if ch >= dis else -1, str(kind), float(end_v)))
+    return out
+
+
+def complete_cycles(steps: Any) -> list[int]:
+    """Cycles whose efficiencies mean something: the cell went through a whole charge and a
+    whole discharge and came back to where it started.
+
+    A cycle is complete when it both charged and discharged, every step of it ended
+    normally (on its condition or its time; none interrupted, none stopped by a limit),
+    and its last charge-moving leg ends at the state the leg before the cycle ended at
+    (same direction, same end voltage within 50 mV). A charge that starts
+    from wherever the cell happened to be (a simulated cell half full, a fresh cell) is not
+    a complete cycle: its coulombic efficiency would be ~200 %.
+
+    `steps` is a DataFrame or a mapping of column arrays.
+    """
+    steps = _columns(steps)
+    if "cycle_index" not in steps or not len(steps["cycle_index"]):
+        return []
+    bad = {int(c) for c, kind in zip(steps["cycle_index"], steps["end_kind"], strict=True)
+           if str(kind) not in ("condition", "time")}
+    legs = _legs(steps)
+    complete = []
+    for cycle in sorted({leg[0] for leg in legs}):
+        idx = [k for k, leg in enumerate(legs) if leg[0] == cycle]
+        if cycle in bad or idx[0] == 0:
+            continue
+        mine = [legs[k] for k in idx]
+        if {leg[1] for leg in mine} != {1, -1}:
+            continue
+        before, last = legs[idx[0] - 1], mine[-1]
+        if (before[1] == last[1] and {before[2], last[2]} <= {"condition", "time"}
+                and abs(before[3] - last[3]) <= _SAME_END_V):
+            complete.append(cycle)
+    return complete
+
+
+def summarize(meta: dict, steps: Any, cycles: Any, n_samples: int) -> dict[str, Any]:
     """Status, counts, duration, and the numbers of the last complete cycle.
 
-    A complete cycle is one that both charged and discharged; when there is
-    none, the last cycle is reported. NaN becomes None (JSON-friendly).
+    `steps` and `cycles` are DataFrames or mappings of column arrays (what finalize
+    returns, so `labctl run` needs no pandas). Efficiencies come only from a complete
+    charge/discharge cycle (`complete_cycles`); without one, the last cycle's capacities
+    and energies are reported, the efficiencies are None and `efficiency_note` says why.
+    NaN becomes None.
     """
+    import numpy as np
+
+    steps, cycles = _columns(steps), _columns(cycles)
     out: dict[str, Any] = {"status": meta.get("status"), "reason": meta.get("reason")}
-    if len(cycles):
-        full = cycles[(cycles.charge_capacity_ah > 0) & (cycles.discharge_capacity_ah > 0)]
-        row = full.iloc[-1] if len(full) else cycles.iloc[-1]
+    n_cycles = len(cycles["cycle_index"]) if "cycle_index" in cycles else 0
+    if n_cycles:
+        complete = set(complete_cycles(steps))
+        full = [k for k, c in enumerate(cycles["cycle_index"]) if int(c) in complete]
+        row = full[-1] if full else n_cycles - 1
         for key in _SUMMARY_KEYS:
-            out[key] = int(row[key]) if key == "cycle_index" else float(row[key])
+            value = cycles[key][row]
+            out[key] = int(value) if key == "cycle_index" else float(value)
+        out["complete_cycles"] = len(full)
+        if not full:
+            out["coulombic_efficiency"] = out["energy_efficiency"] = None
+            out["efficiency_note"] = ("efficiencies: none (no complete charge/discharge "
+                                      "cycle from and back to the same cut-off)")
     out["n_samples"] = int(n_samples)
-    out["n_steps"] = int(len(steps))
-    out["n_cycles"] = int(len(cycles))
-    ends = steps["end_time_s"].dropna() if len(steps) else ()
-    out["duration_s"] = float(max(ends)) if len(ends) else 0.0
+    n_steps = len(steps["step_index"]) if "step_index" in steps else 0
+    out["n_steps"] = int(n_steps)
+    out["n_cycles"] = int(n_cycles)
+    ends = np.asarray(steps["end_time_s"], dtype=np.float64) if n_steps else np.empty(0)
+    ends = ends[~np.isnan(ends)]
+    out["duration_s"] = float(ends.max()) if len(ends) else 0.0
     return {k: _clean(v) for k, v in out.items()}
 
 
@@ -79,6 +157,8 @@ class Run:
         return read_events(self.path)  # tables are current: no need to decode samples
 
     def _table(self, name: str) -> pd.DataFrame:
+        import pandas as pd
+
         try:
             return pd.read_parquet(self.path / f"{name}.parquet")
         except (OSError, ValueError) as exc:  # damaged since: fall back to the journal
@@ -92,6 +172,8 @@ class Run:
                 return self._table("timeseries")
             except _Rebuild:
                 pass
+        from labctl.store.tables import build_timeseries
+
         return build_timeseries(self._journal.samples)
 
     @cached_property
@@ -101,6 +183,8 @@ class Run:
                 return self._table("steps")
             except _Rebuild:
                 pass
+        from labctl.store.tables import build_steps
+
         return build_steps(self._journal.events, self._journal.samples)
 
     @cached_property
@@ -110,24 +194,47 @@ class Run:
                 return self._table("cycles")
             except _Rebuild:
                 pass
+        from labctl.store.tables import build_cycles
+
         return build_cycles(self.steps, self._journal.samples)
 
     def n_samples(self) -> int:
         if self._from_tables and "timeseries" not in self.__dict__:
             try:
+                import pyarrow.parquet as pq
+
                 return pq.ParquetFile(self.path / "timeseries.parquet").metadata.num_rows
             except (OSError, ValueError):
                 self._from_tables = False
         return len(self.timeseries)
 
+    def columns(self, name: str) -> dict[str, list]:
+        """A small table (`steps` or `cycles`) as lists by column name.
+
+        Read with pyarrow alone when the Parquet file is current, so `labctl show`
+        answers without importing pandas (~0.2 s, more than the rest of the command).
+        """
+        if self._from_tables and name not in self.__dict__:
+            try:
+                import pyarrow.parquet as pq
+
+                table = pq.ParquetFile(self.path / f"{name}.parquet").read()
+                # to_pylist, not to_numpy: the latter imports pandas.
+                return {n: table.column(n).to_pylist() for n in table.column_names}
+            except (OSError, ValueError):
+                self._from_tables = False
+        frame = getattr(self, name)
+        return {c: frame[c].tolist() for c in frame.columns}
+
     def summary(self) -> dict[str, Any]:
         """Status, reason, duration, sample/step/cycle counts and the last complete cycle's
         capacities, energies and efficiencies."""
-        return summarize(self.meta, self.steps, self.cycles, self.n_samples())
+        return summarize(self.meta, self.columns("steps"), self.columns("cycles"),
+                         self.n_samples())
 
     def record_tables(self) -> list[str]:
         """Names of the record tables steps wrote (spectra, pressure, bms_checks...)."""
-        from labctl.store.records import build_records
+        from labctl.store.record_tables import build_records
 
         if self._from_tables:
             folder = self.path / "records"
@@ -136,11 +243,13 @@ class Run:
 
     def records(self, table: str) -> pd.DataFrame:
         """A record table written by plugin steps, e.g. `run.records("spectra")`."""
-        from labctl.store.records import build_records
+        from labctl.store.record_tables import build_records
 
         if self._from_tables:
             p = self.path / "records" / f"{table}.parquet"
             if _NAME.match(str(table)) and p.is_file():
+                import pandas as pd
+
                 try:
                     return pd.read_parquet(p)
                 except (OSError, ValueError):
@@ -159,6 +268,8 @@ class Run:
         if not _NAME.match(str(name)) or not folder.is_dir():
             raise LabctlError(f"{self.path}: no analysis {name!r}; stored: "
                               f"{', '.join(stored) or 'none'}")
+        import pandas as pd
+
         tables = {}
         for p in sorted(folder.glob("*.parquet")):
             try:
@@ -186,6 +297,29 @@ class _Rebuild(Exception):
     """A Parquet table could not be read: build it from the journal instead."""
 
 
-def open_run(path: str | Path) -> Run:
-    """Open a run directory (finished, running or crashed); LabctlError if it is not one."""
-    return Run(Path(path))
+def find_run(run: str | Path, results: str | Path = "results") -> Path:
+    """A run directory given as a path, or as a run-id prefix (as `labctl show` takes it):
+    `20261205-0722` in the results store, or `store/20261205-0722` in that folder."""
+    path = Path(run)
+    if path.exists():
+        return path  # a folder, or something else RunDir.open names clearly
+    root, prefix = (path.parent, path.name) if path.parent != Path(".") else (Path(results), str(run))
+    try:
+        names = sorted(e.name for e in root.iterdir() if e.is_dir()) if root.is_dir() else []
+    except OSError:
+        names = []
+    matches = [n for n in names if prefix and n.startswith(prefix)]
+    if len(matches) == 1:
+        return root / matches[0]
+    if matches:
+        raise LabctlError(f"run id {prefix!r} is ambiguous in {root}: {', '.join(matches)}")
+    from labctl.suggest import did_you_mean
+
+    raise LabctlError(f"no run {str(run)!r}: not a folder, and no run id starting so in "
+                      f"{root}{did_you_mean(prefix, names)}")
+
+
+def open_run(path: str | Path, results: str | Path = "results") -> Run:
+    """Open a run directory (finished, running or crashed), given as its path or a run-id
+    prefix in `results`; LabctlError if it is not one."""
+    return Run(find_run(path, results))

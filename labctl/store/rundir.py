@@ -17,9 +17,10 @@ import time
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas costs ~0.2 s to import; `labctl ls` never needs it
+    import pandas as pd
 
 from labctl.errors import LabctlError
 from labctl.store.atomic import (
@@ -37,7 +38,7 @@ __all__ = [
 RUN_SCHEMA_VERSION = 1
 RUN_JSON = "run.json"
 INDEX_NAME = "index.jsonl"
-RUN_STATUSES = ("running", "completed", "aborted", "faulted", "interrupted")
+RUN_STATUSES = ("running", "completed", "aborted", "faulted", "interrupted", "imported")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -203,7 +204,7 @@ class RunDir:
         stamp = datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         text = "".join(f"{stamp} {part}\n" for part in str(line).rstrip("\n").split("\n"))
         try:
-            fd = os.open(self.path / "log.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            fd = os.open(self.path / "log.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
             try:
                 os.write(fd, text.encode("utf-8"))
             finally:
@@ -230,7 +231,7 @@ def _append_index(root: Path, meta: dict) -> None:
     line = json.dumps(index_entry(meta, str(meta["run_id"])), default=str) + "\n"
     try:
         # One write on an O_APPEND descriptor: lines from parallel channels never interleave.
-        fd = os.open(root / INDEX_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(root / INDEX_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
         try:
             os.write(fd, line.encode("utf-8"))
         finally:

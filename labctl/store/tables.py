@@ -11,19 +11,21 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from labctl.records import SAMPLE_COLUMNS, StepResult
+from labctl.store.arrow_columns import to_arrow
 from labctl.store.atomic import atomic_path
+from labctl.store.freshness import TABLE_NAMES, journal_mark, tables_current  # noqa: F401
 from labctl.store.journal import EVENT, JOURNAL_NAME, JournalReader
+from labctl.store.step_summary import CUMULATIVE, StepAccumulator
 
-CUMULATIVE = ("charge_capacity_ah", "discharge_capacity_ah", "charge_energy_wh",
-              "discharge_energy_wh")
+if TYPE_CHECKING:  # imported where a DataFrame is built: finalize writes with pyarrow alone
+    import pandas as pd
 
 # Snappy: decoded everywhere and cheap to write; zstd/gzip cost several times the
 # time of the rest of finalize for a modest size gain on noisy float columns.
@@ -45,79 +47,6 @@ CYCLE_COLUMNS = ["cycle_index", "charge_capacity_ah", "discharge_capacity_ah", "
 
 INTERRUPTED = "interrupted"
 _INTERRUPTED_REASON = "the run stopped during this step"
-
-
-# -- one step -------------------------------------------------------------------------------
-
-class StepAccumulator:
-    """Summary of one step, fed batch by batch in O(1) memory."""
-
-    def __init__(self, step_index: int, cycle_index: int, kind: str, text: str, path: str):
-        self.step_index, self.cycle_index = int(step_index), int(cycle_index)
-        self.kind, self.text, self.path = kind, text, path
-        self.n_samples = 0
-        self._t0 = self._v0 = math.nan
-        self._first = [0.0] * len(CUMULATIVE)
-        self._last = [0.0] * len(CUMULATIVE)
-        self._t = self._v = self._i = self._temp = math.nan  # the last sample so far
-        self._vdt = 0.0  # integral of voltage over time
-        self._idt = 0.0  # integral of current over time
-        self._max_temp = math.nan
-
-    def feed(self, columns: Mapping[str, np.ndarray]) -> None:
-        """Add the next samples of the step (in time order)."""
-        t = np.asarray(columns["test_time_s"], dtype=np.float64)
-        n = len(t)
-        if n == 0:
-            return
-        v = np.asarray(columns["voltage_v"], dtype=np.float64)
-        i = np.asarray(columns["current_a"], dtype=np.float64)
-        temp = np.asarray(columns["temperature_c"], dtype=np.float64)
-        if self.n_samples == 0:
-            self._t0, self._v0 = float(t[0]), float(v[0])
-            self._first = [float(columns[name][0]) for name in CUMULATIVE]
-        else:  # the interval from the previous batch's last sample to this one's first
-            dt = float(t[0]) - self._t
-            self._vdt += 0.5 * (self._v + float(v[0])) * dt
-            self._idt += 0.5 * (self._i + float(i[0])) * dt
-        if n > 1:
-            dt = np.diff(t)
-            self._vdt += 0.5 * float(np.dot(v[1:] + v[:-1], dt))
-            self._idt += 0.5 * float(np.dot(i[1:] + i[:-1], dt))
-        self._max_temp = float(np.fmax(self._max_temp, np.fmax.reduce(temp)))  # NaN-safe
-        self._t, self._v, self._i, self._temp = float(t[-1]), float(v[-1]), float(i[-1]), \
-            float(temp[-1])
-        self._last = [float(columns[name][-1]) for name in CUMULATIVE]
-        self.n_samples += n
-
-    def moved_ah(self) -> float:
-        """Charge moved so far (charge plus discharge), as `result` would count it."""
-        if self.n_samples == 0:
-            return 0.0
-        return max(0.0, self._last[0] - self._first[0]) + max(0.0, self._last[1] - self._first[1])
-
-    def result(self, end_kind: str, end_reason: str) -> StepResult:
-        """The step's row (cheap: the engine calls it while the step runs)."""
-        nan = math.nan
-        if self.n_samples == 0:
-            return StepResult(self.step_index, self.cycle_index, self.kind, self.text, self.path,
-                              end_kind, end_reason, nan, nan, 0.0, 0, 0.0, 0.0, 0.0, 0.0,
-                              nan, nan, nan, nan, nan, nan, nan)
-        duration = self._t - self._t0
-        mean_v = self._vdt / duration if duration > 0 else self._v
-        mean_i = self._idt / duration if duration > 0 else self._i
-        moved = [max(0.0, b - a) for a, b in zip(self._first, self._last, strict=True)]
-        return StepResult(
-            step_index=self.step_index, cycle_index=self.cycle_index, kind=self.kind,
-            text=self.text, path=self.path, end_kind=end_kind, end_reason=end_reason,
-            start_time_s=self._t0, end_time_s=self._t, duration_s=duration,
-            n_samples=self.n_samples,
-            charge_capacity_ah=moved[0], discharge_capacity_ah=moved[1],
-            charge_energy_wh=moved[2], discharge_energy_wh=moved[3],
-            start_voltage_v=self._v0, end_voltage_v=self._v,
-            mean_voltage_v=mean_v, mean_current_a=mean_i, end_current_a=self._i,
-            max_temperature_c=self._max_temp, end_temperature_c=self._temp,
-        )
 
 
 class _StepTracker:
@@ -158,26 +87,44 @@ class _StepTracker:
             elif mask.any():
                 acc.feed({k: v[mask] for k, v in samples.items()})
 
-    def frame(self) -> pd.DataFrame:
+    def rows(self) -> list[dict]:
         rows = dict(self.ended)
         for index, acc in self.open.items():
             rows[index] = acc.result(INTERRUPTED, _INTERRUPTED_REASON).as_dict()
-        return steps_frame([rows[k] for k in sorted(rows)])
+        return [rows[k] for k in sorted(rows)]
+
+    def frame(self) -> pd.DataFrame:
+        return steps_frame(self.rows())
 
 
-def steps_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Rows of StepResult fields as a DataFrame with fixed column types."""
+# A table as columns (name -> numpy array, strings as object arrays): what finalize
+# builds and writes without pandas, which costs ~0.2 s to import on every `labctl run`.
+Columns = dict[str, np.ndarray]
+
+
+def step_columns(rows: Iterable[Mapping[str, Any]]) -> Columns:
+    """Rows of StepResult fields as columns with fixed types."""
     rows = list(rows)
-    data: dict[str, Any] = {}
+    data: Columns = {}
     for name in STEP_COLUMNS:
         values = [r.get(name) for r in rows]
         if name in _STEP_INT:
             data[name] = np.array([0 if v is None else int(v) for v in values], dtype=np.int64)
         elif name in _STEP_STR:
-            data[name] = pd.array(["" if v is None else str(v) for v in values], dtype="str")
+            data[name] = np.array(["" if v is None else str(v) for v in values], dtype=object)
         else:
             data[name] = np.array([math.nan if v is None else float(v) for v in values],
                                   dtype=np.float64)
+    return data
+
+
+def steps_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Rows of StepResult fields as a DataFrame with fixed column types."""
+    import pandas as pd
+
+    data: dict[str, Any] = step_columns(rows)
+    for name in _STEP_STR:
+        data[name] = pd.array(data[name].tolist(), dtype="str")
     return pd.DataFrame(data, columns=STEP_COLUMNS)
 
 
@@ -256,26 +203,48 @@ class _CycleMeans:
         return float(charge), float(discharge)
 
 
-def _cycles_frame(steps: pd.DataFrame, means: _CycleMeans) -> pd.DataFrame:
-    if steps.empty:
-        return pd.DataFrame({c: pd.Series(dtype=np.int64 if c in ("cycle_index", "n_steps")
-                                          else np.float64) for c in CYCLE_COLUMNS})
-    g = steps.groupby("cycle_index", sort=True)
-    out = g[list(CUMULATIVE)].sum().reset_index()
-    out["cycle_index"] = out["cycle_index"].astype(np.int64)
-    ch, dis = out["charge_capacity_ah"].to_numpy(), out["discharge_capacity_ah"].to_numpy()
-    ech, edis = out["charge_energy_wh"].to_numpy(), out["discharge_energy_wh"].to_numpy()
+def cycle_columns(steps: Mapping[str, np.ndarray], means: _CycleMeans) -> Columns:
+    """One row per cycle from the steps' columns (numpy only, sorted by cycle)."""
+    cyc = np.asarray(steps["cycle_index"], dtype=np.int64)
+    labels, inverse = np.unique(cyc, return_inverse=True)
+    n = len(labels)
+    out: Columns = {"cycle_index": labels.astype(np.int64)}
+
+    def per_cycle(name: str, how: Any, empty: float) -> np.ndarray:
+        acc = np.full(n, empty, dtype=np.float64)
+        how.at(acc, inverse, np.asarray(steps[name], dtype=np.float64))
+        return acc
+
+    for name in CUMULATIVE:
+        out[name] = per_cycle(name, np.add, 0.0)
+    ch, dis = out["charge_capacity_ah"], out["discharge_capacity_ah"]
+    ech, edis = out["charge_energy_wh"], out["discharge_energy_wh"]
     with np.errstate(divide="ignore", invalid="ignore"):
         out["coulombic_efficiency"] = np.where(ch > 0, dis / ch, math.nan)
         out["energy_efficiency"] = np.where(ech > 0, edis / ech, math.nan)
-    pairs = [means.means(c) for c in out["cycle_index"]]
+    pairs = [means.means(c) for c in labels.tolist()]
     out["mean_charge_voltage_v"] = np.array([p[0] for p in pairs], dtype=np.float64)
     out["mean_discharge_voltage_v"] = np.array([p[1] for p in pairs], dtype=np.float64)
-    out["max_temperature_c"] = g["max_temperature_c"].max().to_numpy(dtype=np.float64)
-    out["start_time_s"] = g["start_time_s"].min().to_numpy(dtype=np.float64)
-    out["end_time_s"] = g["end_time_s"].max().to_numpy(dtype=np.float64)
-    out["n_steps"] = g.size().to_numpy().astype(np.int64)
-    return out[CYCLE_COLUMNS].reset_index(drop=True)
+    # Like pandas' groupby max/min: NaN rows are skipped, all-NaN groups give NaN.
+    out["max_temperature_c"] = _nan_reduce(steps["max_temperature_c"], inverse, n, np.fmax)
+    out["start_time_s"] = _nan_reduce(steps["start_time_s"], inverse, n, np.fmin)
+    out["end_time_s"] = _nan_reduce(steps["end_time_s"], inverse, n, np.fmax)
+    out["n_steps"] = np.bincount(inverse, minlength=n).astype(np.int64)
+    return {name: out[name] for name in CYCLE_COLUMNS}
+
+
+def _nan_reduce(values: Any, inverse: np.ndarray, n: int, how: Any) -> np.ndarray:
+    acc = np.full(n, math.nan, dtype=np.float64)
+    how.at(acc, inverse, np.asarray(values, dtype=np.float64))
+    return acc
+
+
+def _cycles_frame(steps: pd.DataFrame, means: _CycleMeans) -> pd.DataFrame:
+    import pandas as pd
+
+    cols = cycle_columns({c: steps[c].to_numpy() for c in ("cycle_index", *CUMULATIVE,
+                          "max_temperature_c", "start_time_s", "end_time_s")}, means)
+    return pd.DataFrame(cols, columns=CYCLE_COLUMNS)
 
 
 def build_cycles(steps: pd.DataFrame, samples: Mapping[str, np.ndarray]) -> pd.DataFrame:
@@ -291,6 +260,8 @@ def build_cycles(steps: pd.DataFrame, samples: Mapping[str, np.ndarray]) -> pd.D
 
 def build_timeseries(samples: Mapping[str, np.ndarray]) -> pd.DataFrame:
     """The samples as a DataFrame, columns in SAMPLE_COLUMNS order (no copy of the arrays)."""
+    import pandas as pd
+
     data = {name: np.asarray(samples[name], dtype=dt) for name, dt in SAMPLE_COLUMNS.items()}
     return pd.DataFrame(data, columns=list(SAMPLE_COLUMNS), copy=False)
 
@@ -394,19 +365,21 @@ def _parquet_writer(where: Any) -> pq.ParquetWriter:
 
 
 def _arrow_table(cols: Mapping[str, np.ndarray]) -> pa.Table:
-    return pa.Table.from_arrays([pa.array(cols[n]) for n in SAMPLE_COLUMNS], schema=ARROW_SCHEMA)
+    return pa.Table.from_arrays([to_arrow(cols[n]) for n in SAMPLE_COLUMNS], schema=ARROW_SCHEMA)
 
 
-def write_frame(path: Path, df: pd.DataFrame) -> None:
-    """A small table as Parquet, replacing `path` atomically."""
-    table = pa.Table.from_pandas(df, preserve_index=False)
+def write_frame(path: Path, df: pd.DataFrame | Mapping[str, np.ndarray]) -> None:
+    """A small table (a DataFrame, or columns) as Parquet, replacing `path` atomically."""
+    if isinstance(df, Mapping):
+        table = pa.Table.from_arrays([to_arrow(col) for col in df.values()], names=list(df))
+    else:
+        table = pa.Table.from_pandas(df, preserve_index=False)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression=PARQUET_COMPRESSION)
 
 
 # -- finalize -------------------------------------------------------------------------------
 
-TABLE_NAMES = ("timeseries", "steps", "cycles")
 
 
 def finalize(run_dir: str | Path) -> dict[str, Any]:
@@ -452,48 +425,14 @@ def finalize(run_dir: str | Path) -> dict[str, Any]:
         except BaseException:
             sink.abandon()
             raise
-    steps = tracker.frame()
-    cycles = _cycles_frame(steps, means)
+    steps = step_columns(tracker.rows())
+    cycles = cycle_columns(steps, means)
     write_frame(run_dir / "steps.parquet", steps)
     write_frame(run_dir / "cycles.parquet", cycles)
-    from labctl.store.records import build_records, write_records
+    from labctl.store.record_tables import build_records, write_records
 
     write_records(run_dir, build_records(events))
     rundir.update_meta(tables_journal_bytes=reader.valid_bytes,
-                       tables_journal=_journal_mark(reader.file_bytes, reader.last_record))
+                       tables_journal=journal_mark(reader.file_bytes, reader.last_record))
     return {"steps": steps, "cycles": cycles, "n_samples": n_samples,
             "valid_bytes": reader.valid_bytes, "events": events}
-
-
-def _journal_mark(file_bytes: int, last_record: tuple[int, int] | None) -> dict[str, Any]:
-    offset, crc = last_record if last_record else (None, None)
-    return {"file_bytes": file_bytes, "last_record_offset": offset, "last_record_crc32": crc}
-
-
-def tables_current(run_dir: str | Path, meta: Mapping[str, Any]) -> bool:
-    """Whether the Parquet tables were built from the journal as it is now.
-
-    The journal only grows (or loses a torn tail on resume), so its size plus
-    the CRC of its last record tell whether it changed since the tables were built.
-    """
-    run_dir = Path(run_dir)
-    if not all((run_dir / f"{n}.parquet").is_file() for n in TABLE_NAMES):
-        return False
-    mark = meta.get("tables_journal")
-    try:
-        size = (run_dir / JOURNAL_NAME).stat().st_size
-    except OSError:
-        return False
-    if not isinstance(mark, dict):
-        return meta.get("tables_journal_bytes") == size  # written by an older labctl
-    if mark.get("file_bytes") != size:
-        return False
-    offset, crc = mark.get("last_record_offset"), mark.get("last_record_crc32")
-    if offset is None:
-        return True
-    try:
-        with open(run_dir / JOURNAL_NAME, "rb") as f:
-            f.seek(int(offset) + 9)  # the CRC field of the record header
-            return int.from_bytes(f.read(4), "little") == crc
-    except (OSError, ValueError):
-        return False

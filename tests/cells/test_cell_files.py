@@ -95,13 +95,15 @@ def test_preset_models_are_plausible(name):
     assert len(taus) == 2 and 10 <= taus[0] <= 100 and 500 <= taus[1] <= 2000
 
 
-def test_presets_are_found_from_a_subfolder_and_from_elsewhere(tmp_path, monkeypatch):
+def test_presets_come_from_the_working_folder_and_the_checkout_not_parents(tmp_path, monkeypatch):
     (tmp_path / "fixtures" / "cells").mkdir(parents=True)
     write(tmp_path / "fixtures" / "cells", GOOD, "my-cell.yaml")
-    (tmp_path / "deep" / "er").mkdir(parents=True)
-    monkeypatch.chdir(tmp_path / "deep" / "er")
+    monkeypatch.chdir(tmp_path)
     assert load_cell("my-cell").name == "Test cell"
     assert "my-cell" in list_presets()
+    (tmp_path / "deep" / "er").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "deep" / "er")
+    assert "my-cell" not in list_presets()  # a parent folder's presets are not used (issue 13)
     assert load_cell("lfp-2p2ah").chemistry == "LFP"  # from the labctl checkout
 
 
@@ -186,7 +188,8 @@ def test_bad_csv_row_names_the_csv_file_and_line(tmp_path):
                         "ocv_v: {csv: ocv.csv, column: ocv_v}")
     (p,) = problem_of(write(tmp_path, text))
     assert p.file == str(tmp_path / "ocv.csv") and p.line == 3 and p.field == "ocv_v"
-    assert "'three'" in p.message
+    assert p.column == 2 and "not a finite number" in p.message
+    assert "three" not in p.message  # a table file's content is never echoed (issue 13 §3)
 
 
 def test_two_d_inline_table_interpolates_in_temperature(tmp_path):

@@ -66,7 +66,7 @@ def message_checks(smap: Any, decoder: BatchDecoder, batch: FrameBatch, *,
         if period:
             out.append(Check(f"{name}.cycle_time", float(np.median(dt)), "s",
                              period * (1 - cycle_tolerance), period * (1 + cycle_tolerance),
-                             f"DBC GenMsgCycleTime {period * 1000:g} ms"))
+                             f"{smap.period_source(name)} {period * 1000:g} ms"))
             jl = jitter_limit_s if jitter_limit_s is not None else 0.1 * period
             out.append(Check(f"{name}.jitter", float(np.max(np.abs(dt - period))), "s", None, jl,
                              "largest deviation of an interval from the cycle time"))
@@ -76,6 +76,10 @@ def message_checks(smap: Any, decoder: BatchDecoder, batch: FrameBatch, *,
                 expected = duration_s / period
                 out.append(Check(f"{name}.frames", float(len(t)), "frames", math.floor(expected * 0.97),
                                  math.ceil(expected * 1.03) + 1, f"{expected:.0f} expected"))
+        else:  # said, not skipped silently (validation refuses bms_can_timing without it)
+            out.append(Check(f"{name}.cycle_time", float(np.median(dt)), "s", None, None,
+                             "no cycle time (no GenMsgCycleTime in the DBC, no cycle_times entry "
+                             "in the station file): cycle time, jitter and gaps NOT judged"))
         cname = smap.counters.get(name)
         if cname is not None:
             order = np.argsort(cols["time_s"], kind="stable")
@@ -87,7 +91,8 @@ def message_checks(smap: Any, decoder: BatchDecoder, batch: FrameBatch, *,
         if index is not None:
             sel = (batch.arbitration_id == msg.frame_id) & (batch.is_extended == bool(msg.is_extended_frame))
             data = batch.data[sel]
-            bad = checksums(smap.checksum_algorithm, data, index, msg.frame_id) != data[:, index]
+            spec = smap.checksum_spec(name)
+            bad = checksums(spec, data, index, msg.frame_id) != data[:, index]
             out.append(Check(f"{name}.checksum_errors", float(np.count_nonzero(bad)), "frames", 0, 0,
-                             smap.checksum_algorithm))
+                             spec.label()))
     return out

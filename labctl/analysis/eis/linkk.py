@@ -16,9 +16,14 @@ Choice of M (the mu criterion): mu = 1 - sum|R_k < 0| / sum|R_k >= 0|. M grows
 from max(3, decades spanned) until mu < c (default 0.85): past that point the
 RC elements start fitting noise (negative R_k), so M is the largest that still
 describes only the physics. One guard: at small M negative R_k also appear from
-*underfitting*; a mu drop is only accepted once the fit's RMS residual is within
-twice that of the M = max_m fit (the noise floor), or below 0.1 %. If mu never
-drops, M = max_m (default min(50, 2N - extra)).
+*underfitting*; a mu drop is only accepted once the fit's residual is what noise
+alone would leave -- its sum of squares within a chi-square ~3 sigma margin of
+the noise variance estimated from the M = max_m fit (with its degrees of
+freedom) -- or its RMS is below 0.1 %. If mu never drops, M = max_m (default
+min(50, 2N - extra)). Every solve is an orthogonal (QR) least-squares solve:
+the normal equations square the condition number of these nearly collinear
+columns, and on numpy 2.4 / scipy 1.17 that misjudged the noise floor enough
+to accept an under-fitted M (issue 13).
 
 Residuals are reported in % of |Z|: 100 (Z'_data - Z'_KK) / |Z| and the same for
 Z''. The verdict ``valid`` is max |residual| <= `max_residual_pct`, default
@@ -41,7 +46,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.linalg import LinAlgError
 from scipy.linalg import lstsq
 
 from labctl.errors import LabctlError
@@ -80,7 +84,7 @@ def _time_constants(omega: np.ndarray, m: int, extension: float) -> np.ndarray:
     return np.exp(lo + (hi - lo) * np.arange(m) / (m - 1))
 
 
-def _solve(omega, z, inv, m, capacitance, inductance, extension, exact=False):
+def _solve(omega, z, inv, m, capacitance, inductance, extension):
     """Weighted linear least squares for R_s, R_1..R_M [, 1/C] [, L].
 
     Returns tau, the coefficients, the model's weighted values (real rows then
@@ -107,20 +111,27 @@ def _solve(omega, z, inv, m, capacitance, inductance, extension, exact=False):
     norms = np.sqrt(np.einsum("ij,ij->j", a, a))
     norms[norms == 0] = 1.0
     a /= norms
-    x = None
-    if not exact:
-        # Normal equations: several times faster than an orthogonal solve, and
-        # accurate enough for the moderate M of the search.
-        try:
-            x = np.linalg.solve(a.T @ a, a.T @ b)
-        except LinAlgError:
-            x = None
-    if x is None or not np.all(np.isfinite(x)):
-        x = lstsq(a, b, lapack_driver="gelsy", check_finite=False)[0]
+    # An orthogonal (QR) solve, never the normal equations: with M near 50 the
+    # columns are nearly collinear, A^T A squares the condition number, and on
+    # numpy 2.4 / scipy 1.17 the normal-equations residual of the M = max_m fit
+    # came out 4x the true one, which let an under-fitting M = 9 pass (issue 13).
+    x = lstsq(a, b, lapack_driver="gelsy", check_finite=False)[0]
     fit = a @ x
     r = fit - b
     rms_pct = 100.0 * float(np.sqrt((r @ r) / n))
     return tau, x / norms, fit, rms_pct
+
+
+def _adequate(rms_pct: float, n: int, dof: int, noise_var: float) -> bool:
+    """Residual no larger than noise alone would leave (chi-square, ~3 sigma margin).
+
+    rms_pct^2 * n is the residual sum of squares; for an adequate model it is
+    about noise_var * dof with a relative spread sqrt(2 / dof).
+    """
+    if rms_pct <= UNDERFIT_FLOOR_PCT:
+        return True
+    dof = max(dof, 1)
+    return rms_pct**2 * n <= noise_var * dof * (1.0 + 3.0 * np.sqrt(2.0 / dof))
 
 
 def _mu(r: np.ndarray) -> float:
@@ -155,25 +166,25 @@ def lin_kk(frequency_hz: np.ndarray, z: np.ndarray, *, c: float = DEFAULT_C,
 
     inv = 1.0 / mod
 
-    def solve(n_rc: int, exact: bool = False):
-        return _solve(omega, zz, inv, n_rc, capacitance, inductance, extension, exact)
+    def solve(n_rc: int):
+        return _solve(omega, zz, inv, n_rc, capacitance, inductance, extension)
 
     if m is not None:
         chosen = max(1, min(int(m), limit))
-        tau, x, fit, _ = solve(chosen, exact=True)
+        tau, x, fit, _ = solve(chosen)
         mu = _mu(x[1:1 + chosen])
     else:
-        # The residual of the most flexible model is the noise floor; a mu drop
-        # while the fit is still far above it is underfitting, not noise fitting.
-        floor = solve(max_m)[3]
-        good_enough = max(2.0 * floor, UNDERFIT_FLOOR_PCT)
+        # The most flexible model's residual estimates the noise (per residual,
+        # with its degrees of freedom); a mu drop while the fit is still
+        # significantly above that is underfitting, not noise fitting.
+        n_rows = 2 * len(f)
+        k_max = max_m + n_extra
+        noise_var = solve(max_m)[3] ** 2 * len(f) / max(n_rows - k_max, 1)
         for chosen in range(m_start, max_m + 1):
             tau, x, fit, rms = solve(chosen)
             mu = _mu(x[1:1 + chosen])
-            if mu < c and rms <= good_enough:
+            if mu < c and _adequate(rms, len(f), n_rows - chosen - n_extra, noise_var):
                 break
-        if chosen == max_m:
-            tau, x, fit, _ = solve(chosen, exact=True)
     n = len(f)
     z_kk = (fit[:n] + 1j * fit[n:]) * mod
     res_re = 100.0 * (zz.real - z_kk.real) / mod

@@ -4,12 +4,18 @@ Numbers are SI (V, A, °C, MPa, s) or text with units ("4.25 V", "500 ms"). Ever
 protection has `threshold`, `delay`, `recovery` (the level the value must return
 past) and `recovery_delay`. Unset protections get defaults from the pack's cell
 limits; pressure protections exist only when the pack has a stack pressure.
+`current_limits` gives the BMS's allowed charge and discharge currents (the values it
+reports as max_charge_current_a / max_discharge_current_a) as tables over temperature and
+SoC; without one, the cell's current limits inside its temperature range.
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from labctl.cells.spec import CellSpec
 from labctl.errors import LabctlError
@@ -37,6 +43,7 @@ _SOC_KEYS = ("current_gain_error", "current_offset_a", "rest_current_a", "rest_t
              "initial_soc", "period_s", "voltage_std_v")
 SOC_METHODS = ("coulomb_ocv", "ekf")
 _SENSOR_KEYS = ("open_wire_v", "plausibility_v", "delay", "recovery_delay")
+_LIMIT_KEYS = ("temperature_c", "soc", "current_a")
 _PACK_KEYS = ("cell", "initial_soc", "ambient_c", "stack_pressure_mpa", "spread", "seed")
 
 
@@ -84,6 +91,40 @@ class SensorConfig:
 
 
 @dataclass(frozen=True)
+class CurrentLimitTable:
+    """The allowed current (A, a magnitude) over temperature (rows) and SoC (columns).
+
+    Bilinear interpolation inside the table, the edge values outside it (a table that must
+    forbid current beyond its range ends in rows of 0)."""
+
+    temperature_c: tuple[float, ...]
+    soc: tuple[float, ...]
+    current_a: tuple[tuple[float, ...], ...]
+
+    def __call__(self, temperature_c: float, soc: float) -> float:
+        # plain Python: called for every status frame, where numpy's per-call cost dominates
+        i, wi = _bracket(self.temperature_c, temperature_c)
+        j, wj = _bracket(self.soc, soc)
+        rows = self.current_a
+
+        def at(r: int) -> float:
+            row = rows[r]
+            return row[j] if wj == 0.0 else row[j] + wj * (row[j + 1] - row[j])
+
+        return at(i) if wi == 0.0 else at(i) + wi * (at(i + 1) - at(i))
+
+
+def _bracket(xs: tuple[float, ...], x: float) -> tuple[int, float]:
+    """(index, weight): x lies at xs[index] + weight * (xs[index + 1] - xs[index]); edges held."""
+    if x <= xs[0] or len(xs) == 1:
+        return 0, 0.0
+    if x >= xs[-1]:
+        return len(xs) - 1, 0.0
+    k = bisect.bisect_right(xs, x) - 1
+    return k, (x - xs[k]) / (xs[k + 1] - xs[k])
+
+
+@dataclass(frozen=True)
 class PackConfig:
     cell: CellSpec
     initial_soc: float = 0.5
@@ -111,6 +152,8 @@ class BmsConfig:
     soc: SocConfig = field(default_factory=SocConfig)
     soc_method: str = "coulomb_ocv"
     sensor: SensorConfig = field(default_factory=SensorConfig)
+    charge_limit: CurrentLimitTable | None = None
+    discharge_limit: CurrentLimitTable | None = None
 
     def protection(self, name: str) -> ProtectionConfig | None:
         return next((p for p in self.protections if p.name == name), None)
@@ -160,6 +203,37 @@ def _default_protections(cell: CellSpec, pressure: float | None) -> dict[str, di
         out["under_pressure"] = dict(threshold=0.5 * pressure, delay=1.0, recovery=0.6 * pressure,
                                      recovery_delay=1.0)
     return out
+
+
+def _default_limit(cell: CellSpec, current_a: float) -> CurrentLimitTable:
+    """Flat at the cell's limit inside its temperature range, 0 one degree beyond it."""
+    lo, hi = cell.limits.min_temperature_c, cell.limits.max_temperature_c
+    return CurrentLimitTable((lo - 1.0, lo, hi, hi + 1.0), (0.0, 1.0),
+                             ((0.0, 0.0), (current_a, current_a), (current_a, current_a), (0.0, 0.0)))
+
+
+def _limit_table(raw: Any, where: str) -> CurrentLimitTable:
+    t = _mapping(raw, _LIMIT_KEYS, where)
+    missing = [k for k in _LIMIT_KEYS if k not in t]
+    if missing:
+        raise LabctlError(f"{where}: needs {', '.join(missing)} (a table: temperature_c rows, "
+                          "soc columns, current_a[row][column])")
+    try:
+        temps = tuple(_q(x, TEMPERATURE, where + ".temperature_c") for x in t["temperature_c"])
+        socs = tuple(_q(x, "ratio", where + ".soc") for x in t["soc"])
+        table = tuple(tuple(_q(x, CURRENT, where + ".current_a") for x in row)
+                      for row in t["current_a"])
+    except TypeError:
+        raise LabctlError(f"{where}: temperature_c and soc are lists, current_a a list of rows") from None
+    if (not temps or not socs or any(b <= a for a, b in zip(temps, temps[1:], strict=False))
+            or any(b <= a for a, b in zip(socs, socs[1:], strict=False))):
+        raise LabctlError(f"{where}: temperature_c and soc must be increasing, non-empty lists")
+    if len(table) != len(temps) or any(len(row) != len(socs) for row in table):
+        raise LabctlError(f"{where}: current_a needs {len(temps)} rows (one per temperature) of "
+                          f"{len(socs)} values (one per SoC)")
+    if any(not np.isfinite(x) or x < 0 for row in table for x in row):
+        raise LabctlError(f"{where}: currents are magnitudes, finite and >= 0 A")
+    return CurrentLimitTable(temps, socs, table)
 
 
 def parse_config(s: dict, cell: CellSpec, cells: int, cells_per_module: int, label: str = "bms"
@@ -243,6 +317,11 @@ def parse_config(s: dict, cell: CellSpec, cells: int, cells_per_module: int, lab
                              f"{label}.sensor.plausibility_v"),
                           _q(se.get("delay", 0.5), TIME, f"{label}.sensor.delay"),
                           _q(se.get("recovery_delay", 1.0), TIME, f"{label}.sensor.recovery_delay"))
+    lim = _mapping(s.get("current_limits"), ("charge", "discharge"), f"{label}.current_limits")
+    charge = (_limit_table(lim["charge"], f"{label}.current_limits.charge") if "charge" in lim
+              else _default_limit(cell, cell.limits.max_charge_current_a))
+    discharge = (_limit_table(lim["discharge"], f"{label}.current_limits.discharge")
+                 if "discharge" in lim else _default_limit(cell, cell.limits.max_discharge_current_a))
     latency = s.get("latency_s")
     tick = _q(s.get("tick_s", 0.01), TIME, f"{label}.tick_s")
     if not 0.0005 <= tick <= 0.1:
@@ -253,4 +332,5 @@ def parse_config(s: dict, cell: CellSpec, cells: int, cells_per_module: int, lab
         tick_s=tick, jitter_s=_q(s.get("jitter_s", 0.0), TIME, f"{label}.jitter_s"),
         command_timeout_s=_q(s.get("command_timeout_s", 0.5), TIME, f"{label}.command_timeout_s"),
         slave_timeout_s=_q(s.get("slave_timeout_s", 0.5), TIME, f"{label}.slave_timeout_s"),
-        protections=tuple(prots), balancing=bal, soc=soc, soc_method=method, sensor=sensor)
+        protections=tuple(prots), balancing=bal, soc=soc, soc_method=method, sensor=sensor,
+        charge_limit=charge, discharge_limit=discharge)

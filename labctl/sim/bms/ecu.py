@@ -12,6 +12,9 @@ fault_sensor after `sensor.delay`; a slave node none of whose frames has arrived
 for more than `slave_timeout_s` (a dead slave) sets fault_comm, as does a missing
 command message.
 
+Current limits: the allowed charge and discharge currents from the configured tables
+over temperature and SoC (see `current_limits`); 0 while any fault is set.
+
 SoC (`soc_method`): `coulomb_ocv` counts the measured current and resets to the OCV
 SoC after a long rest; `ekf` runs labctl.analysis.soc's extended Kalman filter per
 cell every `soc.period_s` on the cell readings (R0 + first RC pair of the cell file)
@@ -31,7 +34,7 @@ from labctl.sim.bms.config import BmsConfig, ProtectionConfig
 
 FAULT_ROLES = ("fault_over_voltage", "fault_under_voltage", "fault_over_current_charge",
                "fault_over_current_discharge", "fault_over_temperature", "fault_under_temperature",
-               "fault_pressure", "fault_sensor", "fault_comm")
+               "fault_pressure", "fault_sensor", "fault_comm", "fault_over_current")
 _EPS = 1e-9
 
 
@@ -134,6 +137,9 @@ class BmsEcu:
             for role in FAULT_ROLES[:7]:
                 self.faults[role] = any(p.active for p in self.protections
                                         if p.cfg.fault_role == role)
+            # the one flag of a BMS that does not say which direction tripped
+            self.faults["fault_over_current"] = (self.faults["fault_over_current_charge"]
+                                                 or self.faults["fault_over_current_discharge"])
         stale = any(t - seen > cfg.slave_timeout_s + _EPS for seen in self.node_seen.values())
         cmd_lost = self.last_command_s is None or t - self.last_command_s > cfg.command_timeout_s
         self.faults["fault_comm"] = stale or (cmd_lost and self.last_command_s is not None)
@@ -143,6 +149,17 @@ class BmsEcu:
             self._soc_ekf(t, dt, current_a, soc_ocv, judge, cells, v["open_wire"] == 0)
         else:
             self._soc(t, dt, current_a, soc_ocv, judge)
+
+    def current_limits(self, t_min_c: float, t_max_c: float) -> tuple[float, float]:
+        """Allowed (charge, discharge) current: each table at the BMS's SoC estimate and at the
+        coldest and the hottest cell, the more restrictive of the two; 0 while a fault is set."""
+        if self.any_fault() or self.soc_est is None:
+            return 0.0, 0.0
+        soc = self.soc_est
+        out = []
+        for table in (self.cfg.charge_limit, self.cfg.discharge_limit):
+            out.append(0.0 if table is None else min(table(t_min_c, soc), table(t_max_c, soc)))
+        return out[0], out[1]
 
     def node_frame(self, node: str, t: float) -> None:
         """A frame of slave `node` reached the master at `t`."""

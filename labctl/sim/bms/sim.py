@@ -11,6 +11,7 @@ exactly as on a real bus; the stimulus (`pack`) is what a HIL bench would apply.
 from __future__ import annotations
 
 import itertools
+import re
 from typing import Any
 
 import numpy as np
@@ -127,6 +128,8 @@ class SimBms:
             if role not in COMMAND_ROLES:
                 self._plans.setdefault(ref.message, []).append(
                     (ref.signal, role, None, ref, smap.message(ref.message).get_signal_by_name(ref.signal)))
+        self._fill, self.unmapped = unmapped_fill(smap)
+        self._limits_mapped = smap.has("max_charge_current_a") or smap.has("max_discharge_current_a")
         self._lat = int(round(cfg.latency_s / cfg.tick_s))
         # readings still travelling to the master, with the pack voltage sampled at the same
         # instant in the last column (so the plausibility check compares like with like)
@@ -138,8 +141,11 @@ class SimBms:
 
     # -- identity and safety -----------------------------------------------------------------------
     def identify(self) -> dict[str, str]:
-        return {"model": "labctl simulated BMS", "topology": self.cfg.topology,
-                "cells": str(self.cfg.cells), "dbc": self.smap.dbc_path.name, "bus": self.channel}
+        out = {"model": "labctl simulated BMS", "topology": self.cfg.topology,
+               "cells": str(self.cfg.cells), "dbc": self.smap.dbc_path.name, "bus": self.channel}
+        if self.unmapped:
+            out["not_available"] = ", ".join(f"{k} ({v})" for k, v in sorted(self.unmapped.items()))
+        return out
 
     def safe_state(self) -> None:
         """Current off, contactors requested open, balancing off (the BMS acts at its next tick)."""
@@ -266,7 +272,7 @@ class SimBms:
                 continue
             index = self.smap.checksum_byte(name)
             data = bytes(msg.data)
-            if index is not None and checksum(self.smap.checksum_algorithm, data, index,
+            if index is not None and checksum(self.smap.checksum_spec(name), data, index,
                                               msg.arbitration_id) != data[index]:
                 self.rejected_commands += 1  # a corrupted command is ignored
                 continue
@@ -302,11 +308,7 @@ class SimBms:
                     s.counter += 1  # the node counted it; it never reached the bus
                     continue
                 if values is None:
-                    ecu = self.ecu
-                    values = dict(ecu.faults)
-                    values.update(pack_voltage_v=pack_v, pack_current_a=current_a,
-                                  soc=ecu.soc_est or 0.0, contactor_closed=ecu.contactor_closed,
-                                  stack_pressure_mpa=self.pack.stack_pressure_mpa or 0.0)
+                    values = self._pack_values(seen, temps_seen, pack_v, current_a)
                 data = self._encode(s, due, values, seen, readings, temps, temps_seen)
                 jitter = abs(float(self._rng.normal(0.0, self.cfg.jitter_s))) if self.cfg.jitter_s else 0.0
                 stamp = due + jitter
@@ -325,6 +327,28 @@ class SimBms:
                                           is_extended_id=bool(msg.is_extended_frame), data=data))
         for m in sorted(frames, key=lambda m: m.timestamp):
             self._bms_bus.send(m)
+
+    def _pack_values(self, seen: np.ndarray, temps_seen: np.ndarray, pack_v: float,
+                     current_a: float) -> dict[str, Any]:
+        """The master's scalar values at this instant, by role (labctl units and signs)."""
+        ecu = self.ecu
+        values: dict[str, Any] = dict(ecu.faults)
+        known = seen[np.isfinite(seen)]
+        v_min = float(known.min()) if len(known) else float("nan")
+        v_max = float(known.max()) if len(known) else float("nan")
+        t_min, t_max = float(np.min(temps_seen)), float(np.max(temps_seen))
+        charge = discharge = 0.0
+        if self._limits_mapped:
+            charge, discharge = ecu.current_limits(t_min, t_max)
+        values.update(pack_voltage_v=pack_v, pack_current_a=current_a,
+                      pack_power_w=pack_v * current_a, soc=ecu.soc_est or 0.0,
+                      contactor_closed=ecu.contactor_closed,
+                      stack_pressure_mpa=self.pack.stack_pressure_mpa or 0.0,
+                      min_cell_voltage_v=v_min, max_cell_voltage_v=v_max,
+                      cell_voltage_delta_v=v_max - v_min, min_cell_temperature_c=t_min,
+                      max_cell_temperature_c=t_max, max_charge_current_a=charge,
+                      max_discharge_current_a=discharge)
+        return values
 
     def _encode(self, s: Any, due: float, values: dict[str, Any], seen: np.ndarray,
                 readings: np.ndarray, temps: np.ndarray, temps_seen: np.ndarray) -> bytes:
@@ -345,7 +369,8 @@ class SimBms:
                 v = 0.0
             sig[name] = _clamp(dbc_sig, ref.to_dbc(v))
         s.counter += 1
-        data = bytearray(smap.encode(s.message, sig, counter=s.counter))
+        data = bytearray(smap.encode(s.message, sig, counter=s.counter,
+                                     fill=self._fill.get(s.message)))
         if s.bad_checksum_left > 0:
             index = smap.checksum_byte(s.message)
             if index is not None:
@@ -377,9 +402,8 @@ class SimBms:
             if node is None and nodes:
                 node = nodes[0]
             if node not in self._node_cells:
-                raise LabctlError(f"dead_node: node {node!r} does not exist in the "
-                                  f"{self.cfg.topology} topology; nodes with cells: "
-                                  f"{', '.join(nodes) or 'none (centralized)'}")
+                raise LabctlError(f"dead_node: node {node!r} does not exist; "
+                                  + dead_node_choices(self.cfg.topology, nodes))
             self.dead_nodes.add(node)
             cells = sorted(self._node_cells[node])
             self._frozen[cells] = self.seen_v[cells]
@@ -404,6 +428,58 @@ class SimBms:
         self._dead[:] = False
         for s in self.schedules:
             s.drop_left = s.drop_every = s.delay_left = s.bad_checksum_left = 0
+
+
+_NOT_AVAILABLE = re.compile(r"^(sna|not[ _]?available|n/?a|invalid|unavailable|init)$", re.I)
+
+
+def not_available(sig: Any) -> tuple[float, str]:
+    """What the simulator sends in a signal no role gives a value to (physical value, why).
+
+    Never a silent 0 that a VCU would read as a value ("max discharge current 0 A"): the
+    DBC's own invalid value, else a value-table entry named SNA / not available / invalid,
+    else its GenSigStartValue, else the all-ones raw pattern that J1939 and most OEM
+    conventions read as "not available" (the largest positive raw value if signed).
+    A 1-bit signal without any of these is sent as 0: a flag that is not modelled is off."""
+    if sig.raw_invalid is not None:
+        return float(sig.raw_to_scaled(sig.raw_invalid, decode_choices=False)), "DBC invalid value"
+    for raw, name in (sig.choices or {}).items():
+        if _NOT_AVAILABLE.match(str(name).strip()):
+            return float(sig.raw_to_scaled(int(raw), decode_choices=False)), f"value table {name}"
+    if sig.raw_initial is not None:
+        return float(sig.raw_to_scaled(sig.raw_initial, decode_choices=False)), "GenSigStartValue"
+    if sig.length == 1:
+        return 0.0, "unmodelled flag, off"
+    raw = (1 << (sig.length - 1)) - 1 if sig.is_signed else (1 << sig.length) - 1
+    return float(raw * sig.scale + sig.offset), f"raw 0x{raw:X} (not available)"
+
+
+def unmapped_fill(smap: SignalMap) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
+    """Per message the BMS sends: the value of every signal without a role, counter or checksum."""
+    fill: dict[str, dict[str, float]] = {}
+    notes: dict[str, str] = {}
+    used = {(r.message, r.signal) for r in smap.all_refs()}
+    used |= set(smap.counters.items()) | set(smap.checksums.items())
+    for name in smap.device_messages():
+        msg = smap.message(name)
+        fill[name] = {}
+        for sig in msg.signals:
+            value, why = (0.0, "") if (name, sig.name) in used else not_available(sig)
+            fill[name][sig.name] = value
+            if why:
+                notes[f"{name}.{sig.name}"] = why
+    return fill, notes
+
+
+def dead_node_choices(topology: str, nodes: list[str]) -> str:
+    """What a dead_node fault may name, said truthfully for the topology."""
+    if nodes:
+        return f"nodes with cells in the {topology} topology: {', '.join(nodes)}"
+    if topology == "centralized":
+        return "a centralized BMS has only its master node (no slave node can die)"
+    return (f"in the {topology} topology with this DBC every message is sent by the master (no "
+            "message carries per-cell readings a module card would send), so there is no slave "
+            "node")
 
 
 def _clamp(sig: Any, value: float) -> float:

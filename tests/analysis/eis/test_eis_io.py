@@ -189,3 +189,42 @@ def test_ec_lab_header_count_past_the_end(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ValidationError, match="cannot read"):
         read_spectrum(tmp_path / "nope.csv")
+
+
+def test_oversized_spectrum_file_is_refused_with_exit_2(tmp_path):
+    # Issue 13 §3: a 2 M-point file took 86 s and 9.5 GB. Refused before fitting.
+    import time
+
+    from labctl.analysis.eis.io import MAX_FILE_BYTES, MAX_POINTS
+    from tests.support import labctl_cmd
+
+    f = np.logspace(6, -2, MAX_POINTS + 5)
+    z = MODEL(TRUTH, f)
+    path = tmp_path / "huge.csv"
+    path.write_text("frequency_hz,z_real_ohm,z_imag_ohm\n" + "".join(
+        f"{a:.6e},{b.real:.6e},{b.imag:.6e}\n" for a, b in zip(f, z, strict=True)))
+    with pytest.raises(ValidationError) as err:
+        read_spectrum(path)
+    text = str(err.value)
+    assert str(path) in text and f":{MAX_POINTS + 2}:" in text and str(MAX_POINTS) in text
+    started = time.monotonic()
+    proc = labctl_cmd("analyze", "eis", str(path), "--no-plots")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and f"at most {MAX_POINTS}" in proc.stderr
+    assert not (tmp_path / "huge-eis").exists()
+    assert time.monotonic() - started < 60  # generous: a refused file is not fitted
+    # A file beyond the byte cap is refused without being read.
+    big = tmp_path / "big.csv"
+    with big.open("wb") as fh:
+        fh.truncate(MAX_FILE_BYTES + 1)
+    with pytest.raises(ValidationError, match="MiB"):
+        read_spectrum(big)
+
+
+def test_oversized_spectrum_in_memory_is_refused():
+    from labctl.analysis.eis import analyze_spectra
+    from labctl.analysis.eis.io import MAX_POINTS
+
+    f = np.logspace(6, -2, MAX_POINTS + 1)
+    with pytest.raises(LabctlError, match=f"at most {MAX_POINTS}"):
+        analyze_spectra([(f, MODEL(TRUTH, f))], "R0-p(R1,CPE1)-W1")

@@ -42,8 +42,10 @@ VALID = _valid_spectra()
 
 @pytest.mark.parametrize("name", list(VALID))
 def test_valid_spectra_with_half_percent_noise_pass(name):
+    # 20 seeds: the choice of M must not depend on the noise draw (issue 13: seed 1
+    # failed with M = 9 on numpy 2.4 / scipy 1.17 when the solve used the normal equations).
     f, z = VALID[name]
-    for seed in (1, 2, 3):
+    for seed in range(1, 21):
         r = lin_kk(f, noisy(z, 0.005, seed))
         assert r.valid, (seed, r.max_abs_residual_pct, r.m)
         # Residuals are the noise, not structure: RMS near 0.5 % (less what M RCs absorb).
@@ -74,7 +76,7 @@ def _drifting(drift: float, f=F_LONG):
 
 
 def test_drift_during_the_sweep_fails():
-    for seed in (1, 2, 3):
+    for seed in range(1, 21):
         r = lin_kk(F_LONG, noisy(_drifting(0.5), 0.005, seed))
         assert not r.valid, r.max_abs_residual_pct
         # The violation sits at low frequency, where the drift happened.

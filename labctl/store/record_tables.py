@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # imported only when a run has record tables
+    import pandas as pd
 
 RECORDS_DIR = "records"
 
@@ -31,6 +32,10 @@ def build_records(events: Iterable[Mapping[str, Any]]) -> dict[str, pd.DataFrame
         elif kind == "record" and isinstance(e.get("columns"), dict):
             chunks.setdefault(str(e.get("table")), []).append(
                 (attempt, int(e.get("step_index", 0)), e["columns"]))
+    if not chunks:
+        return {}
+    import pandas as pd
+
     tables = {}
     for table, items in chunks.items():
         last = {}

@@ -1,0 +1,182 @@
+"""The fleet table of an analysis over many runs, its outliers and its plot.
+
+`RESULTS/fleet/<analysis>.parquet` has one row per run: the run's catalog fields,
+whether its analysis succeeded (and the error if not), and every number of the
+analysis' summary.json (nested sections flattened as `section_key`). A run is an
+outlier on a number when it lies more than 3 scaled MADs from the lot's median
+(scaled MAD = 1.4826 x median absolute deviation, which estimates the standard
+deviation for normally distributed values, without letting the outliers inflate
+it). Analyses with a per-cycle table (cycling) also get
+`RESULTS/fleet/<analysis>-per-cycle.parquet`, e.g. the capacity retention of every
+cell at every cycle, flagged per cycle the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+MAD_SCALE = 1.4826  # 1 / Phi^-1(3/4): scaled MAD estimates sigma for normal data
+OUTLIER_MADS = 3.0
+# A lot where all but a few runs agree exactly has MAD 0; then a value is an outlier
+# when it differs from the median by more than this relative amount (float noise).
+ZERO_MAD_REL = 1e-9
+
+CATALOG_FIELDS = ("run_id", "cell", "procedure", "station", "status", "source")
+# Analyses whose per-run table of items (cycles...) goes into a long fleet table too:
+# analysis -> (table stored under RUN/analysis/<name>/, item column, value columns).
+PER_ITEM = {
+    "cycling": ("cycles", "cycle_index", ("discharge_capacity_ah", "retention",
+                                          "coulombic_efficiency", "energy_efficiency")),
+}
+# The summary number a plot shows first, per analysis (else the first numeric column).
+HEADLINE = {"cycling": "last_retention", "hppc": "r0_ohm", "eis": "r0_ohm"}
+
+
+def flatten(summary: dict[str, Any] | None, prefix: str = "") -> dict[str, float]:
+    """The numbers of a summary (bools as 0/1; lists and text left out)."""
+    out: dict[str, float] = {}
+    for key, value in (summary or {}).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, bool):
+            out[name] = float(value)
+        elif isinstance(value, (int, float)):
+            out[name] = float(value)
+        elif isinstance(value, dict) and not prefix:  # one level: fit_a, fit_rmse...
+            out.update(flatten(value, prefix=f"{name}_"))
+    return out
+
+
+def outlier_mask(values: pd.Series) -> pd.Series:
+    """True where a value is more than 3 scaled MADs from the median of the finite values."""
+    x = pd.to_numeric(values, errors="coerce").astype(float)
+    finite = x[np.isfinite(x)]
+    mask = pd.Series(False, index=x.index)
+    if len(finite) < 3:
+        return mask  # no lot to compare with
+    median = float(finite.median())
+    mad = float((finite - median).abs().median()) * MAD_SCALE
+    deviation = (x - median).abs()
+    if mad > 0:
+        mask = deviation > OUTLIER_MADS * mad
+    else:
+        mask = deviation > ZERO_MAD_REL * max(abs(median), 1e-300)
+    return mask & np.isfinite(x)
+
+
+def run_table(results: list[dict[str, Any]], catalog: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: catalog fields, ok/error, the summary's numbers, outlier flags."""
+    by_path = {str(r.path): r for r in catalog.itertuples(index=False)}
+    rows = []
+    for res in results:
+        row_info = by_path.get(str(res["run_path"]))
+        base = {f: getattr(row_info, f, None) if row_info is not None else None
+                for f in CATALOG_FIELDS}
+        base["run_path"] = str(res["run_path"])
+        base["ok"] = bool(res.get("ok"))
+        base["error"] = res.get("error") if not res.get("ok") else None
+        rows.append({**base, **flatten(res.get("summary") if res.get("ok") else None)})
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=[*CATALOG_FIELDS, "run_path", "ok", "error", "outlier",
+                                     "outlier_metrics"])
+    metrics = [c for c in df.columns if c not in (*CATALOG_FIELDS, "run_path", "ok", "error")]
+    flags = {m: outlier_mask(df[m]) for m in metrics}
+    df["outlier"] = pd.concat(flags.values(), axis=1).any(axis=1) if flags else False
+    df["outlier_metrics"] = [", ".join(m for m in metrics if bool(flags[m].iloc[k]))
+                             for k in range(len(df))]
+    for col in ("error", "outlier_metrics", *CATALOG_FIELDS, "run_path"):
+        df[col] = df[col].astype(object)
+    return df.sort_values("run_id", kind="stable").reset_index(drop=True)
+
+
+def per_item_table(name: str, runs: pd.DataFrame, results: list[dict[str, Any]]
+                   ) -> pd.DataFrame | None:
+    """The long table of an analysis with per-item rows (cycling: one row per run and
+    cycle), from the rows each task read from its run's stored table; outliers flagged
+    per item (e.g. per cycle index)."""
+    spec = PER_ITEM.get(name)
+    if spec is None:
+        return None
+    _, item, columns = spec
+    items = {str(r["run_path"]): r.get("items") for r in results if r.get("ok")}
+    frames = []
+    for row in runs[runs["ok"]].itertuples(index=False):
+        data = items.get(str(row.run_path))
+        if not data:
+            continue
+        df = pd.DataFrame(data)
+        df.insert(0, "cell", row.cell)
+        df.insert(0, "run_id", row.run_id)
+        frames.append(df)
+    if not frames:
+        return None
+    long = pd.concat(frames, ignore_index=True)
+    flag_col = next((c for c in columns if c in long.columns), None)
+    if flag_col is not None:
+        long["outlier"] = long.groupby(item, group_keys=False)[flag_col].apply(outlier_mask)
+    return long
+
+
+def headline_metric(name: str, runs: pd.DataFrame) -> str | None:
+    preferred = HEADLINE.get(name)
+    if preferred in runs.columns:
+        return preferred
+    skip = {*CATALOG_FIELDS, "run_path", "ok", "error", "outlier", "outlier_metrics"}
+    numeric = [c for c in runs.columns if c not in skip and pd.api.types.is_numeric_dtype(runs[c])
+               and runs[c].nunique(dropna=True) > 1]
+    return numeric[0] if numeric else None
+
+
+def figure(name: str, runs: pd.DataFrame, per_item: pd.DataFrame | None) -> Any:
+    """Per-cycle curves of every run (outlier runs in red), or the headline number per run
+    with the lot's median and its 3-scaled-MAD band."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.add_subplot(1, 1, 1)
+    outliers = set(runs.loc[runs["outlier"].astype(bool), "run_id"]) if len(runs) else set()
+    spec = PER_ITEM.get(name)
+    y_col = None
+    if per_item is not None and spec is not None:
+        y_col = next((c for c in spec[2] if c in per_item.columns and c == "retention"),
+                     next((c for c in spec[2] if c in per_item.columns), None))
+    if y_col is not None:
+        for run_id, df in per_item.groupby("run_id", sort=True):
+            bad = run_id in outliers
+            ax.plot(df[spec[1]], df[y_col], lw=1.2 if bad else 0.6,
+                    color="tab:red" if bad else "0.55", alpha=1.0 if bad else 0.5, zorder=3 if bad else 2)
+        ax.set_xlabel(spec[1].replace("_", " "))
+        ax.set_ylabel(y_col.replace("_", " "))
+        ax.set_title(f"{name} over {runs['run_id'].nunique()} runs "
+                     f"({len(outliers)} outlier runs in red)")
+        return fig
+    metric = headline_metric(name, runs)
+    ok = runs[runs["ok"]] if len(runs) else runs
+    if metric is None or ok.empty:
+        ax.text(0.5, 0.5, "no numbers to plot", ha="center", va="center", transform=ax.transAxes)
+        return fig
+    y = pd.to_numeric(ok[metric], errors="coerce").to_numpy(dtype=float)
+    x = np.arange(len(y))
+    flagged = ok["run_id"].isin(outliers).to_numpy()
+    ax.scatter(x[~flagged], y[~flagged], s=10, color="0.4", label="runs")
+    ax.scatter(x[flagged], y[flagged], s=18, color="tab:red", label="outliers")
+    finite = y[np.isfinite(y)]
+    if len(finite):
+        med = float(np.median(finite))
+        mad = float(np.median(np.abs(finite - med))) * MAD_SCALE
+        ax.axhline(med, color="tab:blue", lw=1, label="median")
+        if mad > 0 and math.isfinite(mad):
+            ax.axhspan(med - OUTLIER_MADS * mad, med + OUTLIER_MADS * mad, color="tab:blue",
+                       alpha=0.1, label="median ± 3 scaled MAD")
+    ax.set_xlabel("run (sorted by id)")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_title(f"{name}: {metric} over {len(ok)} runs")
+    ax.legend(fontsize=8, loc="best")
+    return fig

@@ -1,0 +1,159 @@
+"""What one Dask task does for `labctl analyze NAME --all`: analyse one run.
+
+The task calls the analysis' own `labctl analyze NAME RUN --json` command function
+(its click callback, in the worker process), so what lands in the run's directory
+is written by exactly the code the single-run command runs: the same files, bit
+for bit. The JSON the command prints is captured per thread (a worker may run
+several tasks in threads) and returned; an error is returned, not raised, so one
+broken run never stops the others.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import threading
+import traceback
+from typing import Any
+
+_local = threading.local()
+_install_lock = threading.Lock()
+
+
+class _ThreadStdout:
+    """sys.stdout that sends a thread's writes to its own buffer while it captures."""
+
+    def __init__(self, real: Any):
+        self._real = real
+
+    def _target(self) -> Any:
+        return getattr(_local, "buffer", None) or self._real
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def isatty(self) -> bool:
+        return False if getattr(_local, "buffer", None) else self._real.isatty()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target(), name)
+
+
+def _capture_start() -> io.StringIO:
+    with _install_lock:
+        if not isinstance(sys.stdout, _ThreadStdout):
+            sys.stdout = _ThreadStdout(sys.stdout)
+    _local.buffer = io.StringIO()
+    return _local.buffer
+
+
+def _capture_stop() -> None:
+    _local.buffer = None
+
+
+def analysis_command(name: str) -> Any:
+    """The click command of analysis `name` (as `labctl analyze NAME` builds it)."""
+    from labctl.plugins import build_registry
+
+    info = build_registry().get("analysis", name)
+    if info.command is None:
+        from labctl.errors import LabctlError
+
+        raise LabctlError(f"analysis {name!r} has no command to run over a fleet")
+    return info.command()
+
+
+def run_argument(command: Any) -> str | None:
+    """The name of the command's single run argument (RUN or TARGET), if it has one."""
+    import click
+
+    args = [p for p in command.params if isinstance(p, click.Argument)]
+    if len(args) == 1 and args[0].nargs == 1:
+        return args[0].name
+    return None
+
+
+def command_defaults(command: Any) -> dict[str, Any]:
+    """The value of every option as the command line would give it when not typed."""
+    import click
+
+    ctx = click.Context(command)
+    out = {}
+    for p in command.params:
+        if isinstance(p, click.Argument) or p.name is None:
+            continue
+        value = p.get_default(ctx, call=True)
+        out[p.name] = p.type_cast_value(ctx, value) if value is not None else (
+            () if p.multiple else None)
+    return out
+
+
+def analyze_one(name: str, run_path: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Analyse one run like `labctl analyze NAME RUN --json [options]`; never raises.
+
+    Returns {"run_path", "ok", "summary", "folder"} or {"run_path", "ok": False, "error"}.
+    """
+    from labctl.errors import LabctlError, ValidationError
+
+    buffer = _capture_start()
+    try:
+        command = analysis_command(name)
+        callback = getattr(command.callback, "__wrapped__", command.callback)
+        arg = run_argument(command)
+        callback(**{**command_defaults(command), **options, arg: run_path, "as_json": True})
+        payload = _last_json(buffer.getvalue())
+        ok = bool(payload.get("ok", True))
+        return {"run_path": run_path, "ok": ok, "summary": payload.get("summary"),
+                "folder": payload.get("folder"), "error": payload.get("error"),
+                "items": per_item_rows(name, payload.get("folder")) if ok else None}
+    except ValidationError as exc:
+        return {"run_path": run_path, "ok": False,
+                "error": "; ".join(str(p) for p in exc.problems)}
+    except LabctlError as exc:
+        return {"run_path": run_path, "ok": False, "error": str(exc)}
+    except SystemExit as exc:
+        return {"run_path": run_path, "ok": False, "error": f"the analysis exited ({exc.code})"}
+    except Exception as exc:  # a broken run: record it, the others go on
+        last = traceback.extract_tb(exc.__traceback__)[-1:]
+        where = f" at {last[0].filename}:{last[0].lineno}" if last else ""
+        return {"run_path": run_path, "ok": False,
+                "error": f"{type(exc).__name__}: {exc}{where}"}
+    finally:
+        _capture_stop()
+
+
+def per_item_rows(name: str, folder: str | None) -> dict[str, list] | None:
+    """The columns of the analysis' per-item table the fleet table collects (cycling: its
+    cycles table), read here in the worker so the client never re-reads every run."""
+    from labctl.fleet.fleet_table import PER_ITEM
+
+    spec = PER_ITEM.get(name)
+    if spec is None or not folder:
+        return None
+    import pyarrow.parquet as pq
+
+    table, item, columns = spec
+    path = f"{folder}/{table}.parquet"
+    try:
+        names = set(pq.read_schema(path).names)
+        keep = [c for c in (item, *columns) if c in names]
+        return pq.read_table(path, columns=keep).to_pydict()
+    except (OSError, ValueError):
+        return None
+
+
+def _last_json(text: str) -> dict[str, Any]:
+    """The JSON object the command printed (the last one, if it printed several)."""
+    start = text.rfind("\n{")
+    for candidate in (text, text[start + 1:] if start >= 0 else ""):
+        try:
+            value = json.loads(candidate)
+            if isinstance(value, dict):
+                return value
+        except ValueError:
+            continue
+    return {"ok": True}

@@ -1,0 +1,284 @@
+"""What every importer hands over (`Parsed`), and how it becomes labctl's sample columns.
+
+An importer reads a vendor file into `Parsed`: the file's own time, current, voltage,
+step and cycle numbers and counters, already in SI units and labctl's sign
+(positive current = charge), with a note for every conversion it applied.
+`to_samples` then makes the timeseries columns and the steps the same way for
+every format:
+
+* `test_time_s` counts from the file's first record.
+* Steps in execution order: a new step wherever the file's step number or cycle
+  number changes (vendor step numbers repeat every cycle; labctl's step_index is
+  1, 2, ... in the order they ran). Files without step numbers: wherever the
+  direction of the current (charge / discharge / rest) changes.
+* Capacity and energy columns count from 0 at each cycle start and never decrease:
+  built from the increments of the vendor's own counters (which restart per step,
+  per cycle or never, as the importer says), else by integrating current and power
+  over time (trapezoid).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from labctl.errors import LabctlError
+from labctl.records import SAMPLE_COLUMNS
+from labctl.store.imported import ImportedStep
+
+# |current| below this fraction of the file's largest |current| counts as rest.
+REST_FRACTION = 1e-3
+
+
+class ImportFailure(LabctlError):
+    """A file that cannot be imported: says where, what was expected, which formats exist."""
+
+
+def fail(path: Any, where: str, message: str, fmt: str | None = None) -> ImportFailure:
+    """An ImportFailure "<file>: <where>: <message>" plus the accepted formats."""
+    from labctl.importers.registry import FORMAT_NAMES
+
+    what = f" (as {fmt})" if fmt else ""
+    loc = f": {where}" if where else ""
+    message = " ".join(str(message).split())  # one line, whatever a library put in it
+    return ImportFailure(f"{path}{loc}: {message}{what}. Accepted formats: "
+                         f"{', '.join(FORMAT_NAMES)} (see docs/import.md)")
+
+
+@dataclass
+class Counter:
+    """A vendor's cumulative counter (>= 0) and where it restarts from 0."""
+
+    values: np.ndarray
+    resets: str  # "step", "cycle", "never" (it may also restart wherever it falls)
+
+
+@dataclass
+class Parsed:
+    """One vendor file's data in SI units and labctl's sign (see the module docstring)."""
+
+    fmt: str
+    time_s: np.ndarray
+    current_a: np.ndarray
+    voltage_v: np.ndarray
+    step: np.ndarray | None = None  # vendor step numbers
+    cycle: np.ndarray | None = None  # vendor cycle numbers, already 1-based
+    unix_time_s: np.ndarray | None = None
+    start_unix_s: float | None = None  # unix time of the first record (then + test time)
+    temperature_c: np.ndarray | None = None
+    charge_ah: Counter | None = None
+    discharge_ah: Counter | None = None
+    charge_wh: Counter | None = None
+    discharge_wh: Counter | None = None
+    step_labels: np.ndarray | None = None  # per row, e.g. "CC_Chg"
+    conversions: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    records: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    source_rows: int | None = None  # data records in the file (default: len(time_s))
+
+
+def _check_finite(path: Any, name: str, values: np.ndarray, fmt: str) -> None:
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):
+        raise fail(path, f"data record {int(bad[0]) + 1}", f"{name} is missing or not a number "
+                   f"({len(bad)} such records); every record needs a finite {name}", fmt)
+
+
+def _direction(current: np.ndarray) -> np.ndarray:
+    """+1 charging, -1 discharging, 0 resting, per record."""
+    scale = float(np.max(np.abs(current))) if len(current) else 0.0
+    thr = scale * REST_FRACTION
+    return np.where(current > thr, 1, np.where(current < -thr, -1, 0)).astype(np.int8)
+
+
+def _step_kinds(direction: np.ndarray, step_start: np.ndarray) -> np.ndarray:
+    """+1 / -1 / 0 per step: the direction of most of its records."""
+    starts = np.flatnonzero(step_start)
+    sums = np.add.reduceat(direction.astype(np.int64), starts) if len(starts) else starts
+    sizes = np.diff(np.r_[starts, len(direction)])
+    mean = sums / np.maximum(sizes, 1)
+    return np.where(mean > 0.5, 1, np.where(mean < -0.5, -1, 0))
+
+
+def _derive_cycles(direction: np.ndarray, step_start: np.ndarray) -> np.ndarray:
+    """Cycle 1 from the start; a new cycle when a charging step follows a discharging one."""
+    kinds = _step_kinds(direction, step_start)
+    cycle_of_step = np.ones(len(kinds), dtype=np.int64)
+    c, seen_discharge = 1, False
+    for k, kind in enumerate(kinds.tolist()):
+        if kind < 0:
+            seen_discharge = True
+        elif kind > 0 and seen_discharge:
+            c += 1
+            seen_discharge = False
+        cycle_of_step[k] = c
+    return cycle_of_step[np.cumsum(step_start) - 1]
+
+
+def _increments(counter: Counter, boundary: dict[str, np.ndarray]) -> np.ndarray:
+    """What the counter moved at each record (first record: its value)."""
+    v = np.asarray(counter.values, dtype=np.float64)
+    inc = np.empty_like(v)
+    if len(v) == 0:
+        return inc
+    inc[0] = v[0]
+    diff = v[1:] - v[:-1]
+    restart = diff < 0  # it fell: restarted from 0 (any counter)
+    if counter.resets in boundary:
+        restart |= boundary[counter.resets][1:]
+    inc[1:] = np.where(restart, v[1:], diff)
+    return np.maximum(inc, 0.0)
+
+
+def _integrated(time_s: np.ndarray, value: np.ndarray, sign: int) -> np.ndarray:
+    """Per-record increments of the integral of max(sign*value, 0) dt, in hours."""
+    inc = np.zeros(len(time_s))
+    if len(time_s) > 1:
+        area = 0.5 * (value[1:] + value[:-1]) * np.diff(time_s) / 3600.0
+        inc[1:] = np.maximum(sign * area, 0.0)
+    return inc
+
+
+def _per_cycle(inc: np.ndarray, cycle_start: np.ndarray) -> np.ndarray:
+    """Running total that restarts at each cycle start (the start record counts in)."""
+    total = np.cumsum(inc)
+    start_of = np.where(cycle_start, np.arange(len(inc)), 0)
+    np.maximum.accumulate(start_of, out=start_of)
+    return total - (total - inc)[start_of]
+
+
+def to_samples(parsed: Parsed, path: Any) -> tuple[dict[str, np.ndarray], list[ImportedStep]]:
+    """labctl's sample columns and execution-order steps from a Parsed file."""
+    fmt = parsed.fmt
+    t = np.asarray(parsed.time_s, dtype=np.float64)
+    n = len(t)
+    if n == 0:
+        raise fail(path, "", "no data records found", fmt)
+    cur = np.asarray(parsed.current_a, dtype=np.float64)
+    volt = np.asarray(parsed.voltage_v, dtype=np.float64)
+    for name, values in (("time", t), ("current", cur), ("voltage", volt)):
+        if len(values) != n:
+            raise fail(path, "", f"the {name} column has {len(values)} values for {n} records",
+                       fmt)
+        _check_finite(path, name, values, fmt)
+    back = np.flatnonzero(np.diff(t) < 0)
+    if len(back):
+        raise fail(path, f"data record {int(back[0]) + 2}",
+                   f"time goes backwards ({t[back[0]]:g} s, then {t[back[0] + 1]:g} s); "
+                   "expected a non-decreasing test time", fmt)
+    test_time = t - t[0]
+    if t[0] != 0:
+        parsed.conversions.append(f"test_time_s counted from the first record "
+                                  f"(file time {t[0]:g} s)")
+
+    direction = _direction(cur)
+    if parsed.step is not None:
+        step = np.asarray(parsed.step, dtype=np.int64)
+        step_start = np.r_[True, step[1:] != step[:-1]]
+        rule = "a new step wherever the file's step number or cycle number changes"
+    else:
+        step_start = np.r_[True, direction[1:] != direction[:-1]]
+        rule = ("the file has no step numbers: a new step wherever the current's direction "
+                "(charge / discharge / rest) or the cycle changes")
+    if parsed.cycle is None:
+        cycle = _derive_cycles(direction, step_start)
+        parsed.conversions.append("cycle_index: the file has no cycle numbers; cycle 1 from the "
+                                  "start, a new cycle when a charging step starts after a "
+                                  "discharging step")
+    else:
+        cycle = np.asarray(parsed.cycle, dtype=np.int64)
+    cycle_start = np.r_[True, cycle[1:] != cycle[:-1]]
+    step_start = step_start | cycle_start
+    parsed.conversions.append(f"step_index: 1, 2, ... in execution order; {rule}")
+    step_index = np.cumsum(step_start).astype(np.int64)
+    boundary = {"step": step_start, "cycle": cycle_start}
+
+    def column(counter: Counter | None, value: np.ndarray, sign: int, what: str) -> np.ndarray:
+        if counter is not None:
+            if len(counter.values) != n:
+                raise fail(path, "", f"the {what} column has {len(counter.values)} values for "
+                           f"{n} records", fmt)
+            _check_finite(path, what, np.asarray(counter.values, dtype=np.float64), fmt)
+            inc = _increments(counter, boundary)
+        else:
+            inc = _integrated(test_time, value, sign)
+        return _per_cycle(inc, cycle_start)
+
+    power = cur * volt
+    samples = {
+        "test_time_s": test_time,
+        "unix_time_s": (np.asarray(parsed.unix_time_s, dtype=np.float64)
+                        if parsed.unix_time_s is not None else
+                        parsed.start_unix_s + test_time if parsed.start_unix_s is not None
+                        else np.full(n, np.nan)),
+        "step_index": step_index,
+        "cycle_index": cycle,
+        "voltage_v": volt,
+        "current_a": cur,
+        "temperature_c": (np.asarray(parsed.temperature_c, dtype=np.float64)
+                          if parsed.temperature_c is not None else np.full(n, np.nan)),
+        "charge_capacity_ah": column(parsed.charge_ah, cur, 1, "charge capacity"),
+        "discharge_capacity_ah": column(parsed.discharge_ah, cur, -1, "discharge capacity"),
+        "charge_energy_wh": column(parsed.charge_wh, power, 1, "charge energy"),
+        "discharge_energy_wh": column(parsed.discharge_wh, power, -1, "discharge energy"),
+    }
+    missing = [what for what, c in (("charge capacity", parsed.charge_ah),
+                                    ("discharge capacity", parsed.discharge_ah),
+                                    ("charge energy", parsed.charge_wh),
+                                    ("discharge energy", parsed.discharge_wh)) if c is None]
+    if missing:
+        parsed.conversions.append(f"{', '.join(missing)}: not in the file; integrated from "
+                                  "current (and voltage) over test time (trapezoid)")
+    if parsed.charge_ah is not None or parsed.charge_wh is not None:
+        parsed.conversions.append("capacities/energies: the file's own counters, restarted "
+                                  "from 0 at each cycle start (labctl counts per cycle)")
+    for name, dtype in SAMPLE_COLUMNS.items():
+        samples[name] = np.ascontiguousarray(samples[name], dtype=dtype)
+    starts = np.flatnonzero(step_start)
+    ends = np.r_[starts[1:], n]
+    labels = parsed.step_labels
+    steps = []
+    for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
+        mean = float(np.mean(direction[lo:hi]))
+        kind = "charge" if mean > 0.5 else "discharge" if mean < -0.5 else (
+            "rest" if not np.any(direction[lo:hi]) else "mixed")
+        bits = []
+        if labels is not None:
+            bits.append(str(labels[lo]))
+        if parsed.step is not None:
+            bits.append(f"file step {int(parsed.step[lo])}")
+        steps.append(ImportedStep(lo, hi, kind, " ".join(bits) or kind))
+    return samples, steps
+
+
+def orient_current(current: np.ndarray, charge: np.ndarray | None, discharge: np.ndarray | None,
+                   conversions: list[str], column: str) -> np.ndarray:
+    """The current with positive = charge, judged from the file's own counters: the
+    current while the charge counter grows must be positive (and negative while the
+    discharge counter grows). A file whose charging current is negative is negated."""
+    current = np.asarray(current, dtype=np.float64)
+    votes = 0.0
+    for counter, sign in ((charge, 1.0), (discharge, -1.0)):
+        if counter is None or len(counter) < 2:
+            continue
+        grows = np.diff(np.asarray(counter, dtype=np.float64)) > 0
+        votes += sign * float(np.sum(np.sign(current[1:][grows])))
+    if votes < 0:
+        conversions.append(f"current: {column!r} is negative while the file's charge counter "
+                           "grows (the vendor's sign): negated, so positive = charge")
+        return -current
+    conversions.append(f"current: {column!r} already positive while charging (kept)")
+    return current
+
+
+def unit_of(header: str) -> tuple[str, str]:
+    """("Current", "mA") from "Current(mA)", "Current (mA)", "Current / mA", "Current_mA"."""
+    import re
+
+    m = re.match(r"^(.*?)\s*(?:\(([^()]*)\)|/\s*([^/]+)|_(m?[AVW]h?|mAh|mWh|s|h|min))\s*$",
+                 header.strip())
+    if not m:
+        return header.strip(), ""
+    return m.group(1).strip(), (m.group(2) or m.group(3) or m.group(4) or "").strip()

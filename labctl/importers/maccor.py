@@ -1,0 +1,149 @@
+"""Maccor text exports (tab or comma separated, preamble lines, then a header row).
+
+Layouts read (names matched ignoring case and spaces):
+
+* record `Rec#`/`Rec`; cycle `Cyc#`/`Cycle C`/`Cycle`/`Cycle P` (0-based in Maccor:
+  +1); step `Step`;
+* test time `TestTime`/`Test Time` as `0d 00:00:00.00` (days, h:m:s), or seconds
+  (`Test (Sec)`, `Test Time (s)`, `TestTime(s)`) or minutes (`Test (Min)`, `TestTime(min)`),
+  or hours (`Test Time (Hr)`);
+* current `Amps`/`Current` either unsigned with the direction in `State`/`Md`
+  (C charge, D discharge, R/O/S/E rest or other), or signed (no state column:
+  positive = charge);
+* `Amp-hr`/`Capacity` and `Watt-hr`/`Energy`: unsigned, restarting at each step;
+  they count for the direction of their record;
+* `Volts`/`Voltage`, `DPt Time`/`DPT Time` (date of each record; the first one
+  gives unix time, as local time taken as UTC: Maccor writes no time zone).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+
+from labctl.importers.base import Counter, Parsed, fail
+from labctl.importers.textio import (
+    any_of,
+    guess_delimiter,
+    head_lines,
+    parse_duration_s,
+    read_table,
+    split,
+)
+from labctl.importers.timeparse import first_datetime_unix
+
+FMT = "maccor"
+
+_TIME = {  # header -> seconds per unit (None: "Nd hh:mm:ss" text)
+    "testtime": None, "test time": None, "test (sec)": 1.0, "test time (s)": 1.0,
+    "testtime(s)": 1.0, "test time (sec)": 1.0, "test (min)": 60.0, "testtime(min)": 60.0,
+    "test time (min)": 60.0, "test time (hr)": 3600.0, "test time (h)": 3600.0,
+}
+
+
+def header_index(lines: list[str]) -> int | None:
+    for k, line in enumerate(lines[:40]):
+        low = line.lower()
+        if low.startswith("rec") and ("cyc" in low or "cycle" in low) and "step" in low and (
+                "amps" in low or "current" in low):
+            return k
+    return None
+
+
+def looks_like(lines: list[str]) -> bool:
+    return header_index(lines) is not None
+
+
+def read(path: Path, data: bytes) -> Parsed:
+    lines = head_lines(data)
+    h = header_index(lines)
+    if h is None:
+        raise fail(path, "", "no Maccor header row (Rec#, Cyc#, Step, TestTime, Amps, Volts)",
+                   FMT)
+    delim = guess_delimiter(lines[h])
+    names = split(lines[h], delim)
+    time_name, per_unit = None, None
+    for n in names:
+        key = " ".join(n.lower().split())
+        if key in _TIME:
+            time_name, per_unit = n, _TIME[key]
+            break
+    cyc = any_of(names, "Cyc#", "Cycle C", "Cycle", "Cycle P")
+    step = any_of(names, "Step")
+    amps = any_of(names, "Amps", "Current", "Current (A)")
+    volts = any_of(names, "Volts", "Voltage", "Voltage (V)")
+    state = any_of(names, "State", "Md", "Mode")
+    ah = any_of(names, "Amp-hr", "Capacity", "Amp-hr (Ah)", "Capacity (Ah)")
+    wh = any_of(names, "Watt-hr", "Energy", "Watt-hr (Wh)", "Energy (Wh)")
+    date = any_of(names, "DPt Time", "DPT Time", "DPtTime")
+    for what, name in (("test time", time_name), ("cycle", cyc), ("step", step),
+                       ("current", amps), ("voltage", volts)):
+        if name is None:
+            raise fail(path, f"line {h + 1}", f"no {what} column in the Maccor header", FMT)
+    wanted = {time_name: "s" if per_unit is None else "f", cyc: "f", step: "f", amps: "f",
+              volts: "f"}
+    for name, kind in ((state, "s"), (ah, "f"), (wh, "f"), (date, "s")):
+        if name is not None:
+            wanted[name] = kind
+    cols = read_table(path, data, h, delim, wanted, FMT)
+    conv = []
+    if per_unit is None:
+        t = parse_duration_s(cols[time_name], path, FMT, time_name)
+        conv.append(f"time: {time_name!r} as 'Nd hh:mm:ss.ff' text -> seconds")
+    else:
+        t = cols[time_name] * per_unit
+        if per_unit != 1.0:
+            conv.append(f"time: {time_name!r} in {'minutes' if per_unit == 60 else 'hours'} "
+                        f"-> seconds (x{per_unit:g})")
+    current = current_raw = cols[amps]
+    if state is not None:
+        st = pc.utf8_upper(pc.utf8_trim_whitespace(cols[state]))
+        direction = (pc.equal(st, "C").to_numpy(zero_copy_only=False).astype(np.int8)
+                     - pc.equal(st, "D").to_numpy(zero_copy_only=False).astype(np.int8))
+        current = np.where(direction == 0, current_raw, np.abs(current_raw) * direction)
+        conv.append(f"current: {amps!r} unsigned, direction from {state!r} (C charge, "
+                    "D discharge; R/O/S/E records keep the file's value) -> positive = charge")
+    else:
+        direction = np.sign(current).astype(np.int8)
+        conv.append(f"current: {amps!r} signed, positive = charge (as labctl)")
+    cycle = np.asarray(cols[cyc], dtype=np.int64) + 1
+    conv.append(f"cycle_index = {cyc!r} + 1 (Maccor counts cycles from 0)")
+    parsed = Parsed(FMT, t, current, cols[volts], step=np.asarray(cols[step], dtype=np.int64),
+                    cycle=cycle, conversions=conv)
+    if ah is not None:
+        q = np.abs(cols[ah])
+        parsed.charge_ah = Counter(np.where(direction > 0, q, 0.0), "step")
+        parsed.discharge_ah = Counter(np.where(direction < 0, q, 0.0), "step")
+        conv.append(f"capacity: {ah!r} (Ah, restarting each step) counted as charge on C "
+                    "records and as discharge on D records")
+    if wh is not None:
+        e = np.abs(cols[wh])
+        parsed.charge_wh = Counter(np.where(direction > 0, e, 0.0), "step")
+        parsed.discharge_wh = Counter(np.where(direction < 0, e, 0.0), "step")
+        conv.append(f"energy: {wh!r} (Wh, restarting each step) as the capacity")
+    if state is not None:
+        parsed.step_labels = np.asarray(pc.utf8_trim_whitespace(cols[state]).to_pylist(),
+                                        dtype=object)
+    if date is not None and len(t):
+        start = first_datetime_unix(str(cols[date][0].as_py()))
+        if start is not None:
+            parsed.metadata["start_time"] = str(cols[date][0].as_py())
+            parsed.start_unix_s = start
+            conv.append(f"unix_time_s: the first record's {date!r} (local time of the cycler, "
+                        "taken as UTC: no time zone in the file) + test_time_s")
+    parsed.metadata.update(_preamble(lines[:h]))
+    return parsed
+
+
+def _preamble(lines: list[str]) -> dict[str, str]:
+    """Key: value pairs of the lines above the header (Filename, Procedure, channel...)."""
+    meta: dict[str, str] = {}
+    for line in lines:
+        fields = [f.strip() for f in line.split("\t")]
+        for k in range(0, len(fields) - 1, 2):
+            key = fields[k].rstrip(":").strip()
+            if key and fields[k + 1]:
+                meta[key] = fields[k + 1]
+    return meta

@@ -1,0 +1,80 @@
+"""Start-up stays light: commands that do not need heavy libraries never import them.
+
+Checked in a fresh interpreter through `sys.modules` (never timed): `import labctl`,
+`labctl --help`, `labctl ls` and `labctl validate` must not load matplotlib, scipy,
+pandas or any real-hardware driver stack; `labctl run` on the simulated bench must not
+load pandas, matplotlib or scipy (it writes Parquet with pyarrow alone), nor `show` and
+`ls` of the finished run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+HEAVY = ("matplotlib", "scipy", "pandas", "pyvisa", "pymeasure", "can", "cantools", "serial")
+
+_PROBE = """
+import json, sys
+from labctl.cli import main
+try:
+    main(sys.argv[1:], standalone_mode=False)
+except SystemExit:
+    pass
+print("MODULES=" + json.dumps(sorted(m for m in sys.modules if "." not in m)))
+"""
+
+
+def _top_modules(*args: str, cwd: Path = REPO) -> set[str]:
+    proc = subprocess.run([sys.executable, "-c", _PROBE, *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("MODULES=")]
+    assert line, proc.stdout + proc.stderr
+    return set(json.loads(line[-1][len("MODULES="):]))
+
+
+def test_import_labctl_is_light():
+    proc = subprocess.run([sys.executable, "-c", "import json, sys, labctl; "
+                           "print(json.dumps(sorted(sys.modules)))"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    loaded = {m.split(".")[0] for m in json.loads(proc.stdout)}
+    assert not loaded & set(HEAVY)
+    assert not any(m.startswith("labctl.") for m in json.loads(proc.stdout))
+
+
+@pytest.mark.parametrize("args", [["--help"], ["ls", "--results", "no-such-folder"],
+                                  ["validate", "procedures/quickstart.yaml"]])
+def test_light_commands_do_not_import_heavy_libraries(args):
+    loaded = _top_modules(*args)
+    assert "labctl" in loaded  # the probe really ran the command
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_a_simulated_run_does_not_import_pandas_scipy_or_matplotlib(tmp_path):
+    loaded = _top_modules("run", "procedures/quickstart.yaml", "--results", str(tmp_path),
+                          "--no-progress")
+    assert any(p.is_dir() for p in tmp_path.iterdir())  # the run happened
+    assert "pyarrow" in loaded
+    assert not loaded & {"pandas", "scipy", "matplotlib"}
+    run_dir = next(p for p in tmp_path.iterdir() if p.is_dir())
+    for args in (["show", str(run_dir)], ["show", str(run_dir), "--json"],
+                 ["ls", "--results", str(tmp_path)]):
+        loaded = _top_modules(*args)
+        assert "labctl" in loaded
+        assert not loaded & set(HEAVY), (args, sorted(loaded & set(HEAVY)))
+
+
+def test_help_lists_every_command_without_importing_it():
+    from labctl.cli import COMMANDS
+
+    loaded = _top_modules("--help")
+    assert "labctl" in loaded
+    proc = subprocess.run([sys.executable, "-m", "labctl.cli", "--help"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    for name in COMMANDS:
+        assert f"  {name} " in proc.stdout

@@ -1,0 +1,136 @@
+"""`labctl analyze cycling --all` on a Dask cluster: the same bytes as one run at a time."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import pandas as pd
+from click.testing import CliRunner
+
+from labctl.cli import main
+from tests.fleet.conftest import CELLS
+
+
+def _runs(root: Path) -> list[Path]:
+    return sorted(p.parent for p in root.glob("*/run.json"))
+
+
+def _files(run_dir: Path, name: str = "cycling") -> dict[str, bytes]:
+    folder = run_dir / "analysis" / name
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def _serial_reference(store: Path) -> dict[str, dict[str, bytes]]:
+    """Each run analysed by the single-run command, as a user types it."""
+    runner = CliRunner()
+    out = {}
+    for run in _runs(store):
+        res = runner.invoke(main, ["analyze", "cycling", str(run), "--json"])
+        assert res.exit_code == 0, res.output
+        out[run.name] = _files(run)
+    return out
+
+
+def _break(run: Path) -> None:
+    """A run whose tables and journal are both unreadable."""
+    (run / "timeseries.parquet").write_bytes(b"not parquet")
+    (run / "journal.bin").write_bytes(b"\x00garbage")
+
+
+def test_fleet_analysis_equals_the_serial_command_bit_for_bit(client, store_copy, tmp_path):
+    serial_store = tmp_path / "serial"
+    shutil.copytree(store_copy, serial_store)
+    reference = _serial_reference(serial_store)
+    shutil.copytree(_runs(store_copy)[0], store_copy / "zz-broken-run")
+    meta = json.loads((store_copy / "zz-broken-run" / "run.json").read_text())
+    meta["run_id"] = "zz-broken-run"
+    (store_copy / "zz-broken-run" / "run.json").write_text(json.dumps(meta))
+    _break(store_copy / "zz-broken-run")
+
+    address = client.scheduler.address
+    res = CliRunner().invoke(main, ["analyze", "cycling", "--all", "--results", str(store_copy),
+                                    "--scheduler", address, "--json"])
+    assert res.exit_code == 1, res.output  # one run is broken: reported, the others done
+    report = json.loads(res.stdout)
+    assert report["runs"] == len(CELLS) + 1 and report["analysed"] == len(CELLS)
+    assert [Path(f["run"]).name for f in report["failed"]] == ["zz-broken-run"]
+
+    for run in _runs(store_copy):
+        if run.name == "zz-broken-run":
+            assert not (run / "analysis" / "cycling").exists()
+            continue
+        assert _files(run) == reference[run.name], run.name
+
+    table = pd.read_parquet(store_copy / "fleet" / "cycling.parquet")
+    assert len(table) == len(CELLS) + 1
+    broken_row = table[table["run_id"] == "zz-broken-run"].iloc[0]
+    assert not broken_row["ok"] and broken_row["error"]
+    ok = table[table["ok"]]
+    # Independent truth: the NMC cell (1.95 Ah) is the one that is not like the LFP lot.
+    flagged = set(ok.loc[ok["outlier"], "cell"])
+    assert flagged == {"NMC 1.95 Ah"}
+    nmc = ok[ok["cell"] == "NMC 1.95 Ah"].iloc[0]
+    assert "last_discharge_capacity_ah" in nmc["outlier_metrics"]
+    assert (store_copy / "fleet" / "cycling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    per_cycle = pd.read_parquet(store_copy / "fleet" / "cycling-per-cycle.parquet")
+    assert len(per_cycle) == 2 * len(CELLS)  # 2 cycles of every good run
+    # The per-cycle retention equals each run's own stored cycles table.
+    for run_id, rows in per_cycle.groupby("run_id"):
+        own = pd.read_parquet(store_copy / run_id / "analysis" / "cycling" / "cycles.parquet")
+        assert rows["retention"].tolist() == own["retention"].tolist()
+
+
+def test_a_killed_worker_mid_analysis_gives_the_same_results(client, store_copy, tmp_path):
+    from labctl.fleet.analyze import analyze_all
+
+    serial_store = tmp_path / "serial"
+    shutil.copytree(store_copy, serial_store)
+    reference = _serial_reference(serial_store)
+    killed: list[tuple[str, int, list]] = []
+
+    def kill_a_busy_worker(done: int, total: int) -> None:
+        if killed or done != 1:
+            return
+        busy = {addr: keys for addr, keys in client.processing().items() if keys}
+        if not busy:
+            return
+        addr, keys = next(iter(busy.items()))
+        pid = client.run(os.getpid, workers=[addr])[addr]
+        os.kill(pid, signal.SIGKILL)
+        killed.append((addr, pid, list(keys)))
+
+    outcome = analyze_all("cycling", results=store_copy, client=client,
+                          progress=kill_a_busy_worker)
+    assert killed, "no worker was busy after the first result: nothing was killed"
+    _, pid, keys = killed[0]
+    try:
+        os.kill(pid, 0)
+        alive = True
+    except ProcessLookupError:
+        alive = False
+    assert not alive and keys  # a worker died while it held at least one analysis
+    assert not outcome.failed
+    for run in _runs(store_copy):
+        assert _files(run) == reference[run.name], run.name
+
+
+def test_where_picks_runs_from_the_catalog(store_copy):
+    res = CliRunner().invoke(main, ["analyze", "cycling", "--all", "--results", str(store_copy),
+                                    "--where", "cell == 'NMC 1.95 Ah'", "--workers", "0",
+                                    "--no-plots", "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["runs"] == 1 and report["analysed"] == 1
+    analysed = [r for r in _runs(store_copy) if (r / "analysis" / "cycling").exists()]
+    assert [json.loads((r / "run.json").read_text())["cell"]["name"] for r in analysed] == [
+        "NMC 1.95 Ah"]
+    bad = CliRunner().invoke(main, ["analyze", "cycling", "--all", "--results", str(store_copy),
+                                    "--where", "cel == 'x'", "--workers", "0"])
+    assert bad.exit_code == 2 and "catalog columns" in bad.output
+    both = CliRunner().invoke(main, ["analyze", "cycling", "RUN", "--all"])
+    assert both.exit_code == 2
