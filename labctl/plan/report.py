@@ -86,12 +86,13 @@ def _walk_entries(entries: list, times: float, visit) -> None:
 
 
 def fold_steps(entries: list) -> list[StepFold]:
-    folds: dict[str, StepFold] = {}
+    folds: dict[tuple[str, str], StepFold] = {}
 
     def visit(r: StepResult, times: float) -> None:
-        f = folds.get(r.path)
+        # by place and text: every step of a Python procedure has the place "python"
+        f = folds.get((r.path, r.text))
         if f is None:
-            f = folds[r.path] = StepFold(r.path, r.text, r.kind)
+            f = folds[(r.path, r.text)] = StepFold(r.path, r.text, r.kind)
         f.add(r, times)
 
     # A block's iteration was simulated once (its results are in the walk as themselves)

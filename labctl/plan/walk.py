@@ -228,6 +228,13 @@ class Walker:
             except SafetyError as exc:
                 raise _Stop("refused", f"step {planned.step.text!r} ({planned.path}) would be "
                                        f"rejected before it starts: {exc}") from None
+        if result.end_kind == EndKind.FAULT.value and str(_NoRunDir.path) in result.end_reason:
+            # A step that reads the run's own records (a report over the run so far): there
+            # are none in a plan. It is left out, and said so.
+            self.notes.append(f"step {result.text!r} ({result.path}) reads the run's own "
+                              "records, which a plan does not keep: not planned")
+            result = replace(result, end_kind=EndKind.CONDITION.value,
+                             end_reason="not planned (reads the run's records)")
         self.entries.append(result)
         for sink in sinks:
             sink.append(result)

@@ -112,6 +112,18 @@ steps:
     assert sum(c["repeats"] for c in report.cycles) == len(cycles) == 61
 
 
+def test_a_python_procedure_is_followed_step_by_step(tmp_path):
+    """A Python procedure branches on what it measured: the plan feeds it the twin's
+    results, as the engine feeds it the bench's."""
+    report, run = _plan_and_run(REPO / "procedures" / "examples" / "ramp.py", "lfp-2p2ah",
+                                tmp_path)
+    steps = run.steps
+    assert sum(s["count"] for s in report.steps) == len(steps)
+    assert _close(report.duration_s, float(steps["end_time_s"].max()))
+    assert _close(sum(s["discharge_capacity_ah"] * s["count"] for s in report.steps),
+                  float(steps["discharge_capacity_ah"].sum()))
+
+
 def test_a_trillion_one_second_rests_are_counted_exactly(tmp_path):
     proc = write(tmp_path, "many", """
 name: many-rests
@@ -137,3 +149,17 @@ def test_a_timed_step_too_long_to_simulate_is_counted_from_its_time(tmp_path):
     assert report.n_samples == pytest.approx(1e307, rel=1e-6)
     assert report.approximate and report.refusal is not None
     assert math.isfinite(report.disk_bytes)
+
+
+@pytest.mark.parametrize(("file", "station", "cell"), [
+    ("hppc-temperatures.yaml", None, "nmc-1p95ah"),  # chamber steps between HPPCs
+    ("eis-vs-pressure.yaml", None, "ssb-bulk"),  # potentiostat and pressure rig
+    ("dsc-ramp.yaml", "instruments/sim-abuse.yaml", "nmc-1p95ah"),  # the calorimeter stays
+    ("bms/can-timing.yaml", "instruments/sim-bms.yaml", None),  # a report step is left out
+])
+def test_ready_procedures_of_every_area_plan_to_completion(file, station, cell):
+    prep = prepare(REPO / "procedures" / file, station_path=REPO / station if station else None,
+                   cell_ref=cell)
+    report = plan_prepared(prep)
+    assert report.status == "completed", report.reason
+    assert report.duration_s > 0
