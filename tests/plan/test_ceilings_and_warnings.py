@@ -106,3 +106,13 @@ steps:
     margin = report["margins"]["max_temperature"]
     assert margin["limit"] == 26 and margin["margin"] <= 0.01
     assert margin["path"] == "steps[0]"
+
+
+def test_several_channels_are_refused_before_any_starts(tmp_path):
+    proc = write(tmp_path, "centuries", HOSTILE["centuries"])
+    results = tmp_path / "results"
+    ran = labctl_cmd("run", str(proc), "--channel", "1", "--channel", "2", "--results",
+                     str(results), "--no-progress", timeout=60)
+    assert ran.returncode == 2, ran.stdout + ran.stderr
+    assert "refused" in ran.stderr and "years" in ran.stderr
+    assert not results.exists() or not any(results.iterdir())
