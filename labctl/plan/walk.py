@@ -34,7 +34,7 @@ import numpy as np
 from labctl.capabilities.cycler import EndKind
 from labctl.engine.observer import RunObserver
 from labctl.engine.runner import Engine
-from labctl.errors import SafetyError
+from labctl.errors import LabctlError, SafetyError
 from labctl.plan.twin import twin_state
 from labctl.procedures.conditions import MetricHistory, any_holds, iteration_metrics
 from labctl.procedures.model import CompiledProcedure, PlannedStep
@@ -400,6 +400,10 @@ def walk_procedure(proc: CompiledProcedure, station: Any, cell: Any, horizon_s: 
             _follow_generator(walker, proc)
     except _Stop as stop:
         status, reason = stop.status, stop.reason
+    except LabctlError as exc:  # e.g. a Python procedure that raises: the run would fault
+        status, reason = "faulted", str(exc)
+    except Exception as exc:  # as the engine does: a bug in a procedure faults its run
+        status, reason = "faulted", f"internal error: {type(exc).__name__}: {exc}"
     finally:
         for path, (_, taken) in walker.strided.items():
             walker.notes.append(
