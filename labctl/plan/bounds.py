@@ -47,6 +47,14 @@ class Ceilings:
         bound decides (past the ceiling nothing changes the verdict)."""
         return 1.01 * max(self.duration_s, max_duration_s or 0.0)
 
+    def near(self, report: Any, within: float = 0.2) -> bool:
+        """True when a rough plan is too close to a ceiling to decide (either way)."""
+        def close(value: float, ceiling: float) -> bool:
+            return abs(value - ceiling) <= within * ceiling
+
+        return ((report.max_duration_s is None and close(report.duration_s, self.duration_s))
+                or close(report.run_samples, self.samples))
+
     def refusal(self, report: Any) -> str | None:
         """Why a run of this plan is refused, or None."""
         from labctl.plan.report import human_duration

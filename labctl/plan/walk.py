@@ -49,6 +49,10 @@ MAX_CLOCK_JUMP_S = 1e9  # longer skips are counted beside the clock (float preci
 # simulated: after two simulated ones, up to MAX_STRIDE are taken like the last.
 STRIDE_CHANGE = 2e-3
 MAX_STRIDE = 9
+# A rough plan (the ceilings check before `labctl run`, which needs orders of magnitude,
+# not per-mille) strides much further.
+ROUGH_STRIDE_CHANGE = 0.05
+ROUGH_MAX_STRIDE = 1000
 STRIDE_STATE_TOL = 5e-3  # SoC, RC volts, kelvin: the cell is back where it was
 
 
@@ -190,7 +194,8 @@ class _Stop(Exception):
 
 
 class Walker:
-    def __init__(self, engine: PlanEngine, observer: ExtremesObserver, horizon_s: float):
+    def __init__(self, engine: PlanEngine, observer: ExtremesObserver, horizon_s: float,
+                 rough: bool = False):
         self.engine = engine
         self.observer = observer
         self.horizon_s = horizon_s
@@ -204,6 +209,8 @@ class Walker:
         self.beside_clock_s = 0.0  # counted time too long to move the virtual clock by
         self.simulated_steps = 0
         self.strided: dict[str, tuple[int, int]] = {}  # loop -> (unused, iterations taken)
+        self.stride_change, self.max_stride = ((ROUGH_STRIDE_CHANGE, ROUGH_MAX_STRIDE) if rough
+                                               else (STRIDE_CHANGE, MAX_STRIDE))
 
     def elapsed(self) -> float:
         return self.clock.now() - self.origin + self.beside_clock_s
@@ -330,7 +337,9 @@ class Walker:
                               node.path, exact)
                 self._skip(block, results, sinks)
                 return
-            stride = 0 if node.until or previous is None else _stride(signature, previous, left)
+            stride = 0 if node.until or previous is None else _stride(signature, previous, left,
+                                                                       self.stride_change,
+                                                                       self.max_stride)
             if stride:
                 # Slowly changing iterations (an ageing cell): the next `stride` are taken
                 # like this one, the cell ages by as much as it did in it each time.
@@ -382,14 +391,14 @@ class Walker:
                               "ageing and the loop's until are not followed)")
 
 
-def walk_procedure(proc: CompiledProcedure, station: Any, cell: Any, horizon_s: float
-                   ) -> WalkOutcome:
+def walk_procedure(proc: CompiledProcedure, station: Any, cell: Any, horizon_s: float,
+                   rough: bool = False) -> WalkOutcome:
     """Plan `proc` on an open twin `station`; the station is closed afterwards."""
     engine_ref: list = []
     observer = ExtremesObserver(engine_ref)
     engine = PlanEngine(proc, station, cell, observer)
     engine_ref.append(engine)
-    walker = Walker(engine, observer, horizon_s)
+    walker = Walker(engine, observer, horizon_s, rough)
     wall = time.perf_counter()
     status, reason = "completed", "all steps done"
     tree = proc.extra.get("tree")
@@ -409,7 +418,7 @@ def walk_procedure(proc: CompiledProcedure, station: Any, cell: Any, horizon_s: 
             walker.notes.append(
                 f"{path}: the iterations change only slowly (the cell ages); {taken:,} of "
                 f"them were not simulated but taken like the one before, the cell ageing "
-                f"as much each time (approximate, within ~{STRIDE_CHANGE:.1%})")
+                f"as much each time (approximate, within ~{walker.stride_change:.1%})")
         _release_chamber(station)
         station.close()
     return WalkOutcome(walker.entries, status, reason, walker.elapsed(), observer.extremes,
@@ -499,7 +508,8 @@ def _without_ageing(state: tuple) -> tuple:
     return tuple(entry[:2] for entry in state)
 
 
-def _stride(now: tuple, before: tuple, left: int) -> int:
+def _stride(now: tuple, before: tuple, left: int, most_change: float = STRIDE_CHANGE,
+            most: int = MAX_STRIDE) -> int:
     """How many iterations to take like the last one: 0 unless the last two iterations
     ended alike and the cell is back in the same state (only its ageing moved)."""
     if left < 2 or now[2] == before[2]:  # the cell does not age: exact repetition or nothing
@@ -507,10 +517,10 @@ def _stride(now: tuple, before: tuple, left: int) -> int:
     if not _same(_without_ageing(now[0]), _without_ageing(before[0]), STRIDE_STATE_TOL):
         return 0
     change = _drift(_signature(now[1]), _signature(before[1]))
-    if change > STRIDE_CHANGE:
+    if change > most_change:
         return 0
-    k = MAX_STRIDE if change == 0 else int(STRIDE_CHANGE / change)
-    return max(0, min(MAX_STRIDE, k, left - 1))
+    k = most if change == 0 else int(most_change / change)
+    return max(0, min(most, k, left - 1))
 
 
 def _as_count(x: float) -> int | float:
