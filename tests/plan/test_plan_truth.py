@@ -76,6 +76,13 @@ def test_ageing_cycle_life_plan_matches_its_run(tmp_path):
     fade_planned = planned[-2] / planned[2]
     fade_measured = measured[-2] / measured[2]
     assert abs(fade_planned - fade_measured) < 0.1 * abs(1 - fade_measured)
+    # the rough plan `labctl run` checks the ceilings with: a few % is all it needs
+    rough = plan_prepared(prepare(REPO / "procedures" / "cycle-life.yaml", station_path=STATION,
+                                  cell_ref="nmc-1p95ah",
+                                  params={"max_blocks": "2", "cycles_per_rpt": "30",
+                                          "rest_min": "5", "rpt_rest_min": "10"}), rough=True)
+    assert _close(rough.duration_s, float(steps["end_time_s"].max()), 0.05)
+    assert abs(rough.n_samples / len(ts) - 1) < 0.05
     # the margins point at real extremes of the run
     vmax = report.margins["max_voltage"]
     assert _close(vmax["value"], float(ts["voltage_v"].max()), 0.001)
