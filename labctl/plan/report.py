@@ -356,8 +356,11 @@ def one_line(report: PlanReport) -> str:
     """The estimate `labctl validate` prints after "ok"."""
     n = report.run_samples
     samples = f"{n:,.0f}" if n < 1e12 else f"{n:.3g}"
-    text = (f"estimate: {human_duration(report.run_duration_s)}, {samples} samples, "
-            f"{human_bytes(report.run_disk_bytes)} on disk")
+    more = "more than " if report.status == "truncated" else ""
+    text = (f"estimate: {more}{human_duration(report.run_duration_s)}, {more}{samples} "
+            f"samples, {more}{human_bytes(report.run_disk_bytes)} on disk")
+    if report.status == "truncated":
+        text += " (planning stopped early: labctl plan gives the whole estimate)"
     if report.approximate:
         text += " (approximate)"
     if report.warnings:

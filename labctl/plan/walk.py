@@ -195,7 +195,7 @@ class _Stop(Exception):
 
 class Walker:
     def __init__(self, engine: PlanEngine, observer: ExtremesObserver, horizon_s: float,
-                 rough: bool = False):
+                 rough: bool = False, budget_s: float | None = None):
         self.engine = engine
         self.observer = observer
         self.horizon_s = horizon_s
@@ -211,6 +211,8 @@ class Walker:
         self.strided: dict[str, tuple[int, int]] = {}  # loop -> (unused, iterations taken)
         self.stride_change, self.max_stride = ((ROUGH_STRIDE_CHANGE, ROUGH_MAX_STRIDE) if rough
                                                else (STRIDE_CHANGE, MAX_STRIDE))
+        self.budget_s = budget_s
+        self.deadline = math.inf if budget_s is None else time.perf_counter() + budget_s
 
     def elapsed(self) -> float:
         return self.clock.now() - self.origin + self.beside_clock_s
@@ -225,6 +227,10 @@ class Walker:
 
     # -- leaves ------------------------------------------------------------------------------
     def leaf(self, planned: PlannedStep, sinks: list[list]) -> StepResult:
+        if time.perf_counter() > self.deadline:
+            raise _Stop("truncated", f"planning stopped after {self.budget_s:g} s of computing, "
+                                     f"before step {planned.step.text!r} ({planned.path}); "
+                                     "the estimate covers the steps before it")
         counted = self._counted_only(planned)
         if counted is not None:
             result = counted
@@ -392,13 +398,13 @@ class Walker:
 
 
 def walk_procedure(proc: CompiledProcedure, station: Any, cell: Any, horizon_s: float,
-                   rough: bool = False) -> WalkOutcome:
+                   rough: bool = False, budget_s: float | None = None) -> WalkOutcome:
     """Plan `proc` on an open twin `station`; the station is closed afterwards."""
     engine_ref: list = []
     observer = ExtremesObserver(engine_ref)
     engine = PlanEngine(proc, station, cell, observer)
     engine_ref.append(engine)
-    walker = Walker(engine, observer, horizon_s, rough)
+    walker = Walker(engine, observer, horizon_s, rough, budget_s)
     wall = time.perf_counter()
     status, reason = "completed", "all steps done"
     tree = proc.extra.get("tree")
