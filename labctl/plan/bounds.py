@@ -90,10 +90,11 @@ def too_fast_logging(tree: Any, ceilings: Ceilings) -> str | None:
 def static_bounds(tree: Any) -> tuple[float, float]:
     """Upper bounds of (duration, samples) from the procedure's text alone: every timed
     step runs its time, every other electrical step the channel's maximum step time.
-    Infinite when unknown (other step types, Python procedures)."""
+    A chamber step lasts at most its timeout. Infinite when unknown (plugin step types,
+    Python procedures)."""
     if tree is None:
         return math.inf, math.inf
-    from labctl.capabilities.steps import ElectricalStep
+    from labctl.capabilities.steps import ChamberStep, ElectricalStep
     from labctl.procedures.plan import Leaf
 
     def bound(nodes: tuple) -> tuple[float, float]:
@@ -101,6 +102,11 @@ def static_bounds(tree: Any) -> tuple[float, float]:
         for node in nodes:
             if isinstance(node, Leaf):
                 step = node.step
+                if isinstance(step, ChamberStep):
+                    t = step.timeout_s if step.wait else 0.0
+                    total_t += t
+                    total_n += t / step.logging.period_s + 1.0
+                    continue
                 if not isinstance(step, ElectricalStep):
                     return math.inf, math.inf
                 t = step.duration_s if step.duration_s is not None else MAX_STEP_S
