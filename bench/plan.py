@@ -59,6 +59,11 @@ def main() -> None:
     print(f"plan of cycle-life, {n_cycles:,} cycles ({report.n_steps:,.0f} steps, "
           f"{report.n_samples:,.0f} samples predicted, {report.duration_s / 86400:.1f} days): "
           f"{wall:.2f} s wall, {cpu:.2f} s CPU (best of {args.repeat}; goal <= 2 s)")
+    from labctl.plan import enforce_ceilings
+
+    wall, cpu, _ = timed(lambda: enforce_ceilings(prep, need_report=False), args.repeat)
+    print(f"the ceilings check `labctl run` makes first (rough plan): {wall:.2f} s wall, "
+          f"{cpu:.2f} s CPU")
     if args.profile:
         import cProfile
         import pstats
