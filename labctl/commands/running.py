@@ -259,6 +259,10 @@ def _run_channels(procedure, station, cell, params, results, channels, batch, sp
         jobs = [ChannelJob(channel=c, procedure=procedure, cell=cell, station=station,
                            params=parse_params(params)) for c in channels]
     prepared = prepare_all(jobs)
+    from labctl.plan import enforce_ceilings
+
+    for prep in prepared:  # every channel within the ceilings before any starts
+        enforce_ceilings(prep, need_report=False)
     controls = [RunControl() for _ in prepared]
     with signals_abort(*controls):
         outcomes = run_channels(prepared, results_root=results, controls=controls, speed=speed,
