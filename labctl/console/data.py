@@ -36,8 +36,8 @@ def read_columns(run_path: Path, columns: tuple[str, ...]) -> dict[str, np.ndarr
     """Timeseries columns of a run; only those columns are read when its tables are current."""
     import pyarrow.parquet as pq
 
+    from labctl.store.freshness import tables_current
     from labctl.store.rundir import RunDir
-    from labctl.store.tables import tables_current
 
     meta = RunDir.open(run_path).meta
     if tables_current(run_path, meta):
