@@ -95,6 +95,11 @@ def create_app(config: ConsoleConfig) -> Starlette:
     log_dir = Path(tempfile.gettempdir()) / f"labctl-console-{os.getuid()}"
     plot_cache = PlotCache()
 
+    def stopping() -> bool:
+        """True once the server shuts down: event streams end instead of holding it up."""
+        check = config.extra.get("stopping")
+        return bool(check and check())
+
     def page(request: Request, name: str, **context: Any) -> Response:
         return templates.TemplateResponse(request, name, {"config": config, **context})
 
@@ -132,7 +137,7 @@ def create_app(config: ConsoleConfig) -> Starlette:
             while True:
                 tiles = await run_in_threadpool(watcher.tiles, 0.25)
                 yield f"data: {json.dumps(tiles)}\n\n"
-                if await request.is_disconnected():
+                if stopping() or await request.is_disconnected():
                     break
                 await asyncio.sleep(EVENT_INTERVAL_S)
         return StreamingResponse(stream(), media_type="text/event-stream",
@@ -276,7 +281,8 @@ def create_app(config: ConsoleConfig) -> Starlette:
                 if tile is not None and tile != last:
                     yield f"data: {json.dumps(tile)}\n\n"
                     last = tile
-                if tile is None or not tile["active"] or await request.is_disconnected():
+                if tile is None or not tile["active"] or stopping() or \
+                        await request.is_disconnected():
                     yield "event: ended\ndata: {}\n\n"
                     break
                 await asyncio.sleep(EVENT_INTERVAL_S)

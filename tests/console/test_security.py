@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,9 @@ import pytest
 pytest.importorskip("starlette", reason="the console extra is not installed: pip install -e '.[console]'")
 pytest.importorskip("httpx", reason="starlette's test client needs httpx")
 
-with __import__("warnings").catch_warnings():  # starlette's note about httpx vs httpx2
-    __import__("warnings").simplefilter("ignore")
-    from starlette.testclient import TestClient  # noqa: E402
+with warnings.catch_warnings():  # starlette's note about httpx vs httpx2
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 from labctl.console.app import ConsoleConfig, create_app  # noqa: E402
 from labctl.console.launch import list_files  # noqa: E402
