@@ -102,7 +102,10 @@ def main() -> None:
         print(f"retention at the last ageing cycle {cyc['last_retention']:.4f}, RPT capacity "
               f"retention {cyc.get('rpt_capacity_retention', float('nan')):.4f}, DCIR "
               f"{1000 * cyc['first_dcir_ohm']:.1f} -> {1000 * cyc['last_dcir_ohm']:.1f} mOhm, "
-              f"fit {cyc['fit']['model']} -> {cyc['cycles_to_threshold']:.0f} cycles to 80 %")
+              f"fit {cyc['fit']['model']} -> " + (
+                  f"{cyc['cycles_to_threshold']:.0f} cycles to 80 %"
+                  if cyc.get("cycles_to_threshold") is not None
+                  else str(cyc.get("cycles_to_threshold_note"))))
         print("dQ/dV peaks (V) by cycle:",
               {p["peak"]: [round(v, 3) for v in p["voltage_v"]] for p in dq["peaks"]})
 

@@ -52,8 +52,8 @@ def preload_modules() -> None:
 
     for mod in pkgutil.iter_modules(labctl.builtins.__path__):
         importlib.import_module(f"labctl.builtins.{mod.name}")
-    for name in ("labctl.builtin_plugins", "labctl.drivers.sim_drivers", "labctl.engine.sharing",
-                 "labctl.sim.cycler", "labctl.store.records", "labctl.store.tables"):
+    for name in ("labctl.builtins.core", "labctl.drivers.sim_drivers", "labctl.engine.sharing",
+                 "labctl.sim.cycler", "labctl.store.record_tables", "labctl.store.tables"):
         importlib.import_module(name)
 
 

@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("labctl.commands.running:validate",
                  "Check a procedure against a cell and a station without touching hardware."),
     "run": ("labctl.commands.running:run", "Validate, then run a procedure."),
+    "plan": ("labctl.plan.command:plan",
+             "Predict what a procedure will do, on the station's simulated twin."),
     "resume": ("labctl.commands.running:resume",
                "Continue an interrupted run from the step that was running."),
     "ls": ("labctl.commands.runs:list_runs_cmd", "List the runs in a results store."),

@@ -29,7 +29,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 BUILTIN_PLUGINS = (
     "labctl.drivers.sim_drivers",
-    "labctl.builtin_plugins",
+    "labctl.builtins.core",
     # One module per capability area; each registers its drivers, steps and analyses.
     "labctl.builtins.impedance",  # potentiostat, pressure rig, eis/pressure steps, EIS analysis
     "labctl.builtins.characterization",  # OCV, GITT, HPPC, SoC-estimator analyses
@@ -53,6 +53,8 @@ class DriverInfo:
     roles: tuple[str, ...]
     factory: Callable[..., Any]
     description: str = ""
+    # The station settings the driver accepts (validate refuses others); None: it checks.
+    settings: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,20 @@ from labctl.cells.spec import CellSpec
 from labctl.clock import Clock, VirtualClock, WallClock
 from labctl.errors import LabctlError, Problem, ValidationError
 from labctl.plugins import Registry, build_registry, declared_plugin_files
+from labctl.station_settings import check_driver_settings
 from labctl.station_spec import InstrumentSpec, ReconnectPolicy, StationSpec
 from labctl.yamlio import LocatedDoc, load_file
 
 DEFAULT_STATION = "instruments/sim.yaml"
+# A paced virtual clock: slower than 1/1000 of real time never finishes a step (1e-300
+# passed validation and hung the run); faster than 1e9 is the same as unpaced.
+MIN_SPEED, MAX_SPEED = 1e-3, 1e9
 _TOP_KEYS = {"name", "description", "clock", "speed", "instruments", "plugins"}
-_BINDING_KEYS = {"driver", "ranges", "calibration_due", "description", "reconnect"}
+_BINDING_KEYS = {"driver", "ranges", "calibration_due", "description", "reconnect",
+                 "allow_native_visa_library"}
+# pyvisa backends by name: pure Python (@py), simulated (@sim, FILE@sim) and the
+# system's installed VISA (@ivi). Anything else is a path to native code to load.
+_VISA_BACKENDS = ("@py", "@sim", "@ivi")
 _RECONNECT_KEYS = ("attempts", "backoff", "max_backoff")
 
 
@@ -79,8 +87,9 @@ def load_station(path: str | Path, registry: Registry | None = None) -> StationS
     speed = data.get("speed")
     if speed is not None:
         speed = _number(doc, ("speed",), speed, problems)
-        if speed is not None and speed <= 0:
-            problems.append(doc.problem(("speed",), "must be > 0 (virtual seconds per wall second)"))
+        if speed is not None and not MIN_SPEED <= speed <= MAX_SPEED:
+            problems.append(doc.problem(("speed",), f"must be from {MIN_SPEED:g} to {MAX_SPEED:g} "
+                                                    "(virtual seconds per wall second)"))
     plugin_files = declared_plugin_files(doc, path)
     if registry is None:
         registry = build_registry(plugin_files)
@@ -125,6 +134,8 @@ def load_station(path: str | Path, registry: Registry | None = None) -> StationS
             if number is not None:
                 ranges[name] = number
         settings = {k: v for k, v in binding.items() if k not in _BINDING_KEYS}
+        _check_visa_library(doc, where, binding, problems)
+        check_driver_settings(doc, where, driver, info, settings, problems)
         due = binding.get("calibration_due")
         instruments[role] = InstrumentSpec(
             role=role,
@@ -145,6 +156,32 @@ def load_station(path: str | Path, registry: Registry | None = None) -> StationS
         source=str(path),
         plugin_files=tuple(str(p) for p in plugin_files),
     )
+
+
+def _check_visa_library(doc: LocatedDoc, where: tuple, binding: dict,
+                        problems: list[Problem]) -> None:
+    """`visa_library` names a pyvisa backend; a native library only with explicit consent.
+
+    A path to a shared library is native code loaded into labctl; a station file is
+    often copied around, so that needs `allow_native_visa_library: true` beside it.
+    """
+    native_ok = binding.get("allow_native_visa_library", False)
+    if not isinstance(native_ok, bool):
+        problems.append(doc.problem(where + ("allow_native_visa_library",), "must be true or false"))
+        native_ok = False
+    if "visa_library" not in binding:
+        return
+    lib = binding["visa_library"]
+    if not isinstance(lib, str) or not lib.strip():
+        problems.append(doc.problem(where + ("visa_library",), "must be a pyvisa backend such as "
+                                                              "'@py', '@sim' or 'FILE@sim'"))
+        return
+    backend_ok = lib in _VISA_BACKENDS or lib.endswith("@sim")
+    if not backend_ok and not native_ok:
+        problems.append(doc.problem(where + ("visa_library",), f"{lib!r} is not a pyvisa backend "
+                                    f"({', '.join(_VISA_BACKENDS)} or FILE@sim); to load a native "
+                                    "VISA library add 'allow_native_visa_library: true' to this "
+                                    "instrument"))
 
 
 def _reconnect_policy(doc: LocatedDoc, where: tuple, value: Any, problems: list[Problem]
@@ -271,10 +308,25 @@ class Station:
 def make_clock(spec: StationSpec, start: float = 0.0, speed: float | None = None) -> Clock:
     if spec.clock == "realtime":
         return WallClock()
+    return VirtualClock(start=start, speed=pace(spec, speed))
+
+
+def pace(spec: StationSpec, speed: float | None = None) -> float | None:
+    """Virtual seconds per wall second: --speed, else LABCTL_SIM_SPEED, else the station's."""
+    source = "--speed"
     env_speed = os.environ.get("LABCTL_SIM_SPEED")
     if speed is None and env_speed:
-        speed = float(env_speed)
-    return VirtualClock(start=start, speed=speed if speed is not None else spec.speed)
+        source = "LABCTL_SIM_SPEED"
+        try:
+            speed = float(env_speed)
+        except ValueError:
+            raise LabctlError(f"LABCTL_SIM_SPEED={env_speed!r} is not a number") from None
+    if speed is None:
+        return spec.speed
+    if not MIN_SPEED <= speed <= MAX_SPEED:  # NaN fails this too
+        raise LabctlError(f"{source} {speed:g}: must be from {MIN_SPEED:g} to {MAX_SPEED:g} "
+                          "virtual seconds per wall second")
+    return speed
 
 
 def open_station(

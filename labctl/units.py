@@ -38,11 +38,14 @@ TEMPERATURE_RATE = "temperature_rate"  # °C/min (as chamber ramp rates are quot
 
 # Unit spelling (lower case, spaces removed) -> (kind, factor to SI, canonical spelling).
 _UNITS: dict[str, tuple[str, float, str]] = {}
+# Every spelling as written here (for "did you mean" on an unknown unit).
+_SPELLINGS: list[str] = []
 
 
 def _add(kind: str, factor: float, canonical: str, *spellings: str) -> None:
     for s in (canonical, *spellings):
         _UNITS[s.lower().replace(" ", "")] = (kind, factor, canonical)
+        _SPELLINGS.append(s)
 
 
 _add(VOLTAGE, 1.0, "V", "volt", "volts")
@@ -69,6 +72,7 @@ _add(FREQUENCY, 1.0, "Hz", "hertz")
 _add(FREQUENCY, 1e-3, "mHz")
 _add(FREQUENCY, 1e3, "kHz")
 _UNITS["megahz"] = (FREQUENCY, 1e6, "MHz")
+_SPELLINGS.append("MHz")
 # Units whose lowercase spellings collide: the exact spelling picks the entry.
 _CASE_SENSITIVE: dict[str, dict[str, str]] = {"mhz": {"MHz": "megahz", "mHz": "mhz"}}
 _add(PRESSURE, 1.0, "MPa")
@@ -125,10 +129,41 @@ KIND_NAMES: dict[str, str] = {
     TEMPERATURE_RATE: "a temperature rate",
 }
 
-_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+# ASCII digits only: `\d` (and float()) also take Arabic-Indic, full-width and other
+# Unicode digits, which look like other numbers (or like nothing) in an editor.
+_NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _NUMBER_RE = re.compile(_NUMBER)
 _C_OVER_RE = re.compile(r"[cC]\s*/\s*(" + _NUMBER + r")\s*$")
 _NONFINITE_RE = re.compile(r"[+-]?(nan|inf|infinity)\b", re.IGNORECASE)
+
+
+# Symbols whose first letter is an SI prefix that changes meaning with its case
+# (m = milli, M = mega): "1 MA" is a megaampere, never 1 mA. These must be written with
+# the prefix's case as here; the rest of a unit is read case-insensitively.
+_PREFIX_CASE = {s.lower(): s for s in ("mV", "mA", "mW", "mAh", "mWh", "mHz", "MHz", "MPa",
+                                       "mohm", "mΩ", "ms", "mm")}
+_PREFIX_NAMES = {"m": "milli", "M": "mega"}
+
+
+def _prefix_case_problem(unit_text: str) -> str | None:
+    """Why `unit_text` (spaces removed) must not be read as the unit it matches
+    case-insensitively: its SI prefix letter has the other case. None when fine."""
+    want = _PREFIX_CASE.get(unit_text.lower())
+    if want is None or unit_text[0] == want[0]:
+        return None
+    written = _PREFIX_NAMES.get(unit_text[0], unit_text[0])
+    meant = _PREFIX_NAMES.get(want[0], want[0])
+    return (f"unit {unit_text!r}: the prefix '{unit_text[0]}' means {written}, and no "
+            f"{written} unit is known here; did you mean {want!r} ({meant})? Units are "
+            "case-sensitive where SI prefixes differ (m = milli, M = mega)")
+
+
+def _unicode_digits(text: str) -> int | None:
+    """Offset of the first non-ASCII digit in `text` (e.g. '٣' or '３'), or None."""
+    for i, ch in enumerate(text):
+        if ch.isdigit() and not ("0" <= ch <= "9"):
+            return i
+    return None
 
 
 class UnitError(ValidationError):
@@ -204,6 +239,10 @@ def parse_quantity(
     allowed = allowed or (allowed_units(wanted) if wanted else "a number with a unit")
     if not body:
         raise UnitError(f"missing value: expected {what} ({allowed})", lead)
+    bad_digit = _unicode_digits(body)
+    if bad_digit is not None:
+        raise UnitError(f"{body[bad_digit]!r} (U+{ord(body[bad_digit]):04X}) is not an ASCII "
+                        f"digit; write numbers with 0-9", lead + bad_digit)
 
     m = _C_OVER_RE.fullmatch(body)
     if m:  # "C/20"
@@ -236,12 +275,21 @@ def parse_quantity(
             f"missing unit after {number_text} for {what}; allowed: {allowed}", unit_offset
         )
     key = unit_text.lower().replace(" ", "")
-    if key in _CASE_SENSITIVE:  # mHz vs MHz differ only by case
-        key = _CASE_SENSITIVE[key].get(unit_text.replace(" ", ""), key)
+    if key in _CASE_SENSITIVE:  # mHz vs MHz differ only by case: the prefix letter decides
+        by_prefix = {s[0]: k for s, k in _CASE_SENSITIVE[key].items()}
+        key = by_prefix.get(unit_text.replace(" ", "")[0], key)
+    elif key in _UNITS:
+        case_problem = _prefix_case_problem(unit_text.replace(" ", ""))
+        if case_problem is not None:
+            raise UnitError(case_problem, unit_offset)
     if key not in _UNITS:
+        from labctl.suggest import did_you_mean
+
+        hint = did_you_mean(unit_text, _SPELLINGS, n=2)
         if wanted is None:
-            raise UnitError(f"unknown unit {unit_text!r}", unit_offset)
-        raise UnitError(f"unknown unit {unit_text!r} for {what}; allowed: {allowed}", unit_offset)
+            raise UnitError(f"unknown unit {unit_text!r}{hint}", unit_offset)
+        raise UnitError(f"unknown unit {unit_text!r} for {what}{hint}; allowed: {allowed}",
+                        unit_offset)
     kind, factor, canonical = _UNITS[key]
     q = ParsedQuantity(value * factor, kind, canonical, body)
     return _check_kind(q, wanted, unit_offset, what, allowed)

@@ -196,7 +196,10 @@ def load_file(path: str | Path) -> LocatedDoc:
     try:
         text = read_regular_text(Path(path), MAX_BYTES)
     except FileNotFoundError:
-        raise ValidationError([Problem(str(path), None, None, "", "file not found")]) from None
+        from labctl.suggest import near_files
+
+        raise ValidationError([Problem(str(path), None, None, "",
+                                       "file not found" + near_files(Path(path)))]) from None
     except OSError as exc:
         raise ValidationError([Problem(str(path), None, None, "", f"cannot read file: "
                                        f"{os_error_text(exc)}")]) from None

@@ -19,6 +19,7 @@ SIM = None  # the default station, instruments/sim.yaml
 ABUSE = "instruments/sim-abuse.yaml"
 BMS = "instruments/sim-bms.yaml"
 BMS_OTHER = "instruments/sim-bms-other.yaml"
+BMS_VEHICLE = "instruments/sim-bms-vehicle.yaml"  # pack-level values only
 
 # file -> [(station, cell), ...]
 TARGETS: dict[str, list[tuple[str | None, str | None]]] = {
@@ -41,9 +42,11 @@ TARGETS: dict[str, list[tuple[str | None, str | None]]] = {
     "overcharge.yaml": [(ABUSE, "nmc-1p95ah")],
     "bms/protection.yaml": [(BMS, None), (BMS_OTHER, None)],
     "bms/balancing.yaml": [(BMS, None), (BMS_OTHER, None)],
-    "bms/soc.yaml": [(BMS, None), (BMS_OTHER, None)],
-    "bms/can-timing.yaml": [(BMS, None), (BMS_OTHER, None)],
-    "bms/fault-injection.yaml": [(BMS, None), (BMS_OTHER, None)],
+    "bms/protection-vehicle.yaml": [(BMS_VEHICLE, None), (BMS, None), (BMS_OTHER, None)],
+    "bms/current-limit.yaml": [(BMS_VEHICLE, None)],
+    "bms/soc.yaml": [(BMS, None), (BMS_OTHER, None), (BMS_VEHICLE, None)],
+    "bms/can-timing.yaml": [(BMS, None), (BMS_OTHER, None), (BMS_VEHICLE, None)],
+    "bms/fault-injection.yaml": [(BMS, None), (BMS_OTHER, None), (BMS_VEHICLE, None)],
     "bms/fault-injection-modular.yaml": [("instruments/sim-bms-modular.yaml", None),
                                          (BMS_OTHER, None)],
 }

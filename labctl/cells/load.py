@@ -6,7 +6,7 @@ how to simulate it. Schema (SI units in the names; docs/cells.md has the long fo
     name: LFP 2.2 Ah                 # text, required
     chemistry: LFP                   # LFP | NMC | LTO | solid-state-bulk |
                                      # solid-state-thin-film | other
-    capacity_ah: 2.2                 # > 0; C-rates resolve against it
+    capacity_ah: 2.2                 # 1e-7 .. 1e5; C-rates resolve against it
     nominal_voltage_v: 3.2           # between the voltage limits
     limits:                          # all six required
       max_voltage_v: 3.65
@@ -55,7 +55,8 @@ from labctl.fileio import os_error_text, read_regular_text
 from labctl.yamlio import LocatedDoc, PathKey, load_file
 
 DEFAULT_CELL = "lfp-2p2ah"
-MAX_TABLE_BYTES = 20_000_000  # a cell's CSV table; real ones are kilobytes
+MAX_TABLE_BYTES = 20_000_000
+MIN_CAPACITY_AH, MAX_CAPACITY_AH = 1e-7, 1e5  # a cell's CSV table; real ones are kilobytes
 CHEMISTRIES = ("LFP", "NMC", "LTO", "solid-state-bulk", "solid-state-thin-film", "other")
 TOP_FIELDS = ("name", "chemistry", "capacity_ah", "nominal_voltage_v", "limits", "model",
               "datasheet", "notes", "impedance")
@@ -103,10 +104,13 @@ def resolve_cell(ref: str | Path) -> Path:
 
             notice(f"cell preset {ref!s} from {candidate}")
             return candidate
+    from labctl.suggest import did_you_mean
+
     presets = ", ".join(list_presets()) or "none found"
     raise ValidationError([Problem(None, None, None, "cell",
-                                   f"unknown cell {str(ref)!r}: not a file, and not a preset; "
-                                   f"presets: {presets}; or give the path to a cell file")])
+                                   f"unknown cell {str(ref)!r}: not a file, and not a preset"
+                                   f"{did_you_mean(str(ref), list_presets())} (presets: "
+                                   f"{presets}; or give the path to a cell file)")])
 
 
 def load_cell(ref: str | Path) -> CellSpec:
@@ -172,6 +176,11 @@ class _Reader:
                      else f"must be text, got {name!r}")
         chemistry = self.chemistry(data)
         capacity = self.number(data, "capacity_ah", (), positive=True, unit=" of ampere-hours")
+        if capacity is not None and not MIN_CAPACITY_AH <= capacity <= MAX_CAPACITY_AH:
+            # 1e-300 Ah passed and failed at run time (C-rates of 1e-300 A, divisions by it)
+            self.err(("capacity_ah",), f"must be from {MIN_CAPACITY_AH:g} Ah (a thin-film "
+                     f"micro-cell) to {MAX_CAPACITY_AH:g} Ah, got {capacity:g}")
+            capacity = None
         nominal = self.number(data, "nominal_voltage_v", (), positive=True, unit=" of volts")
         limits = self.limits(data.get("limits"))
         if limits and nominal is not None and not (

@@ -84,6 +84,15 @@ def user_errors(func):
             else:
                 print_error(exc)
             sys.exit(EXIT_BAD_INPUT)
+        except OSError as exc:  # read-only results folder, full disk, file in the way...
+            from labctl.store.atomic import describe_os_error
+
+            message = f"{exc.filename or 'file'}: {describe_os_error(exc)}"
+            if as_json:
+                emit_json({"ok": False, "error": message})
+            else:
+                print_error(message)
+            sys.exit(EXIT_BAD_INPUT)
 
     return wrapper
 
@@ -118,6 +127,12 @@ def resolve_run(run: str, results: str) -> Path:
     if path.is_dir():
         return path
     root = Path(results)
+    if path.is_absolute() or len(path.parts) != 1 or any(c in run for c in "*?["):
+        # A path (not a run-id prefix) that is not a folder; glob would refuse it with a
+        # traceback (absolute patterns) or match what the user did not mean (wildcards).
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise LabctlError(f"no run {run!r}: that path {what}; give a run folder or a run id "
+                          f"(or its start) in {root}")
     matches = sorted(p for p in root.glob(f"{run}*") if p.is_dir()) if root.is_dir() else []
     if len(matches) == 1:
         return matches[0]

@@ -36,7 +36,7 @@ def _read_status(run_dir: Path) -> dict:
 @json_option
 @user_errors
 def status(results: str, as_json: bool) -> None:
-    """Show every active run in a results store (works from any terminal)."""
+    """Show every active run in a results store, from every bench that writes to it."""
     from labctl.progress import format_duration
 
     rows = []
@@ -58,8 +58,9 @@ def status(results: str, as_json: bool) -> None:
     def fmt(x, f):
         return "-" if x is None else f.format(x)
 
-    print_id_table(console, ("run", "procedure", "state", "step", "time", "V", "A", "°C"), [
-        (str(r["run_id"]), str(r["procedure"]), str(r["state"]),
+    print_id_table(console, ("run", "bench", "procedure", "state", "step", "time", "V", "A", "°C"), [
+        (str(r["run_id"]), str(r.get("bench") or r.get("host") or "-"), str(r["procedure"]),
+         str(r["state"]),
          f"{r['step_index']}: {r['step']}" if r["step_index"] else "-",
          format_duration(r["test_time_s"]) if r["test_time_s"] is not None else "-",
          fmt(r["voltage_v"], "{:.4f}"), fmt(r["current_a"], "{:+.4f}"),

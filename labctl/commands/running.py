@@ -38,16 +38,25 @@ def validate(procedure: str, station: str | None, cell: str | None, params: tupl
              as_json: bool) -> None:
     """Check a procedure against a cell and a station without touching hardware."""
     from labctl.engine.session import prepare
+    from labctl.plan import enforce_ceilings
+    from labctl.plan.report import one_line
 
     prep = prepare(procedure, station_path=station, cell_ref=cell, params=parse_params(params))
+    report = enforce_ceilings(prep)  # the plan's estimate; exit 2 past a ceiling
     if as_json:
         emit_json({"ok": True, "procedure": prep.procedure.name, "cell": prep.cell.name,
-                   "station": prep.station.name, "parameters": prep.procedure.parameters})
+                   "station": prep.station.name, "parameters": prep.procedure.parameters,
+                   "estimate": {"duration_s": report.run_duration_s,
+                                "n_samples": report.run_samples,
+                                "disk_bytes": report.run_disk_bytes,
+                                "approximate": report.approximate,
+                                "warnings": report.warnings}})
     else:
         console.print(
             f"[green]ok[/green]: {procedure} is valid for cell {prep.cell.name} on station "
             f"{prep.station.name}", highlight=False,
         )
+        console.print(f"  {one_line(report)}", highlight=False)
 
 
 def _bms_summary(run_dir: Any) -> dict | None:
@@ -189,6 +198,9 @@ def run(procedure: str | None, station: str | None, cell: str | None, params: tu
         from labctl.engine.multi import on_channel
 
         prep = on_channel(prep, channels[0])
+    from labctl.plan import enforce_ceilings
+
+    enforce_ceilings(prep, need_report=False)  # exit 2 (with the estimate) past a ceiling
     control = RunControl()
     with signals_abort(control):
         if as_json or no_progress:

@@ -18,6 +18,7 @@ from labctl.commands.common import (
     results_option,
     user_errors,
 )
+from labctl.errors import LabctlError
 
 
 @click.command(name="ls")
@@ -121,21 +122,40 @@ def steps_table(steps: Any, width: int) -> Table:
 @click.argument("run")
 @click.option("--format", "fmt", required=True, help="csv, parquet or bdf (or a plugin's format).")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Where to write.")
+@click.option("--force", is_flag=True, help="Replace an existing output file or folder.")
 @results_option
 @json_option
 @user_errors
-def export(run: str, fmt: str, output: str, results: str, as_json: bool) -> None:
-    """Export a run's data (BDF = Battery Data Format column names)."""
+def export(run: str, fmt: str, output: str, results: str, force: bool, as_json: bool) -> None:
+    """Export a run's data (BDF = Battery Data Format column names).
+
+    An existing output (or its `.json` description) is never replaced without --force."""
     from labctl.plugins import build_registry
     from labctl.store.run import open_run
 
     r = open_run(resolve_run(run, results))
+    _check_output(Path(output), Path(r.path), force)
     exporter = build_registry().get("exporter", fmt)
     written = exporter.export(r, Path(output))
     if as_json:
         emit_json({"ok": True, "format": fmt, "output": str(written)})
     else:
         console.print(f"wrote {written}", highlight=False)
+
+
+def _check_output(out: Path, run_dir: Path, force: bool) -> None:
+    """Refuse to overwrite anything without --force, and the run itself ever."""
+    target, run_root = out.resolve(), run_dir.resolve()
+    if target == run_root or run_root in target.parents or target in run_root.parents:
+        raise LabctlError(f"{out}: is the run directory, inside it or above it; export to "
+                          "another place (the run's own files are never overwritten)")
+    if force:
+        return
+    existing = [p for p in (out, out.with_name(out.name + ".json")) if p.exists() or p.is_symlink()]
+    if existing:
+        what = "folder" if existing[0].is_dir() else "file"
+        raise LabctlError(f"{existing[0]}: this {what} already exists; give --force to replace "
+                          "it, or choose another -o")
 
 
 @click.command()

@@ -24,8 +24,9 @@ from labctl.errors import LabctlError, StorageError
 from labctl.plugins import Registry, build_registry, file_sha256
 from labctl.procedures import load_procedure
 from labctl.procedures.model import CompiledProcedure
-from labctl.station import find_default_station, load_station, make_clock, open_station
+from labctl.station import find_default_station, load_station, make_clock, open_station, pace
 from labctl.station_spec import StationSpec
+from labctl.store.atomic import remove_stale_temp_files
 from labctl.store.journal import JournalWriter
 from labctl.store.run import summarize
 from labctl.store.rundir import RunDir, effective_status, new_run_id
@@ -229,6 +230,11 @@ def resume_run(
             "resumed"
         )
     check_inputs_unchanged(rundir.path, meta)  # before anything named in run.json is loaded
+    # Half-written tables (or run.json) from a kill during the last finalize.
+    stale = remove_stale_temp_files(rundir.path)
+    if stale:
+        rundir.append_log(f"removed {len(stale)} temporary file(s) left by the interrupted "
+                          f"session: {', '.join(stale)}")
     proc_meta, cell_meta, station_meta = meta["procedure"], meta["cell"], meta["station"]
     prep = prepare(
         proc_meta["file"],
@@ -249,9 +255,7 @@ def resume_run(
         gap = max(0.0, time.time() - (started + last_time))
         time_origin = clock.now() - (last_time + gap)
     else:
-        env_speed = os.environ.get("LABCTL_SIM_SPEED")
-        pace = speed if speed is not None else (float(env_speed) if env_speed else prep.station.speed)
-        clock = VirtualClock(start=last_time, speed=pace)
+        clock = VirtualClock(start=last_time, speed=pace(prep.station, speed))
         time_origin = 0.0
     station = open_station(prep.station, prep.cell, registry=prep.registry, clock=clock)
     try:

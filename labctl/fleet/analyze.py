@@ -169,7 +169,7 @@ def write_fleet_table(outcome: FleetOutcome, runs: pd.DataFrame, results: Path) 
     outcome.table = folder / f"{outcome.analysis}.parquet"
     atomic_write_bytes(outcome.table, _parquet(table))
     outcome.outliers = [str(r) for r in table.loc[table["outlier"].astype(bool), "run_id"]]
-    long = ft.per_item_table(outcome.analysis, table)
+    long = ft.per_item_table(outcome.analysis, table, outcome.results)
     if long is not None:
         outcome.per_item = folder / f"{outcome.analysis}-per-cycle.parquet"
         atomic_write_bytes(outcome.per_item, _parquet(long))

@@ -14,7 +14,6 @@ cell at every cycle, flagged per cycle the same way.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -94,22 +93,22 @@ def run_table(results: list[dict[str, Any]], catalog: pd.DataFrame) -> pd.DataFr
     return df.sort_values("run_id", kind="stable").reset_index(drop=True)
 
 
-def per_item_table(name: str, runs: pd.DataFrame) -> pd.DataFrame | None:
+def per_item_table(name: str, runs: pd.DataFrame, results: list[dict[str, Any]]
+                   ) -> pd.DataFrame | None:
     """The long table of an analysis with per-item rows (cycling: one row per run and
-    cycle), read from each successful run's stored analysis; outliers flagged per item."""
+    cycle), from the rows each task read from its run's stored table; outliers flagged
+    per item (e.g. per cycle index)."""
     spec = PER_ITEM.get(name)
     if spec is None:
         return None
-    table, item, columns = spec
+    _, item, columns = spec
+    items = {str(r["run_path"]): r.get("items") for r in results if r.get("ok")}
     frames = []
     for row in runs[runs["ok"]].itertuples(index=False):
-        path = Path(row.run_path) / "analysis" / name / f"{table}.parquet"
-        try:
-            df = pd.read_parquet(path)
-        except (OSError, ValueError):
+        data = items.get(str(row.run_path))
+        if not data:
             continue
-        keep = [c for c in (item, *columns) if c in df.columns]
-        df = df[keep].copy()
+        df = pd.DataFrame(data)
         df.insert(0, "cell", row.cell)
         df.insert(0, "run_id", row.run_id)
         frames.append(df)

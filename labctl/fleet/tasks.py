@@ -106,9 +106,10 @@ def analyze_one(name: str, run_path: str, options: dict[str, Any]) -> dict[str, 
         arg = run_argument(command)
         callback(**{**command_defaults(command), **options, arg: run_path, "as_json": True})
         payload = _last_json(buffer.getvalue())
-        return {"run_path": run_path, "ok": bool(payload.get("ok", True)),
-                "summary": payload.get("summary"), "folder": payload.get("folder"),
-                "error": payload.get("error")}
+        ok = bool(payload.get("ok", True))
+        return {"run_path": run_path, "ok": ok, "summary": payload.get("summary"),
+                "folder": payload.get("folder"), "error": payload.get("error"),
+                "items": per_item_rows(name, payload.get("folder")) if ok else None}
     except ValidationError as exc:
         return {"run_path": run_path, "ok": False,
                 "error": "; ".join(str(p) for p in exc.problems)}
@@ -123,6 +124,26 @@ def analyze_one(name: str, run_path: str, options: dict[str, Any]) -> dict[str, 
                 "error": f"{type(exc).__name__}: {exc}{where}"}
     finally:
         _capture_stop()
+
+
+def per_item_rows(name: str, folder: str | None) -> dict[str, list] | None:
+    """The columns of the analysis' per-item table the fleet table collects (cycling: its
+    cycles table), read here in the worker so the client never re-reads every run."""
+    from labctl.fleet.fleet_table import PER_ITEM
+
+    spec = PER_ITEM.get(name)
+    if spec is None or not folder:
+        return None
+    import pyarrow.parquet as pq
+
+    table, item, columns = spec
+    path = f"{folder}/{table}.parquet"
+    try:
+        names = set(pq.read_schema(path).names)
+        keep = [c for c in (item, *columns) if c in names]
+        return pq.read_table(path, columns=keep).to_pydict()
+    except (OSError, ValueError):
+        return None
 
 
 def _last_json(text: str) -> dict[str, Any]:

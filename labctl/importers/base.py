@@ -42,6 +42,7 @@ def fail(path: Any, where: str, message: str, fmt: str | None = None) -> ImportF
 
     what = f" (as {fmt})" if fmt else ""
     loc = f": {where}" if where else ""
+    message = " ".join(str(message).split())  # one line, whatever a library put in it
     return ImportFailure(f"{path}{loc}: {message}{what}. Accepted formats: "
                          f"{', '.join(FORMAT_NAMES)} (see docs/import.md)")
 

@@ -94,7 +94,13 @@ def read_mpt(path: Path, data: bytes) -> Parsed:
     parsed = _from_columns(path, FMT_MPT, cols)
     if decimal_comma:
         parsed.conversions.insert(0, "decimal commas read as points")
-    parsed.metadata.update(_mpt_meta(lines[:h]))
+    meta = _mpt_meta(lines[:h])
+    start = meta.pop("_start_unix_s", None)
+    if start is not None:
+        parsed.start_unix_s = start
+        parsed.conversions.append("unix_time_s: 'Acquisition started on' (local time taken as "
+                                  "UTC) + time/s")
+    parsed.metadata.update(meta)
     return parsed
 
 

@@ -93,14 +93,17 @@ def read_table(path: Path, data: bytes, header_line: int, delim: str,
             body = body[:cut + 1]
     if decimal_comma and delim != ",":
         body = body.replace(b",", b".")
+    try:  # pyarrow's own transcoding is slow (Python level): give it UTF-8 bytes
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        body = body.decode("latin-1").encode("utf-8")
     # Duplicate header names (Maccor repeats " Units") get unique stand-ins.
     unique = [f"{n}\x00{k}" if names.count(n) > 1 else n for k, n in enumerate(names)]
     types = {n: (pa.float64() if kind == "f" else pa.string()) for n, kind in wanted.items()}
     try:
         table = pacsv.read_csv(
             io.BytesIO(body),
-            read_options=pacsv.ReadOptions(column_names=unique, encoding="latin-1",
-                                           block_size=1 << 22),
+            read_options=pacsv.ReadOptions(column_names=unique, block_size=1 << 22),
             parse_options=pacsv.ParseOptions(delimiter="\t" if delim == " " else delim,
                                              ignore_empty_lines=True),
             convert_options=pacsv.ConvertOptions(include_columns=list(wanted),
@@ -220,6 +223,8 @@ def find_column(names: list[str], *bases: str, default_unit: str = "") -> tuple[
         for header, base, unit in parsed:
             if base == kb:
                 factor = unit_factor(unit or default_unit) if (unit or default_unit) else 1.0
+                if factor is None and ":" in unit:
+                    factor = 1.0  # "h:min:s.ms": a time written as text, parsed later
                 if factor is None:
                     continue
                 return header, factor

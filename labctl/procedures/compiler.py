@@ -193,6 +193,8 @@ class _Compiler(IncludeSteps):
             elif isinstance(got, int):
                 n = got
             else:
+                if not str(got).isascii():  # int() takes Unicode digits too: 0-9 only
+                    raise ValueError
                 n = int(str(got))
         except (ValueError, OverflowError):
             self.add(f, path, f"{what} must be a whole number of at least 1, got {got!r}")
@@ -832,6 +834,7 @@ def compile_document(
         # Included files' texts, so that a run can keep a copy of exactly what ran.
         extra={
             "format": "yaml",
+            "tree": frozen_nodes,  # for `labctl plan`, which walks it itself
             "included_texts": dict(zip(comp.included, comp.texts, strict=True)),
             **({"abuse": {"allow": list(comp.abuse_allow), "reason": comp.abuse_reason}}
                if comp.abuse_allow is not None else {}),

@@ -30,6 +30,7 @@ from labctl.units import (
     UnitError,
     format_number,
     parse_quantity,
+    unit_kind,
 )
 
 VERBS = ("charge", "discharge", "hold", "rest")
@@ -46,6 +47,29 @@ _CURRENT_OR_POWER = "A, mA, C-rate like 1C or C/20 (or a power: W, mW, kW)"
 
 # What an end condition may watch, and the kinds of quantity that say so.
 _COND_KINDS = (VOLTAGE, CURRENT, C_RATE, CHARGE, TEMPERATURE, TIME)
+
+
+_WORD_RE = re.compile(r"[^\W\d_]+")
+# The words of the grammar a typo is most likely aimed at.
+KEYWORDS = ("at", "for", "until", "or", "log", "every", *VERBS)
+
+
+def typo_hint(text: str) -> tuple[int, str] | None:
+    """(offset, message) for the first word of `text` that is neither a unit nor a keyword
+    but close to a keyword ('untill' -> 'until'), else None."""
+    from labctl.suggest import nearest, one_edit_apart
+
+    for m in _WORD_RE.finditer(text):
+        word = m.group(0)
+        low = word.lower()
+        if low in KEYWORDS or unit_kind(word) is not None or low in ("c", "e"):
+            continue
+        near = nearest(low, KEYWORDS, n=1, cutoff=0.75)
+        if not near and len(low) >= 3:
+            near = [k for k in KEYWORDS if len(k) >= 3 and one_edit_apart(low, k)][:1]
+        if near:
+            return m.start(), f"unknown word {word!r}; did you mean {near[0]!r}? ({EXAMPLES})"
+    return None
 
 
 @dataclass
@@ -72,7 +96,11 @@ def _quantity(
     try:
         return parse_quantity(text, kinds, **wording)
     except UnitError as exc:
-        issues.add(offset + exc.offset, exc.reason)
+        hint = typo_hint(text)  # "1C untill 4.2 V": the typo, not "unknown unit 'C untill...'"
+        if hint is not None:
+            issues.add(offset + hint[0], hint[1])
+        else:
+            issues.add(offset + exc.offset, exc.reason)
         return None
 
 
@@ -80,7 +108,10 @@ def _segments(main: str, start: int, issues: _Issues) -> list[_Segment]:
     """Split the text after the verb into keyword clauses."""
     hits = list(_KEYWORD_RE.finditer(main, start))
     stray = main[start : hits[0].start() if hits else len(main)]
-    if stray.strip():
+    hint = typo_hint(stray)
+    if hint is not None:
+        issues.add(start + hint[0], hint[1])
+    elif stray.strip():
         off = start + len(stray) - len(stray.lstrip())
         issues.add(
             off,
@@ -208,10 +239,13 @@ class _StepParser:
             return None
         self.verb = verb_m.group(1).lower()
         if self.verb not in VERBS:
+            from labctl.suggest import did_you_mean
+
+            hint = did_you_mean(self.verb, [v.capitalize() for v in VERBS], n=1)
             self.fail(
                 verb_m.start(1),
-                f"unknown step {verb_m.group(1)!r}; a step starts with Charge, Discharge, Hold or "
-                f"Rest ({EXAMPLES})",
+                f"unknown step {verb_m.group(1)!r}{hint} (a step starts with Charge, Discharge, "
+                f"Hold or Rest; {EXAMPLES})",
             )
             return None
         segments = _segments(main, verb_m.end(), self.issues)

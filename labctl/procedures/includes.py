@@ -104,7 +104,9 @@ class IncludeSteps:
         try:
             text = read_regular_text(target, MAX_BYTES)
         except FileNotFoundError:
-            self.add(f, where, f"included file not found: {display}")
+            from labctl.suggest import near_files
+
+            self.add(f, where, f"included file not found: {display}{near_files(target)}")
             return None
         except OSError as exc:
             self.add(f, where, f"cannot read included file {display}: {os_error_text(exc)}")

@@ -113,6 +113,8 @@ def _to_int(raw: Any) -> int:
             return int(raw)
         raise ValueError(f"expected a whole number, got {raw!r}")
     text = str(raw).strip()
+    if not text.isascii():  # int() also takes Arabic-Indic, full-width... digits
+        raise ValueError(f"expected a whole number written with 0-9, got {raw!r}")
     try:
         return int(text)
     except ValueError:
@@ -243,7 +245,10 @@ def resolve(
     for name, raw in overrides.items():
         decl = decls.get(name)
         if decl is None:
-            report(name, f"unknown parameter {name!r}; this procedure declares: {declared}")
+            from labctl.suggest import did_you_mean
+
+            report(name, f"unknown parameter {name!r}{did_you_mean(name, decls)} "
+                         f"(this procedure declares: {declared})")
             continue
         try:
             values[name] = decl.coerce(raw)

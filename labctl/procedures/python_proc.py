@@ -33,7 +33,7 @@ from typing import Any
 from labctl.capabilities import ROLES
 from labctl.capabilities.steps import ChamberStep, LoggingPolicy, SourceRef
 from labctl.cells.spec import CellSpec
-from labctl.errors import Problem, ValidationError
+from labctl.errors import LabctlError, Problem, ValidationError
 from labctl.procedures.compiler import _Compiler, _File
 from labctl.procedures.grammar import apply_cell_rules, parse_logging, parse_step_raw
 from labctl.procedures.model import CompiledProcedure, Plan, PlannedStep
@@ -170,6 +170,11 @@ def _import(path: Path) -> Any:
     sys.modules[mod_name] = module
     try:
         spec.loader.exec_module(module)
+    except SystemExit as exc:  # sys.exit() at import: not a way to end labctl
+        sys.modules.pop(mod_name, None)
+        raise ValidationError([Problem(file, None, None, "", f"the module called sys.exit("
+                                       f"{exc.code!r}) while being imported; a procedure "
+                                       "ends by returning from procedure(ctx)")]) from None
     except SyntaxError as exc:
         sys.modules.pop(mod_name, None)
         raise ValidationError(
@@ -187,6 +192,20 @@ def _import(path: Path) -> Any:
     return module
 
 
+def _no_exit(gen: Any, file: str) -> Plan:
+    """The user's generator, with `sys.exit()` turned into a fault of the run.
+
+    SystemExit is not an Exception: uncaught it left `labctl run` exiting 0 with the
+    run `interrupted`, no reason and no tables. As a LabctlError the engine makes the
+    outputs safe, records the reason, and the tables are written.
+    """
+    try:
+        return (yield from gen)
+    except SystemExit as exc:
+        raise LabctlError(f"{file}: the procedure called sys.exit({exc.code!r}); a procedure "
+                          "ends by returning from procedure(ctx)") from None
+
+
 def load_python_procedure(
     path: str | Path,
     *,
@@ -199,7 +218,9 @@ def load_python_procedure(
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ValidationError([Problem(file, None, None, "", "file not found")]) from None
+        from labctl.suggest import near_files
+
+        raise ValidationError([Problem(file, None, None, "", "file not found" + near_files(p))]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ValidationError([Problem(file, None, None, "", f"cannot read file: {exc}")]) from None
     module = _import(p)
@@ -267,8 +288,7 @@ def load_python_procedure(
 
     def make_plan() -> Plan:
         ctx = ProcedureContext(cell=cell, params=values, station=station, file=file)
-        gen = proc(ctx)
-        return gen
+        return _no_exit(proc(ctx), file)
 
     return CompiledProcedure(
         name=name,

@@ -115,12 +115,15 @@ def substitute(text: str, values: Mapping[str, str]) -> tuple[str, TextMap, list
 
 
 def _unknown(name: str, values: Mapping[str, str]) -> str:
+    from labctl.suggest import did_you_mean
+
     params = sorted(k for k in values if not k.startswith("cell."))
     cells = sorted(k for k in values if k.startswith("cell."))
+    hint = did_you_mean(name, values)
     if name.startswith("cell."):
-        return f"unknown cell value {{{name}}}; allowed: {', '.join(cells)}"
+        return f"unknown cell value {{{name}}}{hint} (allowed: {', '.join(cells)})"
     declared = ", ".join(params) if params else "none"
     return (
-        f"unknown parameter {{{name}}}; declared parameters: {declared} "
-        f"(declare it under 'parameters:'); cell values: {', '.join(cells)}"
+        f"unknown parameter {{{name}}}{hint} (declared parameters: {declared}; "
+        f"declare it under 'parameters:'; cell values: {', '.join(cells)})"
     )

@@ -17,6 +17,11 @@ from labctl.simserve.scpi import ScpiSession
 from labctl.simserve.smu import SimSmu
 
 DEFAULT_PORT = 5025
+# A SCPI command is a few dozen bytes; an instrument's input buffer is a few KiB. A
+# client sending more without a newline is closed (800 MB without one grew to 3 GB).
+MAX_LINE_BYTES = 64 * 1024
+# One thread per connection: a bench has one or two drivers talking to one SMU.
+MAX_CONNECTIONS = 16
 
 
 def check_bind_address(host: str, allow_remote: bool) -> None:
@@ -36,7 +41,12 @@ class _Handler(socketserver.StreamRequestHandler):
         server: ScpiServer = self.server  # type: ignore[assignment]
         session = ScpiSession(server.smu, server.personality)
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for raw in self.rfile:
+        while True:
+            raw = self.rfile.readline(MAX_LINE_BYTES + 1)
+            if not raw:
+                return
+            if len(raw) > MAX_LINE_BYTES:
+                return  # no newline within the cap: drop the client, keep the memory
             message = raw.decode("ascii", errors="replace").strip()
             if not message:
                 continue
@@ -57,7 +67,25 @@ class ScpiServer(socketserver.ThreadingTCPServer):
         self.smu = smu
         self.personality = personality
         ScpiSession(smu, personality)  # refuse an unknown personality before binding
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__((host, port), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread per connection, at most MAX_CONNECTIONS; more are closed at once."""
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     @property
     def port(self) -> int:

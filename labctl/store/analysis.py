@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from labctl.errors import LabctlError
-from labctl.store.atomic import atomic_write_bytes, atomic_write_json
+from labctl.store.atomic import atomic_write_bytes, atomic_write_json, describe_os_error
 
 ANALYSIS_DIR = "analysis"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -30,7 +30,11 @@ def analysis_folder(run_dir: str | Path, name: str) -> Path:
     if not _NAME.match(str(name)):
         raise LabctlError(f"analysis name {name!r}: use letters, digits, '.', '_' and '-'")
     folder = Path(run_dir) / ANALYSIS_DIR / name
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a read-only results folder (a colleague's), a full disk...
+        raise LabctlError(f"{folder}: cannot store the analysis here ({describe_os_error(exc)}); "
+                          "copy the run to a folder you can write to") from None
     return folder
 
 

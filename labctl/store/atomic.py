@@ -10,6 +10,7 @@ import errno
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,24 @@ _HINTS = {
 def describe_os_error(exc: OSError) -> str:
     """A short, plain reason for a failed file operation."""
     return _HINTS.get(exc.errno or 0, exc.strerror or str(exc))
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux allows (/proc)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:  # elsewhere: set and restore at once
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 def fsync_dir(path: Path) -> None:
@@ -58,7 +77,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     try:
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
+        try:
+            # mkstemp makes 0600 files; results are shared with colleagues through the
+            # folder's permissions, so give the file what a plain open() would (the umask).
+            os.fchmod(fd, 0o666 & ~current_umask())
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise LabctlError(f"{path}: cannot write ({describe_os_error(exc)})") from None
     tmp = Path(tmp_name)
@@ -76,6 +100,23 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
                               "the previous version is unchanged") from None
         raise
     fsync_dir(path.parent)
+
+
+def remove_stale_temp_files(folder: str | Path) -> list[str]:
+    """Remove the temporary files `atomic_path` left in `folder` when its process was
+    killed between creating and renaming them (e.g. SIGKILL during finalize).
+
+    Only for a folder no live process writes to (a run being resumed). Returns the names.
+    """
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp"):
+        try:
+            if tmp.is_file() and not tmp.is_symlink():
+                tmp.unlink()
+                removed.append(tmp.name)
+        except OSError:
+            pass  # a leftover that cannot be removed is harmless
+    return removed
 
 
 def _fsync_file(path: Path) -> None:

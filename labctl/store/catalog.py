@@ -51,6 +51,9 @@ def _row(path: Path, meta: dict) -> dict[str, Any]:
         "duration_s": _number(summary.get("duration_s")),  # test time, when finished
         "n_samples": summary.get("n_samples"),
         "clock": meta.get("clock"),
+        "host": meta.get("host"),  # the PC that runs it (a store may hold several benches')
+        "bench": (meta.get("fleet") or {}).get("bench") if isinstance(meta.get("fleet"), dict)
+        else None,  # set by `labctl run --batch --scheduler` (labctl/fleet/benches.py)
     }
 
 

@@ -138,7 +138,7 @@ class JournalWriter:
         """Start a new journal in `run_dir` (refuses to overwrite one)."""
         path = Path(run_dir) / JOURNAL_NAME
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o666)
         except FileExistsError:
             raise LabctlError(f"{path}: a journal already exists; resume the run instead") from None
         except OSError as exc:
@@ -163,7 +163,7 @@ class JournalWriter:
         """
         path = Path(run_dir) / JOURNAL_NAME
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
         except OSError as exc:
             raise LabctlError(f"{path}: cannot open the journal for writing: {_why(exc)}") from None
         try:

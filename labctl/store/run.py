@@ -234,7 +234,7 @@ class Run:
 
     def record_tables(self) -> list[str]:
         """Names of the record tables steps wrote (spectra, pressure, bms_checks...)."""
-        from labctl.store.records import build_records
+        from labctl.store.record_tables import build_records
 
         if self._from_tables:
             folder = self.path / "records"
@@ -243,7 +243,7 @@ class Run:
 
     def records(self, table: str) -> pd.DataFrame:
         """A record table written by plugin steps, e.g. `run.records("spectra")`."""
-        from labctl.store.records import build_records
+        from labctl.store.record_tables import build_records
 
         if self._from_tables:
             p = self.path / "records" / f"{table}.parquet"

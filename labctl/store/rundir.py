@@ -204,7 +204,7 @@ class RunDir:
         stamp = datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         text = "".join(f"{stamp} {part}\n" for part in str(line).rstrip("\n").split("\n"))
         try:
-            fd = os.open(self.path / "log.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            fd = os.open(self.path / "log.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
             try:
                 os.write(fd, text.encode("utf-8"))
             finally:
@@ -231,7 +231,7 @@ def _append_index(root: Path, meta: dict) -> None:
     line = json.dumps(index_entry(meta, str(meta["run_id"])), default=str) + "\n"
     try:
         # One write on an O_APPEND descriptor: lines from parallel channels never interleave.
-        fd = os.open(root / INDEX_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(root / INDEX_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
         try:
             os.write(fd, line.encode("utf-8"))
         finally:

@@ -429,7 +429,7 @@ def finalize(run_dir: str | Path) -> dict[str, Any]:
     cycles = cycle_columns(steps, means)
     write_frame(run_dir / "steps.parquet", steps)
     write_frame(run_dir / "cycles.parquet", cycles)
-    from labctl.store.records import build_records, write_records
+    from labctl.store.record_tables import build_records, write_records
 
     write_records(run_dir, build_records(events))
     rundir.update_meta(tables_journal_bytes=reader.valid_bytes,

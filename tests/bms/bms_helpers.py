@@ -38,3 +38,16 @@ def run_procedure(proc: Path, station: Path, results: Path, params: dict | None 
     run = open_run(out.path)
     checks = run.records("bms_checks").set_index("name")
     return out, run, checks
+
+VEHICLE = REPO / "instruments" / "sim-bms-vehicle.yaml"
+VEHICLE_DBC = REPO / "fixtures" / "dbc" / "vehicle-bms.dbc"
+
+
+def crc8_bitwise(data: bytes, polynomial: int, init: int, final_xor: int) -> int:
+    """CRC-8 by its textbook definition, bit by bit (independent of labctl's table form)."""
+    crc = init
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = ((crc << 1) ^ polynomial) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc ^ final_xor

@@ -81,7 +81,8 @@ def test_unknown_setting_and_missing_address_are_clear_cli_errors(tmp_path):
                            str(station), "--results", str(tmp_path / "r")],
                           capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 2
-    assert "unknown setting(s) colour" in proc.stderr and "Traceback" not in proc.stderr
+    # refused at validation now (issue 13), with the line of the setting
+    assert "unknown setting 'colour'" in proc.stderr and "Traceback" not in proc.stderr
 
 
 @pytest.mark.filterwarnings("ignore:read string doesn't end with termination characters")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,16 +134,20 @@ def test_analyze_eis_on_a_csv_and_a_malformed_file(tmp_path):
     # the `labctl analyze eis` command itself (in-process: fast, and independent of other
     # analyses registered under `labctl analyze`)
     cmd = eis_command()
+    store = tmp_path / "results"
     res = CliRunner().invoke(cmd, [str(good), "--circuit", "R0-p(R1,CPE1)-W1", "--json",
-                                   "--no-plots"])
+                                   "--no-plots", "--results", str(store)])
     assert res.exit_code == 0, res.output
-    params = json.loads(res.output)["summary"]["parameters"]
+    params = json.loads(res.stdout)["summary"]["parameters"]
     assert params["R0"]["first"] == pytest.approx(0.05, rel=1e-3)
     assert params["R1"]["first"] == pytest.approx(0.1, rel=1e-3)
-    assert (tmp_path / "cell-eis" / "fits.parquet").is_file()
+    # a plain file is imported into the results store first; results go with that run
+    folder = Path(json.loads(res.stdout)["folder"])
+    assert folder.parent.parent.parent == store and (folder / "fits.parquet").is_file()
+    assert not (tmp_path / "cell-eis").exists()
     bad = tmp_path / "bad.csv"
     bad.write_text("frequency_hz,z_real_ohm,z_imag_ohm\n1000,0.1,-0.01\n100,abc,-0.02\n")
-    res = CliRunner().invoke(cmd, [str(bad), "--json"])
+    res = CliRunner().invoke(cmd, [str(bad), "--json", "--results", str(store)])
     assert res.exit_code == 2
     problems = json.loads(res.output)["problems"]
     assert problems[0]["file"].endswith("bad.csv") and problems[0]["line"] == 3

@@ -39,7 +39,7 @@ channels:
     res = CliRunner().invoke(main, ["run", "--batch", str(batch), "--scheduler",
                                     client.scheduler.address, "--results", str(results), "--json"])
     assert res.exit_code == 0, res.output
-    rows = json.loads(res.output)["runs"]
+    rows = json.loads(res.stdout)["runs"]
     assert [(r["bench"], r["channel"], r["status"]) for r in rows] == [
         ("A", "1", "completed"), ("A", "2", "completed"), ("B", "1", "completed"),
         ("bench-B", "2", "completed")]
@@ -113,3 +113,19 @@ def test_a_killed_bench_worker_leaves_a_resumable_run(client, tmp_path):
     ts = open_run(row["run_dir"]).timeseries
     assert abs(float(ts["test_time_s"].max()) - 3 * 3600) <= 10.0  # the whole rest, once
     assert (ts["test_time_s"].diff().dropna() > 0).all()
+
+
+def test_status_shows_running_runs_of_every_bench(store_copy):
+    # Two runs in progress on two other PCs (benches A and B) writing to this store.
+    for k, run_json in enumerate(sorted(store_copy.glob("*/run.json"))[:2]):
+        meta = json.loads(run_json.read_text())
+        meta.update(status="running", host=f"bench-pc-{k}", pid=12345,
+                    fleet={"bench": "AB"[k], "worker": f"bench-{'AB'[k]}", "channel": "1"})
+        run_json.write_text(json.dumps(meta))
+    res = CliRunner().invoke(main, ["status", "--results", str(store_copy), "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)["runs"]
+    assert sorted((r["bench"], r["host"]) for r in rows) == [("A", "bench-pc-0"),
+                                                            ("B", "bench-pc-1")]
+    table = CliRunner().invoke(main, ["status", "--results", str(store_copy)], terminal_width=200)
+    assert "bench" in table.output and " A " in table.output and " B " in table.output

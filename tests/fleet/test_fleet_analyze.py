@@ -56,7 +56,7 @@ def test_fleet_analysis_equals_the_serial_command_bit_for_bit(client, store_copy
     res = CliRunner().invoke(main, ["analyze", "cycling", "--all", "--results", str(store_copy),
                                     "--scheduler", address, "--json"])
     assert res.exit_code == 1, res.output  # one run is broken: reported, the others done
-    report = json.loads(res.output)
+    report = json.loads(res.stdout)
     assert report["runs"] == len(CELLS) + 1 and report["analysed"] == len(CELLS)
     assert [Path(f["run"]).name for f in report["failed"]] == ["zz-broken-run"]
 
@@ -124,7 +124,7 @@ def test_where_picks_runs_from_the_catalog(store_copy):
                                     "--where", "cell == 'NMC 1.95 Ah'", "--workers", "0",
                                     "--no-plots", "--json"])
     assert res.exit_code == 0, res.output
-    report = json.loads(res.output)
+    report = json.loads(res.stdout)
     assert report["runs"] == 1 and report["analysed"] == 1
     analysed = [r for r in _runs(store_copy) if (r / "analysis" / "cycling").exists()]
     assert [json.loads((r / "run.json").read_text())["cell"]["name"] for r in analysed] == [

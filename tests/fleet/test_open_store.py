@@ -98,3 +98,25 @@ def test_bad_filters_and_paths_are_clear_errors(base_store, tmp_path):
         store.timeseries(columns=["volts"])
     with pytest.raises(LabctlError, match="no such results store"):
         labctl.open_store(tmp_path / "nowhere")
+
+
+def test_imported_runs_carry_their_source(store_copy):
+    from click.testing import CliRunner
+
+    from labctl.cli import main
+    from tests.support import REPO
+
+    vendor = REPO.parent / "shared" / "vendor-data" / "maccor_001.txt"
+    res = CliRunner().invoke(main, ["import", str(vendor), "--results", str(store_copy), "--json"])
+    assert res.exit_code == 0, res.output
+    run_dir = Path(json.loads(res.stdout)["runs"][0]["path"])
+    store = labctl.open_store(store_copy)
+    row = store.runs[store.runs["path"] == str(run_dir)].iloc[0]
+    assert row["status"] == "imported" and row["source"] == "maccor: maccor_001.txt"
+    assert store.runs["source"].notna().sum() == 1
+    got = store.timeseries(columns=["test_time_s", "current_a"],
+                           filters=[("source", "!=", None)]).compute()
+    want = pd.read_parquet(run_dir / "timeseries.parquet", columns=["test_time_s", "current_a"])
+    assert set(got["run_id"]) == {row["run_id"]}
+    pd.testing.assert_frame_equal(got.drop(columns="run_id").reset_index(drop=True), want,
+                                  check_dtype=False)

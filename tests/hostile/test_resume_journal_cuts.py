@@ -59,3 +59,21 @@ def test_resume_after_cuts_at_record_boundaries_repeats_nothing(tmp_path):
                              strict=True):
             assert got <= capacity * 1.02, (cut, got)
             assert abs(got - want) <= 0.02 * want, (cut, got, want)
+
+
+def test_resume_removes_temporary_files_left_by_a_kill_during_finalize(tmp_path):
+    """SIGKILL between writing a table's temporary file and renaming it left `.tmp`
+    Parquet files that resume did not remove (issue 13 §3, Low)."""
+    proc = tmp_path / "short.yaml"
+    proc.write_text("name: short\nsteps:\n  - Rest for 1 min\n  - Rest for 1 min\n")
+    out = start_run(prepare(proc), results_root=tmp_path / "results")
+    first_end = next(e for e, what in record_boundaries(out.path / "journal.bin")
+                     if what == "step_end")
+    as_interrupted(out.path, first_end)
+    # What atomic_path leaves behind when killed before its rename.
+    for name in (".steps.parquet.k3j9x.tmp", ".timeseries.parquet.a81qz.tmp", ".run.json.zz1.tmp"):
+        (out.path / name).write_bytes(b"PAR1 half a table")
+    resumed = resume_run(out.path)
+    assert resumed.status == "completed"
+    assert not list(out.path.glob(".*.tmp"))
+    assert "removed 3 temporary file(s)" in (out.path / "log.txt").read_text()

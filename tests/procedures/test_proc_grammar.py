@@ -99,9 +99,12 @@ def test_temperature_conditions(lfp):
 
 
 def test_case_insensitive_and_spaced_c_rate(lfp):
-    s = parse_step("DISCHARGE AT 2 c UNTIL 2800 MV", cell=lfp)
+    s = parse_step("DISCHARGE AT 2 c UNTIL 2800 mV", cell=lfp)
     assert s.value == pytest.approx(-4.4)
     assert conds(s) == [(Quantity.VOLTAGE, "<=", 2.8)]
+    # An SI prefix keeps its case: "MV" is megavolts, never millivolts (issue 13).
+    with pytest.raises(ValidationError, match="case-sensitive"):
+        parse_step("DISCHARGE AT 2 c UNTIL 2800 MV", cell=lfp)
 
 
 def test_logging_clause(lfp):

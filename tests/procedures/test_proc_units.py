@@ -62,8 +62,11 @@ def test_c_rates_resolve_with_the_capacity(text, c):
 
 
 def test_case_insensitive_units():
-    assert parse_quantity("500 MA", units.CURRENT).value == pytest.approx(0.5)
+    assert parse_quantity("500 mA", units.CURRENT).value == pytest.approx(0.5)
     assert parse_quantity("1 HOUR", units.TIME).value == 3600.0
+    # ...except an SI prefix: "500 MA" is megaamperes, never 0.5 A (issue 13).
+    with pytest.raises(UnitError, match="case-sensitive"):
+        parse_quantity("500 MA", units.CURRENT)
 
 
 def test_unknown_unit_lists_allowed_and_points_at_it():

@@ -8,9 +8,9 @@ from labctl.commands.common import (
     emit_json,
     json_option,
     results_option,
-    run_path_argument,
     user_errors,
 )
+from labctl.importers.target import run_or_import
 
 
 @click.command("abuse")
@@ -27,7 +27,7 @@ def abuse_command(run: str, heat_capacity: float | None, threshold: float, resul
     """Onset, exothermic peaks, max rate, time to runaway, total heat and endotherms."""
     from labctl.analysis.abuse import analyze_run
 
-    path = run_path_argument(run, results)
+    path = run_or_import(run, results)
     summary = analyze_run(path, heat_capacity_j_per_k=heat_capacity, threshold=threshold)
     if as_json:
         emit_json({"ok": True, "run_dir": str(path), "summary": summary})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from labctl.importers.target import run_or_import
+
 
 def bms_command() -> Any:
     import click
@@ -12,8 +14,7 @@ def bms_command() -> Any:
         emit_json,
         json_option,
         results_option,
-        run_path_argument,
-        user_errors,
+            user_errors,
     )
 
     @click.command("bms")
@@ -26,7 +27,7 @@ def bms_command() -> Any:
         """BMS validation report of RUN: every check with limits and verdict, plots."""
         from labctl.analysis.bms.report import analyze_run
 
-        path = run_path_argument(run, results)
+        path = run_or_import(run, results)
         summary = analyze_run(path, figures=not no_figures)
         if as_json:
             emit_json({"ok": True, "run": str(path), **summary})

@@ -70,9 +70,12 @@ def _figures(smap: Any, parts: list) -> dict[str, Any]:
 
     figs = {}
     fig, ax = plt.subplots(figsize=(9, 4))
+    # per-cell values where the bus has them, else the minimum and maximum the BMS reports
+    curves = [("cell_voltage_v", i) for i in range(len(smap.refs("cell_voltage_v")))] or \
+        [(r, 0) for r in ("min_cell_voltage_v", "max_cell_voltage_v") if smap.has(r)]
     for _, dec in parts:
-        for i in range(len(smap.refs("cell_voltage_v"))):
-            t, v = _role(smap, dec, "cell_voltage_v", i)
+        for role, i in curves:
+            t, v = _role(smap, dec, role, i)
             if len(t):
                 step = max(1, len(t) // 4000)
                 ax.plot(t[::step], v[::step], lw=0.6)

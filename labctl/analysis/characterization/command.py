@@ -6,6 +6,8 @@ from typing import Any
 
 import click
 
+from labctl.importers.target import run_or_import
+
 
 def _cli() -> Any:
     # Imported when the command is built, not when the plugin registers.
@@ -48,7 +50,7 @@ def ocv_command() -> click.Command:
         """OCV-SoC table of a run: RUN/analysis/ocv/ocv.csv is in the cell-file format."""
         from labctl.analysis.characterization.ocv_run import analyze_ocv
 
-        folder, s = analyze_ocv(cli.run_path_argument(run, results), method=method,
+        folder, s = analyze_ocv(run_or_import(run, results), method=method,
                                 grid_points=grid_points, min_rest_s=min_rest_s,
                                 plots=not no_plots)
         lines = [f"OCV by {s['method']}: {_g(s['ocv_v_at_soc_50'])} V at 50 % SoC"]
@@ -88,7 +90,7 @@ def gitt_command() -> click.Command:
         length = diffusion_length_m(length_um=length_um, radius_um=radius_um, mass_g=mass_g,
                                     molar_volume_cm3_per_mol=molar_volume_cm3_per_mol,
                                     molar_mass_g_per_mol=molar_mass_g_per_mol, area_cm2=area_cm2)
-        folder, s = analyze_gitt(cli.run_path_argument(run, results), length_m=length,
+        folder, s = analyze_gitt(run_or_import(run, results), length_m=length,
                                  min_rest_s=min_rest_s, plots=not no_plots)
         lines = [f"{s['n_pulses']} pulses ({s['n_valid']} valid), capacity {_g(s['capacity_ah'])} Ah",
                  f"  median D/L^2 (valid pulses) {_g(s['median_d_over_l2_per_s'])} 1/s"
@@ -133,7 +135,7 @@ def hppc_command() -> click.Command:
         """
         from labctl.analysis.characterization.hppc_run import analyze_hppc
 
-        folder, s = analyze_hppc(cli.run_path_argument(run, results), ocv=ocv, n_rc=n_rc,
+        folder, s = analyze_hppc(run_or_import(run, results), ocv=ocv, n_rc=n_rc,
                                  direction=direction, relax_s=relax_s, ocv_rest_s=ocv_rest_s,
                                  activation_energy_ev=activation_energy_ev, plots=not no_plots)
         r0, r1, tau1 = (s["median_r0_ohm_soc_20_80"], s["median_r1_ohm_soc_20_80"],
@@ -189,7 +191,7 @@ def soc_command() -> click.Command:
         """SoC estimators (Coulomb, OCV after rest, EKF, UKF) on a run vs the reference SoC."""
         from labctl.analysis.characterization.soc_run import METHODS, analyze_soc
 
-        folder, s = analyze_soc(cli.run_path_argument(run, results), cell_file=cell_file,
+        folder, s = analyze_soc(run_or_import(run, results), cell_file=cell_file,
                                 methods=methods or METHODS, initial_soc_error=initial_soc_error,
                                 current_offset_a=current_offset_a, current_noise_a=current_noise_a,
                                 voltage_noise_v=voltage_noise_v, n_rc=n_rc, window=window,

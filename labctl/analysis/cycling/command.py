@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from labctl.importers.target import run_or_import
+
 
 def _helpers():
     # Imported when the command is built, not when the plugin registers.
@@ -44,7 +46,7 @@ def cycling_command() -> click.Command:
         from labctl.analysis.cycling.runs import analyze_cycling
         from labctl.analysis.cycling.segments import parse_cycles
 
-        run_dir = run_path_argument(run, results)
+        run_dir = run_or_import(run, results)
         _, folder, summary = analyze_cycling(run_dir, threshold=threshold,
                                              cycles=parse_cycles(cycles), plots_on=not no_plots)
         if as_json:
@@ -77,7 +79,7 @@ def rate_command() -> click.Command:
 
         if capacity_ah is not None and not capacity_ah > 0:
             raise LabctlError(f"--capacity-ah must be > 0, got {capacity_ah:g}")
-        run_dir = run_path_argument(run, results)
+        run_dir = run_or_import(run, results)
         _, folder, summary = analyze_rate(run_dir, nominal_capacity_ah=capacity_ah,
                                           plots_on=not no_plots)
         if as_json:
@@ -120,7 +122,7 @@ def dqdv_command() -> click.Command:
         from labctl.analysis.cycling.runs import analyze_dqdv
         from labctl.analysis.cycling.segments import parse_cycles
 
-        run_dir = run_path_argument(run, results)
+        run_dir = run_or_import(run, results)
         _, folder, summary = analyze_dqdv(run_dir, cycles=parse_cycles(cycles),
                                           direction=direction, dv=dv, smooth_v=smooth_v,
                                           plots_on=not no_plots)
@@ -150,6 +152,10 @@ def _print_cycling(folder: Path, s: dict[str, Any]) -> None:
     if "fit" in s:
         f = s["fit"]
         params = ", ".join(f"{k}={f[k]:.4g}" for k in ("a", "b", "z") if k in f)
-        click.echo(f"  fit {f['model']} ({params}, RMSE {f['rmse']:.2g}): "
-                   f"{s['threshold']:.0%} at cycle {s['cycles_to_threshold']:.0f}")
+        if s.get("cycles_to_threshold") is None:
+            click.echo(f"  fit {f['model']} ({params}, RMSE {f['rmse']:.2g}): "
+                       f"{s.get('cycles_to_threshold_note', 'no crossing')}")
+        else:
+            click.echo(f"  fit {f['model']} ({params}, RMSE {f['rmse']:.2g}): "
+                       f"{s['threshold']:.0%} at cycle {s['cycles_to_threshold']:.0f}")
     click.echo(f"stored in {folder}")

@@ -43,17 +43,18 @@ def capacity_figure(cycles: pd.DataFrame, rpt: pd.DataFrame, fit=None, title: st
     return fig
 
 
-def curves_figure(curves: dict[int, tuple[np.ndarray, np.ndarray]], xlabel: str, ylabel: str,
-                  title: str) -> Figure:
-    """One line per cycle: y against x (voltage curves, dQ/dV, dV/dQ)."""
+def curves_figure(curves: dict[int | str, tuple[np.ndarray, np.ndarray]], xlabel: str,
+                  ylabel: str, title: str) -> Figure:
+    """One line per cycle (an int key: "cycle N") or per label (a str key): y against x."""
     fig = _figure()
     ax = fig.add_subplot()
-    for cycle, (x, y) in curves.items():
-        ax.plot(x, y, lw=1.0, label=f"cycle {cycle}")
+    for key, (x, y) in curves.items():
+        ax.plot(x, y, lw=1.0, label=key if isinstance(key, str) else f"cycle {key}")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    if curves:  # a legend of nothing makes matplotlib warn on the user's terminal
+        ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return fig
 

@@ -4,8 +4,13 @@
 - power: y = a - b n^z              (scipy curve_fit; z free in 0.2..2)
 
 Both report their parameters, RMSE, and the cycle where the fit crosses a
-threshold (e.g. 0.8), extrapolated if need be. The better fit (lower RMSE; sqrt
-on a tie, it has one parameter less) is `best`.
+threshold (e.g. 0.8). The better fit (lower RMSE; sqrt on a tie, it has one
+parameter less) is `best`.
+
+A crossing is a prediction only as far as the data carry it: `threshold_crossing`
+gives none beyond MAX_EXTRAPOLATION times the observed cycles, nor when the fade
+the fit sees over the data is inside the noise (within NOISE_MULTIPLE times the
+scatter of the points about the fit); it says why instead.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import curve_fit
+
+MAX_EXTRAPOLATION = 3.0  # a crossing beyond 3x the observed cycles is not reported
+NOISE_MULTIPLE = 3.0  # a fade smaller than 3x the scatter about the fit is noise
 
 
 @dataclass
@@ -79,5 +87,33 @@ def fit_retention(cycle: np.ndarray, retention: np.ndarray, threshold: float = 0
     power = _power_fit(n, y, threshold) if len(n) >= 4 else None
     if power is not None:
         fits["power"] = power
+    for f in fits.values():
+        residuals = f.predict(n) - y
+        dof = max(len(n) - len(f.parameters), 1)
+        f.extra["observed_cycles"] = float(n[-1])
+        f.extra["noise"] = float(np.sqrt(np.sum(residuals**2) / dof))
+        f.extra["fade"] = float(f.predict(np.array([1.0]))[0] - f.predict(np.array([n[-1]]))[0])
     fits["best"] = min(fits.values(), key=lambda f: (f.rmse, f.model != "sqrt"))
     return fits
+
+
+def threshold_crossing(fit: RetentionFit, max_multiple: float = MAX_EXTRAPOLATION
+                       ) -> tuple[float | None, str | None]:
+    """(cycle where the fit crosses its threshold, counted from the first fitted cycle; or
+    None) and, when None, why no cycle is given."""
+    observed = fit.extra.get("observed_cycles", math.nan)
+    noise, fade = fit.extra.get("noise", 0.0), fit.extra.get("fade", math.nan)
+    limit = max_multiple * observed
+    pct = f"{fit.threshold:.0%}"
+    if not (math.isfinite(fade) and fade > NOISE_MULTIPLE * noise):
+        return None, (f"no {pct} prediction: the fade over the {observed:.0f} cycles measured "
+                      f"({100 * fade:.3g} %) is inside the noise ({100 * noise:.2g} % "
+                      f"scatter about the fit)")
+    cross = fit.cycles_to_threshold
+    if not math.isfinite(cross):
+        return None, f"no {pct} prediction: the fit never reaches {pct}"
+    if cross > limit:
+        return None, (f"no {pct} prediction: the fit reaches it only beyond "
+                      f"{max_multiple:g}x the {observed:.0f} cycles measured (cycle {limit:.0f}); "
+                      f"not extrapolated that far")
+    return cross, None

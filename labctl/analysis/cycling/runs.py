@@ -19,7 +19,7 @@ from labctl.analysis.cycling import plots
 from labctl.analysis.cycling.dqdv import differential_voltage, find_peaks_v, incremental_capacity
 from labctl.analysis.cycling.percycle import cycle_table, dcir_pulses, rpt_table, with_rpt_columns
 from labctl.analysis.cycling.rate import rate_table
-from labctl.analysis.cycling.retention import fit_retention
+from labctl.analysis.cycling.retention import fit_retention, threshold_crossing
 from labctl.analysis.cycling.segments import main_step, pick_cycles, segment
 from labctl.errors import LabctlError
 from labctl.store.analysis import save_analysis
@@ -84,11 +84,17 @@ def analyze_cycling(run: Run | str | Path, *, threshold: float = 0.8,
                        first_dcir_ohm=_first(rpt["dcir_ohm"]), last_dcir_ohm=_last(rpt["dcir_ohm"]),
                        dcir_growth=_last(rpt["dcir_growth"]))
     if "best" in fits:
-        summary["fit"] = fits["best"].as_dict()
-        summary["cycles_to_threshold"] = fits["best"].cycles_to_threshold + (
-            float(full["cycle_index"].iloc[0]) - 1.0)
+        cross, why = threshold_crossing(fits["best"])
+        summary["fit"] = dict(fits["best"].as_dict(), cycles_to_threshold=cross)
+        summary["cycles_to_threshold"] = (None if cross is None
+                                          else cross + float(full["cycle_index"].iloc[0]) - 1.0)
+        if why:
+            summary["cycles_to_threshold_note"] = why
     if "best" in rpt_fits:
-        summary["rpt_fit"] = rpt_fits["best"].as_dict()
+        cross, why = threshold_crossing(rpt_fits["best"])
+        summary["rpt_fit"] = dict(rpt_fits["best"].as_dict(), cycles_to_threshold=cross)
+        if why:
+            summary["rpt_fit"]["note"] = why
     figures = {}
     if plots_on:
         figures["capacity"] = plots.capacity_figure(table, rpt, fits.get("best"),
@@ -151,13 +157,8 @@ def analyze_rate(run: Run | str | Path, *, nominal_capacity_ah: float | None = N
         for r in table.itertuples():
             q, v = segment(ts, int(r.step_index))
             curves[f"{r.c_rate:.3g}C (cycle {r.cycle_index})"] = (q, v)
-        fig = plots.curves_figure({}, "discharged capacity / Ah", "voltage / V",
-                                  "discharge curves by rate")
-        ax = fig.axes[0]
-        for label, (q, v) in curves.items():
-            ax.plot(q, v, lw=1.0, label=label)
-        ax.legend(fontsize=8)
-        figures["rate_curves"] = fig
+        figures["rate_curves"] = plots.curves_figure(curves, "discharged capacity / Ah",
+                                                     "voltage / V", "discharge curves by rate")
     folder = save_analysis(run.path, "rate", tables={"rates": table}, csv={"rates": table},
                            summary=summary, figures=figures)
     return {"rates": table}, folder, summary

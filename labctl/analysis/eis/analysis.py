@@ -125,12 +125,20 @@ def analyze_spectra(spectra: Sequence, circuit: str, *, thickness_mm: float | No
     rows, res_rows, kk_rows = [], [], []
     for i, (fit, kk) in enumerate(zip(fits, kks, strict=True)):
         row = {"spectrum": i, "name": names[i], "temperature_c": temps[i]}
+        status = fit.status()
         for pname, v, se in zip(fit.parameter_names, fit.parameters, fit.stderr, strict=True):
             row[pname] = float(v)
             row[f"{pname}_stderr"] = float(se)
+            row[f"{pname}_at_bound"] = pname in status["at_bound"]
+            row[f"{pname}_not_identifiable"] = pname in status["not_identifiable"]
         row.update(chi_square=fit.chi_square, chi_square_reduced=fit.chi_square_reduced,
                    weighting=fit.weighting, n_points=len(fit.frequency_hz),
-                   fit_success=fit.success, fit_message=fit.message, kk_mu=kk.mu, kk_m=kk.m,
+                   fit_success=fit.success, fit_converged=status["converged"],
+                   fit_converged_by=status["converged_by"],
+                   at_bound=",".join(status["at_bound"]),
+                   not_identifiable=",".join(status["not_identifiable"]),
+                   n_starts=status["n_starts"],
+                   fit_message=fit.message, kk_mu=kk.mu, kk_m=kk.m,
                    kk_max_residual_pct=kk.max_abs_residual_pct, kk_valid=kk.valid)
         rows.append(row)
         res_rows.append(pd.DataFrame({

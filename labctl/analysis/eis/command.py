@@ -14,7 +14,6 @@ def eis_command() -> click.Command:
         emit_json,
         json_option,
         results_option,
-        run_path_argument,
         user_errors,
     )
 
@@ -30,7 +29,8 @@ def eis_command() -> click.Command:
     @click.option("--weighting", type=click.Choice(["modulus", "proportional", "unit"]),
                   default="modulus", show_default=True)
     @click.option("--output", type=click.Path(file_okay=False), default=None,
-                  help="Folder for a spectrum file's results (default: <stem>-eis/ beside it).")
+                  help="Folder for a spectrum file's results (default: the file is imported into "
+                       "the results store and its results go to RUN/analysis/eis/).")
     @click.option("--no-plots", is_flag=True, help="Skip the PNG figures.")
     @results_option
     @json_option
@@ -51,7 +51,7 @@ def eis_command() -> click.Command:
         if (thickness_mm is None) != (area_cm2 is None):
             raise LabctlError("--thickness-mm and --area-cm2 go together (pellet conductivity)")
         path = Path(target)
-        if path.is_file():
+        if path.is_file() and output is not None:  # results where asked, not in the store
             _, folder, summary = analyze_file(path, circuit, output=output,
                                               thickness_mm=thickness_mm, area_cm2=area_cm2,
                                               temperature_c=temperature_c, plots=not no_plots,
@@ -60,7 +60,9 @@ def eis_command() -> click.Command:
             if output is not None:
                 raise LabctlError("--output is for spectrum files; a run's results go to "
                                   "RUN/analysis/eis/")
-            run_dir = run_path_argument(target, results)
+            from labctl.importers.target import run_or_import
+
+            run_dir = run_or_import(target, results)  # a plain file is imported first
             _, folder, summary = analyze_run(run_dir, circuit, thickness_mm=thickness_mm,
                                              area_cm2=area_cm2, plots=not no_plots,
                                              weighting=weighting)
@@ -75,7 +77,17 @@ def eis_command() -> click.Command:
 def _print(folder: Path, summary: dict[str, Any]) -> None:
     click.echo(f"{summary['n_spectra']} spectra fitted with {summary['circuit']} "
                f"(median chi2 {summary['median_chi_square']:.3g}; "
-               f"{summary['n_fit_failed']} failed, {summary['n_kk_invalid']} fail Lin-KK)")
+               f"{summary['n_fit_failed']} not converged, {summary['n_kk_invalid']} fail Lin-KK)")
+    flagged = [s for s in summary.get("fit_status", []) if s["at_bound"] or s["not_identifiable"]]
+    for s in flagged[:10]:
+        bits = []
+        if s["not_identifiable"]:
+            bits.append("not identifiable: " + ", ".join(s["not_identifiable"]))
+        if s["at_bound"]:
+            bits.append("at bound: " + ", ".join(s["at_bound"]))
+        click.echo(f"  spectrum {s['spectrum']}: " + "; ".join(bits))
+    if len(flagged) > 10:
+        click.echo(f"  ... {len(flagged) - 10} more spectra with flagged parameters (summary.json)")
     for name, p in summary["parameters"].items():
         click.echo(f"  {name:10s} {p['first']:.5g} .. {p['last']:.5g} {p['unit']}")
     if "sigma_bulk_s_per_cm" in summary:

@@ -26,7 +26,7 @@ optimum, cov = s^2 (J^T J)^-1 with s^2 = chi2 / (2N - P).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -34,6 +34,13 @@ from scipy.optimize import least_squares
 from labctl.analysis.eis.circuit import Circuit, parse_circuit
 from labctl.analysis.eis.elements import FrequencyGrid
 from labctl.analysis.eis.guess import initial_guess
+from labctl.analysis.eis.multistart import (
+    canonical_order,
+    identifiability,
+    random_starts,
+    search_bounds,
+    structural_variants,
+)
 from labctl.errors import LabctlError, Problem, ValidationError
 
 WEIGHTINGS = ("modulus", "proportional", "unit")
@@ -59,9 +66,25 @@ class FitResult:
     z_data: np.ndarray  # complex, Ohm
     z_fit: np.ndarray  # complex, Ohm
     initial: np.ndarray
-    success: bool
+    success: bool  # converged, finite (a parameter at a bound is not a failure)
     message: str
     n_evaluations: int = 0
+    converged: bool = False  # optimizer's own criteria, or chi2 stagnation
+    converged_by: str = ""  # "gtol", "ftol", "xtol", "ftol+xtol", "chi2 stagnation" or ""
+    at_bound: np.ndarray | None = None  # per parameter: stopped at its (search) bound
+    not_identifiable: np.ndarray | None = None  # per parameter: the data cannot tell
+    n_starts: int = 1  # local fits tried (multi-start)
+
+    def status(self) -> dict:
+        """Per-fit status as stored and printed: converged, flags by parameter name."""
+        names = self.parameter_names
+        at_b = self.at_bound if self.at_bound is not None else np.zeros(len(names), bool)
+        ni = (self.not_identifiable if self.not_identifiable is not None
+              else np.zeros(len(names), bool))
+        return {"converged": bool(self.converged), "converged_by": self.converged_by,
+                "at_bound": [n for n, b in zip(names, at_b, strict=True) if b],
+                "not_identifiable": [n for n, b in zip(names, ni, strict=True) if b],
+                "n_starts": int(self.n_starts)}
 
     def as_dict(self) -> dict[str, float]:
         return dict(zip(self.parameter_names, map(float, self.parameters), strict=True))
@@ -176,6 +199,7 @@ class _Objective:
         self.target = np.concatenate([z.real, z.imag]) * self.inv_w
         self._x = None
         self._zj = None
+        self.history: list[float] = []  # cost of every residual evaluation
 
     def _eval(self, x: np.ndarray):
         # least_squares asks for fun and jac at the same x; evaluate once.
@@ -188,7 +212,9 @@ class _Objective:
     def residuals(self, x: np.ndarray) -> np.ndarray:
         z, _ = self._eval(x)
         r = np.concatenate([z.real, z.imag]) * self.inv_w - self.target
-        return np.where(np.isfinite(r), r, 1e100)  # squares stay finite
+        r = np.where(np.isfinite(r), r, 1e100)  # squares stay finite
+        self.history.append(float(r @ r))
+        return r
 
     def jacobian(self, x: np.ndarray) -> np.ndarray:
         _, jac = self._eval(x)
@@ -222,17 +248,25 @@ def _covariance(jac_log: np.ndarray, theta: np.ndarray, s2: float) -> np.ndarray
     return cov
 
 
+_STATUS = {1: "gtol", 2: "ftol", 3: "xtol", 4: "ftol+xtol"}
+STAGNATION_EVALUATIONS = 20
+STAGNATION_RELATIVE = 1e-8
+
+
 def _solve(problem: _Objective, circuit: Circuit, x0_theta: np.ndarray, lb, ub,
-           weighting: str, max_nfev: int | None) -> FitResult:
+           weighting: str, max_nfev: int | None, quick: bool = False) -> FitResult:
+    """One local fit. `quick`: loose tolerances and few evaluations (a multi-start probe)."""
     # A start exactly on a bound (e.g. alpha = 1) must be moved strictly inside.
     x0 = np.clip(np.log(x0_theta), lb + 1e-10, ub - 1e-10)
-    x0 = np.where(np.isfinite(x0), x0, 0.0)
+    x0 = np.where(np.isfinite(x0), x0, 0.5 * (np.maximum(lb, -50) + np.minimum(ub, 50)))
+    tol = dict(ftol=1e-6, xtol=1e-6, gtol=1e-8, max_nfev=30) if quick else dict(
+        ftol=1e-12, xtol=1e-10, gtol=1e-10, max_nfev=max_nfev)
+    problem.history = []
     # Far from the optimum a trial step can overflow; the residual function
     # reports that as a huge cost, so numpy's warnings would only be noise.
     with np.errstate(all="ignore"):
         sol = least_squares(problem.residuals, x0, jac=problem.jacobian, bounds=(lb, ub),
-                            method="trf", x_scale=1.0, ftol=1e-12, xtol=1e-10, gtol=1e-10,
-                            max_nfev=max_nfev)
+                            method="trf", x_scale=1.0, **tol)
         theta = np.exp(sol.x)
         z_fit, _ = problem._eval(sol.x)
         chi2 = float(sol.fun @ sol.fun)
@@ -241,7 +275,14 @@ def _solve(problem: _Objective, circuit: Circuit, x0_theta: np.ndarray, lb, ub,
         s2 = chi2 / dof if dof > 0 else np.nan
         cov = _covariance(sol.jac, theta, s2)
         stderr = np.sqrt(np.diag(cov))
-    finite = np.all(np.isfinite(theta)) and np.isfinite(chi2)
+    finite = bool(np.all(np.isfinite(theta)) and np.isfinite(chi2))
+    converged_by = _STATUS.get(int(sol.status), "")
+    if not converged_by and _stagnated(problem.history):
+        converged_by = "chi2 stagnation"
+    converged = bool(converged_by) and finite
+    span = np.where(np.isfinite(ub - lb), ub - lb, 1.0)
+    at_bound = ((np.isfinite(lb) & (sol.x - lb <= 1e-6 * np.maximum(span, 1.0)))
+                | (np.isfinite(ub) & (ub - sol.x <= 1e-6 * np.maximum(span, 1.0))))
     return FitResult(
         circuit=circuit.text,
         parameter_names=tuple(circuit.parameter_names),
@@ -256,10 +297,26 @@ def _solve(problem: _Objective, circuit: Circuit, x0_theta: np.ndarray, lb, ub,
         z_data=problem.z,
         z_fit=z_fit.copy(),
         initial=np.asarray(x0_theta, dtype=float),
-        success=bool(sol.success and finite),
-        message=str(sol.message),
+        success=converged,
+        message=str(sol.message) if converged_by != "chi2 stagnation" else
+        f"chi2 stagnated (changed < {STAGNATION_RELATIVE:g} relative over the last "
+        f"{STAGNATION_EVALUATIONS} evaluations); optimizer: {sol.message}",
         n_evaluations=int(sol.nfev),
+        converged=converged,
+        converged_by=converged_by,
+        at_bound=at_bound,
+        not_identifiable=np.zeros(n_par, dtype=bool),
     )
+
+
+def _stagnated(history: list[float]) -> bool:
+    """The best chi2 no longer improves: converged for practical purposes even if
+    the optimizer ran out of evaluations (e.g. a parameter creeping along a bound)."""
+    if len(history) <= STAGNATION_EVALUATIONS:
+        return False
+    best = np.minimum.accumulate(np.asarray(history))
+    before, now = best[-STAGNATION_EVALUATIONS - 1], best[-1]
+    return bool(np.isfinite(now) and before - now <= STAGNATION_RELATIVE * max(now, 1e-300))
 
 
 def _setup(frequency_hz, z, circuit, bounds, weighting):
@@ -271,7 +328,7 @@ def _setup(frequency_hz, z, circuit, bounds, weighting):
     if 2 * len(f) < c.n_parameters:
         raise LabctlError(f"{len(f)} points cannot determine the {c.n_parameters} parameters "
                           f"of {c.text!r}")
-    lb, ub = _log_bounds(c, bounds)
+    lb, ub = search_bounds(c, f, zz, *_log_bounds(c, bounds))
     return c, f, zz, lb, ub
 
 
@@ -283,44 +340,101 @@ def _start(c: Circuit, f, z, initial, lb, ub) -> np.ndarray:
     return np.exp(np.clip(np.log(x0), lb, ub))
 
 
+DEFAULT_RANDOM_STARTS = 32
+FITTED_RANDOM_STARTS = 3
+POLISHED = 2
+
+
+def _robust(problem: _Objective, c: Circuit, f, zz, lb, ub, weighting: str,
+            max_nfev: int | None, starts: list[np.ndarray], n_random: int,
+            seed: int, reference: np.ndarray | None = None) -> FitResult:
+    """Multi-start fit (see `multistart`): probe every start with a quick local fit,
+    polish the best, put interchangeable arcs in canonical order, flag parameters."""
+    clip = [np.exp(np.clip(np.log(np.maximum(v, 1e-300)), lb, ub)) for v in starts]
+    auto = clip[-1]
+    clip += structural_variants(c, auto, f)
+    if n_random > 0:
+        rnd = random_starts(c, auto, f, zz, lb, ub, n_random, np.random.default_rng(seed))
+        costs = [problem.cost(v) for v in rnd]
+        clip += [rnd[i] for i in np.argsort(costs)[:FITTED_RANDOM_STARTS]]
+    probes = [_solve(problem, c, v, lb, ub, weighting, max_nfev, quick=True) for v in clip]
+    probes.sort(key=lambda r: r.chi_square if np.isfinite(r.chi_square) else np.inf)
+    polished = [_solve(problem, c, r.parameters, lb, ub, weighting, max_nfev)
+                for r in probes[:POLISHED]]
+    best = min(polished, key=lambda r: r.chi_square if np.isfinite(r.chi_square) else np.inf)
+    ordered = canonical_order(c, best.parameters, reference)
+    if not np.array_equal(ordered, best.parameters):  # re-evaluate in the canonical order
+        best = _solve(problem, c, ordered, lb, ub, weighting, max_nfev)
+    dof = 2 * len(f) - c.n_parameters
+    others = [(r.chi_square, canonical_order(c, r.parameters, reference))
+              for r in polished + probes
+              if r is not best and np.isfinite(r.chi_square)]
+    flags = identifiability(best.parameters, best.stderr, best.chi_square, dof, others)
+    return replace(best, not_identifiable=flags, n_starts=len(clip),
+                   initial=np.asarray(starts[0], dtype=float))
+
+
 def fit_spectrum(frequency_hz: np.ndarray, z: np.ndarray, circuit: str | Circuit, *,
                  initial: Initial | None = None, bounds: Bounds | None = None,
-                 weighting: str = "modulus", max_nfev: int | None = None) -> FitResult:
+                 weighting: str = "modulus", max_nfev: int | None = None,
+                 multistart: bool = True, n_random: int = DEFAULT_RANDOM_STARTS,
+                 seed: int = 0) -> FitResult:
     """Fit `circuit` to one spectrum (z complex, Ohm; Z = Z' + j Z'').
 
     `initial`: all parameters in order, or {name: value} to override some of the
     automatic guesses. `bounds`: (lower, upper) sequences or {name: (lo, hi)} in
-    parameter units; default 0 < theta, CPE alpha <= 1.
+    parameter units; default 0 < theta, CPE alpha <= 1 (searched within the
+    finite box of `multistart.search_bounds`).
+
+    `multistart` (default): the given/automatic start, its structural variants
+    and the best of `n_random` seeded random points are each fitted and the
+    lowest chi2 kept (module `multistart`). `multistart=False`: one local fit from
+    `initial` (or the automatic guess), as fast as possible.
     """
     c, f, zz, lb, ub = _setup(frequency_hz, z, circuit, bounds, weighting)
     problem = _Objective(c, f, zz, weighting)
-    return _solve(problem, c, _start(c, f, zz, initial, lb, ub), lb, ub, weighting, max_nfev)
+    x0 = _start(c, f, zz, initial, lb, ub)
+    if not multistart:
+        res = _solve(problem, c, x0, lb, ub, weighting, max_nfev)
+        dof = 2 * len(f) - c.n_parameters
+        return replace(res, not_identifiable=identifiability(
+            res.parameters, res.stderr, res.chi_square, dof, []))
+    starts = [x0] if initial is None else [x0, _start(c, f, zz, None, lb, ub)]
+    return _robust(problem, c, f, zz, lb, ub, weighting, max_nfev, starts, n_random, seed,
+                   reference=None if initial is None else x0)
 
 
 def fit_many(spectra: Sequence, circuit: str | Circuit, *, warm_start: bool = True,
              check_guess: bool = True, initial: Initial | None = None,
              bounds: Bounds | None = None, weighting: str = "modulus",
-             max_nfev: int | None = None) -> list[FitResult]:
+             max_nfev: int | None = None, multistart: bool = True,
+             n_random: int = DEFAULT_RANDOM_STARTS) -> list[FitResult]:
     """Fit many spectra (objects with frequency_hz, z_real_ohm, z_imag_ohm, or
     (frequency_hz, z) pairs) with the same circuit.
 
-    With `warm_start`, each fit starts from the previous successful result.
-    With `check_guess` (default) the automatic guess is computed too and the
-    fit starts from whichever of the two is closer to this spectrum; if the
-    guess starts below where the warm fit ended, it is fitted as well and the
-    better result kept, so a sudden change between spectra cannot trap the
-    batch in the previous spectrum's minimum. `check_guess=False` is faster
-    for slowly changing series: the guess is then only tried when the warm fit
-    fails or ends with a chi-square more than twice the previous one.
+    With `multistart` (default) every spectrum gets the multi-start fit of
+    `fit_spectrum`; with `warm_start` the previous converged result is one more
+    start. Without `multistart`: each fit starts from the previous converged
+    result (`warm_start`) and, with `check_guess`, also from the automatic guess
+    when that starts lower or the warm fit ends above it, keeping the better;
+    `check_guess=False` is fastest for slowly changing series: the guess is then
+    only tried when the warm fit fails or ends with a chi-square more than twice
+    the previous one.
     """
     c = circuit if isinstance(circuit, Circuit) else parse_circuit(circuit)
     results: list[FitResult] = []
     previous: FitResult | None = None
-    for s in spectra:
+    for k, s in enumerate(spectra):
         f, z = spectrum_arrays(s)
         c, f, zz, lb, ub = _setup(f, z, c, bounds, weighting)
         problem = _Objective(c, f, zz, weighting)
-        if not warm_start or previous is None:
+        if multistart:
+            starts = [_start(c, f, zz, initial, lb, ub)]
+            if warm_start and previous is not None:
+                starts.insert(0, previous.parameters)
+            res = _robust(problem, c, f, zz, lb, ub, weighting, max_nfev, starts, n_random,
+                          seed=k, reference=None if initial is None else starts[-1])
+        elif not warm_start or previous is None:
             res = _solve(problem, c, _start(c, f, zz, initial, lb, ub), lb, ub, weighting,
                          max_nfev)
         elif check_guess:
@@ -336,6 +450,10 @@ def fit_many(spectra: Sequence, circuit: str | Circuit, *, warm_start: bool = Tr
             if not res.success or res.chi_square > 2.0 * previous.chi_square:
                 auto = _start(c, f, zz, initial, lb, ub)
                 res = _better(res, _solve(problem, c, auto, lb, ub, weighting, max_nfev))
+        if not multistart:
+            dof = 2 * len(f) - c.n_parameters
+            res = replace(res, not_identifiable=identifiability(
+                res.parameters, res.stderr, res.chi_square, dof, []))
         if res.success:
             previous = res
         results.append(res)

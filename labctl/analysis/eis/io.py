@@ -50,6 +50,7 @@ from labctl.capabilities.potentiostat import Spectrum
 from labctl.errors import Problem, ValidationError
 
 MAX_PROBLEMS = 20
+HEADER_SCAN_LINES = 300  # how far a preamble may push the column header down
 # Size caps (issue 13 §3: a 2 M-point file took 86 s and 9.5 GB). A measured
 # spectrum has tens to a few thousand points; anything beyond these is not a
 # spectrum, and is refused before it is read or fitted.
@@ -59,10 +60,13 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 _FREQ = {"frequency_hz", "freq/hz", "freq", "frequency", "frequency(hz)", "freq(hz)", "f/hz",
          "f(hz)", "frequency/hz"}
 _REAL = {"z_real_ohm", "re(z)/ohm", "re(z)", "zreal", "z'", "z'(a)", "z'(ohm)", "zre",
-         "re(z)(ohm)", "zreal(ohm)", "z_re"}
+         "re(z)(ohm)", "zreal(ohm)", "z_re", "z'/ohm", "zre(ohms)"}
 # Imaginary column names whose sign convention is explicit (value: True = holds -Im Z).
 _IMAG_EXPLICIT = {"z_imag_ohm": False, "im(z)/ohm": False, "im(z)": False, "zimag": False,
-                  "z''(b)": False, "zimag(ohm)": False}
+                  "z''(b)": False, "zimag(ohm)": False,
+                  "z''/ohm": False,  # CH Instruments writes Z"/ohm = Im Z
+                  "zim(ohms)": False,  # Parstat
+                  "zimg": False}  # PowerSuite
 _IMAG_AMBIGUOUS = {"z''", "z''(ohm)", "zim", "z_im", "imag", "im"}
 
 
@@ -79,7 +83,11 @@ class SpectrumFile:
 
 
 def _norm(name: str) -> str:
-    return re.sub(r"[\s\"]+", "", name).lower().replace("ω", "ohm").replace("Ω", "ohm")
+    n = name.strip()
+    if len(n) >= 2 and n[0] == n[-1] == '"':
+        n = n[1:-1]  # a quoted field
+    n = n.replace('"', "''")  # CH Instruments' Z" is Z''
+    return re.sub(r"\s+", "", n).lower().replace("ω", "ohm").replace("Ω", "ohm")
 
 
 def _imag_kind(name: str) -> tuple[bool, bool] | None:
@@ -158,6 +166,7 @@ class _Table:
     negated: bool | None  # None = detect from the data
     delim: str | None
     data: list[tuple[int, str]]  # (line number, text)
+    skip_zero_frequency: bool = False  # Parstat: DC rows (frequency 0) before the sweep
 
 
 def _locate(lines: list[str], src: str) -> _Table:
@@ -196,15 +205,47 @@ def _locate(lines: list[str], src: str) -> _Table:
             rows = [(k + 1, x) for k, x in enumerate(lines[i + 1:], start=i + 1) if not _skip(x)]
             return _Table("zview", i + 1, None, (0, 4, 5), "Z'' (column 6)", False, delim, rows)
 
+    scan = range(min(len(lines), HEADER_SCAN_LINES))
+    for i in scan:  # Scribner Z60W (Autolab export) / ZPlotW: one quoted header line
+        n = _norm(lines[i])
+        if "freq(hz)" in n and "z'(a)" in n and "z''(b)" in n and lines[i].strip().startswith('"'):
+            rows = [(k + 1, x) for k, x in enumerate(lines[i + 1:], start=i + 1) if not _skip(x)]
+            delim = _delimiter(rows[0][1]) if rows else ","
+            layout = "autolab" if "z60w" in _norm(lines[first]) else "zplot"
+            return _Table(layout, i + 1, None, (0, 4, 5), "Z''(b)", False, delim, rows)
+        if lines[i].startswith("Definition=") and any(
+                x.strip().startswith("<Segment") for x in lines[max(0, i - 3):i]):
+            return _versastudio(lines, i, src)
+
     if _is_numeric_row(lines[first]):
         delim = _delimiter(lines[first])
         rows = [(k + 1, x) for k, x in enumerate(lines[first:], start=first) if not _skip(x)]
         return _Table("headerless", 0, 3, (0, 1, 2), "column 3", None, delim, rows)
+    # The header is the first line naming the three columns (CH Instruments writes a
+    # preamble of settings first); if none does, the error is about the first line.
+    for i in scan:
+        if not _skip(lines[i]) and _has_columns(lines[i]):
+            return _header_table(lines, i, "generic", src)
     return _header_table(lines, first, "generic", src)
 
 
+def _has_columns(line: str) -> bool:
+    norm = [_norm(n) for n, _ in _fields(line, _delimiter(line))]
+    return (any(n in _FREQ for n in norm) and any(n in _REAL for n in norm)
+            and any(_imag_kind(n) is not None for n in norm))
+
+
+def _versastudio(lines: list[str], h: int, src: str) -> _Table:
+    """VersaStudio .par: `Definition=` names the columns of the segment's rows."""
+    lines = list(lines)
+    lines[h] = lines[h].split("=", 1)[1]
+    t = _header_table(lines, h, "versastudio", src, stop_prefix="</Segment")
+    t.n_columns = None  # the definition lists one more name than the rows have fields
+    return t
+
+
 def _header_table(lines: list[str], h: int, layout: str, src: str,
-                  stop_at_unindented: bool = False) -> _Table:
+                  stop_at_unindented: bool = False, stop_prefix: str | None = None) -> _Table:
     delim = _delimiter(lines[h])
     names = [n for n, _ in _fields(lines[h], delim)]
     norm = [_norm(n) for n in names]
@@ -227,17 +268,26 @@ def _header_table(lines: list[str], h: int, layout: str, src: str,
         layout = "biologic"
     elif layout == "generic" and "z'(a)" in norm:
         layout = "zview"
+    elif layout == "generic" and "z''/ohm" in norm:
+        layout = "chinstruments"
+    elif layout == "generic" and "zim(ohms)" in norm:
+        layout = "parstat"
+    elif layout == "generic" and "zimg" in norm:
+        layout = "powersuite"
     rows = []
     for k in range(h + 1, len(lines)):
         x = lines[k]
         if stop_at_unindented and x.strip() and not x[0].isspace():
             break  # next section of a Gamry DTA file
+        if stop_prefix is not None and x.strip().startswith(stop_prefix):
+            break
         if not _skip(x):
             rows.append((k + 1, x))
     # Gamry's header and rows both begin with a tab (an empty first field), so
     # field indices line up without special handling.
     return _Table(layout, h + 1, len(names), (fi, ri, ii), names[ii],
-                  negated if explicit else None, delim, rows)
+                  negated if explicit else None, delim, rows,
+                  skip_zero_frequency=layout == "parstat")
 
 
 def read_spectrum_file(path: str | Path, *, imag: str = "auto") -> SpectrumFile:
@@ -295,6 +345,8 @@ def read_spectrum_file(path: str | Path, *, imag: str = "auto") -> SpectrumFile:
                     problems.append(Problem(src, lineno, col, name,
                                             f"{txt} is not allowed; every value must be finite"))
                     break
+                if name == "frequency" and v == 0 and t.skip_zero_frequency:
+                    break  # a DC row of a Parstat experiment, not part of the sweep
                 if name == "frequency" and v <= 0:
                     problems.append(Problem(src, lineno, col, name,
                                             f"frequency must be > 0 Hz, got {txt}"))

@@ -131,6 +131,14 @@ def summarize(result: EisAnalysis, *, geometry: tuple, geometry_from: str | None
         "n_spectra": int(len(fits)),
         "n_fit_failed": int((~fits["fit_success"].astype(bool)).sum()),
         "n_kk_invalid": int((~fits["kk_valid"].astype(bool)).sum()),
+        "n_with_not_identifiable": int((fits["not_identifiable"] != "").sum()),
+        "n_with_at_bound": int((fits["at_bound"] != "").sum()),
+        "fit_status": [
+            {"spectrum": int(r["spectrum"]), "converged": bool(r["fit_converged"]),
+             "converged_by": r["fit_converged_by"],
+             "at_bound": [x for x in r["at_bound"].split(",") if x],
+             "not_identifiable": [x for x in r["not_identifiable"].split(",") if x]}
+            for r in fits.to_dict("records")],
         "median_chi_square": float(np.median(fits["chi_square"])),
         "parameters": {
             name: {"unit": unit, "first": float(fits[name].iloc[0]),

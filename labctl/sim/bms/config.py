@@ -11,6 +11,7 @@ SoC; without one, the cell's current limits inside its temperature range.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,8 +102,26 @@ class CurrentLimitTable:
     current_a: tuple[tuple[float, ...], ...]
 
     def __call__(self, temperature_c: float, soc: float) -> float:
-        rows = np.array([np.interp(soc, self.soc, row) for row in self.current_a])
-        return float(np.interp(temperature_c, self.temperature_c, rows))
+        # plain Python: called for every status frame, where numpy's per-call cost dominates
+        i, wi = _bracket(self.temperature_c, temperature_c)
+        j, wj = _bracket(self.soc, soc)
+        rows = self.current_a
+
+        def at(r: int) -> float:
+            row = rows[r]
+            return row[j] if wj == 0.0 else row[j] + wj * (row[j + 1] - row[j])
+
+        return at(i) if wi == 0.0 else at(i) + wi * (at(i + 1) - at(i))
+
+
+def _bracket(xs: tuple[float, ...], x: float) -> tuple[int, float]:
+    """(index, weight): x lies at xs[index] + weight * (xs[index + 1] - xs[index]); edges held."""
+    if x <= xs[0] or len(xs) == 1:
+        return 0, 0.0
+    if x >= xs[-1]:
+        return len(xs) - 1, 0.0
+    k = bisect.bisect_right(xs, x) - 1
+    return k, (x - xs[k]) / (xs[k + 1] - xs[k])
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,7 @@ class SimBms:
                 self._plans.setdefault(ref.message, []).append(
                     (ref.signal, role, None, ref, smap.message(ref.message).get_signal_by_name(ref.signal)))
         self._fill, self.unmapped = unmapped_fill(smap)
+        self._limits_mapped = smap.has("max_charge_current_a") or smap.has("max_discharge_current_a")
         self._lat = int(round(cfg.latency_s / cfg.tick_s))
         # readings still travelling to the master, with the pack voltage sampled at the same
         # instant in the last column (so the plausibility check compares like with like)
@@ -336,7 +337,9 @@ class SimBms:
         v_min = float(known.min()) if len(known) else float("nan")
         v_max = float(known.max()) if len(known) else float("nan")
         t_min, t_max = float(np.min(temps_seen)), float(np.max(temps_seen))
-        charge, discharge = ecu.current_limits(t_min, t_max)
+        charge = discharge = 0.0
+        if self._limits_mapped:
+            charge, discharge = ecu.current_limits(t_min, t_max)
         values.update(pack_voltage_v=pack_v, pack_current_a=current_a,
                       pack_power_w=pack_v * current_a, soc=ecu.soc_est or 0.0,
                       contactor_closed=ecu.contactor_closed,

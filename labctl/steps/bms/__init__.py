@@ -6,6 +6,8 @@
     - bms_soc: {initial_soc: 80 %, profile: {time: [0, 30, 60], current: [-10, 5, 0]}, repeat: 5}
     - bms_can_timing: {duration: 30 s}
     - bms_fault_injection: {fault: open_wire, cell: 5, expect: fault_sensor, within: 1 s}
+    - bms_current_limit: {direction: charge, table: {temperature_c: [...], soc: [...],
+                                                     current_a: [[...], ...]}}
     - bms_report: {}
 
 Protection thresholds are found by a staircase: the condition (cell voltage through
@@ -21,6 +23,7 @@ verdict); every frame of the step is in RUN/can/step-NNNN.blf with its decoded s
 from __future__ import annotations
 
 from labctl.steps.bms.balancing import compile_balancing
+from labctl.steps.bms.current_limit import compile_current_limit
 from labctl.steps.bms.faults import compile_fault
 from labctl.steps.bms.protection import compile_protection
 from labctl.steps.bms.report import compile_report
@@ -33,5 +36,6 @@ COMPILERS = {
     "bms_soc": compile_soc,
     "bms_can_timing": compile_timing,
     "bms_fault_injection": compile_fault,
+    "bms_current_limit": compile_current_limit,
     "bms_report": compile_report,
 }

@@ -1,0 +1,170 @@
+"""Benchmark: `labctl analyze cycling --all` over a store of simulated runs, serial vs Dask.
+
+Builds a results store of quick simulated cycling runs (default 1,000; 2 cycles
+each, 2 min rests, mostly the LFP preset with every 50th run an NMC cell so the
+fleet table has outliers), then times the cycling analysis of every run:
+
+- serial: one run after another in one process (`--workers 0`);
+- a LocalCluster of 1 and of 2 worker processes (`--workers 1`, `--workers 2`).
+
+Each mode runs in a fresh Python process. Prints start-up time (cluster and
+imports), analysis time, runs per second, the speed-up over serial, and the peak
+resident memory of every worker process (ru_maxrss of the worker itself); the
+2-worker cluster is also timed on a tenth of the runs, to show that a worker's
+memory does not grow with the number of runs. Never fails on timing.
+
+    python bench/fleet.py [--runs 1000] [--keep DIR] [--store DIR] [--no-plots]
+
+The machine's load matters: run it on an otherwise idle machine for the figures
+in docs/scale-out.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+def _build_share(args: tuple[str, list[int]]) -> int:
+    results, indices = args
+    sys.path.insert(0, str(REPO))
+    from labctl.engine.session import prepare, start_run
+
+    preps = {}
+    for k in indices:
+        cell = "nmc-1p95ah" if k % 50 == 49 else "lfp-2p2ah"
+        if cell not in preps:
+            preps[cell] = prepare(REPO / "procedures" / "cycling.yaml", cell_ref=cell,
+                                  params={"n_cycles": "2", "rest_min": "2"})
+        start_run(preps[cell], results_root=results)
+    return len(indices)
+
+
+def build_store(results: Path, n: int, processes: int) -> float:
+    t0 = time.perf_counter()
+    shares = [(str(results), list(range(k, n, processes))) for k in range(processes)]
+    with mp.get_context("fork").Pool(processes) as pool:
+        done = sum(pool.map(_build_share, shares))
+    assert done == n
+    return time.perf_counter() - t0
+
+
+def _worker_peak_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _warm() -> None:
+    from labctl.fleet.tasks import analysis_command
+
+    analysis_command("cycling")
+
+
+def measure(results: str, workers: int, where: str | None, plots: bool) -> dict:
+    """One mode, in this (fresh) process: start-up, analysis time, peak memory."""
+    sys.path.insert(0, str(REPO))
+    t0 = time.perf_counter()
+    from labctl.fleet.analyze import analyze_all
+    from labctl.fleet.tasks import analysis_command
+
+    analysis_command("cycling")  # imports the analysis (what each worker does at its start)
+    options = {"no_plots": not plots}
+    if workers == 0:
+        t1 = time.perf_counter()
+        outcome = analyze_all("cycling", results=results, options=options, where=where,
+                              workers=0)
+        t2 = time.perf_counter()
+        peaks = [_worker_peak_kib()]
+    else:
+        from labctl.fleet.cluster import fleet_client
+
+        with fleet_client(workers=workers) as client:
+            client.run(_warm)  # the workers import the analysis before the clock starts
+            t1 = time.perf_counter()
+            outcome = analyze_all("cycling", results=results, options=options, where=where,
+                                  client=client)
+            t2 = time.perf_counter()
+            peaks = sorted(client.run(_worker_peak_kib).values())
+    return {"workers": workers, "runs": len(outcome.results), "failed": len(outcome.failed),
+            "startup_s": t1 - t0, "analysis_s": t2 - t1, "peak_mib": [p / 1024 for p in peaks],
+            "outliers": len(outcome.outliers)}
+
+
+def _run_mode(results: Path, workers: int, where: str | None, plots: bool) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--measure", str(results),
+           "--workers", str(workers), "--plots" if plots else "--no-plots"]
+    if where:
+        cmd += ["--where", where]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    if proc.returncode != 0:
+        raise SystemExit(f"mode {workers} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--keep", help="Build the store in this folder and keep it.")
+    parser.add_argument("--store", help="Use this existing store instead of building one.")
+    parser.add_argument("--plots", dest="plots", action="store_true", default=True)
+    parser.add_argument("--no-plots", dest="plots", action="store_false",
+                        help="Skip the per-run PNG figures (the analysis' own option).")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--where", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure, args.workers, args.where, args.plots)))
+        return
+
+    tmp = None
+    if args.store:
+        results = Path(args.store)
+        print(f"store: {results} (existing)")
+    else:
+        base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="labctl-fleet-"))
+        tmp = None if args.keep else base
+        results = base / "results"
+        build_s = build_store(results, args.runs, max(1, os.cpu_count() or 1))
+        print(f"store: {args.runs} simulated cycling runs built in {build_s:.1f} s ({results})")
+    print(f"cores: {os.cpu_count()}, load average at start: "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}, plots: {args.plots}")
+    try:
+        rows = [_run_mode(results, w, None, args.plots) for w in (0, 1, 2)]
+        from labctl.fleet.store import Store
+
+        runs = Store(str(results)).runs
+        tenth = runs["started_unix_s"].sort_values().iloc[max(0, len(runs) // 10 - 1)]
+        small = _run_mode(results, 2, f"started_unix_s <= {float(tenth)!r}", args.plots)
+        serial = rows[0]["analysis_s"]
+        print(f"{'mode':<22} {'runs':>6} {'start-up s':>10} {'analysis s':>10} "
+              f"{'runs/s':>8} {'speed-up':>8}  peak MiB per process")
+        for r in [*rows, small]:
+            mode = "serial (1 process)" if r["workers"] == 0 else f"LocalCluster {r['workers']} w"
+            if r is small:
+                mode += " (1/10)"
+            rate = r["runs"] / r["analysis_s"]
+            speed = (serial / rows[0]["runs"]) / (r["analysis_s"] / r["runs"])
+            print(f"{mode:<22} {r['runs']:>6} {r['startup_s']:>10.2f} {r['analysis_s']:>10.2f} "
+                  f"{rate:>8.2f} {speed:>8.2f}  {', '.join(f'{p:.0f}' for p in r['peak_mib'])}"
+                  + (f"  ({r['failed']} failed)" if r["failed"] else ""))
+        print(f"outliers flagged: {rows[-1]['outliers']} (every 50th run is an NMC cell)")
+        print(f"load average at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

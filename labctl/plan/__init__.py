@@ -1,0 +1,75 @@
+"""`labctl plan`: what a procedure will do, from its simulated twin, before a bench is touched.
+
+- `plan_prepared(prep)` -> PlanReport: run the validated procedure on the twin of the
+  station (labctl.plan.twin) with the engine and no storage (labctl.plan.walk),
+  folded into a report (labctl.plan.report).
+- `enforce_ceilings(prep)`: what `labctl validate` and `labctl run` call; raises a
+  LabctlError (exit 2) with the estimate when the plan passes a ceiling
+  (labctl.plan.bounds), and returns the report (or None when the procedure's text
+  alone shows it is within them and no report was asked for).
+
+Light to import: the simulator and the engine are imported when a plan is made.
+See docs/plan.md.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from labctl.plan.bounds import Ceilings
+
+
+def plan_prepared(prep: Any, ceilings: Ceilings | None = None) -> Any:
+    """Plan a procedure already checked against its cell and station (`session.prepare`)."""
+    from labctl.plan.report import build_report
+    from labctl.plan.twin import open_twin
+    from labctl.plan.walk import WalkOutcome, walk_procedure
+
+    ceilings = ceilings or Ceilings()
+    proc = prep.procedure
+    started = time.time()
+    too_fast = _too_fast(proc, ceilings)
+    if too_fast is not None:
+        outcome = WalkOutcome([], "refused", too_fast, 0.0, {}, [], [], False, 0.0)
+    else:
+        station = open_twin(prep.station, prep.cell, prep.registry)
+        outcome = walk_procedure(proc, station, prep.cell,
+                                 ceilings.horizon_s(proc.max_duration_s))
+    return build_report(outcome, proc=proc, cell=prep.cell, station=prep.station,
+                        ceilings=ceilings, started_unix_s=started)
+
+
+def _too_fast(proc: Any, ceilings: Ceilings) -> str | None:
+    from labctl.plan.bounds import too_fast_logging
+
+    return too_fast_logging(proc.extra.get("tree"), ceilings)
+
+
+def enforce_ceilings(prep: Any, *, need_report: bool = True,
+                     ceilings: Ceilings | None = None) -> Any:
+    """Refuse (LabctlError, exit 2) a procedure whose plan passes a ceiling.
+
+    With `need_report=False` a procedure whose text alone bounds it below the ceilings
+    (every step timed or capped, loops counted) is not planned: returns None.
+    """
+    from labctl.errors import LabctlError
+    from labctl.plan.bounds import static_bounds
+
+    ceilings = ceilings or Ceilings()
+    proc = prep.procedure
+    if not need_report:
+        too_fast = _too_fast(proc, ceilings)
+        t_max, n_max = static_bounds(proc.extra.get("tree"))
+        if too_fast is None and t_max <= ceilings.duration_s and n_max <= ceilings.samples:
+            return None
+    report = plan_prepared(prep, ceilings)
+    if report.refusal is not None:
+        from labctl.plan.report import one_line
+
+        estimate = "" if report.status == "refused" else f" ({one_line(report)})"
+        raise LabctlError(f"{prep.procedure_path}: refused: {report.refusal}{estimate}")
+    return report
+
+
+__all__ = ["Ceilings", "enforce_ceilings", "plan_prepared"]

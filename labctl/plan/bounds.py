@@ -1,0 +1,112 @@
+"""The ceilings a procedure must stay under to be run, and the disk-space estimate.
+
+`labctl validate` and `labctl run` refuse (exit 2, with the plan's estimate) a
+procedure whose plan
+
+- runs longer than DURATION_CEILING_S (one year) and declares no `max_duration`
+  (with one, the run stops then, so the duration is bounded);
+- would record more than SAMPLE_CEILING samples within the time it runs
+  (a `max_duration` does not lift this: the disk must hold them);
+- logs any step faster than MIN_LOG_PERIOD_S (1 ms), whatever its length.
+
+`labctl plan` shows the same verdict and its reasons but exits 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+DURATION_CEILING_S = 365.0 * 86400.0
+SAMPLE_CEILING = 500_000_000  # ~56 GB of journal and tables
+MIN_LOG_PERIOD_S = 1e-3
+MAX_STEP_S = 30 * 86400.0  # the simulated channel's own cap on a step nothing else ends
+
+# Measured on simulated runs (journal.bin + Parquet tables, labctl 0.x): a sample is an
+# 80-byte journal record plus ~30 bytes of compressed timeseries; a step adds its events
+# and its rows (~1.9 kB); inputs, metadata and empty tables ~20 kB. Within ~20 %.
+BYTES_PER_SAMPLE = 112
+BYTES_PER_STEP = 1900
+BYTES_FIXED = 20_000
+
+
+def disk_bytes(n_samples: float, n_steps: float) -> float:
+    """Bytes a run with this many samples and steps leaves in its run folder."""
+    return min(1e308, BYTES_FIXED + BYTES_PER_SAMPLE * n_samples + BYTES_PER_STEP * n_steps)
+
+
+@dataclass(frozen=True)
+class Ceilings:
+    duration_s: float = DURATION_CEILING_S
+    samples: float = SAMPLE_CEILING
+    min_log_period_s: float = MIN_LOG_PERIOD_S
+
+    def horizon_s(self, max_duration_s: float | None) -> float:
+        """How far the planner simulates before it counts: a little past whichever
+        bound decides (past the ceiling nothing changes the verdict)."""
+        return 1.01 * max(self.duration_s, max_duration_s or 0.0)
+
+    def refusal(self, report: Any) -> str | None:
+        """Why a run of this plan is refused, or None."""
+        from labctl.plan.report import human_duration
+
+        if report.status == "refused" and "logs every" in report.reason:
+            return report.reason
+        if report.max_duration_s is None and report.duration_s > self.duration_s:
+            return (f"it would run {human_duration(report.duration_s)}, longer than the "
+                    f"{human_duration(self.duration_s)} labctl runs without a max_duration; "
+                    "declare 'max_duration:' in the procedure to bound it")
+        samples = report.run_samples  # a max_duration stops the run, and its samples
+        if samples > self.samples:
+            return (f"it would record {samples:.3g} samples, more than the {self.samples:,.0f} "
+                    "a run may; log less often")
+        return None
+
+
+def too_fast_logging(tree: Any, ceilings: Ceilings) -> str | None:
+    """The first step logged faster than the shortest period allowed, as a refusal."""
+    if tree is None:
+        return None
+    from labctl.procedures.plan import leaves
+
+    for leaf in leaves(tree):
+        logging = getattr(leaf.step, "logging", None)
+        period = getattr(logging, "period_s", None)
+        if period is not None and period < ceilings.min_log_period_s:
+            return (f"{leaf.path} {leaf.step.text!r} logs every {period:g} s; the shortest "
+                    f"logging period is {ceilings.min_log_period_s * 1000:g} ms")
+    return None
+
+
+def static_bounds(tree: Any) -> tuple[float, float]:
+    """Upper bounds of (duration, samples) from the procedure's text alone: every timed
+    step runs its time, every other electrical step the channel's maximum step time.
+    Infinite when unknown (other step types, Python procedures)."""
+    if tree is None:
+        return math.inf, math.inf
+    from labctl.capabilities.steps import ElectricalStep
+    from labctl.procedures.plan import Leaf
+
+    def bound(nodes: tuple) -> tuple[float, float]:
+        total_t = total_n = 0.0
+        for node in nodes:
+            if isinstance(node, Leaf):
+                step = node.step
+                if not isinstance(step, ElectricalStep):
+                    return math.inf, math.inf
+                t = step.duration_s if step.duration_s is not None else MAX_STEP_S
+                if step.profile is not None and step.duration_s is None:
+                    t = max(t, float(step.profile.time_s[-1]))
+                period = step.logging.period_s
+                extra = 1.0 + (t / 0.1 if (step.logging.delta_v or step.logging.delta_i) else 0)
+                total_t += t
+                total_n += t / period + extra
+            else:
+                t, n = bound(node.body)
+                times = node.cap if node.count is None else min(node.count, node.cap)
+                total_t += t * times
+                total_n += n * times
+        return total_t, total_n
+
+    return bound(tree)

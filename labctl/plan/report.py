@@ -1,0 +1,365 @@
+"""What a plan says: totals, steps folded per loop, cycles, margins, warnings.
+
+Built from the planner's walk (`walk.WalkOutcome`): simulated step results, and
+blocks of iterations that were counted rather than simulated (each block's
+iteration is multiplied by its count).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from labctl.plan.bounds import Ceilings, disk_bytes
+from labctl.plan.walk import Block, Extreme, WalkOutcome
+from labctl.records import StepResult
+
+WARN_DURATION_S = 30 * 86400.0  # without a max_duration, a plan longer than this is flagged
+_SUMS = ("duration_s", "n_samples", "charge_capacity_ah", "discharge_capacity_ah",
+         "charge_energy_wh", "discharge_energy_wh")
+
+
+@dataclass
+class StepFold:
+    """One step of the procedure (one place in the file), over all its executions."""
+
+    path: str
+    text: str
+    kind: str
+    count: float = 0.0
+    sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_SUMS, 0.0))
+    min_duration_s: float = math.inf
+    max_duration_s: float = -math.inf
+    max_temperature_c: float = math.nan
+    end_reasons: Counter = field(default_factory=Counter)
+
+    def add(self, r: StepResult, times: float) -> None:
+        self.count += times
+        for k in _SUMS:
+            v = getattr(r, k)
+            if not math.isnan(v):
+                self.sums[k] += v * times
+        self.min_duration_s = min(self.min_duration_s, r.duration_s)
+        self.max_duration_s = max(self.max_duration_s, r.duration_s)
+        self.max_temperature_c = _nanmax(self.max_temperature_c, r.max_temperature_c)
+        self.end_reasons[f"{r.end_kind}: {r.end_reason}"] += times
+
+    def as_dict(self) -> dict[str, Any]:
+        n = self.count or 1.0
+        return {
+            "path": self.path, "text": self.text, "kind": self.kind, "count": _int(self.count),
+            "duration_s": self.sums["duration_s"] / n,
+            "min_duration_s": self.min_duration_s, "max_duration_s": self.max_duration_s,
+            "total_duration_s": self.sums["duration_s"],
+            "end_reasons": {k: _int(v) for k, v in self.end_reasons.most_common()},
+            "charge_capacity_ah": self.sums["charge_capacity_ah"] / n,
+            "discharge_capacity_ah": self.sums["discharge_capacity_ah"] / n,
+            "charge_energy_wh": self.sums["charge_energy_wh"] / n,
+            "discharge_energy_wh": self.sums["discharge_energy_wh"] / n,
+            "max_temperature_c": _none_if_nan(self.max_temperature_c),
+            "n_samples": _int(self.sums["n_samples"]),
+        }
+
+
+def _nanmax(a: float, b: float) -> float:
+    if math.isnan(a):
+        return b
+    return a if math.isnan(b) else max(a, b)
+
+
+def _int(x: float) -> int | float:
+    return int(x) if x < 2**53 else float(x)  # JSON: exact below 2**53
+
+
+def _none_if_nan(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _walk_entries(entries: list, times: float, visit) -> None:
+    for e in entries:
+        if isinstance(e, Block):
+            _walk_entries(e.entries, times * e.times, visit)
+        else:
+            visit(e, times)
+
+
+def fold_steps(entries: list) -> list[StepFold]:
+    folds: dict[str, StepFold] = {}
+
+    def visit(r: StepResult, times: float) -> None:
+        f = folds.get(r.path)
+        if f is None:
+            f = folds[r.path] = StepFold(r.path, r.text, r.kind)
+        f.add(r, times)
+
+    # A block's iteration was simulated once (its results are in the walk as themselves)
+    # and the block stands for `times` more.
+    _walk_entries(entries, 1.0, visit)
+    return list(folds.values())
+
+
+def cycle_rows(entries: list) -> list[dict[str, Any]]:
+    """Per cycle: capacity, energy, efficiencies, duration. Counted blocks give one row
+    per cycle of the repeated iteration, with `repeats` (the cycles it stands for)."""
+    rows: dict[tuple, dict[str, Any]] = {}
+    order: list[tuple] = []
+
+    def row(key: tuple, first: int, repeats: float) -> dict[str, Any]:
+        r = rows.get(key)
+        if r is None:
+            r = rows[key] = {"cycle_index": first, "repeats": repeats,
+                             **dict.fromkeys(_SUMS, 0.0)}
+            order.append(key)
+        return r
+
+    def add(entries: list, offset: int, repeats: float, tag: tuple, scale: float) -> None:
+        for e in entries:
+            if isinstance(e, Block) and e.cycles == 0:
+                # iterations inside one cycle (a loop with cycle: false): they add to it
+                add(e.entries, offset, repeats, tag, scale * e.times)
+            elif isinstance(e, Block):
+                # the iteration's cycles, shifted to where the counted repetitions begin
+                base = min((r.cycle_index for r in _results(e.entries)), default=e.first_cycle)
+                add(e.entries, offset + e.first_cycle - base, repeats * e.times,
+                    tag + (id(e),), scale)
+            else:
+                c = e.cycle_index + offset
+                r = row(tag + (c,), c, repeats)
+                for k in _SUMS:
+                    v = getattr(e, k)
+                    if not math.isnan(v):
+                        r[k] += v * scale
+
+    add(entries, 0, 1, (), 1.0)
+    out = []
+    for key in order:
+        r = rows[key]
+        charge, discharge = r["charge_capacity_ah"], r["discharge_capacity_ah"]
+        cwh, dwh = r["charge_energy_wh"], r["discharge_energy_wh"]
+        r["coulombic_efficiency"] = discharge / charge if charge > 0 else None
+        r["energy_efficiency"] = dwh / cwh if cwh > 0 else None
+        r["repeats"] = _int(r["repeats"])
+        r["n_samples"] = _int(r["n_samples"])
+        out.append(r)
+    return out
+
+
+def _results(entries: list) -> list[StepResult]:
+    out: list[StepResult] = []
+    _walk_entries(entries, 1.0, lambda r, t: out.append(r))
+    return out
+
+
+# -- margins -------------------------------------------------------------------------------
+
+_MARGINS = (
+    # name, extreme key, limit attribute, sign of the extreme, unit
+    ("max_voltage", "max_voltage_v", "max_voltage_v", 1.0, "V"),
+    ("min_voltage", "min_voltage_v", "min_voltage_v", -1.0, "V"),
+    ("charge_current", "charge_current_a", "max_charge_current_a", 1.0, "A"),
+    ("discharge_current", "discharge_current_a", "max_discharge_current_a", 1.0, "A"),
+    ("max_temperature", "max_temperature_c", "max_temperature_c", 1.0, "°C"),
+    ("min_temperature", "min_temperature_c", "min_temperature_c", -1.0, "°C"),
+)
+
+
+def margins(extremes: dict[str, Extreme], safety: Any) -> dict[str, dict[str, Any]]:
+    """The smallest distance to each safety limit over the whole plan, and where."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, key, attr, sign, unit in _MARGINS:
+        e = extremes.get(key)
+        limit = float(getattr(safety, attr))
+        if e is None or not math.isfinite(e.value) or not math.isfinite(limit):
+            continue
+        value = sign * e.value
+        margin = (limit - value) if sign > 0 else (value - limit)
+        out[name] = {"limit": limit, "value": value, "margin": margin, "unit": unit,
+                     "step_index": e.step_index, "path": e.path, "text": e.text,
+                     "iteration": list(e.iteration), "test_time_s": e.test_time_s}
+    return out
+
+
+# -- warnings ---------------------------------------------------------------------------------
+
+def step_warnings(folds: list[StepFold], steps_by_path: dict[str, Any]) -> list[str]:
+    """Steps that end on a safety limit, on their time limit instead of their `until`, or
+    whose `until` the model never reaches."""
+    out = []
+    for f in folds:
+        step = steps_by_path.get(f.path)
+        # the cell's own voltage limits are added to every step as implied conditions
+        own_until = [c for c in getattr(step, "until", ()) if not _implied(c)]
+        for reason, n in f.end_reasons.items():
+            kind, _, why = reason.partition(": ")
+            where = f"{f.path} {f.text!r}"
+            times = "" if f.count <= 1 else f" ({_int(n)} of {_int(f.count)} times)"
+            if kind == "safety":
+                out.append(f"{where} ends on a safety limit{times}: {why}")
+            elif kind == "condition" and "cell limit" in why:
+                out.append(f"{where} ends on the cell's limit instead of its own end{times}: "
+                           f"{why}")
+            elif kind == "limit":
+                out.append(f"{where}: the model never reaches its until{times}; it would stop "
+                           f"only at the channel's maximum step time ({why})")
+            elif kind == "time" and own_until and "counted" not in why:
+                out.append(f"{where} ends on its time limit instead of its until{times}")
+    return out
+
+
+def _implied(condition: Any) -> bool:
+    return str(getattr(condition, "text", "")).startswith("cell limit")
+
+
+@dataclass
+class PlanReport:
+    procedure: str
+    cell: str
+    station: str
+    status: str
+    reason: str
+    duration_s: float
+    n_samples: float
+    n_steps: float
+    disk_bytes: float
+    steps: list[dict[str, Any]]
+    cycles: list[dict[str, Any]]
+    max_temperature_c: float | None
+    margins: dict[str, dict[str, Any]]
+    warnings: list[str]
+    notes: list[str]
+    approximate: bool
+    max_duration_s: float | None
+    refusal: str | None  # why validate/run refuse it (None = within the ceilings)
+    planning_wall_s: float
+    started_unix_s: float
+
+    @property
+    def expected_end_unix_s(self) -> float:
+        return self.started_unix_s + min(self.run_duration_s, 1e12)
+
+    @property
+    def run_duration_s(self) -> float:
+        """How long the run would last: max_duration stops it if the plan is longer."""
+        if self.max_duration_s is not None:
+            return min(self.duration_s, self.max_duration_s)
+        return self.duration_s
+
+    @property
+    def run_samples(self) -> float:
+        """Samples the run records: those of the plan, in proportion when max_duration
+        stops it early."""
+        if self.duration_s > self.run_duration_s > 0:
+            return self.n_samples * self.run_duration_s / self.duration_s
+        return self.n_samples
+
+    @property
+    def run_disk_bytes(self) -> float:
+        """Bytes the run leaves, in proportion when max_duration stops it early."""
+        if self.duration_s > self.run_duration_s > 0:
+            return disk_bytes(self.run_samples,
+                              self.n_steps * self.run_duration_s / self.duration_s)
+        return self.disk_bytes
+
+    def as_dict(self) -> dict[str, Any]:
+        end = expected_end(self)
+        return {
+            "procedure": self.procedure, "cell": self.cell, "station": self.station,
+            "status": self.status, "reason": self.reason,
+            "duration_s": self.duration_s, "run_duration_s": self.run_duration_s,
+            "expected_end": end, "max_duration_s": self.max_duration_s,
+            "n_samples": _int(self.n_samples), "n_steps": _int(self.n_steps),
+            "disk_bytes": _int(self.disk_bytes),
+            "run_samples": _int(self.run_samples), "run_disk_bytes": _int(self.run_disk_bytes),
+            "max_temperature_c": self.max_temperature_c,
+            "margins": self.margins, "steps": self.steps, "cycles": self.cycles,
+            "warnings": self.warnings, "notes": self.notes, "approximate": self.approximate,
+            "refused": self.refusal, "planning_wall_s": self.planning_wall_s,
+        }
+
+
+def build_report(outcome: WalkOutcome, *, proc: Any, cell: Any, station: Any,
+                 ceilings: Ceilings, started_unix_s: float) -> PlanReport:
+    from labctl.procedures.plan import leaves
+
+    folds = fold_steps(outcome.entries)
+    n_samples = sum(f.sums["n_samples"] for f in folds)
+    n_steps = sum(f.count for f in folds)
+    tree = proc.extra.get("tree")
+    steps_by_path = {leaf.path: leaf.step for leaf in leaves(tree)} if tree is not None else {}
+    warnings = step_warnings(folds, steps_by_path)
+    if outcome.status in ("aborted", "faulted"):
+        warnings.insert(0, f"the run would stop {outcome.status}: {outcome.reason}")
+    elif outcome.status in ("refused", "truncated"):
+        warnings.insert(0, outcome.reason)
+    limit = proc.max_duration_s
+    if limit is not None and outcome.duration_s > limit:
+        warnings.append(f"the procedure needs {human_duration(outcome.duration_s)}, longer than "
+                        f"its max_duration ({human_duration(limit)}): the run will be stopped "
+                        "then")
+    elif limit is None and outcome.duration_s > WARN_DURATION_S:
+        warnings.append(f"the procedure would run {human_duration(outcome.duration_s)}, longer "
+                        "than 30 days, and declares no max_duration")
+    temps = [f.max_temperature_c for f in folds if not math.isnan(f.max_temperature_c)]
+    report = PlanReport(
+        procedure=proc.name, cell=cell.name, station=station.name,
+        status=outcome.status, reason=outcome.reason, duration_s=outcome.duration_s,
+        n_samples=n_samples, n_steps=n_steps, disk_bytes=disk_bytes(n_samples, n_steps),
+        steps=[f.as_dict() for f in folds], cycles=cycle_rows(outcome.entries),
+        max_temperature_c=max(temps) if temps else None,
+        margins=margins(outcome.extremes, proc.safety), warnings=warnings,
+        notes=list(outcome.notes), approximate=outcome.approximate, max_duration_s=limit,
+        refusal=None, planning_wall_s=outcome.wall_s, started_unix_s=started_unix_s)
+    report.refusal = ceilings.refusal(report)
+    return report
+
+
+def expected_end(report: PlanReport) -> str | None:
+    """When the run would end if started now, in local time with its offset (ISO 8601)."""
+    from datetime import datetime
+
+    if report.run_duration_s >= 1e11:  # past the year 5000: no calendar date
+        return None
+    return datetime.fromtimestamp(report.expected_end_unix_s).astimezone().isoformat(
+        timespec="seconds")
+
+
+def human_duration(seconds: float) -> str:
+    """3 h 20 min, 12.5 days, 3.2e+15 years: a duration as a person reads it."""
+    if not math.isfinite(seconds):
+        return "forever"
+    if seconds < 60:
+        return f"{seconds:.3g} s"
+    if seconds < 3600:
+        m, s = divmod(round(seconds), 60)
+        return f"{m} min {s} s" if s else f"{m} min"
+    if seconds < 2 * 86400:
+        h, m = divmod(round(seconds / 60), 60)
+        return f"{h} h {m} min" if m else f"{h} h"
+    if seconds < 365.25 * 86400:
+        return f"{seconds / 86400:.1f} days"
+    years = seconds / (365.25 * 86400)
+    return f"{years:.3g} years" if years < 1e6 else f"{years:.2e} years"
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if n < 1000:
+            return f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} EB"
+
+
+def one_line(report: PlanReport) -> str:
+    """The estimate `labctl validate` prints after "ok"."""
+    n = report.run_samples
+    samples = f"{n:,.0f}" if n < 1e12 else f"{n:.3g}"
+    text = (f"estimate: {human_duration(report.run_duration_s)}, {samples} samples, "
+            f"{human_bytes(report.run_disk_bytes)} on disk")
+    if report.approximate:
+        text += " (approximate)"
+    if report.warnings:
+        text += f"; {len(report.warnings)} warning{'s' if len(report.warnings) > 1 else ''} " \
+                "(labctl plan shows them)"
+    return text

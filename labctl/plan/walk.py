@@ -1,0 +1,463 @@
+"""Run a compiled procedure on the twin station, fast: the engine without storage.
+
+Each leaf step goes through the real engine (`Engine._run_planned`: the same step
+checks, the same simulated channel, the same safety checks of every sample, the
+same cycle counting), with a journal and a run folder that keep nothing. Only
+the walk over the procedure's tree is this module's own, because it must be able
+to *skip* iterations, which the engine's plan generator cannot:
+
+- after an iteration of a `repeat` that left the bench exactly as the one before
+  (same step results, same cell state) and whose `until` did not hold, every
+  later iteration would be the same again, so the remaining ones are counted,
+  not simulated (`Block(exact=True)`): a `repeat: 1000000000000` costs what two
+  iterations cost;
+- once the simulated time passes the planning horizon (the refusal ceiling, or
+  `max_duration` when that is longer), the remaining iterations are assumed like
+  the last one (`Block(exact=False)`, an approximation the report states);
+- a timed step that would pass the horizon or make more samples than the budget
+  is not simulated at all: its duration and sample count come from its time.
+
+Python procedures have no tree: their generator is followed step by step until
+the horizon.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labctl.capabilities.cycler import EndKind
+from labctl.engine.observer import RunObserver
+from labctl.engine.runner import Engine
+from labctl.errors import SafetyError
+from labctl.plan.twin import twin_state
+from labctl.procedures.conditions import MetricHistory, any_holds, iteration_metrics
+from labctl.procedures.model import CompiledProcedure, PlannedStep
+from labctl.procedures.plan import Leaf, Repeat
+from labctl.records import StepResult
+
+_STOPPING = (EndKind.SAFETY.value, EndKind.ABORTED.value, EndKind.FAULT.value)
+SAMPLE_BUDGET = 50_000_000  # samples the planner simulates at most (beyond: counted)
+STEP_BUDGET = 300_000  # steps the planner simulates at most (beyond: assumed like the last)
+MAX_CLOCK_JUMP_S = 1e9  # longer skips are counted beside the clock (float precision)
+
+
+@dataclass
+class Block:
+    """One loop iteration's steps standing for `times` further iterations not simulated."""
+
+    entries: list  # the iteration's StepResults and Blocks, as simulated
+    times: int
+    duration_s: float  # of one iteration, gaps included
+    cycles: int  # cycle indices one iteration advances
+    first_cycle: int  # cycle index of the first repetition's first step
+    path: str
+    exact: bool  # True: iterations repeat identically; False: assumed (approximate)
+
+
+@dataclass
+class Extreme:
+    """The largest value of a quantity met so far, and where."""
+
+    value: float = -math.inf
+    test_time_s: float = math.nan
+    step_index: int = 0
+    path: str = ""
+    text: str = ""
+    iteration: tuple[int, ...] = ()
+
+
+@dataclass
+class WalkOutcome:
+    entries: list
+    status: str  # completed | aborted | faulted | refused | truncated
+    reason: str
+    duration_s: float
+    extremes: dict[str, Extreme]
+    messages: list[tuple[float, str, str]]
+    notes: list[str] = field(default_factory=list)
+    approximate: bool = False
+    wall_s: float = 0.0
+
+
+class _Nothing:
+    """A journal that keeps nothing."""
+
+    def append_event(self, event: dict) -> None: ...
+
+    def append_samples(self, columns: dict) -> None: ...
+
+    def sync(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _NoRunDir:
+    path = Path("/nonexistent/labctl-plan")  # never written: the planning engine overrides
+
+    def append_log(self, line: str) -> None: ...
+
+
+class _NoInbox:
+    def poll(self, force: bool = False) -> None: ...
+
+
+class ExtremesObserver(RunObserver):
+    """Keeps the extreme voltage, currents and temperatures and where they happened."""
+
+    KEYS = ("max_voltage_v", "min_voltage_v", "charge_current_a", "discharge_current_a",
+            "max_temperature_c", "min_temperature_c")
+
+    def __init__(self, engine_ref: list) -> None:
+        self.extremes = {k: Extreme() for k in self.KEYS}
+        self.where: tuple[int, str, str, tuple[int, ...]] = (0, "", "", ())
+        self.n_samples = 0
+        self.sample_budget = SAMPLE_BUDGET
+        self._engine = engine_ref
+
+    def step_started(self, step_index: int, cycle_index: int, planned: PlannedStep) -> None:
+        self.where = (step_index, planned.path, planned.step.text, planned.iteration)
+
+    def samples(self, columns: dict[str, np.ndarray]) -> None:
+        t = columns["test_time_s"]
+        if not len(t):
+            return
+        self.n_samples += len(t)
+        extremes = self.extremes
+        # Each quantity as "larger is closer to a limit"; the sign is undone in the report.
+        for name, low, high in (("voltage_v", "min_voltage_v", "max_voltage_v"),
+                                ("current_a", "discharge_current_a", "charge_current_a"),
+                                ("temperature_c", "min_temperature_c", "max_temperature_c")):
+            values = columns[name]
+            top, bottom = _FMAX(values), _FMIN(values)  # NaN-safe (no thermocouple)
+            if top > extremes[high].value:  # rare after the first batches
+                self._note(high, values, t, float(top))
+            if -bottom > extremes[low].value:
+                self._note(low, -values, t, float(-bottom))
+        if self.n_samples > self.sample_budget and self._engine:
+            self._engine[0].control.request_abort(
+                f"plan: more than {self.sample_budget:,} samples simulated; the rest is counted")
+
+
+    def _note(self, key: str, values: np.ndarray, t: np.ndarray, top: float) -> None:
+        k = int(np.nanargmax(values))
+        index, path, text, iteration = self.where
+        self.extremes[key] = Extreme(top, float(t[k]), index, path, text, iteration)
+
+
+_FMAX, _FMIN = np.fmax.reduce, np.fmin.reduce
+
+
+class PlanEngine(Engine):
+    """The engine with nothing stored and nothing to command it: only the twin runs."""
+
+    def __init__(self, procedure: CompiledProcedure, station: Any, cell: Any,
+                 observer: RunObserver) -> None:
+        super().__init__(procedure=replace(procedure, max_duration_s=None), station=station,
+                         cell=cell, journal=_Nothing(), rundir=_NoRunDir(),
+                         unix_origin_s=time.time(), time_origin_s=station.clock.now(),
+                         observer=observer)
+        self.inbox = _NoInbox()
+        self.messages: list[tuple[float, str, str]] = []
+
+    def log(self, level: str, message: str) -> None:
+        self.messages.append((self.test_time(), level, message))
+
+    def _write_status(self, force: bool = False, state: str = "running") -> None:
+        pass
+
+    def _journal_state(self, index: int, cycler_state: dict) -> None:
+        pass
+
+    def run_one(self, planned: PlannedStep) -> StepResult:
+        return self._run_planned(planned, None)
+
+
+class _Stop(Exception):
+    def __init__(self, status: str, reason: str):
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+class Walker:
+    def __init__(self, engine: PlanEngine, observer: ExtremesObserver, horizon_s: float):
+        self.engine = engine
+        self.observer = observer
+        self.horizon_s = horizon_s
+        self.clock = engine.clock
+        self.origin = engine.clock.now()
+        self.entries: list = []
+        self.iterations: list[int] = []
+        self.pending_new_cycle = False
+        self.notes: list[str] = []
+        self.approximate = False
+        self.beside_clock_s = 0.0  # counted time too long to move the virtual clock by
+        self.simulated_steps = 0
+
+    def elapsed(self) -> float:
+        return self.clock.now() - self.origin + self.beside_clock_s
+
+    def advance(self, seconds: float) -> None:
+        """Time passes without simulation (counted steps, skipped iterations)."""
+        if seconds <= MAX_CLOCK_JUMP_S and self.beside_clock_s == 0.0:
+            self.clock.sleep_until(self.clock.now() + seconds)
+            _resync(self.engine.station)
+        else:
+            self.beside_clock_s += seconds
+
+    # -- leaves ------------------------------------------------------------------------------
+    def leaf(self, planned: PlannedStep, sinks: list[list]) -> StepResult:
+        counted = self._counted_only(planned)
+        if counted is not None:
+            result = counted
+        else:
+            self.simulated_steps += 1
+            try:
+                result = self.engine.run_one(planned)
+            except SafetyError as exc:
+                raise _Stop("refused", f"step {planned.step.text!r} ({planned.path}) would be "
+                                       f"rejected before it starts: {exc}") from None
+        self.entries.append(result)
+        for sink in sinks:
+            sink.append(result)
+        if result.end_kind in _STOPPING:
+            if self.engine.control.abort_reason and "plan:" in self.engine.control.abort_reason:
+                raise _Stop("truncated", self.engine.control.abort_reason)
+            status = "faulted" if result.end_kind == EndKind.FAULT.value else "aborted"
+            raise _Stop(status, f"step {result.text!r} ({result.path}): {result.end_reason}")
+        return result
+
+    def _counted_only(self, planned: PlannedStep) -> StepResult | None:
+        """A timed step too long (past the horizon) or too finely logged to simulate:
+        its result from its time alone, or None to simulate it."""
+        step = planned.step
+        duration = getattr(step, "duration_s", None)
+        logging = getattr(step, "logging", None)
+        if duration is None or logging is None:
+            return None
+        period = float(logging.period_s)
+        samples = duration / period + 1.0 if period > 0 else math.inf
+        beyond = self.elapsed() + duration > self.horizon_s
+        budget = self.observer.n_samples + samples > self.observer.sample_budget
+        if not (beyond or budget):
+            return None
+        if planned.new_cycle:
+            self.engine.counter.start_new_cycle()
+        self.engine.step_index += 1
+        self.approximate = True
+        why = "passes the planning horizon" if beyond else "would log too many samples to simulate"
+        self.notes.append(f"step {step.text!r} ({planned.path}) {why}: counted from its time "
+                          "(assumed to run it all), not simulated")
+        start = self.elapsed()
+        self.advance(duration)
+        nan = math.nan
+        return StepResult(self.engine.step_index, self.engine.counter.cycle_index, step.kind,
+                          step.text, planned.path, EndKind.TIME.value, "time elapsed (counted)",
+                          start, start + duration, duration, _as_count(samples), 0.0, 0.0, 0.0,
+                          0.0, nan, nan, nan, nan, nan, nan, nan)
+
+    # -- the tree ------------------------------------------------------------------------------
+    def walk(self, nodes: tuple, sinks: list[list]) -> None:
+        for node in nodes:
+            if isinstance(node, Leaf):
+                new_cycle = self.pending_new_cycle
+                self.pending_new_cycle = False
+                self.leaf(PlannedStep(node.step, node.path, new_cycle, tuple(self.iterations)),
+                          sinks)
+            else:
+                self.repeat(node, sinks)
+
+    def repeat(self, node: Repeat, sinks: list[list]) -> None:
+        history = MetricHistory()
+        limit = node.cap if node.count is None else min(node.count, node.cap)
+        previous = None
+        loop_start = self.clock.now()
+        i = 0
+        while i < limit:
+            i += 1
+            results: list = []
+            start = len(self.entries)
+            t0 = self.clock.now()
+            c0 = self.engine.counter.cycle_index
+            self.iterations.append(i)
+            if node.cycle:
+                self.pending_new_cycle = True
+            try:
+                self.walk(node.body, sinks + [results])
+            finally:
+                self.iterations.pop()
+            if node.until:
+                history.append(iteration_metrics(results))
+                if any_holds(node.until, history):
+                    return
+            left = limit - i
+            if left <= 0:
+                return
+            # the bench's state first: with an ageing cell it differs at once, cheaply
+            signature = (twin_state(self.engine.station), self.entries[start:])
+            exact = previous is not None and _same(signature[0], previous[0], 1e-6) and _same(
+                _signature(signature[1]), _signature(previous[1]))
+            # Without an until the loop's length is known: once it is sure to carry the
+            # plan past the horizon there is nothing more to learn by simulating it.
+            loop_s = self.clock.now() - loop_start
+            beyond = (not node.until and i >= 2
+                      and self.elapsed() + loop_s / i * left > self.horizon_s)
+            if exact or beyond or self.elapsed() > self.horizon_s \
+                    or self.simulated_steps > STEP_BUDGET:
+                iteration = self.entries[start:]
+                block = Block(iteration, left, self.clock.now() - t0,
+                              self.engine.counter.cycle_index - c0,
+                              self.engine.counter.cycle_index + (1 if node.cycle else 0),
+                              node.path, exact)
+                self._skip(block, results, sinks)
+                return
+            previous = signature
+
+    def _skip(self, block: Block, results: list, sinks: list[list]) -> None:
+        """Account for `block.times` more iterations without simulating them."""
+        engine = self.engine
+        steps = _count_steps(block.entries)
+        engine.step_index += steps * block.times
+        engine.counter.cycle_index += block.cycles * block.times
+        self.advance(block.duration_s * block.times)
+        self.entries.append(block)
+        stand_in = _scaled(results, block.times)
+        if stand_in is not None:
+            for sink in sinks:
+                sink.append(stand_in)
+        if block.exact:
+            self.notes.append(f"{block.path}: iterations repeat identically from here; "
+                              f"{block.times:,} more counted, not simulated")
+        else:
+            self.approximate = True
+            self.notes.append(f"{block.path}: {block.times:,} more iterations assumed like the "
+                              "last one simulated (approximate: the plan is past its horizon "
+                              f"of {self.horizon_s / 86400:.0f} days or its step budget, so "
+                              "ageing and the loop's until are not followed)")
+
+
+def walk_procedure(proc: CompiledProcedure, station: Any, cell: Any, horizon_s: float
+                   ) -> WalkOutcome:
+    """Plan `proc` on an open twin `station`; the station is closed afterwards."""
+    engine_ref: list = []
+    observer = ExtremesObserver(engine_ref)
+    engine = PlanEngine(proc, station, cell, observer)
+    engine_ref.append(engine)
+    walker = Walker(engine, observer, horizon_s)
+    wall = time.perf_counter()
+    status, reason = "completed", "all steps done"
+    tree = proc.extra.get("tree")
+    try:
+        if tree is not None:
+            walker.walk(tree, [])
+        else:
+            _follow_generator(walker, proc)
+    except _Stop as stop:
+        status, reason = stop.status, stop.reason
+    finally:
+        _release_chamber(station)
+        station.close()
+    return WalkOutcome(walker.entries, status, reason, walker.elapsed(), observer.extremes,
+                       engine.messages, walker.notes, walker.approximate,
+                       time.perf_counter() - wall)
+
+
+def _follow_generator(walker: Walker, proc: CompiledProcedure) -> None:
+    plan = proc.plan()
+    try:
+        planned = next(plan)
+    except StopIteration:
+        return
+    while True:
+        result = walker.leaf(planned, [])
+        if walker.elapsed() > walker.horizon_s:
+            walker.approximate = True
+            walker.notes.append("a Python procedure: followed only up to the planning horizon")
+            raise _Stop("truncated", f"the procedure runs past the planning horizon "
+                                     f"({walker.horizon_s / 86400:g} days); not followed further")
+        try:
+            planned = plan.send(result)
+        except StopIteration:
+            return
+
+
+def _release_chamber(station: Any) -> None:
+    if "chamber" in station.spec.instruments:
+        from labctl.engine.sharing import channel_of, shared_chamber
+
+        shared_chamber(station.spec).release(channel_of(station.spec))
+
+
+def _resync(station: Any) -> None:
+    """After a jump of the clock over skipped iterations the instruments carry on from the
+    state they were in (their state time moves to now: no relaxation over the jump)."""
+    for inst in station.instruments.values():
+        get, put = getattr(inst, "get_state", None), getattr(inst, "set_state", None)
+        if get is not None and put is not None:
+            try:
+                put(get())
+            except Exception:  # a stand-in without a usable state: it keeps its own
+                pass
+
+
+def _as_count(x: float) -> int | float:
+    return int(x) if x < 2**53 else float(x)
+
+
+def _count_steps(entries: list) -> int:
+    n = 0
+    for e in entries:
+        n += (_count_steps(e.entries) * (1 + e.times)) if isinstance(e, Block) else 1
+    return n
+
+
+_RESULT_NUMBERS = ("duration_s", "n_samples", "charge_capacity_ah", "discharge_capacity_ah",
+                   "charge_energy_wh", "discharge_energy_wh", "end_voltage_v",
+                   "max_temperature_c", "end_temperature_c")
+
+
+def _signature(entries: list) -> tuple:
+    out = []
+    for e in entries:
+        if isinstance(e, Block):
+            out.append(("block", e.times, _signature(e.entries)))
+        else:
+            out.append((e.text, e.end_kind, e.end_reason,
+                        tuple(getattr(e, k) for k in _RESULT_NUMBERS)))
+    return tuple(out)
+
+
+def _same(a: Any, b: Any, abs_tol: float = 1e-9) -> bool:
+    """Equal, numbers to a relative 1e-6 (and `abs_tol`): what a report could show."""
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_same(x, y, abs_tol) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        return abs(a - b) <= abs_tol + 1e-6 * max(abs(a), abs(b))
+    return a == b
+
+
+def _scaled(results: list, times: int) -> StepResult | None:
+    """One result standing for `times` repetitions of an iteration's results (for the
+    `until` metrics of the loops around): sums scaled, extremes and ends as they were."""
+    if not results:
+        return None
+
+    def total(name: str) -> float:
+        return times * math.fsum(getattr(r, name) for r in results
+                                 if not math.isnan(getattr(r, name)))
+
+    temps = [r.max_temperature_c for r in results if not math.isnan(r.max_temperature_c)]
+    return replace(results[-1], duration_s=total("duration_s"),
+                   n_samples=_as_count(total("n_samples")),
+                   charge_capacity_ah=total("charge_capacity_ah"),
+                   discharge_capacity_ah=total("discharge_capacity_ah"),
+                   charge_energy_wh=total("charge_energy_wh"),
+                   discharge_energy_wh=total("discharge_energy_wh"),
+                   max_temperature_c=max(temps) if temps else math.nan)
