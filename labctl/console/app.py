@@ -66,7 +66,7 @@ class ConsoleConfig:
     form_token: str = ""
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
     max_points: int = data.DEFAULT_MAX_POINTS
-    estimator: Any = None  # labctl plan hook, see labctl.console.estimate
+    estimator: Any = None  # remaining time of a running run (labctl.console.estimate)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -180,10 +180,8 @@ def create_app(config: ConsoleConfig) -> Starlette:
         if path is None or not path.is_file():
             return not_found("procedure")
         fields, problems = await run_in_threadpool(launch.parameter_fields, path)
-        from labctl.console.estimate import plan_available
-
         return JSONResponse({"procedure": name, "fields": [f.as_dict() for f in fields],
-                             "problems": problems, "plan": plan_available()})
+                             "problems": problems})
 
     def choice_of(body: dict[str, Any]) -> launch.Choice | str:
         try:
@@ -223,10 +221,7 @@ def create_app(config: ConsoleConfig) -> Starlette:
         if isinstance(choice, str):
             return JSONResponse({"ok": False, "problems": [
                 {"file": None, "line": None, "column": None, "field": "", "message": choice}]})
-        problems = await run_in_threadpool(launch.check, choice)
-        from labctl.console.estimate import estimate
-
-        est = await run_in_threadpool(estimate, choice) if not problems else None
+        problems, est = await run_in_threadpool(launch.check, choice)
         return JSONResponse({"ok": not problems, "problems": problems, "estimate": est,
                              "command": "labctl " + " ".join(launch.run_command(
                                  choice, config.results)[3:])})
@@ -238,7 +233,7 @@ def create_app(config: ConsoleConfig) -> Starlette:
         choice = choice_of(body)
         if isinstance(choice, str):
             return JSONResponse({"ok": False, "error": choice}, status_code=400)
-        problems = await run_in_threadpool(launch.check, choice)  # never skipped
+        problems, _ = await run_in_threadpool(launch.check, choice)  # never skipped
         if problems:
             return JSONResponse({"ok": False, "problems": problems,
                                  "error": "the check does not pass"}, status_code=400)

@@ -49,7 +49,7 @@ def console_cmd(results: str, procedures: str, stations: str, cells: str | None,
     except ImportError as exc:
         raise LabctlError(f"the console needs its extra: pip install 'labctl[console]' "
                           f"(missing: {exc.name})") from None
-    from labctl.console.estimate import remaining_estimator
+    from labctl.console.estimate import RemainingEstimator
     from labctl.console.security import allowed_hosts, is_loopback, load_or_create_token, new_token
 
     remote = not is_loopback(host)
@@ -74,7 +74,7 @@ def console_cmd(results: str, procedures: str, stations: str, cells: str | None,
         stations=_folder(stations, "stations", default="instruments"),
         cells=_folder(cells, "cells"),
         host=host, port=port, access_token=access_token, form_token=new_token(),
-        allowed_hosts=allowed_hosts(host), estimator=remaining_estimator(),
+        allowed_hosts=allowed_hosts(host), estimator=RemainingEstimator(),
     )
     app = create_app(config)
     threading.Thread(target=warm_up, name="console-warm-up", daemon=True).start()

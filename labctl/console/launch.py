@@ -116,18 +116,26 @@ class Choice:
     speed: float | None
 
 
-def check(choice: Choice) -> list[dict]:
-    """What `labctl validate` says about the choice: [] when it passes."""
+def check(choice: Choice) -> tuple[list[dict], dict[str, Any] | None]:
+    """What `labctl validate` says about the choice: (problems, estimate).
+
+    The same calls as validate: `prepare` (procedure, cell, station, parameters) and
+    `labctl.plan.enforce_ceilings` (refused past a duration/sample ceiling); problems
+    is [] when it passes, and the estimate is validate's estimate line.
+    """
+    from labctl.console.estimate import estimate_of
     from labctl.engine.session import prepare
+    from labctl.plan import enforce_ceilings
 
     try:
-        prepare(choice.procedure, station_path=choice.station, cell_ref=choice.cell,
-                params=choice.params)
+        prep = prepare(choice.procedure, station_path=choice.station, cell_ref=choice.cell,
+                       params=choice.params)
+        report = enforce_ceilings(prep)
     except ValidationError as exc:
-        return [p.as_dict() for p in exc.problems]
+        return [p.as_dict() for p in exc.problems], None
     except LabctlError as exc:
-        return [Problem(None, None, None, "", str(exc)).as_dict()]
-    return []
+        return [Problem(None, None, None, "", str(exc)).as_dict()], None
+    return [], estimate_of(report)
 
 
 def run_command(choice: Choice, results: Path) -> list[str]:

@@ -39,7 +39,7 @@ class RunWatcher:
     def __init__(self, results: Path, recent_s: float = RECENT_S, estimator: Any = None):
         self.results = Path(results)
         self.recent_s = recent_s
-        self.estimator = estimator  # labctl plan hook: (meta, status) -> remaining seconds
+        self.estimator = estimator  # (folder, run.json, status.json) -> remaining s (labctl plan)
         self._metas: dict[str, tuple[int, dict]] = {}
         self._lock = threading.Lock()
         self._cached: tuple[float, list[dict]] = (0.0, [])
@@ -100,7 +100,7 @@ class RunWatcher:
         remaining = None
         if self.estimator is not None and status == "running":
             try:
-                remaining = self.estimator(meta, live)
+                remaining = self.estimator(self.results / name, meta, live)
             except Exception:
                 remaining = None
         updated = _num(live.get("updated_unix_s"))

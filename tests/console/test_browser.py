@@ -219,6 +219,12 @@ def _scenario(bench):
     d.find_element(By.ID, "check").click()
     _wait(d, lambda d: d.find_elements(By.ID, "check-ok"), 30, "check passed")
     assert start.is_enabled()
+    said = subprocess.run(  # Check shows validate's estimate line
+        [sys.executable, "-m", "labctl.cli", "validate", str(bench["procs"] / "quickstart.yaml"),
+         "--station", str(REPO / "instruments" / "sim.yaml"), "--param", "discharge_c=2"],
+        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=60).stdout
+    estimate_line = next(line.strip() for line in said.splitlines() if "estimate:" in line)
+    assert d.find_element(By.ID, "estimate").text == estimate_line
     d.save_screenshot(str(shots / "start-check-passed.png"))
     start.click()
     link = _wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "#started a"), 30, "started")
@@ -237,6 +243,8 @@ def _scenario(bench):
     _wait(d, lambda d: _tile_text(d, run_id, ".voltage") not in ("", "-", f"{v1:.4f}"), 15,
           "voltage changes without reloading")
     current = float(_wait(d, lambda d: _tile_text(d, run_id, ".current"), 5, "a current"))
+    # remaining time: the plan's duration (labctl plan, made in the background) minus elapsed
+    _wait(d, lambda d: "≈" in _tile_text(d, run_id, ".remaining"), 40, "remaining time")
     assert current == pytest.approx(-2 * CAPACITY_AH, rel=0.02)  # 2C of a 2.2 Ah cell
     d.save_screenshot(str(shots / "benches.png"))
 

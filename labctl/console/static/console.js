@@ -89,7 +89,8 @@ function tile(t) {
       el("div", {}, el("span", {class: "temperature", text: fmt(t.temperature_c, 1)}), el("label", {text: "°C"}))),
     el("div", {class: "times"},
       el("span", {text: `elapsed ${hms(t.test_time_s)}`}),
-      el("span", {text: `remaining ${t.remaining_s === null ? "-" : hms(t.remaining_s)}`, title: t.remaining_s === null ? "no estimate (labctl plan)" : ""})),
+      el("span", {class: "remaining", text: `remaining ${t.remaining_s === null ? "-" : "≈ " + hms(t.remaining_s)}`,
+                 title: "planned duration (labctl plan) minus the test time reached"})),
     alarm, buttons);
 }
 
@@ -169,7 +170,7 @@ function startPage() {
     if (!rows.length) rows.push(el("p", {class: "muted", text: "This procedure declares no parameters."}));
     const problems = p.problems.length ? [problemList(p.problems)] : [];
     box.replaceChildren(legend, ...rows, ...problems);
-    estimate.textContent = p.plan ? "" : "duration estimate: needs labctl plan";
+    estimate.textContent = "";
   }
 
   function problemList(problems) {
@@ -187,7 +188,7 @@ function startPage() {
       checked = true; startBtn.disabled = false;
       result.replaceChildren(el("p", {class: "ok", id: "check-ok", text: "✓ Check passed: the procedure is valid for this cell and station."}),
                              el("p", {class: "muted"}, el("code", {text: r.command})));
-      if (r.estimate && r.estimate.duration_s) estimate.textContent = `estimated duration ${hms(r.estimate.duration_s)} ${r.estimate.text || ""}`;
+      if (r.estimate) estimate.textContent = r.estimate.text;
     } else {
       result.replaceChildren(el("p", {class: "bad", text: `✗ ${r.problems ? r.problems.length : ""} problem(s): Start stays disabled.`}),
                              problemList(r.problems || [{message: r.error || "check failed"}]));
