@@ -86,7 +86,10 @@ class RunWatcher:
                 continue
             live = _read_json(os.path.join(folder, "status.json")) or {}
             tiles.append(self._tile(Path(folder).name, meta, status, live, wall))
-        tiles.sort(key=lambda t: (t["active"] is False, t["started_unix_s"] or 0.0, t["run_id"]))
+        # running first (oldest first: a bench keeps its place), then faults and stops
+        # (newest first: the one to look at), then the other runs that ended
+        tiles.sort(key=lambda t: (0, t["started_unix_s"] or 0.0, t["run_id"]) if t["active"] else
+                   (1 if t["alarm"] else 2, -(t["started_unix_s"] or 0.0), t["run_id"]))
         return tiles
 
     def _tile(self, name: str, meta: dict, status: str, live: dict, wall: float) -> dict[str, Any]:
@@ -109,7 +112,9 @@ class RunWatcher:
             "procedure": proc.get("name"),
             "cell": cell.get("name"),
             "station": station.get("name"),
-            "channel": meta.get("channel"),
+            # which channel: the cycler the run is bound to (its serial names the channel)
+            "channel": meta.get("channel") or ((station.get("instruments") or {}).get("cycler")
+                                               or {}).get("serial"),
             "state": state,
             "active": status == "running",
             "reason": meta.get("reason") or "",
