@@ -29,6 +29,13 @@ def _read_json(path: str | Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
+
+
 def _num(x: Any) -> float | None:
     return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
@@ -82,6 +89,9 @@ class RunWatcher:
                 continue
             status = effective_status(meta)
             ended = _num(meta.get("ended_unix_s"))
+            if ended is None and status != "running":  # its process died: last sign of life
+                ended = _mtime(os.path.join(folder, "status.json")) or \
+                    _mtime(os.path.join(folder, "run.json"))
             if status != "running" and (ended is None or wall - ended > self.recent_s):
                 continue
             live = _read_json(os.path.join(folder, "status.json")) or {}
@@ -119,8 +129,9 @@ class RunWatcher:
             "active": status == "running",
             "reason": meta.get("reason") or "",
             "alarm": state in ("faulted", "aborted", "interrupted"),
-            "safety": "safety" in str(meta.get("reason") or "").lower()
-                      or "limit" in str(meta.get("reason") or "").lower(),
+            # the engine's safety stops say "safety: voltage 3.7 V > 3.65 V" (or refuse a
+            # step "before it started" on a limit): shown as SAFETY STOP
+            "safety": state != "completed" and "safety" in str(meta.get("reason") or "").lower(),
             "step_index": live.get("step_index"),
             "step": live.get("step"),
             "cycle_index": live.get("cycle_index"),
