@@ -82,6 +82,11 @@ def bench(tmp_path_factory):
     shots.mkdir(parents=True, exist_ok=True)
     (procs / "quickstart.yaml").write_text(_quickstart_with_rate(), encoding="utf-8")
     (procs / "too-high.yaml").write_text(BAD_PROCEDURE, encoding="utf-8")
+    # The station's hardware qualification (pytest plugin, simulated bench), meanwhile.
+    qual = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             "tests/qualification", "--labctl-sim", "--labctl-results",
+                             str(results)], cwd=REPO, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
     # A finished run, recorded from the command line (virtual time, under a second).
     done = subprocess.run([sys.executable, "-m", "labctl.cli", "run", "procedures/quickstart.yaml",
                            "--results", str(results), "--no-progress", "--json"], cwd=REPO,
@@ -97,6 +102,8 @@ def bench(tmp_path_factory):
     fit = subprocess.run([sys.executable, "-m", "labctl.cli", "analyze", "eis", str(eis_run)],
                          cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120)
     assert fit.returncode == 0, fit.stdout + fit.stderr
+    qual_out = qual.communicate(timeout=180)[0]
+    assert qual.returncode == 0, qual_out
     # Another run started from a terminal, paced so that it is still running.
     other = _cli("run", "procedures/quickstart.yaml", "--results", str(results), "--speed", SPEED,
                  "--no-progress", start_new_session=True)
@@ -354,6 +361,19 @@ def _scenario(bench):
     assert "parameters" in d.find_element(By.CSS_SELECTOR, "details.analysis").text
     d.execute_script("window.scrollTo(0, document.getElementById('spectra-plots').offsetTop - 10)")
     d.save_screenshot(str(shots / "run-eis.png"))
+
+    # -- the station's qualification records ------------------------------------------
+    d.get(url + "/qualification")
+    session = next((results / "qualification").iterdir())
+    summary = json.loads((session / "session.json").read_text())
+    page = d.find_element(By.CSS_SELECTOR, "table.qual").text
+    for role, record in summary["devices"].items():
+        assert f"{role} {record['identity']['serial']}: {record['verdict']}" in page
+    d.find_element(By.LINK_TEXT, "report.html").click()
+    _wait(d, lambda d: "report.html" in d.current_url and d.find_elements(By.TAG_NAME, "table"),
+          10, "qualification report opens")
+    d.get(url + "/qualification")
+    d.save_screenshot(str(shots / "qualification.png"))
 
     # -- runs list: search and filter ----------------------------------------------------
     d.get(url + "/runs?status=aborted")
