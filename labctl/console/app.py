@@ -372,7 +372,7 @@ def _run_context(path: Path, config: ConsoleConfig) -> dict[str, Any]:
         "qualification": qualification_sessions(config.results, station_file=(
             meta.get("station") or {}).get("file")),
         "formats": _formats(),
-        "imported": meta.get("source") is not None or meta.get("imported") is not None,
+        "imported": meta.get("status") == "imported",
     }
 
 

@@ -64,10 +64,6 @@ def traces(cols: dict[str, np.ndarray], max_points: int = DEFAULT_MAX_POINTS) ->
     return out
 
 
-def cycle_table(run: Any) -> pd.DataFrame:
-    return run.cycles
-
-
 def per_cycle(cycles: pd.DataFrame) -> dict[str, Any]:
     """Capacity and efficiencies per cycle, for the finished-run figure."""
     if cycles is None or not len(cycles):
