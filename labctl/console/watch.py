@@ -88,6 +88,8 @@ class RunWatcher:
             if meta is None:
                 continue
             status = effective_status(meta)
+            if status == "imported":  # a vendor file brought in: no bench ran it here
+                continue
             ended = _num(meta.get("ended_unix_s"))
             if ended is None and status != "running":  # its process died: last sign of life
                 ended = _mtime(os.path.join(folder, "status.json")) or \

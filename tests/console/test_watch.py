@@ -36,9 +36,11 @@ def test_tiles_show_active_runs_then_faults_then_recent_ends(tmp_path):
     _run(tmp_path, "d-done", "completed", started=now - 200, ended=now - 5, reason="all steps done")
     _run(tmp_path, "e-old", "completed", started=now - 3 * 86400, ended=now - 2 * 86400)
     _run(tmp_path, "f-dead", "running", started=now - 400, pid=2**22 + 12345)  # no such process
+    _run(tmp_path, "g-imported", "imported", started=now - 60, ended=now - 60)
     tiles = RunWatcher(tmp_path).tiles()
     by_id = {t["run_id"]: t for t in tiles}
     assert "e-old" not in by_id  # ended two days ago
+    assert "g-imported" not in by_id  # a vendor file, not a bench
     assert [t["run_id"] for t in tiles if t["active"]] == ["a-paused", "b-running"]
     assert [t["run_id"] for t in tiles][2] == "c-safety"  # the stop right after the benches
     paused, running = by_id["a-paused"], by_id["b-running"]
