@@ -430,9 +430,16 @@ def _plots(path: Path, max_points: int) -> dict[str, Any]:
     cols = data.read_columns(path, data.PLOT_COLUMNS)  # one read for every figure
     out = data.traces(cols, max_points)
     run = open_run(path)
-    out["per_cycle"] = data.per_cycle(run.cycles)
-    out["dqdv"] = data.dqdv(cols, max_points)
-    out["spectra"] = data.spectra(run)
+    out["errors"] = []
+    # One figure that cannot be drawn (an odd imported table) must not hide the others.
+    for key, make in (("per_cycle", lambda: data.per_cycle(run.cycles)),
+                      ("dqdv", lambda: data.dqdv(cols, max_points)),
+                      ("spectra", lambda: data.spectra(run))):
+        try:
+            out[key] = make()
+        except Exception as exc:
+            out[key] = {} if key == "per_cycle" else []
+            out["errors"].append(f"{key}: {type(exc).__name__}: {exc}")
     out["elapsed_s"] = time.perf_counter() - started
     return out
 

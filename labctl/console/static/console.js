@@ -231,6 +231,7 @@ async function runPage() {
   const traces = names.filter(([k]) => p.traces[k]).map(([k, label, axis]) =>
     ({x: p.traces[k].x, y: p.traces[k].y, name: label, yaxis: axis, type: "scattergl", mode: "lines", line: {width: 1.3}}));
   const shown = traces.reduce((n, t) => Math.max(n, t.x.length), 0);
+  if (p.errors && p.errors.length) toast(`not drawn: ${p.errors.join("; ")}`, true);
   document.getElementById("plot-note").textContent = `${p.n_samples.toLocaleString()} samples` + (shown < p.n_samples ? `, ${shown} points per trace drawn (min/max per column)` : "");
   Plotly.newPlot("plot-vit", traces, {...LAYOUT, grid: {rows: 3, columns: 1, pattern: "coupled"},
     xaxis: {title: {text: "test time (h)"}}, yaxis: {title: {text: "V"}}, yaxis2: {title: {text: "A"}},
