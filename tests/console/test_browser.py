@@ -134,7 +134,7 @@ def bench(tmp_path_factory):
         try:
             yield {"url": match.group(0).rstrip("/"), "driver": driver, "results": results,
                    "finished": finished, "eis": eis_run, "other": other, "shots": shots, "procs": procs,
-                   "downloads": downloads, "started": started}
+                   "downloads": downloads, "started": started, "console": console}
         finally:
             driver.quit()
     finally:
@@ -382,9 +382,22 @@ def _scenario(bench):
     d.get(url + "/runs")
     d.save_screenshot(str(shots / "runs.png"))
 
-    # -- finally stop the run started from the form --------------------------------------
-    d.get(url + "/")
-    _wait(d, lambda d: _tile(d, run_id), 10)
-    _click(d, run_id, "stop")
-    _confirm(d, run_id)
-    _wait(d, lambda d: _tile_text(d, run_id, ".state") in ("aborted", "completed"), 30, "ended")
+    # -- the run outlives the console: stop the console, the run goes on ----------------
+    console = bench["console"]
+    console.send_signal(signal.SIGINT)
+    assert console.wait(timeout=20) == 0
+    status_file = results / run_id / "status.json"
+    t0 = json.loads(status_file.read_text())["test_time_s"]
+    deadline = time.monotonic() + 20
+    while json.loads(status_file.read_text())["test_time_s"] <= t0:
+        assert time.monotonic() < deadline, "the run stopped with the console"
+        time.sleep(0.3)
+    assert _meta(results, run_id)["status"] == "running"
+    stop = subprocess.run([sys.executable, "-m", "labctl.cli", "stop", run_id, "--results",
+                           str(results)], cwd=REPO, env=_env(), capture_output=True, text=True,
+                          timeout=60)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    deadline = time.monotonic() + 30
+    while _meta(results, run_id)["status"] == "running":
+        assert time.monotonic() < deadline, "the run did not stop"
+        time.sleep(0.3)
