@@ -54,8 +54,10 @@ def test_fifo_as_include_or_procedure_is_refused_not_waited_on(tmp_path):
 
 def test_control_characters_and_markup_from_files_are_escaped(tmp_path):
     proc_file = tmp_path / "evil.yaml"
-    # An escape sequence that retitles the terminal, a bell, rich markup and an emoji code.
-    proc_file.write_text('name: x\nsteps:\n  - "Charge \\e]0;pwned\\a [bold red]x[/] :smile: now"\n')
+    # An escape sequence that retitles the terminal, a bell, rich markup and an emoji code,
+    # in a key the error message quotes back.
+    proc_file.write_text('name: x\n"bad \\e]0;pwned\\a [bold red]x[/] :smile: key": 1\n'
+                         'steps:\n  - Rest for 1 s\n')
     proc = labctl_cmd("validate", str(proc_file), env={"COLUMNS": "200"})
     assert proc.returncode == 2
     assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr
