@@ -26,27 +26,28 @@ def estimate_of(report: Any) -> dict[str, Any]:
 
 
 class RemainingEstimator:
-    """(run folder, run.json, status.json) -> seconds left, or None while unknown."""
+    """(run folder, run.json, status.json) -> (seconds left, planned steps), None while unknown."""
 
     def __init__(self) -> None:
-        self._durations: dict[str, float | None] = {}  # plan key -> duration (None: failed)
+        # plan key -> (duration s, number of steps); None while planning or when it failed
+        self._durations: dict[str, tuple[float, int] | None] = {}
         self._keys: dict[str, str] = {}  # run folder -> plan key
         self._queue: queue.Queue[tuple[str, Path, dict]] = queue.Queue()
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
 
-    def __call__(self, folder: Path, meta: dict, live: dict) -> float | None:
+    def __call__(self, folder: Path, meta: dict, live: dict) -> tuple[float, int] | None:
         key = self._key(folder, meta)
         with self._lock:
             if key not in self._durations:
                 self._durations[key] = None
                 self._queue.put((key, folder, meta))
                 self._start()
-            duration = self._durations.get(key)
+            planned = self._durations.get(key)
         elapsed = live.get("test_time_s")
-        if duration is None or not isinstance(elapsed, (int, float)):
+        if planned is None or not isinstance(elapsed, (int, float)):
             return None
-        return max(0.0, duration - float(elapsed))
+        return max(0.0, planned[0] - float(elapsed)), planned[1]
 
     def _key(self, folder: Path, meta: dict) -> str:
         key = self._keys.get(str(folder))
@@ -76,8 +77,9 @@ class RemainingEstimator:
                 self._durations[key] = duration
 
 
-def plan_duration(folder: Path, meta: dict) -> float | None:
-    """The planned duration of a run, from the inputs it keeps (procedure, cell, station)."""
+def plan_duration(folder: Path, meta: dict) -> tuple[float, int] | None:
+    """The planned duration and number of steps of a run, from the inputs it keeps
+    (procedure, cell, station) and its parameters."""
     try:
         from labctl.engine.session import prepare
         from labctl.plan import plan_prepared
@@ -92,6 +94,7 @@ def plan_duration(folder: Path, meta: dict) -> float | None:
         prep = prepare(procedure, station_path=station if station.is_file() else None,
                        cell_ref=cell if cell.is_file() else None,
                        params={str(k): str(v) for k, v in params.items()})
-        return float(plan_prepared(prep).run_duration_s)
+        report = plan_prepared(prep)
+        return float(report.run_duration_s), int(report.n_steps)
     except Exception:  # an estimate is advice: never a reason for a tile to fail
         return None

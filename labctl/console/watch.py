@@ -112,12 +112,13 @@ class RunWatcher:
         if status == "running" and live.get("state") == "paused":
             state = "paused"
         current = _num(live.get("current_a"))
-        remaining = None
+        remaining = steps_total = None
         if self.estimator is not None and status == "running":
             try:
-                remaining = self.estimator(self.results / name, meta, live)
+                remaining, steps_total = self.estimator(self.results / name, meta, live) or \
+                    (None, None)
             except Exception:
-                remaining = None
+                remaining = steps_total = None
         updated = _num(live.get("updated_unix_s"))
         return {
             "run_id": meta.get("run_id", name),
@@ -135,6 +136,7 @@ class RunWatcher:
             # step "before it started" on a limit): shown as SAFETY STOP
             "safety": state != "completed" and "safety" in str(meta.get("reason") or "").lower(),
             "step_index": live.get("step_index"),
+            "steps_total": steps_total,  # from the plan (labctl plan), None until it is made
             "step": live.get("step"),
             "cycle_index": live.get("cycle_index"),
             "voltage_v": _num(live.get("voltage_v")),

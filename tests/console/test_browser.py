@@ -252,6 +252,8 @@ def _scenario(bench):
     current = float(_wait(d, lambda d: _tile_text(d, run_id, ".current"), 5, "a current"))
     # remaining time: the plan's duration (labctl plan, made in the background) minus elapsed
     _wait(d, lambda d: "≈" in _tile_text(d, run_id, ".remaining"), 40, "remaining time")
+    n_steps = 8  # quickstart: rest, discharge, rest, then charge, hold, rest, discharge, rest
+    _wait(d, lambda d: f"Step 2 of {n_steps}:" in _tile_text(d, run_id, ".step"), 10, "step n of m")
     assert current == pytest.approx(-2 * CAPACITY_AH, rel=0.02)  # 2C of a 2.2 Ah cell
     d.save_screenshot(str(shots / "benches.png"))
 

@@ -70,7 +70,7 @@ document.addEventListener("click", ev => {
 // -- Benches ----------------------------------------------------------------------------------
 function tile(t) {
   const state = t.state;
-  const step = t.step_index ? `Step ${t.step_index}: ${t.step || ""}` + (t.cycle_index ? ` · cycle ${t.cycle_index}` : "") : "starting";
+  const step = t.step_index ? `Step ${t.step_index}${t.steps_total ? " of " + t.steps_total : ""}: ${t.step || ""}` + (t.cycle_index ? ` · cycle ${t.cycle_index}` : "") : "starting";
   const buttons = t.active ? el("div", {class: "actions"},
     el("button", {"data-cmd": "pause", "data-run": t.run_id, "data-label": t.procedure, disabled: state === "paused", text: "Pause"}),
     el("button", {"data-cmd": "continue", "data-run": t.run_id, "data-label": t.procedure, disabled: state !== "paused", text: "Continue"}),
