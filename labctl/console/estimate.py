@@ -3,8 +3,9 @@ and the remaining time on each running tile.
 
 The remaining time of a run is its plan's duration (the procedure run on the
 station's simulated twin, as `labctl plan` does) minus the test time reached.
-Plans are made on one background thread, once per distinct procedure, cell,
-station and parameters (64 channels of the same test share one plan); a tile
+Plans are made by `labctl plan --json` in a child process (low priority), one at a
+time from a background thread, once per distinct procedure, cell, station and
+parameters (64 channels of the same test share one plan); a tile
 shows "-" until its plan is ready, and the watcher never waits for one.
 """
 
@@ -77,24 +78,37 @@ class RemainingEstimator:
                 self._durations[key] = duration
 
 
+PLAN_TIMEOUT_S = 300.0
+
+
 def plan_duration(folder: Path, meta: dict) -> tuple[float, int] | None:
     """The planned duration and number of steps of a run, from the inputs it keeps
-    (procedure, cell, station) and its parameters."""
-    try:
-        from labctl.engine.session import prepare
-        from labctl.plan import plan_prepared
+    (procedure, cell, station) and its parameters.
 
-        inputs = folder / "inputs"
-        procedure = next((p for p in sorted(inputs.glob("procedure.*"))), None)
-        if procedure is None:
-            return None
-        station = inputs / "station.yaml"
-        cell = inputs / "cell.yaml"
-        params = meta.get("param_overrides") if isinstance(meta.get("param_overrides"), dict) else {}
-        prep = prepare(procedure, station_path=station if station.is_file() else None,
-                       cell_ref=cell if cell.is_file() else None,
-                       params={str(k): str(v) for k, v in params.items()})
-        report = plan_prepared(prep)
-        return float(report.run_duration_s), int(report.n_steps)
-    except Exception:  # an estimate is advice: never a reason for a tile to fail
+    `labctl plan --json` runs in a child process at low priority: a long procedure's
+    plan is seconds of CPU that must not hold up the console (the GIL) or the runs.
+    """
+    import os
+    import subprocess
+    import sys
+
+    inputs = folder / "inputs"
+    procedure = next(iter(sorted(inputs.glob("procedure.*"))), None)
+    if procedure is None:
         return None
+    cmd = [sys.executable, "-m", "labctl.cli", "plan", str(procedure), "--json"]
+    for option, name in (("--station", "station.yaml"), ("--cell", "cell.yaml")):
+        if (inputs / name).is_file():
+            cmd += [option, str(inputs / name)]
+    params = meta.get("param_overrides") if isinstance(meta.get("param_overrides"), dict) else {}
+    for name, value in params.items():
+        cmd += ["--param", f"{name}={value}"]
+    from labctl.console.launch import child_env
+
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=PLAN_TIMEOUT_S,
+                              env=child_env(), cwd=folder, preexec_fn=lambda: os.nice(10))
+        report = json.loads(done.stdout)
+        return float(report["run_duration_s"]), int(report["n_steps"])
+    except (OSError, ValueError, KeyError, TypeError, subprocess.SubprocessError):
+        return None  # an estimate is advice: never a reason for a tile to fail

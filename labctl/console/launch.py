@@ -150,23 +150,28 @@ def run_command(choice: Choice, results: Path) -> list[str]:
     return cmd
 
 
+def child_env() -> dict[str, str]:
+    """The environment of a `python -m labctl.cli` child: it imports the same labctl as
+    this console (a checkout or the installed package)."""
+    import labctl
+
+    env = dict(os.environ)
+    code_root = str(Path(labctl.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [code_root, env.get("PYTHONPATH")]))
+    return env
+
+
 def start(choice: Choice, results: Path, log_dir: Path, wait_s: float = 10.0) -> dict[str, Any]:
     """Start the run in its own process; wait until its run directory exists.
 
     Returns {"ok": True, "run_id", "pid"} or {"ok": False, "error", "log"} when the
     process ended before creating its run (its output says why).
     """
-    import labctl
-
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"start-{time.time_ns()}.log"
-    env = dict(os.environ)
-    # The child imports the same labctl as this console (a checkout or the installed one).
-    code_root = str(Path(labctl.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [code_root, env.get("PYTHONPATH")]))
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(run_command(choice, results), stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT, env=child_env(),
                                 start_new_session=True, close_fds=True)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
