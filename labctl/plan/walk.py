@@ -302,13 +302,13 @@ class Walker:
         history = MetricHistory()
         limit = node.cap if node.count is None else min(node.count, node.cap)
         previous = None
-        loop_start = self.clock.now()
+        loop_start = self.elapsed()
         i = 0
         while i < limit:
             i += 1
             results: list = []
             start = len(self.entries)
-            t0 = self.clock.now()
+            t0 = self.elapsed()
             c0 = self.engine.counter.cycle_index
             self.iterations.append(i)
             if node.cycle:
@@ -331,13 +331,13 @@ class Walker:
                 _signature(signature[1]), _signature(previous[1]))
             # Without an until the loop's length is known: once it is sure to carry the
             # plan past the horizon there is nothing more to learn by simulating it.
-            loop_s = self.clock.now() - loop_start
+            loop_s = self.elapsed() - loop_start
             beyond = (not node.until and i >= 2
                       and self.elapsed() + loop_s / i * left > self.horizon_s)
             if exact or beyond or self.elapsed() > self.horizon_s \
                     or self.simulated_steps > STEP_BUDGET:
                 iteration = self.entries[start:]
-                block = Block(iteration, left, self.clock.now() - t0,
+                block = Block(iteration, left, self.elapsed() - t0,
                               self.engine.counter.cycle_index - c0,
                               self.engine.counter.cycle_index + (1 if node.cycle else 0),
                               node.path, exact)
@@ -350,7 +350,7 @@ class Walker:
                 # Slowly changing iterations (an ageing cell): the next `stride` are taken
                 # like this one, the cell ages by as much as it did in it each time.
                 iteration = self.entries[start:]
-                block = Block(iteration, stride, self.clock.now() - t0,
+                block = Block(iteration, stride, self.elapsed() - t0,
                               self.engine.counter.cycle_index - c0,
                               self.engine.counter.cycle_index + (1 if node.cycle else 0),
                               node.path, False)

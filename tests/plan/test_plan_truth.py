@@ -188,3 +188,12 @@ def test_the_estimate_the_console_shows_next_to_start():
     shown = hook.estimate(Choice())
     assert shown["duration_s"] == pytest.approx(est.duration_s)
     assert shown["text"] == est.text
+
+
+def test_counted_steps_inside_a_loop_count_every_iteration(tmp_path):
+    proc = write(tmp_path, "ten", "name: ten\nlog: every 10 s\nsteps:\n  - repeat: 10\n"
+                 "    steps:\n      - Rest for 1e300 s\n")
+    report = plan_prepared(prepare(proc, station_path=STATION))
+    assert report.duration_s == pytest.approx(1e301, rel=1e-9)
+    assert report.n_samples == pytest.approx(1e300, rel=1e-6)
+    assert report.steps[0]["count"] == 10
