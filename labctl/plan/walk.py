@@ -64,7 +64,8 @@ class Block:
     times: int
     duration_s: float  # of one iteration, gaps included
     cycles: int  # cycle indices one iteration advances
-    first_cycle: int  # cycle index of the first repetition's first step
+    start_cycle: int  # the cycle index in force when the iteration began
+    continues: bool  # its first steps continued that cycle (before starting new ones)
     path: str
     exact: bool  # True: iterations repeat identically; False: assumed (approximate)
 
@@ -310,6 +311,8 @@ class Walker:
             start = len(self.entries)
             t0 = self.elapsed()
             c0 = self.engine.counter.cycle_index
+            # steps before the iteration's first new cycle continue the open one
+            continues = self.engine.counter.active or not node.cycle
             self.iterations.append(i)
             if node.cycle:
                 self.pending_new_cycle = True
@@ -338,8 +341,7 @@ class Walker:
                     or self.simulated_steps > STEP_BUDGET:
                 iteration = self.entries[start:]
                 block = Block(iteration, left, self.elapsed() - t0,
-                              self.engine.counter.cycle_index - c0,
-                              self.engine.counter.cycle_index + (1 if node.cycle else 0),
+                              self.engine.counter.cycle_index - c0, c0, continues,
                               node.path, exact)
                 self._skip(block, results, sinks)
                 return
@@ -351,8 +353,7 @@ class Walker:
                 # like this one, the cell ages by as much as it did in it each time.
                 iteration = self.entries[start:]
                 block = Block(iteration, stride, self.elapsed() - t0,
-                              self.engine.counter.cycle_index - c0,
-                              self.engine.counter.cycle_index + (1 if node.cycle else 0),
+                              self.engine.counter.cycle_index - c0, c0, continues,
                               node.path, False)
                 per_iteration = {role: {k: v - previous[2].get(role, {}).get(k, 0.0)
                                         for k, v in age.items()}
