@@ -174,6 +174,7 @@ class PlanEngine(Engine):
                          observer=observer)
         self.inbox = _NoInbox()
         self.messages: list[tuple[float, str, str]] = []
+        self._short_batches_for_interlocks()  # as a run does: interlocks seen per sample
 
     def log(self, level: str, message: str) -> None:
         self.messages.append((self.test_time(), level, message))
