@@ -417,8 +417,8 @@ def walk_procedure(proc: CompiledProcedure, station: Any, cell: Any, horizon_s: 
             _follow_generator(walker, proc)
     except _Stop as stop:
         status, reason = stop.status, stop.reason
-    except LabctlError as exc:  # e.g. a Python procedure that raises: the run would fault
-        status, reason = "faulted", str(exc)
+    except LabctlError as exc:  # a Python procedure that raises (sys.exit...): refused
+        status, reason = "refused", f"the procedure failed while planned: {exc}"
     except Exception as exc:  # as the engine does: a bug in a procedure faults its run
         status, reason = "faulted", f"internal error: {type(exc).__name__}: {exc}"
     finally:

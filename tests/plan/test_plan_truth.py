@@ -172,24 +172,6 @@ def test_ready_procedures_of_every_area_plan_to_completion(file, station, cell):
     assert report.duration_s > 0
 
 
-def test_the_estimate_the_console_shows_next_to_start():
-    from labctl.plan import estimate
-
-    est = estimate(REPO / "procedures" / "quickstart.yaml", station=STATION, cell="lfp-2p2ah")
-    # quickstart: 1 min + discharge + 10 min + charge/hold + 10 + discharge + 10 min, ~3 h
-    assert 2.5 * 3600 < est.duration_s == est["duration_s"] < 3.5 * 3600
-    assert est.text.startswith("estimate: 3 h") and est.refused is None
-    hook = pytest.importorskip("labctl.console.estimate")
-
-    class Choice:
-        procedure, station, cell, params = (str(REPO / "procedures" / "quickstart.yaml"),
-                                             str(STATION), "lfp-2p2ah", {})
-
-    shown = hook.estimate(Choice())
-    assert shown["duration_s"] == pytest.approx(est.duration_s)
-    assert shown["text"] == est.text
-
-
 def test_counted_steps_inside_a_loop_count_every_iteration(tmp_path):
     proc = write(tmp_path, "ten", "name: ten\nlog: every 10 s\nsteps:\n  - repeat: 10\n"
                  "    steps:\n      - Rest for 1e300 s\n")
