@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labctl.plan.bounds import Ceilings, disk_bytes
-from labctl.plan.walk import Block, Extreme, WalkOutcome
+from labctl.plan.iterations import Block
+from labctl.plan.walk import Extreme, WalkOutcome
 from labctl.records import StepResult
 
 WARN_DURATION_S = 30 * 86400.0  # without a max_duration, a plan longer than this is flagged
