@@ -59,8 +59,8 @@ class Ceilings:
         """Why a run of this plan is refused, or None."""
         from labctl.plan.report import human_duration
 
-        if report.status == "refused":  # too fast logging, a step rejected, a procedure
-            return report.reason        # that fails: nothing starts (as validation would)
+        if report.status == "refused":  # a step logged faster than the shortest period
+            return report.reason
         if report.max_duration_s is None and report.duration_s > self.duration_s:
             return (f"it would run {human_duration(report.duration_s)}, longer than the "
                     f"{human_duration(self.duration_s)} labctl runs without a max_duration; "

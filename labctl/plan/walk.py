@@ -233,7 +233,8 @@ class Walker:
             try:
                 result = self.engine.run_one(planned)
             except SafetyError as exc:
-                raise _Stop("refused", f"step {planned.step.text!r} ({planned.path}) would be "
+                # as the engine: the run would stop here, aborted
+                raise _Stop("aborted", f"step {planned.step.text!r} ({planned.path}) would be "
                                        f"rejected before it starts: {exc}") from None
         if result.end_kind == EndKind.FAULT.value and str(_NoRunDir.path) in result.end_reason:
             # A step that reads the run's own records (a report over the run so far): there
@@ -409,8 +410,8 @@ def walk_procedure(proc: CompiledProcedure, station: Any, cell: Any, horizon_s: 
             _follow_generator(walker, proc)
     except _Stop as stop:
         status, reason = stop.status, stop.reason
-    except LabctlError as exc:  # a Python procedure that raises (sys.exit...): refused
-        status, reason = "refused", f"the procedure failed while planned: {exc}"
+    except LabctlError as exc:  # e.g. a Python procedure that raises: the run would fault
+        status, reason = "faulted", str(exc)
     except Exception as exc:  # as the engine does: a bug in a procedure faults its run
         status, reason = "faulted", f"internal error: {type(exc).__name__}: {exc}"
     finally:
