@@ -89,33 +89,4 @@ def enforce_ceilings(prep: Any, *, need_report: bool = True,
     return report
 
 
-class Estimate(dict):
-    """A dict whose keys also read as attributes (callers use either)."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
-def estimate(procedure: Any, *, station: Any = None, cell: Any = None,
-             params: dict[str, str] | None = None) -> Estimate:
-    """The plan's headline for a procedure file (what the operator console shows next to
-    Start): {"duration_s", "text" (the one-line estimate), "n_samples", "disk_bytes",
-    "warnings", "refused", "report" (the whole plan as `labctl plan --json` has it)}.
-    Raises ValidationError/LabctlError as `labctl validate` would."""
-    from labctl.engine.session import prepare
-    from labctl.plan.report import one_line
-
-    prep = prepare(procedure, station_path=station, cell_ref=cell, params=dict(params or {}))
-    report = plan_prepared(prep)
-    text = one_line(report)
-    if report.refusal:
-        text += f"; refused by validate and run: {report.refusal}"
-    return Estimate(duration_s=report.run_duration_s, text=text, n_samples=report.run_samples,
-                    disk_bytes=report.run_disk_bytes, warnings=list(report.warnings),
-                    refused=report.refusal, report=report.as_dict())
-
-
-__all__ = ["Ceilings", "enforce_ceilings", "estimate", "plan_prepared"]
+__all__ = ["Ceilings", "enforce_ceilings", "plan_prepared"]

@@ -35,6 +35,21 @@ from labctl.capabilities.cycler import EndKind
 from labctl.engine.observer import RunObserver
 from labctl.engine.runner import Engine
 from labctl.errors import LabctlError, SafetyError
+from labctl.plan.iterations import (
+    MAX_STRIDE,
+    ROUGH_MAX_STRIDE,
+    ROUGH_STRIDE_CHANGE,
+    STRIDE_CHANGE,
+    Block,
+    age_by,
+    ageing_of,
+    as_count,
+    count_steps,
+    same,
+    scaled,
+    signature_of,
+    stride_length,
+)
 from labctl.plan.twin import twin_state
 from labctl.procedures.conditions import MetricHistory, any_holds, iteration_metrics
 from labctl.procedures.model import CompiledProcedure, PlannedStep
@@ -45,28 +60,6 @@ _STOPPING = (EndKind.SAFETY.value, EndKind.ABORTED.value, EndKind.FAULT.value)
 SAMPLE_BUDGET = 50_000_000  # samples the planner simulates at most (beyond: counted)
 STEP_BUDGET = 300_000  # steps the planner simulates at most (beyond: assumed like the last)
 MAX_CLOCK_JUMP_S = 1e9  # longer skips are counted beside the clock (float precision)
-# Iterations that change by less than STRIDE_CHANGE (relative) over a stride are not all
-# simulated: after two simulated ones, up to MAX_STRIDE are taken like the last.
-STRIDE_CHANGE = 2e-3
-MAX_STRIDE = 9
-# A rough plan (the ceilings check before `labctl run`, which needs orders of magnitude,
-# not per-mille) strides much further.
-ROUGH_STRIDE_CHANGE = 0.05
-ROUGH_MAX_STRIDE = 1000
-STRIDE_STATE_TOL = 5e-3  # SoC, RC volts, kelvin: the cell is back where it was
-
-
-@dataclass
-class Block:
-    """One loop iteration's steps standing for `times` further iterations not simulated."""
-
-    entries: list  # the iteration's StepResults and Blocks, as simulated
-    times: int
-    duration_s: float  # of one iteration, gaps included
-    cycles: int  # cycle indices one iteration advances
-    first_cycle: int  # cycle index of the first repetition's first step
-    path: str
-    exact: bool  # True: iterations repeat identically; False: assumed (approximate)
 
 
 @dataclass
@@ -173,6 +166,7 @@ class PlanEngine(Engine):
                          observer=observer)
         self.inbox = _NoInbox()
         self.messages: list[tuple[float, str, str]] = []
+        self._short_batches_for_interlocks()  # as a run does: interlocks seen per sample
 
     def log(self, level: str, message: str) -> None:
         self.messages.append((self.test_time(), level, message))
@@ -239,7 +233,8 @@ class Walker:
             try:
                 result = self.engine.run_one(planned)
             except SafetyError as exc:
-                raise _Stop("refused", f"step {planned.step.text!r} ({planned.path}) would be "
+                # as the engine: the run would stop here, aborted
+                raise _Stop("aborted", f"step {planned.step.text!r} ({planned.path}) would be "
                                        f"rejected before it starts: {exc}") from None
         if result.end_kind == EndKind.FAULT.value and str(_NoRunDir.path) in result.end_reason:
             # A step that reads the run's own records (a report over the run so far): there
@@ -284,7 +279,7 @@ class Walker:
         nan = math.nan
         return StepResult(self.engine.step_index, self.engine.counter.cycle_index, step.kind,
                           step.text, planned.path, EndKind.TIME.value, "time elapsed (counted)",
-                          start, start + duration, duration, _as_count(samples), 0.0, 0.0, 0.0,
+                          start, start + duration, duration, as_count(samples), 0.0, 0.0, 0.0,
                           0.0, nan, nan, nan, nan, nan, nan, nan)
 
     # -- the tree ------------------------------------------------------------------------------
@@ -302,14 +297,16 @@ class Walker:
         history = MetricHistory()
         limit = node.cap if node.count is None else min(node.count, node.cap)
         previous = None
-        loop_start = self.clock.now()
+        loop_start = self.elapsed()
         i = 0
         while i < limit:
             i += 1
             results: list = []
             start = len(self.entries)
-            t0 = self.clock.now()
+            t0 = self.elapsed()
             c0 = self.engine.counter.cycle_index
+            # steps before the iteration's first new cycle continue the open one
+            continues = self.engine.counter.active or not node.cycle
             self.iterations.append(i)
             if node.cycle:
                 self.pending_new_cycle = True
@@ -325,34 +322,32 @@ class Walker:
             if left <= 0:
                 return
             # the bench's state first: with an ageing cell it differs at once, cheaply
-            signature = (twin_state(self.engine.station), self.entries[start:], _ageing(
+            signature = (twin_state(self.engine.station), self.entries[start:], ageing_of(
                 self.engine.station))
-            exact = previous is not None and _same(signature[0], previous[0], 1e-6) and _same(
-                _signature(signature[1]), _signature(previous[1]))
+            exact = previous is not None and same(signature[0], previous[0], 1e-6) and same(
+                signature_of(signature[1]), signature_of(previous[1]))
             # Without an until the loop's length is known: once it is sure to carry the
             # plan past the horizon there is nothing more to learn by simulating it.
-            loop_s = self.clock.now() - loop_start
+            loop_s = self.elapsed() - loop_start
             beyond = (not node.until and i >= 2
                       and self.elapsed() + loop_s / i * left > self.horizon_s)
             if exact or beyond or self.elapsed() > self.horizon_s \
                     or self.simulated_steps > STEP_BUDGET:
                 iteration = self.entries[start:]
-                block = Block(iteration, left, self.clock.now() - t0,
-                              self.engine.counter.cycle_index - c0,
-                              self.engine.counter.cycle_index + (1 if node.cycle else 0),
+                block = Block(iteration, left, self.elapsed() - t0,
+                              self.engine.counter.cycle_index - c0, c0, continues,
                               node.path, exact)
                 self._skip(block, results, sinks)
                 return
-            stride = 0 if node.until or previous is None else _stride(signature, previous, left,
+            stride = 0 if node.until or previous is None else stride_length(signature, previous, left,
                                                                        self.stride_change,
                                                                        self.max_stride)
             if stride:
                 # Slowly changing iterations (an ageing cell): the next `stride` are taken
                 # like this one, the cell ages by as much as it did in it each time.
                 iteration = self.entries[start:]
-                block = Block(iteration, stride, self.clock.now() - t0,
-                              self.engine.counter.cycle_index - c0,
-                              self.engine.counter.cycle_index + (1 if node.cycle else 0),
+                block = Block(iteration, stride, self.elapsed() - t0,
+                              self.engine.counter.cycle_index - c0, c0, continues,
                               node.path, False)
                 per_iteration = {role: {k: v - previous[2].get(role, {}).get(k, 0.0)
                                         for k, v in age.items()}
@@ -370,14 +365,14 @@ class Walker:
         `age_step`: per instrument, how much one iteration aged the cell (the simulated
         cell then ages by `times` as much, as if it had run them)."""
         engine = self.engine
-        steps = _count_steps(block.entries)
+        steps = count_steps(block.entries)
         engine.step_index += steps * block.times
         engine.counter.cycle_index += block.cycles * block.times
         self.advance(block.duration_s * block.times)
         if age_step:
-            _age_by(engine.station, age_step, block.times)
+            age_by(engine.station, age_step, block.times)
         self.entries.append(block)
-        stand_in = _scaled(results, block.times)
+        stand_in = scaled(results, block.times)
         if stand_in is not None:
             for sink in sinks:
                 sink.append(stand_in)
@@ -468,120 +463,3 @@ def _resync(station: Any) -> None:
                 put(get())
             except Exception:  # a stand-in without a usable state: it keeps its own
                 pass
-
-
-def _ageing(station: Any) -> dict[str, dict[str, float]]:
-    """Each simulated cell's ageing counters (additive: cycles, days, throughput)."""
-    out = {}
-    for role, inst in station.instruments.items():
-        get = getattr(inst, "get_state", None)
-        if get is None or not hasattr(inst, "set_state"):
-            continue
-        try:
-            age = get().get("ageing")
-        except Exception:  # no usable state: nothing to age
-            continue
-        if isinstance(age, dict):
-            out[role] = {k: float(v) for k, v in age.items()}
-    return out
-
-
-def _age_by(station: Any, per_iteration: dict, times: int) -> None:
-    for role, step in per_iteration.items():
-        inst = station.instruments[role]
-        state = inst.get_state()
-        state["ageing"] = {k: max(0.0, v + times * step.get(k, 0.0))
-                           for k, v in state["ageing"].items()}
-        inst.set_state(state)
-
-
-def _drift(a: Any, b: Any) -> float:
-    """The largest relative difference between two signatures' numbers (inf when their
-    shapes, texts or end reasons differ)."""
-    if isinstance(a, tuple) and isinstance(b, tuple):
-        if len(a) != len(b):
-            return math.inf
-        return max((_drift(x, y) for x, y in zip(a, b, strict=True)), default=0.0)
-    if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
-        if math.isnan(a) or math.isnan(b):
-            return 0.0 if math.isnan(a) and math.isnan(b) else math.inf
-        scale = max(abs(a), abs(b))
-        return abs(a - b) / scale if scale > 1e-9 else 0.0
-    return 0.0 if a == b else math.inf
-
-
-def _without_ageing(state: tuple) -> tuple:
-    return tuple(entry[:2] for entry in state)
-
-
-def _stride(now: tuple, before: tuple, left: int, most_change: float = STRIDE_CHANGE,
-            most: int = MAX_STRIDE) -> int:
-    """How many iterations to take like the last one: 0 unless the last two iterations
-    ended alike and the cell is back in the same state (only its ageing moved)."""
-    if left < 2 or now[2] == before[2]:  # the cell does not age: exact repetition or nothing
-        return 0
-    if not _same(_without_ageing(now[0]), _without_ageing(before[0]), STRIDE_STATE_TOL):
-        return 0
-    change = _drift(_signature(now[1]), _signature(before[1]))
-    if change > most_change:
-        return 0
-    k = most if change == 0 else int(most_change / change)
-    return max(0, min(most, k, left - 1))
-
-
-def _as_count(x: float) -> int | float:
-    return int(x) if x < 2**53 else float(x)
-
-
-def _count_steps(entries: list) -> int:
-    n = 0
-    for e in entries:
-        n += (_count_steps(e.entries) * (1 + e.times)) if isinstance(e, Block) else 1
-    return n
-
-
-_RESULT_NUMBERS = ("duration_s", "n_samples", "charge_capacity_ah", "discharge_capacity_ah",
-                   "charge_energy_wh", "discharge_energy_wh", "end_voltage_v",
-                   "max_temperature_c", "end_temperature_c")
-
-
-def _signature(entries: list) -> tuple:
-    out = []
-    for e in entries:
-        if isinstance(e, Block):
-            out.append(("block", e.times, _signature(e.entries)))
-        else:
-            out.append((e.text, e.end_kind, e.end_reason,
-                        tuple(getattr(e, k) for k in _RESULT_NUMBERS)))
-    return tuple(out)
-
-
-def _same(a: Any, b: Any, abs_tol: float = 1e-9) -> bool:
-    """Equal, numbers to a relative 1e-6 (and `abs_tol`): what a report could show."""
-    if isinstance(a, tuple) and isinstance(b, tuple):
-        return len(a) == len(b) and all(_same(x, y, abs_tol) for x, y in zip(a, b, strict=True))
-    if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
-        if math.isnan(a) or math.isnan(b):
-            return math.isnan(a) and math.isnan(b)
-        return abs(a - b) <= abs_tol + 1e-6 * max(abs(a), abs(b))
-    return a == b
-
-
-def _scaled(results: list, times: int) -> StepResult | None:
-    """One result standing for `times` repetitions of an iteration's results (for the
-    `until` metrics of the loops around): sums scaled, extremes and ends as they were."""
-    if not results:
-        return None
-
-    def total(name: str) -> float:
-        return times * math.fsum(getattr(r, name) for r in results
-                                 if not math.isnan(getattr(r, name)))
-
-    temps = [r.max_temperature_c for r in results if not math.isnan(r.max_temperature_c)]
-    return replace(results[-1], duration_s=total("duration_s"),
-                   n_samples=_as_count(total("n_samples")),
-                   charge_capacity_ah=total("charge_capacity_ah"),
-                   discharge_capacity_ah=total("discharge_capacity_ah"),
-                   charge_energy_wh=total("charge_energy_wh"),
-                   discharge_energy_wh=total("discharge_energy_wh"),
-                   max_temperature_c=max(temps) if temps else math.nan)

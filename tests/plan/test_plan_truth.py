@@ -172,19 +172,38 @@ def test_ready_procedures_of_every_area_plan_to_completion(file, station, cell):
     assert report.duration_s > 0
 
 
-def test_the_estimate_the_console_shows_next_to_start():
-    from labctl.plan import estimate
+def test_counted_steps_inside_a_loop_count_every_iteration(tmp_path):
+    proc = write(tmp_path, "ten", "name: ten\nlog: every 10 s\nsteps:\n  - repeat: 10\n"
+                 "    steps:\n      - Rest for 1e300 s\n")
+    report = plan_prepared(prepare(proc, station_path=STATION))
+    assert report.duration_s == pytest.approx(1e301, rel=1e-9)
+    assert report.n_samples == pytest.approx(1e300, rel=1e-6)
+    assert report.steps[0]["count"] == 10
 
-    est = estimate(REPO / "procedures" / "quickstart.yaml", station=STATION, cell="lfp-2p2ah")
-    # quickstart: 1 min + discharge + 10 min + charge/hold + 10 + discharge + 10 min, ~3 h
-    assert 2.5 * 3600 < est.duration_s == est["duration_s"] < 3.5 * 3600
-    assert est.text.startswith("estimate: 3 h") and est.refused is None
-    hook = pytest.importorskip("labctl.console.estimate")
 
-    class Choice:
-        procedure, station, cell, params = (str(REPO / "procedures" / "quickstart.yaml"),
-                                             str(STATION), "lfp-2p2ah", {})
-
-    shown = hook.estimate(Choice())
-    assert shown["duration_s"] == pytest.approx(est.duration_s)
-    assert shown["text"] == est.text
+def test_nested_counted_loops_add_up_like_the_run(tmp_path, steady_cell):
+    proc = write(tmp_path, "nested", """
+name: nested
+log: every 60 s
+steps:
+  - Discharge at 1C until {cell.min_voltage_v} V
+  - repeat: 4
+    cycle: false
+    steps:
+      - Rest for 30 minutes
+      - repeat: 15
+        cycle: true
+        steps:
+          - Charge at 1C until {cell.max_voltage_v} V
+          - Rest for 5 minutes
+          - Discharge at 1C until {cell.min_voltage_v} V
+""")
+    report, run = _plan_and_run(proc, steady_cell, tmp_path)
+    assert any("repeat identically" in n for n in report.notes), report.notes
+    steps, cycles, ts = run.steps, run.cycles, run.timeseries
+    assert sum(s["count"] for s in report.steps) == len(steps)
+    assert sum(c["repeats"] for c in report.cycles) == len(cycles)
+    assert _close(report.duration_s, float(steps["end_time_s"].max()))
+    assert abs(report.n_samples - len(ts)) <= 0.01 * len(ts)
+    planned = sum(c["discharge_capacity_ah"] * c["repeats"] for c in report.cycles)
+    assert _close(planned, float(cycles["discharge_capacity_ah"].sum()))
