@@ -10,7 +10,7 @@ import json
 
 import pandas as pd
 
-from tests.support import labctl_cmd
+from tests.support import json_out, labctl_cmd
 
 EXITS_AFTER_ONE_STEP = '''
 import sys
@@ -22,21 +22,18 @@ def procedure(ctx):
 '''
 
 
-def test_sys_exit_inside_the_procedure_is_refused_before_the_run(tmp_path):
-    # `labctl run` plans the procedure on the simulated twin first (labctl.plan), so a
-    # procedure that exits is refused with exit 2 before any instrument is touched.
+def test_sys_exit_inside_the_procedure_faults_the_run_from_the_command_line(tmp_path):
     proc_file = tmp_path / "exits.py"
     proc_file.write_text(EXITS_AFTER_ONE_STEP)
-    proc = labctl_cmd("run", str(proc_file), "--results", str(tmp_path / "r"), "--no-progress")
-    assert proc.returncode == 2, proc.stderr
-    assert "sys.exit(0)" in proc.stderr and "Traceback" not in proc.stderr
-    results = tmp_path / "r"
-    assert not results.exists() or not any(p.is_dir() for p in results.iterdir())
+    proc = labctl_cmd("run", str(proc_file), "--results", str(tmp_path / "r"), "--json",
+                      "--no-progress")
+    assert proc.returncode == 1, proc.stderr  # the run failed; not 0
+    out = json_out(proc)
+    assert out["status"] == "faulted" and "sys.exit(0)" in out["reason"]
 
 
 def test_sys_exit_inside_the_procedure_faults_the_run(tmp_path):
-    # The engine's own guard, for a procedure that gets past the plan (the plan's twin
-    # cannot see every branch of a procedure that reacts to real measurements).
+    # The engine's own guard, in-process: the run is faulted with its reason and tables.
     from labctl.engine.session import prepare, start_run
 
     proc_file = tmp_path / "exits.py"

@@ -17,6 +17,8 @@ _CMD = re.compile(r"labctl (?:run|validate) ([^`#|;\\&\n]*)")
 # Options of `labctl run` that `validate` has no use for (they take a value, or not).
 _DROP_VALUE = {"--results", "--speed", "--processes", "--channel"}
 _DROP_FLAG = {"--no-progress", "--json"}
+# Shipped examples whose point, as the docs show it, is that validate refuses them.
+_REFUSED_ON_PURPOSE = {"procedures/examples/centuries.yaml": "refused: it would run"}
 
 
 def _doc_commands() -> list[tuple[str, list[str]]]:
@@ -70,11 +72,19 @@ def test_each_documented_command_validates(doc, args, monkeypatch):
         else:
             assert a in options, f"{doc}: unexpected option {a} in labctl run {' '.join(args)}"
             options[a] = value
+    refusal = _REFUSED_ON_PURPOSE.get(procedure)
     try:
-        prepare(procedure, station_path=options["--station"], cell_ref=options["--cell"],
-                params=params)
+        prep = prepare(procedure, station_path=options["--station"], cell_ref=options["--cell"],
+                       params=params)
+        if refusal:
+            from labctl.plan import enforce_ceilings
+
+            enforce_ceilings(prep, need_report=False)
     except LabctlError as exc:
+        if refusal and refusal in str(exc):
+            return
         pytest.fail(f"{doc}: labctl validate {' '.join(args)}: {exc}")
+    assert not refusal, f"{doc}: {procedure} should be refused as the doc shows"
 
 
 def test_readme_quickstart_snippet_is_the_shipped_file():
