@@ -90,12 +90,15 @@ def bench_run_page(root: Path) -> None:
         time.sleep(8)  # the console imports pandas/scipy in the background after it starts
         for what, path in (("page (HTML)", f"/runs/{run.name}"),
                            ("plot data (JSON)", f"/runs/{run.name}/plots")):
-            times = []
+            times, cpu = [], []
             for _ in range(5):
+                c0 = cpu_seconds(console.pid)
                 dt, size = timed_get(url + path)
                 times.append(dt)
-            print(f"  {what}: first view {times[0] * 1000:.0f} ms, again (median) "
-                  f"{sorted(times)[2] * 1000:.0f} ms, {size / 1e3:.0f} kB  (target < 500 ms)")
+                cpu.append(cpu_seconds(console.pid) - c0)
+            print(f"  {what}: first view {times[0] * 1000:.0f} ms wall / {cpu[0] * 1000:.0f} ms "
+                  f"console CPU, again (median) {sorted(times)[2] * 1000:.0f} ms, "
+                  f"{size / 1e3:.0f} kB  (target < 500 ms)")
         sys.path.insert(0, str(REPO))
         from labctl.console.app import _plots
 
@@ -139,7 +142,7 @@ def bench_64_channels(root: Path, seconds: float) -> None:
             time.sleep(1)
         else:
             raise SystemExit("the 64 runs did not all start")
-        events, changed, last = 0, [], None
+        events, changed, history = 0, [], []
         cpu0, t0 = cpu_seconds(console.pid), time.monotonic()
         with urllib.request.urlopen(url + "/events/benches", timeout=30) as r:
             while time.monotonic() - t0 < seconds:
@@ -148,15 +151,19 @@ def bench_64_channels(root: Path, seconds: float) -> None:
                     continue
                 tiles = {t["run_id"]: t for t in json.loads(line[6:]) if t["active"]}
                 events += 1
-                if last is not None:
+                history.append((time.monotonic(), tiles))
+                # tiles whose reading is newer than the update about one second before
+                before = [h for when, h in history if when <= history[-1][0] - 0.95]
+                if before:
                     changed.append(sum(1 for k, t in tiles.items()
-                                       if last.get(k, {}).get("test_time_s") != t["test_time_s"]))
+                                       if before[-1].get(k, {}).get("test_time_s") != t["test_time_s"]))
                 last = tiles
         wall = time.monotonic() - t0
         cpu = cpu_seconds(console.pid) - cpu0
         print(f"  {events} updates in {wall:.1f} s ({events / wall:.2f} per second), "
-              f"{len(last)} active tiles; tiles whose reading changed per update: "
-              f"median {sorted(changed)[len(changed) // 2] if changed else 0} of 64")
+              f"{len(last)} active tiles; tiles with a newer reading than one second before: "
+              f"median {sorted(changed)[len(changed) // 2] if changed else 0} of 64 "
+              f"(each run writes status.json at most once a second)")
         print(f"  console CPU: {cpu:.2f} s in {wall:.1f} s = {100 * cpu / wall:.1f} % of one core "
               f"(target < 20 %)")
     finally:

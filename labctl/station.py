@@ -134,6 +134,10 @@ def load_station(path: str | Path, registry: Registry | None = None) -> StationS
             if number is not None:
                 ranges[name] = number
         settings = {k: v for k, v in binding.items() if k not in _BINDING_KEYS}
+        if role == "bms":  # its DBC and cell file are relative to this station file
+            from labctl.builtins.bms import absolute_paths
+
+            settings = absolute_paths(settings, Path(path).resolve().parent)
         _check_visa_library(doc, where, binding, problems)
         check_driver_settings(doc, where, driver, info, settings, problems)
         due = binding.get("calibration_due")

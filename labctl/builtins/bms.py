@@ -21,6 +21,22 @@ SIM_KEYS = MAP_KEYS | {"bus", "pack", "topology", "latency_s", "tick_s", "jitter
                        "soc_method", "sensor", "current_limits"}
 
 
+def absolute_paths(settings: dict, folder: Path) -> dict:
+    """The binding's settings with its DBC and cell file made absolute (they are relative to
+    the station file), so a copy of the binding without its file (the plan's twin) still
+    finds them. A cell preset name stays as it is."""
+    out = dict(settings)
+    dbc = out.get("dbc")
+    if isinstance(dbc, str) and dbc.strip() and not Path(dbc).is_absolute():
+        out["dbc"] = str((folder / dbc).resolve())
+    pack = out.get("pack")
+    if isinstance(pack, dict) and isinstance(pack.get("cell"), str):
+        cell = Path(pack["cell"])
+        if not cell.is_absolute() and (folder / cell).is_file():
+            out["pack"] = {**pack, "cell": str((folder / cell).resolve())}
+    return out
+
+
 def signal_map(binding: InstrumentSpec, context: Any) -> Any:
     from labctl.can.signals import signal_map_for_station, signal_map_from_settings
 
@@ -78,7 +94,8 @@ def _bms_run(run: Any, **options: Any) -> Any:
 def labctl_drivers() -> list[DriverInfo]:
     return [DriverInfo("sim-bms", ("bms",), make_sim_bms,
                        "Simulated BMS on a python-can virtual bus over a simulated series pack "
-                       "(protections, balancing, SoC, topologies, fault injection; virtual time)")]
+                       "(protections, balancing, SoC, topologies, fault injection; virtual time)",
+                       settings=frozenset(SIM_KEYS))]
 
 
 @hookimpl

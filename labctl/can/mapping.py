@@ -306,6 +306,7 @@ def _integrity(b: _Builder, smap: SignalMap, settings: dict, default: ChecksumSp
             b.err((key,), f"{key} is a list of signal names ('Signal' held by every message that "
                           "has it, or 'Message.Signal')")
             continue
+        shared: set[str] = set()  # messages given by a name many messages hold
         for j, entry in enumerate(names):
             spec = None
             name = entry
@@ -318,12 +319,20 @@ def _integrity(b: _Builder, smap: SignalMap, settings: dict, default: ChecksumSp
             for msg, sig in found or ():
                 target = smap.counters if key == "counters" else smap.checksums
                 problem = _counter_ok(sig) if key == "counters" else _checksum_ok(sig)
+                # `[CRC8, {signal: VCU.CRC8, polynomial: 0x2F}]`: the one message's own entry
+                # refines what the shared name gave it
+                refines = (msg.name in shared and len(found) == 1
+                           and target.get(msg.name) == sig.name)
                 if problem:
                     b.err((key, j), f"{msg.name}.{sig.name}: {problem}")
-                elif msg.name in target:
+                elif msg.name in target and not refines:
                     b.err((key, j), f"message {msg.name} already has {key[:-1]} {target[msg.name]}")
                 else:
                     target[msg.name] = sig.name
+                    if len(found) > 1:
+                        shared.add(msg.name)
+                    else:
+                        shared.discard(msg.name)
                     if spec is not None:
                         smap.checksum_specs[msg.name] = spec
 

@@ -66,7 +66,7 @@ class ConsoleConfig:
     form_token: str = ""
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
     max_points: int = data.DEFAULT_MAX_POINTS
-    estimator: Any = None  # labctl plan hook, see labctl.console.estimate
+    estimator: Any = None  # remaining time of a running run (labctl.console.estimate)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -94,6 +94,11 @@ def create_app(config: ConsoleConfig) -> Starlette:
     watcher = RunWatcher(config.results, estimator=config.estimator)
     log_dir = Path(tempfile.gettempdir()) / f"labctl-console-{os.getuid()}"
     plot_cache = PlotCache()
+
+    def stopping() -> bool:
+        """True once the server shuts down: event streams end instead of holding it up."""
+        check = config.extra.get("stopping")
+        return bool(check and check())
 
     def page(request: Request, name: str, **context: Any) -> Response:
         return templates.TemplateResponse(request, name, {"config": config, **context})
@@ -132,7 +137,7 @@ def create_app(config: ConsoleConfig) -> Starlette:
             while True:
                 tiles = await run_in_threadpool(watcher.tiles, 0.25)
                 yield f"data: {json.dumps(tiles)}\n\n"
-                if await request.is_disconnected():
+                if stopping() or await request.is_disconnected():
                     break
                 await asyncio.sleep(EVENT_INTERVAL_S)
         return StreamingResponse(stream(), media_type="text/event-stream",
@@ -175,10 +180,8 @@ def create_app(config: ConsoleConfig) -> Starlette:
         if path is None or not path.is_file():
             return not_found("procedure")
         fields, problems = await run_in_threadpool(launch.parameter_fields, path)
-        from labctl.console.estimate import plan_available
-
         return JSONResponse({"procedure": name, "fields": [f.as_dict() for f in fields],
-                             "problems": problems, "plan": plan_available()})
+                             "problems": problems})
 
     def choice_of(body: dict[str, Any]) -> launch.Choice | str:
         try:
@@ -218,10 +221,7 @@ def create_app(config: ConsoleConfig) -> Starlette:
         if isinstance(choice, str):
             return JSONResponse({"ok": False, "problems": [
                 {"file": None, "line": None, "column": None, "field": "", "message": choice}]})
-        problems = await run_in_threadpool(launch.check, choice)
-        from labctl.console.estimate import estimate
-
-        est = await run_in_threadpool(estimate, choice) if not problems else None
+        problems, est = await run_in_threadpool(launch.check, choice)
         return JSONResponse({"ok": not problems, "problems": problems, "estimate": est,
                              "command": "labctl " + " ".join(launch.run_command(
                                  choice, config.results)[3:])})
@@ -233,7 +233,7 @@ def create_app(config: ConsoleConfig) -> Starlette:
         choice = choice_of(body)
         if isinstance(choice, str):
             return JSONResponse({"ok": False, "error": choice}, status_code=400)
-        problems = await run_in_threadpool(launch.check, choice)  # never skipped
+        problems, _ = await run_in_threadpool(launch.check, choice)  # never skipped
         if problems:
             return JSONResponse({"ok": False, "problems": problems,
                                  "error": "the check does not pass"}, status_code=400)
@@ -276,7 +276,8 @@ def create_app(config: ConsoleConfig) -> Starlette:
                 if tile is not None and tile != last:
                     yield f"data: {json.dumps(tile)}\n\n"
                     last = tile
-                if tile is None or not tile["active"] or await request.is_disconnected():
+                if tile is None or not tile["active"] or stopping() or \
+                        await request.is_disconnected():
                     yield "event: ended\ndata: {}\n\n"
                     break
                 await asyncio.sleep(EVENT_INTERVAL_S)
@@ -371,7 +372,7 @@ def _run_context(path: Path, config: ConsoleConfig) -> dict[str, Any]:
         "qualification": qualification_sessions(config.results, station_file=(
             meta.get("station") or {}).get("file")),
         "formats": _formats(),
-        "imported": meta.get("source") is not None or meta.get("imported") is not None,
+        "imported": meta.get("status") == "imported",
     }
 
 
@@ -429,9 +430,16 @@ def _plots(path: Path, max_points: int) -> dict[str, Any]:
     cols = data.read_columns(path, data.PLOT_COLUMNS)  # one read for every figure
     out = data.traces(cols, max_points)
     run = open_run(path)
-    out["per_cycle"] = data.per_cycle(run.cycles)
-    out["dqdv"] = data.dqdv(cols, max_points)
-    out["spectra"] = data.spectra(run)
+    out["errors"] = []
+    # One figure that cannot be drawn (an odd imported table) must not hide the others.
+    for key, make in (("per_cycle", lambda: data.per_cycle(run.cycles)),
+                      ("dqdv", lambda: data.dqdv(cols, max_points)),
+                      ("spectra", lambda: data.spectra(run))):
+        try:
+            out[key] = make()
+        except Exception as exc:
+            out[key] = {} if key == "per_cycle" else []
+            out["errors"].append(f"{key}: {type(exc).__name__}: {exc}")
     out["elapsed_s"] = time.perf_counter() - started
     return out
 

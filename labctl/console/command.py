@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import click
@@ -44,11 +45,11 @@ def console_cmd(results: str, procedures: str, stations: str, cells: str | None,
     try:
         import uvicorn
 
-        from labctl.console.app import ConsoleConfig, create_app
+        from labctl.console.app import ConsoleConfig, create_app, warm_up
     except ImportError as exc:
         raise LabctlError(f"the console needs its extra: pip install 'labctl[console]' "
                           f"(missing: {exc.name})") from None
-    from labctl.console.estimate import remaining_estimator
+    from labctl.console.estimate import RemainingEstimator
     from labctl.console.security import allowed_hosts, is_loopback, load_or_create_token, new_token
 
     remote = not is_loopback(host)
@@ -73,39 +74,42 @@ def console_cmd(results: str, procedures: str, stations: str, cells: str | None,
         stations=_folder(stations, "stations", default="instruments"),
         cells=_folder(cells, "cells"),
         host=host, port=port, access_token=access_token, form_token=new_token(),
-        allowed_hosts=allowed_hosts(host), estimator=remaining_estimator(),
+        allowed_hosts=allowed_hosts(host), estimator=RemainingEstimator(),
     )
     app = create_app(config)
-    import threading
-
-    from labctl.console.app import warm_up
-
     threading.Thread(target=warm_up, name="console-warm-up", daemon=True).start()
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                           lifespan="off"))
+    sock = _listen(host, port)
+    # A Benches page keeps an event stream open: do not wait for it on Ctrl-C.
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
+                                           timeout_graceful_shutdown=1))
+    config.extra["stopping"] = lambda: server.should_exit
     shown_host = f"[{host}]" if ":" in host else host
+    bound = sock.getsockname()[1]
+    console.print(f"labctl console: http://{shown_host}:{bound}/{announce}", highlight=False)
+    console.print("Ctrl-C stops the console; runs it started go on.", highlight=False)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled, once it has stopped
+        pass
+    finally:
+        sock.close()
+    console.print("console stopped", highlight=False)
 
-    def announce_address() -> None:
-        bound = port
-        for s in getattr(server, "servers", []):
-            for sock in s.sockets:
-                bound = sock.getsockname()[1]
-        console.print(f"labctl console: http://{shown_host}:{bound}/{announce}", highlight=False)
-        console.print("Ctrl-C stops the console; runs it started go on.", highlight=False)
 
-    _serve(server, announce_address)
+def _listen(host: str, port: int):
+    """The listening socket, bound here so a busy port is a clear message (exit 2)."""
+    import socket
 
-
-def _serve(server, on_started) -> None:
-    """Run uvicorn, printing the address once it listens (port 0 picks a free one)."""
-    import asyncio
-
-    async def main() -> None:
-        task = asyncio.create_task(server.serve())
-        while not server.started and not task.done():
-            await asyncio.sleep(0.05)
-        if server.started:
-            on_started()
-        await task
-
-    asyncio.run(main())
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise LabctlError(f"cannot listen on {host}:{port}: {exc.strerror}"
+                          + (" (another console? choose --port)" if exc.errno == 98 else "")
+                          ) from None
+    sock.listen(128)
+    sock.set_inheritable(False)
+    return sock

@@ -36,8 +36,8 @@ def read_columns(run_path: Path, columns: tuple[str, ...]) -> dict[str, np.ndarr
     """Timeseries columns of a run; only those columns are read when its tables are current."""
     import pyarrow.parquet as pq
 
+    from labctl.store.freshness import tables_current
     from labctl.store.rundir import RunDir
-    from labctl.store.tables import tables_current
 
     meta = RunDir.open(run_path).meta
     if tables_current(run_path, meta):
@@ -62,10 +62,6 @@ def traces(cols: dict[str, np.ndarray], max_points: int = DEFAULT_MAX_POINTS) ->
         out["traces"][name] = {"x": _finite_list(t[idx] / 3600.0, 7),
                                "y": _finite_list(cols[name][idx], 6)}
     return out
-
-
-def cycle_table(run: Any) -> pd.DataFrame:
-    return run.cycles
 
 
 def per_cycle(cycles: pd.DataFrame) -> dict[str, Any]:
@@ -107,28 +103,32 @@ def dqdv(cols: dict[str, np.ndarray], max_points: int = DEFAULT_MAX_POINTS
 
 
 def spectra(run: Any) -> list[dict[str, Any]]:
-    """Impedance spectra recorded by `eis` steps (record table `spectra`), one per sweep."""
-    try:
-        if "spectra" not in run.record_tables():
-            return []
-        table = run.records("spectra")
-    except Exception:
+    """Impedance spectra (record table `spectra`: recorded by `eis` steps or imported), one
+    per sweep; |Z| and phase are computed from Z' and Z'' when the table lacks them."""
+    if "spectra" not in run.record_tables():
         return []
-    if not len(table) or "frequency_hz" not in table:
+    table = run.records("spectra")
+    if not len(table) or not {"frequency_hz", "z_real_ohm", "z_imag_ohm"} <= set(table.columns):
         return []
-    # A sweep starts where the point counter goes back to 0.
-    sweep = np.cumsum(table["point"].to_numpy() == 0) if "point" in table else \
-        np.zeros(len(table), dtype=int)
+    # A sweep starts where the point counter goes back to 0 (else: one per step and label).
+    if "point" in table:
+        sweep = np.cumsum(table["point"].to_numpy() == 0)
+    else:
+        keys = [c for c in ("step_index", "label") if c in table]
+        sweep = table.groupby(keys, sort=False).ngroup().to_numpy() if keys else \
+            np.zeros(len(table), dtype=int)
     out = []
     for number in np.unique(sweep):
         part = table[sweep == number]
+        z = part["z_real_ohm"].to_numpy(float) + 1j * part["z_imag_ohm"].to_numpy(float)
         label = str(part["label"].iloc[0]) if "label" in part and part["label"].iloc[0] else ""
         out.append({"name": f"spectrum {int(number)}" + (f" {label}" if label else ""),
                     "f": _finite_list(part["frequency_hz"].to_numpy()),
-                    "re": _finite_list(part["z_real_ohm"].to_numpy()),
-                    "im": _finite_list(part["z_imag_ohm"].to_numpy()),
-                    "mod": _finite_list(part["z_mod_ohm"].to_numpy()),
-                    "phase": _finite_list(part["phase_deg"].to_numpy())})
+                    "re": _finite_list(z.real), "im": _finite_list(z.imag),
+                    "mod": _finite_list(part["z_mod_ohm"].to_numpy() if "z_mod_ohm" in part
+                                        else np.abs(z)),
+                    "phase": _finite_list(part["phase_deg"].to_numpy() if "phase_deg" in part
+                                          else np.degrees(np.angle(z)))})
     return out
 
 

@@ -1,42 +1,114 @@
-"""HOOK for `labctl plan` (issue 16): the duration estimate shown next to Start and the
-remaining time on a tile.
+"""Estimates from `labctl plan` (labctl.plan): the duration shown after a passing Check,
+and the remaining time on each running tile.
 
-When the `labctl.plan` package exists, `estimate(choice)` asks it for the
-procedure's estimate; until then both functions say "no estimate" and the
-pages show "-". The call is guarded: an estimate is advice, never a reason for
-the console to fail.
+The remaining time of a run is its plan's duration (the procedure run on the
+station's simulated twin, as `labctl plan` does) minus the test time reached.
+Plans are made by `labctl plan --json` in a child process (low priority), one at a
+time from a background thread, once per distinct procedure, cell, station and
+parameters (64 channels of the same test share one plan); a tile
+shows "-" until its plan is ready, and the watcher never waits for one.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import json
+import queue
+import threading
+from pathlib import Path
 from typing import Any
 
 
-def plan_available() -> bool:
-    return importlib.util.find_spec("labctl.plan") is not None
+def estimate_of(report: Any) -> dict[str, Any]:
+    """What the Start form shows: `labctl validate`'s estimate line and its numbers."""
+    from labctl.plan.report import one_line
+
+    return {"duration_s": report.run_duration_s, "n_samples": report.run_samples,
+            "text": one_line(report), "warnings": list(report.warnings)}
 
 
-def estimate(choice: Any) -> dict[str, Any] | None:
-    """{"duration_s": ..., "text": ...} from labctl.plan for the chosen procedure, or None."""
-    if not plan_available():
-        return None  # HOOK: labctl.plan not on this branch yet
-    try:
-        from labctl import plan  # type: ignore[attr-defined]
+class RemainingEstimator:
+    """(run folder, run.json, status.json) -> (seconds left, planned steps), None while unknown."""
 
-        fn = getattr(plan, "estimate", None) or getattr(plan, "estimate_procedure", None)
-        if fn is None:
+    def __init__(self) -> None:
+        # plan key -> (duration s, number of steps); None while planning or when it failed
+        self._durations: dict[str, tuple[float, int] | None] = {}
+        self._keys: dict[str, str] = {}  # run folder -> plan key
+        self._queue: queue.Queue[tuple[str, Path, dict]] = queue.Queue()
+        self._lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+
+    def __call__(self, folder: Path, meta: dict, live: dict) -> tuple[float, int] | None:
+        key = self._key(folder, meta)
+        with self._lock:
+            if key not in self._durations:
+                self._durations[key] = None
+                self._queue.put((key, folder, meta))
+                self._start()
+            planned = self._durations.get(key)
+        elapsed = live.get("test_time_s")
+        if planned is None or not isinstance(elapsed, (int, float)):
             return None
-        result = fn(choice.procedure, station=choice.station, cell=choice.cell,
-                    params=choice.params)
-    except Exception:
+        return max(0.0, planned[0] - float(elapsed)), planned[1]
+
+    def _key(self, folder: Path, meta: dict) -> str:
+        key = self._keys.get(str(folder))
+        if key is None:
+            proc = meta.get("procedure") if isinstance(meta.get("procedure"), dict) else {}
+            cell = meta.get("cell") if isinstance(meta.get("cell"), dict) else {}
+            station = meta.get("station") if isinstance(meta.get("station"), dict) else {}
+            key = json.dumps([proc.get("sha256") or str(folder), cell.get("name"),
+                              station.get("file"), meta.get("param_overrides")],
+                             sort_keys=True, default=str)
+            self._keys[str(folder)] = key
+        return key
+
+    def _start(self) -> None:
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._work, name="console-plans", daemon=True)
+            self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            try:
+                key, folder, meta = self._queue.get(timeout=5)
+            except queue.Empty:
+                return
+            duration = plan_duration(folder, meta)
+            with self._lock:
+                self._durations[key] = duration
+
+
+PLAN_TIMEOUT_S = 300.0
+
+
+def plan_duration(folder: Path, meta: dict) -> tuple[float, int] | None:
+    """The planned duration and number of steps of a run, from the inputs it keeps
+    (procedure, cell, station) and its parameters.
+
+    `labctl plan --json` runs in a child process at low priority: a long procedure's
+    plan is seconds of CPU that must not hold up the console (the GIL) or the runs.
+    """
+    import os
+    import subprocess
+    import sys
+
+    inputs = folder / "inputs"
+    procedure = next(iter(sorted(inputs.glob("procedure.*"))), None)
+    if procedure is None:
         return None
-    duration = getattr(result, "duration_s", None)
-    if duration is None and isinstance(result, dict):
-        duration = result.get("duration_s")
-    return {"duration_s": duration, "text": str(getattr(result, "text", "") or "")}
+    cmd = [sys.executable, "-m", "labctl.cli", "plan", str(procedure), "--json"]
+    for option, name in (("--station", "station.yaml"), ("--cell", "cell.yaml")):
+        if (inputs / name).is_file():
+            cmd += [option, str(inputs / name)]
+    params = meta.get("param_overrides") if isinstance(meta.get("param_overrides"), dict) else {}
+    for name, value in params.items():
+        cmd += ["--param", f"{name}={value}"]
+    from labctl.console.launch import child_env
 
-
-def remaining_estimator() -> Any:
-    """(run meta, status.json) -> remaining seconds, or None while labctl.plan is absent."""
-    return None  # HOOK: wire labctl.plan's per-step estimate here when it lands
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=PLAN_TIMEOUT_S,
+                              env=child_env(), cwd=folder, preexec_fn=lambda: os.nice(10))
+        report = json.loads(done.stdout)
+        return float(report["run_duration_s"]), int(report["n_steps"])
+    except (OSError, ValueError, KeyError, TypeError, subprocess.SubprocessError):
+        return None  # an estimate is advice: never a reason for a tile to fail

@@ -116,18 +116,26 @@ class Choice:
     speed: float | None
 
 
-def check(choice: Choice) -> list[dict]:
-    """What `labctl validate` says about the choice: [] when it passes."""
+def check(choice: Choice) -> tuple[list[dict], dict[str, Any] | None]:
+    """What `labctl validate` says about the choice: (problems, estimate).
+
+    The same calls as validate: `prepare` (procedure, cell, station, parameters) and
+    `labctl.plan.enforce_ceilings` (refused past a duration/sample ceiling); problems
+    is [] when it passes, and the estimate is validate's estimate line.
+    """
+    from labctl.console.estimate import estimate_of
     from labctl.engine.session import prepare
+    from labctl.plan import enforce_ceilings
 
     try:
-        prepare(choice.procedure, station_path=choice.station, cell_ref=choice.cell,
-                params=choice.params)
+        prep = prepare(choice.procedure, station_path=choice.station, cell_ref=choice.cell,
+                       params=choice.params)
+        report = enforce_ceilings(prep)
     except ValidationError as exc:
-        return [p.as_dict() for p in exc.problems]
+        return [p.as_dict() for p in exc.problems], None
     except LabctlError as exc:
-        return [Problem(None, None, None, "", str(exc)).as_dict()]
-    return []
+        return [Problem(None, None, None, "", str(exc)).as_dict()], None
+    return [], estimate_of(report)
 
 
 def run_command(choice: Choice, results: Path) -> list[str]:
@@ -142,23 +150,28 @@ def run_command(choice: Choice, results: Path) -> list[str]:
     return cmd
 
 
+def child_env() -> dict[str, str]:
+    """The environment of a `python -m labctl.cli` child: it imports the same labctl as
+    this console (a checkout or the installed package)."""
+    import labctl
+
+    env = dict(os.environ)
+    code_root = str(Path(labctl.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [code_root, env.get("PYTHONPATH")]))
+    return env
+
+
 def start(choice: Choice, results: Path, log_dir: Path, wait_s: float = 10.0) -> dict[str, Any]:
     """Start the run in its own process; wait until its run directory exists.
 
     Returns {"ok": True, "run_id", "pid"} or {"ok": False, "error", "log"} when the
     process ended before creating its run (its output says why).
     """
-    import labctl
-
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"start-{time.time_ns()}.log"
-    env = dict(os.environ)
-    # The child imports the same labctl as this console (a checkout or the installed one).
-    code_root = str(Path(labctl.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [code_root, env.get("PYTHONPATH")]))
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(run_command(choice, results), stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT, env=child_env(),
                                 start_new_session=True, close_fds=True)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:

@@ -29,6 +29,13 @@ def _read_json(path: str | Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
+
+
 def _num(x: Any) -> float | None:
     return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
@@ -39,7 +46,7 @@ class RunWatcher:
     def __init__(self, results: Path, recent_s: float = RECENT_S, estimator: Any = None):
         self.results = Path(results)
         self.recent_s = recent_s
-        self.estimator = estimator  # labctl plan hook: (meta, status) -> remaining seconds
+        self.estimator = estimator  # (folder, run.json, status.json) -> remaining s (labctl plan)
         self._metas: dict[str, tuple[int, dict]] = {}
         self._lock = threading.Lock()
         self._cached: tuple[float, list[dict]] = (0.0, [])
@@ -81,12 +88,20 @@ class RunWatcher:
             if meta is None:
                 continue
             status = effective_status(meta)
+            if status == "imported":  # a vendor file brought in: no bench ran it here
+                continue
             ended = _num(meta.get("ended_unix_s"))
+            if ended is None and status != "running":  # its process died: last sign of life
+                ended = _mtime(os.path.join(folder, "status.json")) or \
+                    _mtime(os.path.join(folder, "run.json"))
             if status != "running" and (ended is None or wall - ended > self.recent_s):
                 continue
             live = _read_json(os.path.join(folder, "status.json")) or {}
             tiles.append(self._tile(Path(folder).name, meta, status, live, wall))
-        tiles.sort(key=lambda t: (t["active"] is False, t["started_unix_s"] or 0.0, t["run_id"]))
+        # running first (oldest first: a bench keeps its place), then faults and stops
+        # (newest first: the one to look at), then the other runs that ended
+        tiles.sort(key=lambda t: (0, t["started_unix_s"] or 0.0, t["run_id"]) if t["active"] else
+                   (1 if t["alarm"] else 2, -(t["started_unix_s"] or 0.0), t["run_id"]))
         return tiles
 
     def _tile(self, name: str, meta: dict, status: str, live: dict, wall: float) -> dict[str, Any]:
@@ -97,26 +112,31 @@ class RunWatcher:
         if status == "running" and live.get("state") == "paused":
             state = "paused"
         current = _num(live.get("current_a"))
-        remaining = None
+        remaining = steps_total = None
         if self.estimator is not None and status == "running":
             try:
-                remaining = self.estimator(meta, live)
+                remaining, steps_total = self.estimator(self.results / name, meta, live) or \
+                    (None, None)
             except Exception:
-                remaining = None
+                remaining = steps_total = None
         updated = _num(live.get("updated_unix_s"))
         return {
             "run_id": meta.get("run_id", name),
             "procedure": proc.get("name"),
             "cell": cell.get("name"),
             "station": station.get("name"),
-            "channel": meta.get("channel"),
+            # which channel: the cycler the run is bound to (its serial names the channel)
+            "channel": meta.get("channel") or ((station.get("instruments") or {}).get("cycler")
+                                               or {}).get("serial"),
             "state": state,
             "active": status == "running",
             "reason": meta.get("reason") or "",
             "alarm": state in ("faulted", "aborted", "interrupted"),
-            "safety": "safety" in str(meta.get("reason") or "").lower()
-                      or "limit" in str(meta.get("reason") or "").lower(),
+            # the engine's safety stops say "safety: voltage 3.7 V > 3.65 V" (or refuse a
+            # step "before it started" on a limit): shown as SAFETY STOP
+            "safety": state != "completed" and "safety" in str(meta.get("reason") or "").lower(),
             "step_index": live.get("step_index"),
+            "steps_total": steps_total,  # from the plan (labctl plan), None until it is made
             "step": live.get("step"),
             "cycle_index": live.get("cycle_index"),
             "voltage_v": _num(live.get("voltage_v")),

@@ -307,7 +307,10 @@ class Engine:
             return end
         if not isinstance(step, ElectricalStep):
             raise LabctlError(f"no instrument can run a step of type {type(step).__name__}")
-        return self.run_electrical_step(step, index, acc, elapsed, moved, drop_first=resumed)
+        # A continued step's first sample repeats the last one journaled; with none journaled
+        # (killed right after step_start) it is the step's start and must be kept.
+        return self.run_electrical_step(step, index, acc, elapsed, moved,
+                                        drop_first=resumed and acc.n_samples > 0)
 
     def run_electrical_step(self, step: ElectricalStep, index: int, acc: StepAccumulator,
                             elapsed: float = 0.0, moved: float = 0.0, drop_first: bool = False

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labctl.plan.bounds import Ceilings, disk_bytes
-from labctl.plan.walk import Block, Extreme, WalkOutcome
+from labctl.plan.iterations import Block
+from labctl.plan.walk import Extreme, WalkOutcome
 from labctl.records import StepResult
 
 WARN_DURATION_S = 30 * 86400.0  # without a max_duration, a plan longer than this is flagged
@@ -86,12 +87,13 @@ def _walk_entries(entries: list, times: float, visit) -> None:
 
 
 def fold_steps(entries: list) -> list[StepFold]:
-    folds: dict[str, StepFold] = {}
+    folds: dict[tuple[str, str], StepFold] = {}
 
     def visit(r: StepResult, times: float) -> None:
-        f = folds.get(r.path)
+        # by place and text: every step of a Python procedure has the place "python"
+        f = folds.get((r.path, r.text))
         if f is None:
-            f = folds[r.path] = StepFold(r.path, r.text, r.kind)
+            f = folds[(r.path, r.text)] = StepFold(r.path, r.text, r.kind)
         f.add(r, times)
 
     # A block's iteration was simulated once (its results are in the walk as themselves)
@@ -106,33 +108,42 @@ def cycle_rows(entries: list) -> list[dict[str, Any]]:
     rows: dict[tuple, dict[str, Any]] = {}
     order: list[tuple] = []
 
-    def row(key: tuple, first: int, repeats: float) -> dict[str, Any]:
+    def row(key: tuple, first: int, repeats: float, every: int) -> dict[str, Any]:
         r = rows.get(key)
         if r is None:
-            r = rows[key] = {"cycle_index": first, "repeats": repeats,
+            r = rows[key] = {"cycle_index": first, "repeats": repeats, "every": every,
                              **dict.fromkeys(_SUMS, 0.0)}
             order.append(key)
         return r
 
-    def add(entries: list, offset: int, repeats: float, tag: tuple, scale: float) -> None:
+    def add(entries: list, mapping, repeats: float, every: int, tag: tuple,
+            scale: float) -> None:
         for e in entries:
             if isinstance(e, Block) and e.cycles == 0:
                 # iterations inside one cycle (a loop with cycle: false): they add to it
-                add(e.entries, offset, repeats, tag, scale * e.times)
+                add(e.entries, mapping, repeats, every, tag, scale * e.times)
             elif isinstance(e, Block):
-                # the iteration's cycles, shifted to where the counted repetitions begin
-                base = min((r.cycle_index for r in _results(e.entries)), default=e.first_cycle)
-                add(e.entries, offset + e.first_cycle - base, repeats * e.times,
+                # Repetition k of the iteration has its cycles k x e.cycles later; rows show
+                # the first counted repetition's. Steps that continued the cycle open when
+                # the iteration began go to the last cycle of a repetition (the one they
+                # continue): as many of them, so every sum stays exact.
+                def shifted(c: int, e: Block = e, outer=mapping) -> int:
+                    if e.continues and c == e.start_cycle:
+                        c += e.cycles
+                    return outer(c + e.cycles)
+
+                add(e.entries, shifted, repeats * e.times, e.cycles if repeats == 1 else 0,
                     tag + (id(e),), scale)
             else:
-                c = e.cycle_index + offset
-                r = row(tag + (c,), c, repeats)
+                c = mapping(e.cycle_index)
+                r = row(tag + (c,), c, repeats, every)
                 for k in _SUMS:
                     v = getattr(e, k)
                     if not math.isnan(v):
                         r[k] += v * scale
 
-    add(entries, 0, 1, (), 1.0)
+    add(entries, lambda c: c, 1, 1, (), 1.0)
+    order = _merge_covered(rows, order)
     out = []
     for key in order:
         r = rows[key]
@@ -144,6 +155,29 @@ def cycle_rows(entries: list) -> list[dict[str, Any]]:
         r["n_samples"] = _int(r["n_samples"])
         out.append(r)
     return out
+
+
+def _merge_covered(rows: dict[tuple, dict[str, Any]], order: list[tuple]) -> list[tuple]:
+    """A single cycle's row (steps continuing a cycle that a counted row stands for) goes
+    into that row, weighted by 1/repeats so that every total stays exact."""
+    counted = [rows[k] for k in order if rows[k]["repeats"] != 1 and rows[k]["every"]]
+    kept = []
+    for key in order:
+        r = rows[key]
+        home = None
+        if r["repeats"] == 1:
+            for b in counted:
+                step, first = b["every"], b["cycle_index"]
+                k, rest = divmod(r["cycle_index"] - first, step)
+                if rest == 0 and 0 <= k < b["repeats"]:
+                    home = b
+                    break
+        if home is None:
+            kept.append(key)
+            continue
+        for name in _SUMS:
+            home[name] += r[name] / home["repeats"]
+    return kept
 
 
 def _results(entries: list) -> list[StepResult]:
@@ -355,8 +389,11 @@ def one_line(report: PlanReport) -> str:
     """The estimate `labctl validate` prints after "ok"."""
     n = report.run_samples
     samples = f"{n:,.0f}" if n < 1e12 else f"{n:.3g}"
-    text = (f"estimate: {human_duration(report.run_duration_s)}, {samples} samples, "
-            f"{human_bytes(report.run_disk_bytes)} on disk")
+    more = "more than " if report.status == "truncated" else ""
+    text = (f"estimate: {more}{human_duration(report.run_duration_s)}, {more}{samples} "
+            f"samples, {more}{human_bytes(report.run_disk_bytes)} on disk")
+    if report.status == "truncated":
+        text += " (planning stopped early: labctl plan gives the whole estimate)"
     if report.approximate:
         text += " (approximate)"
     if report.warnings:

@@ -34,7 +34,22 @@ import numpy as np
 from labctl.capabilities.cycler import EndKind
 from labctl.engine.observer import RunObserver
 from labctl.engine.runner import Engine
-from labctl.errors import SafetyError
+from labctl.errors import LabctlError, SafetyError
+from labctl.plan.iterations import (
+    MAX_STRIDE,
+    ROUGH_MAX_STRIDE,
+    ROUGH_STRIDE_CHANGE,
+    STRIDE_CHANGE,
+    Block,
+    age_by,
+    ageing_of,
+    as_count,
+    count_steps,
+    same,
+    scaled,
+    signature_of,
+    stride_length,
+)
 from labctl.plan.twin import twin_state
 from labctl.procedures.conditions import MetricHistory, any_holds, iteration_metrics
 from labctl.procedures.model import CompiledProcedure, PlannedStep
@@ -45,19 +60,6 @@ _STOPPING = (EndKind.SAFETY.value, EndKind.ABORTED.value, EndKind.FAULT.value)
 SAMPLE_BUDGET = 50_000_000  # samples the planner simulates at most (beyond: counted)
 STEP_BUDGET = 300_000  # steps the planner simulates at most (beyond: assumed like the last)
 MAX_CLOCK_JUMP_S = 1e9  # longer skips are counted beside the clock (float precision)
-
-
-@dataclass
-class Block:
-    """One loop iteration's steps standing for `times` further iterations not simulated."""
-
-    entries: list  # the iteration's StepResults and Blocks, as simulated
-    times: int
-    duration_s: float  # of one iteration, gaps included
-    cycles: int  # cycle indices one iteration advances
-    first_cycle: int  # cycle index of the first repetition's first step
-    path: str
-    exact: bool  # True: iterations repeat identically; False: assumed (approximate)
 
 
 @dataclass
@@ -164,6 +166,7 @@ class PlanEngine(Engine):
                          observer=observer)
         self.inbox = _NoInbox()
         self.messages: list[tuple[float, str, str]] = []
+        self._short_batches_for_interlocks()  # as a run does: interlocks seen per sample
 
     def log(self, level: str, message: str) -> None:
         self.messages.append((self.test_time(), level, message))
@@ -185,7 +188,8 @@ class _Stop(Exception):
 
 
 class Walker:
-    def __init__(self, engine: PlanEngine, observer: ExtremesObserver, horizon_s: float):
+    def __init__(self, engine: PlanEngine, observer: ExtremesObserver, horizon_s: float,
+                 rough: bool = False, budget_s: float | None = None):
         self.engine = engine
         self.observer = observer
         self.horizon_s = horizon_s
@@ -198,6 +202,11 @@ class Walker:
         self.approximate = False
         self.beside_clock_s = 0.0  # counted time too long to move the virtual clock by
         self.simulated_steps = 0
+        self.strided: dict[str, tuple[int, int]] = {}  # loop -> (unused, iterations taken)
+        self.stride_change, self.max_stride = ((ROUGH_STRIDE_CHANGE, ROUGH_MAX_STRIDE) if rough
+                                               else (STRIDE_CHANGE, MAX_STRIDE))
+        self.budget_s = budget_s
+        self.deadline = math.inf if budget_s is None else time.perf_counter() + budget_s
 
     def elapsed(self) -> float:
         return self.clock.now() - self.origin + self.beside_clock_s
@@ -212,6 +221,10 @@ class Walker:
 
     # -- leaves ------------------------------------------------------------------------------
     def leaf(self, planned: PlannedStep, sinks: list[list]) -> StepResult:
+        if time.perf_counter() > self.deadline:
+            raise _Stop("truncated", f"planning stopped after {self.budget_s:g} s of computing, "
+                                     f"before step {planned.step.text!r} ({planned.path}); "
+                                     "the estimate covers the steps before it")
         counted = self._counted_only(planned)
         if counted is not None:
             result = counted
@@ -220,8 +233,16 @@ class Walker:
             try:
                 result = self.engine.run_one(planned)
             except SafetyError as exc:
-                raise _Stop("refused", f"step {planned.step.text!r} ({planned.path}) would be "
+                # as the engine: the run would stop here, aborted
+                raise _Stop("aborted", f"step {planned.step.text!r} ({planned.path}) would be "
                                        f"rejected before it starts: {exc}") from None
+        if result.end_kind == EndKind.FAULT.value and str(_NoRunDir.path) in result.end_reason:
+            # A step that reads the run's own records (a report over the run so far): there
+            # are none in a plan. It is left out, and said so.
+            self.notes.append(f"step {result.text!r} ({result.path}) reads the run's own "
+                              "records, which a plan does not keep: not planned")
+            result = replace(result, end_kind=EndKind.CONDITION.value,
+                             end_reason="not planned (reads the run's records)")
         self.entries.append(result)
         for sink in sinks:
             sink.append(result)
@@ -258,7 +279,7 @@ class Walker:
         nan = math.nan
         return StepResult(self.engine.step_index, self.engine.counter.cycle_index, step.kind,
                           step.text, planned.path, EndKind.TIME.value, "time elapsed (counted)",
-                          start, start + duration, duration, _as_count(samples), 0.0, 0.0, 0.0,
+                          start, start + duration, duration, as_count(samples), 0.0, 0.0, 0.0,
                           0.0, nan, nan, nan, nan, nan, nan, nan)
 
     # -- the tree ------------------------------------------------------------------------------
@@ -276,14 +297,16 @@ class Walker:
         history = MetricHistory()
         limit = node.cap if node.count is None else min(node.count, node.cap)
         previous = None
-        loop_start = self.clock.now()
+        loop_start = self.elapsed()
         i = 0
         while i < limit:
             i += 1
             results: list = []
             start = len(self.entries)
-            t0 = self.clock.now()
+            t0 = self.elapsed()
             c0 = self.engine.counter.cycle_index
+            # steps before the iteration's first new cycle continue the open one
+            continues = self.engine.counter.active or not node.cycle
             self.iterations.append(i)
             if node.cycle:
                 self.pending_new_cycle = True
@@ -299,37 +322,65 @@ class Walker:
             if left <= 0:
                 return
             # the bench's state first: with an ageing cell it differs at once, cheaply
-            signature = (twin_state(self.engine.station), self.entries[start:])
-            exact = previous is not None and _same(signature[0], previous[0], 1e-6) and _same(
-                _signature(signature[1]), _signature(previous[1]))
+            signature = (twin_state(self.engine.station), self.entries[start:], ageing_of(
+                self.engine.station))
+            exact = previous is not None and same(signature[0], previous[0], 1e-6) and same(
+                signature_of(signature[1]), signature_of(previous[1]))
             # Without an until the loop's length is known: once it is sure to carry the
             # plan past the horizon there is nothing more to learn by simulating it.
-            loop_s = self.clock.now() - loop_start
+            loop_s = self.elapsed() - loop_start
             beyond = (not node.until and i >= 2
                       and self.elapsed() + loop_s / i * left > self.horizon_s)
             if exact or beyond or self.elapsed() > self.horizon_s \
                     or self.simulated_steps > STEP_BUDGET:
                 iteration = self.entries[start:]
-                block = Block(iteration, left, self.clock.now() - t0,
-                              self.engine.counter.cycle_index - c0,
-                              self.engine.counter.cycle_index + (1 if node.cycle else 0),
+                block = Block(iteration, left, self.elapsed() - t0,
+                              self.engine.counter.cycle_index - c0, c0, continues,
                               node.path, exact)
                 self._skip(block, results, sinks)
                 return
+            stride = 0 if node.until or previous is None else stride_length(signature, previous, left,
+                                                                       self.stride_change,
+                                                                       self.max_stride)
+            if stride:
+                # Slowly changing iterations (an ageing cell): the next `stride` are taken
+                # like this one, the cell ages by as much as it did in it each time.
+                iteration = self.entries[start:]
+                block = Block(iteration, stride, self.elapsed() - t0,
+                              self.engine.counter.cycle_index - c0, c0, continues,
+                              node.path, False)
+                per_iteration = {role: {k: v - previous[2].get(role, {}).get(k, 0.0)
+                                        for k, v in age.items()}
+                                 for role, age in signature[2].items()}
+                self._skip(block, results, sinks, age_step=per_iteration)
+                i += stride
+                previous = None  # two simulated iterations in a row again before the next
+                continue
             previous = signature
 
-    def _skip(self, block: Block, results: list, sinks: list[list]) -> None:
-        """Account for `block.times` more iterations without simulating them."""
+    def _skip(self, block: Block, results: list, sinks: list[list],
+              age_step: dict | None = None) -> None:
+        """Account for `block.times` more iterations without simulating them.
+
+        `age_step`: per instrument, how much one iteration aged the cell (the simulated
+        cell then ages by `times` as much, as if it had run them)."""
         engine = self.engine
-        steps = _count_steps(block.entries)
+        steps = count_steps(block.entries)
         engine.step_index += steps * block.times
         engine.counter.cycle_index += block.cycles * block.times
         self.advance(block.duration_s * block.times)
+        if age_step:
+            age_by(engine.station, age_step, block.times)
         self.entries.append(block)
-        stand_in = _scaled(results, block.times)
+        stand_in = scaled(results, block.times)
         if stand_in is not None:
             for sink in sinks:
                 sink.append(stand_in)
+        if age_step is not None:
+            self.approximate = True
+            simulated, taken = self.strided.get(block.path, (0, 0))
+            self.strided[block.path] = (simulated, taken + block.times)
+            return
         if block.exact:
             self.notes.append(f"{block.path}: iterations repeat identically from here; "
                               f"{block.times:,} more counted, not simulated")
@@ -341,14 +392,14 @@ class Walker:
                               "ageing and the loop's until are not followed)")
 
 
-def walk_procedure(proc: CompiledProcedure, station: Any, cell: Any, horizon_s: float
-                   ) -> WalkOutcome:
+def walk_procedure(proc: CompiledProcedure, station: Any, cell: Any, horizon_s: float,
+                   rough: bool = False, budget_s: float | None = None) -> WalkOutcome:
     """Plan `proc` on an open twin `station`; the station is closed afterwards."""
     engine_ref: list = []
     observer = ExtremesObserver(engine_ref)
     engine = PlanEngine(proc, station, cell, observer)
     engine_ref.append(engine)
-    walker = Walker(engine, observer, horizon_s)
+    walker = Walker(engine, observer, horizon_s, rough, budget_s)
     wall = time.perf_counter()
     status, reason = "completed", "all steps done"
     tree = proc.extra.get("tree")
@@ -359,7 +410,16 @@ def walk_procedure(proc: CompiledProcedure, station: Any, cell: Any, horizon_s: 
             _follow_generator(walker, proc)
     except _Stop as stop:
         status, reason = stop.status, stop.reason
+    except LabctlError as exc:  # e.g. a Python procedure that raises: the run would fault
+        status, reason = "faulted", str(exc)
+    except Exception as exc:  # as the engine does: a bug in a procedure faults its run
+        status, reason = "faulted", f"internal error: {type(exc).__name__}: {exc}"
     finally:
+        for path, (_, taken) in walker.strided.items():
+            walker.notes.append(
+                f"{path}: the iterations change only slowly (the cell ages); {taken:,} of "
+                f"them were not simulated but taken like the one before, the cell ageing "
+                f"as much each time (approximate, within ~{walker.stride_change:.1%})")
         _release_chamber(station)
         station.close()
     return WalkOutcome(walker.entries, status, reason, walker.elapsed(), observer.extremes,
@@ -403,61 +463,3 @@ def _resync(station: Any) -> None:
                 put(get())
             except Exception:  # a stand-in without a usable state: it keeps its own
                 pass
-
-
-def _as_count(x: float) -> int | float:
-    return int(x) if x < 2**53 else float(x)
-
-
-def _count_steps(entries: list) -> int:
-    n = 0
-    for e in entries:
-        n += (_count_steps(e.entries) * (1 + e.times)) if isinstance(e, Block) else 1
-    return n
-
-
-_RESULT_NUMBERS = ("duration_s", "n_samples", "charge_capacity_ah", "discharge_capacity_ah",
-                   "charge_energy_wh", "discharge_energy_wh", "end_voltage_v",
-                   "max_temperature_c", "end_temperature_c")
-
-
-def _signature(entries: list) -> tuple:
-    out = []
-    for e in entries:
-        if isinstance(e, Block):
-            out.append(("block", e.times, _signature(e.entries)))
-        else:
-            out.append((e.text, e.end_kind, e.end_reason,
-                        tuple(getattr(e, k) for k in _RESULT_NUMBERS)))
-    return tuple(out)
-
-
-def _same(a: Any, b: Any, abs_tol: float = 1e-9) -> bool:
-    """Equal, numbers to a relative 1e-6 (and `abs_tol`): what a report could show."""
-    if isinstance(a, tuple) and isinstance(b, tuple):
-        return len(a) == len(b) and all(_same(x, y, abs_tol) for x, y in zip(a, b, strict=True))
-    if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
-        if math.isnan(a) or math.isnan(b):
-            return math.isnan(a) and math.isnan(b)
-        return abs(a - b) <= abs_tol + 1e-6 * max(abs(a), abs(b))
-    return a == b
-
-
-def _scaled(results: list, times: int) -> StepResult | None:
-    """One result standing for `times` repetitions of an iteration's results (for the
-    `until` metrics of the loops around): sums scaled, extremes and ends as they were."""
-    if not results:
-        return None
-
-    def total(name: str) -> float:
-        return times * math.fsum(getattr(r, name) for r in results
-                                 if not math.isnan(getattr(r, name)))
-
-    temps = [r.max_temperature_c for r in results if not math.isnan(r.max_temperature_c)]
-    return replace(results[-1], duration_s=total("duration_s"),
-                   n_samples=_as_count(total("n_samples")),
-                   charge_capacity_ah=total("charge_capacity_ah"),
-                   discharge_capacity_ah=total("discharge_capacity_ah"),
-                   charge_energy_wh=total("charge_energy_wh"),
-                   discharge_energy_wh=total("discharge_energy_wh"),
-                   max_temperature_c=max(temps) if temps else math.nan)

@@ -128,8 +128,9 @@ def _truth(table: dict, temperature_c: float, soc: float) -> float:
 
 def test_current_limits_follow_the_specified_tables(tmp_path):
     proc = tmp_path / "cl.yaml"
-    proc.write_text(CL_PROC)
-    _, run, checks = run_procedure(proc, VEHICLE, tmp_path / "results")
+    proc.write_text(CL_PROC + "  - bms_report: {}\n")
+    out, run, checks = run_procedure(proc, VEHICLE, tmp_path / "results")
+    assert (out.path / "analysis" / "bms" / "current_limits.png").stat().st_size > 1000
     assert (checks.verdict != "fail").all(), checks[checks.verdict == "fail"]
     rows = run.records("bms_current_limit")
     assert len(rows) == 4 * 2 + 3

@@ -12,7 +12,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from bms_helpers import STATION, VEHICLE, edited_station
+from bms_helpers import STATION, VEHICLE, edited_station, run_procedure
 
 from labctl.analysis.bms.checks import message_checks
 from labctl.can.decode import BatchDecoder
@@ -196,3 +196,66 @@ def test_absurd_signal_position_is_refused_not_hung(tmp_path, start, length):
     assert out.returncode == 2, out.stderr
     assert "line 11: signal Huge starts at bit" in out.stdout + out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_frame_fault_on_a_message_without_cycle_time_is_refused(tmp_path):
+    def edit(bms):
+        del bms["cycle_times"]
+
+    station = edited_station(tmp_path, edit, VEHICLE)
+    text = _refused(_proc(tmp_path, "bms_fault_injection: {fault: delay_frames, message: "
+                                    "BMS_CellTempStats, delay: 300 ms, expect: max_gap}"), station)
+    assert "max_gap of BMS_CellTempStats is judged against its cycle time" in text
+    # with the station's 200 ms it runs, and a 500 ms delay (a 700 ms gap, above the 3-cycle
+    # timeout of 600 ms) is caught
+    _, _, checks = run_procedure(_proc(tmp_path, "bms_fault_injection: {fault: delay_frames, "
+                                                 "message: BMS_CellTempStats, delay: 500 ms, "
+                                                 "expect: max_gap}"), VEHICLE, tmp_path / "r")
+    assert checks.loc["delay_frames.detected_max_gap", "value"] == 1
+    gap = checks.loc["delay_frames.BMS_CellTempStats.max_gap", "value"]
+    assert gap == pytest.approx(0.7, abs=0.005)
+
+
+def test_shared_checksum_name_refined_for_one_message(tmp_path):
+    def edit(bms):
+        bms["checksums"] = ["CRC8", {"signal": "VCU_BmsCommand.CRC8", "algorithm": "crc8",
+                                     "polynomial": 0x2F, "include_id": False}]
+
+    smap = signal_map_for_station(edited_station(tmp_path, edit, VEHICLE))
+    assert len(smap.checksums) == 6 and set(smap.checksums.values()) == {"CRC8"}
+    assert smap.checksum_spec("VCU_BmsCommand").polynomial == 0x2F
+    assert smap.checksum_spec("BMS_Limits").polynomial == 0x1D  # the station's default
+
+    def twice(bms):  # the same message named twice explicitly is still an error
+        bms["checksums"] = ["BMS_Limits.CRC8", "BMS_Limits.CRC8"]
+
+    with pytest.raises(ValidationError) as info:
+        signal_map_for_station(edited_station(tmp_path, twice, VEHICLE))
+    assert "message BMS_Limits already has checksum CRC8" in str(info.value)
+
+
+def test_the_map_stored_with_a_run_decodes_as_the_station_did(tmp_path):
+    import json
+    import shutil
+
+    from labctl.can.framelog import load_run_map
+
+    smap = signal_map_for_station(VEHICLE)
+    (tmp_path / "can").mkdir()
+    shutil.copy(smap.dbc_path, tmp_path / "can" / smap.dbc_path.name)
+    (tmp_path / "can" / "signal_map.json").write_text(json.dumps(smap.describe()))
+    again = load_run_map(tmp_path)
+    assert again.checksum_specs == smap.checksum_specs
+    assert again.checksum_default == smap.checksum_default
+    assert again.cycle_times == {"BMS_CellTempStats": 0.2}
+    assert again.counters == smap.counters and again.checksums == smap.checksums
+    assert again.scalar == smap.scalar  # refs with scale, offset and equals
+    frame = smap.encode("BMS_Limits", {"MaxChargeCurrent": 5.0}, counter=3)
+    assert again.encode("BMS_Limits", {"MaxChargeCurrent": 5.0}, counter=3) == frame
+
+
+def test_unknown_sim_bms_setting_is_refused_at_validation(tmp_path):
+    station = edited_station(tmp_path, lambda bms: bms.update(cycle_time={"BMS_Faults": 0.05}),
+                             VEHICLE)
+    text = _refused(PROCS / "can-timing.yaml", station)
+    assert "unknown setting 'cycle_time' for driver 'sim-bms'" in text and "cycle_times" in text

@@ -52,14 +52,11 @@ steps:
 
 
 def _quickstart_with_rate() -> str:
-    """procedures/quickstart.yaml with its 1C discharge rate as a declared parameter (the
-    shipped file declares none, and the scenario changes one through the form)."""
+    """procedures/quickstart.yaml as shipped: its discharge rate is a declared parameter,
+    which the scenario changes through the form."""
     text = (REPO / "procedures" / "quickstart.yaml").read_text(encoding="utf-8")
-    text = text.replace("Discharge at 1C", "Discharge at {discharge_c}C")
-    assert "{discharge_c}C" in text
-    decl = ("parameters:\n  discharge_c: {default: 1, min: 0.1, max: 3, unit: C, "
-            "description: discharge rate}\n")
-    return text.replace("requires:", decl + "requires:", 1)
+    assert "discharge_c:" in text and "{discharge_c}C" in text
+    return text
 
 
 def _env() -> dict[str, str]:
@@ -82,6 +79,11 @@ def bench(tmp_path_factory):
     shots.mkdir(parents=True, exist_ok=True)
     (procs / "quickstart.yaml").write_text(_quickstart_with_rate(), encoding="utf-8")
     (procs / "too-high.yaml").write_text(BAD_PROCEDURE, encoding="utf-8")
+    # The station's hardware qualification (pytest plugin, simulated bench), meanwhile.
+    qual = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             "tests/qualification", "--labctl-sim", "--labctl-results",
+                             str(results)], cwd=REPO, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
     # A finished run, recorded from the command line (virtual time, under a second).
     done = subprocess.run([sys.executable, "-m", "labctl.cli", "run", "procedures/quickstart.yaml",
                            "--results", str(results), "--no-progress", "--json"], cwd=REPO,
@@ -97,6 +99,8 @@ def bench(tmp_path_factory):
     fit = subprocess.run([sys.executable, "-m", "labctl.cli", "analyze", "eis", str(eis_run)],
                          cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120)
     assert fit.returncode == 0, fit.stdout + fit.stderr
+    qual_out = qual.communicate(timeout=180)[0]
+    assert qual.returncode == 0, qual_out
     # Another run started from a terminal, paced so that it is still running.
     other = _cli("run", "procedures/quickstart.yaml", "--results", str(results), "--speed", SPEED,
                  "--no-progress", start_new_session=True)
@@ -127,7 +131,7 @@ def bench(tmp_path_factory):
         try:
             yield {"url": match.group(0).rstrip("/"), "driver": driver, "results": results,
                    "finished": finished, "eis": eis_run, "other": other, "shots": shots, "procs": procs,
-                   "downloads": downloads, "started": started}
+                   "downloads": downloads, "started": started, "console": console}
         finally:
             driver.quit()
     finally:
@@ -219,6 +223,12 @@ def _scenario(bench):
     d.find_element(By.ID, "check").click()
     _wait(d, lambda d: d.find_elements(By.ID, "check-ok"), 30, "check passed")
     assert start.is_enabled()
+    said = subprocess.run(  # Check shows validate's estimate line
+        [sys.executable, "-m", "labctl.cli", "validate", str(bench["procs"] / "quickstart.yaml"),
+         "--station", str(REPO / "instruments" / "sim.yaml"), "--param", "discharge_c=2"],
+        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=60).stdout
+    estimate_line = next(line.strip() for line in said.splitlines() if "estimate:" in line)
+    assert d.find_element(By.ID, "estimate").text == estimate_line
     d.save_screenshot(str(shots / "start-check-passed.png"))
     start.click()
     link = _wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "#started a"), 30, "started")
@@ -237,6 +247,10 @@ def _scenario(bench):
     _wait(d, lambda d: _tile_text(d, run_id, ".voltage") not in ("", "-", f"{v1:.4f}"), 15,
           "voltage changes without reloading")
     current = float(_wait(d, lambda d: _tile_text(d, run_id, ".current"), 5, "a current"))
+    # remaining time: the plan's duration (labctl plan, made in the background) minus elapsed
+    _wait(d, lambda d: "≈" in _tile_text(d, run_id, ".remaining"), 40, "remaining time")
+    n_steps = 8  # quickstart: rest, discharge, rest, then charge, hold, rest, discharge, rest
+    _wait(d, lambda d: f"Step 2 of {n_steps}:" in _tile_text(d, run_id, ".step"), 10, "step n of m")
     assert current == pytest.approx(-2 * CAPACITY_AH, rel=0.02)  # 2C of a 2.2 Ah cell
     d.save_screenshot(str(shots / "benches.png"))
 
@@ -347,6 +361,19 @@ def _scenario(bench):
     d.execute_script("window.scrollTo(0, document.getElementById('spectra-plots').offsetTop - 10)")
     d.save_screenshot(str(shots / "run-eis.png"))
 
+    # -- the station's qualification records ------------------------------------------
+    d.get(url + "/qualification")
+    session = next((results / "qualification").iterdir())
+    summary = json.loads((session / "session.json").read_text())
+    page = d.find_element(By.CSS_SELECTOR, "table.qual").text
+    for role, record in summary["devices"].items():
+        assert f"{role} {record['identity']['serial']}: {record['verdict']}" in page
+    d.find_element(By.LINK_TEXT, "report.html").click()
+    _wait(d, lambda d: "report.html" in d.current_url and d.find_elements(By.TAG_NAME, "table"),
+          10, "qualification report opens")
+    d.get(url + "/qualification")
+    d.save_screenshot(str(shots / "qualification.png"))
+
     # -- runs list: search and filter ----------------------------------------------------
     d.get(url + "/runs?status=aborted")
     listed = [e.get_attribute("data-run") for e in d.find_elements(By.CSS_SELECTOR, "#runs-table tr[data-run]")]
@@ -354,9 +381,22 @@ def _scenario(bench):
     d.get(url + "/runs")
     d.save_screenshot(str(shots / "runs.png"))
 
-    # -- finally stop the run started from the form --------------------------------------
-    d.get(url + "/")
-    _wait(d, lambda d: _tile(d, run_id), 10)
-    _click(d, run_id, "stop")
-    _confirm(d, run_id)
-    _wait(d, lambda d: _tile_text(d, run_id, ".state") in ("aborted", "completed"), 30, "ended")
+    # -- the run outlives the console: stop the console, the run goes on ----------------
+    console = bench["console"]
+    console.send_signal(signal.SIGINT)
+    assert console.wait(timeout=20) == 0
+    status_file = results / run_id / "status.json"
+    t0 = json.loads(status_file.read_text())["test_time_s"]
+    deadline = time.monotonic() + 20
+    while json.loads(status_file.read_text())["test_time_s"] <= t0:
+        assert time.monotonic() < deadline, "the run stopped with the console"
+        time.sleep(0.3)
+    assert _meta(results, run_id)["status"] == "running"
+    stop = subprocess.run([sys.executable, "-m", "labctl.cli", "stop", run_id, "--results",
+                           str(results)], cwd=REPO, env=_env(), capture_output=True, text=True,
+                          timeout=60)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    deadline = time.monotonic() + 30
+    while _meta(results, run_id)["status"] == "running":
+        assert time.monotonic() < deadline, "the run did not stop"
+        time.sleep(0.3)

@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,9 @@ import pytest
 pytest.importorskip("starlette", reason="the console extra is not installed: pip install -e '.[console]'")
 pytest.importorskip("httpx", reason="starlette's test client needs httpx")
 
-with __import__("warnings").catch_warnings():  # starlette's note about httpx vs httpx2
-    __import__("warnings").simplefilter("ignore")
-    from starlette.testclient import TestClient  # noqa: E402
+with warnings.catch_warnings():  # starlette's note about httpx vs httpx2
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 from labctl.console.app import ConsoleConfig, create_app  # noqa: E402
 from labctl.console.launch import list_files  # noqa: E402
@@ -158,3 +159,36 @@ def test_non_loopback_host_needs_allow_remote(tmp_path):
                        timeout=60)
     assert r.returncode == 2
     assert "--allow-remote" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_remote_console_prints_a_new_token_once_and_keeps_it_0600(tmp_path, monkeypatch):
+    """`--host 0.0.0.0 --allow-remote` without listening beyond loopback: the socket is bound
+    to 127.0.0.1 here and the server returns at once; what is printed and stored is real."""
+    import socket as socket_module
+
+    from click.testing import CliRunner
+
+    import labctl.console.command as command
+
+    bound = []
+
+    def loopback_listen(host, port):
+        bound.append(host)
+        s = socket_module.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        return s
+
+    monkeypatch.setattr(command, "_listen", loopback_listen)
+    monkeypatch.setattr("uvicorn.Server.run", lambda self, sockets=None: None)
+    token_file = tmp_path / "token"
+    args = ["--host", "0.0.0.0", "--allow-remote", "--token-file", str(token_file),
+            "--results", str(tmp_path / "results"), "--port", "0"]
+    first = CliRunner().invoke(command.console_cmd, args)
+    assert first.exit_code == 0, first.output
+    token = token_file.read_text().strip()
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert f"?token={token}" in first.output and bound == ["0.0.0.0"]
+    again = CliRunner().invoke(command.console_cmd, args)
+    assert again.exit_code == 0 and token not in again.output  # printed once only
+    assert str(token_file) in again.output

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from tests.support import REPO, json_out, labctl_cmd
+from tests.support import REPO, labctl_cmd
 
 QUICKSTART = str(REPO / "procedures" / "quickstart.yaml")
 LFP = (REPO / "fixtures" / "cells" / "lfp-2p2ah.yaml").read_text()
@@ -72,9 +72,8 @@ def test_absolute_paths_that_are_not_runs(tmp_path):
 
 
 def test_analyze_where_the_analysis_folder_cannot_be_written(tmp_path):
-    out = json_out(labctl_cmd("run", QUICKSTART, "--results", str(tmp_path), "--json",
-                              "--no-progress", check=True))
-    run = tmp_path / out["run_id"] if "run_id" in out else next(
-        p for p in tmp_path.iterdir() if p.is_dir())
+    from labctl.engine.session import prepare, start_run
+
+    run = start_run(prepare(QUICKSTART), results_root=tmp_path).path
     (run / "analysis").write_text("a file where the analysis folder would go")
     _refused(labctl_cmd("analyze", "cycling", str(run)), "cannot")

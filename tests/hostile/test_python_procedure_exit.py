@@ -22,7 +22,7 @@ def procedure(ctx):
 '''
 
 
-def test_sys_exit_inside_the_procedure_faults_the_run(tmp_path):
+def test_sys_exit_inside_the_procedure_faults_the_run_from_the_command_line(tmp_path):
     proc_file = tmp_path / "exits.py"
     proc_file.write_text(EXITS_AFTER_ONE_STEP)
     proc = labctl_cmd("run", str(proc_file), "--results", str(tmp_path / "r"), "--json",
@@ -30,6 +30,16 @@ def test_sys_exit_inside_the_procedure_faults_the_run(tmp_path):
     assert proc.returncode == 1, proc.stderr  # the run failed; not 0
     out = json_out(proc)
     assert out["status"] == "faulted" and "sys.exit(0)" in out["reason"]
+
+
+def test_sys_exit_inside_the_procedure_faults_the_run(tmp_path):
+    # The engine's own guard, in-process: the run is faulted with its reason and tables.
+    from labctl.engine.session import prepare, start_run
+
+    proc_file = tmp_path / "exits.py"
+    proc_file.write_text(EXITS_AFTER_ONE_STEP)
+    outcome = start_run(prepare(str(proc_file)), results_root=tmp_path / "r")
+    assert outcome.status == "faulted" and "sys.exit(0)" in outcome.reason
     run = next(p for p in (tmp_path / "r").iterdir() if p.is_dir())
     meta = json.loads((run / "run.json").read_text())
     assert meta["status"] == "faulted" and "sys.exit" in meta["reason"]

@@ -112,6 +112,35 @@ def _figures(smap: Any, parts: list) -> dict[str, Any]:
     return figs
 
 
+def _limit_figure(run_dir: Path) -> Any | None:
+    """Reported current limits (markers) against the spec (lines) over temperature."""
+    from labctl.store.run import open_run
+
+    run = open_run(run_dir)
+    if "bms_current_limit" not in run.record_tables():
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df = run.records("bms_current_limit")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for ax, direction in zip(axes, ("charge", "discharge"), strict=True):
+        part = df[df.direction == direction]
+        for k, (soc, g) in enumerate(part.groupby(part.soc_bms.round(2))):
+            g = g.sort_values("temperature_c")
+            ax.plot(g.temperature_c, g.spec_a, "-", color=f"C{k}", lw=0.8)
+            ax.plot(g.temperature_c, g.limit_a, "o", color=f"C{k}", ms=4,
+                    label=f"SoC {soc:.0%}")
+        ax.set_title(f"allowed {direction} current")
+        ax.set_xlabel("temperature / degC")
+        if len(part):
+            ax.legend(fontsize=7)
+    axes[0].set_ylabel("current / A (markers: BMS, lines: spec)")
+    return fig
+
+
 def _markdown(checks: pd.DataFrame, summary: dict) -> str:
     lines = [f"# BMS validation report: {summary['verdict'].upper()}", "",
              f"{summary['passed']} pass, {summary['failed']} fail, {summary['info']} for information.",
@@ -126,6 +155,8 @@ def _markdown(checks: pd.DataFrame, summary: dict) -> str:
                      f"{f(r.high)} | {r.verdict} |")
     lines += ["", "![cell voltages](cell_voltages.png)", "![balancing](balancing.png)",
               "![trips](trips.png)", ""]
+    if any(str(n).startswith("current_limit.") for n in checks["name"]):
+        lines.insert(-1, "![current limits](current_limits.png)")
     return "\n".join(lines)
 
 
@@ -147,6 +178,9 @@ def analyze_run(run_dir: str | Path, figures: bool = True) -> dict[str, Any]:
         sig = _signals(run_dir)
         if sig is not None:
             figs = _figures(*sig)
+        limits = _limit_figure(run_dir)
+        if limits is not None:
+            figs["current_limits"] = limits
     save_analysis(run_dir, NAME, tables={"checks": checks}, csv={"checks": checks},
                   summary=summary, figures=figs, files={"report.md": _markdown(checks, summary)})
     return summary

@@ -70,7 +70,7 @@ document.addEventListener("click", ev => {
 // -- Benches ----------------------------------------------------------------------------------
 function tile(t) {
   const state = t.state;
-  const step = t.step_index ? `Step ${t.step_index}: ${t.step || ""}` + (t.cycle_index ? ` · cycle ${t.cycle_index}` : "") : "starting";
+  const step = t.step_index ? `Step ${t.step_index}${t.steps_total ? " of " + t.steps_total : ""}: ${t.step || ""}` + (t.cycle_index ? ` · cycle ${t.cycle_index}` : "") : "starting";
   const buttons = t.active ? el("div", {class: "actions"},
     el("button", {"data-cmd": "pause", "data-run": t.run_id, "data-label": t.procedure, disabled: state === "paused", text: "Pause"}),
     el("button", {"data-cmd": "continue", "data-run": t.run_id, "data-label": t.procedure, disabled: state !== "paused", text: "Continue"}),
@@ -81,7 +81,7 @@ function tile(t) {
     el("div", {class: "tile-head"},
       el("a", {href: `/runs/${encodeURIComponent(t.run_id)}`, class: "proc", text: t.procedure || t.run_id}),
       el("span", {class: `badge state state-${state}`, text: state})),
-    el("div", {class: "sub", text: [t.cell, t.station, t.channel ? `channel ${t.channel}` : null].filter(Boolean).join(" · ")}),
+    el("div", {class: "sub", text: [t.cell, t.station, t.channel ? `cycler ${t.channel}` : null].filter(Boolean).join(" · ")}),
     el("div", {class: "step", title: step, text: step}),
     el("div", {class: "readings"},
       el("div", {}, el("span", {class: "voltage", text: fmt(t.voltage_v, 4)}), el("label", {text: "V"})),
@@ -89,7 +89,8 @@ function tile(t) {
       el("div", {}, el("span", {class: "temperature", text: fmt(t.temperature_c, 1)}), el("label", {text: "°C"}))),
     el("div", {class: "times"},
       el("span", {text: `elapsed ${hms(t.test_time_s)}`}),
-      el("span", {text: `remaining ${t.remaining_s === null ? "-" : hms(t.remaining_s)}`, title: t.remaining_s === null ? "no estimate (labctl plan)" : ""})),
+      el("span", {class: "remaining", text: `remaining ${t.remaining_s === null ? "-" : "≈ " + hms(t.remaining_s)}`,
+                 title: "planned duration (labctl plan) minus the test time reached"})),
     alarm, buttons);
 }
 
@@ -169,7 +170,7 @@ function startPage() {
     if (!rows.length) rows.push(el("p", {class: "muted", text: "This procedure declares no parameters."}));
     const problems = p.problems.length ? [problemList(p.problems)] : [];
     box.replaceChildren(legend, ...rows, ...problems);
-    estimate.textContent = p.plan ? "" : "duration estimate: needs labctl plan";
+    estimate.textContent = "";
   }
 
   function problemList(problems) {
@@ -187,7 +188,7 @@ function startPage() {
       checked = true; startBtn.disabled = false;
       result.replaceChildren(el("p", {class: "ok", id: "check-ok", text: "✓ Check passed: the procedure is valid for this cell and station."}),
                              el("p", {class: "muted"}, el("code", {text: r.command})));
-      if (r.estimate && r.estimate.duration_s) estimate.textContent = `estimated duration ${hms(r.estimate.duration_s)} ${r.estimate.text || ""}`;
+      if (r.estimate) estimate.textContent = r.estimate.text;
     } else {
       result.replaceChildren(el("p", {class: "bad", text: `✗ ${r.problems ? r.problems.length : ""} problem(s): Start stays disabled.`}),
                              problemList(r.problems || [{message: r.error || "check failed"}]));
@@ -230,6 +231,7 @@ async function runPage() {
   const traces = names.filter(([k]) => p.traces[k]).map(([k, label, axis]) =>
     ({x: p.traces[k].x, y: p.traces[k].y, name: label, yaxis: axis, type: "scattergl", mode: "lines", line: {width: 1.3}}));
   const shown = traces.reduce((n, t) => Math.max(n, t.x.length), 0);
+  if (p.errors && p.errors.length) toast(`not drawn: ${p.errors.join("; ")}`, true);
   document.getElementById("plot-note").textContent = `${p.n_samples.toLocaleString()} samples` + (shown < p.n_samples ? `, ${shown} points per trace drawn (min/max per column)` : "");
   Plotly.newPlot("plot-vit", traces, {...LAYOUT, grid: {rows: 3, columns: 1, pattern: "coupled"},
     xaxis: {title: {text: "test time (h)"}}, yaxis: {title: {text: "V"}}, yaxis2: {title: {text: "A"}},

@@ -65,8 +65,7 @@ class FaultStep(BmsStep):
                     None, self.within_s, f"time to the {self.expect} flag")
             t_open, _ = s.first_true(batch, "contactor_closed", t_on, value=False)
             s.check(f"{self.fault}.safe_state", None if t_open is None else t_open - t_on, "s",
-                    None, self.within_s + (s.smap.period_s(s.smap.refs("contactor_closed")[0].message)
-                                           or 0.1), "contactors open")
+                    None, self.within_s + s.period("contactor_closed"), "contactors open")
         else:
             # the bus check of that message (default limits) must fail: the fault was seen
             found = [c for c in message_checks(s.smap, s.decoder, FrameBatch.concat([before, batch]))
@@ -86,6 +85,12 @@ class FaultStep(BmsStep):
         if self.message is not None and self.message not in smap.device_messages():
             checker.add(f"bms_fault_injection: {self.message!r} is not a message the BMS sends; "
                         f"it sends: {', '.join(smap.device_messages())}")
+        if (self.message in smap.device_messages() and self.expect in ("max_gap", "jitter")
+                and smap.period_s(self.message) is None):
+            checker.add(f"bms_fault_injection: {self.expect} of {self.message} is judged against "
+                        "its cycle time, and it has none (no GenMsgCycleTime in the DBC, no "
+                        f"cycle_times entry in the station); add 'cycle_times: {{{self.message}: "
+                        "100 ms}' (its real period) to the bms instrument")
         if self.fault != "dead_node" or binding is None or binding.driver != "sim-bms":
             return
         from labctl.sim.bms.nodes import build_schedules, nodes_with_cells

@@ -63,8 +63,8 @@ class ProtectionStep(BmsStep):
         faults, _, unit, kind, direction, readings = PROTECTIONS[self.protection]
         role = s.smap.first(*faults)
         fault_msg = s.smap.refs(role)[0].message
-        period = s.smap.period_s(fault_msg) or 0.1
-        status_period = s.smap.period_s(s.smap.refs("contactor_closed")[0].message) or 0.1
+        period = s.period(role)
+        status_period = s.period("contactor_closed")
         name = self.protection
         sign = -1.0 if self.protection.endswith("discharge") else 1.0
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from labctl.capabilities.cycler import EndKind, StepEnd
-from labctl.steps.bms.session import BmsStep
+from labctl.steps.bms.session import BmsStep, stores_files
 
 # ------------------------------------------------------------------------------------------------
 # bms_report
@@ -17,6 +17,8 @@ class ReportStep(BmsStep):
     def execute(self, run: Any) -> StepEnd:
         from labctl.analysis.bms.report import analyze_run
 
+        if not stores_files(run):
+            return StepEnd(EndKind.CONDITION, "BMS report: not written (no run directory)")
         summary = analyze_run(run.run_dir)
         return StepEnd(EndKind.CONDITION, f"BMS report: {summary['passed']} pass, "
                                           f"{summary['failed']} fail -> {summary['verdict']}")

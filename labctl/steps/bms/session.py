@@ -84,6 +84,16 @@ class BmsSession:
         i = hit[0]
         return float(t[i]), float(t[i - 1]) if i > 0 and t[i - 1] >= after_s else None
 
+    def period(self, role: str) -> float:
+        """Cycle time of the message carrying `role` (validation made sure there is one)."""
+        message = self.smap.refs(role)[0].message
+        period = self.smap.period_s(message)
+        if period is None:
+            raise LabctlError(f"message {message} has no cycle time (no GenMsgCycleTime in the DBC, "
+                              "no cycle_times entry in the station file); the limits of this "
+                              "step rest on it")
+        return period
+
     def check(self, *args: Any, **kwargs: Any) -> Check:
         c = Check(*args, **kwargs)
         self.checks.append(c)
@@ -108,7 +118,8 @@ class BmsSession:
         self.bms.port.recording = False
         for m in msgs:
             m.timestamp -= self.offset
-        save_step_log(self.run.run_dir, self.run.step_index, msgs, self.decoder, self.smap)
+        if stores_files(self.run):
+            save_step_log(self.run.run_dir, self.run.step_index, msgs, self.decoder, self.smap)
         if self.stopped:
             return StepEnd(EndKind.ABORTED, self.stopped)
         failed = [c.name for c in self.checks if c.verdict == "fail"]
@@ -129,6 +140,14 @@ def stimulus(session: BmsSession) -> Any:
 
 # ------------------------------------------------------------------------------------------------
 # Shared checking before the run
+
+
+def stores_files(run: Any) -> bool:
+    """Whether the step runs inside a real run directory (`labctl plan` runs the steps on its
+    twin with nowhere to write: no frame logs, no report then)."""
+    from pathlib import Path
+
+    return (Path(run.run_dir) / "run.json").is_file()
 
 
 Need = str | tuple[str, ...]  # a role, or alternatives (any one of them will do)
