@@ -20,7 +20,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
+import threading
 import time
 import uuid
 from dataclasses import asdict
@@ -32,6 +34,7 @@ from labctl.errors import LabctlError
 
 CLAIMS_DIR = Path(".fleet") / "batches"
 POLL_S = 0.5
+STOP_FILE = "STOP"  # in a batch's claims folder: no job of the batch starts any more
 
 
 def bench_resource(bench: str) -> str:
@@ -80,6 +83,9 @@ def run_bench_job(job: dict[str, Any], results_root: str, speed: float | None,
         json.dump({"worker": str(worker.name), "address": worker.address,
                    "host": socket.gethostname(), "pid": os.getpid(),
                    "claimed_unix_s": time.time()}, fh)
+    if (claim.parent / STOP_FILE).exists():  # Ctrl-C on the client while this was queued
+        row.update(status="not started", reason="Ctrl-C on the batch's client before it started")
+        return row
     try:
         prep = on_channel(prepare(cj.procedure, station_path=cj.station, cell_ref=cj.cell,
                                   params=cj.params), cj.channel)
@@ -189,17 +195,37 @@ def _submit(client: Any, jobs: list[ChannelJob], root: str, speed: float | None
                for j in jobs]
     rows: dict[int, dict[str, Any]] = {}
     claims = Path(root) / CLAIMS_DIR / batch
-    stopping = False
-    while len(rows) < len(jobs):
-        try:
+    # Ctrl-C only sets a flag: a KeyboardInterrupt raised inside Dask's client machinery
+    # can be swallowed there. A second Ctrl-C interrupts for real.
+    interrupted: list[bool] = []
+    stopped = False
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted.append(True)
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        while len(rows) < len(jobs):
+            if interrupted and not stopped:
+                # Stop every started run safely (as `labctl stop` does), then keep
+                # collecting their outcomes: the runs end `aborted` with outputs off.
+                stopped = True
+                _stop_all(root, batch, jobs)
+                for k, future in enumerate(futures):  # queued jobs never start
+                    if k not in rows and not (claims / f"{_slot(jobs[k])}.json").exists():
+                        future.cancel()
+                        rows[k] = {"channel": jobs[k].channel, "bench": jobs[k].bench,
+                                   "worker": None, "status": "not started",
+                                   "reason": "Ctrl-C on the batch's client before it started",
+                                   "run_dir": None, "summary": {}}
             _poll(client, futures, jobs, rows, claims, root, batch)
-        except KeyboardInterrupt:
-            if stopping:
-                raise
-            # Stop every started run safely (as `labctl stop` does), then keep collecting
-            # their outcomes: the runs end `aborted` with outputs off.
-            stopping = True
-            _stop_all(root, batch, jobs)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     return [rows[k] for k in range(len(jobs))]
 
 
@@ -237,6 +263,13 @@ def _result(future: Any, job: ChannelJob) -> dict[str, Any]:
 
 def _stop_all(root: str, batch: str, jobs: list[ChannelJob]) -> None:
     from labctl.engine.control import send_command
+
+    folder = Path(root) / CLAIMS_DIR / batch
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / STOP_FILE).write_text("Ctrl-C on the batch's client\n")
+    except OSError:
+        pass
 
     for job in jobs:
         run_dir = find_job_run(root, batch, job)
