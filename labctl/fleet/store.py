@@ -20,12 +20,12 @@ from __future__ import annotations
 import json
 import posixpath
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
 from labctl.errors import LabctlError
+from labctl.store.catalog import iso_time, number_or_none
 
 CATALOG_COLUMNS = ["run_id", "path", "procedure", "cell", "station", "status", "reason",
                    "started", "ended", "started_unix_s", "ended_unix_s", "duration_s",
@@ -36,19 +36,6 @@ RUN_FILTER_COLUMNS = ("run_id", "procedure", "cell", "station", "status", "sourc
 _OPS = ("==", "=", "!=", "<", "<=", ">", ">=", "in", "not in")
 
 Filter = tuple[str, str, Any]
-
-
-def _iso(ts: Any) -> str | None:
-    if not isinstance(ts, (int, float)) or isinstance(ts, bool):
-        return None
-    try:
-        return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
-def _number(x: Any) -> float | None:
-    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
 
 def _source_text(source: Any) -> str | None:
@@ -73,7 +60,7 @@ def catalog_row(path: str, meta: dict) -> dict[str, Any]:
         return value if isinstance(value, dict) else {}
 
     summary, fleet = section("summary"), section("fleet")
-    started, ended = _number(meta.get("started_unix_s")), _number(meta.get("ended_unix_s"))
+    started, ended = number_or_none(meta.get("started_unix_s")), number_or_none(meta.get("ended_unix_s"))
     return {
         "run_id": str(meta.get("run_id") or posixpath.basename(path)),
         "path": path,
@@ -82,11 +69,11 @@ def catalog_row(path: str, meta: dict) -> dict[str, Any]:
         "station": section("station").get("name"),
         "status": effective_status(meta),
         "reason": meta.get("reason"),
-        "started": _iso(started),
-        "ended": _iso(ended),
+        "started": iso_time(started),
+        "ended": iso_time(ended),
         "started_unix_s": started,
         "ended_unix_s": ended,
-        "duration_s": _number(summary.get("duration_s")),
+        "duration_s": number_or_none(summary.get("duration_s")),
         "n_samples": summary.get("n_samples"),
         "source": _source_text(meta.get("source")),
         "bench": fleet.get("bench"),

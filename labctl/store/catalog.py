@@ -19,8 +19,9 @@ from labctl.store.atomic import atomic_write_bytes
 from labctl.store.rundir import INDEX_NAME, RUN_JSON, effective_status, index_entry
 
 
-def _iso(ts: Any) -> str | None:
-    if not isinstance(ts, (int, float)):
+def iso_time(ts: Any) -> str | None:
+    """A Unix time as ISO 8601 (UTC, seconds); None for anything that is not one."""
+    if not isinstance(ts, (int, float)) or isinstance(ts, bool):
         return None
     try:
         return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")
@@ -28,12 +29,13 @@ def _iso(ts: Any) -> str | None:
         return None
 
 
-def _number(x: Any) -> float | None:
+def number_or_none(x: Any) -> float | None:
+    """A JSON number as float; None for anything else (booleans included)."""
     return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
 
 def _row(path: Path, meta: dict) -> dict[str, Any]:
-    started, ended = _number(meta.get("started_unix_s")), _number(meta.get("ended_unix_s"))
+    started, ended = number_or_none(meta.get("started_unix_s")), number_or_none(meta.get("ended_unix_s"))
     summary = meta.get("summary") if isinstance(meta.get("summary"), dict) else {}
     procedure = meta.get("procedure") if isinstance(meta.get("procedure"), dict) else {}
     cell = meta.get("cell") if isinstance(meta.get("cell"), dict) else {}
@@ -44,11 +46,11 @@ def _row(path: Path, meta: dict) -> dict[str, Any]:
         "cell": cell.get("name"),
         "status": effective_status(meta),
         "reason": meta.get("reason"),
-        "started": _iso(started),
+        "started": iso_time(started),
         "started_unix_s": started,
         "ended_unix_s": ended,
         "wall_duration_s": ended - started if started is not None and ended is not None else None,
-        "duration_s": _number(summary.get("duration_s")),  # test time, when finished
+        "duration_s": number_or_none(summary.get("duration_s")),  # test time, when finished
         "n_samples": summary.get("n_samples"),
         "clock": meta.get("clock"),
         "host": meta.get("host"),  # the PC that runs it (a store may hold several benches')
