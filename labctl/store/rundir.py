@@ -11,11 +11,8 @@ import io
 import json
 import os
 import re
-import secrets
-import socket
 import time
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,10 +40,9 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def labctl_version() -> str:
-    try:
-        return version("labctl")
-    except PackageNotFoundError:
-        return "0+unknown"
+    import labctl  # looks the version up once, on first use
+
+    return str(labctl.__version__)
 
 
 def _safe(name: str) -> str:
@@ -56,6 +52,8 @@ def _safe(name: str) -> str:
 
 def new_run_id(procedure_name: str, cell_name: str, now: float) -> str:
     """`YYYYMMDD-HHMMSS-<procedure>-<cell>-<4 hex>` (UTC): sorts by start time."""
+    import secrets  # here, not at the top: `ls` and `show` never need it
+
     stamp = datetime.fromtimestamp(now, tz=UTC).strftime("%Y%m%d-%H%M%S")
     return f"{stamp}-{_safe(procedure_name)}-{_safe(cell_name)}-{secrets.token_hex(2)}"
 
@@ -96,6 +94,8 @@ def effective_status(meta: dict) -> str:
     status = meta.get("status", "unknown")
     if status != "running":
         return str(status)
+    import socket  # only for a run that says it is running
+
     pid = meta.get("pid")
     if meta.get("host") != socket.gethostname() or not isinstance(pid, int):
         return status
@@ -135,6 +135,8 @@ class RunDir:
             raise LabctlError(f"{path}: cannot create the run directory "
                               f"({describe_os_error(exc)})") from None
         pid = os.getpid()
+        import socket
+
         full = {"schema_version": RUN_SCHEMA_VERSION, "labctl_version": labctl_version(),
                 "run_id": run_id, "host": socket.gethostname(), "pid": pid, **meta,
                 "process": _process_marker(pid)}
