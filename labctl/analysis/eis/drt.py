@@ -15,7 +15,9 @@ so a piecewise-constant distribution is reproduced without quadrature error.
 R_inf, L and 1/C are non-negative unknowns that are not regularised; L is
 included when the highest-frequency point is inductive (Im Z > 0), C when the
 lowest-frequency phase is below -45 deg (a blocking or diffusion tail), unless
-`inductance` / `capacitance` say otherwise.
+`inductance` / `capacitance` say otherwise; the tail is 1/(Q (j omega)^alpha) with
+alpha from the slope of log|Z''| over the 5 lowest frequencies (an ideal C when
+above 0.98), since a blocking electrode is a CPE.
 
 The solution minimises  sum_i |(Z_model - Z_i) / |Z_i||^2 + lambda |D gamma|^2
 subject to everything >= 0, with D the second-difference operator over ln tau
@@ -72,10 +74,11 @@ class DrtResult:
     gamma_ohm: np.ndarray  # per unit ln tau
     r_inf_ohm: float
     inductance_h: float
-    capacitance_f: float  # inf when no series capacitance
+    capacitance_f: float  # inf when no series capacitance; the CPE's Q when tail_alpha < 1
     lam: float
     lambda_method: str  # "GCV", "L-curve" or "given"
     order: int
+    tail_alpha: float = 1.0  # exponent of the series tail 1/(Q (j omega)^alpha)
     peaks: list[DrtPeak] = field(default_factory=list)
 
     @property
@@ -99,10 +102,22 @@ class DrtResult:
             "r_inf_ohm": self.r_inf_ohm, "r_polarisation_ohm": self.r_polarisation_ohm,
             "inductance_h": self.inductance_h,
             "capacitance_f": None if not np.isfinite(self.capacitance_f) else self.capacitance_f,
+            "tail_alpha": self.tail_alpha,
             "n_peaks": len(self.peaks), "peaks": [p.as_dict() for p in self.peaks],
             "residual_rms_pct": float(np.sqrt(np.mean(res**2))),
             "residual_max_pct": float(np.max(np.abs(res))),
         }
+
+
+def _tail_alpha(omega: np.ndarray, z: np.ndarray) -> float:
+    """Exponent of |Z''| ~ omega^-alpha over the 5 lowest frequencies (0.5..1; 1 = a C)."""
+    order = np.argsort(omega)[:5]
+    y = np.abs(z.imag[order])
+    if np.any(y <= 0):
+        return 1.0
+    slope = np.polyfit(np.log(omega[order]), np.log(y), 1)[0]
+    alpha = float(np.clip(-slope, 0.5, 1.0))
+    return 1.0 if alpha > 0.98 else alpha
 
 
 def _cell_integrals(omega: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -149,7 +164,10 @@ def drt(frequency_hz: np.ndarray, z: np.ndarray, *, lam: float | str = "auto",
 
     cols = [np.ones_like(zz)]
     cols += [1j * omega] if inductance else []
-    cols += [1.0 / (1j * omega)] if capacitance else []
+    tail_alpha = _tail_alpha(omega, zz) if capacitance else 1.0
+    # A blocking electrode is a CPE, not an ideal C: a tail column of the wrong
+    # exponent leaves its mismatch to the DRT, which piles it up at long tau.
+    cols += [(1j * omega) ** -tail_alpha] if capacitance else []
     extra = np.stack(cols, axis=1)
     k_extra = extra.shape[1]
     kernel = _cell_integrals(omega, edges)
@@ -185,6 +203,7 @@ def drt(frequency_hz: np.ndarray, z: np.ndarray, *, lam: float | str = "auto",
                     tau_s=np.sqrt(edges[:-1] * edges[1:]), tau_edges_s=edges, gamma_ohm=gamma,
                     r_inf_ohm=r_inf, inductance_h=l_h,
                     capacitance_f=1.0 / inv_c if inv_c > 0 else float("inf"),
+                    tail_alpha=tail_alpha,
                     lam=lam_value, lambda_method=how, order=order)
     out.peaks = find_peaks(out.tau_s, gamma, widths)
     return out

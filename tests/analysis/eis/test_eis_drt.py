@@ -117,3 +117,24 @@ def test_cli_on_a_spectrum_file(tmp_path):
     assert folder.startswith(str(tmp_path / "results")) and folder.endswith("analysis/drt")
     bad = labctl_cmd("analyze", "drt", str(path), "--lambda", "soon")
     assert bad.returncode == 2 and "--lambda 'soon'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_pellet_bulk_and_grain_boundary_peaks_of_the_simulated_llzo_pellet():
+    # The simulated pellet (fixtures/cells/llzo-pellet.yaml) at -20 C: bulk and grain-
+    # boundary arcs two decades apart, blocking electrodes (a CPE, alpha 0.9). Truth: the
+    # pellet law's element values (labctl/sim/impedance.py, from conductivity and geometry).
+    from labctl.cells.load import load_cell
+    from labctl.sim.impedance import ImpedanceModel
+
+    model = ImpedanceModel(load_cell("llzo-pellet"))
+    values = model.values(0.5, -20.0)
+    f = np.logspace(7, -1, 81)
+    res = drt(f, noisy(model.impedance(f, 0.5, -20.0), 0.002, 3))
+    assert res.tail_alpha == pytest.approx(values.tail_alpha, abs=0.02)
+    peaks = sorted(res.peaks, key=lambda p: p.tau_s)
+    assert len(peaks) == 2
+    for p, arc in zip(peaks, values.arcs, strict=True):
+        tau = 1 / (2 * np.pi * arc.apex_hz)
+        # Separated, each within 10 % (the CPE tail's approximate exponent costs some).
+        assert p.tau_s == pytest.approx(tau, rel=0.1)
+        assert p.resistance_ohm == pytest.approx(arc.r_ohm, rel=0.1)
