@@ -8,8 +8,11 @@ fleet table has outliers), then times the cycling analysis of every run:
 - a LocalCluster of 1 and of 2 worker processes (`--workers 1`, `--workers 2`).
 
 Each mode runs in a fresh Python process. Prints start-up time (cluster and
-imports), analysis time, runs per second, the speed-up over serial, and the peak
-resident memory of every worker process (ru_maxrss of the worker itself); the
+imports), analysis time, runs per second, the speed-up over serial, the CPU
+seconds per run of all processes (client, scheduler and workers), the speed-up
+those CPU times predict on an idle machine (serial CPU per run over the busiest
+worker's, or over all processes' CPU shared by the cores, whichever is slower),
+and the peak resident memory of every worker process (its own ru_maxrss); the
 2-worker cluster is also timed on a tenth of the runs, to show that a worker's
 memory does not grow with the number of runs. Never fails on timing.
 
@@ -65,6 +68,13 @@ def _worker_peak_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def _cpu_s() -> float:
+    """CPU seconds this process has used (user + system): unlike wall time, it does not
+    depend on how busy the rest of the machine is."""
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime
+
+
 def _warm() -> None:
     from labctl.fleet.tasks import analysis_command
 
@@ -81,24 +91,30 @@ def measure(results: str, workers: int, where: str | None, plots: bool) -> dict:
     analysis_command("cycling")  # imports the analysis (what each worker does at its start)
     options = {"no_plots": not plots}
     if workers == 0:
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), _cpu_s()
         outcome = analyze_all("cycling", results=results, options=options, where=where,
                               workers=0)
         t2 = time.perf_counter()
+        cpu, worker_cpu = _cpu_s() - c1, [_cpu_s() - c1]
         peaks = [_worker_peak_kib()]
     else:
         from labctl.fleet.cluster import fleet_client
 
         with fleet_client(workers=workers) as client:
             client.run(_warm)  # the workers import the analysis before the clock starts
-            t1 = time.perf_counter()
+            before = client.run(_cpu_s)
+            t1, c1 = time.perf_counter(), _cpu_s()
             outcome = analyze_all("cycling", results=results, options=options, where=where,
                                   client=client)
             t2 = time.perf_counter()
+            client_cpu = _cpu_s() - c1  # the client and the LocalCluster's scheduler
+            after = client.run(_cpu_s)
+            worker_cpu = [after[a] - before[a] for a in sorted(after) if a in before]
+            cpu = client_cpu + sum(worker_cpu)
             peaks = sorted(client.run(_worker_peak_kib).values())
     return {"workers": workers, "runs": len(outcome.results), "failed": len(outcome.failed),
             "startup_s": t1 - t0, "analysis_s": t2 - t1, "peak_mib": [p / 1024 for p in peaks],
-            "outliers": len(outcome.outliers)}
+            "cpu_s": cpu, "worker_cpu_s": worker_cpu, "outliers": len(outcome.outliers)}
 
 
 def _run_mode(results: Path, workers: int, where: str | None, plots: bool) -> dict:
@@ -149,15 +165,24 @@ def main() -> None:
         small = _run_mode(results, 2, f"started_unix_s <= {float(tenth)!r}", args.plots)
         serial = rows[0]["analysis_s"]
         print(f"{'mode':<22} {'runs':>6} {'start-up s':>10} {'analysis s':>10} "
-              f"{'runs/s':>8} {'speed-up':>8}  peak MiB per process")
+              f"{'runs/s':>8} {'speed-up':>8} {'CPU s/run':>9} {'idle est.':>9}  "
+              "peak MiB per process")
         for r in [*rows, small]:
             mode = "serial (1 process)" if r["workers"] == 0 else f"LocalCluster {r['workers']} w"
             if r is small:
                 mode += " (1/10)"
             rate = r["runs"] / r["analysis_s"]
             speed = (serial / rows[0]["runs"]) / (r["analysis_s"] / r["runs"])
+            # On an idle machine with a core per worker, the busiest worker sets the pace
+            # (and the client's own CPU shares the same cores).
+            serial_cpu = rows[0]["cpu_s"] / rows[0]["runs"]
+            busiest = max(r["worker_cpu_s"]) / r["runs"]
+            cores = max(1, os.cpu_count() or 1)
+            need = max(busiest, r["cpu_s"] / r["runs"] / cores)
+            idle = serial_cpu / need if need > 0 else float("nan")
             print(f"{mode:<22} {r['runs']:>6} {r['startup_s']:>10.2f} {r['analysis_s']:>10.2f} "
-                  f"{rate:>8.2f} {speed:>8.2f}  {', '.join(f'{p:.0f}' for p in r['peak_mib'])}"
+                  f"{rate:>8.2f} {speed:>8.2f} {r['cpu_s'] / r['runs']:>9.3f} {idle:>9.2f}  "
+                  f"{', '.join(f'{p:.0f}' for p in r['peak_mib'])}"
                   + (f"  ({r['failed']} failed)" if r["failed"] else ""))
         print(f"outliers flagged: {rows[-1]['outliers']} (every 50th run is an NMC cell)")
         print(f"load average at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")

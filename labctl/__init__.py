@@ -3,7 +3,8 @@
 In a notebook:
 
     import labctl
-    run = labctl.open_run("results/20261125-101500-quickstart-lfp-2p2ah-1a2b")
+    run = labctl.open_run("results/20261125-101500-quickstart-LFP-2.2-Ah-1a2b")
+    run = labctl.open_run("20261125-1015")  # a run-id prefix in ./results
     run.timeseries  # pandas DataFrame: test_time_s, voltage_v, current_a, ...
 
     store = labctl.open_store("results")  # every run (needs labctl[fleet]: Dask)

@@ -134,13 +134,13 @@ class QualificationSession:
 
         if self.station_file:
             return Path(self.station_file)
-        here = Path.cwd().resolve()
-        for folder in (here, *here.parents, Path(__file__).resolve().parent.parent):
+        # The working folder or the labctl checkout, never a parent folder (issue 13).
+        for folder in (Path.cwd().resolve(), Path(__file__).resolve().parent.parent):
             candidate = folder / SIM_STATION
             if candidate.is_file():
                 return candidate
-        raise LabctlError(f"--labctl-sim: no {SIM_STATION} here or in a parent folder; "
-                          "give --labctl-station FILE")
+        raise LabctlError(f"--labctl-sim: no {SIM_STATION} in the working folder or the labctl "
+                          "checkout; give --labctl-station FILE")
 
     def open(self) -> Any:
         if self.station is None:

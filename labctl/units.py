@@ -205,6 +205,14 @@ def allowed_units(kinds: Iterable[str]) -> str:
     return "; ".join(parts)
 
 
+def ascii_float(text: str) -> float:
+    """float(text), but ValueError for anything but ASCII: float() also reads Arabic-Indic,
+    full-width and other Unicode digits, which a table's reader would not see as numbers."""
+    if not text.isascii():
+        raise ValueError(f"{text!r}: write numbers with the digits 0-9")
+    return float(text)
+
+
 def parse_number(text: str) -> float:
     """A plain finite number; raises UnitError otherwise."""
     q = parse_quantity(text, NUMBER)

@@ -2,7 +2,7 @@
 
 Drivers: `sim-pstat` (simulated potentiostat on the simulated cell) and
 `sim-press` (simulated stack-pressure rig). Steps: `eis:` and `pressure:`.
-Analysis: `labctl analyze eis`.
+Analyses: `labctl analyze eis`, `drt`, `soc-eis`, `soh-eis` and `soc-learned`.
 """
 
 from __future__ import annotations
@@ -97,6 +97,36 @@ def _eis_command() -> Any:
     return eis_command()
 
 
+def _drt_command() -> Any:
+    from labctl.analysis.eis.drt_command import drt_command
+
+    return drt_command()
+
+
+def _drt_run(run: Any, **options: Any) -> Any:
+    from labctl.analysis.eis.drt_runs import analyze_run
+
+    return analyze_run(getattr(run, "path", run), **options)
+
+
+def _soc_eis_command() -> Any:
+    from labctl.analysis.soc.eis_command import soc_eis_command
+
+    return soc_eis_command()
+
+
+def _soh_eis_command() -> Any:
+    from labctl.analysis.soc.eis_command import soh_eis_command
+
+    return soh_eis_command()
+
+
+def _soc_learned_command() -> Any:
+    from labctl.analysis.soc.eis_command import soc_learned_command
+
+    return soc_learned_command()
+
+
 def _eis_run(run: Any, **options: Any) -> Any:
     from labctl.analysis.eis.runs import analyze_run
 
@@ -129,4 +159,17 @@ def labctl_analyses() -> list[AnalysisInfo]:
     return [
         AnalysisInfo("eis", "Fit impedance spectra (a run's or a file's), Lin-KK, conductivity, "
                             "Arrhenius", run=_eis_run, command=_eis_command),
+        AnalysisInfo("drt", "Distribution of relaxation times of impedance spectra "
+                            "(Tikhonov, non-negative, GCV/L-curve), peaks", run=_drt_run,
+                     command=_drt_command),
+        AnalysisInfo("soc-eis", "State of charge and temperature from one spectrum, trained on "
+                                "runs at known SoC, evaluated on held-out runs",
+                     command=_soc_eis_command),
+        AnalysisInfo("soh-eis", "Resistance and DRT growth against capacity retention, SoH "
+                                "from one spectrum (cycle-life-eis runs)",
+                     command=_soh_eis_command),
+        # Registered here with the other state estimators of issue 15 (docs/soc.md).
+        AnalysisInfo("soc-learned", "scikit-learn SoC estimators (MLP, SVR) trained on drive-cycle "
+                                    "runs against the EKF on a held-out run",
+                     command=_soc_learned_command),
     ]

@@ -52,6 +52,7 @@ import labctl
 from labctl.cells.spec import CellLimits, CellModel, CellSpec, RCPair, Table, ThermalModel
 from labctl.errors import Problem, ValidationError
 from labctl.fileio import os_error_text, read_regular_text
+from labctl.units import ascii_float
 from labctl.yamlio import LocatedDoc, PathKey, load_file
 
 DEFAULT_CELL = "lfp-2p2ah"
@@ -462,7 +463,7 @@ class _Reader:
             for field, j in cols.items():
                 text = row[j].strip() if j < len(row) else ""
                 try:
-                    x = float(text)
+                    x = ascii_float(text)
                 except ValueError:
                     x = math.nan
                 if not math.isfinite(x):

@@ -18,11 +18,42 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.markup import escape as rich_escape
+from rich.segment import Segment
 
 from labctl.errors import LabctlError, ValidationError
 
-console = Console()
-err_console = Console(stderr=True)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _escape_controls(text: str) -> str:
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def terminal_safe(text: str) -> str:
+    """Text from files made harmless for a terminal and for rich: control characters
+    (escape sequences that move the cursor or retitle the window) shown as \\xNN,
+    `[markup]` shown literally. Newlines and tabs stay."""
+    return rich_escape(_escape_controls(text))
+
+
+class _TerminalSafeConsole(Console):
+    """A rich Console that never passes a control character from *text* to the terminal.
+
+    Step texts, names and messages come from files; an escape sequence in one could
+    clear the screen or retitle the terminal. Rich strips a few control codes but not
+    ESC, so every non-control segment is escaped (\\x1b) here, after layout and before
+    rich adds its own styling codes. emoji=False: ":smile:" in a file stays as written.
+    """
+
+    def _render_buffer(self, buffer: Any) -> str:
+        return super()._render_buffer(
+            seg if seg.control or not _CONTROL.search(seg.text)
+            else Segment(_escape_controls(seg.text), seg.style, seg.control)
+            for seg in buffer)
+
+
+console = _TerminalSafeConsole(emoji=False)
+err_console = _TerminalSafeConsole(stderr=True, emoji=False)
 
 EXIT_RUN_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -43,14 +74,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def terminal_safe(text: str) -> str:
-    """Text from files made harmless for a terminal and for rich: control characters
-    (escape sequences that move the cursor or retitle the window) shown as \\xNN,
-    `[markup]` shown literally. Newlines and tabs stay."""
-    return rich_escape(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
 
 
 def print_error(message: object) -> None:

@@ -54,7 +54,7 @@ def validate(procedure: str, station: str | None, cell: str | None, params: tupl
     else:
         console.print(
             f"[green]ok[/green]: {procedure} is valid for cell {prep.cell.name} on station "
-            f"{prep.station.name}", highlight=False,
+            f"{prep.station.name}", highlight=False, soft_wrap=True,
         )
         console.print(f"  {one_line(report)}", highlight=False)
 
@@ -83,16 +83,29 @@ def _record_results(run_dir: Any) -> dict:
         return {}
 
 
-def print_results(summary: dict, results: dict) -> None:
-    """The lines a technician reads at the end of a run (and in `labctl show`)."""
+MAX_CONDUCTIVITY_LINES = 8  # more spectra than this: one line with the range
+
+
+def _line(text: str) -> None:
+    console.print(f"  {text}", highlight=False, soft_wrap=True)
+
+
+def print_record_results(results: dict) -> None:
+    """Spectra count, pellet conductivity, abuse onset: what EIS and abuse runs measured."""
     from labctl.report.quantities import format_quantity
 
-    def line(text: str) -> None:
-        console.print(f"  {text}", highlight=False, soft_wrap=True)
-
+    line = _line
     if results.get("n_spectra") is not None:
         line(f"impedance spectra: {results['n_spectra']}")
-    for c in results.get("conductivity") or []:
+    found = [c for c in results.get("conductivity") or []
+             if c.get("conductivity_s_per_cm") is not None]
+    if len(found) > MAX_CONDUCTIVITY_LINES:
+        sigmas = [c["conductivity_s_per_cm"] for c in found]
+        line(f"total conductivity: {format_quantity('conductivity_s_per_cm', min(sigmas))} to "
+             f"{format_quantity('conductivity_s_per_cm', max(sigmas))} over {len(found)} spectra "
+             "(each in --json)")
+        found = []
+    for c in found:
         where = ("" if c.get("temperature_c") is None
                  else f" at {format_quantity('temperature_c', c['temperature_c'])}")
         line(f"total conductivity{where}: "
@@ -103,6 +116,14 @@ def print_results(summary: dict, results: dict) -> None:
                                        else format_quantity("onset_temperature_c", onset)))
     if results.get("max_temperature_c") is not None:
         line(f"max cell temperature: {format_quantity('max_temperature_c', results['max_temperature_c'])}")
+
+
+def print_results(summary: dict, results: dict) -> None:
+    """The lines a technician reads at the end of a run."""
+    from labctl.report.quantities import format_quantity
+
+    line = _line
+    print_record_results(results)
     moved = any((summary.get(k) or 0) > 0 for k in ("charge_capacity_ah", "discharge_capacity_ah"))
     if moved:
         for key, label in (("discharge_capacity_ah", "discharge capacity"),
@@ -114,7 +135,8 @@ def print_results(summary: dict, results: dict) -> None:
             if value is None or (isinstance(value, float) and not math.isfinite(value)):
                 continue
             line(f"{label}: {format_quantity(key, value)}")
-        if summary.get("efficiency_note"):
+        both = all((summary.get(k) or 0) > 0 for k in ("charge_capacity_ah", "discharge_capacity_ah"))
+        if summary.get("efficiency_note") and both:
             line(summary["efficiency_note"])
     if summary.get("n_samples"):
         line(f"samples: {summary['n_samples']:d}")
@@ -237,6 +259,10 @@ def _run_channels(procedure, station, cell, params, results, channels, batch, sp
         jobs = [ChannelJob(channel=c, procedure=procedure, cell=cell, station=station,
                            params=parse_params(params)) for c in channels]
     prepared = prepare_all(jobs)
+    from labctl.plan import enforce_ceilings
+
+    for prep in prepared:  # every channel within the ceilings before any starts
+        enforce_ceilings(prep, need_report=False)
     controls = [RunControl() for _ in prepared]
     with signals_abort(*controls):
         outcomes = run_channels(prepared, results_root=results, controls=controls, speed=speed,

@@ -59,21 +59,37 @@ def show(run: str, results: str, as_json: bool) -> None:
     summary = r.summary()
     steps = r.columns("steps")  # no pandas: show must answer at once
     rows = [dict(zip(steps, values, strict=True)) for values in zip(*steps.values(), strict=True)]
+    measured: dict = {}
+    if r.record_tables():  # EIS, abuse...: what they measured (pandas only for those runs)
+        from labctl.report.run_results import record_results
+
+        measured = record_results(r)
     if as_json:
         emit_json({"ok": True, "run_dir": str(r.path), "meta": r.meta, "summary": summary,
-                   "steps": rows})
+                   "results": measured, "steps": rows})
         return
+    from labctl.commands.running import print_record_results
+
     console.print(f"run directory: {r.path}", highlight=False, soft_wrap=True)
     print_summary(summary)
+    print_record_results(measured)
     if rows:
         console.print(steps_table(rows, console.width))
+
+
+_CYCLE_KEYS = {"cycle_index", "charge_capacity_ah", "discharge_capacity_ah", "charge_energy_wh",
+               "discharge_energy_wh", "coulombic_efficiency", "energy_efficiency",
+               "complete_cycles", "efficiency_note"}
 
 
 def print_summary(summary: dict) -> None:
     """`key: value unit` lines, each value with its unit and the instrument's precision."""
     from labctl.report.quantities import format_quantity, label
 
+    moved = any((summary.get(k) or 0) > 0 for k in ("charge_capacity_ah", "discharge_capacity_ah"))
     for key, value in summary.items():
+        if not moved and key in _CYCLE_KEYS:
+            continue  # an EIS or abuse run: its own results follow, not "0 Ah"
         if value is None and key in ("coulombic_efficiency", "energy_efficiency"):
             continue  # efficiency_note says why there is none
         if key == "efficiency_note":

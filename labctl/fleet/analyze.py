@@ -47,7 +47,7 @@ class FleetOutcome:
                 "analysed": len(self.results) - len(self.failed),
                 "failed": [{"run": r["run_path"], "error": r.get("error")} for r in self.failed],
                 "skipped_running": self.skipped_running,
-                "table": self.table, "per_cycle_table": self.per_item, "plot": self.plot,
+                "table": self.table, "per_item_table": self.per_item, "plot": self.plot,
                 "outliers": self.outliers, "dashboard": self.dashboard,
                 "elapsed_s": round(self.elapsed_s, 3)}
 
@@ -156,7 +156,8 @@ def _distributed(name: str, paths: list[str], options: dict[str, Any], client: A
 
 
 def write_fleet_table(outcome: FleetOutcome, runs: pd.DataFrame, results: Path) -> None:
-    """RESULTS/fleet/<name>.parquet (+ -per-cycle.parquet, .png), replaced atomically."""
+    """RESULTS/fleet/<name>.parquet (+ <name>-per-cycle.parquet or the like, and <name>.png),
+    each replaced atomically."""
     from labctl.fleet import fleet_table as ft
     from labctl.store.atomic import atomic_write_bytes
 
@@ -171,7 +172,8 @@ def write_fleet_table(outcome: FleetOutcome, runs: pd.DataFrame, results: Path) 
     outcome.outliers = [str(r) for r in table.loc[table["outlier"].astype(bool), "run_id"]]
     long = ft.per_item_table(outcome.analysis, table, outcome.results)
     if long is not None:
-        outcome.per_item = folder / f"{outcome.analysis}-per-cycle.parquet"
+        suffix = ft.PER_ITEM[outcome.analysis].suffix
+        outcome.per_item = folder / f"{outcome.analysis}-{suffix}.parquet"
         atomic_write_bytes(outcome.per_item, _parquet(long))
     fig = ft.figure(outcome.analysis, table, long)
     buf = io.BytesIO()

@@ -181,8 +181,6 @@ def run_batch_on_scheduler(jobs: list[ChannelJob], *, results_root: str | Path,
 
 def _submit(client: Any, jobs: list[ChannelJob], root: str, speed: float | None
             ) -> list[dict[str, Any]]:
-    from distributed import wait
-
     check_benches(client, jobs)
     batch = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
     futures = [client.submit(run_bench_job, asdict(j), root, speed, batch,
@@ -194,28 +192,38 @@ def _submit(client: Any, jobs: list[ChannelJob], root: str, speed: float | None
     stopping = False
     while len(rows) < len(jobs):
         try:
-            pending = [f for k, f in enumerate(futures) if k not in rows]
-            wait(pending, timeout=POLL_S, return_when="FIRST_COMPLETED")
-        except TimeoutError:
-            pass
+            _poll(client, futures, jobs, rows, claims, root, batch)
         except KeyboardInterrupt:
-            if not stopping:  # stop every started run safely, then collect their outcomes
-                stopping = True
-                _stop_all(root, batch, jobs)
-                continue
-            raise
-        alive = {str(a) for a in client.scheduler_info().get("workers", {})}
-        for k, future in enumerate(futures):
-            if k in rows:
-                continue
-            if future.done():
-                rows[k] = _result(future, jobs[k])
-                continue
-            claim = _read_claim(claims / f"{_slot(jobs[k])}.json")
-            if claim.get("address") and claim["address"] not in alive:
-                future.cancel()  # its worker is gone: never run it on another one
-                rows[k] = interrupted_row(jobs[k], root, batch, claim)
+            if stopping:
+                raise
+            # Stop every started run safely (as `labctl stop` does), then keep collecting
+            # their outcomes: the runs end `aborted` with outputs off.
+            stopping = True
+            _stop_all(root, batch, jobs)
     return [rows[k] for k in range(len(jobs))]
+
+
+def _poll(client: Any, futures: list, jobs: list[ChannelJob], rows: dict[int, dict[str, Any]],
+          claims: Path, root: str, batch: str) -> None:
+    """Wait a little for results; end the jobs whose claimed worker left the scheduler."""
+    from distributed import wait
+
+    pending = [f for k, f in enumerate(futures) if k not in rows]
+    try:
+        wait(pending, timeout=POLL_S, return_when="FIRST_COMPLETED")
+    except TimeoutError:
+        pass
+    alive = {str(a) for a in client.scheduler_info().get("workers", {})}
+    for k, future in enumerate(futures):
+        if k in rows:
+            continue
+        if future.done():
+            rows[k] = _result(future, jobs[k])
+            continue
+        claim = _read_claim(claims / f"{_slot(jobs[k])}.json")
+        if claim.get("address") and claim["address"] not in alive:
+            future.cancel()  # its worker is gone: never run it on another one
+            rows[k] = interrupted_row(jobs[k], root, batch, claim)
 
 
 def _result(future: Any, job: ChannelJob) -> dict[str, Any]:

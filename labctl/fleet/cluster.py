@@ -40,12 +40,17 @@ def fleet_client(workers: int | None = None, scheduler: str | None = None) -> It
         finally:
             client.close()
         return
+    import dask
+
     n = workers or default_workers()
     # Processes, one thread each: the analyses are CPU-bound Python (one GIL per worker).
     # Everything listens on loopback, on free ports (several clusters may run at once).
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                           silence_logs=logging.ERROR)
+    # The workers' statistical profiler samples every thread 100 times a second: about
+    # 10 % of a worker's CPU on these short tasks (bench/fleet.py), so it is off here.
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                               host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                               silence_logs=logging.ERROR)
     try:
         client = Client(cluster)
         try:

@@ -137,5 +137,5 @@ def _print(outcome: Any) -> None:
         console.print("  no outliers (> 3 scaled MADs from the median)", highlight=False)
     console.print(f"  fleet table: {outcome.table}", highlight=False, soft_wrap=True)
     if outcome.per_item:
-        console.print(f"  per-cycle table: {outcome.per_item}", highlight=False, soft_wrap=True)
+        console.print(f"  per-item table: {outcome.per_item}", highlight=False, soft_wrap=True)
     console.print(f"  plot: {outcome.plot}", highlight=False, soft_wrap=True)

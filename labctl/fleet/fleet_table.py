@@ -6,14 +6,16 @@ analysis' summary.json (nested sections flattened as `section_key`). A run is an
 outlier on a number when it lies more than 3 scaled MADs from the lot's median
 (scaled MAD = 1.4826 x median absolute deviation, which estimates the standard
 deviation for normally distributed values, without letting the outliers inflate
-it). Analyses with a per-cycle table (cycling) also get
-`RESULTS/fleet/<analysis>-per-cycle.parquet`, e.g. the capacity retention of every
-cell at every cycle, flagged per cycle the same way.
+it). Analyses with a per-item table also get one long table of every run's items,
+flagged per item the same way: `RESULTS/fleet/cycling-per-cycle.parquet` (capacity
+retention of every cell at every cycle) and `RESULTS/fleet/hppc-per-setpoint.parquet`
+(ECM parameters of every cell at every temperature and SoC set-point).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,14 +28,34 @@ OUTLIER_MADS = 3.0
 ZERO_MAD_REL = 1e-9
 
 CATALOG_FIELDS = ("run_id", "cell", "procedure", "station", "status", "source")
-# Analyses whose per-run table of items (cycles...) goes into a long fleet table too:
-# analysis -> (table stored under RUN/analysis/<name>/, item column, value columns).
+
+
+@dataclass(frozen=True)
+class PerItem:
+    """A per-run table of items (cycles, HPPC set-points) the fleet table collects too."""
+
+    table: str  # stored as RUN/analysis/<name>/<table>.parquet
+    items: tuple[str, ...]  # the columns that say which item a row is
+    values: tuple[str, ...]  # the numbers compared across the lot (the first is plotted)
+    suffix: str  # RESULTS/fleet/<name>-<suffix>.parquet
+    # Items of different runs match after rounding to these steps (set-points are means).
+    steps: tuple[tuple[str, float], ...] = ()
+
+    def keys(self, df: pd.DataFrame) -> list[pd.Series]:
+        step = dict(self.steps)
+        return [(df[c] / step[c]).round() * step[c] if c in step else df[c]
+                for c in self.items]
+
+
 PER_ITEM = {
-    "cycling": ("cycles", "cycle_index", ("discharge_capacity_ah", "retention",
-                                          "coulombic_efficiency", "energy_efficiency")),
+    "cycling": PerItem("cycles", ("cycle_index",), ("retention", "discharge_capacity_ah",
+                                                    "coulombic_efficiency", "energy_efficiency"),
+                       "per-cycle"),
+    "hppc": PerItem("ecm", ("temperature_c", "soc"), ("r0_ohm", "r1_ohm", "tau1_s"),
+                    "per-setpoint", steps=(("temperature_c", 1.0), ("soc", 0.05))),
 }
-# The summary number a plot shows first, per analysis (else the first numeric column).
-HEADLINE = {"cycling": "last_retention", "hppc": "r0_ohm", "eis": "r0_ohm"}
+# The summary number a plot shows first, per analysis (else the first varying number).
+HEADLINE = {"cycling": "last_retention", "hppc": "median_r0_ohm_soc_20_80"}
 
 
 def flatten(summary: dict[str, Any] | None, prefix: str = "") -> dict[str, float]:
@@ -96,12 +118,11 @@ def run_table(results: list[dict[str, Any]], catalog: pd.DataFrame) -> pd.DataFr
 def per_item_table(name: str, runs: pd.DataFrame, results: list[dict[str, Any]]
                    ) -> pd.DataFrame | None:
     """The long table of an analysis with per-item rows (cycling: one row per run and
-    cycle), from the rows each task read from its run's stored table; outliers flagged
-    per item (e.g. per cycle index)."""
+    cycle), from the rows each task read from its run's stored table. `outlier` flags a
+    row whose first value lies > 3 scaled MADs from the lot's median for that item."""
     spec = PER_ITEM.get(name)
     if spec is None:
         return None
-    _, item, columns = spec
     items = {str(r["run_path"]): r.get("items") for r in results if r.get("ok")}
     frames = []
     for row in runs[runs["ok"]].itertuples(index=False):
@@ -115,9 +136,10 @@ def per_item_table(name: str, runs: pd.DataFrame, results: list[dict[str, Any]]
     if not frames:
         return None
     long = pd.concat(frames, ignore_index=True)
-    flag_col = next((c for c in columns if c in long.columns), None)
-    if flag_col is not None:
-        long["outlier"] = long.groupby(item, group_keys=False)[flag_col].apply(outlier_mask)
+    flag_col = next((c for c in spec.values if c in long.columns), None)
+    if flag_col is not None and all(c in long.columns for c in spec.items):
+        long["outlier"] = long.groupby(spec.keys(long), group_keys=False)[flag_col].transform(
+            lambda x: outlier_mask(x))
     return long
 
 
@@ -145,17 +167,21 @@ def figure(name: str, runs: pd.DataFrame, per_item: pd.DataFrame | None) -> Any:
     spec = PER_ITEM.get(name)
     y_col = None
     if per_item is not None and spec is not None:
-        y_col = next((c for c in spec[2] if c in per_item.columns and c == "retention"),
-                     next((c for c in spec[2] if c in per_item.columns), None))
-    if y_col is not None:
-        for run_id, df in per_item.groupby("run_id", sort=True):
-            bad = run_id in outliers
-            ax.plot(df[spec[1]], df[y_col], lw=1.2 if bad else 0.6,
-                    color="tab:red" if bad else "0.55", alpha=1.0 if bad else 0.5, zorder=3 if bad else 2)
-        ax.set_xlabel(spec[1].replace("_", " "))
+        y_col = next((c for c in spec.values if c in per_item.columns), None)
+    if y_col is not None and spec.items[-1] in per_item.columns:
+        x_col, others = spec.items[-1], [c for c in spec.items[:-1] if c in per_item.columns]
+        lines = per_item.groupby(["run_id", *[k.rename(f"_{c}") for c, k in
+                                              zip(others, spec.keys(per_item)[:-1], strict=True)]],
+                                 sort=True) if others else per_item.groupby("run_id", sort=True)
+        for key, df in lines:
+            bad = (key[0] if isinstance(key, tuple) else key) in outliers
+            ax.plot(df[x_col], df[y_col], lw=1.2 if bad else 0.6,
+                    color="tab:red" if bad else "0.55", alpha=1.0 if bad else 0.5,
+                    zorder=3 if bad else 2)
+        ax.set_xlabel(x_col.replace("_", " "))
         ax.set_ylabel(y_col.replace("_", " "))
         ax.set_title(f"{name} over {runs['run_id'].nunique()} runs "
-                     f"({len(outliers)} outlier runs in red)")
+                     f"(outlier runs in red: {len(outliers)})")
         return fig
     metric = headline_metric(name, runs)
     ok = runs[runs["ok"]] if len(runs) else runs

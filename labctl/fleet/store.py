@@ -181,8 +181,11 @@ class Store:
     `records(name)`, `analysis(name, table)`."""
 
     def __init__(self, path: str, storage_options: dict | None = None):
-        import fsspec
-
+        try:
+            import fsspec
+        except ImportError:
+            raise LabctlError("reading a results store as a dataset needs fsspec and Dask: "
+                              "pip install 'labctl[fleet]'") from None
         try:
             self.fs, self.root = fsspec.core.url_to_fs(str(path), **(storage_options or {}))
         except (ImportError, ValueError) as exc:

@@ -136,11 +136,10 @@ def per_item_rows(name: str, folder: str | None) -> dict[str, list] | None:
         return None
     import pyarrow.parquet as pq
 
-    table, item, columns = spec
-    path = f"{folder}/{table}.parquet"
+    path = f"{folder}/{spec.table}.parquet"
     try:
         names = set(pq.read_schema(path).names)
-        keep = [c for c in (item, *columns) if c in names]
+        keep = [c for c in (*spec.items, *spec.values) if c in names]
         return pq.read_table(path, columns=keep).to_pydict()
     except (OSError, ValueError):
         return None

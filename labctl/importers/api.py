@@ -37,22 +37,35 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def parse_file(path: str | Path, fmt: str = "auto") -> tuple[Parsed, bytes]:
-    """Read a vendor file into a Parsed (detecting its format unless `fmt` names one)."""
-    p = Path(path)
-    if fmt != "auto" and fmt not in FORMAT_NAMES:
-        raise LabctlError(f"--format {fmt!r}: allowed: auto, {', '.join(FORMAT_NAMES)}")
+def _read(p: Path) -> bytes:
     try:
-        data = p.read_bytes()
+        return p.read_bytes()
     except IsADirectoryError:
         raise fail(p, "", "a folder, not a file") from None
     except OSError as exc:
         raise fail(p, "", f"cannot read the file ({exc.strerror or exc})") from None
+
+
+def parse_file(path: str | Path, fmt: str = "auto", data: bytes | None = None
+               ) -> tuple[Parsed, bytes]:
+    """Read a vendor file into a Parsed (detecting its format unless `fmt` names one)."""
+    p = Path(path)
+    if fmt != "auto" and fmt not in FORMAT_NAMES:
+        raise LabctlError(f"--format {fmt!r}: allowed: auto, {', '.join(FORMAT_NAMES)}")
+    if data is None:
+        data = _read(p)
     if not data:
         raise fail(p, "byte 0", "the file is empty")
     name = detect(p, data) if fmt == "auto" else fmt
     try:
-        parsed = read(name, p, data)
+        try:
+            parsed = read(name, p, data)
+        except LabctlError:
+            # an EC-Lab impedance export the cycling reader refuses (odd time column):
+            # the spectrum reader may still read its sweep
+            if fmt != "auto" or name != "biologic-mpt" or b"freq/Hz" not in data[:65536]:
+                raise
+            parsed = read("eis", p, data)
     except LabctlError:
         raise
     except MemoryError:
@@ -69,16 +82,13 @@ def import_file(path: str | Path, results: str | Path = "results", fmt: str = "a
     """Import one file as a run (status "imported"); refuses a file already imported
     (same sha256) unless `force`, returning the run that holds it."""
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise fail(p, "", f"cannot read the file ({exc.strerror or exc})") from None
+    data = _read(p)
     digest = sha256_of(data)
     if not force:
         existing = find_by_sha256(results, digest)
         if existing is not None:
             return _existing(existing)
-    parsed, data = parse_file(p, fmt)
+    parsed, data = parse_file(p, fmt, data)
     return _store(p, data, digest, parsed, results, cell, name)
 
 

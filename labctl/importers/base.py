@@ -72,18 +72,34 @@ class Parsed:
     discharge_ah: Counter | None = None
     charge_wh: Counter | None = None
     discharge_wh: Counter | None = None
-    step_labels: np.ndarray | None = None  # per row, e.g. "CC_Chg"
+    step_labels: Any = None  # per row (numpy or pyarrow array), e.g. "CC_Chg"
     conversions: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     records: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     source_rows: int | None = None  # data records in the file (default: len(time_s))
+    first_line: int | None = None  # text files: the line of the first data record
 
 
-def _check_finite(path: Any, name: str, values: np.ndarray, fmt: str) -> None:
+def record_at(index: int, first_line: int | None) -> str:
+    """"data record N (line L)" for the 0-based record `index`."""
+    line = f" (line {first_line + index})" if first_line else ""
+    return f"data record {index + 1}{line}"
+
+
+def _check_finite(path: Any, name: str, values: np.ndarray, fmt: str,
+                  first_line: int | None = None) -> None:
     bad = np.flatnonzero(~np.isfinite(values))
     if len(bad):
-        raise fail(path, f"data record {int(bad[0]) + 1}", f"{name} is missing or not a number "
+        raise fail(path, record_at(int(bad[0]), first_line), f"{name} is missing or not a number "
                    f"({len(bad)} such records); every record needs a finite {name}", fmt)
+
+
+def as_ints(path: Any, name: str, values: Any, fmt: str, first_line: int | None = None
+            ) -> np.ndarray:
+    """Whole numbers (cycle, step) from a float column; a missing one names its record."""
+    v = np.asarray(values, dtype=np.float64)
+    _check_finite(path, name, v, fmt, first_line)
+    return v.astype(np.int64)
 
 
 def _direction(current: np.ndarray) -> np.ndarray:
@@ -144,9 +160,10 @@ def _integrated(time_s: np.ndarray, value: np.ndarray, sign: int) -> np.ndarray:
 def _per_cycle(inc: np.ndarray, cycle_start: np.ndarray) -> np.ndarray:
     """Running total that restarts at each cycle start (the start record counts in)."""
     total = np.cumsum(inc)
-    start_of = np.where(cycle_start, np.arange(len(inc)), 0)
-    np.maximum.accumulate(start_of, out=start_of)
-    return total - (total - inc)[start_of]
+    starts = np.flatnonzero(cycle_start)
+    offsets = total[starts] - inc[starts]
+    total -= np.repeat(offsets, np.diff(np.r_[starts, len(inc)]))
+    return total
 
 
 def to_samples(parsed: Parsed, path: Any) -> tuple[dict[str, np.ndarray], list[ImportedStep]]:
@@ -162,10 +179,10 @@ def to_samples(parsed: Parsed, path: Any) -> tuple[dict[str, np.ndarray], list[I
         if len(values) != n:
             raise fail(path, "", f"the {name} column has {len(values)} values for {n} records",
                        fmt)
-        _check_finite(path, name, values, fmt)
+        _check_finite(path, name, values, fmt, parsed.first_line)
     back = np.flatnonzero(np.diff(t) < 0)
     if len(back):
-        raise fail(path, f"data record {int(back[0]) + 2}",
+        raise fail(path, record_at(int(back[0]) + 1, parsed.first_line),
                    f"time goes backwards ({t[back[0]]:g} s, then {t[back[0] + 1]:g} s); "
                    "expected a non-decreasing test time", fmt)
     test_time = t - t[0]
@@ -200,7 +217,8 @@ def to_samples(parsed: Parsed, path: Any) -> tuple[dict[str, np.ndarray], list[I
             if len(counter.values) != n:
                 raise fail(path, "", f"the {what} column has {len(counter.values)} values for "
                            f"{n} records", fmt)
-            _check_finite(path, what, np.asarray(counter.values, dtype=np.float64), fmt)
+            _check_finite(path, what, np.asarray(counter.values, dtype=np.float64), fmt,
+                          parsed.first_line)
             inc = _increments(counter, boundary)
         else:
             inc = _integrated(test_time, value, sign)
@@ -239,17 +257,19 @@ def to_samples(parsed: Parsed, path: Any) -> tuple[dict[str, np.ndarray], list[I
     starts = np.flatnonzero(step_start)
     ends = np.r_[starts[1:], n]
     labels = parsed.step_labels
+    if labels is not None:  # only each step's first label is needed
+        labels = (labels.take(starts).to_pylist() if hasattr(labels, "take")
+                  and not isinstance(labels, np.ndarray) else np.asarray(labels)[starts])
+        labels = dict(zip(starts.tolist(), labels, strict=True))
     steps = []
     for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
         mean = float(np.mean(direction[lo:hi]))
         kind = "charge" if mean > 0.5 else "discharge" if mean < -0.5 else (
             "rest" if not np.any(direction[lo:hi]) else "mixed")
-        bits = []
-        if labels is not None:
-            bits.append(str(labels[lo]))
+        label = str(labels[lo]).strip() if labels is not None else kind
         if parsed.step is not None:
-            bits.append(f"file step {int(parsed.step[lo])}")
-        steps.append(ImportedStep(lo, hi, kind, " ".join(bits) or kind))
+            label += f" (file step {int(parsed.step[lo])})"
+        steps.append(ImportedStep(lo, hi, kind, label))
     return samples, steps
 
 

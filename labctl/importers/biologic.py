@@ -92,6 +92,7 @@ def read_mpt(path: Path, data: bytes) -> Parsed:
                                                           "counter inc.")}
     cols = read_table(path, data, h, "\t", wanted, FMT_MPT, decimal_comma=decimal_comma)
     parsed = _from_columns(path, FMT_MPT, cols)
+    parsed.first_line = h + 2
     if decimal_comma:
         parsed.conversions.insert(0, "decimal commas read as points")
     meta = _mpt_meta(lines[:h])

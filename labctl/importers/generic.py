@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from labctl.importers.base import Counter, Parsed, fail, orient_current
+from labctl.importers.base import Counter, Parsed, fail, orient_current, record_at
 from labctl.importers.textio import find_column, guess_delimiter, head_lines, read_table, split
 from labctl.importers.timeparse import first_datetime_unix
 
@@ -78,19 +78,23 @@ def read_text(path: Path, data: bytes, fmt: str, roles: Roles) -> Parsed:
     wanted = {hdr: ("s" if role in ("date", "label") else "f") for role, (hdr, _) in
               found.items()}
     cols = read_table(path, data, h, delim, wanted, fmt)
-    return from_columns(path, fmt, {role: cols[hdr] for role, (hdr, _) in found.items()},
-                        {role: (hdr, f) for role, (hdr, f) in found.items()}, roles)
+    parsed = from_columns(path, fmt, {role: cols[hdr] for role, (hdr, _) in found.items()},
+                          {role: (hdr, f) for role, (hdr, f) in found.items()}, roles, h + 2)
+    return parsed
 
 
 def from_columns(path: Path, fmt: str, cols: Mapping[str, Any],
-                 found: Mapping[str, tuple[str, float]], roles: Roles) -> Parsed:
+                 found: Mapping[str, tuple[str, float]], roles: Roles,
+                 first_line: int | None = None) -> Parsed:
     """A Parsed from role -> column values (numeric as read, before unit factors)."""
     conv: list[str] = []
 
     def num(role: str) -> np.ndarray | None:
         if role not in cols:
             return None
-        return np.asarray(cols[role], dtype=np.float64) * found[role][1]
+        values = np.asarray(cols[role], dtype=np.float64)
+        factor = found[role][1]
+        return values if factor == 1.0 else values * factor
 
     scaled = [f"{found[r][0]!r} x{found[r][1]:g}" for r in _NUMERIC
               if r in found and found[r][1] != 1.0]
@@ -104,7 +108,7 @@ def from_columns(path: Path, fmt: str, cols: Mapping[str, Any],
         cycle = np.asarray(cols["cycle"], dtype=np.float64)
         if not np.all(np.isfinite(cycle)):
             bad = int(np.flatnonzero(~np.isfinite(cycle))[0])
-            raise fail(path, f"data record {bad + 1}", "cycle number missing", fmt)
+            raise fail(path, record_at(bad, first_line), "cycle number missing", fmt)
         cycle = cycle.astype(np.int64) + roles.cycle_offset
         if roles.cycle_offset:
             conv.append(f"cycle_index = {found['cycle'][0]!r} + {roles.cycle_offset}")
@@ -112,7 +116,8 @@ def from_columns(path: Path, fmt: str, cols: Mapping[str, Any],
     if "step" in cols:
         step = np.asarray(cols["step"], dtype=np.float64)
         step = np.where(np.isfinite(step), step, -1).astype(np.int64)
-    parsed = Parsed(fmt, t, current, num("voltage"), step=step, cycle=cycle, conversions=conv)
+    parsed = Parsed(fmt, t, current, num("voltage"), step=step, cycle=cycle, conversions=conv,
+                    first_line=first_line)
     for role, attr in (("charge_ah", "charge_ah"), ("discharge_ah", "discharge_ah"),
                        ("charge_wh", "charge_wh"), ("discharge_wh", "discharge_wh")):
         values = num(role)
@@ -139,6 +144,5 @@ def from_columns(path: Path, fmt: str, cols: Mapping[str, Any],
                         "in the file: taken as UTC) + test_time_s")
     if "label" in cols:
         lab = cols["label"]
-        parsed.step_labels = np.asarray(lab.to_pylist() if hasattr(lab, "to_pylist") else lab,
-                                        dtype=object)
+        parsed.step_labels = lab
     return parsed

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
-from labctl.importers.base import Counter, Parsed, fail
+from labctl.importers.base import Counter, Parsed, as_ints, fail
 from labctl.importers.textio import (
     any_of,
     guess_delimiter,
@@ -108,10 +108,10 @@ def read(path: Path, data: bytes) -> Parsed:
     else:
         direction = np.sign(current).astype(np.int8)
         conv.append(f"current: {amps!r} signed, positive = charge (as labctl)")
-    cycle = np.asarray(cols[cyc], dtype=np.int64) + 1
+    cycle = as_ints(path, cyc, cols[cyc], FMT, h + 2) + 1
     conv.append(f"cycle_index = {cyc!r} + 1 (Maccor counts cycles from 0)")
-    parsed = Parsed(FMT, t, current, cols[volts], step=np.asarray(cols[step], dtype=np.int64),
-                    cycle=cycle, conversions=conv)
+    parsed = Parsed(FMT, t, current, cols[volts], step=as_ints(path, step, cols[step], FMT, h + 2),
+                    cycle=cycle, conversions=conv, first_line=h + 2)
     if ah is not None:
         q = np.abs(cols[ah])
         parsed.charge_ah = Counter(np.where(direction > 0, q, 0.0), "step")
@@ -124,8 +124,7 @@ def read(path: Path, data: bytes) -> Parsed:
         parsed.discharge_wh = Counter(np.where(direction < 0, e, 0.0), "step")
         conv.append(f"energy: {wh!r} (Wh, restarting each step) as the capacity")
     if state is not None:
-        parsed.step_labels = np.asarray(pc.utf8_trim_whitespace(cols[state]).to_pylist(),
-                                        dtype=object)
+        parsed.step_labels = pc.utf8_trim_whitespace(cols[state])
     if date is not None and len(t):
         start = first_datetime_unix(str(cols[date][0].as_py()))
         if start is not None:
@@ -133,7 +132,7 @@ def read(path: Path, data: bytes) -> Parsed:
             parsed.start_unix_s = start
             conv.append(f"unix_time_s: the first record's {date!r} (local time of the cycler, "
                         "taken as UTC: no time zone in the file) + test_time_s")
-    parsed.metadata.update(_preamble(lines[:h]))
+    parsed.metadata = {**_preamble(lines[:h]), **parsed.metadata}
     return parsed
 
 
@@ -145,5 +144,10 @@ def _preamble(lines: list[str]) -> dict[str, str]:
         for k in range(0, len(fields) - 1, 2):
             key = fields[k].rstrip(":").strip()
             if key and fields[k + 1]:
-                meta[key] = fields[k + 1]
+                meta[_META_KEYS.get(key.lower(), key)] = fields[k + 1]
     return meta
+
+
+_META_KEYS = {"procedure": "procedure", "tester channel": "channel", "filename": "test_name",
+              "date of test": "start_time", "description": "comments", "comment": "comments",
+              "mass": "mass"}

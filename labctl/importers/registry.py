@@ -87,7 +87,11 @@ def detect_text(lines: list[str]) -> str | None:
     joined = "\n".join(head)
     if first.startswith("ec-lab ascii file") or any(
             "time/s" in ln and ("ewe/v" in ln or "<ewe>/v" in ln) for ln in head):
-        if "freq/hz" in joined and "re(z)/ohm" in joined:
+        # the EC-Lab reader keeps both the timeseries and every impedance sweep; a
+        # spectrum-only export (no current column) goes to the EIS reader
+        if re.search(r"(^| )<?i>?/m?a( |$)", joined, re.MULTILINE):
+            return "biologic-mpt"
+        if "freq/hz" in joined:
             return "eis"
         return "biologic-mpt"
     if maccor.looks_like(lines):
@@ -114,11 +118,26 @@ def detect_text(lines: list[str]) -> str | None:
 
 
 def _looks_like_spectrum(joined: str) -> bool:
-    if "zcurve" in joined or "end comments" in joined or joined.startswith("explain"):
+    if ("zcurve" in joined or "end comments" in joined or joined.startswith(("explain", "zplot"))
+            or joined.startswith("<application>") and "versastudio" in joined):
+        return True
+    rows = [ln for ln in joined.splitlines() if ln.strip()][:20]
+    if rows and all(len(r.replace(",", " ").replace(";", " ").split()) == 3 and all(
+            _is_number(x) for x in r.replace(",", " ").replace(";", " ").split()) for r in rows):
+        return True  # headerless: frequency, Z', Z''
+    if joined.startswith("<application>"):
         return True
     has_freq = re.search(r"\bfreq|frequency", joined) is not None
     has_z = re.search(r"z'|zreal|re\(z\)|z_real|zre\b", joined) is not None
     return has_freq and has_z
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def read(fmt: str, path: Path, data: bytes) -> Parsed:

@@ -87,29 +87,18 @@ def read_table(path: Path, data: bytes, header_line: int, delim: str,
                        f"(found: {', '.join(n for n in names if n)[:300]})", fmt)
     start = _line_offsets(data, header_line + skip_after_header)
     body = data[start:]
+    names = _fit_names(names, body, delim)
     if stop_at is not None:
         cut = body.find(b"\n" + stop_at)
         if cut >= 0:
             body = body[:cut + 1]
     if decimal_comma and delim != ",":
         body = body.replace(b",", b".")
-    try:  # pyarrow's own transcoding is slow (Python level): give it UTF-8 bytes
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        body = body.decode("latin-1").encode("utf-8")
     # Duplicate header names (Maccor repeats " Units") get unique stand-ins.
     unique = [f"{n}\x00{k}" if names.count(n) > 1 else n for k, n in enumerate(names)]
     types = {n: (pa.float64() if kind == "f" else pa.string()) for n, kind in wanted.items()}
     try:
-        table = pacsv.read_csv(
-            io.BytesIO(body),
-            read_options=pacsv.ReadOptions(column_names=unique, block_size=1 << 22),
-            parse_options=pacsv.ParseOptions(delimiter="\t" if delim == " " else delim,
-                                             ignore_empty_lines=True),
-            convert_options=pacsv.ConvertOptions(include_columns=list(wanted),
-                                                 column_types=types,
-                                                 strings_can_be_null=False,
-                                                 quoted_strings_can_be_null=False))
+        table = _read_csv(body, unique, delim, wanted, types)
     except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as exc:
         first_data_line = header_line + skip_after_header + 2
         _diagnose(path, body, names, wanted, delim, first_data_line, fmt, exc)
@@ -122,6 +111,46 @@ def read_table(path: Path, data: bytes, header_line: int, delim: str,
         else:
             out[name] = col  # a pyarrow ChunkedArray: parsed with pyarrow.compute
     return out
+
+
+def _read_csv(body: bytes, unique: list[str], delim: str, wanted: Mapping[str, str],
+              types: dict[str, Any]) -> pa.Table:
+    """pyarrow's reader on UTF-8; a latin-1 file (vendor software on Windows) is
+    transcoded once, only when a text column turns out not to be UTF-8 (pyarrow's own
+    transcoding runs at Python speed)."""
+    try:
+        return _pyarrow_csv(body, unique, delim, wanted, types)
+    except pa.ArrowInvalid as exc:
+        if "UTF8" not in str(exc) and "utf8" not in str(exc).lower():
+            raise
+    return _pyarrow_csv(body.decode("latin-1").encode("utf-8"), unique, delim, wanted, types)
+
+
+def _pyarrow_csv(body: bytes, unique: list[str], delim: str, wanted: Mapping[str, str],
+                 types: dict[str, Any]) -> pa.Table:
+    return pacsv.read_csv(
+        io.BytesIO(body),
+        read_options=pacsv.ReadOptions(column_names=unique, block_size=1 << 22),
+        parse_options=pacsv.ParseOptions(delimiter="\t" if delim == " " else delim,
+                                         ignore_empty_lines=True),
+        convert_options=pacsv.ConvertOptions(include_columns=list(wanted), column_types=types,
+                                             strings_can_be_null=False,
+                                             quoted_strings_can_be_null=False))
+
+
+def _fit_names(names: list[str], body: bytes, delim: str) -> list[str]:
+    """Header names matched to the data rows' field count: a trailing delimiter on the
+    header or on the rows (EC-Lab writes one on the header only) adds an empty field."""
+    end = body.find(b"\n")
+    first = body[: end if end >= 0 else len(body)].decode("latin-1").rstrip("\r")
+    if not first.strip():
+        return names
+    m = len(split(first, delim))
+    if m < len(names) and not any(n for n in names[m:]):
+        return names[:m]
+    if m > len(names):
+        return names + [""] * (m - len(names))
+    return names
 
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")

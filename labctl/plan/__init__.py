@@ -19,9 +19,17 @@ from typing import Any
 
 from labctl.plan.bounds import Ceilings
 
+CHECK_BUDGET_S = 3.0  # wall seconds validate/run spend planning at most
 
-def plan_prepared(prep: Any, ceilings: Ceilings | None = None) -> Any:
-    """Plan a procedure already checked against its cell and station (`session.prepare`)."""
+
+def plan_prepared(prep: Any, ceilings: Ceilings | None = None, *, rough: bool = False,
+                  budget_s: float | None = None) -> Any:
+    """Plan a procedure already checked against its cell and station (`session.prepare`).
+
+    `rough`: sample slowly changing loop iterations far more sparsely (a few % instead of
+    0.2 %): enough to compare with the ceilings, several times faster on long runs.
+    `budget_s`: stop planning after this much wall time (the report then covers the steps
+    planned so far, status "truncated")."""
     from labctl.plan.report import build_report
     from labctl.plan.twin import open_twin
     from labctl.plan.walk import WalkOutcome, walk_procedure
@@ -35,7 +43,8 @@ def plan_prepared(prep: Any, ceilings: Ceilings | None = None) -> Any:
     else:
         station = open_twin(prep.station, prep.cell, prep.registry)
         outcome = walk_procedure(proc, station, prep.cell,
-                                 ceilings.horizon_s(proc.max_duration_s))
+                                 ceilings.horizon_s(proc.max_duration_s), rough=rough,
+                                 budget_s=budget_s)
     return build_report(outcome, proc=proc, cell=prep.cell, station=prep.station,
                         ceilings=ceilings, started_unix_s=started)
 
@@ -48,10 +57,13 @@ def _too_fast(proc: Any, ceilings: Ceilings) -> str | None:
 
 def enforce_ceilings(prep: Any, *, need_report: bool = True,
                      ceilings: Ceilings | None = None) -> Any:
-    """Refuse (LabctlError, exit 2) a procedure whose plan passes a ceiling.
+    """Refuse (LabctlError, exit 2) a procedure whose plan passes a ceiling; returns the
+    (rough) plan's report.
 
-    With `need_report=False` a procedure whose text alone bounds it below the ceilings
-    (every step timed or capped, loops counted) is not planned: returns None.
+    The plan is a rough one (`plan_prepared(rough=True)`), made again in full only when it
+    lands within 20 % of a ceiling. With `need_report=False` a procedure whose text alone
+    bounds it below the ceilings (every step timed or capped, loops counted) is not
+    planned at all: returns None.
     """
     from labctl.errors import LabctlError
     from labctl.plan.bounds import static_bounds
@@ -63,7 +75,12 @@ def enforce_ceilings(prep: Any, *, need_report: bool = True,
         t_max, n_max = static_bounds(proc.extra.get("tree"))
         if too_fast is None and t_max <= ceilings.duration_s and n_max <= ceilings.samples:
             return None
-    report = plan_prepared(prep, ceilings)
+    # A rough plan decides unless near a ceiling. Planning stops after CHECK_BUDGET_S (a
+    # long BMS or EIS session simulates slowly): what was planned by then is still checked,
+    # and the absurd procedures this guards against are counted, not simulated, at once.
+    report = plan_prepared(prep, ceilings, rough=True, budget_s=CHECK_BUDGET_S)
+    if ceilings.near(report) and report.status != "truncated":
+        report = plan_prepared(prep, ceilings, budget_s=CHECK_BUDGET_S)
     if report.refusal is not None:
         from labctl.plan.report import one_line
 
@@ -72,4 +89,33 @@ def enforce_ceilings(prep: Any, *, need_report: bool = True,
     return report
 
 
-__all__ = ["Ceilings", "enforce_ceilings", "plan_prepared"]
+class Estimate(dict):
+    """A dict whose keys also read as attributes (callers use either)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def estimate(procedure: Any, *, station: Any = None, cell: Any = None,
+             params: dict[str, str] | None = None) -> Estimate:
+    """The plan's headline for a procedure file (what the operator console shows next to
+    Start): {"duration_s", "text" (the one-line estimate), "n_samples", "disk_bytes",
+    "warnings", "refused", "report" (the whole plan as `labctl plan --json` has it)}.
+    Raises ValidationError/LabctlError as `labctl validate` would."""
+    from labctl.engine.session import prepare
+    from labctl.plan.report import one_line
+
+    prep = prepare(procedure, station_path=station, cell_ref=cell, params=dict(params or {}))
+    report = plan_prepared(prep)
+    text = one_line(report)
+    if report.refusal:
+        text += f"; refused by validate and run: {report.refusal}"
+    return Estimate(duration_s=report.run_duration_s, text=text, n_samples=report.run_samples,
+                    disk_bytes=report.run_disk_bytes, warnings=list(report.warnings),
+                    refused=report.refusal, report=report.as_dict())
+
+
+__all__ = ["Ceilings", "enforce_ceilings", "estimate", "plan_prepared"]

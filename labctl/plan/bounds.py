@@ -47,6 +47,14 @@ class Ceilings:
         bound decides (past the ceiling nothing changes the verdict)."""
         return 1.01 * max(self.duration_s, max_duration_s or 0.0)
 
+    def near(self, report: Any, within: float = 0.2) -> bool:
+        """True when a rough plan is too close to a ceiling to decide (either way)."""
+        def close(value: float, ceiling: float) -> bool:
+            return abs(value - ceiling) <= within * ceiling
+
+        return ((report.max_duration_s is None and close(report.duration_s, self.duration_s))
+                or close(report.run_samples, self.samples))
+
     def refusal(self, report: Any) -> str | None:
         """Why a run of this plan is refused, or None."""
         from labctl.plan.report import human_duration
@@ -82,10 +90,11 @@ def too_fast_logging(tree: Any, ceilings: Ceilings) -> str | None:
 def static_bounds(tree: Any) -> tuple[float, float]:
     """Upper bounds of (duration, samples) from the procedure's text alone: every timed
     step runs its time, every other electrical step the channel's maximum step time.
-    Infinite when unknown (other step types, Python procedures)."""
+    A chamber step lasts at most its timeout. Infinite when unknown (plugin step types,
+    Python procedures)."""
     if tree is None:
         return math.inf, math.inf
-    from labctl.capabilities.steps import ElectricalStep
+    from labctl.capabilities.steps import ChamberStep, ElectricalStep
     from labctl.procedures.plan import Leaf
 
     def bound(nodes: tuple) -> tuple[float, float]:
@@ -93,6 +102,11 @@ def static_bounds(tree: Any) -> tuple[float, float]:
         for node in nodes:
             if isinstance(node, Leaf):
                 step = node.step
+                if isinstance(step, ChamberStep):
+                    t = step.timeout_s if step.wait else 0.0
+                    total_t += t
+                    total_n += t / step.logging.period_s + 1.0
+                    continue
                 if not isinstance(step, ElectricalStep):
                     return math.inf, math.inf
                 t = step.duration_s if step.duration_s is not None else MAX_STEP_S

@@ -107,8 +107,10 @@ def print_report(report: Any) -> None:
                 table.add_row("...", *[""] * 5)
                 continue
             label = str(c["cycle_index"])
-            if c["repeats"] != 1:
-                label += f" (x{c['repeats']:,} alike)"
+            if c["repeats"] != 1:  # counted cycles: each like the last simulated one
+                last = c["cycle_index"] + c["repeats"] - 1
+                label = f"{c['cycle_index']:,}-{last:,}" if last < 1e15 else \
+                    f"{c['cycle_index']:,} (x{c['repeats']:.3g})"
             table.add_row(label, f"{_f(c['charge_capacity_ah'])}/{_f(c['discharge_capacity_ah'])}",
                           f"{_f(c['charge_energy_wh'], '{:.3f}')}/"
                           f"{_f(c['discharge_energy_wh'], '{:.3f}')}",

@@ -86,12 +86,13 @@ def _walk_entries(entries: list, times: float, visit) -> None:
 
 
 def fold_steps(entries: list) -> list[StepFold]:
-    folds: dict[str, StepFold] = {}
+    folds: dict[tuple[str, str], StepFold] = {}
 
     def visit(r: StepResult, times: float) -> None:
-        f = folds.get(r.path)
+        # by place and text: every step of a Python procedure has the place "python"
+        f = folds.get((r.path, r.text))
         if f is None:
-            f = folds[r.path] = StepFold(r.path, r.text, r.kind)
+            f = folds[(r.path, r.text)] = StepFold(r.path, r.text, r.kind)
         f.add(r, times)
 
     # A block's iteration was simulated once (its results are in the walk as themselves)
@@ -355,8 +356,11 @@ def one_line(report: PlanReport) -> str:
     """The estimate `labctl validate` prints after "ok"."""
     n = report.run_samples
     samples = f"{n:,.0f}" if n < 1e12 else f"{n:.3g}"
-    text = (f"estimate: {human_duration(report.run_duration_s)}, {samples} samples, "
-            f"{human_bytes(report.run_disk_bytes)} on disk")
+    more = "more than " if report.status == "truncated" else ""
+    text = (f"estimate: {more}{human_duration(report.run_duration_s)}, {more}{samples} "
+            f"samples, {more}{human_bytes(report.run_disk_bytes)} on disk")
+    if report.status == "truncated":
+        text += " (planning stopped early: labctl plan gives the whole estimate)"
     if report.approximate:
         text += " (approximate)"
     if report.warnings:

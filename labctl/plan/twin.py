@@ -19,6 +19,10 @@ from labctl.station_spec import InstrumentSpec, StationSpec
 # role -> the simulated driver that stands in for any instrument in that role
 TWIN_DRIVERS = {"cycler": "sim-cycler", "chamber": "sim-chamber", "pstat": "sim-pstat",
                 "press": "sim-press"}
+# Simulators that are kept as they are: they simulate the cell file's model already (an
+# abuse calorimeter, a simulated BMS...). sim-pybamm and sim-smu simulate other models or
+# go through a software loop: their role's stand-in replaces them.
+REPLACED_SIMULATORS = {"sim-pybamm", "sim-smu"}
 # settings of the real binding that describe the bench rather than the instrument
 _KEPT = {
     "sim-cycler": ("initial_soc", "ambient_c", "name", "channel"),
@@ -39,9 +43,13 @@ def twin_spec(spec: StationSpec) -> StationSpec:
     instruments: dict[str, InstrumentSpec] = {}
     for role, binding in spec.instruments.items():
         twin = TWIN_DRIVERS.get(role)
-        if twin is None:
-            if binding.driver.startswith("sim-"):
-                instruments[role] = binding
+        simulated = binding.driver.startswith("sim-") and binding.driver not in \
+            REPLACED_SIMULATORS
+        if simulated:
+            settings = {k: v for k, v in binding.settings.items() if k not in _NOISE}
+            instruments[role] = replace(binding, settings=settings)
+            continue
+        if twin is None:  # a real instrument with no simulated stand-in: left out
             continue
         if binding.driver == twin:
             settings = {k: v for k, v in binding.settings.items() if k not in _NOISE}
@@ -52,10 +60,7 @@ def twin_spec(spec: StationSpec) -> StationSpec:
                 if binding.driver == "sim-pybamm":
                     settings["initial_soc"] = 1.0
         instruments[role] = replace(binding, driver=twin, settings=settings)
-    # Its own name and no file: a chamber shared with real runs in this process
-    # (labctl.engine.sharing) is never claimed by a plan.
-    return replace(spec, instruments=instruments, clock="virtual", speed=None, source=None,
-                   name=f"{spec.name} (plan twin {next(_TWINS)})")
+    return replace(spec, instruments=instruments, clock="virtual", speed=None)
 
 
 def open_twin(spec: StationSpec, cell: Any, registry: Any) -> Any:
@@ -63,7 +68,16 @@ def open_twin(spec: StationSpec, cell: Any, registry: Any) -> Any:
     from labctl.clock import VirtualClock
     from labctl.station import open_station
 
-    return open_station(twin_spec(spec), cell, registry=registry, clock=VirtualClock())
+    station = open_station(twin_spec(spec), cell, registry=registry, clock=VirtualClock())
+    chamber = station.spec.instruments.get("chamber")
+    if chamber is not None:
+        # The instruments are built: mark the chamber binding, so that the twin's chamber
+        # claims (labctl.engine.sharing, keyed by station file and settings) are its own and
+        # never make a real run in this process wait, nor are released by it.
+        marked = replace(chamber, settings={**chamber.settings, "plan_twin": next(_TWINS)})
+        station.spec = replace(station.spec,
+                               instruments={**station.spec.instruments, "chamber": marked})
+    return station
 
 
 def twin_state(station: Any) -> tuple:

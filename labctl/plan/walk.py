@@ -34,7 +34,7 @@ import numpy as np
 from labctl.capabilities.cycler import EndKind
 from labctl.engine.observer import RunObserver
 from labctl.engine.runner import Engine
-from labctl.errors import SafetyError
+from labctl.errors import LabctlError, SafetyError
 from labctl.plan.twin import twin_state
 from labctl.procedures.conditions import MetricHistory, any_holds, iteration_metrics
 from labctl.procedures.model import CompiledProcedure, PlannedStep
@@ -45,6 +45,15 @@ _STOPPING = (EndKind.SAFETY.value, EndKind.ABORTED.value, EndKind.FAULT.value)
 SAMPLE_BUDGET = 50_000_000  # samples the planner simulates at most (beyond: counted)
 STEP_BUDGET = 300_000  # steps the planner simulates at most (beyond: assumed like the last)
 MAX_CLOCK_JUMP_S = 1e9  # longer skips are counted beside the clock (float precision)
+# Iterations that change by less than STRIDE_CHANGE (relative) over a stride are not all
+# simulated: after two simulated ones, up to MAX_STRIDE are taken like the last.
+STRIDE_CHANGE = 2e-3
+MAX_STRIDE = 9
+# A rough plan (the ceilings check before `labctl run`, which needs orders of magnitude,
+# not per-mille) strides much further.
+ROUGH_STRIDE_CHANGE = 0.05
+ROUGH_MAX_STRIDE = 1000
+STRIDE_STATE_TOL = 5e-3  # SoC, RC volts, kelvin: the cell is back where it was
 
 
 @dataclass
@@ -185,7 +194,8 @@ class _Stop(Exception):
 
 
 class Walker:
-    def __init__(self, engine: PlanEngine, observer: ExtremesObserver, horizon_s: float):
+    def __init__(self, engine: PlanEngine, observer: ExtremesObserver, horizon_s: float,
+                 rough: bool = False, budget_s: float | None = None):
         self.engine = engine
         self.observer = observer
         self.horizon_s = horizon_s
@@ -198,6 +208,11 @@ class Walker:
         self.approximate = False
         self.beside_clock_s = 0.0  # counted time too long to move the virtual clock by
         self.simulated_steps = 0
+        self.strided: dict[str, tuple[int, int]] = {}  # loop -> (unused, iterations taken)
+        self.stride_change, self.max_stride = ((ROUGH_STRIDE_CHANGE, ROUGH_MAX_STRIDE) if rough
+                                               else (STRIDE_CHANGE, MAX_STRIDE))
+        self.budget_s = budget_s
+        self.deadline = math.inf if budget_s is None else time.perf_counter() + budget_s
 
     def elapsed(self) -> float:
         return self.clock.now() - self.origin + self.beside_clock_s
@@ -212,6 +227,10 @@ class Walker:
 
     # -- leaves ------------------------------------------------------------------------------
     def leaf(self, planned: PlannedStep, sinks: list[list]) -> StepResult:
+        if time.perf_counter() > self.deadline:
+            raise _Stop("truncated", f"planning stopped after {self.budget_s:g} s of computing, "
+                                     f"before step {planned.step.text!r} ({planned.path}); "
+                                     "the estimate covers the steps before it")
         counted = self._counted_only(planned)
         if counted is not None:
             result = counted
@@ -222,6 +241,13 @@ class Walker:
             except SafetyError as exc:
                 raise _Stop("refused", f"step {planned.step.text!r} ({planned.path}) would be "
                                        f"rejected before it starts: {exc}") from None
+        if result.end_kind == EndKind.FAULT.value and str(_NoRunDir.path) in result.end_reason:
+            # A step that reads the run's own records (a report over the run so far): there
+            # are none in a plan. It is left out, and said so.
+            self.notes.append(f"step {result.text!r} ({result.path}) reads the run's own "
+                              "records, which a plan does not keep: not planned")
+            result = replace(result, end_kind=EndKind.CONDITION.value,
+                             end_reason="not planned (reads the run's records)")
         self.entries.append(result)
         for sink in sinks:
             sink.append(result)
@@ -299,7 +325,8 @@ class Walker:
             if left <= 0:
                 return
             # the bench's state first: with an ageing cell it differs at once, cheaply
-            signature = (twin_state(self.engine.station), self.entries[start:])
+            signature = (twin_state(self.engine.station), self.entries[start:], _ageing(
+                self.engine.station))
             exact = previous is not None and _same(signature[0], previous[0], 1e-6) and _same(
                 _signature(signature[1]), _signature(previous[1]))
             # Without an until the loop's length is known: once it is sure to carry the
@@ -316,20 +343,49 @@ class Walker:
                               node.path, exact)
                 self._skip(block, results, sinks)
                 return
+            stride = 0 if node.until or previous is None else _stride(signature, previous, left,
+                                                                       self.stride_change,
+                                                                       self.max_stride)
+            if stride:
+                # Slowly changing iterations (an ageing cell): the next `stride` are taken
+                # like this one, the cell ages by as much as it did in it each time.
+                iteration = self.entries[start:]
+                block = Block(iteration, stride, self.clock.now() - t0,
+                              self.engine.counter.cycle_index - c0,
+                              self.engine.counter.cycle_index + (1 if node.cycle else 0),
+                              node.path, False)
+                per_iteration = {role: {k: v - previous[2].get(role, {}).get(k, 0.0)
+                                        for k, v in age.items()}
+                                 for role, age in signature[2].items()}
+                self._skip(block, results, sinks, age_step=per_iteration)
+                i += stride
+                previous = None  # two simulated iterations in a row again before the next
+                continue
             previous = signature
 
-    def _skip(self, block: Block, results: list, sinks: list[list]) -> None:
-        """Account for `block.times` more iterations without simulating them."""
+    def _skip(self, block: Block, results: list, sinks: list[list],
+              age_step: dict | None = None) -> None:
+        """Account for `block.times` more iterations without simulating them.
+
+        `age_step`: per instrument, how much one iteration aged the cell (the simulated
+        cell then ages by `times` as much, as if it had run them)."""
         engine = self.engine
         steps = _count_steps(block.entries)
         engine.step_index += steps * block.times
         engine.counter.cycle_index += block.cycles * block.times
         self.advance(block.duration_s * block.times)
+        if age_step:
+            _age_by(engine.station, age_step, block.times)
         self.entries.append(block)
         stand_in = _scaled(results, block.times)
         if stand_in is not None:
             for sink in sinks:
                 sink.append(stand_in)
+        if age_step is not None:
+            self.approximate = True
+            simulated, taken = self.strided.get(block.path, (0, 0))
+            self.strided[block.path] = (simulated, taken + block.times)
+            return
         if block.exact:
             self.notes.append(f"{block.path}: iterations repeat identically from here; "
                               f"{block.times:,} more counted, not simulated")
@@ -341,14 +397,14 @@ class Walker:
                               "ageing and the loop's until are not followed)")
 
 
-def walk_procedure(proc: CompiledProcedure, station: Any, cell: Any, horizon_s: float
-                   ) -> WalkOutcome:
+def walk_procedure(proc: CompiledProcedure, station: Any, cell: Any, horizon_s: float,
+                   rough: bool = False, budget_s: float | None = None) -> WalkOutcome:
     """Plan `proc` on an open twin `station`; the station is closed afterwards."""
     engine_ref: list = []
     observer = ExtremesObserver(engine_ref)
     engine = PlanEngine(proc, station, cell, observer)
     engine_ref.append(engine)
-    walker = Walker(engine, observer, horizon_s)
+    walker = Walker(engine, observer, horizon_s, rough, budget_s)
     wall = time.perf_counter()
     status, reason = "completed", "all steps done"
     tree = proc.extra.get("tree")
@@ -359,7 +415,16 @@ def walk_procedure(proc: CompiledProcedure, station: Any, cell: Any, horizon_s: 
             _follow_generator(walker, proc)
     except _Stop as stop:
         status, reason = stop.status, stop.reason
+    except LabctlError as exc:  # e.g. a Python procedure that raises: the run would fault
+        status, reason = "faulted", str(exc)
+    except Exception as exc:  # as the engine does: a bug in a procedure faults its run
+        status, reason = "faulted", f"internal error: {type(exc).__name__}: {exc}"
     finally:
+        for path, (_, taken) in walker.strided.items():
+            walker.notes.append(
+                f"{path}: the iterations change only slowly (the cell ages); {taken:,} of "
+                f"them were not simulated but taken like the one before, the cell ageing "
+                f"as much each time (approximate, within ~{walker.stride_change:.1%})")
         _release_chamber(station)
         station.close()
     return WalkOutcome(walker.entries, status, reason, walker.elapsed(), observer.extremes,
@@ -403,6 +468,65 @@ def _resync(station: Any) -> None:
                 put(get())
             except Exception:  # a stand-in without a usable state: it keeps its own
                 pass
+
+
+def _ageing(station: Any) -> dict[str, dict[str, float]]:
+    """Each simulated cell's ageing counters (additive: cycles, days, throughput)."""
+    out = {}
+    for role, inst in station.instruments.items():
+        get = getattr(inst, "get_state", None)
+        if get is None or not hasattr(inst, "set_state"):
+            continue
+        try:
+            age = get().get("ageing")
+        except Exception:  # no usable state: nothing to age
+            continue
+        if isinstance(age, dict):
+            out[role] = {k: float(v) for k, v in age.items()}
+    return out
+
+
+def _age_by(station: Any, per_iteration: dict, times: int) -> None:
+    for role, step in per_iteration.items():
+        inst = station.instruments[role]
+        state = inst.get_state()
+        state["ageing"] = {k: max(0.0, v + times * step.get(k, 0.0))
+                           for k, v in state["ageing"].items()}
+        inst.set_state(state)
+
+
+def _drift(a: Any, b: Any) -> float:
+    """The largest relative difference between two signatures' numbers (inf when their
+    shapes, texts or end reasons differ)."""
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        if len(a) != len(b):
+            return math.inf
+        return max((_drift(x, y) for x, y in zip(a, b, strict=True)), default=0.0)
+    if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
+        if math.isnan(a) or math.isnan(b):
+            return 0.0 if math.isnan(a) and math.isnan(b) else math.inf
+        scale = max(abs(a), abs(b))
+        return abs(a - b) / scale if scale > 1e-9 else 0.0
+    return 0.0 if a == b else math.inf
+
+
+def _without_ageing(state: tuple) -> tuple:
+    return tuple(entry[:2] for entry in state)
+
+
+def _stride(now: tuple, before: tuple, left: int, most_change: float = STRIDE_CHANGE,
+            most: int = MAX_STRIDE) -> int:
+    """How many iterations to take like the last one: 0 unless the last two iterations
+    ended alike and the cell is back in the same state (only its ageing moved)."""
+    if left < 2 or now[2] == before[2]:  # the cell does not age: exact repetition or nothing
+        return 0
+    if not _same(_without_ageing(now[0]), _without_ageing(before[0]), STRIDE_STATE_TOL):
+        return 0
+    change = _drift(_signature(now[1]), _signature(before[1]))
+    if change > most_change:
+        return 0
+    k = most if change == 0 else int(most_change / change)
+    return max(0, min(most, k, left - 1))
 
 
 def _as_count(x: float) -> int | float:

@@ -54,12 +54,15 @@ _WORD_RE = re.compile(r"[^\W\d_]+")
 KEYWORDS = ("at", "for", "until", "or", "log", "every", *VERBS)
 
 
-def typo_hint(text: str) -> tuple[int, str] | None:
+def typo_hint(text: str, first_only: bool = False) -> tuple[int, str] | None:
     """(offset, message) for the first word of `text` that is neither a unit nor a keyword
-    but close to a keyword ('untill' -> 'until'), else None."""
+    but close to a keyword ('untill' -> 'until'), else None. With `first_only`, only the
+    first word is looked at (where a keyword must stand)."""
     from labctl.suggest import nearest, one_edit_apart
 
-    for m in _WORD_RE.finditer(text):
+    for k, m in enumerate(_WORD_RE.finditer(text)):
+        if first_only and k > 0:
+            break
         word = m.group(0)
         low = word.lower()
         if low in KEYWORDS or unit_kind(word) is not None or low in ("c", "e"):
@@ -108,7 +111,7 @@ def _segments(main: str, start: int, issues: _Issues) -> list[_Segment]:
     """Split the text after the verb into keyword clauses."""
     hits = list(_KEYWORD_RE.finditer(main, start))
     stray = main[start : hits[0].start() if hits else len(main)]
-    hint = typo_hint(stray)
+    hint = typo_hint(stray, first_only=True)
     if hint is not None:
         issues.add(start + hint[0], hint[1])
     elif stray.strip():

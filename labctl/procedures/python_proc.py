@@ -34,6 +34,7 @@ from labctl.capabilities import ROLES
 from labctl.capabilities.steps import ChamberStep, LoggingPolicy, SourceRef
 from labctl.cells.spec import CellSpec
 from labctl.errors import LabctlError, Problem, ValidationError
+from labctl.fileio import os_error_text, read_regular_text
 from labctl.procedures.compiler import _Compiler, _File
 from labctl.procedures.grammar import apply_cell_rules, parse_logging, parse_step_raw
 from labctl.procedures.model import CompiledProcedure, Plan, PlannedStep
@@ -216,13 +217,16 @@ def load_python_procedure(
     p = Path(path)
     file = str(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_regular_text(p)  # a FIFO or device is refused, never waited on
     except FileNotFoundError:
         from labctl.suggest import near_files
 
         raise ValidationError([Problem(file, None, None, "", "file not found" + near_files(p))]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValidationError([Problem(file, None, None, "", f"cannot read file: {exc}")]) from None
+    except OSError as exc:
+        raise ValidationError([Problem(file, None, None, "", f"cannot read file: "
+                                       f"{os_error_text(exc)}")]) from None
+    except UnicodeDecodeError:
+        raise ValidationError([Problem(file, None, None, "", "not UTF-8 text")]) from None
     module = _import(p)
     problems: list[Problem] = []
     proc = getattr(module, "procedure", None)

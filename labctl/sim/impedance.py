@@ -12,6 +12,9 @@ no `impedance:` section):
 - Q_k is fixed by the arc's apex frequency at reference conditions:
   tau = (R Q)^(1/alpha) = 1 / (2 pi f_apex), so Q = tau^alpha / R.
 
+Ageing: every resistance times the ageing resistance factor of the cycler's
+cell (`aged_values`); the CPE Q stay, so arcs move to lower frequency.
+
 Stack pressure (contact model): an interface touches only where asperities are
 pressed flat. The fraction in contact grows with pressure and saturates:
 
@@ -152,6 +155,19 @@ def cell_values(imp: CellImpedance, model: CellModel, soc: float, temperature_c:
                          at(imp.warburg_ohm_s05), notes={"contact_fraction": phi})
 
 
+def aged_values(v: CircuitValues, factor: float) -> CircuitValues:
+    """Ageing: every resistance (series, arcs, Warburg) times the cycler's ageing
+    resistance factor, 1 + g (1 - capacity fraction) (labctl/sim/ageing.py), the
+    factor the DC model's resistances follow; the CPE Q stay, so each arc's apex
+    moves down in frequency by factor^(1/alpha) as the cell ages (a growing
+    interphase resists more, its double layer area stays)."""
+    if factor == 1.0:
+        return v
+    arcs = tuple(Arc(a.r_ohm * factor, a.q, a.alpha) for a in v.arcs)
+    return CircuitValues(v.series_ohm * factor, v.inductance_h, arcs, v.warburg_ohm_s05 * factor,
+                         v.tail_q, v.tail_alpha, notes={**v.notes, "resistance_factor": factor})
+
+
 def pellet_conductivities(p: PelletImpedance, temperature_c: float) -> tuple[float, float]:
     """(sigma_bulk, sigma_gb) in S/cm at a temperature: sigma T Arrhenius."""
     t, t_ref = temperature_c + ZERO_C_IN_K, p.reference_temperature_c + ZERO_C_IN_K
@@ -202,13 +218,16 @@ class ImpedanceModel:
         contact = self.spec.contact
         return None if contact is None else contact.default_pressure_mpa
 
-    def values(self, soc: float, temperature_c: float,
-               pressure_mpa: float | None = None) -> CircuitValues:
+    def values(self, soc: float, temperature_c: float, pressure_mpa: float | None = None,
+               resistance_factor: float = 1.0) -> CircuitValues:
         if isinstance(self.spec, PelletImpedance):
             return pellet_values(self.spec, temperature_c)
         assert self.cell.model is not None
-        return cell_values(self.spec, self.cell.model, soc, temperature_c, pressure_mpa)
+        v = cell_values(self.spec, self.cell.model, soc, temperature_c, pressure_mpa)
+        return aged_values(v, resistance_factor)
 
     def impedance(self, frequency_hz: np.ndarray, soc: float, temperature_c: float,
-                  pressure_mpa: float | None = None) -> np.ndarray:
-        return self.values(soc, temperature_c, pressure_mpa).impedance(frequency_hz)
+                  pressure_mpa: float | None = None, resistance_factor: float = 1.0
+                  ) -> np.ndarray:
+        return self.values(soc, temperature_c, pressure_mpa,
+                           resistance_factor).impedance(frequency_hz)

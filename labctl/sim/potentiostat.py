@@ -68,6 +68,12 @@ class SimPotentiostat:
         now = self.world.clock.now()
         return soc, float(self.world.ambient_c_at(np.array([now]))[0])
 
+    def resistance_factor(self) -> float:
+        """The cell's ageing resistance factor (1 when fresh or not cycled by a sim cycler)."""
+        channel = self.world.cell_channel
+        summary = getattr(channel, "ageing_summary", None)
+        return float(summary()["resistance_factor"]) if callable(summary) else 1.0
+
     def _ocv_v(self, soc: float, temperature_c: float) -> float:
         m = self.cell.model
         return float(m.ocv_v(soc, temperature_c)) if m is not None else 0.0
@@ -83,15 +89,16 @@ class SimPotentiostat:
         elapsed = np.cumsum(sweep.point_durations_s() + self.overhead_s)
         times = start + elapsed
         soc, temp = self.cell_state()
+        aged = self.resistance_factor()
         pressures = self._pressures(times)
         if pressures is None or np.ptp(pressures) == 0:
             p0 = None if pressures is None else float(pressures[0])
-            z = self.model.impedance(f, soc, temp, p0)
-            values = self.model.values(soc, temp, p0)
+            z = self.model.impedance(f, soc, temp, p0, aged)
+            values = self.model.values(soc, temp, p0, aged)
         else:  # the rig is still moving: each point sees its own pressure
-            z = np.array([self.model.impedance(f[k:k + 1], soc, temp, float(pressures[k]))[0]
-                          for k in range(len(f))])
-            values = self.model.values(soc, temp, float(pressures[-1]))
+            z = np.array([self.model.impedance(f[k:k + 1], soc, temp, float(pressures[k]),
+                                               aged)[0] for k in range(len(f))])
+            values = self.model.values(soc, temp, float(pressures[-1]), aged)
         dc_current = self._dc_current(sweep, soc, temp, values.dc_resistance_ohm())
         self._check_overload(sweep, z, dc_current)
         if self.noise > 0:

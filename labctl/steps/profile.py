@@ -45,7 +45,7 @@ from typing import Any
 import labctl
 from labctl.capabilities.steps import ElectricalStep, LoggingPolicy, Mode, Profile, SourceRef
 from labctl.errors import LabctlError, Problem, ValidationError
-from labctl.units import NUMBER
+from labctl.units import NUMBER, ascii_float
 
 KEYS = ("file", "column", "quantity", "scale", "repeat", "sign", "log")
 TABLE = "profiles"
@@ -107,13 +107,12 @@ def read_profile_csv(path: str | Path, column: str | None = None) -> ProfileTabl
     """
     path = Path(path)
     shown = str(path)
-    try:
-        data = path.read_bytes()
+    from labctl.fileio import os_error_text, read_regular_bytes
+
+    try:  # a FIFO or /dev/zero is refused for what it is, never read for ever
+        data = read_regular_bytes(path, MAX_FILE_BYTES)
     except OSError as exc:
-        raise LabctlError(f"{shown}: cannot read the profile ({exc.strerror or exc})") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise LabctlError(f"{shown}: {len(data)} bytes is too large for a profile "
-                          f"(at most {MAX_FILE_BYTES})")
+        raise LabctlError(f"{shown}: cannot read the profile ({os_error_text(exc)})") from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -165,7 +164,7 @@ def read_profile_csv(path: str | Path, column: str | None = None) -> ProfileTabl
         for col, name in ((t_col, "time_s"), (v_col, column)):
             raw = row[col].strip()
             try:
-                x = float(raw)
+                x = ascii_float(raw)
             except ValueError:
                 bad(line, col + 1, name, f"{raw!r} is not a number")
                 x = math.nan

@@ -59,8 +59,10 @@ def _row(path: Path, meta: dict) -> dict[str, Any]:
 
 def _run_folders(root: Path) -> list[Path]:
     with os.scandir(root) as it:
+        # hidden folders are runs still being built (`.importing-<id>`): not runs yet
         return [Path(e.path) for e in it
-                if e.is_dir() and os.path.isfile(os.path.join(e.path, RUN_JSON))]
+                if e.is_dir() and not e.name.startswith(".")
+                and os.path.isfile(os.path.join(e.path, RUN_JSON))]
 
 
 def _read_index(root: Path) -> set[str] | None:

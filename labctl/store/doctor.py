@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from labctl.errors import LabctlError
+from labctl.store.atomic import remove_stale_temp_files
 from labctl.store.journal import JOURNAL_NAME, JournalWriter, read_journal, rewrite_journal
 from labctl.store.rundir import RUN_SCHEMA_VERSION, RunDir, effective_status
 from labctl.store.tables import finalize, tables_current
@@ -101,6 +102,15 @@ def check_run(path: str | Path, repair: bool = False, max_gap_s: float = 3600.0)
         tables.repaired = True
         tables.detail += "; rebuilt from the journal"
     add(tables)
+    leftovers = sorted(p.name for p in rundir.path.glob(".*.tmp"))
+    if leftovers:  # a kill between writing a file's temporary copy and renaming it
+        temp = Finding("temporary files", False, f"{len(leftovers)} left by a killed process: "
+                       f"{', '.join(leftovers[:5])}")
+        if repair:
+            remove_stale_temp_files(rundir.path)
+            temp.repaired = True
+            temp.detail += "; removed"
+        add(temp)
     if status == "interrupted":
         add(Finding("status", False, "the process that ran it died; `labctl resume` continues it"))
     return report

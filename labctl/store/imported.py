@@ -38,6 +38,7 @@ from labctl.store.tables import CUMULATIVE, StepAccumulator
 
 IMPORTED = "imported"
 TMP_PREFIX = ".importing-"
+BUILDER_PID = ".builder-pid"  # in a folder being built: who builds it
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,9 @@ def create_imported_run(results_root: str | Path, run_id: str, meta: Mapping[str
         raise LabctlError(f"{final}: a run directory of that name already exists")
     try:
         root.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned(root)
         tmp.mkdir()
+        (tmp / BUILDER_PID).write_text(str(os.getpid()))
     except OSError as exc:
         raise LabctlError(f"{tmp}: cannot create the run directory "
                           f"({describe_os_error(exc)})") from None
@@ -117,6 +120,7 @@ def create_imported_run(results_root: str | Path, run_id: str, meta: Mapping[str
         on_disk = json.loads((tmp / RUN_JSON).read_text(encoding="utf-8"))
         on_disk["summary"] = summarize(on_disk, out["steps"], out["cycles"], out["n_samples"])
         atomic_write_json(tmp / RUN_JSON, on_disk)
+        (tmp / BUILDER_PID).unlink()
         os.rename(tmp, final)
         fsync_dir(root)
     except BaseException:
@@ -154,6 +158,19 @@ def _write_journal(folder: Path, samples: Mapping[str, np.ndarray], steps: list[
         writer.sync()
     finally:
         writer.close()
+
+
+def _remove_abandoned(root: Path) -> None:
+    """Folders of imports whose process died (killed mid-import): nothing to keep."""
+    from labctl.store.rundir import pid_alive
+
+    for folder in root.glob(f"{TMP_PREFIX}*"):
+        try:
+            pid = int((folder / BUILDER_PID).read_text())
+        except (OSError, ValueError):
+            pid = None
+        if pid is None or not pid_alive(pid):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def find_by_sha256(results_root: str | Path, sha256: str) -> Path | None:

@@ -57,7 +57,8 @@ def _legs(steps: Mapping[str, Any]) -> list[tuple[int, int, str, float]]:
         ch, dis = float(ch or 0.0), float(dis or 0.0)
         if max(ch, dis) <= _MOVED_AH:
             continue
-        out.append((int(cycle), 1 if ch >= dis else -1, str(kind), float(end_v)))
+        out.append((int(cycle), 1 if ch >= dis else -1, str(kind),
+                    math.nan if end_v is None else float(end_v)))
     return out
 
 
@@ -115,7 +116,9 @@ def summarize(meta: dict, steps: Any, cycles: Any, n_samples: int) -> dict[str, 
         row = full[-1] if full else n_cycles - 1
         for key in _SUMMARY_KEYS:
             value = cycles[key][row]
-            out[key] = int(value) if key == "cycle_index" else float(value)
+            # A null in Parquet (NaN written by pandas) comes back as None through pyarrow.
+            out[key] = int(value) if key == "cycle_index" else (
+                math.nan if value is None else float(value))
         out["complete_cycles"] = len(full)
         if not full:
             out["coulombic_efficiency"] = out["energy_efficiency"] = None

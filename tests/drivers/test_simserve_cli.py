@@ -26,21 +26,56 @@ def _ask(sock_file, sock, line: str) -> str:
     return sock_file.readline().decode().strip()
 
 
+def stop_process(proc: subprocess.Popen, timeout_s: float = 20.0) -> None:
+    """SIGINT, and SIGKILL if it has not ended `timeout_s` later (a server that ignores
+    SIGINT must not outlive the test); the pipes are closed either way."""
+    try:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=timeout_s)
+    finally:
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
 @pytest.fixture
 def server_process(tmp_path):
     ready = tmp_path / "port"
     proc = subprocess.Popen([sys.executable, "-m", "labctl.cli", "sim", "serve", "--port", "0",
                              "--ready-file", str(ready), "--instrument", "keithley-2400"],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not ready.exists() or not ready.read_text().strip():
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield proc, int(ready.read_text())
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=20)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() or not ready.read_text().strip():
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)
+        yield proc, int(ready.read_text())
+    finally:
+        stop_process(proc)
+
+
+def test_teardown_kills_a_process_that_ignores_sigint():
+    child = subprocess.Popen([sys.executable, "-c",
+                              "import signal, sys, time\n"
+                              "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                              "print('ready', flush=True)\n"
+                              "time.sleep(120)\n"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"  # SIGINT is ignored from here on
+        started = time.monotonic()
+        stop_process(child, timeout_s=1.0)
+        assert child.poll() == -signal.SIGKILL  # killed, not ended by SIGINT
+        assert time.monotonic() - started < 30
+    finally:
+        if child.poll() is None:
+            child.kill()
 
 
 def test_serve_answers_scpi_and_runs_a_procedure_through_the_real_driver(tmp_path,

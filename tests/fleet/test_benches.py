@@ -129,3 +129,32 @@ def test_status_shows_running_runs_of_every_bench(store_copy):
                                                             ("B", "bench-pc-1")]
     table = CliRunner().invoke(main, ["status", "--results", str(store_copy)], terminal_width=200)
     assert "bench" in table.output and " A " in table.output and " B " in table.output
+
+
+def test_ctrl_c_on_the_client_stops_every_run_of_the_batch_safely(client, tmp_path):
+    import _thread
+
+    from labctl.engine.multi import load_batch
+    from labctl.fleet.benches import run_batch_on_scheduler
+
+    long_rest = tmp_path / "long-rest.yaml"
+    long_rest.write_text("name: long-rest\nrequires: [cycler]\nlog: every 10 s\n"
+                         "steps:\n  - Rest for 3 hours\n")
+    batch = tmp_path / "batch.yaml"
+    batch.write_text(f"channels:\n  - {{channel: 1, procedure: {long_rest}, bench: A}}\n"
+                     f"  - {{channel: 2, procedure: {long_rest}, bench: B}}\n")
+    results = tmp_path / "results"
+
+    def interrupt_once_both_run() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(list(results.glob("*/journal.bin"))) < 2:
+            time.sleep(0.1)
+        _thread.interrupt_main()  # what Ctrl-C does to the client
+
+    threading.Thread(target=interrupt_once_both_run, daemon=True).start()
+    rows = run_batch_on_scheduler(load_batch(batch), results_root=results, client=client,
+                                  speed=1000.0)
+    assert [r["status"] for r in rows] == ["aborted", "aborted"]  # not the 3 h completed
+    for r in rows:
+        log = (Path(r["run_dir"]) / "log.txt").read_text()
+        assert "Ctrl-C on the batch's client" in r["reason"] + log

@@ -120,3 +120,22 @@ def test_imported_runs_carry_their_source(store_copy):
     assert set(got["run_id"]) == {row["run_id"]}
     pd.testing.assert_frame_equal(got.drop(columns="run_id").reset_index(drop=True), want,
                                   check_dtype=False)
+
+
+def test_a_store_behind_an_fsspec_url_reads_the_same(base_store):
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.put(str(base_store), "/fleet-test-store", recursive=True)
+    try:
+        remote = labctl.open_store("memory://fleet-test-store")
+        local = labctl.open_store(base_store)
+        assert sorted(remote.runs["run_id"]) == sorted(local.runs["run_id"])
+        assert remote.local is False
+        flt = [("cell", "==", "NMC 1.95 Ah")]
+        # memory:// lives in this process only: compute here, not on a session's Dask workers.
+        _same(remote.cycles(filters=flt).compute(scheduler="sync"),
+              local.cycles(filters=flt).compute(scheduler="sync"),
+              ["run_id", "cycle_index"])
+    finally:
+        fs.rm("/fleet-test-store", recursive=True)

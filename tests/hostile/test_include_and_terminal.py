@@ -50,6 +50,9 @@ def test_fifo_as_include_or_procedure_is_refused_not_waited_on(tmp_path):
     assert proc.returncode == 2 and "FIFO" in problem["message"]
     proc = labctl_cmd("validate", str(tmp_path / "pipe.yaml"), timeout=60)
     assert proc.returncode == 2 and "FIFO" in proc.stderr
+    os.mkfifo(tmp_path / "pipe.py")  # a Python procedure
+    proc = labctl_cmd("validate", str(tmp_path / "pipe.py"), timeout=60)
+    assert proc.returncode == 2 and "FIFO" in proc.stderr
 
 
 def test_control_characters_and_markup_from_files_are_escaped(tmp_path):
@@ -63,3 +66,31 @@ def test_control_characters_and_markup_from_files_are_escaped(tmp_path):
     assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr
     assert "\\x1b]0;pwned\\x07" in proc.stderr
     assert "[bold red]x[/]" in proc.stderr and ":smile:" in proc.stderr
+
+
+def test_profile_table_that_is_a_fifo_or_device_is_refused(tmp_path):
+    import pytest
+
+    from labctl.errors import LabctlError
+    from labctl.steps.profile import read_profile_csv
+
+    os.mkfifo(tmp_path / "drive.csv")
+    os.symlink("/dev/zero", tmp_path / "zero.csv")
+    with pytest.raises(LabctlError, match="FIFO"):
+        read_profile_csv(tmp_path / "drive.csv")
+    with pytest.raises(LabctlError, match="device"):
+        read_profile_csv(tmp_path / "zero.csv")
+
+
+def test_control_characters_in_names_never_reach_the_terminal(tmp_path):
+    """Any command's output (here `validate`'s ok line, naming the station), not only errors."""
+    from tests.support import REPO
+
+    station = tmp_path / "st.yaml"
+    sim = (REPO / "instruments" / "sim.yaml").read_text()
+    station.write_text(sim.replace("name: Simulated bench", 'name: "bench \\e[2J\\e]0;pwned\\a A"'))
+    proc = labctl_cmd("validate", str(REPO / "procedures" / "quickstart.yaml"), "--station",
+                      str(station))
+    assert proc.returncode == 0, proc.stderr
+    assert "bench \\x1b[2J\\x1b]0;pwned" in proc.stdout
+    assert "\x1b" not in proc.stdout

@@ -77,3 +77,45 @@ def test_resume_removes_temporary_files_left_by_a_kill_during_finalize(tmp_path)
     assert resumed.status == "completed"
     assert not list(out.path.glob(".*.tmp"))
     assert "removed 3 temporary file(s)" in (out.path / "log.txt").read_text()
+
+
+def test_a_snapshot_that_cannot_be_moved_on_is_refused_not_guessed():
+    """Samples after the last snapshot of a simulated instrument whose state labctl cannot
+    rebuild from them (no SoC in it): resume refuses instead of repeating that part."""
+    import numpy as np
+    import pytest
+
+    from labctl.engine.resume import restore_instruments
+    from labctl.engine.runner import ResumeState
+    from labctl.errors import LabctlError
+
+    class OpaqueSim:
+        def get_state(self):
+            return {"variables": [1.0]}
+
+        def set_state(self, state):
+            raise AssertionError("must not be restored")
+
+    samples = {"test_time_s": np.array([10.0, 20.0]), "cycle_index": np.array([1, 1]),
+               "charge_capacity_ah": np.zeros(2), "discharge_capacity_ah": np.array([0.1, 0.2]),
+               "temperature_c": np.array([25.0, 25.0])}
+    state = ResumeState([], None, None, 1, 2, {"cycler": {"variables": [0.5]}},
+                        uncovered=samples, uncovered_has_reference=True)
+    with pytest.raises(LabctlError, match="cannot be rebuilt"):
+        restore_instruments({"cycler": OpaqueSim()}, state, type("Cell", (), {"capacity_ah": 2.2}))
+
+
+def test_doctor_reports_and_repair_removes_temporary_files(tmp_path):
+    from labctl.store.doctor import check_run
+
+    proc = tmp_path / "short.yaml"
+    proc.write_text("name: short\nsteps:\n  - Rest for 1 min\n")
+    out = start_run(prepare(proc), results_root=tmp_path / "results")
+    as_interrupted(out.path)
+    (out.path / ".cycles.parquet.x1y2.tmp").write_bytes(b"PAR1")
+    found = {f.check: f for f in check_run(out.path).findings}
+    assert not found["temporary files"].ok
+    assert (out.path / ".cycles.parquet.x1y2.tmp").exists()  # only reported without --repair
+    repaired = {f.check: f for f in check_run(out.path, repair=True).findings}
+    assert repaired["temporary files"].repaired
+    assert not list(out.path.glob(".*.tmp"))

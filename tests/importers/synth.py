@@ -156,3 +156,21 @@ def records_n() -> int:
 
 def currents() -> np.ndarray:
     return np.array([r.current for r in profile()])
+
+
+def peis_mpt(sweeps: int = 2) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """EC-Lab PEIS export: `sweeps` frequency sweeps of R0 + R1 || C1 (R0 = 0.02,
+    R1 = 0.08 Ohm, C1 = 0.5 F). Returns (file bytes, frequencies, Z)."""
+    f = np.logspace(4, -1, 30)
+    z = 0.02 + 0.08 / (1 + 1j * 2 * np.pi * f * 0.08 * 0.5)
+    cols = ["freq/Hz", "Re(Z)/Ohm", "-Im(Z)/Ohm", "|Z|/Ohm", "Phase(Z)/deg", "time/s",
+            "<Ewe>/V", "<I>/mA", "cycle number"]
+    lines = ["EC-Lab ASCII FILE", "Nb header lines : 4", "Potentio Electrochemical Impedance "
+             "Spectroscopy", "\t".join(cols)]
+    t = 0.0
+    for s in range(sweeps):
+        for fk, zk in zip(f, z, strict=True):
+            t += 1.0 + 2.0 / fk
+            vals = [fk, zk.real, -zk.imag, abs(zk), np.degrees(np.angle(zk)), t, 3.7, 0.0, s]
+            lines.append("\t".join(f"{v:.10g}" for v in vals))
+    return ("\n".join(lines) + "\n").encode("latin-1"), f, z

@@ -95,3 +95,28 @@ def test_bdf_round_trip_through_labctl_export(vendor, tmp_path):
                                rtol=1e-6)
     np.testing.assert_allclose(again.cycles.discharge_capacity_ah,
                                a.cycles.discharge_capacity_ah, rtol=1e-6)
+
+
+def test_peis_mpt_sweeps_become_spectra_that_analyze_eis_fits(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from labctl.cli import main
+
+    data, f, z = synth.peis_mpt(sweeps=2)
+    path = tmp_path / "peis.mpt"
+    path.write_bytes(data)
+    r = import_file(path, tmp_path / "results")
+    assert r.format == "biologic-mpt"
+    spectra = open_run(r.path).records("spectra")
+    assert sorted(spectra.step_index.unique()) == [1, 2]
+    one = spectra[spectra.step_index == 2]
+    np.testing.assert_allclose(one.frequency_hz, f, rtol=1e-9)
+    np.testing.assert_allclose(one.z_imag_ohm, z.imag, rtol=1e-8)  # Im Z, not -Im Z
+    a = CliRunner().invoke(main, ["analyze", "eis", str(r.path), "--circuit", "R0-p(R1,C1)",
+                                  "--no-plots", "--json"])
+    assert a.exit_code == 0, a.output
+    params = json.loads(a.stdout)["summary"]["parameters"]
+    assert params["R1"]["first"] == pytest.approx(0.08, rel=1e-3)
+    assert params["R1"]["last"] == pytest.approx(0.08, rel=1e-3)

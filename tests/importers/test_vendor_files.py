@@ -127,7 +127,7 @@ def test_biologic_mpr(vendor, imported):
 def test_neware_ndax(vendor, imported):
     import NewareNDA
 
-    df = NewareNDA.read(str(vendor / NDAX))
+    df = NewareNDA.read(str(vendor / NDAX), software_cycle_number=False)
     run = open_run(imported(NDAX))
     ts = run.timeseries
     assert len(ts) == len(df)

@@ -65,10 +65,8 @@ def test_quickstart_prints_a_coulombic_efficiency_near_100_percent(tmp_path):
     assert 99.0 < ce <= 100.5  # the simulated cell has no side reactions
 
 
-def test_eis_run_reports_its_spectra_not_zero_ah(tmp_path):
-    proc = labctl_cmd("run", "procedures/eis.yaml", "--cell", "nmc-1p95ah", "--results",
-                      str(tmp_path), "--no-progress")
-    assert proc.returncode == 0, proc.stderr
+def test_eis_run_reports_its_spectra_not_zero_ah(eis_run):
+    _, proc = eis_run
     assert "impedance spectra: 1" in proc.stdout  # eis.yaml sweeps once
     assert "0.0000 Ah" not in proc.stdout
 

@@ -153,3 +153,24 @@ def test_resume_takes_a_run_id_prefix_results_and_no_progress(tmp_path):
     assert f"run directory: {run_dir}" in resumed.stdout
     assert "status: completed" in resumed.stdout
     assert "t=" not in resumed.stdout  # no progress line
+
+
+def test_show_of_an_eis_run_prints_its_spectra_not_zero_ah(eis_run):
+    run, _ = eis_run
+    proc = labctl_cmd("show", str(run), env={"COLUMNS": "80"})
+    assert proc.returncode == 0, proc.stderr
+    assert "  impedance spectra: 1" in proc.stdout
+    assert "charge capacity" not in proc.stdout and "efficienc" not in proc.stdout
+    assert json_out(labctl_cmd("show", str(run), "--json"))["results"]["n_spectra"] == 1
+
+
+def test_summary_reads_nulls_from_parquet_as_missing():
+    from labctl.store.run import summarize
+
+    steps = {"step_index": [1], "cycle_index": [1], "end_kind": ["time"], "end_voltage_v": [None],
+             "charge_capacity_ah": [0.0], "discharge_capacity_ah": [0.0], "end_time_s": [60.0]}
+    cycles = {"cycle_index": [1], "charge_capacity_ah": [0.0], "discharge_capacity_ah": [0.0],
+              "charge_energy_wh": [0.0], "discharge_energy_wh": [0.0],
+              "coulombic_efficiency": [None], "energy_efficiency": [None]}
+    s = summarize({"status": "completed"}, steps, cycles, 7)
+    assert s["coulombic_efficiency"] is None and s["duration_s"] == 60.0

@@ -10,7 +10,7 @@ import pytest
 
 from labctl.procedures.grammar import parse_step_raw
 from labctl.units import UnitError, parse_quantity
-from tests.support import json_out, labctl_cmd
+from tests.support import REPO, json_out, labctl_cmd
 
 
 def _issues(text: str) -> list[str]:
@@ -148,3 +148,29 @@ def test_export_refuses_a_sidecar_that_exists(a_run, tmp_path):
 def test_export_never_writes_into_the_run_even_with_force(a_run):
     proc = labctl_cmd("export", str(a_run), "--format", "parquet", "-o", str(a_run), "--force")
     assert proc.returncode == 2 and "run directory" in proc.stderr
+
+
+def test_unicode_digits_in_a_profile_csv_are_refused(tmp_path):
+    (tmp_path / "p.csv").write_text("time_s,current_c\n0,0.5\n1,０.5\n2,0.5\n", encoding="utf-8")
+    path = _write(tmp_path, """\
+        name: t
+        requires: [cycler]
+        steps:
+          - profile: {file: p.csv}
+        """)
+    proc = labctl_cmd("validate", str(path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "p.csv:3" in proc.stderr  # the line with the full-width zero
+
+
+def test_unicode_digits_in_a_cell_table_are_refused(tmp_path):
+    text = (REPO / "fixtures" / "cells" / "lfp-2p2ah.yaml").read_text(encoding="utf-8")
+    start = text.index("  ocv_v:")
+    end = text.index("  r0_ohm:")
+    (tmp_path / "ocv.csv").write_text("soc,ocv_v\n0,2.5\n0.5,３.3\n1,3.6\n", encoding="utf-8")
+    cell = tmp_path / "cell.yaml"
+    cell.write_text(text[:start] + "  ocv_v: {csv: ocv.csv, column: ocv_v}\n" + text[end:],
+                    encoding="utf-8")
+    proc = labctl_cmd("validate", "procedures/quickstart.yaml", "--cell", str(cell))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "ocv.csv:3" in proc.stderr

@@ -165,8 +165,14 @@ def analyze_spectra(spectra: Sequence, circuit: str, *, thickness_mm: float | No
         for i, fit in enumerate(fits):
             pc = pellet_conductivity(fit, thickness_mm=thickness_mm, area_cm2=area_cm2,
                                      bulk=bulk, grain_boundary=grain_boundary)
+            flagged = set(fit.status()["not_identifiable"])
+            d = pc.as_dict()
             cond.append({"spectrum": i, "name": names[i], "temperature_c": temps[i],
-                         "fit_success": fit.success, **pc.as_dict()})
+                         "fit_success": fit.success, **d,
+                         # The data cannot tell this resistance: its conductivity neither.
+                         "bulk_not_identifiable": d.get("bulk_resistor") in flagged,
+                         "grain_boundary_not_identifiable":
+                             d.get("grain_boundary_resistor") in flagged})
         out.conductivity = pd.DataFrame(cond)
         ok = out.conductivity[out.conductivity["fit_success"]
                               & out.conductivity["temperature_c"].notna()]

@@ -31,11 +31,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.optimize import least_squares
 
+from labctl.analysis.eis.blas import single_threaded
 from labctl.analysis.eis.circuit import Circuit, parse_circuit
 from labctl.analysis.eis.elements import FrequencyGrid
 from labctl.analysis.eis.guess import initial_guess
 from labctl.analysis.eis.multistart import (
     canonical_order,
+    drt_start,
     identifiability,
     random_starts,
     search_bounds,
@@ -352,6 +354,9 @@ def _robust(problem: _Objective, c: Circuit, f, zz, lb, ub, weighting: str,
     polish the best, put interchangeable arcs in canonical order, flag parameters."""
     clip = [np.exp(np.clip(np.log(np.maximum(v, 1e-300)), lb, ub)) for v in starts]
     auto = clip[-1]
+    from_drt = drt_start(c, auto, f, zz)
+    if from_drt is not None:
+        clip.append(np.exp(np.clip(np.log(np.maximum(from_drt, 1e-300)), lb, ub)))
     clip += structural_variants(c, auto, f)
     if n_random > 0:
         rnd = random_starts(c, auto, f, zz, lb, ub, n_random, np.random.default_rng(seed))
@@ -374,6 +379,7 @@ def _robust(problem: _Objective, c: Circuit, f, zz, lb, ub, weighting: str,
                    initial=np.asarray(starts[0], dtype=float))
 
 
+@single_threaded
 def fit_spectrum(frequency_hz: np.ndarray, z: np.ndarray, circuit: str | Circuit, *,
                  initial: Initial | None = None, bounds: Bounds | None = None,
                  weighting: str = "modulus", max_nfev: int | None = None,
@@ -404,6 +410,7 @@ def fit_spectrum(frequency_hz: np.ndarray, z: np.ndarray, circuit: str | Circuit
                    reference=None if initial is None else x0)
 
 
+@single_threaded
 def fit_many(spectra: Sequence, circuit: str | Circuit, *, warm_start: bool = True,
              check_guess: bool = True, initial: Initial | None = None,
              bounds: Bounds | None = None, weighting: str = "modulus",

@@ -301,6 +301,8 @@ def read_spectrum_file(path: str | Path, *, imag: str = "auto") -> SpectrumFile:
     if imag not in ("auto", "im", "minus_im"):
         raise ValidationError([Problem(src, None, None, "imag",
                                        f"imag={imag!r}; allowed: 'auto', 'im', 'minus_im'")])
+    if p.suffix.lower() == ".mpr":
+        return _read_mpr(p, src, imag)
     try:
         size = p.stat().st_size
         if not p.is_file():
@@ -372,6 +374,65 @@ def read_spectrum_file(path: str | Path, *, imag: str = "auto") -> SpectrumFile:
     spectrum = Spectrum(frequency_hz=arr[:, 0], z_real_ohm=arr[:, 1],
                         z_imag_ohm=-zi if negated else zi)
     return SpectrumFile(spectrum, src, t.layout, t.imag_name, negated, how)
+
+
+MPR_COLUMNS = ("freq/Hz", "Re(Z)/Ohm", "-Im(Z)/Ohm")
+
+
+def _read_mpr(p: Path, src: str, imag: str) -> SpectrumFile:
+    """BioLogic EC-Lab binary .mpr of a PEIS or GEIS technique, through galvani.
+
+    galvani (GPL-3.0-or-later) is an optional extra, imported only here. The
+    binary holds -Im Z (as the text export); rows with frequency 0 (a wait or
+    OCV part of a sequence) are not part of a sweep and are dropped.
+    """
+    try:
+        from galvani import BioLogic
+    except ImportError:
+        raise ValidationError([Problem(src, None, None, "", "reading BioLogic .mpr files needs "
+                                       "galvani: pip install 'labctl[mpr]' (or export the "
+                                       "spectrum as .mpt text from EC-Lab)")]) from None
+    try:
+        if not p.is_file():
+            raise ValidationError([Problem(src, None, None, "", "not a regular file")])
+        if p.stat().st_size > 4 * MAX_FILE_BYTES:
+            raise ValidationError([Problem(src, None, None, "", "the file is over "
+                                           f"{4 * MAX_FILE_BYTES // 2**20} MiB; not a spectrum")])
+        with p.open("rb") as fh:
+            data = BioLogic.MPRfile(fh).data
+    except ValidationError:
+        raise
+    except OSError as e:
+        raise ValidationError([Problem(src, None, None, "", f"cannot read: {e.strerror or e}")]
+                              ) from None
+    except Exception as e:  # galvani raises ValueError/AssertionError/NotImplementedError...
+        raise ValidationError([Problem(src, None, None, "", "not a BioLogic .mpr file galvani "
+                                       f"can read ({type(e).__name__}: {e})")]) from None
+    names = data.dtype.names or ()
+    missing = [c for c in MPR_COLUMNS if c not in names]
+    if missing:
+        raise ValidationError([Problem(src, None, None, "", f"no {', '.join(missing)} column: "
+                                       "not a PEIS/GEIS (impedance) technique; columns are "
+                                       f"{', '.join(names)}")])
+    f = np.asarray(data["freq/Hz"], dtype=float)
+    zr = np.asarray(data["Re(Z)/Ohm"], dtype=float)
+    zi = np.asarray(data["-Im(Z)/Ohm"], dtype=float)
+    keep = f != 0
+    bad = np.flatnonzero(keep & ~(np.isfinite(f) & np.isfinite(zr) & np.isfinite(zi) & (f > 0)))
+    if bad.size:
+        raise ValidationError([Problem(src, None, None, "", f"data point {int(bad[0]) + 1}: "
+                                       "frequency must be > 0 and every value finite")])
+    if keep.sum() == 0:
+        raise ValidationError([Problem(src, None, None, "", "no impedance points (every "
+                                       "frequency is 0)")])
+    if keep.sum() > MAX_POINTS:
+        raise ValidationError([Problem(src, None, None, "", f"{int(keep.sum())} points; a "
+                                       f"spectrum may have at most {MAX_POINTS}")])
+    negated = imag != "im"  # the column is -Im Z unless the caller says otherwise
+    spectrum = Spectrum(frequency_hz=f[keep], z_real_ohm=zr[keep],
+                        z_imag_ohm=-zi[keep] if negated else zi[keep])
+    return SpectrumFile(spectrum, src, "biologic-mpr", "-Im(Z)/Ohm", negated,
+                        "header" if imag == "auto" else "argument")
 
 
 def read_spectrum(path: str | Path, *, imag: str = "auto") -> Spectrum:

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import lstsq
 
+from labctl.analysis.eis.blas import single_threaded
 from labctl.errors import LabctlError
 
 DEFAULT_C = 0.85
@@ -140,6 +141,7 @@ def _mu(r: np.ndarray) -> float:
     return 1.0 - neg / pos if pos > 0 else -np.inf
 
 
+@single_threaded
 def lin_kk(frequency_hz: np.ndarray, z: np.ndarray, *, c: float = DEFAULT_C,
            max_m: int | None = None, m: int | None = None, capacitance: bool = True,
            inductance: bool = False, tau_extension_decades: float = DEFAULT_EXTENSION,

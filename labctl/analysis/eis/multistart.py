@@ -5,7 +5,8 @@ arcs overlap, or whose fastest arc is partly above the highest measured
 frequency, that is often the wrong one (arcs swapped, one arc absorbing both).
 `fit_spectrum` therefore starts several local fits and keeps the lowest chi2:
 
-1. the DRT-based guess of `guess.initial_guess` (arcs = peaks of a coarse DRT);
+1. the DRT-based guess of `guess.initial_guess` (arcs = peaks of a coarse DRT), and
+   the same with the arcs from the peaks of the regularised DRT (`drt.py`, `drt_start`);
 2. structural variants of it, for the failure modes seen on real spectra:
    - the fastest arc moved above f_max (part of the "series resistance" is the
      bulk arc's resistance, the pellet case),
@@ -175,6 +176,40 @@ def structural_variants(circuit: Circuit, p0: np.ndarray, f: np.ndarray) -> list
         set_arc(arcs[b], v, 0.5 * r_big, t_big * 3.0, max(a_big, 0.8))
         out.append(v)
     return out
+
+
+def drt_start(circuit: Circuit, p0: np.ndarray, f: np.ndarray, z: np.ndarray
+              ) -> np.ndarray | None:
+    """The guess with its arcs taken from the regularised DRT's peaks (`drt.py`).
+
+    The largest peaks (one per simple arc), in order of time constant, give each
+    arc's R (peak area) and tau; the exponent follows the peak's width in ln tau
+    (a ZARC's half-width grows as alpha falls; clipped to 0.6..1); the series
+    resistance is the DRT's R_inf. None when the DRT has fewer peaks than arcs.
+    """
+    from labctl.analysis.eis.drt import drt
+
+    arcs = _simple_arcs(circuit)
+    if not arcs:
+        return None
+    try:
+        d = drt(f, z)
+    except Exception:  # a start is optional; a spectrum the DRT cannot take gets none
+        return None
+    peaks = sorted(d.peaks, key=lambda p: -p.resistance_ohm)[:len(arcs)]
+    if len(peaks) < len(arcs):
+        return None
+    peaks.sort(key=lambda p: p.tau_s)
+    v = p0.copy()
+    order = np.argsort([arc_state(a, p0)[1] for a in arcs])
+    for k, pk in zip(order, peaks, strict=True):
+        width = np.log(pk.span_tau_s[1] / pk.span_tau_s[0])
+        alpha = float(np.clip(1.0 - 0.08 * max(width - 2.0, 0.0), 0.6, 1.0))
+        set_arc(arcs[k], v, pk.resistance_ohm, pk.tau_s, min(alpha, 0.95))
+    series = _series_resistors(circuit)
+    for e in series:
+        v[e.start] = max(d.r_inf_ohm, 1e-6 * float(np.abs(z).min())) / len(series)
+    return v
 
 
 def random_starts(circuit: Circuit, p0: np.ndarray, f: np.ndarray, z: np.ndarray,

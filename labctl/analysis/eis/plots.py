@@ -118,3 +118,28 @@ def save_bode_png(path: str | Path, frequency_hz: np.ndarray, z: np.ndarray,
                   fit: FitResult | None = None,
                   title: str = "") -> Path:
     return save_png(bode_figure(frequency_hz, z, fit, title), path)
+
+
+def drt_figure(result, title: str = "") -> Figure:
+    """gamma(tau) with its peaks (top) and the data with the back-computed spectrum."""
+    fig = _figure(6.0, 7.0)
+    ax_g, ax_n = fig.subplots(2, 1)
+    ax_g.semilogx(result.tau_s, result.gamma_ohm, "-", lw=1.5)
+    for p in result.peaks:
+        ax_g.axvline(p.tau_s, color="0.6", lw=0.8, ls="--")
+        ax_g.annotate(f"{p.resistance_ohm:.3g} Ohm\n{p.frequency_hz:.3g} Hz",
+                      (p.tau_s, p.gamma_max_ohm), fontsize=7, ha="center", va="bottom")
+    ax_g.set_xlabel("tau / s")
+    ax_g.set_ylabel("gamma / Ohm")
+    ax_g.grid(True, alpha=0.3)
+    ax_g.set_title(f"{title}  lambda={result.lam:.2g} ({result.lambda_method})", fontsize=10)
+    z, zf = result.z_data, result.z_fit
+    ax_n.plot(z.real, -z.imag, "o", ms=4, mfc="none", label="data")
+    ax_n.plot(zf.real, -zf.imag, "-", lw=1.2, label="from DRT")
+    ax_n.set_aspect("equal", adjustable="datalim")
+    ax_n.set_xlabel("Z' / Ohm")
+    ax_n.set_ylabel("-Z'' / Ohm")
+    ax_n.grid(True, alpha=0.3)
+    ax_n.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return fig

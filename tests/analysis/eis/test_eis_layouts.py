@@ -66,3 +66,34 @@ def test_biologic_file_without_frequency_column_is_a_located_error():
         read_spectrum_file(DATA / "exampleDataBioLogic_MissingFreq.mpt")
     msg = str(err.value)
     assert "exampleDataBioLogic_MissingFreq.mpt:61" in msg and "no frequency column" in msg
+
+
+def test_biologic_mpr_peis_through_galvani(tmp_path):
+    pytest.importorskip("galvani", reason="the optional extra labctl[mpr] is not installed")
+    from tests.analysis.eis.mpr_writer import write_mpr
+    from tests.analysis.eis.synth_eis import CASES, F_60
+
+    truth, model = CASES["R0-p(R1,CPE1)-W1"]
+    z = model(truth)
+    # A sequence's wait part (frequency 0) before the sweep is not a spectrum point.
+    f = np.r_[0.0, F_60]
+    zz = np.r_[0.0 + 0.0j, z]
+    got = read_spectrum_file(write_mpr(tmp_path / "peis.mpr", f, zz))
+    assert got.layout == "biologic-mpr" and got.imag_negated
+    s = got.spectrum
+    np.testing.assert_allclose(s.frequency_hz, F_60.astype(np.float32), rtol=1e-7)
+    np.testing.assert_allclose(s.z_real_ohm + 1j * s.z_imag_ohm, z, rtol=2e-7)
+
+
+def test_mpr_without_impedance_columns_or_garbage_is_a_located_error(tmp_path):
+    pytest.importorskip("galvani", reason="the optional extra labctl[mpr] is not installed")
+    from tests.analysis.eis.mpr_writer import write_mpr
+
+    cv = write_mpr(tmp_path / "cv.mpr", [1.0, 2.0], [1 + 1j, 2 + 2j], columns=(4, 6))
+    with pytest.raises(ValidationError, match="not a PEIS/GEIS"):
+        read_spectrum_file(cv)
+    junk = tmp_path / "junk.mpr"
+    junk.write_bytes(b"not an mpr file at all")
+    with pytest.raises(ValidationError) as err:
+        read_spectrum_file(junk)
+    assert str(junk) in str(err.value) and "galvani" in str(err.value)

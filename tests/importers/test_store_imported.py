@@ -1,0 +1,77 @@
+"""store.imported: an imported run from columns, atomically; --format forcing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from labctl import open_run
+from labctl.errors import LabctlError
+from labctl.importers.api import import_file
+from labctl.records import SAMPLE_COLUMNS
+from labctl.store import imported
+from labctl.store.imported import ImportedStep, create_imported_run
+
+
+def _samples(n_per_step=5):
+    # step 1 charges 1 A for 4 s (records 1 s apart), step 2 discharges -1 A
+    t = np.arange(2 * n_per_step, dtype=float)
+    cur = np.r_[np.full(n_per_step, 1.0), np.full(n_per_step, -1.0)]
+    qc = np.r_[np.arange(1, n_per_step + 1) / 3600.0, np.full(n_per_step, n_per_step / 3600)]
+    qd = np.r_[np.zeros(n_per_step), np.arange(1, n_per_step + 1) / 3600.0]
+    cols = {"test_time_s": t, "unix_time_s": t + 1e9,
+            "step_index": np.r_[np.ones(n_per_step), np.full(n_per_step, 2)],
+            "cycle_index": np.ones(2 * n_per_step), "voltage_v": np.full(2 * n_per_step, 3.7),
+            "current_a": cur, "temperature_c": np.full(2 * n_per_step, np.nan),
+            "charge_capacity_ah": qc, "discharge_capacity_ah": qd,
+            "charge_energy_wh": qc * 3.7, "discharge_energy_wh": qd * 3.7}
+    steps = [ImportedStep(0, n_per_step, "charge", "c"),
+             ImportedStep(n_per_step, 2 * n_per_step, "discharge", "d")]
+    return {k: v.astype(SAMPLE_COLUMNS[k]) for k, v in cols.items()}, steps
+
+
+def test_steps_count_from_the_previous_record(tmp_path):
+    samples, steps = _samples()
+    path = create_imported_run(tmp_path, "r1", {"source": {"sha256": "x"}}, samples, steps)
+    run = open_run(path)
+    assert run.meta["status"] == "imported" and run.tables_current
+    # step 1 moved 5 records x 1 s x 1 A (its first record already holds 1 s of charge)
+    assert run.steps.charge_capacity_ah.tolist() == pytest.approx([5 / 3600, 0.0])
+    assert run.steps.discharge_capacity_ah.tolist() == pytest.approx([0.0, 5 / 3600])
+    assert run.cycles.charge_capacity_ah.iloc[0] == pytest.approx(5 / 3600)
+
+
+def test_a_failure_leaves_no_run_directory(tmp_path, monkeypatch):
+    samples, steps = _samples()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("labctl.store.tables.finalize", boom)
+    with pytest.raises(OSError):
+        create_imported_run(tmp_path, "r2", {}, samples, steps)
+    assert list(tmp_path.iterdir()) == []
+    assert imported.find_by_sha256(tmp_path, "x") is None
+
+
+def test_forced_format_and_a_wrong_one(vendor, tmp_path):
+    ok = import_file(vendor / "neware_uio.csv", tmp_path / "a", fmt="neware-csv")
+    assert ok.format == "neware-csv"
+    with pytest.raises(LabctlError, match=r"maccor_001\.txt.*as neware-csv"):
+        import_file(vendor / "maccor_001.txt", tmp_path / "b", fmt="neware-csv")
+    with pytest.raises(LabctlError, match="allowed"):
+        import_file(vendor / "maccor_001.txt", tmp_path / "b", fmt="csv-ish")
+
+
+def test_an_import_killed_midway_is_cleaned_up_and_never_listed(tmp_path):
+    from labctl.store.catalog import list_runs
+
+    samples, steps = _samples()
+    dead = tmp_path / ".importing-old"
+    dead.mkdir()
+    (dead / "run.json").write_text('{"status": "imported"}')
+    (dead / ".builder-pid").write_text("999999999")  # no such process
+    assert list_runs(tmp_path) == []
+    create_imported_run(tmp_path, "r3", {}, samples, steps)
+    assert not dead.exists()
+    assert [r["run_id"] for r in list_runs(tmp_path)] == ["r3"]
