@@ -11,6 +11,7 @@ and which files a path from the browser may open.
   browser can neither read a page (same-origin policy) nor guess the token, so
   it cannot post a form here. The Host header must name this console (defeats
   DNS rebinding), and a present Origin must be this console's.
+* No framing by other sites (clickjacking), no MIME sniffing, no Referer.
 * Files. A name from the browser is a relative path inside one configured
   folder; absolute paths, `..`, and anything that resolves (through symlinks)
   outside the folder are refused as "not found".
@@ -139,7 +140,7 @@ class GuardMiddleware:
         request = Request(scope)
         refusal = self._refusal(request)
         if refusal is not None:
-            await refusal(scope, receive, send)
+            await refusal(scope, receive, _with_headers(send))
             return
         token = request.query_params.get("token")
         if self.guard.access_token and token is not None and request.method == "GET":
@@ -149,9 +150,9 @@ class GuardMiddleware:
                                         status_code=303)
             response.set_cookie(COOKIE, token, httponly=True, samesite="strict",
                                 secure=request.url.scheme == "https")
-            await response(scope, receive, send)
+            await response(scope, receive, _with_headers(send))
             return
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, _with_headers(send))
 
     def _refusal(self, request: Request) -> Response | None:
         host = (request.headers.get("host") or "").rsplit(":", 1)[0].strip("[]").lower()
@@ -182,6 +183,22 @@ class GuardMiddleware:
         return any(same(t, want) for t in (request.cookies.get(COOKIE), bearer,
                                            request.headers.get(HEADER),
                                            request.query_params.get("token")))
+
+
+# No framing (a page of another site cannot overlay the Stop button: clickjacking), no
+# MIME sniffing, and no Referer carrying a console address (or a ?token=) elsewhere.
+SECURITY_HEADERS = [(b"x-frame-options", b"DENY"),
+                    (b"content-security-policy", b"frame-ancestors 'none'"),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer")]
+
+
+def _with_headers(send: Send) -> Send:
+    async def wrapped(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": list(message.get("headers", [])) + SECURITY_HEADERS}
+        await send(message)
+    return wrapped
 
 
 def allowed_hosts(host: str) -> tuple[str, ...]:

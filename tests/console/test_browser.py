@@ -138,11 +138,14 @@ def bench(tmp_path_factory):
         for proc in (console, other):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
-        for pid in started:  # runs the console started (their own sessions)
-            try:
-                os.kill(pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
+        from labctl.store.rundir import effective_status
+
+        for run_id, pid in started:  # runs the console started (their own sessions), if alive
+            if effective_status(_meta(results, run_id)) == "running":
+                try:
+                    os.kill(pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pass
         for proc in (console, other):
             try:
                 proc.wait(timeout=20)
@@ -234,7 +237,7 @@ def _scenario(bench):
     link = _wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "#started a"), 30, "started")
     run_id = link.text
     meta = _meta(results, run_id)
-    bench["started"].append(meta["pid"])
+    bench["started"].append((run_id, meta["pid"]))
     assert meta["param_overrides"] == {"discharge_c": "2"}
     assert meta["parameters"]["discharge_c"] == 2.0
     assert meta["pid"] != os.getpid()  # its own process

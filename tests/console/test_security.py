@@ -119,6 +119,15 @@ def test_paths_from_the_browser_never_leave_the_configured_folders(folders, path
     assert c.get(url).status_code == 404
 
 
+def test_pages_cannot_be_framed_by_another_site(folders):
+    c = client(folders)
+    for path in ("/", "/runs", "/start", "/nope"):
+        r = c.get(path)
+        assert r.headers["x-frame-options"] == "DENY", path
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+        assert r.headers["referrer-policy"] == "no-referrer"
+
+
 def test_files_inside_the_folders_are_served(folders):
     c = client(folders)
     assert c.get(f"/runs/{folders['run'].name}/analysis/fit/summary.json").status_code == 200
