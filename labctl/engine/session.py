@@ -168,6 +168,7 @@ def start_run(
     for plugin in prep.station.plugin_files:
         rundir.save_input(f"plugin-{Path(plugin).name}", Path(plugin).read_text(encoding="utf-8"))
     journal = JournalWriter.create(rundir.path)
+    journal.tap = _live_tables(rundir.path)
     engine = Engine(
         procedure=proc,
         station=station,
@@ -183,22 +184,35 @@ def start_run(
 
 
 def _finish(engine: Engine, rundir: RunDir, journal: Any, station: Any) -> RunOutcome:
+    live = getattr(journal, "tap", None)  # tables built while the journal was written
     try:
         status, reason = engine.run()
+    except BaseException:
+        if live is not None:
+            live.abandon()
+        raise
     finally:
         try:
             journal.close()
         except StorageError as exc:
             engine.storage_error = engine.storage_error or str(exc)
         station.close()
+    summary: dict[str, Any] = {}
+
+    def outcome(steps: Any, cycles: Any, n_samples: int) -> dict[str, Any]:
+        # Written to run.json together with the tables' journal mark: one rewrite.
+        summary.update(summarize(dict(rundir.meta, status=status, reason=reason), steps,
+                                 cycles, n_samples))
+        return {"status": status, "reason": reason, "ended_unix_s": time.time(),
+                "summary": summary}
+
     try:
         from labctl.store.tables import finalize  # pyarrow: only once samples exist
 
-        tables = finalize(rundir.path)
-        meta = dict(rundir.meta, status=status, reason=reason)
-        summary = summarize(meta, tables["steps"], tables["cycles"], tables["n_samples"])
-        rundir.update_meta(status=status, reason=reason, ended_unix_s=time.time(), summary=summary)
+        finalize(rundir.path, live=live, meta_fields=outcome)
     except (LabctlError, OSError) as exc:
+        if live is not None:
+            live.abandon()
         # Outputs are already safe and the journal holds every sample written before the
         # failure; the tables can be built later, once there is room.
         why = engine.storage_error or str(exc)
@@ -209,6 +223,16 @@ def _finish(engine: Engine, rundir: RunDir, journal: Any, station: Any) -> RunOu
             f"'labctl doctor --repair {rundir.path}' to build the tables"
         ) from None
     return RunOutcome(rundir.path, status, reason, summary)
+
+
+def _live_tables(run_path: Path) -> Any:
+    """The timeseries written while the run goes (store/live_tables.py), or None."""
+    try:
+        from labctl.store.live_tables import LiveTables
+
+        return LiveTables(run_path)
+    except (OSError, LabctlError):
+        return None  # finalize builds the tables from the journal
 
 
 # -- resume ----------------------------------------------------------------------------------

@@ -85,7 +85,9 @@ class Params:
             points.append(self.r0_x)
         if not self.rc_const:
             points += [x for x, _ in self.rc_r_curves + self.rc_tau_curves]
-        self.breakpoints = np.unique(np.concatenate(points))
+        # np.unique, without its first-call import of numpy.ma (~10 ms on `labctl run`).
+        merged = np.sort(np.concatenate(points))
+        self.breakpoints = merged[np.concatenate(([True], merged[1:] != merged[:-1]))]
 
         self._lists()
         self._hold_cells: list[float] | None = None

@@ -66,13 +66,14 @@ def fsync_dir(path: Path) -> None:
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, sync_dir: bool = True) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success it replaces `path` atomically.
 
     Whatever the body writes to the temporary path (for writers that want a file
     name, such as Parquet writers) is fsynced and renamed over `path` only when
     the body returns; if it raises, the temporary file is removed and `path` is
-    untouched.
+    untouched. `sync_dir=False` leaves the folder's fsync (which makes the rename
+    durable) to the caller, who does it once after several files.
     """
     path = Path(path)
     try:
@@ -99,7 +100,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             raise LabctlError(f"{path}: cannot write ({describe_os_error(exc)}); "
                               "the previous version is unchanged") from None
         raise
-    fsync_dir(path.parent)
+    if sync_dir:
+        fsync_dir(path.parent)
 
 
 def remove_stale_temp_files(folder: str | Path) -> list[str]:

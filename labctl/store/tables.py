@@ -9,6 +9,7 @@ first sample shares its time with the previous step's last one.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,9 +18,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from labctl.errors import LabctlError
 from labctl.records import SAMPLE_COLUMNS, StepResult
 from labctl.store.arrow_columns import to_arrow
-from labctl.store.atomic import atomic_path
+from labctl.store.atomic import atomic_path, describe_os_error, fsync_dir
 from labctl.store.freshness import TABLE_NAMES, journal_mark, tables_current  # noqa: F401
 from labctl.store.journal import EVENT, JOURNAL_NAME, JournalReader
 from labctl.store.step_summary import CUMULATIVE, StepAccumulator
@@ -206,7 +208,7 @@ class _CycleMeans:
 def cycle_columns(steps: Mapping[str, np.ndarray], means: _CycleMeans) -> Columns:
     """One row per cycle from the steps' columns (numpy only, sorted by cycle)."""
     cyc = np.asarray(steps["cycle_index"], dtype=np.int64)
-    labels, inverse = np.unique(cyc, return_inverse=True)
+    labels, inverse = _unique_inverse(cyc)
     n = len(labels)
     out: Columns = {"cycle_index": labels.astype(np.int64)}
 
@@ -231,6 +233,18 @@ def cycle_columns(steps: Mapping[str, np.ndarray], means: _CycleMeans) -> Column
     out["end_time_s"] = _nan_reduce(steps["end_time_s"], inverse, n, np.fmax)
     out["n_steps"] = np.bincount(inverse, minlength=n).astype(np.int64)
     return {name: out[name] for name in CYCLE_COLUMNS}
+
+
+def _unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(values, return_inverse=True) for a 1-D integer array, without the import
+    of numpy.ma that np.unique makes on its first call (~10 ms of every `labctl run`)."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    first = np.ones(len(ordered), dtype=bool)
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    inverse = np.empty(len(values), dtype=np.intp)
+    inverse[order] = np.cumsum(first) - 1
+    return ordered[first], inverse
 
 
 def _nan_reduce(values: Any, inverse: np.ndarray, n: int, how: Any) -> np.ndarray:
@@ -368,13 +382,15 @@ def _arrow_table(cols: Mapping[str, np.ndarray]) -> pa.Table:
     return pa.Table.from_arrays([to_arrow(cols[n]) for n in SAMPLE_COLUMNS], schema=ARROW_SCHEMA)
 
 
-def write_frame(path: Path, df: pd.DataFrame | Mapping[str, np.ndarray]) -> None:
-    """A small table (a DataFrame, or columns) as Parquet, replacing `path` atomically."""
+def write_frame(path: Path, df: pd.DataFrame | Mapping[str, np.ndarray],
+                sync_dir: bool = True) -> None:
+    """A small table (a DataFrame, or columns) as Parquet, replacing `path` atomically
+    (`sync_dir=False`: the caller fsyncs the folder once after several of them)."""
     if isinstance(df, Mapping):
         table = pa.Table.from_arrays([to_arrow(col) for col in df.values()], names=list(df))
     else:
         table = pa.Table.from_pandas(df, preserve_index=False)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, sync_dir=sync_dir) as tmp:
         pq.write_table(table, tmp, compression=PARQUET_COMPRESSION)
 
 
@@ -382,12 +398,16 @@ def write_frame(path: Path, df: pd.DataFrame | Mapping[str, np.ndarray]) -> None
 
 
 
-def finalize(run_dir: str | Path) -> dict[str, Any]:
+def finalize(run_dir: str | Path, live: Any = None, meta_fields: Any = None) -> dict[str, Any]:
     """Build timeseries, steps and cycles Parquet files from the journal, atomically.
 
     One streaming pass: the timeseries goes out a row group at a time, so memory
-    stays bounded however long the run. Records in run.json which journal state
-    the tables were built from (`tables_journal_bytes`, `tables_journal`).
+    stays bounded however long the run. With `live` (a `LiveTables` that watched
+    the journal being written) the tables come from it instead, when it saw the
+    whole journal; otherwise from the journal. Records in run.json which journal
+    state the tables were built from (`tables_journal_bytes`, `tables_journal`),
+    together with `meta_fields` (a mapping, or a function of (steps, cycles,
+    n_samples) giving one) in the same rewrite of run.json.
     Returns {"steps", "cycles", "n_samples", "valid_bytes", "events"} so callers need
     not read the tables back ("events": every event but the instrument state snapshots).
     """
@@ -395,6 +415,38 @@ def finalize(run_dir: str | Path) -> dict[str, Any]:
 
     run_dir = Path(run_dir)
     rundir = RunDir.open(run_dir)  # refuse a folder that is not a run before writing
+    built = live.finish() if live is not None else None
+    if built is not None:
+        try:
+            os.replace(built["tmp"], run_dir / "timeseries.parquet")
+        except OSError as exc:
+            live.abandon()
+            raise LabctlError(f"{run_dir / 'timeseries.parquet'}: cannot write "
+                              f"({describe_os_error(exc)})") from None
+        tracker, means, events = built["tracker"], built["means"], built["events"]
+        n_samples, valid_bytes = built["n_samples"], built["file_bytes"]
+        mark = journal_mark(built["file_bytes"], built["last_record"])
+    else:
+        tracker, means, events, n_samples, reader = _timeseries_from_journal(run_dir)
+        valid_bytes = reader.valid_bytes
+        mark = journal_mark(reader.file_bytes, reader.last_record)
+    steps = step_columns(tracker.rows())
+    cycles = cycle_columns(steps, means)
+    write_frame(run_dir / "steps.parquet", steps, sync_dir=False)
+    write_frame(run_dir / "cycles.parquet", cycles, sync_dir=False)
+    from labctl.store.record_tables import build_records, write_records
+
+    write_records(run_dir, build_records(events))
+    fsync_dir(run_dir)  # the renames above, at once
+    fields = dict(meta_fields(steps, cycles, n_samples)) if callable(meta_fields) else \
+        dict(meta_fields or {})
+    rundir.update_meta(tables_journal_bytes=valid_bytes, tables_journal=mark, **fields)
+    return {"steps": steps, "cycles": cycles, "n_samples": n_samples,
+            "valid_bytes": valid_bytes, "events": events}
+
+
+def _timeseries_from_journal(run_dir: Path):
+    """Stream the journal into timeseries.parquet; the summaries and events it saw."""
     reader = JournalReader(run_dir / JOURNAL_NAME, skip_event_types=("state",))
     events: list[dict] = []
     tracker, means = _StepTracker(), _CycleMeans()
@@ -407,7 +459,7 @@ def finalize(run_dir: str | Path) -> dict[str, Any]:
         tracker.feed(cols)
         means.feed(cols)
 
-    with atomic_path(run_dir / "timeseries.parquet") as tmp:
+    with atomic_path(run_dir / "timeseries.parquet", sync_dir=False) as tmp:
         sink = _TimeseriesSink(tmp, summarise)
         try:
             for kind, item, m in reader.records(reuse_buffer=True):
@@ -425,14 +477,4 @@ def finalize(run_dir: str | Path) -> dict[str, Any]:
         except BaseException:
             sink.abandon()
             raise
-    steps = step_columns(tracker.rows())
-    cycles = cycle_columns(steps, means)
-    write_frame(run_dir / "steps.parquet", steps)
-    write_frame(run_dir / "cycles.parquet", cycles)
-    from labctl.store.record_tables import build_records, write_records
-
-    write_records(run_dir, build_records(events))
-    rundir.update_meta(tables_journal_bytes=reader.valid_bytes,
-                       tables_journal=journal_mark(reader.file_bytes, reader.last_record))
-    return {"steps": steps, "cycles": cycles, "n_samples": n_samples,
-            "valid_bytes": reader.valid_bytes, "events": events}
+    return tracker, means, events, n_samples, reader

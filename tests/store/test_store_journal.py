@@ -23,6 +23,7 @@ import pytest
 from labctl.errors import LabctlError
 from labctl.records import SAMPLE_COLUMNS
 from labctl.store import journal as jmod
+from labctl.store import journal_reader
 from labctl.store.journal import (
     JOURNAL_NAME,
     JournalWriter,
@@ -238,7 +239,8 @@ def test_bad_sample_blocks_are_programming_errors_with_clear_messages(tmp_path):
 
 def test_large_blocks_are_split_into_records_and_read_back_whole(tmp_path, monkeypatch):
     monkeypatch.setattr(jmod, "_MAX_ROWS_PER_RECORD", 1000)
-    monkeypatch.setattr(jmod, "_CHUNK", 4096)  # records straddle many read chunks
+    # records straddle many read chunks
+    monkeypatch.setattr(journal_reader, "_CHUNK", 4096)
     big = {n: np.arange(2500).astype(d) for n, d in SAMPLE_COLUMNS.items()}
     with JournalWriter.create(tmp_path) as w:
         w.append_samples(big)

@@ -1,0 +1,195 @@
+"""The run's tables built while it runs, from what the journal writer appends.
+
+`finalize` used to read the whole journal back at the end of a run to write the
+timeseries Parquet: a second pass over every byte (read, CRC, copy), about a
+third of a simulated run's time. `LiveTables` is a tap on `JournalWriter`: it
+sees every record the moment it is safely in the journal, keeps the step and
+cycle summaries up to date and hands the sample blocks, a row group at a time,
+to a worker thread that encodes them into a temporary Parquet file (pyarrow
+releases the GIL while it encodes, so this overlaps the simulation).
+
+The journal stays the record. The temporary file is only renamed into place
+by `finish`, and only when the tap saw exactly what the journal holds (same
+size, every step ended, no error); otherwise `finalize` rebuilds the tables
+from the journal as before. A crash leaves the temporary file behind, which
+`labctl resume` removes (`remove_stale_temp_files`) before rebuilding.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from labctl.records import SAMPLE_COLUMNS
+from labctl.store.arrow_columns import to_arrow
+from labctl.store.atomic import current_umask
+from labctl.store.journal import EVENT, JOURNAL_NAME
+
+_NAMES = list(SAMPLE_COLUMNS)
+_SKIP = (b'{"type":"state",',)  # instrument snapshots: finalize never decodes them
+_MEANS_COLUMNS = [(_NAMES.index(n), n) for n in ("test_time_s", "voltage_v", "charge_capacity_ah",
+                                                 "discharge_capacity_ah", "cycle_index")]
+_QUEUE_GROUPS = 2  # row groups waiting for the encoder at most (bounds memory)
+
+
+class LiveTables:
+    """Tables of a run fed record by record (see the module doc); one per journal writer."""
+
+    def __init__(self, run_dir: str | Path, row_group_rows: int | None = None):
+        from labctl.store import tables
+
+        self.run_dir = Path(run_dir)
+        self.row_group_rows = row_group_rows or tables.ROW_GROUP_ROWS
+        self.tracker = tables._StepTracker()
+        self.means = tables._CycleMeans()
+        self.events: list[dict] = []
+        self.n_samples = 0
+        self.journal_bytes = 0  # the journal's size after the last record seen
+        self.last_record: tuple[int, int] | None = None
+        self.error: str | None = None
+        self._pending: list[list[np.ndarray]] = []
+        self._pending_rows = 0
+        self._closed = False
+        fd, name = tempfile.mkstemp(dir=self.run_dir, prefix=".timeseries.parquet.",
+                                    suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o666 & ~current_umask())  # what a plain open() gives (see atomic)
+        finally:
+            os.close(fd)
+        self.tmp = Path(name)
+        self._writer = tables._parquet_writer(self.tmp)
+        self._queue: queue.Queue = queue.Queue(maxsize=_QUEUE_GROUPS)
+        self._encoder = threading.Thread(target=self._encode_loop, daemon=True,
+                                         name=f"live-tables-{self.run_dir.name}")
+        self._encoder.start()
+
+    # -- the tap (called by JournalWriter after each successful append) ------------------
+    def record(self, kind: int, item: Any, end: int, start: int, crc: int) -> None:
+        """A record now in the journal: an event's JSON payload or a block's columns
+        (journal order), ending at byte `end`; `start`/`crc` identify it."""
+        if self.error is not None:
+            return
+        try:
+            if kind == EVENT:
+                if not bytes(item[:16]).startswith(_SKIP):
+                    event = json.loads(item)  # as the journal reader would see it
+                    if event.get("type") != "journal_header":
+                        self.tracker.event(event)
+                        self.events.append(event)
+            else:
+                self._samples(item)
+        except Exception as exc:  # the journal is the record: only the fast path is lost
+            self.fail(f"live tables: {exc}")
+        self.journal_bytes = end
+        self.last_record = (start, crc)
+
+    def write_failed(self) -> None:
+        """An append failed: the journal and what we saw may differ now."""
+        self.fail("an append to the journal failed")
+
+    def _samples(self, cols: list[np.ndarray]) -> None:
+        n = len(cols[0])
+        if n == 0:
+            return
+        self._pending.append(cols)
+        self._pending_rows += n
+        self.n_samples += n
+        if self._pending_rows >= self.row_group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        from labctl.store.tables import ARROW_SCHEMA
+
+        chunks = [pa.chunked_array([to_arrow(block[k]) for block in self._pending],
+                                   type=ARROW_SCHEMA.field(k).type) for k in range(len(_NAMES))]
+        blocks, self._pending, self._pending_rows = self._pending, [], 0
+        self._queue.put((pa.Table.from_arrays(chunks, schema=ARROW_SCHEMA), blocks))
+
+    def _encode_loop(self) -> None:
+        # Only this thread touches `means` and the writer until finish() joins it.
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self.error is None:
+                table, blocks = item
+                try:
+                    self._writer.write_table(table)
+                    # The cycle means in file order, a row group at a time (one numpy pass
+                    # instead of one per sample block).
+                    self.means.feed({name: np.concatenate([b[k] for b in blocks])
+                                     for k, name in _MEANS_COLUMNS})
+                except Exception as exc:
+                    self.error = f"live tables: cannot write {self.tmp.name}: {exc}"
+
+    # -- the end ---------------------------------------------------------------------------
+    def fail(self, why: str) -> None:
+        if self.error is None:
+            self.error = why
+
+    def _stop_encoder(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._encoder.join()
+
+    def finish(self) -> dict[str, Any] | None:
+        """Write the timeseries (fsynced, not yet renamed) if the tap saw the whole journal.
+
+        Returns what `finalize` needs, or None (nothing left behind) when the tables
+        must be rebuilt from the journal instead.
+        """
+        try:
+            size = (self.run_dir / JOURNAL_NAME).stat().st_size
+        except OSError:
+            size = -1
+        if size != self.journal_bytes:
+            self.fail("the journal holds records the tables did not see")
+        if self.tracker.open:
+            self.fail("a step never ended")  # finalize summarises it from its samples
+        if self.error is None:
+            try:
+                self._flush()
+            except Exception as exc:
+                self.fail(f"live tables: {exc}")
+        self._stop_encoder()
+        if self.error is None:
+            try:
+                self._writer.close()
+                fd = os.open(self.tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                self.fail(f"live tables: {exc}")
+        if self.error is not None:
+            self.abandon()
+            return None
+        return {"tmp": self.tmp, "tracker": self.tracker, "means": self.means,
+                "events": self.events, "n_samples": self.n_samples,
+                "file_bytes": self.journal_bytes, "last_record": self.last_record}
+
+    def abandon(self) -> None:
+        """Stop and remove the temporary file (safe to call more than once)."""
+        self.fail("abandoned")
+        self._pending = []
+        self._stop_encoder()
+        try:
+            self._writer.close()
+        except Exception:  # the file goes anyway
+            pass
+        try:
+            self.tmp.unlink()
+        except OSError:
+            pass
