@@ -166,6 +166,8 @@ def main() -> None:
     print(f"labctl run (CLI): {cli['wall_s']:.3f} s wall, minus start-up {cli['startup_s']:.3f} s "
           f"(labctl --version) = {cli['net_s']:.3f} s; CPU {cli['cpu_s']:.3f} s, net "
           f"{cli['net_cpu_s']:.3f} s; {cli['samples']:,} samples")
+    if args.pybamm_python == "none":
+        return
     peer = run_pybamm(args.cycles, args.pybamm_python)
     if peer is None:
         print("PyBaMM : not installed (pip install pybamm, or pass --pybamm-python)")

@@ -26,7 +26,7 @@ from labctl.procedures import load_procedure
 from labctl.procedures.model import CompiledProcedure
 from labctl.station import find_default_station, load_station, make_clock, open_station, pace
 from labctl.station_spec import StationSpec
-from labctl.store.atomic import remove_stale_temp_files
+from labctl.store.atomic import fsync_dir, remove_stale_temp_files
 from labctl.store.journal import JournalWriter
 from labctl.store.run import summarize
 from labctl.store.rundir import RunDir, effective_status, new_run_id
@@ -159,14 +159,18 @@ def start_run(
     }
     run_id = new_run_id(proc.name, prep.cell.name, started)
     rundir = RunDir.create(Path(results_root), run_id, meta)
-    rundir.save_input("procedure" + (prep.procedure_path.suffix or ".yaml"), proc.text)
+    # Each copy is fsynced; the folder once, after all of them.
+    rundir.save_input("procedure" + (prep.procedure_path.suffix or ".yaml"), proc.text,
+                      sync_dir=False)
     for name, source in (("cell.yaml", prep.cell.source), ("station.yaml", prep.station.source)):
         text = _read_text(source)
         if text is not None:
-            rundir.save_input(name, text)
+            rundir.save_input(name, text, sync_dir=False)
     _save_companions(rundir, prep)
     for plugin in prep.station.plugin_files:
-        rundir.save_input(f"plugin-{Path(plugin).name}", Path(plugin).read_text(encoding="utf-8"))
+        rundir.save_input(f"plugin-{Path(plugin).name}", Path(plugin).read_text(encoding="utf-8"),
+                          sync_dir=False)
+    fsync_dir(rundir.path / "inputs")
     journal = JournalWriter.create(rundir.path)
     journal.tap = _live_tables(rundir.path)
     engine = Engine(

@@ -129,16 +129,17 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_stream(path: str | Path, chunks: Iterable[bytes]) -> None:
-    """Replace `path` atomically with the concatenation of `chunks`."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+def atomic_write_stream(path: str | Path, chunks: Iterable[bytes], sync_dir: bool = True) -> None:
+    """Replace `path` atomically with the concatenation of `chunks` (`sync_dir`: see
+    `atomic_path`)."""
+    with atomic_path(path, sync_dir=sync_dir) as tmp, open(tmp, "wb") as f:
         for chunk in chunks:
             f.write(chunk)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Replace `path` atomically with `data`."""
-    atomic_write_stream(path, (data,))
+def atomic_write_bytes(path: str | Path, data: bytes, sync_dir: bool = True) -> None:
+    """Replace `path` atomically with `data` (`sync_dir`: see `atomic_path`)."""
+    atomic_write_stream(path, (data,), sync_dir=sync_dir)
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:

@@ -175,7 +175,7 @@ class JournalWriter:
         start = self._size
         self._append(EVENT, [payload], len(payload), crc)
         if self.tap is not None:
-            self.tap.record(EVENT, payload, self._size, start, crc)
+            self.tap.record(EVENT, payload, self._size, start, crc, event)
 
     def append_samples(self, columns: Mapping[str, np.ndarray]) -> None:
         """Append one block of samples (keys = SAMPLE_COLUMNS, equal lengths)."""

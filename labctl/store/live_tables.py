@@ -22,6 +22,7 @@ import os
 import queue
 import tempfile
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,11 @@ _NAMES = list(SAMPLE_COLUMNS)
 _SKIP = (b'{"type":"state",',)  # instrument snapshots: finalize never decodes them
 _MEANS_COLUMNS = [(_NAMES.index(n), n) for n in ("test_time_s", "voltage_v", "charge_capacity_ah",
                                                  "discharge_capacity_ah", "cycle_index")]
-_QUEUE_GROUPS = 2  # row groups waiting for the encoder at most (bounds memory)
+# Events whose fields are plain JSON values as the engine writes them (step_end's result
+# is StepResult.as_dict()): no need to decode them back.
+_PLAIN_EVENTS = frozenset({"step_start", "step_end", "log", "run_start", "run_end"})
+_QUEUE_GROUPS = 2
+_CLOSE = object()  # tells the encoder to close and fsync the file  # row groups waiting for the encoder at most (bounds memory)
 
 
 class LiveTables:
@@ -57,7 +62,9 @@ class LiveTables:
         self.error: str | None = None
         self._pending: list[list[np.ndarray]] = []
         self._pending_rows = 0
-        self._closed = False
+        self._closed = False  # the encoder thread has been stopped
+        self._sealed = False  # no more samples expected (the run ended)
+        self._written = False  # the file is complete and fsynced
         fd, name = tempfile.mkstemp(dir=self.run_dir, prefix=".timeseries.parquet.",
                                     suffix=".tmp")
         try:
@@ -72,24 +79,39 @@ class LiveTables:
         self._encoder.start()
 
     # -- the tap (called by JournalWriter after each successful append) ------------------
-    def record(self, kind: int, item: Any, end: int, start: int, crc: int) -> None:
-        """A record now in the journal: an event's JSON payload or a block's columns
-        (journal order), ending at byte `end`; `start`/`crc` identify it."""
+    def record(self, kind: int, item: Any, end: int, start: int, crc: int,
+               event: Mapping[str, Any] | None = None) -> None:
+        """A record now in the journal: an event's JSON payload (and the event it encodes)
+        or a block's columns (journal order), ending at byte `end`; `start`/`crc` identify
+        it."""
         if self.error is not None:
             return
         try:
             if kind == EVENT:
-                if not bytes(item[:16]).startswith(_SKIP):
-                    event = json.loads(item)  # as the journal reader would see it
+                if not item.startswith(_SKIP):
+                    event = self._decoded(event, item)
                     if event.get("type") != "journal_header":
                         self.tracker.event(event)
                         self.events.append(event)
+                    if event.get("type") == "run_end":
+                        # Close and fsync the file now, on the encoder's thread, while the
+                        # engine fsyncs the journal: the two waits for the disk overlap.
+                        self._seal()
             else:
                 self._samples(item)
         except Exception as exc:  # the journal is the record: only the fast path is lost
             self.fail(f"live tables: {exc}")
         self.journal_bytes = end
         self.last_record = (start, crc)
+
+    @staticmethod
+    def _decoded(event: Mapping[str, Any] | None, payload: bytes) -> dict:
+        """The event as a journal reader would read it back. The engine's own events hold
+        plain numbers and strings, so a copy of the dict is the same; anything else
+        (record tables, plugin events with numpy values) goes through JSON."""
+        if event is not None and event.get("type") in _PLAIN_EVENTS:
+            return dict(event)
+        return json.loads(payload)
 
     def write_failed(self) -> None:
         """An append failed: the journal and what we saw may differ now."""
@@ -99,6 +121,8 @@ class LiveTables:
         n = len(cols[0])
         if n == 0:
             return
+        if self._sealed:
+            raise ValueError("samples after the end of the run")
         self._pending.append(cols)
         self._pending_rows += n
         self.n_samples += n
@@ -106,36 +130,56 @@ class LiveTables:
             self._flush()
 
     def _flush(self) -> None:
-        if not self._pending:
-            return
-        from labctl.store.tables import ARROW_SCHEMA
-
-        chunks = [pa.chunked_array([to_arrow(block[k]) for block in self._pending],
-                                   type=ARROW_SCHEMA.field(k).type) for k in range(len(_NAMES))]
-        blocks, self._pending, self._pending_rows = self._pending, [], 0
-        self._queue.put((pa.Table.from_arrays(chunks, schema=ARROW_SCHEMA), blocks))
+        # The engine's thread only hands the blocks over (they are never written to
+        # again); joining them and encoding happen on the encoder's thread.
+        if self._pending:
+            blocks, self._pending, self._pending_rows = self._pending, [], 0
+            self._queue.put(blocks)
 
     def _encode_loop(self) -> None:
         # Only this thread touches `means` and the writer until finish() joins it.
+        from labctl.store.tables import ARROW_SCHEMA
+
         while True:
-            item = self._queue.get()
-            if item is None:
+            blocks = self._queue.get()
+            if blocks is None:
                 return
-            if self.error is None:
-                table, blocks = item
+            if self.error is not None:
+                continue
+            if blocks is _CLOSE:
                 try:
-                    self._writer.write_table(table)
-                    # The cycle means in file order, a row group at a time (one numpy pass
-                    # instead of one per sample block).
-                    self.means.feed({name: np.concatenate([b[k] for b in blocks])
-                                     for k, name in _MEANS_COLUMNS})
+                    self._writer.close()
+                    fd = os.open(self.tmp, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                    self._written = True
                 except Exception as exc:
                     self.error = f"live tables: cannot write {self.tmp.name}: {exc}"
+                continue
+            try:
+                # One array per column and row group: large copies release the GIL,
+                # and Arrow wraps each without copying.
+                cols = [np.concatenate([b[k] for b in blocks]) for k in range(len(_NAMES))]
+                self._writer.write_table(pa.Table.from_arrays(
+                    [to_arrow(c) for c in cols], schema=ARROW_SCHEMA))
+                # The cycle means in file order, a row group at a time.
+                self.means.feed({name: cols[k] for k, name in _MEANS_COLUMNS})
+            except Exception as exc:
+                self.error = f"live tables: cannot write {self.tmp.name}: {exc}"
 
     # -- the end ---------------------------------------------------------------------------
     def fail(self, why: str) -> None:
         if self.error is None:
             self.error = why
+
+    def _seal(self) -> None:
+        """No more samples: the last row group out, then the file closed and fsynced."""
+        if not self._sealed:
+            self._flush()
+            self._sealed = True
+            self._queue.put(_CLOSE)
 
     def _stop_encoder(self) -> None:
         if not self._closed:
@@ -159,20 +203,12 @@ class LiveTables:
             self.fail("a step never ended")  # finalize summarises it from its samples
         if self.error is None:
             try:
-                self._flush()
+                self._seal()
             except Exception as exc:
                 self.fail(f"live tables: {exc}")
         self._stop_encoder()
-        if self.error is None:
-            try:
-                self._writer.close()
-                fd = os.open(self.tmp, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            except OSError as exc:
-                self.fail(f"live tables: {exc}")
+        if self.error is None and not self._written:
+            self.fail("live tables: the file was not completed")
         if self.error is not None:
             self.abandon()
             return None

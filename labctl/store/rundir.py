@@ -182,13 +182,14 @@ class RunDir:
         atomic_write_json(self.path / RUN_JSON, new)
         self.meta = new
 
-    def save_input(self, name: str, text: str) -> Path:
-        """Keep a copy of an input file (procedure, cell, station) as it was used."""
+    def save_input(self, name: str, text: str, sync_dir: bool = True) -> Path:
+        """Keep a copy of an input file (procedure, cell, station) as it was used
+        (`sync_dir=False`: the caller fsyncs inputs/ once after several)."""
         safe = Path(str(name)).name
         if safe in ("", ".", ".."):
             raise LabctlError(f"input name {name!r} is not a file name")
         target = self.path / "inputs" / safe
-        atomic_write_bytes(target, text.encode("utf-8"))
+        atomic_write_bytes(target, text.encode("utf-8"), sync_dir=sync_dir)
         return target
 
     def write_table(self, name: str, df: pd.DataFrame) -> Path:
