@@ -27,12 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from labctl.records import SAMPLE_COLUMNS
-from labctl.store.arrow_columns import to_arrow
 from labctl.store.atomic import current_umask
-from labctl.store.journal import EVENT, JOURNAL_NAME
+from labctl.store.journal_format import EVENT, JOURNAL_NAME
+from labctl.store.summaries import ROW_GROUP_ROWS, _CycleMeans, _StepTracker
 
 _NAMES = list(SAMPLE_COLUMNS)
 _SKIP = (b'{"type":"state",',)  # instrument snapshots: finalize never decodes them
@@ -49,12 +48,10 @@ class LiveTables:
     """Tables of a run fed record by record (see the module doc); one per journal writer."""
 
     def __init__(self, run_dir: str | Path, row_group_rows: int | None = None):
-        from labctl.store import tables
-
         self.run_dir = Path(run_dir)
-        self.row_group_rows = row_group_rows or tables.ROW_GROUP_ROWS
-        self.tracker = tables._StepTracker()
-        self.means = tables._CycleMeans()
+        self.row_group_rows = row_group_rows or _row_group_rows()
+        self.tracker = _StepTracker()
+        self.means = _CycleMeans()
         self.events: list[dict] = []
         self.n_samples = 0
         self.journal_bytes = 0  # the journal's size after the last record seen
@@ -72,7 +69,7 @@ class LiveTables:
         finally:
             os.close(fd)
         self.tmp = Path(name)
-        self._writer = tables._parquet_writer(self.tmp)
+        self._writer: Any = None  # opened on the encoder's thread (it imports pyarrow)
         self._queue: queue.Queue = queue.Queue(maxsize=_QUEUE_GROUPS)
         self._encoder = threading.Thread(target=self._encode_loop, daemon=True,
                                          name=f"live-tables-{self.run_dir.name}")
@@ -137,9 +134,17 @@ class LiveTables:
             self._queue.put(blocks)
 
     def _encode_loop(self) -> None:
-        # Only this thread touches `means` and the writer until finish() joins it.
-        from labctl.store.tables import ARROW_SCHEMA
+        # Only this thread touches `means` and the writer until finish() joins it. It also
+        # imports pyarrow (~50 ms for `labctl run`), while the engine goes on with the run.
+        try:
+            import pyarrow as pa
 
+            from labctl.store.arrow_columns import to_arrow
+            from labctl.store.tables import ARROW_SCHEMA, _parquet_writer
+
+            self._writer = _parquet_writer(self.tmp)
+        except Exception as exc:
+            self.error = f"live tables: cannot write {self.tmp.name}: {exc}"
         while True:
             blocks = self._queue.get()
             if blocks is None:
@@ -222,10 +227,20 @@ class LiveTables:
         self._pending = []
         self._stop_encoder()
         try:
-            self._writer.close()
+            if self._writer is not None:
+                self._writer.close()
         except Exception:  # the file goes anyway
             pass
         try:
             self.tmp.unlink()
         except OSError:
             pass
+
+
+def _row_group_rows() -> int:
+    """tables.ROW_GROUP_ROWS, read without importing tables (and pyarrow) on this thread
+    unless it is already loaded (tests change it there)."""
+    import sys
+
+    tables = sys.modules.get("labctl.store.tables")
+    return tables.ROW_GROUP_ROWS if tables is not None else ROW_GROUP_ROWS
