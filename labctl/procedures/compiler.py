@@ -36,7 +36,13 @@ from labctl.procedures.parameters import parse_declarations, resolve
 from labctl.procedures.plan import DEFAULT_MAX_ITERATIONS, Leaf, Node, Repeat, make_plan
 from labctl.procedures.safety_sections import SafetySections
 from labctl.procedures.step_spec import StepSpec
-from labctl.procedures.substitute import TextMap, cell_values, format_value, substitute
+from labctl.procedures.substitute import (
+    TextMap,
+    cell_values,
+    format_display,
+    format_value,
+    substitute,
+)
 from labctl.procedures.values import ProcFile, ValueReaders, type_name
 from labctl.station_spec import StationSpec
 from labctl.units import (
@@ -113,7 +119,8 @@ class _Compiler(IncludeSteps, ValueReaders, SafetySections, ChamberItems):
         decls = parse_declarations(doc, ("parameters",), data.get("parameters"), self.problems)
         values = resolve(decls, overrides, report)
         subst = {**cell_values(self.cell), **{k: format_value(v) for k, v in values.items()}}
-        f = _File(doc, resolved, subst, inherited_logging, prefix)
+        shown = {**cell_values(self.cell), **{k: format_display(v) for k, v in values.items()}}
+        f = _File(doc, resolved, subst, inherited_logging, prefix, shown)
         self.requires(f, data.get("requires"))
         if data.get("log") is not None:
             f.logging = self.logging_value(f, ("log",), data["log"], inherited_logging)
@@ -278,6 +285,10 @@ class _Compiler(IncludeSteps, ValueReaders, SafetySections, ChamberItems):
             step = replace(step, current_limit_a=current_limit)
         step = apply_cell_rules(step, self.rules_cell())
         step = self.clamp_to_instrument(step, explicit=current_limit is not None)
+        if f.display_values is not None and f.display_values != f.values and "{" in text:
+            shown = substitute(text, f.display_values)[0].strip()
+            if shown != step.text:
+                step = replace(step, text=shown)
         line, col = f.doc.where(path)
         step = replace(step, source=SourceRef(f.display, line, col, format_path(path)))
         self.checks.append((step, _locator(col, tmap, lead)))

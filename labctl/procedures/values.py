@@ -29,6 +29,8 @@ class ProcFile:
     values: dict[str, str]  # substitution values: parameters and cell.*
     logging: LoggingPolicy
     prefix: str  # prefix of PlannedStep.path for steps of this file
+    # the same values as a step's text shows them (C/3 -> 0.3333, not 0.333333333333)
+    display_values: dict[str, str] | None = None
 
     @property
     def display(self) -> str:

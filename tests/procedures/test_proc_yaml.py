@@ -212,6 +212,16 @@ def test_parameter_defaults_and_overrides(write, lfp):
     assert load_procedure(path, cell=lfp, params={"c_rate": "C/4"}).parameters["c_rate"] == 0.25
 
 
+def test_a_third_runs_exactly_and_reads_shortly(write, lfp):
+    """C/3 runs at exactly capacity/3; the step's text shows 0.3333C, not 0.333333333333C."""
+    path = write("p.yaml", PARAM_FILE)
+    proc = load_procedure(path, cell=lfp, params={"c_rate": "C/3"})
+    charge, rest = (p.step for p in drive(proc.plan(), lambda p: result()))
+    assert charge.value == lfp.capacity_ah / 3  # exact to the last bit of format_number's text
+    assert charge.text == f"Charge at 0.3333C until {lfp.limits.max_voltage_v:g} V"
+    assert rest.text == "Rest for 10 min"
+
+
 def test_parameter_override_out_of_range_or_unknown(write, lfp):
     path = write("p.yaml", PARAM_FILE)
     (p,) = problems(path, lfp, params={"c_rate": "50"})
