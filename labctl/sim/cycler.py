@@ -112,6 +112,7 @@ class SimCyclerChannel:
         self._fresh_params: dict[float, Params] = {}
         self._watch_cache: dict[tuple, list[Watch]] = {}
         self._grid_cache: dict[LoggingPolicy, LogGrid] = {}
+        self._setup_cache: dict[tuple, tuple] = {}
         # Ageing (labctl/sim/ageing.py): the state ages batch by batch; the model in use
         # carries the capacity fraction and resistance factor in `aged_params`.
         params = getattr(self.model, "ageing", None)
@@ -182,7 +183,8 @@ class SimCyclerChannel:
     # -- running a step --------------------------------------------------------------------
     def run_step(self, step: ElectricalStep, limits: SafetyLimits,
                  logging: LoggingPolicy) -> Generator[SampleBatch, None, StepEnd]:
-        self._check(step)
+        if self._setup(step, limits, logging) is None:  # checked once per distinct step
+            self._check(step)
         self.output_on = True
         try:
             return (yield from self._run(step, limits, logging))
@@ -196,14 +198,10 @@ class SimCyclerChannel:
         origin = clock.now()
         self._relax_until(origin)
         self._refresh_ageing()
-        control = make_control(step, self._current_limit(step))
-        grid = self._grid(logging)
-        end_t, end_kind, end_reason = self._time_limit(step)
-        watches = self._watches(limits, step)
+        setup = self._setup(step, limits, logging) or self._new_setup(step, limits, logging)
+        control, grid, (end_t, end_kind, end_reason), watches, probe, with_charge = setup
         extra = control.extra_times()
         span_cap = self._span_cap(control)
-        probe = electrical_probe(watches)
-        with_charge = needs_charge(watches)
         k = 0
         totals = np.zeros(4)  # charge Ah, discharge Ah, charge Wh, discharge Wh
         first = True
@@ -299,6 +297,32 @@ class SimCyclerChannel:
             p = Params(self.model, self.cell.capacity_ah, temperature_c)
             self._fresh_params[temperature_c] = p
         return p if capacity_ah == p.capacity_ah else p.with_capacity(capacity_ah)
+
+    def _setup(self, step: ElectricalStep, limits: SafetyLimits, logging: LoggingPolicy
+               ) -> tuple | None:
+        """What `_run` derives from a step alone, once it has been made for this step (a
+        cycle-life run repeats a handful of steps), else None."""
+        try:
+            return self._setup_cache.get((step, limits, logging))
+        except TypeError:  # an unhashable step (a list from a Python procedure)
+            return None
+
+    def _new_setup(self, step: ElectricalStep, limits: SafetyLimits,
+                   logging: LoggingPolicy) -> tuple:
+        """(control, logging grid, time limit, watches, probe, needs charge) for a step that
+        passed `_check`. Controls hold no state of their own, so one serves every run of
+        the step."""
+        control = make_control(step, self._current_limit(step))
+        watches = self._watches(limits, step)
+        setup = (control, self._grid(logging), self._time_limit(step), watches,
+                 electrical_probe(watches), needs_charge(watches))
+        try:
+            if len(self._setup_cache) >= 256:
+                self._setup_cache.clear()
+            self._setup_cache[(step, limits, logging)] = setup
+        except TypeError:
+            pass
+        return setup
 
     def _watches(self, limits: SafetyLimits, step: ElectricalStep) -> list[Watch]:
         """Safety and end-condition watches (cached: the same few steps repeat all run)."""

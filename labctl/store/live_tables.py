@@ -40,7 +40,7 @@ _MEANS_COLUMNS = [(_NAMES.index(n), n) for n in ("test_time_s", "voltage_v", "ch
 # Events whose fields are plain JSON values as the engine writes them (step_end's result
 # is StepResult.as_dict()): no need to decode them back.
 _PLAIN_EVENTS = frozenset({"step_start", "step_end", "log", "run_start", "run_end"})
-_QUEUE_GROUPS = 2
+_QUEUE_GROUPS = 1  # row groups waiting for the encoder at most (bounds memory: ~3 x 11 MB)
 _CLOSE = object()  # tells the encoder to close and fsync the file  # row groups waiting for the encoder at most (bounds memory)
 
 
