@@ -22,7 +22,7 @@ from labctl.engine.runner import Engine
 from labctl.errors import LabctlError, StorageError
 from labctl.plugins import file_sha256
 from labctl.stations.build import make_clock, open_station, pace
-from labctl.store.atomic import fsync_dir, remove_stale_temp_files
+from labctl.store.atomic import fsync_dir, remove_stale_temp_files, side_by_side
 from labctl.store.journal import JournalWriter
 from labctl.store.run import summarize
 from labctl.store.rundir import RunDir, effective_status, new_run_id
@@ -65,6 +65,21 @@ def _save_companions(rundir: RunDir, prep: Prepared) -> None:
             rel = Path(src.name)
         (inputs / "included" / rel).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(inputs / "included" / rel, text.encode("utf-8"))
+
+
+def _save_inputs(rundir: RunDir, prep: Prepared) -> None:
+    """Copies of the procedure, cell, station and plugin files as used: each fsynced
+    (side by side), their folder once after all of them."""
+    copies = [("procedure" + (prep.procedure_path.suffix or ".yaml"), prep.procedure.text)]
+    for name, source in (("cell.yaml", prep.cell.source), ("station.yaml", prep.station.source)):
+        text = _read_text(source)
+        if text is not None:
+            copies.append((name, text))
+    for plugin in prep.station.plugin_files:
+        copies.append((f"plugin-{Path(plugin).name}", Path(plugin).read_text(encoding="utf-8")))
+    side_by_side(*[(rundir.save_input, name, text, False) for name, text in copies])
+    _save_companions(rundir, prep)
+    fsync_dir(rundir.path / "inputs")
 
 
 def _read_text(path: str | None) -> str | None:
@@ -124,19 +139,17 @@ def start_run(
     }
     run_id = new_run_id(proc.name, prep.cell.name, started)
     rundir = RunDir.create(Path(results_root), run_id, meta)
-    # Each copy is fsynced; the folder once, after all of them.
-    rundir.save_input("procedure" + (prep.procedure_path.suffix or ".yaml"), proc.text,
-                      sync_dir=False)
-    for name, source in (("cell.yaml", prep.cell.source), ("station.yaml", prep.station.source)):
-        text = _read_text(source)
-        if text is not None:
-            rundir.save_input(name, text, sync_dir=False)
-    _save_companions(rundir, prep)
-    for plugin in prep.station.plugin_files:
-        rundir.save_input(f"plugin-{Path(plugin).name}", Path(plugin).read_text(encoding="utf-8"),
-                          sync_dir=False)
-    fsync_dir(rundir.path / "inputs")
-    journal = JournalWriter.create(rundir.path)
+    # The new journal and the copies of the inputs each wait for the disk (fsync):
+    # side by side, so the waits overlap.
+    created: list[JournalWriter] = []
+    try:
+        side_by_side((lambda: created.append(JournalWriter.create(rundir.path)),),
+                     (_save_inputs, rundir, prep))
+    except BaseException:
+        for journal in created:
+            journal.close()
+        raise
+    journal = created[0]
     journal.tap = _live_tables(rundir.path)
     engine = Engine(
         procedure=proc,

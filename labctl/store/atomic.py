@@ -159,3 +159,26 @@ def _json_default(obj: Any) -> Any:
     if callable(tolist):
         return tolist()
     return str(obj)
+
+
+def side_by_side(*calls: tuple) -> None:
+    """Run each (function, *args) at once, the first on this thread; raise the first error.
+
+    For writes that each wait for the disk (fsync): their waits overlap, and the file
+    system commits them together."""
+    errors: list[BaseException] = []
+
+    def run(call: tuple) -> None:
+        try:
+            call[0](*call[1:])
+        except BaseException as exc:  # re-raised on the calling thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls[1:]]
+    for t in threads:
+        t.start()
+    run(calls[0])
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]

@@ -25,6 +25,7 @@ from labctl.store.atomic import (
     atomic_write_json,
     describe_os_error,
     fsync_dir,
+    side_by_side,
 )
 
 __all__ = [
@@ -140,8 +141,9 @@ class RunDir:
         full = {"schema_version": RUN_SCHEMA_VERSION, "labctl_version": labctl_version(),
                 "run_id": run_id, "host": socket.gethostname(), "pid": pid, **meta,
                 "process": _process_marker(pid)}
-        atomic_write_json(path / RUN_JSON, full)
-        fsync_dir(root)
+        # run.json (fsynced with its folder) and the new folder's entry in `root`: the two
+        # waits for the disk overlap.
+        side_by_side((atomic_write_json, path / RUN_JSON, full), (fsync_dir, root))
         _append_index(root, full)
         return cls(path, full)
 

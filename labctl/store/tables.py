@@ -21,7 +21,7 @@ from labctl.errors import LabctlError
 from labctl.records import SAMPLE_COLUMNS
 from labctl.store import summaries
 from labctl.store.arrow_columns import to_arrow
-from labctl.store.atomic import atomic_path, describe_os_error
+from labctl.store.atomic import atomic_path, describe_os_error, side_by_side
 from labctl.store.freshness import TABLE_NAMES, journal_mark, tables_current  # noqa: F401
 from labctl.store.journal import EVENT, JOURNAL_NAME, JournalReader
 from labctl.store.step_summary import CUMULATIVE, StepAccumulator  # noqa: F401 - re-exported
@@ -253,7 +253,7 @@ def finalize(run_dir: str | Path, live: Any = None, meta_fields: Any = None) -> 
     steps = step_columns(tracker.rows())
     cycles = cycle_columns(steps, means)
     # Two small files, each fsynced: side by side, so the two waits for the disk overlap.
-    _in_parallel((write_frame, run_dir / "steps.parquet", steps, False),
+    side_by_side((write_frame, run_dir / "steps.parquet", steps, False),
                  (write_frame, run_dir / "cycles.parquet", cycles, False))
     from labctl.store.record_tables import build_records, write_records
 
@@ -265,28 +265,6 @@ def finalize(run_dir: str | Path, live: Any = None, meta_fields: Any = None) -> 
     rundir.update_meta(tables_journal_bytes=valid_bytes, tables_journal=mark, **fields)
     return {"steps": steps, "cycles": cycles, "n_samples": n_samples,
             "valid_bytes": valid_bytes, "events": events}
-
-
-def _in_parallel(*calls: tuple) -> None:
-    """Run each (function, *args) at once, the first on this thread; raise the first error."""
-    import threading
-
-    errors: list[BaseException] = []
-
-    def run(call: tuple) -> None:
-        try:
-            call[0](*call[1:])
-        except BaseException as exc:  # re-raised on the calling thread below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(call,)) for call in calls[1:]]
-    for t in threads:
-        t.start()
-    run(calls[0])
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
 
 
 def _timeseries_from_journal(run_dir: Path):
