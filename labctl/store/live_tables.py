@@ -3,10 +3,12 @@
 `finalize` used to read the whole journal back at the end of a run to write the
 timeseries Parquet: a second pass over every byte (read, CRC, copy), about a
 third of a simulated run's time. `LiveTables` is a tap on `JournalWriter`: it
-sees every record the moment it is safely in the journal, keeps the step and
-cycle summaries up to date and hands the sample blocks, a row group at a time,
-to a worker thread that encodes them into a temporary Parquet file (pyarrow
-releases the GIL while it encodes, so this overlaps the simulation).
+sees every record the moment it is safely in the journal, keeps the step
+summaries up to date and copies the sample blocks into one of two reusable
+row-group buffers; a full buffer goes to a worker thread that encodes it into a
+temporary Parquet file (pyarrow releases the GIL while it encodes, so on a
+second core this overlaps the simulation), adds it to the cycle means and hands
+it back. The worker also imports pyarrow, so `labctl run` does not wait for it.
 
 The journal stays the record. The temporary file is only renamed into place
 by `finish`, and only when the tap saw exactly what the journal holds (same
@@ -41,8 +43,69 @@ _MEANS_COLUMNS = [(_NAMES.index(n), n) for n in ("test_time_s", "voltage_v", "ch
 # Events whose fields are plain JSON values as the engine writes them (step_end's result
 # is StepResult.as_dict()): no need to decode them back.
 _PLAIN_EVENTS = frozenset({"step_start", "step_end", "log", "run_start", "run_end"})
-_QUEUE_GROUPS = 1  # row groups waiting for the encoder at most (bounds memory: ~3 x 11 MB)
-_CLOSE = object()  # tells the encoder to close and fsync the file  # row groups waiting for the encoder at most (bounds memory)
+_CLOSE = object()  # tells the encoder to close and fsync the file
+_BUFFERS = 2  # row-group buffers per run: one filling while the other is encoded
+
+
+class _GroupBuffer:
+    """One row group's samples, copied in block by block; reused from run to run.
+
+    A copy, not references to the engine's arrays: those are freed at once and their
+    memory reused for the next batch (holding a row group's worth of them made every
+    batch fault in fresh pages, which cost more than this copy). Same-dtype columns
+    share one 2-D array, so a block is copied with a few numpy calls.
+    """
+
+    def __init__(self, rows: int):
+        self.capacity, self.n = rows, 0
+        self.cols: list[np.ndarray] = [np.empty(0)] * len(_NAMES)
+        k = 0
+        for dtype, count in _dtype_runs():
+            block = np.empty((count, rows), dtype=dtype)
+            for i in range(count):
+                self.cols[k + i] = block[i]
+            k += count
+
+    def add(self, cols: list[np.ndarray], lo: int, hi: int) -> int:
+        """Copy rows lo..hi of a block (as many as fit); returns where it stopped."""
+        m = min(hi - lo, self.capacity - self.n)
+        n = self.n
+        for dest, col in zip(self.cols, cols, strict=True):
+            dest[n:n + m] = col[lo:lo + m]
+        self.n = n + m
+        return lo + m
+
+    def view(self) -> list[np.ndarray]:
+        return [c[: self.n] for c in self.cols]
+
+
+def _dtype_runs() -> list[tuple[np.dtype, int]]:
+    runs: list[tuple[np.dtype, int]] = []
+    for dtype in SAMPLE_COLUMNS.values():
+        if runs and runs[-1][0] == dtype:
+            runs[-1] = (dtype, runs[-1][1] + 1)
+        else:
+            runs.append((dtype, 1))
+    return runs
+
+
+_POOL: list[_GroupBuffer] = []  # buffers of finished runs (a process runs many in a row)
+_POOL_LOCK = threading.Lock()
+
+
+def _take_buffer(rows: int) -> _GroupBuffer:
+    with _POOL_LOCK:
+        for k, buf in enumerate(_POOL):
+            if buf.capacity == rows:
+                buf.n = 0
+                return _POOL.pop(k)
+    return _GroupBuffer(rows)
+
+
+def _give_back(buf: _GroupBuffer) -> None:
+    with _POOL_LOCK:
+        if len(_POOL) < 2 * _BUFFERS:
+            _POOL.append(buf)
 
 
 class LiveTables:
@@ -58,8 +121,11 @@ class LiveTables:
         self.journal_bytes = 0  # the journal's size after the last record seen
         self.last_record: tuple[int, int] | None = None
         self.error: str | None = None
-        self._pending: list[list[np.ndarray]] = []
-        self._pending_rows = 0
+        # Free row-group buffers; the one being filled.
+        self._free: queue.Queue = queue.Queue()
+        for _ in range(_BUFFERS - 1):
+            self._free.put(_take_buffer(self.row_group_rows))
+        self._filling: _GroupBuffer | None = _take_buffer(self.row_group_rows)
         self._closed = False  # the encoder thread has been stopped
         self._sealed = False  # no more samples expected (the run ended)
         self._written = False  # the file is complete and fsynced
@@ -71,7 +137,7 @@ class LiveTables:
             os.close(fd)
         self.tmp = Path(name)
         self._writer: Any = None  # opened on the encoder's thread (it imports pyarrow)
-        self._queue: queue.Queue = queue.Queue(maxsize=_QUEUE_GROUPS)
+        self._queue: queue.Queue = queue.Queue()
         self._encoder = threading.Thread(target=self._encode_loop, daemon=True,
                                          name=f"live-tables-{self.run_dir.name}")
         self._encoder.start()
@@ -121,18 +187,20 @@ class LiveTables:
             return
         if self._sealed:
             raise ValueError("samples after the end of the run")
-        self._pending.append(cols)
-        self._pending_rows += n
+        lo = 0
+        while lo < n:
+            if self._filling is None:  # waits while both buffers are with the encoder
+                self._filling = self._free.get()
+            lo = self._filling.add(cols, lo, n)
+            if self._filling.n == self._filling.capacity:
+                self._flush()
         self.n_samples += n
-        if self._pending_rows >= self.row_group_rows:
-            self._flush()
 
     def _flush(self) -> None:
-        # The engine's thread only hands the blocks over (they are never written to
-        # again); joining them and encoding happen on the encoder's thread.
-        if self._pending:
-            blocks, self._pending, self._pending_rows = self._pending, [], 0
-            self._queue.put(blocks)
+        # The encoder takes the full buffer; this thread goes on with the other one.
+        if self._filling is not None and self._filling.n:
+            self._queue.put(self._filling)
+            self._filling = None
 
     def _encode_loop(self) -> None:
         # Only this thread touches `means` and the writer until finish() joins it. It also
@@ -157,12 +225,14 @@ class LiveTables:
     def _encode(self, watch: int, pa: Any, to_arrow: Any, schema: Any) -> None:
         written_back = 0
         while True:
-            blocks = self._queue.get()
-            if blocks is None:
+            buf = self._queue.get()
+            if buf is None:
                 return
             if self.error is not None:
+                if isinstance(buf, _GroupBuffer):
+                    self._free.put(buf)  # the engine's thread may be waiting for it
                 continue
-            if blocks is _CLOSE:
+            if buf is _CLOSE:
                 try:
                     self._writer.close()
                     os.fsync(watch)  # the file's data, whichever descriptor wrote it
@@ -171,9 +241,7 @@ class LiveTables:
                     self.error = f"live tables: cannot write {self.tmp.name}: {exc}"
                 continue
             try:
-                # One array per column and row group: large copies release the GIL,
-                # and Arrow wraps each without copying.
-                cols = [np.concatenate([b[k] for b in blocks]) for k in range(len(_NAMES))]
+                cols = buf.view()  # Arrow wraps each column without copying
                 self._writer.write_table(pa.Table.from_arrays(
                     [to_arrow(c) for c in cols], schema=schema))
                 # Hand the group to the disk now: the fsync at the end has less to wait for.
@@ -184,6 +252,8 @@ class LiveTables:
                 self.means.feed({name: cols[k] for k, name in _MEANS_COLUMNS})
             except Exception as exc:
                 self.error = f"live tables: cannot write {self.tmp.name}: {exc}"
+            buf.n = 0
+            self._free.put(buf)
 
     # -- the end ---------------------------------------------------------------------------
     def fail(self, why: str) -> None:
@@ -202,6 +272,11 @@ class LiveTables:
             self._closed = True
             self._queue.put(None)
             self._encoder.join()
+            if self._filling is not None:
+                self._free.put(self._filling)
+                self._filling = None
+            while not self._free.empty():  # every buffer is back: keep them for the next run
+                _give_back(self._free.get())
 
     def finish(self) -> dict[str, Any] | None:
         """Write the timeseries (fsynced, not yet renamed) if the tap saw the whole journal.
@@ -235,7 +310,6 @@ class LiveTables:
     def abandon(self) -> None:
         """Stop and remove the temporary file (safe to call more than once)."""
         self.fail("abandoned")
-        self._pending = []
         self._stop_encoder()
         try:
             if self._writer is not None:
