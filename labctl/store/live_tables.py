@@ -104,7 +104,7 @@ def _take_buffer(rows: int) -> _GroupBuffer:
 
 def _give_back(buf: _GroupBuffer) -> None:
     with _POOL_LOCK:
-        if len(_POOL) < 2 * _BUFFERS:
+        if len(_POOL) < _BUFFERS:  # ~22 MB kept for the next run of this process
             _POOL.append(buf)
 
 
