@@ -41,17 +41,48 @@ def test_steps_count_from_the_previous_record(tmp_path):
     assert run.cycles.charge_capacity_ah.iloc[0] == pytest.approx(5 / 3600)
 
 
-def test_a_failure_leaves_no_run_directory(tmp_path, monkeypatch):
+@pytest.mark.parametrize("target", ["write_journal", "_write_table", "_write_durably"])
+def test_a_failure_leaves_no_run_directory(tmp_path, monkeypatch, target):
+    # the journal (written on a second thread), a Parquet table, run.json: a failure
+    # in any of them leaves nothing in the store
     samples, steps = _samples()
 
     def boom(*a, **k):
-        raise OSError("disk full")
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("labctl.store.tables.finalize", boom)
-    with pytest.raises(OSError):
-        create_imported_run(tmp_path, "r2", {}, samples, steps)
+    monkeypatch.setattr(f"labctl.store.imported.{target}", boom)
+    with pytest.raises(LabctlError, match="the disk is full.*nothing was kept"):
+        create_imported_run(tmp_path, "r2", {"source": {"sha256": "x"}}, samples, steps)
     assert list(tmp_path.iterdir()) == []
     assert imported.find_by_sha256(tmp_path, "x") is None
+
+
+@pytest.mark.parametrize("name", ["maccor_001.txt", "neware_uio.csv"])
+def test_tables_equal_what_finalize_builds_from_the_journal(vendor, tmp_path, name):
+    # the tables are written straight from the columns; the recorded runs' path
+    # (finalize reading the journal back) must give the same tables and summary
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from labctl.store.tables import finalize
+
+    run_dir = import_file(vendor / name, tmp_path / "a").path
+    assert open_run(run_dir).tables_current
+    copy = tmp_path / "b" / run_dir.name
+    shutil.copytree(run_dir, copy)
+    for table in ("timeseries", "steps", "cycles"):
+        (copy / f"{table}.parquet").unlink()
+    out = finalize(copy)
+    for table in ("timeseries", "steps", "cycles"):
+        ours, theirs = pq.read_table(run_dir / f"{table}.parquet"), \
+            pq.read_table(copy / f"{table}.parquet")
+        assert ours.schema.equals(theirs.schema)
+        assert ours.to_pandas().equals(theirs.to_pandas()), table
+    from labctl.store.run import summarize
+
+    meta = open_run(run_dir).meta
+    assert meta["summary"] == summarize(meta, out["steps"], out["cycles"], out["n_samples"])
 
 
 def test_forced_format_and_a_wrong_one(vendor, tmp_path):
