@@ -87,6 +87,9 @@ def read(path: Path, data: bytes) -> Parsed:
     for name, kind in ((state, "s"), (ah, "f"), (wh, "f"), (date, "s")):
         if name is not None:
             wanted[name] = kind
+    temps = _temperature_columns(names, lines[h + 1] if len(lines) > h + 1 else "", delim)
+    for name, _ in temps:
+        wanted[name] = "f"
     cols = read_table(path, data, h, delim, wanted, FMT)
     conv = []
     if per_unit is None:
@@ -132,8 +135,60 @@ def read(path: Path, data: bytes) -> Parsed:
             parsed.start_unix_s = start
             conv.append(f"unix_time_s: the first record's {date!r} (local time of the cycler, "
                         "taken as UTC: no time zone in the file) + test_time_s")
+    if temps:
+        _pick_temperature(parsed, cols, temps)
     parsed.metadata = {**_preamble(lines[:h]), **parsed.metadata}
     return parsed
+
+
+# Units a Maccor auxiliary channel may be logged in, as (scale, offset) to degC.
+_TEMP_UNITS = {"c": (1.0, 0.0), "degc": (1.0, 0.0), "°c": (1.0, 0.0), "k": (1.0, -273.15),
+               "f": (5.0 / 9.0, -32.0 * 5.0 / 9.0)}
+ABSOLUTE_ZERO_C = -273.15
+
+
+def _temperature_columns(names: list[str], first_row: str, delim: str
+                         ) -> list[tuple[str, tuple[float, float]]]:
+    """Auxiliary temperature columns: `Aux #N` followed by a `Units` column whose value in
+    the first record is a temperature unit (C, F, K), or a plain `Temp`/`Temperature`
+    column (degC). Returns (header, (scale, offset) to degC) in file order."""
+    import re
+
+    row = split(first_row, delim) if first_row.strip() else []
+    found = []
+    for k, name in enumerate(names):
+        low = " ".join(name.lower().split())
+        if re.fullmatch(r"aux ?#? ?\d+", low) and names.count(name) == 1:
+            unit = row[k + 1].strip().lower() if k + 1 < len(names) and k + 1 < len(row) and \
+                names[k + 1].strip().lower() == "units" else ""
+            if unit in _TEMP_UNITS:
+                found.append((name, _TEMP_UNITS[unit]))
+        elif re.fullmatch(r"(temp|temperature)( ?#? ?\d+)?( ?\((c|°c|degc)\))?", low) \
+                and names.count(name) == 1:
+            found.append((name, (1.0, 0.0)))
+    return found
+
+
+def _pick_temperature(parsed: Parsed, cols: dict, temps: list[tuple[str, tuple[float, float]]]
+                      ) -> None:
+    """temperature_c from the first auxiliary temperature channel with physically possible
+    readings. Readings below absolute zero (Maccor logs about -2500 C for a thermocouple
+    input with no sensor) are no temperature: NaN."""
+    unused = []
+    for name, (scale, offset) in temps:
+        values = np.asarray(cols[name], dtype=np.float64) * scale + offset
+        possible = values >= ABSOLUTE_ZERO_C
+        if not np.any(possible):
+            unused.append(name)
+            continue
+        parsed.temperature_c = np.where(possible, values, np.nan)
+        what = "" if (scale, offset) == (1.0, 0.0) else f" (x{scale:g} {offset:+g} to degC)"
+        parsed.conversions.append(f"temperature_c: auxiliary channel {name!r}{what}; readings "
+                                  "below absolute zero (no sensor) as missing")
+        break
+    if unused:
+        parsed.conversions.append(f"auxiliary temperature channels {', '.join(unused)}: every "
+                                  "reading below absolute zero (no sensor connected); not used")
 
 
 def _preamble(lines: list[str]) -> dict[str, str]:
