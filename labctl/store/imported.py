@@ -346,11 +346,17 @@ def _remove_abandoned(root: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def find_by_sha256(results_root: str | Path, sha256: str) -> Path | None:
-    """The run directory in the store whose `source.sha256` is this one, if any."""
+def has_size(results_root: str | Path, size_bytes: int) -> bool:
+    """Whether any imported run in the store came from a file of this size (if none, a
+    file of that size cannot be a re-import, and its hash need not come first)."""
+    return any(source.get("size_bytes") in (size_bytes, None)  # None: size not recorded
+               for _, source in _sources(results_root))
+
+
+def _sources(results_root: str | Path) -> Iterable[tuple[Path, dict]]:
     root = Path(results_root)
     if not root.is_dir():
-        return None
+        return
     with os.scandir(root) as it:
         folders = sorted(e.path for e in it if e.is_dir() and not e.name.startswith("."))
     for folder in folders:
@@ -359,6 +365,13 @@ def find_by_sha256(results_root: str | Path, sha256: str) -> Path | None:
         except (OSError, UnicodeDecodeError, ValueError):
             continue
         source = meta.get("source") if isinstance(meta, dict) else None
-        if isinstance(source, dict) and source.get("sha256") == sha256:
-            return Path(folder)
+        if isinstance(source, dict):
+            yield Path(folder), source
+
+
+def find_by_sha256(results_root: str | Path, sha256: str) -> Path | None:
+    """The run directory in the store whose `source.sha256` is this one, if any."""
+    for folder, source in _sources(results_root):
+        if source.get("sha256") == sha256:
+            return folder
     return None
