@@ -19,6 +19,7 @@ every format:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +89,8 @@ def record_at(index: int, first_line: int | None) -> str:
 
 def _check_finite(path: Any, name: str, values: np.ndarray, fmt: str,
                   first_line: int | None = None) -> None:
+    if np.isfinite(np.add.reduce(values, dtype=np.float64)):
+        return  # one pass, no mask: a finite sum means every value is finite
     bad = np.flatnonzero(~np.isfinite(values))
     if len(bad):
         raise fail(path, record_at(int(bad[0]), first_line), f"{name} is missing or not a number "
@@ -293,6 +296,7 @@ def orient_current(current: np.ndarray, charge: np.ndarray | None, discharge: np
     return current
 
 
+@functools.lru_cache(maxsize=4096)
 def unit_of(header: str) -> tuple[str, str]:
     """("Current", "mA") from "Current(mA)", "Current (mA)", "Current / mA", "Current_mA"."""
     import re

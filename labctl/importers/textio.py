@@ -9,6 +9,7 @@ fix or trim the file.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from collections.abc import Mapping
@@ -205,9 +206,9 @@ _UNITS: dict[str, float] = {
 
 def any_of(names: list[str], *candidates: str) -> str | None:
     """The first header name equal (ignoring case and spaces) to one of `candidates`."""
-    norm = {re.sub(r"\s+", "", n).lower(): n for n in reversed(names)}
+    norm = {_squeeze(n): n for n in reversed(names)}
     for c in candidates:
-        hit = norm.get(re.sub(r"\s+", "", c).lower())
+        hit = norm.get(_squeeze(c))
         if hit is not None:
             return hit
     return None
@@ -287,6 +288,13 @@ def _durations_by_csv(arr: pa.ChunkedArray) -> np.ndarray | None:
     return total
 
 
+@functools.lru_cache(maxsize=4096)
+def _squeeze(text: str) -> str:
+    """Lower case without white space (header names are matched many times per file)."""
+    return re.sub(r"\s+", "", text).lower()
+
+
+@functools.lru_cache(maxsize=4096)
 def _key(text: str) -> str:
     return re.sub(r"[\s_.\-]+", "", text).lower()
 
