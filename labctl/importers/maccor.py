@@ -19,8 +19,10 @@ Layouts read (names matched ignoring case and spaces):
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from labctl.importers.base import Counter, Parsed, as_ints, fail
@@ -102,9 +104,7 @@ def read(path: Path, data: bytes) -> Parsed:
                         f"-> seconds (x{per_unit:g})")
     current = current_raw = cols[amps]
     if state is not None:
-        st = pc.utf8_upper(pc.utf8_trim_whitespace(cols[state]))
-        direction = (pc.equal(st, "C").to_numpy(zero_copy_only=False).astype(np.int8)
-                     - pc.equal(st, "D").to_numpy(zero_copy_only=False).astype(np.int8))
+        direction = _state_direction(cols[state])
         current = np.where(direction == 0, current_raw, np.abs(current_raw) * direction)
         conv.append(f"current: {amps!r} unsigned, direction from {state!r} (C charge, "
                     "D discharge; R/O/S/E records keep the file's value) -> positive = charge")
@@ -127,7 +127,7 @@ def read(path: Path, data: bytes) -> Parsed:
         parsed.discharge_wh = Counter(np.where(direction < 0, e, 0.0), "step")
         conv.append(f"energy: {wh!r} (Wh, restarting each step) as the capacity")
     if state is not None:
-        parsed.step_labels = pc.utf8_trim_whitespace(cols[state])
+        parsed.step_labels = cols[state]  # to_samples strips the few it uses
     if date is not None and len(t):
         start = first_datetime_unix(str(cols[date][0].as_py()))
         if start is not None:
@@ -139,6 +139,23 @@ def read(path: Path, data: bytes) -> Parsed:
         _pick_temperature(parsed, cols, temps)
     parsed.metadata = {**_preamble(lines[:h]), **parsed.metadata}
     return parsed
+
+
+def _state_direction(col: Any) -> np.ndarray:
+    """+1 for C (charge), -1 for D (discharge), 0 otherwise, per record. One-letter states
+    (what Maccor writes) are read straight from the column's bytes; others through
+    pyarrow.compute."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    n = len(arr)
+    if n and not arr.null_count:
+        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + n + 1]
+        if offsets[-1] - offsets[0] == n:  # every value one byte long
+            letters = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+            letters = letters & 0xDF  # upper case
+            return ((letters == ord("C")).astype(np.int8) - (letters == ord("D")).astype(np.int8))
+    st = pc.utf8_upper(pc.utf8_trim_whitespace(col))
+    return (pc.equal(st, "C").to_numpy(zero_copy_only=False).astype(np.int8)
+            - pc.equal(st, "D").to_numpy(zero_copy_only=False).astype(np.int8))
 
 
 # Units a Maccor auxiliary channel may be logged in, as (scale, offset) to degC.
