@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from labctl.importers.base import Counter, Parsed, as_ints, fail
 from labctl.importers.textio import (
     any_of,
+    first_record_field,
     guess_delimiter,
     head_lines,
     parse_duration_s,
@@ -86,7 +87,9 @@ def read(path: Path, data: bytes) -> Parsed:
             raise fail(path, f"line {h + 1}", f"no {what} column in the Maccor header", FMT)
     wanted = {time_name: "s" if per_unit is None else "f", cyc: "f", step: "f", amps: "f",
               volts: "f"}
-    for name, kind in ((state, "s"), (ah, "f"), (wh, "f"), (date, "s")):
+    first_date = first_record_field(lines, h, names, date, delim) if date else None
+    for name, kind in ((state, "s"), (ah, "f"), (wh, "f"),
+                       (date if first_date is None else None, "s")):
         if name is not None:
             wanted[name] = kind
     temps = _temperature_columns(names, lines[h + 1] if len(lines) > h + 1 else "", delim)
@@ -129,9 +132,11 @@ def read(path: Path, data: bytes) -> Parsed:
     if state is not None:
         parsed.step_labels = cols[state]  # to_samples strips the few it uses
     if date is not None and len(t):
-        start = first_datetime_unix(str(cols[date][0].as_py()))
+        if first_date is None:
+            first_date = str(cols[date][0].as_py())
+        start = first_datetime_unix(first_date)
         if start is not None:
-            parsed.metadata["start_time"] = str(cols[date][0].as_py())
+            parsed.metadata["start_time"] = first_date
             parsed.start_unix_s = start
             conv.append(f"unix_time_s: the first record's {date!r} (local time of the cycler, "
                         "taken as UTC: no time zone in the file) + test_time_s")

@@ -29,6 +29,7 @@ from labctl.importers.base import Counter, Parsed, as_ints, fail, orient_current
 from labctl.importers.textio import (
     decode,
     find_column,
+    first_record_field,
     guess_delimiter,
     head_lines,
     parse_duration_s,
@@ -157,7 +158,8 @@ def read_csv(path: Path, data: bytes) -> Parsed:
     else:
         raise fail(path, f"line {h + 1}", "no test time column (Cumulative Time / Total Time) "
                    "and no Date column", FMT_CSV)
-    if date:
+    first_date = first_record_field(lines, h, names, date[0], delim) if date else None
+    if date and (not time_col or first_date is None):
         wanted[date[0]] = "s"
     for role, hit in opt.items():
         if hit:
@@ -191,10 +193,12 @@ def read_csv(path: Path, data: bytes) -> Parsed:
     if opt["label"]:
         parsed.step_labels = cols[opt["label"][0]]
     if date and len(t):
-        start = first_datetime_unix(str(cols[date[0]][0].as_py()))
+        if first_date is None or date[0] in cols:
+            first_date = str(cols[date[0]][0].as_py())
+        start = first_datetime_unix(first_date)
         if start is not None:
             parsed.start_unix_s = start
-            parsed.metadata["start_time"] = str(cols[date[0]][0].as_py())
+            parsed.metadata["start_time"] = first_date
             conv.append(f"unix_time_s: the first record's {date[0]!r} (no time zone in the "
                         "file: taken as UTC) + test_time_s")
     return parsed

@@ -56,6 +56,19 @@ def split(line: str, delim: str) -> list[str]:
     return [f.strip().strip('"') for f in line.split(delim)]
 
 
+def first_record_field(lines: list[str], header_line: int, names: list[str], name: str,
+                       delim: str) -> str | None:
+    """The field `name` of the first record under the header, from the head lines (so a
+    column of which only the first value is used, such as a date, is not read in full)."""
+    k = names.index(name)
+    for line in lines[header_line + 1:header_line + 4]:
+        if line.strip():
+            fields = [f.strip('"') for f in line.rstrip("\r\n").split(delim)] if delim != " " \
+                else line.split()
+            return fields[k] if k < len(fields) and len(fields) == len(names) else None
+    return None
+
+
 def guess_delimiter(line: str) -> str:
     counts = {d: line.count(d) for d in ("\t", ";", ",")}
     best = max(counts, key=lambda d: counts[d])
