@@ -154,7 +154,6 @@ def _write_run_files(folder: Path, meta: dict[str, Any], samples: Mapping[str, n
     into place), instead of atomic replacements with several fsyncs each: the folder is
     not visible until it is complete. Returns run.json's content as it must be written.
     """
-    from labctl.store.record_tables import build_records
     from labctl.store.run import summarize
     from labctl.store.tables import (
         ROW_GROUP_ROWS,
@@ -191,7 +190,7 @@ def _write_run_files(folder: Path, meta: dict[str, Any], samples: Mapping[str, n
         written = [path]
         written.append(_write_table(folder / "steps.parquet", step_cols))
         written.append(_write_table(folder / "cycles.parquet", cycle_cols))
-        tables = build_records(e for e in events if e is not None)
+        tables = record_frames(records)
         if tables:
             import pyarrow as pa
 
@@ -211,6 +210,32 @@ def _write_run_files(folder: Path, meta: dict[str, Any], samples: Mapping[str, n
     out = {**meta, "tables_journal_bytes": file_bytes,
            "tables_journal": journal_mark(file_bytes, last_record)}
     out["summary"] = summarize(out, step_cols, cycle_cols, n)
+    return out
+
+
+def record_frames(records: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, Any]:
+    """The record tables `build_records` makes from the journal's record events (one per
+    table and step, steps in order; the columns as JSON gives them back), built from the
+    columns at once instead of a DataFrame per step."""
+    out: dict[str, Any] = {}
+    for table, columns in records.items():
+        if not columns:
+            continue
+        order = np.argsort(np.asarray(columns["step_index"]), kind="stable")
+        if len(order) == 0:
+            continue
+        import pandas as pd
+
+        data = {}
+        for name, values in columns.items():
+            arr = np.asarray(values)[order]
+            kind = arr.dtype.kind
+            # what a JSON round trip gives pandas: Python ints, floats, bools; else as listed
+            data[name] = (arr.astype(np.int64) if kind in "iu" else arr.astype(np.float64)
+                          if kind == "f" else arr if kind == "b" else arr.tolist())
+        df = pd.DataFrame(data)
+        front = [c for c in ("step_index", "cycle_index", "test_time_s") if c in df.columns]
+        out[table] = df[front + [c for c in df.columns if c not in front]]
     return out
 
 

@@ -57,7 +57,7 @@ def test_a_failure_leaves_no_run_directory(tmp_path, monkeypatch, target):
     assert imported.find_by_sha256(tmp_path, "x") is None
 
 
-@pytest.mark.parametrize("name", ["maccor_001.txt", "neware_uio.csv"])
+@pytest.mark.parametrize("name", ["maccor_001.txt", "neware_uio.csv", "biol.mpr"])
 def test_tables_equal_what_finalize_builds_from_the_journal(vendor, tmp_path, name):
     # the tables are written straight from the columns; the recorded runs' path
     # (finalize reading the journal back) must give the same tables and summary
@@ -71,10 +71,14 @@ def test_tables_equal_what_finalize_builds_from_the_journal(vendor, tmp_path, na
     assert open_run(run_dir).tables_current
     copy = tmp_path / "b" / run_dir.name
     shutil.copytree(run_dir, copy)
-    for table in ("timeseries", "steps", "cycles"):
+    tables = ["timeseries", "steps", "cycles"] + [
+        f"records/{p.stem}" for p in sorted((run_dir / "records").glob("*.parquet"))]
+    if name == "biol.mpr":
+        assert "records/spectra" in tables  # its impedance sweeps
+    for table in tables:
         (copy / f"{table}.parquet").unlink()
     out = finalize(copy)
-    for table in ("timeseries", "steps", "cycles"):
+    for table in tables:
         ours, theirs = pq.read_table(run_dir / f"{table}.parquet"), \
             pq.read_table(copy / f"{table}.parquet")
         assert ours.schema.equals(theirs.schema)
