@@ -80,7 +80,15 @@ def _count_changes(values: np.ndarray) -> np.ndarray:
 
 def read_ndax(data: bytes) -> dict[str, Any] | None:
     """The records of an .ndax archive as newarenda's columns (float64, Status codes),
-    or None where this reader does not know the layout (use newarenda)."""
+    or None where this reader does not know the layout or the file does not hold
+    together (newarenda then reads it or says what is wrong)."""
+    try:
+        return _read(data)
+    except (ValueError, IndexError, KeyError, zipfile.BadZipFile, OSError, EOFError):
+        return None
+
+
+def _read(data: bytes) -> dict[str, Any] | None:
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         names = set(zf.namelist())
