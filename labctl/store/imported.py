@@ -48,6 +48,7 @@ _RECORD_HEADER = struct.Struct("<IBII")
 _ROW_COUNT = struct.Struct("<I")
 MAX_ROWS_PER_RECORD = 1 << 20  # as JournalWriter splits large blocks
 _IOV_MAX = 1024
+JOURNAL_THREAD_ROWS = 100_000  # from this many samples the journal gets its own thread
 
 IMPORTED = "imported"
 TMP_PREFIX = ".importing-"
@@ -171,10 +172,17 @@ def _write_run_files(folder: Path, meta: dict[str, Any], samples: Mapping[str, n
     events = _events(cols, steps, results, records)
     # The journal (the run's record, as for recorded runs) is written on a second thread
     # while this one encodes the Parquet tables: crc32, write and fsync release the GIL.
+    # A small one is written here (a thread start costs more) and fsynced with the rest.
     box: dict[str, Any] = {}
-    writer = threading.Thread(target=_journal_thread, args=(folder, cols, steps, events, box),
-                              name="import-journal")
-    writer.start()
+    written: list[Path] = []
+    if n < JOURNAL_THREAD_ROWS:
+        box["mark"] = write_journal(folder, cols, steps, events, sync=False)
+        written.append(folder / JOURNAL_NAME)
+        writer = None
+    else:
+        writer = threading.Thread(target=_journal_thread, args=(folder, cols, steps, events,
+                                                                box), name="import-journal")
+        writer.start()
     try:
         means = _CycleMeans()
         for lo in range(0, n, ROW_GROUP_ROWS):  # the groups finalize feeds: identical sums
@@ -187,7 +195,7 @@ def _write_run_files(folder: Path, meta: dict[str, Any], samples: Mapping[str, n
             pw.write_table(_arrow_table(cols), row_group_size=ROW_GROUP_ROWS)
         finally:
             pw.close()
-        written = [path]
+        written.append(path)
         written.append(_write_table(folder / "steps.parquet", step_cols))
         written.append(_write_table(folder / "cycles.parquet", cycle_cols))
         tables = record_frames(records)
@@ -203,7 +211,8 @@ def _write_run_files(folder: Path, meta: dict[str, Any], samples: Mapping[str, n
             written.append(folder / RECORDS_DIR)
         _fsync_all(written)
     finally:
-        writer.join()
+        if writer is not None:
+            writer.join()
     if "error" in box:
         raise box["error"]
     file_bytes, last_record = box["mark"]
@@ -272,11 +281,12 @@ def _journal_thread(folder: Path, cols: Mapping[str, np.ndarray], steps: list[Im
 
 
 def write_journal(folder: Path, cols: Mapping[str, np.ndarray], steps: list[ImportedStep],
-                  events: list[Any]) -> tuple[int, tuple[int, int]]:
+                  events: list[Any], sync: bool = True) -> tuple[int, tuple[int, int]]:
     """Write `journal.bin` in one pass, in the format `JournalWriter` writes (see
     labctl/store/journal.py): a header event, then `events`, each None replaced by the
-    samples of the next step as one SAMPLES record. One fsync at the end: the run folder
-    becomes visible only after it. Returns (file bytes, (last record offset, its CRC32))."""
+    samples of the next step as one SAMPLES record. One fsync at the end (unless the
+    caller fsyncs it with the other files): the run folder becomes visible only after
+    it. Returns (file bytes, (last record offset, its CRC32))."""
     order = list(SAMPLE_COLUMNS)  # the journal header's column order
     buffers: list[Any] = []
     size = last_offset = last_crc = 0
@@ -314,7 +324,8 @@ def write_journal(folder: Path, cols: Mapping[str, np.ndarray], steps: list[Impo
                 rest = memoryview(b"".join(bytes(b) for b in chunk))[written:]
                 while rest:
                     rest = rest[os.write(fd, rest):]
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
     return size, (last_offset, last_crc)

@@ -41,11 +41,14 @@ def test_steps_count_from_the_previous_record(tmp_path):
     assert run.cycles.charge_capacity_ah.iloc[0] == pytest.approx(5 / 3600)
 
 
+@pytest.mark.parametrize("threaded", [False, True])
 @pytest.mark.parametrize("target", ["write_journal", "_write_table", "_write_durably"])
-def test_a_failure_leaves_no_run_directory(tmp_path, monkeypatch, target):
-    # the journal (written on a second thread), a Parquet table, run.json: a failure
-    # in any of them leaves nothing in the store
+def test_a_failure_leaves_no_run_directory(tmp_path, monkeypatch, target, threaded):
+    # the journal (on a second thread for large runs), a Parquet table, run.json: a
+    # failure in any of them leaves nothing in the store
     samples, steps = _samples()
+    if threaded:
+        monkeypatch.setattr(imported, "JOURNAL_THREAD_ROWS", 0)
 
     def boom(*a, **k):
         raise OSError(28, "No space left on device")
@@ -57,8 +60,10 @@ def test_a_failure_leaves_no_run_directory(tmp_path, monkeypatch, target):
     assert imported.find_by_sha256(tmp_path, "x") is None
 
 
-@pytest.mark.parametrize("name", ["maccor_001.txt", "neware_uio.csv", "biol.mpr"])
-def test_tables_equal_what_finalize_builds_from_the_journal(vendor, tmp_path, name):
+@pytest.mark.parametrize("name,threaded", [("maccor_001.txt", False), ("neware_uio.csv", True),
+                                           ("biol.mpr", False)])
+def test_tables_equal_what_finalize_builds_from_the_journal(vendor, tmp_path, monkeypatch,
+                                                            name, threaded):
     # the tables are written straight from the columns; the recorded runs' path
     # (finalize reading the journal back) must give the same tables and summary
     import shutil
@@ -67,6 +72,8 @@ def test_tables_equal_what_finalize_builds_from_the_journal(vendor, tmp_path, na
 
     from labctl.store.tables import finalize
 
+    if threaded:  # the journal on its own thread, as for files of 100 000 rows and more
+        monkeypatch.setattr(imported, "JOURNAL_THREAD_ROWS", 0)
     run_dir = import_file(vendor / name, tmp_path / "a").path
     assert open_run(run_dir).tables_current
     copy = tmp_path / "b" / run_dir.name
