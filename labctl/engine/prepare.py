@@ -14,8 +14,8 @@ from labctl.cells.spec import CellSpec
 from labctl.plugins import Registry, build_registry
 from labctl.procedures import load_procedure
 from labctl.procedures.model import CompiledProcedure
-from labctl.station import find_default_station, load_station
-from labctl.station_spec import StationSpec
+from labctl.stations.load import find_default_station, load_station
+from labctl.stations.spec import StationSpec
 
 
 @dataclass

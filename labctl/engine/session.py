@@ -21,7 +21,7 @@ from labctl.engine.resume import check_inputs_unchanged, restore_instruments, re
 from labctl.engine.runner import Engine
 from labctl.errors import LabctlError, StorageError
 from labctl.plugins import file_sha256
-from labctl.station import make_clock, open_station, pace
+from labctl.stations.build import make_clock, open_station, pace
 from labctl.store.atomic import remove_stale_temp_files
 from labctl.store.journal import JournalWriter
 from labctl.store.run import summarize

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from labctl.capabilities.steps import ChamberStep, SourceRef
-from labctl.procedures.plan import Leaf
+from labctl.procedures.tree import Leaf
 from labctl.procedures.values import ProcFile
 from labctl.units import TEMPERATURE, TIME
 from labctl.yamlio import LocatedDoc, format_path

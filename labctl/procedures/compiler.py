@@ -33,7 +33,6 @@ from labctl.procedures.grammar import apply_cell_rules, parse_step_raw
 from labctl.procedures.includes import IncludeSteps
 from labctl.procedures.model import CompiledProcedure
 from labctl.procedures.parameters import parse_declarations, resolve
-from labctl.procedures.plan import DEFAULT_MAX_ITERATIONS, Leaf, Node, Repeat, make_plan
 from labctl.procedures.safety_sections import SafetySections
 from labctl.procedures.step_spec import StepSpec
 from labctl.procedures.substitute import (
@@ -43,8 +42,9 @@ from labctl.procedures.substitute import (
     format_value,
     substitute,
 )
+from labctl.procedures.tree import DEFAULT_MAX_ITERATIONS, Leaf, Node, Repeat, make_plan
 from labctl.procedures.values import ProcFile, ValueReaders, type_name
-from labctl.station_spec import StationSpec
+from labctl.stations.spec import StationSpec
 from labctl.units import (
     CURRENT,
     TIME,
@@ -383,7 +383,7 @@ def _locator(col: int | None, tmap: TextMap, lead: int) -> Locate:
 
 
 def _inferred_roles(nodes: tuple[Node, ...]) -> set[str]:
-    from labctl.procedures.plan import leaves
+    from labctl.procedures.tree import leaves
 
     roles = set()
     for leaf in leaves(nodes):

@@ -83,3 +83,22 @@ def test_run_json_is_parsed_again_only_when_it_changes(tmp_path):
     (folder / "run.json").write_text(json.dumps(meta))
     tile = watcher.tiles(0)[0]
     assert tile["state"] == "faulted" and tile["alarm"] and not tile["safety"]
+
+
+def test_runs_page_filters_by_bench_or_host(tmp_path):
+    """The Runs list of a store several benches write to: a fleet run is listed under its
+    bench, a local one under the PC it ran on; the bench filter keeps only that bench."""
+    from labctl.console.runs_index import filter_runs
+
+    now = time.time()
+    remote = _run(tmp_path, "cap-remote", "completed", started=now - 60, ended=now - 30)
+    meta = json.loads((remote / "run.json").read_text())
+    meta.update(host="bench-pc-b", fleet={"bench": "B"})
+    (remote / "run.json").write_text(json.dumps(meta))
+    _run(tmp_path, "cap-local", "completed", started=now - 50, ended=now - 20)
+    rows, facets = filter_runs(tmp_path, {})
+    assert {r["run_id"]: r["bench"] for r in rows} == {"cap-remote": "B",
+                                                        "cap-local": socket.gethostname()}
+    assert facets["bench"] == sorted(["B", socket.gethostname()])
+    only_b, _ = filter_runs(tmp_path, {"bench": "B"})
+    assert [r["run_id"] for r in only_b] == ["cap-remote"]
