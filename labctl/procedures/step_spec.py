@@ -150,6 +150,12 @@ class StepSpec:
         got = self._c.text_value(self._f, self.path + (key,), raw, key)
         return got[0].strip() if got is not None else None
 
+    def text_at(self, keys: tuple, raw: Any, what: str) -> str | None:
+        """A value nested inside the step's mapping (a list item, a sub-mapping's value) as
+        text with placeholders substituted; problems are located at `keys` below the step."""
+        got = self._c.text_value(self._f, self.path + keys, raw, what)
+        return got[0].strip() if got is not None else None
+
     def choice(self, key: str, options: Iterable[str], default: str | None = None) -> str | None:
         """One of `options` (compared case-insensitively; returned as listed)."""
         options = tuple(options)
