@@ -217,8 +217,10 @@ def main() -> None:
             row.update(imp_chi=chi_i, imp_done=done, t_imp=t_i, c_imp=c_i,
                        imp_ok=bool(done and np.all(np.isfinite(p_i))
                                    and _recovered(p_i, truth)))
-            state = f"{c_i:.1f} s CPU" if done else "stopped at the CPU limit"
-            print(f"  impedance.py on spectrum {i}: {state}", file=sys.stderr, flush=True)
+            state = (f"{c_i:.1f} s CPU, chi2 labctl/impedance.py {res.chi_square / chi_i:.4g}"
+                     if done else "stopped at the CPU limit")
+            print(f"  impedance.py on spectrum {i} ({circuit}): {state}", file=sys.stderr,
+                  flush=True)
         rows.append(row)
 
     def pct(x) -> str:
