@@ -12,7 +12,7 @@ from typing import Any
 
 from labctl.errors import LabctlError
 from labctl.plugins import AnalysisInfo, DriverInfo, StepTypeInfo, hookimpl
-from labctl.station_spec import InstrumentSpec
+from labctl.stations.spec import InstrumentSpec
 
 MAP_KEYS = {"dbc", "cells", "cells_per_module", "signals", "counters", "checksums", "cycle_times",
             "checksum_algorithm"}

@@ -13,19 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labctl.cells import load_cell
-from labctl.cells.spec import CellSpec
 from labctl.clock import VirtualClock, WallClock
 from labctl.engine.control import RunControl
 from labctl.engine.observer import RunObserver
+from labctl.engine.prepare import Prepared, prepare
 from labctl.engine.resume import check_inputs_unchanged, restore_instruments, resume_state
 from labctl.engine.runner import Engine
 from labctl.errors import LabctlError, StorageError
-from labctl.plugins import Registry, build_registry, file_sha256
-from labctl.procedures import load_procedure
-from labctl.procedures.model import CompiledProcedure
-from labctl.station import find_default_station, load_station, make_clock, open_station, pace
-from labctl.station_spec import StationSpec
+from labctl.plugins import file_sha256
+from labctl.stations.build import make_clock, open_station, pace
 from labctl.store.atomic import remove_stale_temp_files
 from labctl.store.journal import JournalWriter
 from labctl.store.run import summarize
@@ -35,42 +31,11 @@ DEFAULT_RESULTS = "results"
 
 
 @dataclass
-class Prepared:
-    """A procedure checked against a cell and a station, ready to run."""
-
-    procedure: CompiledProcedure
-    cell: CellSpec
-    station: StationSpec
-    registry: Registry
-    procedure_path: Path
-    params: dict[str, str]
-
-
-@dataclass
 class RunOutcome:
     path: Path
     status: str
     reason: str
     summary: dict[str, Any]
-
-
-def prepare(
-    procedure_path: str | Path,
-    *,
-    station_path: str | Path | None = None,
-    cell_ref: str | Path | None = None,
-    params: dict[str, str] | None = None,
-) -> Prepared:
-    """Load and validate everything; raises ValidationError/LabctlError (exit 2) on any problem."""
-    station_file = Path(station_path) if station_path else find_default_station()
-    station = load_station(station_file)  # loads only the plugins the station lists
-    registry = build_registry(station.plugin_files)
-    from labctl.cells import DEFAULT_CELL
-
-    cell = load_cell(cell_ref or DEFAULT_CELL)
-    params = dict(params or {})
-    procedure = load_procedure(procedure_path, cell=cell, station=station, params=params)
-    return Prepared(procedure, cell, station, registry, Path(procedure_path), params)
 
 
 def _save_companions(rundir: RunDir, prep: Prepared) -> None:

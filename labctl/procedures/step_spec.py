@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from labctl.capabilities.steps import LoggingPolicy, SourceRef
 from labctl.cells.spec import CellSpec
-from labctl.station_spec import StationSpec
+from labctl.stations.spec import StationSpec
 from labctl.yamlio import format_path
 
 if TYPE_CHECKING:

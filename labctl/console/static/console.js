@@ -81,7 +81,7 @@ function tile(t) {
     el("div", {class: "tile-head"},
       el("a", {href: `/runs/${encodeURIComponent(t.run_id)}`, class: "proc", text: t.procedure || t.run_id}),
       el("span", {class: `badge state state-${state}`, text: state})),
-    el("div", {class: "sub", text: [t.cell, t.station, t.channel ? `cycler ${t.channel}` : null].filter(Boolean).join(" · ")}),
+    el("div", {class: "sub", text: [t.bench ? `bench ${t.bench}` : null, t.cell, t.station, t.channel ? `cycler ${t.channel}` : null, t.host ? `on ${t.host}` : null].filter(Boolean).join(" · ")}),
     el("div", {class: "step", title: step, text: step}),
     el("div", {class: "readings"},
       el("div", {}, el("span", {class: "voltage", text: fmt(t.voltage_v, 4)}), el("label", {text: "V"})),
