@@ -57,14 +57,16 @@ def _layout(circuit: Circuit):
 
 
 def _tail_alphas(omega: np.ndarray, z: np.ndarray) -> tuple[float, ...]:
-    """The low-frequency slope of log|Z''| and 0.9: an arc at the edge bends the slope."""
+    """The low-frequency slope of log|Z''|, and 0.65 and 0.9 besides: an arc at the
+    low-frequency edge bends the slope, so it alone can be far off."""
+    fixed = (0.65, 0.9)
     order = np.argsort(omega)[:6]
     y = np.abs(z.imag[order])
     if np.count_nonzero(y > 0) < 3:
-        return (0.9,)
+        return fixed
     ok = y > 0
     slope = float(np.clip(-np.polyfit(np.log(omega[order][ok]), np.log(y[ok]), 1)[0], 0.5, 1.0))
-    return (slope,) if abs(slope - 0.9) < 0.05 else (slope, 0.9)
+    return (slope,) + tuple(a for a in fixed if abs(a - slope) >= 0.05)
 
 
 def grid_starts(circuit: Circuit, p0: np.ndarray, f: np.ndarray, z: np.ndarray
