@@ -13,7 +13,10 @@ frequency, that is often the wrong one (arcs swapped, one arc absorbing both).
    - the slowest arc moved below f_min,
    - two neighbouring arcs merged into one peak (time constants close: both
      placed at its log-mean, a factor 3 either side, half the resistance each);
-3. a bounded random search in log-parameter space: `n_random` points drawn in a
+3. the arc-placement grid of `arc_search` (every placement of the arcs' time
+   constants, resistances solved linearly) where the circuit is series R, simple
+   arcs and one tail; otherwise
+   a bounded random search in log-parameter space: `n_random` points drawn in a
    box derived from the data (arc time constants anywhere from 0.1/omega_max to
    10/omega_min, in increasing order; arc resistances from 1 % to 100 % of the
    spectrum's real-axis span; other parameters within a decade of the guess),
