@@ -120,3 +120,25 @@ def test_identifiable_within_must_be_a_positive_share():
     theta = truth(10.0, 100.0, 1e-5, 0.9, 300.0, 1e-2, 0.85)
     with pytest.raises(LabctlError, match="identifiable_within"):
         fit_spectrum(F_60, two_arcs(theta), TWO, identifiable_within=0.0)
+
+
+def test_command_takes_identifiable_within(tmp_path):
+    import pandas as pd
+
+    from tests.support import labctl_cmd
+
+    theta = truth(10.0, 100.0, 1e-4, 0.7, 100.0, 3e-4, 0.7)  # arcs too close at 1 %
+    z = noisy(two_arcs(theta), 0.01, 4)
+    path = tmp_path / "close.csv"
+    path.write_text("frequency_hz,z_real_ohm,z_imag_ohm\n" + "".join(
+        f"{a:.9e},{b.real:.9e},{b.imag:.9e}\n" for a, b in zip(F_60, z, strict=True)))
+    out = tmp_path / "out"
+    proc = labctl_cmd("analyze", "eis", str(path), "--circuit", TWO, "--output", str(out),
+                      "--identifiable-within", "0.05", "--no-plots", "--json")
+    assert proc.returncode == 0, proc.stderr
+    flagged = pd.read_parquet(out / "fits.parquet")["not_identifiable"].iloc[0].split(",")
+    assert {"R1", "R2"} <= set(flagged)
+    bad = labctl_cmd("analyze", "eis", str(path), "--output", str(tmp_path / "bad"),
+                     "--identifiable-within", "0", "--no-plots")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "--identifiable-within must be a positive share" in bad.stderr
