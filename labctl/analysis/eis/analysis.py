@@ -20,6 +20,7 @@ from labctl.analysis.eis.circuit import parse_circuit
 from labctl.analysis.eis.conductivity import ArrheniusResult, arrhenius_fit, pellet_conductivity
 from labctl.analysis.eis.fit import Bounds, FitResult, Initial, fit_many, spectrum_arrays
 from labctl.analysis.eis.linkk import DEFAULT_C, DEFAULT_MAX_RESIDUAL_PCT, LinKKResult, lin_kk
+from labctl.analysis.eis.multistart import IDENTIFIABLE_WITHIN
 from labctl.errors import LabctlError
 
 
@@ -91,11 +92,13 @@ def analyze_spectra(spectra: Sequence, circuit: str, *, thickness_mm: float | No
                     warm_start: bool = True, bulk: str | None = None,
                     grain_boundary: str | None = None, arrhenius_form: str = "sigma_t",
                     kk_c: float = DEFAULT_C,
-                    kk_max_residual_pct: float = DEFAULT_MAX_RESIDUAL_PCT) -> EisAnalysis:
+                    kk_max_residual_pct: float = DEFAULT_MAX_RESIDUAL_PCT,
+                    identifiable_within: float = IDENTIFIABLE_WITHIN) -> EisAnalysis:
     """Fit `circuit` to every spectrum (Spectrum objects or (frequency_hz, z) pairs),
     test each with Lin-KK, and with a pellet geometry (thickness_mm, area_cm2)
     report bulk and total conductivity; with two or more `temperatures_c`
     (one per spectrum) also their Arrhenius activation energies.
+    `identifiable_within`: see `fit_spectrum` (the `not_identifiable` flags).
     """
     spectra = list(spectra)
     if not spectra:
@@ -119,7 +122,7 @@ def analyze_spectra(spectra: Sequence, circuit: str, *, thickness_mm: float | No
             raise LabctlError(f"{names[i]}: {len(f)} points; a spectrum may have at most "
                               f"{MAX_POINTS} (issue the sweep as several spectra)")
     fits = fit_many(arrays, c, warm_start=warm_start, initial=initial, bounds=bounds,
-                    weighting=weighting)
+                    weighting=weighting, identifiable_within=identifiable_within)
     kks = [lin_kk(f, z, c=kk_c, max_residual_pct=kk_max_residual_pct) for f, z in arrays]
 
     rows, res_rows, kk_rows = [], [], []

@@ -31,13 +31,18 @@ def eis_command() -> click.Command:
     @click.option("--output", type=click.Path(file_okay=False), default=None,
                   help="Folder for a spectrum file's results (default: the file is imported into "
                        "the results store and its results go to RUN/analysis/eis/).")
+    @click.option("--identifiable-within", type=float, default=0.5, show_default=True,
+                  help="Flag a parameter not_identifiable when the data do not give it to "
+                       "within this share of its value (2 standard errors, or an equally "
+                       "good other minimum); e.g. 0.05 for 5 %.")
     @click.option("--no-plots", is_flag=True, help="Skip the PNG figures.")
     @results_option
     @json_option
     @user_errors
     def command(target: str, circuit: str | None, thickness_mm: float | None,
                 area_cm2: float | None, temperature_c: float | None, weighting: str,
-                output: str | None, no_plots: bool, results: str, as_json: bool) -> None:
+                output: str | None, identifiable_within: float, no_plots: bool, results: str,
+                as_json: bool) -> None:
         """Fit impedance spectra of a run (its `spectra` table) or of a spectrum file.
 
         Stores fits, Lin-KK residuals, conductivity and Arrhenius tables, PNG plots
@@ -48,6 +53,9 @@ def eis_command() -> click.Command:
         from labctl.analysis.eis.runs import analyze_file, analyze_run
         from labctl.errors import LabctlError
 
+        if not (identifiable_within > 0 and identifiable_within < float("inf")):
+            raise LabctlError(f"--identifiable-within must be a positive share (e.g. 0.05 "
+                              f"for 5 %), got {identifiable_within}")
         if (thickness_mm is None) != (area_cm2 is None):
             raise LabctlError("--thickness-mm and --area-cm2 go together (pellet conductivity)")
         path = Path(target)
@@ -55,7 +63,8 @@ def eis_command() -> click.Command:
             _, folder, summary = analyze_file(path, circuit, output=output,
                                               thickness_mm=thickness_mm, area_cm2=area_cm2,
                                               temperature_c=temperature_c, plots=not no_plots,
-                                              weighting=weighting)
+                                              weighting=weighting,
+                                              identifiable_within=identifiable_within)
         else:
             if output is not None:
                 raise LabctlError("--output is for spectrum files; a run's results go to "
@@ -65,7 +74,8 @@ def eis_command() -> click.Command:
             run_dir = run_or_import(target, results)  # a plain file is imported first
             _, folder, summary = analyze_run(run_dir, circuit, thickness_mm=thickness_mm,
                                              area_cm2=area_cm2, plots=not no_plots,
-                                             weighting=weighting)
+                                             weighting=weighting,
+                                             identifiable_within=identifiable_within)
         if as_json:
             emit_json({"ok": True, "folder": str(folder), "summary": summary})
         else:

@@ -31,11 +31,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.optimize import least_squares
 
+from labctl.analysis.eis.arc_search import grid_starts
 from labctl.analysis.eis.blas import single_threaded
 from labctl.analysis.eis.circuit import Circuit, parse_circuit
 from labctl.analysis.eis.elements import FrequencyGrid
 from labctl.analysis.eis.guess import initial_guess
 from labctl.analysis.eis.multistart import (
+    IDENTIFIABLE_WITHIN,
     canonical_order,
     drt_start,
     identifiability,
@@ -349,7 +351,8 @@ POLISHED = 2
 
 def _robust(problem: _Objective, c: Circuit, f, zz, lb, ub, weighting: str,
             max_nfev: int | None, starts: list[np.ndarray], n_random: int,
-            seed: int, reference: np.ndarray | None = None) -> FitResult:
+            seed: int, reference: np.ndarray | None = None,
+            identifiable_within: float = IDENTIFIABLE_WITHIN) -> FitResult:
     """Multi-start fit (see `multistart`): probe every start with a quick local fit,
     polish the best, put interchangeable arcs in canonical order, flag parameters."""
     clip = [np.exp(np.clip(np.log(np.maximum(v, 1e-300)), lb, ub)) for v in starts]
@@ -358,7 +361,12 @@ def _robust(problem: _Objective, c: Circuit, f, zz, lb, ub, weighting: str,
     if from_drt is not None:
         clip.append(np.exp(np.clip(np.log(np.maximum(from_drt, 1e-300)), lb, ub)))
     clip += structural_variants(c, auto, f)
-    if n_random > 0:
+    grid = grid_starts(c, auto, f, zz)
+    clip += [np.exp(np.clip(np.log(np.maximum(v, 1e-300)), lb, ub)) for v in grid]
+    # The arc-placement grid is the global search where it applies (series R, simple
+    # arcs, one tail); the random search covers the other topologies. On 600 benchmark
+    # spectra the random starts never improved on the grid's, at a quarter of the time.
+    if n_random > 0 and not grid:
         rnd = random_starts(c, auto, f, zz, lb, ub, n_random, np.random.default_rng(seed))
         costs = [problem.cost(v) for v in rnd]
         clip += [rnd[i] for i in np.argsort(costs)[:FITTED_RANDOM_STARTS]]
@@ -374,7 +382,8 @@ def _robust(problem: _Objective, c: Circuit, f, zz, lb, ub, weighting: str,
     others = [(r.chi_square, canonical_order(c, r.parameters, reference))
               for r in polished + probes
               if r is not best and np.isfinite(r.chi_square)]
-    flags = identifiability(best.parameters, best.stderr, best.chi_square, dof, others)
+    flags = identifiability(best.parameters, best.stderr, best.chi_square, dof, others,
+                            identifiable_within)
     return replace(best, not_identifiable=flags, n_starts=len(clip),
                    initial=np.asarray(starts[0], dtype=float))
 
@@ -384,7 +393,8 @@ def fit_spectrum(frequency_hz: np.ndarray, z: np.ndarray, circuit: str | Circuit
                  initial: Initial | None = None, bounds: Bounds | None = None,
                  weighting: str = "modulus", max_nfev: int | None = None,
                  multistart: bool = True, n_random: int = DEFAULT_RANDOM_STARTS,
-                 seed: int = 0) -> FitResult:
+                 seed: int = 0, identifiable_within: float = IDENTIFIABLE_WITHIN
+                 ) -> FitResult:
     """Fit `circuit` to one spectrum (z complex, Ohm; Z = Z' + j Z'').
 
     `initial`: all parameters in order, or {name: value} to override some of the
@@ -392,11 +402,17 @@ def fit_spectrum(frequency_hz: np.ndarray, z: np.ndarray, circuit: str | Circuit
     parameter units; default 0 < theta, CPE alpha <= 1 (searched within the
     finite box of `multistart.search_bounds`).
 
-    `multistart` (default): the given/automatic start, its structural variants
-    and the best of `n_random` seeded random points are each fitted and the
+    `multistart` (default): the given/automatic start, its structural variants,
+    the best placements of the arc-placement grid (`arc_search`; where it does not
+    apply, the best of `n_random` seeded random points) are each fitted and the
     lowest chi2 kept (module `multistart`). `multistart=False`: one local fit from
     `initial` (or the automatic guess), as fast as possible.
+
+    `identifiable_within`: a parameter is flagged `not_identifiable` when the data
+    do not determine it to within this share of its value (two standard errors, or
+    an equally good other minimum; default 0.5, i.e. relative stderr > 25 %).
     """
+    _check_within(identifiable_within)
     c, f, zz, lb, ub = _setup(frequency_hz, z, circuit, bounds, weighting)
     problem = _Objective(c, f, zz, weighting)
     x0 = _start(c, f, zz, initial, lb, ub)
@@ -404,10 +420,17 @@ def fit_spectrum(frequency_hz: np.ndarray, z: np.ndarray, circuit: str | Circuit
         res = _solve(problem, c, x0, lb, ub, weighting, max_nfev)
         dof = 2 * len(f) - c.n_parameters
         return replace(res, not_identifiable=identifiability(
-            res.parameters, res.stderr, res.chi_square, dof, []))
+            res.parameters, res.stderr, res.chi_square, dof, [], identifiable_within))
     starts = [x0] if initial is None else [x0, _start(c, f, zz, None, lb, ub)]
     return _robust(problem, c, f, zz, lb, ub, weighting, max_nfev, starts, n_random, seed,
-                   reference=None if initial is None else x0)
+                   reference=None if initial is None else x0,
+                   identifiable_within=identifiable_within)
+
+
+def _check_within(value: float) -> None:
+    if not (np.isfinite(value) and value > 0):
+        raise LabctlError(f"identifiable_within must be a positive share (e.g. 0.05 for 5 %), "
+                          f"got {value!r}")
 
 
 @single_threaded
@@ -415,7 +438,8 @@ def fit_many(spectra: Sequence, circuit: str | Circuit, *, warm_start: bool = Tr
              check_guess: bool = True, initial: Initial | None = None,
              bounds: Bounds | None = None, weighting: str = "modulus",
              max_nfev: int | None = None, multistart: bool = True,
-             n_random: int = DEFAULT_RANDOM_STARTS) -> list[FitResult]:
+             n_random: int = DEFAULT_RANDOM_STARTS,
+             identifiable_within: float = IDENTIFIABLE_WITHIN) -> list[FitResult]:
     """Fit many spectra (objects with frequency_hz, z_real_ohm, z_imag_ohm, or
     (frequency_hz, z) pairs) with the same circuit.
 
@@ -428,6 +452,7 @@ def fit_many(spectra: Sequence, circuit: str | Circuit, *, warm_start: bool = Tr
     only tried when the warm fit fails or ends with a chi-square more than twice
     the previous one.
     """
+    _check_within(identifiable_within)
     c = circuit if isinstance(circuit, Circuit) else parse_circuit(circuit)
     results: list[FitResult] = []
     previous: FitResult | None = None
@@ -440,7 +465,8 @@ def fit_many(spectra: Sequence, circuit: str | Circuit, *, warm_start: bool = Tr
             if warm_start and previous is not None:
                 starts.insert(0, previous.parameters)
             res = _robust(problem, c, f, zz, lb, ub, weighting, max_nfev, starts, n_random,
-                          seed=k, reference=None if initial is None else starts[-1])
+                          seed=k, reference=None if initial is None else starts[-1],
+                          identifiable_within=identifiable_within)
         elif not warm_start or previous is None:
             res = _solve(problem, c, _start(c, f, zz, initial, lb, ub), lb, ub, weighting,
                          max_nfev)
@@ -460,7 +486,7 @@ def fit_many(spectra: Sequence, circuit: str | Circuit, *, warm_start: bool = Tr
         if not multistart:
             dof = 2 * len(f) - c.n_parameters
             res = replace(res, not_identifiable=identifiability(
-                res.parameters, res.stderr, res.chi_square, dof, []))
+                res.parameters, res.stderr, res.chi_square, dof, [], identifiable_within))
         if res.success:
             previous = res
         results.append(res)

@@ -13,7 +13,10 @@ frequency, that is often the wrong one (arcs swapped, one arc absorbing both).
    - the slowest arc moved below f_min,
    - two neighbouring arcs merged into one peak (time constants close: both
      placed at its log-mean, a factor 3 either side, half the resistance each);
-3. a bounded random search in log-parameter space: `n_random` points drawn in a
+3. the arc-placement grid of `arc_search` (every placement of the arcs' time
+   constants, resistances solved linearly) where the circuit is series R, simple
+   arcs and one tail; otherwise
+   a bounded random search in log-parameter space: `n_random` points drawn in a
    box derived from the data (arc time constants anywhere from 0.1/omega_max to
    10/omega_min, in increasing order; arc resistances from 1 % to 100 % of the
    spectrum's real-axis span; other parameters within a decade of the guess),
@@ -24,11 +27,14 @@ Arcs of identical make-up (e.g. the two ``p(R,CPE)`` blocks of
 in a canonical order -- increasing time constant, so the first-written arc is
 the fastest (bulk before grain boundary) -- so "swapped arcs" cannot occur.
 
-Identifiability: a parameter is flagged `not_identifiable` when its relative
-standard error exceeds `MAX_RELATIVE_STDERR` (or is infinite), or when another
-local minimum fits statistically as well (chi2 within one noise variance of the
-best: delta chi2 < s^2 = chi2 / dof) with that parameter more than 10 %
-different: the data cannot tell the two apart.
+Identifiability: a parameter is flagged `not_identifiable` when the data do not
+determine it to within `identifiable_within` (relative; default 0.5): twice its
+standard error exceeds that share of its value (or is infinite), or another local
+minimum fits statistically as well (chi2 within one noise variance of the best:
+delta chi2 < s^2 = chi2 / dof) with that parameter differing by more than
+`identifiable_within` (at most 10 %): the data cannot tell the two apart. The
+default is the usual "relative standard error above 25 %"; a user who needs a
+resistance to 5 % passes 0.05 and gets the flag wherever the data cannot give 5 %.
 """
 
 from __future__ import annotations
@@ -37,8 +43,8 @@ import numpy as np
 
 from labctl.analysis.eis.circuit import Circuit, Element, Parallel, elements_in, top_level_parts
 
-MAX_RELATIVE_STDERR = 0.25
-ALTERNATIVE_DIFFERENCE = np.log(1.1)
+IDENTIFIABLE_WITHIN = 0.5  # 2 standard errors within 50 %: relative stderr <= 25 %
+ALTERNATIVE_DIFFERENCE = 0.1
 ALPHA_FLOOR = 0.2  # CPE exponents below this are not a physical element
 
 
@@ -237,14 +243,16 @@ def random_starts(circuit: Circuit, p0: np.ndarray, f: np.ndarray, z: np.ndarray
 
 
 def identifiability(theta: np.ndarray, stderr: np.ndarray, best_chi2: float, dof: int,
-                    alternatives: list[tuple[float, np.ndarray]]) -> np.ndarray:
+                    alternatives: list[tuple[float, np.ndarray]],
+                    within: float = IDENTIFIABLE_WITHIN) -> np.ndarray:
     """Per-parameter `not_identifiable` flags (module docstring)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.abs(stderr / theta)
-    flags = ~np.isfinite(rel) | (rel > MAX_RELATIVE_STDERR)
+    flags = ~np.isfinite(rel) | (2.0 * rel > within)
     s2 = best_chi2 / dof if dof > 0 else np.inf
+    apart = np.log1p(min(within, ALTERNATIVE_DIFFERENCE))
     for chi2, other in alternatives:
         if chi2 - best_chi2 < s2:
             with np.errstate(divide="ignore", invalid="ignore"):
-                flags |= np.abs(np.log(other / theta)) > ALTERNATIVE_DIFFERENCE
+                flags |= np.abs(np.log(other / theta)) > apart
     return flags
