@@ -126,6 +126,12 @@ def analyze_one(name: str, run_path: str, options: dict[str, Any]) -> dict[str, 
         _capture_stop()
 
 
+def analyze_many(name: str, run_paths: list[str], options: dict[str, Any]
+                 ) -> list[dict[str, Any]]:
+    """`analyze_one` for several runs in one task (one scheduler round trip for all)."""
+    return [analyze_one(name, path, options) for path in run_paths]
+
+
 def per_item_rows(name: str, folder: str | None) -> dict[str, list] | None:
     """The columns of the analysis' per-item table the fleet table collects (cycling: its
     cycles table), read here in the worker so the client never re-reads every run."""

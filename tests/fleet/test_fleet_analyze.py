@@ -134,3 +134,40 @@ def test_where_picks_runs_from_the_catalog(store_copy):
     assert bad.exit_code == 2 and "catalog columns" in bad.output
     both = CliRunner().invoke(main, ["analyze", "cycling", "RUN", "--all"])
     assert both.exit_code == 2
+
+
+def test_several_runs_per_task_give_the_same_bytes_and_the_same_order(
+        client, store_copy, tmp_path, monkeypatch):
+    from labctl.fleet import analyze as fleet_analyze
+
+    serial_store = tmp_path / "serial"
+    shutil.copytree(store_copy, serial_store)
+    reference = _serial_reference(serial_store)
+    # 5 runs on 2 workers in tasks of 3, 1 and 1 runs (half of what is left per task).
+    monkeypatch.setattr(fleet_analyze, "CHUNKS_PER_WORKER", 1)
+    seen: list[int] = []
+    outcome = fleet_analyze.analyze_all("cycling", results=store_copy, client=client,
+                                        progress=lambda done, total: seen.append(done))
+    steps = sorted(b - a for a, b in zip([0, *seen[:-1]], seen, strict=True))
+    assert steps == [1, 1, 3] and seen[-1] == 5  # one progress step per task, by runs done
+    catalog, _ = fleet_analyze.select_runs(store_copy, None)
+    assert [Path(r["run_path"]).name for r in outcome.results] == [
+        Path(p).name for p in catalog["path"]]  # results in catalog order, whatever ran first
+    assert not outcome.failed
+    for run in _runs(store_copy):
+        assert _files(run) == reference[run.name], run.name
+
+
+def test_tasks_take_the_largest_runs_first_and_shrink_to_one_run():
+    from labctl.fleet.analyze import MAX_RUNS_PER_TASK, largest_first, plan_chunks
+
+    assert largest_first([10, 30, 20, 30], 4) == [1, 3, 2, 0]
+    assert largest_first(None, 3) == [0, 1, 2]
+    order = list(range(1000))
+    chunks = plan_chunks(order, workers=2)
+    assert [i for c in chunks for i in c] == order  # every run once, in the given order
+    sizes = [len(c) for c in chunks]
+    assert max(sizes) == MAX_RUNS_PER_TASK and sizes[0] == MAX_RUNS_PER_TASK
+    assert sizes == sorted(sizes, reverse=True) and sizes[-8:] == [1] * 8
+    assert len(chunks) < 1000 / 4  # far fewer tasks than runs
+    assert [len(c) for c in plan_chunks(list(range(5)), workers=2)] == [1] * 5
