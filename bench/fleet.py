@@ -30,6 +30,7 @@ import multiprocessing as mp
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -169,9 +170,9 @@ def _run_mode(results: Path, workers: int, where: str | None, plots: bool) -> di
 
 def _report(rows: list[dict]) -> None:
     """The table: wall figures (noisy on a shared machine) and CPU figures (not)."""
-    serial = rows[0]
-    serial_wall = serial["analysis_s"] / serial["runs"]
-    serial_cpu = serial["cpu_s"] / serial["runs"]
+    serials = [r for r in rows if r["workers"] == 0]
+    serial_wall = statistics.median(r["analysis_s"] / r["runs"] for r in serials)
+    serial_cpu = statistics.median(r["cpu_s"] / r["runs"] for r in serials)
     cores = max(1, os.cpu_count() or 1)
     print(f"{'mode':<22} {'runs':>5} {'start-up s':>10} {'analysis s':>10} {'runs/s':>7} "
           f"{'speed-up':>8} {'CPU s/run':>9} {'client':>7} {'workers':>7} {'nannies':>7} "
@@ -198,6 +199,16 @@ def _report(rows: list[dict]) -> None:
               f"{parts['nannies'] / n:>7.4f} {bound:>9.2f} {idle:>9.2f}  "
               f"{', '.join(f'{p:.0f}' for p in r['peak_mib'])}"
               + (f"  ({r['failed']} failed)" if r["failed"] else ""))
+    print("(speed-up and CPU bound against the serial median"
+          + (f" of {len(serials)} timings" if len(serials) > 1 else "") + ")")
+    for w in sorted({r["workers"] for r in rows if r["workers"] and not r.get("tenth")}):
+        mine = [r for r in rows if r["workers"] == w and not r.get("tenth")]
+        cpu = statistics.median(r["cpu_s"] / r["runs"] for r in mine)
+        wall = statistics.median(r["analysis_s"] / r["runs"] for r in mine)
+        used = max(1, min(os.cpu_count() or 1, w))
+        print(f"{w} worker(s), median of {len(mine)}: CPU s/run {cpu:.4f} (serial "
+              f"{serial_cpu:.4f}, {cpu / serial_cpu - 1:+.1%}), CPU-bound speed-up "
+              f"{serial_cpu / (cpu / used):.2f}, wall speed-up {serial_wall / wall:.2f}")
 
 
 def main() -> None:
@@ -210,6 +221,8 @@ def main() -> None:
                         help="Skip the per-run PNG figures (the analysis' own option).")
     parser.add_argument("--modes", default="0,1,2",
                         help="Worker counts to time, serial (0) first (default 0,1,2).")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="Time every mode this many times, alternating (medians too).")
     parser.add_argument("--no-tenth", dest="tenth", action="store_false",
                         help="Skip the 2-worker run on a tenth of the runs (memory check).")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
@@ -236,7 +249,10 @@ def main() -> None:
         modes = [int(m) for m in args.modes.split(",")]
         if modes[0] != 0:
             raise SystemExit("--modes must start with 0 (serial, the reference)")
-        rows = [_run_mode(results, w, None, args.plots) for w in modes]
+        # Modes alternate, `--repeat` times: the machine's load drifts, so each mode
+        # meets the same mix of quiet and busy moments.
+        rows = [_run_mode(results, w, None, args.plots)
+                for _ in range(args.repeat) for w in modes]
         if args.tenth and 2 in modes:
             from labctl.fleet.store import Store
 

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from labctl.errors import LabctlError
-from labctl.fleet.tasks import analyze_many, analyze_one
+from labctl.fleet.tasks import analyze_many, analyze_one, gc_frozen
 
 FLEET_DIR = "fleet"
 
@@ -119,10 +119,11 @@ def analyze_all(
 def _serial(name: str, paths: list[str], options: dict[str, Any],
             progress: Callable[[int, int], None] | None) -> list[dict[str, Any]]:
     out = []
-    for k, path in enumerate(paths):
-        out.append(analyze_one(name, path, options))
-        if progress:
-            progress(k + 1, len(paths))
+    with gc_frozen():  # as a worker's task does (labctl/fleet/tasks.py)
+        for k, path in enumerate(paths):
+            out.append(analyze_one(name, path, options))
+            if progress:
+                progress(k + 1, len(paths))
     return out
 
 
