@@ -144,18 +144,25 @@ def _distributed(name: str, paths: list[str], options: dict[str, Any], client: A
     futures = client.map(analyze_many, [name] * len(chunks),
                          [[paths[i] for i in chunk] for chunk in chunks],
                          [options] * len(chunks), key=keys)
-    index = {f.key: k for k, f in enumerate(futures)}
+    owner = {f.key: chunk for f, chunk in zip(futures, chunks, strict=True)}
     by_index: dict[int, dict[str, Any]] = {}
     done = 0
-    for future in as_completed(futures):
-        chunk = chunks[index[future.key]]
+    pending = as_completed(futures)
+    for future in pending:
+        chunk = owner.pop(future.key)
         try:
             for i, result in zip(chunk, future.result(), strict=True):
                 by_index[i] = result
-        except Exception as exc:  # e.g. KilledWorker: the runs killed their workers repeatedly
-            for i in chunk:
-                by_index[i] = {"run_path": paths[i], "ok": False,
-                               "error": f"{type(exc).__name__}: {exc}"}
+        except Exception as exc:  # e.g. KilledWorker: a run killed its workers repeatedly
+            if len(chunk) > 1:  # find which: each of its runs again, alone
+                for i in chunk:
+                    again = client.submit(analyze_many, name, [paths[i]], options,
+                                          key=f"labctl-analyze-{name}-{batch}-run-{i}")
+                    owner[again.key] = [i]
+                    pending.add(again)
+                continue
+            by_index[chunk[0]] = {"run_path": paths[chunk[0]], "ok": False,
+                                  "error": f"{type(exc).__name__}: {exc}"}
         done += len(chunk)
         if progress:
             progress(done, len(paths))

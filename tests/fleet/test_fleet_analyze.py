@@ -171,3 +171,36 @@ def test_tasks_take_the_largest_runs_first_and_shrink_to_one_run():
     assert sizes == sorted(sizes, reverse=True) and sizes[-8:] == [1] * 8
     assert len(chunks) < 1000 / 4  # far fewer tasks than runs
     assert [len(c) for c in plan_chunks(list(range(5)), workers=2)] == [1] * 5
+
+
+def _analyze_many_or_die(name, paths, options):
+    """In a worker: a run named poison-* kills the worker's process (like a segfault)."""
+    from labctl.fleet.tasks import analyze_many
+
+    if any(Path(p).name.startswith("poison") for p in paths):
+        os._exit(1)
+    return analyze_many(name, paths, options)
+
+
+def test_a_run_that_kills_its_worker_fails_alone_not_its_whole_task(
+        client, dask_cluster, store_copy, monkeypatch):
+    from labctl.fleet import analyze as fleet_analyze
+
+    shutil.copytree(_runs(store_copy)[0], store_copy / "poison-run")
+    meta = json.loads((store_copy / "poison-run" / "run.json").read_text())
+    meta["run_id"] = "poison-run"
+    (store_copy / "poison-run" / "run.json").write_text(json.dumps(meta))
+    monkeypatch.setattr(fleet_analyze, "analyze_many", _analyze_many_or_die)
+    monkeypatch.setattr(fleet_analyze, "plan_chunks", lambda order, workers: [order])
+    scheduler = dask_cluster[0].scheduler
+    monkeypatch.setattr(scheduler, "allowed_failures", 0)  # the first death gives up
+    # One task at a time per worker, so a dying worker takes no queued task with it.
+    monkeypatch.setattr(scheduler, "WORKER_SATURATION", 1.0)
+    outcome = fleet_analyze.analyze_all("cycling", results=store_copy, client=client,
+                                        options={"no_plots": True})
+    failed = {Path(r["run_path"]).name: r["error"] for r in outcome.failed}
+    assert list(failed) == ["poison-run"] and "KilledWorker" in failed["poison-run"]
+    assert len(outcome.results) == len(CELLS) + 1  # the 5 runs of its task were redone alone
+    for run in _runs(store_copy):
+        if run.name != "poison-run":
+            assert (run / "analysis" / "cycling" / "summary.json").is_file(), run.name
