@@ -24,7 +24,8 @@ from labctl.analysis.bms.checks import message_checks
 from labctl.can.decode import BatchDecoder
 from labctl.can.framelog import read_log, write_blf
 from labctl.cells.load import load_cell
-from labctl.station import load_station, open_station
+from labctl.stations.build import open_station
+from labctl.stations.load import load_station
 
 REPO = Path(__file__).resolve().parent.parent
 

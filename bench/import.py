@@ -12,6 +12,10 @@ environment that has it with --cellpy-python (default: $CELLPY_PYTHON), e.g.
 `python -m venv /tmp/cp && /tmp/cp/bin/pip install cellpy`.
 
 Usage: python bench/import.py [--rows N] [--cellpy-python PATH] [--skip-large]
+       [--skip-samples] [--repeats N] [--only FORMAT ...]
+
+Prints wall and CPU time (medians), rows/s, and cellpy's time over labctl's (x wall,
+x cpu) per file.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -45,38 +50,51 @@ SAMPLES = [  # file, cellpy instrument, cellpy keyword arguments
 ]
 
 CELLPY_SCRIPT = r"""
-import json, sys, time, warnings, logging
+import json, sys, time, warnings, logging, resource
 warnings.filterwarnings("ignore"); logging.disable(logging.CRITICAL)
 import cellpy
+def cpu():  # this process (all threads) plus finished child processes (mdb-export)
+    c = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + c.ru_utime + c.ru_stime
 out = {}
 for path, inst, kw in json.loads(sys.argv[1]):
-    best = None
-    for _ in range(2):
-        t = time.perf_counter()
+    walls, cpus = [], []
+    for _ in range(3):
+        t, c0 = time.perf_counter(), cpu()
         try:
             c = cellpy.get(path, instrument=inst, **kw)
             n = len(c.data.raw)
         except Exception as e:
             out[path] = {"error": type(e).__name__ + ": " + str(e)[:120]}
             break
-        dt = time.perf_counter() - t
-        best = dt if best is None else min(best, dt)
-        out[path] = {"seconds": best, "rows": n}
+        walls.append(time.perf_counter() - t)
+        cpus.append(cpu() - c0)
+        out[path] = {"seconds": sorted(walls)[len(walls) // 2],
+                     "cpu_seconds": sorted(cpus)[len(cpus) // 2], "rows": n}
 print(json.dumps(out))
 """
 
 
-def best_of(fn, n: int = 3) -> float:
-    times = []
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads) plus its finished children (mdb-export)."""
+    c = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + c.ru_utime + c.ru_stime
+
+
+def median_of(fn, n: int = 3) -> tuple[float, float]:
+    """(median wall seconds, median CPU seconds: see cpu_seconds)."""
+    walls, cpus = [], []
     for _ in range(n):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), cpu_seconds()
         fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+        walls.append(time.perf_counter() - t)
+        cpus.append(cpu_seconds() - c)
+    return sorted(walls)[n // 2], sorted(cpus)[n // 2]
 
 
-def time_file(path: Path, repeats: int = 3) -> tuple[int, float, float]:
-    """(rows, read seconds, full import seconds)."""
+def time_file(path: Path, repeats: int = 3
+              ) -> tuple[int, tuple[float, float], tuple[float, float]]:
+    """(rows, (wall, CPU) seconds of the read, (wall, CPU) of the full import)."""
     def read():
         parsed, _ = parse_file(path)
         if len(parsed.time_s):
@@ -91,7 +109,7 @@ def time_file(path: Path, repeats: int = 3) -> tuple[int, float, float]:
         finally:
             shutil.rmtree(root, ignore_errors=True)
 
-    return rows, best_of(read, repeats), best_of(full, repeats)
+    return rows, median_of(read, repeats), median_of(full, repeats)
 
 
 def cellpy_times(python: str | None) -> dict[str, dict]:
@@ -190,35 +208,51 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--cellpy-python", default=os.environ.get("CELLPY_PYTHON"))
     ap.add_argument("--skip-large", action="store_true")
+    ap.add_argument("--skip-samples", action="store_true")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--only", nargs="*", help="large text formats to time (default: all)")
     args = ap.parse_args()
 
-    print(f"vendor samples ({VENDOR})")
+    if args.skip_samples:
+        return _large(args)
+    print(f"vendor samples ({VENDOR}); medians of 3; CPU = this process's CPU time, "
+          "all threads, + child processes (the machine is shared: wall time is noisy)")
     cp = cellpy_times(args.cellpy_python)
-    print(f"{'file':34s} {'format':13s} {'rows':>8s} {'read s':>8s} {'rows/s':>10s} "
-          f"{'import s':>9s} {'rows/s':>10s} {'cellpy s':>9s} {'x cellpy':>9s}")
+    print(f"{'file':30s} {'format':12s} {'rows':>7s} | {'read wall':>9s} {'cpu':>6s} "
+          f"{'rows/s':>9s} | {'import wall':>11s} {'cpu':>6s} {'rows/s':>9s} "
+          f"{'cpu rows/s':>10s} | {'cellpy wall':>11s} {'cpu':>6s} {'x wall':>6s} "
+          f"{'x cpu':>6s}")
     for name, _, _ in SAMPLES:
         path = VENDOR / name
-        rows, read_s, full_s = time_file(path)
+        rows, (read_w, read_c), (full_w, full_c) = time_file(path)
         fmt = parse_file(path)[0].fmt
         c = cp.get(str(path), {})
-        cs = c.get("seconds")
-        print(f"{name[:34]:34s} {fmt:13s} {rows:8d} {read_s:8.3f} {rows / read_s:10.0f} "
-              f"{full_s:9.3f} {rows / full_s:10.0f} "
-              + (f"{cs:9.3f} {cs / full_s:9.1f}" if cs else f"{'-':>9s} {'-':>9s}")
+        cs, cc = c.get("seconds"), c.get("cpu_seconds")
+        print(f"{name[:30]:30s} {fmt:12s} {rows:7d} | {read_w:9.3f} {read_c:6.3f} "
+              f"{rows / read_w:9.0f} | {full_w:11.3f} {full_c:6.3f} {rows / full_w:9.0f} "
+              f"{rows / max(full_c, 1e-9):10.0f} | "
+              + (f"{cs:11.3f} {cc:6.3f} {cs / full_w:6.1f} {cc / max(full_c, 1e-9):6.1f}"
+                 if cs else f"{'-':>11s} {'-':>6s} {'-':>6s} {'-':>6s}")
               + (f"  (cellpy: {c['error']})" if "error" in c else ""))
     if not args.cellpy_python:
         print("(cellpy not timed: give --cellpy-python or $CELLPY_PYTHON)")
-    if args.skip_large:
-        return
-    print(f"\ntext formats at {args.rows} rows")
+    if not args.skip_large:
+        _large(args)
+
+
+def _large(args: argparse.Namespace) -> None:
+    print(f"\ntext formats at {args.rows} rows (medians of {args.repeats}; M rows/s by wall "
+          "and by CPU time)")
     with tempfile.TemporaryDirectory(prefix="labctl-bench-") as tmp:
         for fmt, path in large_files(Path(tmp), args.rows):
-            rows, read_s, full_s = time_file(path, repeats=2)
+            if args.only and fmt not in args.only:
+                continue
+            rows, (read_w, read_c), (full_w, full_c) = time_file(path, repeats=args.repeats)
             size = path.stat().st_size / 1e6
-            print(f"{fmt:13s} {rows:9d} rows {size:7.1f} MB  read {read_s:6.2f} s "
-                  f"({rows / read_s / 1e6:5.2f} M rows/s)  import {full_s:6.2f} s "
-                  f"({rows / full_s / 1e6:5.2f} M rows/s)")
-
+            print(f"{fmt:13s} {rows:9d} rows {size:6.1f} MB | read wall {read_w:5.2f} s "
+                  f"cpu {read_c:5.2f} s ({rows / read_w / 1e6:4.2f} / {rows / read_c / 1e6:4.2f}"
+                  f" M rows/s) | import wall {full_w:5.2f} s cpu {full_c:5.2f} s "
+                  f"({rows / full_w / 1e6:4.2f} / {rows / full_c / 1e6:4.2f} M rows/s)")
 
 if __name__ == "__main__":
     main()

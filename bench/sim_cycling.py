@@ -7,7 +7,11 @@ tables written. PyBaMM runs the same experiment in its Thevenin ECM (default
 parameters) in a subprocess; pass `--pybamm-python` to use PyBaMM from another
 virtualenv. Prints the figures; never fails on timing.
 
-    python bench/sim_cycling.py [--cycles 100] [--pybamm-python /path/to/python]
+    python bench/sim_cycling.py [--cycles 100] [--repeat 3] [--pybamm-python /path/to/python]
+
+labctl's figures are medians of `--repeat` runs; besides wall time it prints CPU time
+(the in-process part's `time.process_time`, the command's user + system time), which a
+busy machine disturbs far less than wall time.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,7 +64,9 @@ def preload_modules() -> None:
         importlib.import_module(name)
 
 
-def run_labctl(n_cycles: int) -> dict:
+def run_labctl(n_cycles: int, repeat: int = 3) -> dict:
+    """Median wall and CPU time (process_time: every thread of the process) of `repeat` runs,
+    after one untimed run that warms the caches a long-lived process would have warm."""
     # Import first (as PyBaMM's figure excludes its import): only the run is timed.
     preload_modules()
     from labctl.engine.session import prepare, start_run
@@ -66,17 +75,38 @@ def run_labctl(n_cycles: int) -> dict:
         proc = Path(tmp) / "bench-cycling.yaml"
         proc.write_text(PROCEDURE.format(n=n_cycles))
         station = HERE.parent / "instruments" / "sim.yaml"
-        t0 = time.perf_counter()
-        prep = prepare(proc, station_path=station, cell_ref="nmc-1p95ah")
-        outcome = start_run(prep, results_root=Path(tmp) / "results")
-        wall = time.perf_counter() - t0
-        return {"tool": "labctl", "wall_s": wall, "samples": outcome.summary.get("n_samples"),
-                "status": outcome.status, "cycles": n_cycles}
+        walls, cpus, mains = [], [], []
+        for k in range(repeat + 1):
+            t0, c0, m0 = time.perf_counter(), time.process_time(), time.thread_time()
+            prep = prepare(proc, station_path=station, cell_ref="nmc-1p95ah")
+            outcome = start_run(prep, results_root=Path(tmp) / f"results{k}")
+            if k:
+                walls.append(time.perf_counter() - t0)
+                cpus.append(time.process_time() - c0)
+                mains.append(time.thread_time() - m0)
+            shutil.rmtree(Path(tmp) / f"results{k}", ignore_errors=True)
+        return {"tool": "labctl", "wall_s": statistics.median(walls),
+                "cpu_s": statistics.median(cpus), "main_cpu_s": statistics.median(mains),
+                "walls": walls,
+                "samples": outcome.summary.get("n_samples"), "status": outcome.status,
+                "cycles": n_cycles}
 
 
-def run_labctl_cli(n_cycles: int) -> dict:
+def _child(cmd: list[str], **kwargs) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Wall time and CPU time (user + system) of one child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, out
+
+
+def run_labctl_cli(n_cycles: int, repeat: int = 3) -> dict:
     """The same experiment as a technician starts it: `labctl run` as a whole process,
-    minus the start-up of `labctl --version` (as PyBaMM's figure excludes its import)."""
+    minus the start-up of `labctl --version` (as PyBaMM's figure excludes its import).
+    Medians of `repeat` runs of each."""
     import os
 
     env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
@@ -87,22 +117,24 @@ def run_labctl_cli(n_cycles: int) -> dict:
         proc.write_text(PROCEDURE.format(n=n_cycles))
         station = HERE.parent / "instruments" / "sim.yaml"
         subprocess.run([*cli, "--version"], env=env, capture_output=True, check=True)  # warm
-        starts = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            subprocess.run([*cli, "--version"], env=env, capture_output=True, check=True)
-            starts.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        out = subprocess.run([*cli, "run", str(proc), "--station", str(station), "--cell",
-                              "nmc-1p95ah", "--results", str(Path(tmp) / "results"), "--json"],
-                             env=env, capture_output=True, text=True, cwd=HERE.parent)
-        wall = time.perf_counter() - t0
-        if out.returncode != 0:
-            raise SystemExit(f"labctl run failed: {out.stderr[-2000:]}")
-        summary = json.loads(out.stdout)["summary"]
-        start = sorted(starts)[1]
-        return {"wall_s": wall, "startup_s": start, "net_s": wall - start,
-                "samples": summary.get("n_samples")}
+        starts = [_child([*cli, "--version"], env=env, check=True)[:2] for _ in range(repeat)]
+        runs = []
+        for k in range(repeat):
+            results = Path(tmp) / f"results{k}"
+            wall, cpu, out = _child([*cli, "run", str(proc), "--station", str(station), "--cell",
+                                     "nmc-1p95ah", "--results", str(results), "--json"],
+                                    env=env, cwd=HERE.parent)
+            if out.returncode != 0:
+                raise SystemExit(f"labctl run failed: {out.stderr[-2000:]}")
+            runs.append((wall, cpu))
+            summary = json.loads(out.stdout)["summary"]
+            shutil.rmtree(results, ignore_errors=True)
+        start = statistics.median(w for w, _ in starts)
+        start_cpu = statistics.median(c for _, c in starts)
+        wall = statistics.median(w for w, _ in runs)
+        cpu = statistics.median(c for _, c in runs)
+        return {"wall_s": wall, "startup_s": start, "net_s": wall - start, "cpu_s": cpu,
+                "net_cpu_s": cpu - start_cpu, "samples": summary.get("n_samples")}
 
 
 def run_pybamm(n_cycles: int, python: str | None) -> dict | None:
@@ -121,16 +153,25 @@ def run_pybamm(n_cycles: int, python: str | None) -> dict | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=100)
-    parser.add_argument("--pybamm-python", help="A Python interpreter that has pybamm installed.")
+    parser.add_argument("--pybamm-python", help="A Python interpreter that has pybamm installed "
+                                                "('none': skip the peer run).")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="labctl runs per figure (medians are printed)")
     args = parser.parse_args()
 
-    ours = run_labctl(args.cycles)
+    ours = run_labctl(args.cycles, args.repeat)
     rate = ours["samples"] / ours["wall_s"]
-    print(f"labctl : {ours['wall_s']:.3f} s wall, {ours['samples']:,} samples, "
-          f"{rate:,.0f} samples/s (journal + Parquet included), status {ours['status']}")
-    cli = run_labctl_cli(args.cycles)
+    print(f"labctl : {ours['wall_s']:.3f} s wall, {ours['cpu_s']:.3f} s CPU (process_time, all "
+          f"threads; the engine's thread alone {ours['main_cpu_s']:.3f} s), "
+          f"{ours['samples']:,} samples, {rate:,.0f} samples/s (journal + Parquet "
+          f"included), status {ours['status']}; medians of {args.repeat} (walls "
+          f"{', '.join(f'{w:.3f}' for w in ours['walls'])})")
+    cli = run_labctl_cli(args.cycles, args.repeat)
     print(f"labctl run (CLI): {cli['wall_s']:.3f} s wall, minus start-up {cli['startup_s']:.3f} s "
-          f"(labctl --version) = {cli['net_s']:.3f} s, {cli['samples']:,} samples")
+          f"(labctl --version) = {cli['net_s']:.3f} s; CPU {cli['cpu_s']:.3f} s, net "
+          f"{cli['net_cpu_s']:.3f} s; {cli['samples']:,} samples")
+    if args.pybamm_python == "none":  # labctl's figures only
+        return
     peer = run_pybamm(args.cycles, args.pybamm_python)
     if peer is None:
         print("PyBaMM : not installed (pip install pybamm, or pass --pybamm-python)")

@@ -145,7 +145,8 @@ class QualificationSession:
     def open(self) -> Any:
         if self.station is None:
             from labctl.cells import DEFAULT_CELL, load_cell
-            from labctl.station import load_station, open_station
+            from labctl.stations.build import open_station
+            from labctl.stations.load import load_station
 
             spec = load_station(self.station_path())
             self.cell = load_cell(self.cell_ref or DEFAULT_CELL)

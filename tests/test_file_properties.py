@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from labctl.cells import load_cell
 from labctl.errors import ValidationError
-from labctl.station import load_station
+from labctl.stations.load import load_station
 from labctl.yamlio import loads
 
 SETTINGS = settings(max_examples=150, deadline=None,

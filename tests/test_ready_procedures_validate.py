@@ -47,6 +47,7 @@ TARGETS: dict[str, list[tuple[str | None, str | None]]] = {
     "bms/protection-vehicle.yaml": [(BMS_VEHICLE, None), (BMS, None), (BMS_OTHER, None)],
     "bms/current-limit.yaml": [(BMS_VEHICLE, None)],
     "bms/soc.yaml": [(BMS, None), (BMS_OTHER, None), (BMS_VEHICLE, None)],
+    "bms/measurement.yaml": [(BMS, None), (BMS_OTHER, None), (BMS_VEHICLE, None)],
     "bms/can-timing.yaml": [(BMS, None), (BMS_OTHER, None), (BMS_VEHICLE, None)],
     "bms/fault-injection.yaml": [(BMS, None), (BMS_OTHER, None), (BMS_VEHICLE, None)],
     "bms/fault-injection-modular.yaml": [("instruments/sim-bms-modular.yaml", None),

@@ -10,7 +10,7 @@ from labctl.capabilities.steps import ElectricalStep, EndCondition, Mode, Profil
 from labctl.engine.accounting import CycleCounter, StepAccounting
 from labctl.engine.remaining import remaining_step
 from labctl.errors import ValidationError
-from labctl.station import load_station
+from labctl.stations.load import load_station
 from tests.support import REPO
 
 

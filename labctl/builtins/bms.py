@@ -2,7 +2,8 @@
 
 Driver `sim-bms` (role bms): a simulated BMS on a python-can virtual bus over a
 simulated pack. Steps: bms_protection, bms_balancing, bms_soc, bms_can_timing,
-bms_fault_injection, bms_current_limit, bms_report. Analysis: `labctl analyze bms RUN`.
+bms_fault_injection, bms_current_limit, bms_measurement, bms_report. Analysis:
+`labctl analyze bms RUN`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from labctl.errors import LabctlError
 from labctl.plugins import AnalysisInfo, DriverInfo, StepTypeInfo, hookimpl
-from labctl.station_spec import InstrumentSpec
+from labctl.stations.spec import InstrumentSpec
 
 MAP_KEYS = {"dbc", "cells", "cells_per_module", "signals", "counters", "checksums", "cycle_times",
             "checksum_algorithm"}
@@ -108,6 +109,8 @@ def labctl_step_types() -> list[StepTypeInfo]:
         "bms_fault_injection": "Inject a fault; expect its flag and the safe state in time",
         "bms_current_limit": "Reported charge/discharge current limits against the specified "
                              "table over temperature and SoC (power derating)",
+        "bms_measurement": "Reported pack voltage, current, power, cell voltages and "
+                           "temperatures against the bench's references at several currents",
         "bms_report": "Write the BMS validation report into the run directory",
     }
     return [StepTypeInfo(k, d, compile=_compile(k)) for k, d in steps.items()]

@@ -11,7 +11,7 @@ from typing import Any
 
 from labctl.errors import LabctlError
 from labctl.plugins import AnalysisInfo, DriverInfo, StepTypeInfo, hookimpl
-from labctl.station_spec import InstrumentSpec
+from labctl.stations.spec import InstrumentSpec
 
 _PSTAT_SETTINGS = {"noise", "dc_noise_v", "seed", "overhead_s"}
 _PRESS_SETTINGS = {"initial_pressure_mpa", "default_ramp_mpa_per_s", "noise_mpa", "seed"}

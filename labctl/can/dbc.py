@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.errors import LabctlError
+from labctl.fileio import os_error_text, read_regular_bytes
 
 MAX_BYTES = 16 * 1024 * 1024
 MAX_MESSAGE_BYTES = 64
@@ -47,12 +48,11 @@ def load_dbc(path: str | Path, label: str | None = None) -> Any:
 
     path = Path(path)
     name = label or str(path)
-    if not path.is_file():
-        raise LabctlError(f"DBC file {name}: not a regular file")
-    size = path.stat().st_size
-    if size > MAX_BYTES:
-        raise LabctlError(f"DBC file {name} is {size} bytes; at most {MAX_BYTES} are read")
-    raw = path.read_bytes()
+    try:  # regular files only, size-capped, checked on the open descriptor (labctl/fileio.py)
+        raw = read_regular_bytes(path, MAX_BYTES)
+    except OSError as exc:
+        raise LabctlError(f"DBC file {name}: {os_error_text(exc)} (a DBC file of at most "
+                          f"{MAX_BYTES} bytes is read)") from None
     text = raw.decode("cp1252", errors="replace")  # DBC files are usually Windows-1252
     bad = bounds_problems(text)
     if bad:

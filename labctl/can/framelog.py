@@ -20,6 +20,7 @@ import pandas as pd
 from labctl.can.decode import BatchDecoder
 from labctl.can.frames import FrameBatch
 from labctl.errors import LabctlError
+from labctl.fileio import read_regular_text
 
 CAN_DIR = "can"
 
@@ -111,7 +112,13 @@ def load_run_map(run_dir: str | Path) -> Any:
     p = folder / "signal_map.json"
     if not p.is_file():
         raise LabctlError(f"{run_dir}: no CAN signal map (can/signal_map.json); was a bms step run?")
-    spec = json.loads(p.read_text())
+    try:
+        spec = json.loads(read_regular_text(p))
+    except (OSError, ValueError) as exc:  # a damaged run folder: say which file, no traceback
+        raise LabctlError(f"{p}: unreadable CAN signal map ({exc}); expected the JSON a bms "
+                          "step writes") from None
+    if not isinstance(spec, dict):
+        raise LabctlError(f"{p}: the CAN signal map must be a JSON object")
     return signal_map_from_settings(spec, folder)
 
 

@@ -37,7 +37,7 @@ from labctl.errors import LabctlError
 def validate(procedure: str, station: str | None, cell: str | None, params: tuple[str, ...],
              as_json: bool) -> None:
     """Check a procedure against a cell and a station without touching hardware."""
-    from labctl.engine.session import prepare
+    from labctl.engine.prepare import prepare
     from labctl.plan import enforce_ceilings
     from labctl.plan.report import one_line
 

@@ -12,6 +12,7 @@ shows "-" until its plan is ready, and the watcher never waits for one.
 from __future__ import annotations
 
 import json
+import math
 import queue
 import threading
 from pathlib import Path
@@ -19,11 +20,28 @@ from typing import Any
 
 
 def estimate_of(report: Any) -> dict[str, Any]:
-    """What the Start form shows: `labctl validate`'s estimate line and its numbers."""
+    """What the Start form shows: `labctl validate`'s estimate line and its numbers, and the
+    plan next to Start (`labctl plan --json`'s fields: outcome, expected end, maximum
+    temperature, steps folded per loop, smallest margin to each safety limit, warnings)."""
     from labctl.plan.report import one_line
 
+    plan = report.as_dict()
+    keep = ("status", "reason", "expected_end", "run_duration_s", "max_temperature_c",
+            "steps", "margins", "warnings", "notes", "approximate", "planning_wall_s")
     return {"duration_s": report.run_duration_s, "n_samples": report.run_samples,
-            "text": one_line(report), "warnings": list(report.warnings)}
+            "text": one_line(report), "warnings": list(report.warnings),
+            "plan": _finite({k: plan[k] for k in keep})}
+
+
+def _finite(value: Any) -> Any:
+    """JSON for the browser: NaN and infinities (a step never run) become null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 class RemainingEstimator:

@@ -1,6 +1,6 @@
 """Starting a run from the console: the choices, the parameter form, Check and Start.
 
-Check is `labctl validate` itself (`engine.session.prepare`, the same located
+Check is `labctl validate` itself (`engine.prepare.prepare`, the same located
 problems). Start runs `python -m labctl.cli run ...` as a process of its own, in
 its own session, so the run outlives the console and the browser; the console
 never drives an instrument itself.
@@ -124,7 +124,7 @@ def check(choice: Choice) -> tuple[list[dict], dict[str, Any] | None]:
     is [] when it passes, and the estimate is validate's estimate line.
     """
     from labctl.console.estimate import estimate_of
-    from labctl.engine.session import prepare
+    from labctl.engine.prepare import prepare
     from labctl.plan import enforce_ceilings
 
     try:

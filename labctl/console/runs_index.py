@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-FILTERS = ("status", "procedure", "cell", "kind")
+FILTERS = ("status", "procedure", "cell", "kind", "bench")
 
 
 def _kind(row: dict) -> str:
@@ -16,13 +16,15 @@ def _kind(row: dict) -> str:
 
 def filter_runs(results: Path, query: dict[str, str]) -> tuple[list[dict], dict[str, list[str]]]:
     """Runs matching `query` (q: words in id/procedure/cell/reason; status, procedure, cell,
-    kind: exact; since/until: YYYY-MM-DD on the start date), newest first, and the values
+    kind, bench: exact; since/until: YYYY-MM-DD on the start date), newest first, and the values
     each filter can take."""
     from labctl.store.catalog import list_runs
 
     rows = list_runs(results)
     for r in rows:
         r["kind"] = _kind(r)
+        # the bench of a fleet run (labctl run --batch --scheduler), else the PC it ran on
+        r["bench"] = r.get("bench") or r.get("host")
         r["date"] = (r.get("started") or "")[:10]
     facets = {key: sorted({str(r[key]) for r in rows if r.get(key) is not None})
               for key in FILTERS}
@@ -30,7 +32,7 @@ def filter_runs(results: Path, query: dict[str, str]) -> tuple[list[dict], dict[
     out = []
     for r in rows:
         text = " ".join(str(r.get(k) or "") for k in ("run_id", "procedure", "cell", "reason",
-                                                         "status")).lower()
+                                                         "status", "bench")).lower()
         if any(w not in text for w in words):
             continue
         if any(query.get(k) and str(r.get(k)) != query[k] for k in FILTERS):

@@ -108,6 +108,7 @@ class RunWatcher:
         proc = meta.get("procedure") if isinstance(meta.get("procedure"), dict) else {}
         cell = meta.get("cell") if isinstance(meta.get("cell"), dict) else {}
         station = meta.get("station") if isinstance(meta.get("station"), dict) else {}
+        fleet = meta.get("fleet") if isinstance(meta.get("fleet"), dict) else {}
         state = status
         if status == "running" and live.get("state") == "paused":
             state = "paused"
@@ -128,6 +129,9 @@ class RunWatcher:
             # which channel: the cycler the run is bound to (its serial names the channel)
             "channel": meta.get("channel") or ((station.get("instruments") or {}).get("cycler")
                                                or {}).get("serial"),
+            # which bench and PC: a store shared by several hosts (labctl run --batch --scheduler)
+            "bench": fleet.get("bench"),
+            "host": meta.get("host"),
             "state": state,
             "active": status == "running",
             "reason": meta.get("reason") or "",

@@ -24,7 +24,7 @@ from labctl.capabilities.chamber import ChamberRanges
 from labctl.drivers.serial_link import SERIAL_SETTINGS, AsciiLink, open_serial
 from labctl.drivers.visa_link import check_settings, number
 from labctl.errors import InstrumentError
-from labctl.station_spec import InstrumentSpec
+from labctl.stations.spec import InstrumentSpec
 
 
 class EspecChamber:

@@ -63,7 +63,7 @@ from labctl.drivers.visa_link import (
     scpi_error,
 )
 from labctl.errors import InstrumentError, InstrumentTimeout
-from labctl.station_spec import InstrumentSpec
+from labctl.stations.spec import InstrumentSpec
 
 # Source side: 20 V, 6.1 A (manual: V-set 0-20 V, p. 7-63; current protection up to
 # 6.1 A, p. 7-60). The sink (discharge) side is ~1 A, which CyclerRanges cannot

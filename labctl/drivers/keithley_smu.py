@@ -32,7 +32,7 @@ from labctl.drivers.visa_link import (
     scpi_error,
 )
 from labctl.errors import InstrumentError, LabctlError
-from labctl.station_spec import InstrumentSpec
+from labctl.stations.spec import InstrumentSpec
 
 OVERFLOW = 9.9e37  # SCPI "overflow/not a number" answer (9.91e37)
 

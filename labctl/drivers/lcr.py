@@ -44,7 +44,7 @@ from labctl.drivers.visa_link import (
     parse_idn,
 )
 from labctl.errors import InstrumentError, LabctlError
-from labctl.station_spec import InstrumentSpec
+from labctl.stations.spec import InstrumentSpec
 
 # Standard instruments (no power/bias options): frequency, RMS level limits.
 HARDWARE = {

@@ -27,7 +27,7 @@ from labctl.capabilities.pressure import PressureRanges
 from labctl.drivers.serial_link import SERIAL_SETTINGS, AsciiLink, open_serial
 from labctl.drivers.visa_link import check_settings, number
 from labctl.errors import InstrumentError, LabctlError
-from labctl.station_spec import InstrumentSpec
+from labctl.stations.spec import InstrumentSpec
 
 
 class SerialPressureRig:

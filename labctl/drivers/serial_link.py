@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from labctl.errors import InstrumentError, InstrumentTimeout, LabctlError
-from labctl.station_spec import InstrumentSpec
+from labctl.stations.spec import InstrumentSpec
 
 SERIAL_SETTINGS = {"port", "baudrate", "timeout_s"}
 

@@ -13,7 +13,7 @@ from labctl.capabilities.chamber import ChamberRanges
 from labctl.capabilities.cycler import CyclerRanges
 from labctl.errors import LabctlError
 from labctl.plugins import DriverInfo, hookimpl
-from labctl.station_spec import InstrumentSpec
+from labctl.stations.spec import InstrumentSpec
 
 _CYCLER_SETTINGS = {"noise", "resolution", "seed", "initial_soc", "name", "channel", "ambient_c"}
 _CHAMBER_SETTINGS = {"default_ramp_c_per_min", "noise_c", "seed", "safe_setpoint_c"}

@@ -19,7 +19,7 @@ from labctl.drivers.software_loop import Reading
 from labctl.drivers.step_response import second_order_step
 from labctl.drivers.visa_link import check_settings, number
 from labctl.errors import LabctlError
-from labctl.station_spec import InstrumentSpec
+from labctl.stations.spec import InstrumentSpec
 
 SETTINGS = {"time_per_read_s", "gain_error", "offset_v", "offset_a", "noise_v", "noise_a",
             "seed", "initial_soc", "loop_natural_hz", "loop_damping", "poll_period_s", "name",

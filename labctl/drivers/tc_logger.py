@@ -21,7 +21,7 @@ from typing import Any
 from labctl.drivers.serial_link import SERIAL_SETTINGS, AsciiLink, open_serial
 from labctl.drivers.visa_link import check_settings, parse_idn
 from labctl.errors import InstrumentError, LabctlError
-from labctl.station_spec import InstrumentSpec
+from labctl.stations.spec import InstrumentSpec
 
 ZERO_C_IN_K = 273.15
 

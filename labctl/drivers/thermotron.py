@@ -15,7 +15,7 @@ from typing import Any
 from labctl.capabilities.chamber import ChamberRanges
 from labctl.drivers.visa_link import VISA_SETTINGS, check_settings, guarded, number, open_pymeasure
 from labctl.errors import InstrumentError, LabctlError
-from labctl.station_spec import InstrumentSpec
+from labctl.stations.spec import InstrumentSpec
 
 HARDWARE = ChamberRanges(min_temperature_c=-55.0, max_temperature_c=150.0)  # PyMeasure's range
 SETTINGS = VISA_SETTINGS | {"safe_setpoint_c", "name"}

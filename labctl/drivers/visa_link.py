@@ -13,7 +13,7 @@ from typing import Any
 import pyvisa
 
 from labctl.errors import InstrumentError, InstrumentTimeout, LabctlError
-from labctl.station_spec import InstrumentSpec
+from labctl.stations.spec import InstrumentSpec
 
 # Keys every VISA driver accepts in its station binding (besides its own).
 VISA_SETTINGS = {"address", "visa_library", "timeout_s", "read_termination", "write_termination"}

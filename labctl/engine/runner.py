@@ -32,7 +32,7 @@ from labctl.errors import InstrumentError, LabctlError, SafetyError, StorageErro
 from labctl.procedures import check_step
 from labctl.procedures.model import CompiledProcedure, PlannedStep
 from labctl.records import StepResult
-from labctl.station import Station
+from labctl.stations.build import Station
 from labctl.store.step_summary import StepAccumulator
 
 _PAUSED = object()  # internal: a segment stopped because a pause was requested

@@ -13,20 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labctl.cells import load_cell
-from labctl.cells.spec import CellSpec
 from labctl.clock import VirtualClock, WallClock
 from labctl.engine.control import RunControl
 from labctl.engine.observer import RunObserver
+from labctl.engine.prepare import Prepared, prepare
 from labctl.engine.resume import check_inputs_unchanged, restore_instruments, resume_state
 from labctl.engine.runner import Engine
 from labctl.errors import LabctlError, StorageError
-from labctl.plugins import Registry, build_registry, file_sha256
-from labctl.procedures import load_procedure
-from labctl.procedures.model import CompiledProcedure
-from labctl.station import find_default_station, load_station, make_clock, open_station, pace
-from labctl.station_spec import StationSpec
-from labctl.store.atomic import remove_stale_temp_files
+from labctl.plugins import file_sha256
+from labctl.stations.build import make_clock, open_station, pace
+from labctl.store.atomic import fsync_dir, remove_stale_temp_files, side_by_side
 from labctl.store.journal import JournalWriter
 from labctl.store.run import summarize
 from labctl.store.rundir import RunDir, effective_status, new_run_id
@@ -35,42 +31,11 @@ DEFAULT_RESULTS = "results"
 
 
 @dataclass
-class Prepared:
-    """A procedure checked against a cell and a station, ready to run."""
-
-    procedure: CompiledProcedure
-    cell: CellSpec
-    station: StationSpec
-    registry: Registry
-    procedure_path: Path
-    params: dict[str, str]
-
-
-@dataclass
 class RunOutcome:
     path: Path
     status: str
     reason: str
     summary: dict[str, Any]
-
-
-def prepare(
-    procedure_path: str | Path,
-    *,
-    station_path: str | Path | None = None,
-    cell_ref: str | Path | None = None,
-    params: dict[str, str] | None = None,
-) -> Prepared:
-    """Load and validate everything; raises ValidationError/LabctlError (exit 2) on any problem."""
-    station_file = Path(station_path) if station_path else find_default_station()
-    station = load_station(station_file)  # loads only the plugins the station lists
-    registry = build_registry(station.plugin_files)
-    from labctl.cells import DEFAULT_CELL
-
-    cell = load_cell(cell_ref or DEFAULT_CELL)
-    params = dict(params or {})
-    procedure = load_procedure(procedure_path, cell=cell, station=station, params=params)
-    return Prepared(procedure, cell, station, registry, Path(procedure_path), params)
 
 
 def _save_companions(rundir: RunDir, prep: Prepared) -> None:
@@ -100,6 +65,21 @@ def _save_companions(rundir: RunDir, prep: Prepared) -> None:
             rel = Path(src.name)
         (inputs / "included" / rel).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(inputs / "included" / rel, text.encode("utf-8"))
+
+
+def _save_inputs(rundir: RunDir, prep: Prepared) -> None:
+    """Copies of the procedure, cell, station and plugin files as used: each fsynced
+    (side by side), their folder once after all of them."""
+    copies = [("procedure" + (prep.procedure_path.suffix or ".yaml"), prep.procedure.text)]
+    for name, source in (("cell.yaml", prep.cell.source), ("station.yaml", prep.station.source)):
+        text = _read_text(source)
+        if text is not None:
+            copies.append((name, text))
+    for plugin in prep.station.plugin_files:
+        copies.append((f"plugin-{Path(plugin).name}", Path(plugin).read_text(encoding="utf-8")))
+    side_by_side(*[(rundir.save_input, name, text, False) for name, text in copies])
+    _save_companions(rundir, prep)
+    fsync_dir(rundir.path / "inputs")
 
 
 def _read_text(path: str | None) -> str | None:
@@ -159,15 +139,18 @@ def start_run(
     }
     run_id = new_run_id(proc.name, prep.cell.name, started)
     rundir = RunDir.create(Path(results_root), run_id, meta)
-    rundir.save_input("procedure" + (prep.procedure_path.suffix or ".yaml"), proc.text)
-    for name, source in (("cell.yaml", prep.cell.source), ("station.yaml", prep.station.source)):
-        text = _read_text(source)
-        if text is not None:
-            rundir.save_input(name, text)
-    _save_companions(rundir, prep)
-    for plugin in prep.station.plugin_files:
-        rundir.save_input(f"plugin-{Path(plugin).name}", Path(plugin).read_text(encoding="utf-8"))
-    journal = JournalWriter.create(rundir.path)
+    # The new journal and the copies of the inputs each wait for the disk (fsync):
+    # side by side, so the waits overlap.
+    created: list[JournalWriter] = []
+    try:
+        side_by_side((lambda: created.append(JournalWriter.create(rundir.path)),),
+                     (_save_inputs, rundir, prep))
+    except BaseException:
+        for journal in created:
+            journal.close()
+        raise
+    journal = created[0]
+    journal.tap = _live_tables(rundir.path)
     engine = Engine(
         procedure=proc,
         station=station,
@@ -183,22 +166,35 @@ def start_run(
 
 
 def _finish(engine: Engine, rundir: RunDir, journal: Any, station: Any) -> RunOutcome:
+    live = getattr(journal, "tap", None)  # tables built while the journal was written
     try:
         status, reason = engine.run()
+    except BaseException:
+        if live is not None:
+            live.abandon()
+        raise
     finally:
         try:
             journal.close()
         except StorageError as exc:
             engine.storage_error = engine.storage_error or str(exc)
         station.close()
+    summary: dict[str, Any] = {}
+
+    def outcome(steps: Any, cycles: Any, n_samples: int) -> dict[str, Any]:
+        # Written to run.json together with the tables' journal mark: one rewrite.
+        summary.update(summarize(dict(rundir.meta, status=status, reason=reason), steps,
+                                 cycles, n_samples))
+        return {"status": status, "reason": reason, "ended_unix_s": time.time(),
+                "summary": summary}
+
     try:
         from labctl.store.tables import finalize  # pyarrow: only once samples exist
 
-        tables = finalize(rundir.path)
-        meta = dict(rundir.meta, status=status, reason=reason)
-        summary = summarize(meta, tables["steps"], tables["cycles"], tables["n_samples"])
-        rundir.update_meta(status=status, reason=reason, ended_unix_s=time.time(), summary=summary)
+        finalize(rundir.path, live=live, meta_fields=outcome)
     except (LabctlError, OSError) as exc:
+        if live is not None:
+            live.abandon()
         # Outputs are already safe and the journal holds every sample written before the
         # failure; the tables can be built later, once there is room.
         why = engine.storage_error or str(exc)
@@ -209,6 +205,16 @@ def _finish(engine: Engine, rundir: RunDir, journal: Any, station: Any) -> RunOu
             f"'labctl doctor --repair {rundir.path}' to build the tables"
         ) from None
     return RunOutcome(rundir.path, status, reason, summary)
+
+
+def _live_tables(run_path: Path) -> Any:
+    """The timeseries written while the run goes (store/live_tables.py), or None."""
+    try:
+        from labctl.store.live_tables import LiveTables
+
+        return LiveTables(run_path)
+    except (OSError, LabctlError):
+        return None  # finalize builds the tables from the journal
 
 
 # -- resume ----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from labctl.station_spec import StationSpec
+from labctl.stations.spec import StationSpec
 
 SAME_SETPOINT_C = 0.05  # claims closer than this are the same set-point
 

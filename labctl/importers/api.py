@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from labctl.errors import LabctlError
 from labctl.importers.base import ImportFailure, Parsed, fail, to_samples
 from labctl.importers.registry import FORMAT_NAMES, detect, read
 from labctl.records import SAMPLE_COLUMNS
-from labctl.store.imported import IMPORTED, create_imported_run, find_by_sha256
+from labctl.store.imported import IMPORTED, create_imported_run, find_by_sha256, has_size
 from labctl.store.rundir import _safe, new_run_id
 
 IMPORTER_VERSION = "1"
@@ -83,12 +84,24 @@ def import_file(path: str | Path, results: str | Path = "results", fmt: str = "a
     (same sha256) unless `force`, returning the run that holds it."""
     p = Path(path)
     data = _read(p)
-    digest = sha256_of(data)
-    if not force:
+    if not force and has_size(results, len(data)):
+        digest = sha256_of(data)
         existing = find_by_sha256(results, digest)
         if existing is not None:
             return _existing(existing)
-    parsed, data = parse_file(p, fmt, data)
+        parsed, data = parse_file(p, fmt, data)
+    else:
+        # No run holds a file of this size, so this is no re-import: hash on a second
+        # thread while this one parses (hashlib releases the GIL on large buffers).
+        box: dict[str, str] = {}
+        hasher = threading.Thread(target=lambda: box.setdefault("sha", sha256_of(data)),
+                                  name="import-sha256")
+        hasher.start()
+        try:
+            parsed, data = parse_file(p, fmt, data)
+        finally:
+            hasher.join()
+        digest = box["sha"]
     return _store(p, data, digest, parsed, results, cell, name)
 
 

@@ -6,8 +6,9 @@ sample, 0.07 s against 2.7 s for the pure-Python PyPI `access-parser` (39x), wit
 identical values. `access-parser` is the fallback where `mdb-export` is not
 installed. Data: `Channel_Normal_Table` (Test_Time s, Current A, Voltage V,
 Charge/Discharge_Capacity Ah and _Energy Wh restarting each cycle, Cycle_Index,
-Step_Index, DateTime as an OLE date); metadata: `Global_Table` (test name,
-channel, schedule, start time, creator, comments, mass).
+Step_Index, DateTime as an OLE date); auxiliary readings: `Auxiliary_Table`
+(Data_Point, Auxiliary_Index, Data_Type 1 = temperature in degC, X); metadata:
+`Global_Table` (test name, channel, schedule, start time, creator, comments, mass).
 """
 
 from __future__ import annotations
@@ -41,42 +42,71 @@ ARBIN = Roles(
 )
 
 
-def _export_table(path: Path, table: str) -> dict[str, Any]:
-    """One table of the database as column name -> values."""
-    exe = shutil.which("mdb-export")
-    if exe is not None:
-        try:
-            proc = subprocess.run([exe, str(path), table], capture_output=True, timeout=600)
-        except subprocess.TimeoutExpired:
-            raise fail(path, f"table {table}", "mdb-export took over 10 minutes", FMT_RES
-                       ) from None
-        if proc.returncode != 0 or not proc.stdout.strip():
-            why = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise fail(path, f"table {table}", "mdb-export could not read it ("
-                       f"{why[-1][:200] if why else 'no output'}); the database is damaged, "
-                       "cut short or encrypted", FMT_RES)
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
+AUX_TABLE = "Auxiliary_Table"
+AUX_TEMPERATURE = 1  # Auxiliary_Table.Data_Type of a temperature channel (0 is a voltage)
 
+
+def _export_tables(path: Path, tables: list[str]) -> dict[str, dict[str, Any] | Exception]:
+    """Tables of the database as column name -> values (or the error reading it).
+
+    With mdb-export, one process per table, all started at once (each is a separate
+    scan of the file; the small metadata tables then cost no extra wall time)."""
+    exe = shutil.which("mdb-export")
+    if exe is None:
+        return {t: _access_parser_table(path, t) for t in tables}
+    procs = {t: subprocess.Popen([exe, str(path), t], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE) for t in tables}
+    out: dict[str, dict[str, Any] | Exception] = {}
+    for table, proc in procs.items():
         try:
-            t = pacsv.read_csv(io.BytesIO(proc.stdout))
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise fail(path, f"table {table}", f"unreadable rows ({str(exc)[:200]})",
-                       FMT_RES) from None
-        return {name: t.column(name).to_numpy(zero_copy_only=False) for name in t.column_names}
+            stdout, stderr = proc.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            out[table] = fail(path, f"table {table}", "mdb-export took over 10 minutes", FMT_RES)
+            continue
+        out[table] = _parse_export(path, table, proc.returncode, stdout, stderr)
+    return out
+
+
+def _parse_export(path: Path, table: str, code: int, stdout: bytes, stderr: bytes
+                  ) -> dict[str, Any] | Exception:
+    if code != 0 or not stdout.strip():
+        why = stderr.decode("utf-8", "replace").strip().splitlines()
+        return fail(path, f"table {table}", "mdb-export could not read it ("
+                    f"{why[-1][:200] if why else 'no output'}); the database is damaged, "
+                    "cut short or encrypted", FMT_RES)
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    try:  # pyarrow's multi-threaded C++ CSV reader on mdb-export's output
+        t = pacsv.read_csv(io.BytesIO(stdout))
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        return fail(path, f"table {table}", f"unreadable rows ({str(exc)[:200]})", FMT_RES)
+    return {name: t.column(name).to_numpy(zero_copy_only=False) for name in t.column_names}
+
+
+def _access_parser_table(path: Path, table: str) -> dict[str, Any] | Exception:
     try:
         from access_parser import AccessParser
     except ImportError:
-        raise fail(path, "", "reading Arbin .res needs mdbtools (apt-get install mdbtools) or "
-                   "the access-parser package (pip install 'labctl[import]')", FMT_RES) from None
-    table_data = AccessParser(str(path)).parse_table(table)
+        return fail(path, "", "reading Arbin .res needs mdbtools (apt-get install mdbtools) or "
+                    "the access-parser package (pip install 'labctl[import]')", FMT_RES)
+    try:
+        table_data = AccessParser(str(path)).parse_table(table)
+    except Exception as exc:  # a damaged file: reported by the caller, no traceback
+        return fail(path, f"table {table}", f"unreadable ({type(exc).__name__}: "
+                    f"{str(exc)[:200]})", FMT_RES)
     if not table_data:
-        raise fail(path, f"table {table}", "missing or empty", FMT_RES)
+        return fail(path, f"table {table}", "missing or empty", FMT_RES)
     return {k: np.asarray(v) for k, v in table_data.items()}
 
 
 def read_res(path: Path, data: bytes) -> Parsed:
-    cols = _export_table(path, DATA_TABLE)
+    tables = _export_tables(path, [DATA_TABLE, GLOBAL_TABLE, AUX_TABLE])
+    cols = tables[DATA_TABLE]
+    if isinstance(cols, Exception):
+        raise cols
     names = list(cols)
     found = locate(names, ARBIN)
     for role in ("time", "current", "voltage"):
@@ -104,10 +134,12 @@ def read_res(path: Path, data: bytes) -> Parsed:
                                                                    else order[0]]))
         parsed.conversions.append("unix_time_s: the first record's DateTime (an OLE date, "
                                   "days since 1899-12-30, local time taken as UTC) + test time")
-    try:
-        meta = _export_table(path, GLOBAL_TABLE)
-    except Exception:  # metadata is a bonus: a damaged Global_Table does not stop the import
-        meta = {}
+    aux = tables[AUX_TABLE]
+    if "Data_Point" in cols and isinstance(aux, dict) and parsed.temperature_c is None:
+        points = np.asarray(cols["Data_Point"], dtype=np.int64)
+        _aux_temperature(parsed, aux, points if order is None else points[order])
+    meta = tables[GLOBAL_TABLE]  # metadata is a bonus: a damaged Global_Table does not stop it
+    meta = meta if isinstance(meta, dict) else {}
     for key, ours in (("Test_Name", "test_name"), ("Channel_Index", "channel"),
                       ("Schedule_File_Name", "procedure"), ("Creator", "creator"),
                       ("Comments", "comments"), ("MASS", "mass"), ("Item_ID", "cell"),
@@ -118,6 +150,33 @@ def read_res(path: Path, data: bytes) -> Parsed:
             if value is not None and value == value and value != "":
                 parsed.metadata[ours] = value
     return parsed
+
+
+def _aux_temperature(parsed: Parsed, aux: dict[str, Any], points: np.ndarray) -> None:
+    """temperature_c from Auxiliary_Table: the temperature channel (Data_Type 1, degC)
+    with the lowest Auxiliary_Index, matched to the data records by Data_Point (NaN
+    where the table has no reading for a record)."""
+    need = ("Data_Point", "Auxiliary_Index", "Data_Type", "X")
+    if any(k not in aux for k in need) or len(aux["X"]) == 0:
+        return
+    kind = np.asarray(aux["Data_Type"], dtype=np.float64)
+    channel = np.asarray(aux["Auxiliary_Index"], dtype=np.float64)
+    is_temp = kind == AUX_TEMPERATURE
+    if not np.any(is_temp):
+        return
+    first = float(np.min(channel[is_temp]))
+    rows = is_temp & (channel == first)
+    at = np.asarray(aux["Data_Point"], dtype=np.int64)[rows]
+    values = np.asarray(aux["X"], dtype=np.float64)[rows]
+    order = np.argsort(at, kind="stable")
+    at, values = at[order], values[order]
+    pos = np.clip(np.searchsorted(at, points), 0, len(at) - 1)
+    parsed.temperature_c = np.where(at[pos] == points, values[pos], np.nan)
+    others = sorted({int(c) for c in channel[is_temp]} - {int(first)})
+    parsed.conversions.append(
+        f"temperature_c: {AUX_TABLE} channel {int(first)} (Data_Type 1, degC) matched to the "
+        "records by Data_Point" + (f"; other temperature channels not kept: {others}"
+                                   if others else ""))
 
 
 def read_csv(path: Path, data: bytes) -> Parsed:

@@ -19,13 +19,16 @@ Layouts read (names matched ignoring case and spaces):
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from labctl.importers.base import Counter, Parsed, as_ints, fail
 from labctl.importers.textio import (
     any_of,
+    first_record_field,
     guess_delimiter,
     head_lines,
     parse_duration_s,
@@ -84,9 +87,14 @@ def read(path: Path, data: bytes) -> Parsed:
             raise fail(path, f"line {h + 1}", f"no {what} column in the Maccor header", FMT)
     wanted = {time_name: "s" if per_unit is None else "f", cyc: "f", step: "f", amps: "f",
               volts: "f"}
-    for name, kind in ((state, "s"), (ah, "f"), (wh, "f"), (date, "s")):
+    first_date = first_record_field(lines, h, names, date, delim) if date else None
+    for name, kind in ((state, "s"), (ah, "f"), (wh, "f"),
+                       (date if first_date is None else None, "s")):
         if name is not None:
             wanted[name] = kind
+    temps = _temperature_columns(names, lines[h + 1] if len(lines) > h + 1 else "", delim)
+    for name, _ in temps:
+        wanted[name] = "f"
     cols = read_table(path, data, h, delim, wanted, FMT)
     conv = []
     if per_unit is None:
@@ -99,9 +107,7 @@ def read(path: Path, data: bytes) -> Parsed:
                         f"-> seconds (x{per_unit:g})")
     current = current_raw = cols[amps]
     if state is not None:
-        st = pc.utf8_upper(pc.utf8_trim_whitespace(cols[state]))
-        direction = (pc.equal(st, "C").to_numpy(zero_copy_only=False).astype(np.int8)
-                     - pc.equal(st, "D").to_numpy(zero_copy_only=False).astype(np.int8))
+        direction = _state_direction(cols[state])
         current = np.where(direction == 0, current_raw, np.abs(current_raw) * direction)
         conv.append(f"current: {amps!r} unsigned, direction from {state!r} (C charge, "
                     "D discharge; R/O/S/E records keep the file's value) -> positive = charge")
@@ -124,16 +130,87 @@ def read(path: Path, data: bytes) -> Parsed:
         parsed.discharge_wh = Counter(np.where(direction < 0, e, 0.0), "step")
         conv.append(f"energy: {wh!r} (Wh, restarting each step) as the capacity")
     if state is not None:
-        parsed.step_labels = pc.utf8_trim_whitespace(cols[state])
+        parsed.step_labels = cols[state]  # to_samples strips the few it uses
     if date is not None and len(t):
-        start = first_datetime_unix(str(cols[date][0].as_py()))
+        if first_date is None:
+            first_date = str(cols[date][0].as_py())
+        start = first_datetime_unix(first_date)
         if start is not None:
-            parsed.metadata["start_time"] = str(cols[date][0].as_py())
+            parsed.metadata["start_time"] = first_date
             parsed.start_unix_s = start
             conv.append(f"unix_time_s: the first record's {date!r} (local time of the cycler, "
                         "taken as UTC: no time zone in the file) + test_time_s")
+    if temps:
+        _pick_temperature(parsed, cols, temps)
     parsed.metadata = {**_preamble(lines[:h]), **parsed.metadata}
     return parsed
+
+
+def _state_direction(col: Any) -> np.ndarray:
+    """+1 for C (charge), -1 for D (discharge), 0 otherwise, per record. One-letter states
+    (what Maccor writes) are read straight from the column's bytes; others through
+    pyarrow.compute."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    n = len(arr)
+    if n and not arr.null_count:
+        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + n + 1]
+        if offsets[-1] - offsets[0] == n:  # every value one byte long
+            letters = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+            letters = letters & 0xDF  # upper case
+            return ((letters == ord("C")).astype(np.int8) - (letters == ord("D")).astype(np.int8))
+    st = pc.utf8_upper(pc.utf8_trim_whitespace(col))
+    return (pc.equal(st, "C").to_numpy(zero_copy_only=False).astype(np.int8)
+            - pc.equal(st, "D").to_numpy(zero_copy_only=False).astype(np.int8))
+
+
+# Units a Maccor auxiliary channel may be logged in, as (scale, offset) to degC.
+_TEMP_UNITS = {"c": (1.0, 0.0), "degc": (1.0, 0.0), "°c": (1.0, 0.0), "k": (1.0, -273.15),
+               "f": (5.0 / 9.0, -32.0 * 5.0 / 9.0)}
+ABSOLUTE_ZERO_C = -273.15
+
+
+def _temperature_columns(names: list[str], first_row: str, delim: str
+                         ) -> list[tuple[str, tuple[float, float]]]:
+    """Auxiliary temperature columns: `Aux #N` followed by a `Units` column whose value in
+    the first record is a temperature unit (C, F, K), or a plain `Temp`/`Temperature`
+    column (degC). Returns (header, (scale, offset) to degC) in file order."""
+    import re
+
+    row = split(first_row, delim) if first_row.strip() else []
+    found = []
+    for k, name in enumerate(names):
+        low = " ".join(name.lower().split())
+        if re.fullmatch(r"aux ?#? ?\d+", low) and names.count(name) == 1:
+            unit = row[k + 1].strip().lower() if k + 1 < len(names) and k + 1 < len(row) and \
+                names[k + 1].strip().lower() == "units" else ""
+            if unit in _TEMP_UNITS:
+                found.append((name, _TEMP_UNITS[unit]))
+        elif re.fullmatch(r"(temp|temperature)( ?#? ?\d+)?( ?\((c|°c|degc)\))?", low) \
+                and names.count(name) == 1:
+            found.append((name, (1.0, 0.0)))
+    return found
+
+
+def _pick_temperature(parsed: Parsed, cols: dict, temps: list[tuple[str, tuple[float, float]]]
+                      ) -> None:
+    """temperature_c from the first auxiliary temperature channel with physically possible
+    readings. Readings below absolute zero (Maccor logs about -2500 C for a thermocouple
+    input with no sensor) are no temperature: NaN."""
+    unused = []
+    for name, (scale, offset) in temps:
+        values = np.asarray(cols[name], dtype=np.float64) * scale + offset
+        possible = values >= ABSOLUTE_ZERO_C
+        if not np.any(possible):
+            unused.append(name)
+            continue
+        parsed.temperature_c = np.where(possible, values, np.nan)
+        what = "" if (scale, offset) == (1.0, 0.0) else f" (x{scale:g} {offset:+g} to degC)"
+        parsed.conversions.append(f"temperature_c: auxiliary channel {name!r}{what}; readings "
+                                  "below absolute zero (no sensor) as missing")
+        break
+    if unused:
+        parsed.conversions.append(f"auxiliary temperature channels {', '.join(unused)}: every "
+                                  "reading below absolute zero (no sensor connected); not used")
 
 
 def _preamble(lines: list[str]) -> dict[str, str]:

@@ -21,6 +21,7 @@ own charge/discharge counters either way (`orient_current`).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from labctl.importers.base import Counter, Parsed, as_ints, fail, orient_current
 from labctl.importers.textio import (
     decode,
     find_column,
+    first_record_field,
     guess_delimiter,
     head_lines,
     parse_duration_s,
@@ -41,6 +43,45 @@ FMT_CSV = "neware-csv"
 
 
 def read_nda(path: Path, data: bytes) -> Parsed:
+    cols = None
+    if data.startswith(b"PK\x03\x04"):  # .ndax: numpy over whole pages where the layout is known
+        from labctl.importers.ndax_fast import read_ndax
+
+        cols = read_ndax(data)
+    if cols is not None:
+        conv = ["read the .ndax archive's data, data_runInfo and data_step records with numpy "
+                "(the layouts newarenda reads, record for record the same values)"]
+    else:
+        cols = _newarenda_columns(path)
+        conv = ["read with newarenda (PyPI) from the binary file"]
+    step = cols["Step_Index"]
+    step_time = cols["Time"]
+    t = _test_time_from_step_time(step_time, step)
+    conv.append("test_time_s: the file's step time ('Time', restarting each step) added up "
+                "over the steps (a step's first record at the previous step's last time)")
+    cur = cols["Current(mA)"] * 1e-3
+    qc = cols["Charge_Capacity(mAh)"] * 1e-3
+    qd = cols["Discharge_Capacity(mAh)"] * 1e-3
+    conv.append("units: mA -> A, mAh -> Ah, mWh -> Wh")
+    cur = orient_current(cur, qc, qd, conv, "Current(mA)")
+    parsed = Parsed(FMT_NDA, t, cur, cols["Voltage"], step=step, cycle=cols["Cycle"],
+                    conversions=conv, charge_ah=Counter(qc, "step"),
+                    discharge_ah=Counter(qd, "step"),
+                    charge_wh=Counter(cols["Charge_Energy(mWh)"] * 1e-3, "step"),
+                    discharge_wh=Counter(cols["Discharge_Energy(mWh)"] * 1e-3, "step"))
+    parsed.step_labels = cols["Status"]
+    if cols.get("start") is not None:
+        parsed.start_unix_s, parsed.metadata["start_time"] = cols["start"]
+        conv.append("unix_time_s: the first record's Timestamp + test_time_s")
+    temp = cols.get("T1")
+    if temp is not None and np.any(temp != 0):
+        parsed.temperature_c = temp
+        conv.append("temperature_c: auxiliary channel T1 (degC)")
+    return parsed
+
+
+def _newarenda_columns(path: Path) -> dict[str, Any]:
+    """newarenda's frame as float64/int64 columns (per record in Python: the fallback)."""
     try:
         import NewareNDA
     except ImportError:
@@ -51,35 +92,20 @@ def read_nda(path: Path, data: bytes) -> Parsed:
     df = NewareNDA.read(str(path), software_cycle_number=False, log_level="ERROR")
     if len(df) == 0:
         raise fail(path, "", "no data records in the file", FMT_NDA)
-    conv = ["read with newarenda (PyPI) from the binary file"]
-    step = df["Step_Index"].to_numpy(np.int64) if "Step_Index" in df else \
-        df["Step"].to_numpy(np.int64)
-    step_time = df["Time"].to_numpy(np.float64)
-    t = _test_time_from_step_time(step_time, step)
-    conv.append("test_time_s: the file's step time ('Time', restarting each step) added up "
-                "over the steps (a step's first record at the previous step's last time)")
-    cur = df["Current(mA)"].to_numpy(np.float64) * 1e-3
-    qc = df["Charge_Capacity(mAh)"].to_numpy(np.float64) * 1e-3
-    qd = df["Discharge_Capacity(mAh)"].to_numpy(np.float64) * 1e-3
-    conv.append("units: mA -> A, mAh -> Ah, mWh -> Wh")
-    cur = orient_current(cur, qc, qd, conv, "Current(mA)")
-    parsed = Parsed(FMT_NDA, t, cur, df["Voltage"].to_numpy(np.float64), step=step,
-                    cycle=df["Cycle"].to_numpy(np.int64), conversions=conv,
-                    charge_ah=Counter(qc, "step"), discharge_ah=Counter(qd, "step"),
-                    charge_wh=Counter(df["Charge_Energy(mWh)"].to_numpy(np.float64) * 1e-3,
-                                      "step"),
-                    discharge_wh=Counter(df["Discharge_Energy(mWh)"].to_numpy(np.float64)
-                                         * 1e-3, "step"))
-    parsed.step_labels = df["Status"].astype(str).to_numpy(object)
+    cols: dict[str, Any] = {
+        name: df[name].to_numpy(np.float64) for name in (
+            "Time", "Current(mA)", "Voltage", "Charge_Capacity(mAh)", "Discharge_Capacity(mAh)",
+            "Charge_Energy(mWh)", "Discharge_Energy(mWh)")}
+    cols["Step_Index"] = (df["Step_Index"] if "Step_Index" in df else df["Step"]).to_numpy(
+        np.int64)
+    cols["Cycle"] = df["Cycle"].to_numpy(np.int64)
+    cols["Status"] = df["Status"].astype(str).to_numpy(object)
     if "Timestamp" in df:
         ts0 = df["Timestamp"].iloc[0]
-        parsed.start_unix_s = float(ts0.timestamp())
-        parsed.metadata["start_time"] = str(ts0)
-        conv.append("unix_time_s: the first record's Timestamp + test_time_s")
-    if "T1" in df and np.any(df["T1"].to_numpy(np.float64) != 0):
-        parsed.temperature_c = df["T1"].to_numpy(np.float64)
-        conv.append("temperature_c: auxiliary channel T1 (degC)")
-    return parsed
+        cols["start"] = (float(ts0.timestamp()), str(ts0))
+    if "T1" in df:
+        cols["T1"] = df["T1"].to_numpy(np.float64)
+    return cols
 
 
 def _test_time_from_step_time(step_time: np.ndarray, step: np.ndarray) -> np.ndarray:
@@ -132,7 +158,8 @@ def read_csv(path: Path, data: bytes) -> Parsed:
     else:
         raise fail(path, f"line {h + 1}", "no test time column (Cumulative Time / Total Time) "
                    "and no Date column", FMT_CSV)
-    if date:
+    first_date = first_record_field(lines, h, names, date[0], delim) if date else None
+    if date and (not time_col or first_date is None):
         wanted[date[0]] = "s"
     for role, hit in opt.items():
         if hit:
@@ -166,10 +193,12 @@ def read_csv(path: Path, data: bytes) -> Parsed:
     if opt["label"]:
         parsed.step_labels = cols[opt["label"][0]]
     if date and len(t):
-        start = first_datetime_unix(str(cols[date[0]][0].as_py()))
+        if first_date is None or date[0] in cols:
+            first_date = str(cols[date[0]][0].as_py())
+        start = first_datetime_unix(first_date)
         if start is not None:
             parsed.start_unix_s = start
-            parsed.metadata["start_time"] = str(cols[date[0]][0].as_py())
+            parsed.metadata["start_time"] = first_date
             conv.append(f"unix_time_s: the first record's {date[0]!r} (no time zone in the "
                         "file: taken as UTC) + test_time_s")
     return parsed

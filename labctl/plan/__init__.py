@@ -24,7 +24,7 @@ CHECK_BUDGET_S = 3.0  # wall seconds validate/run spend planning at most
 
 def plan_prepared(prep: Any, ceilings: Ceilings | None = None, *, rough: bool = False,
                   budget_s: float | None = None) -> Any:
-    """Plan a procedure already checked against its cell and station (`session.prepare`).
+    """Plan a procedure already checked against its cell and station (`engine.prepare.prepare`).
 
     `rough`: sample slowly changing loop iterations far more sparsely (a few % instead of
     0.2 %): enough to compare with the ceilings, several times faster on long runs.

@@ -76,7 +76,7 @@ def too_fast_logging(tree: Any, ceilings: Ceilings) -> str | None:
     """The first step logged faster than the shortest period allowed, as a refusal."""
     if tree is None:
         return None
-    from labctl.procedures.plan import leaves
+    from labctl.procedures.tree import leaves
 
     for leaf in leaves(tree):
         logging = getattr(leaf.step, "logging", None)
@@ -95,7 +95,7 @@ def static_bounds(tree: Any) -> tuple[float, float]:
     if tree is None:
         return math.inf, math.inf
     from labctl.capabilities.steps import ChamberStep, ElectricalStep
-    from labctl.procedures.plan import Leaf
+    from labctl.procedures.tree import Leaf
 
     def bound(nodes: tuple) -> tuple[float, float]:
         total_t = total_n = 0.0

@@ -32,7 +32,7 @@ def plan(procedure: str, cell: str | None, station: str | None, params: tuple[st
          as_json: bool) -> None:
     """Predict a procedure's duration, capacities, temperatures, margins and data size by
     running it on the simulated twin of the station (nothing is stored)."""
-    from labctl.engine.session import prepare
+    from labctl.engine.prepare import prepare
     from labctl.plan import plan_prepared
 
     prep = prepare(procedure, station_path=station, cell_ref=cell, params=parse_params(params))

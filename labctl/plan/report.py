@@ -315,7 +315,7 @@ class PlanReport:
 
 def build_report(outcome: WalkOutcome, *, proc: Any, cell: Any, station: Any,
                  ceilings: Ceilings, started_unix_s: float) -> PlanReport:
-    from labctl.procedures.plan import leaves
+    from labctl.procedures.tree import leaves
 
     folds = fold_steps(outcome.entries)
     n_samples = sum(f.sums["n_samples"] for f in folds)

@@ -14,7 +14,7 @@ import itertools
 from dataclasses import replace
 from typing import Any
 
-from labctl.station_spec import InstrumentSpec, StationSpec
+from labctl.stations.spec import InstrumentSpec, StationSpec
 
 # role -> the simulated driver that stands in for any instrument in that role
 TWIN_DRIVERS = {"cycler": "sim-cycler", "chamber": "sim-chamber", "pstat": "sim-pstat",
@@ -64,9 +64,9 @@ def twin_spec(spec: StationSpec) -> StationSpec:
 
 
 def open_twin(spec: StationSpec, cell: Any, registry: Any) -> Any:
-    """The twin station, built and ready (a `labctl.station.Station`)."""
+    """The twin station, built and ready (a `labctl.stations.build.Station`)."""
     from labctl.clock import VirtualClock
-    from labctl.station import open_station
+    from labctl.stations.build import open_station
 
     station = open_station(twin_spec(spec), cell, registry=registry, clock=VirtualClock())
     chamber = station.spec.instruments.get("chamber")

@@ -53,7 +53,7 @@ from labctl.plan.iterations import (
 from labctl.plan.twin import twin_state
 from labctl.procedures.conditions import MetricHistory, any_holds, iteration_metrics
 from labctl.procedures.model import CompiledProcedure, PlannedStep
-from labctl.procedures.plan import Leaf, Repeat
+from labctl.procedures.tree import Leaf, Repeat
 from labctl.records import StepResult
 
 _STOPPING = (EndKind.SAFETY.value, EndKind.ABORTED.value, EndKind.FAULT.value)

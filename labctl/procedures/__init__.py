@@ -23,7 +23,7 @@ from labctl.procedures.conditions import MetricCondition, iteration_metrics, par
 from labctl.procedures.grammar import parse_logging, parse_step
 from labctl.procedures.model import CompiledProcedure, Plan, PlannedStep
 from labctl.procedures.python_proc import ProcedureContext, load_python_procedure
-from labctl.station_spec import StationSpec
+from labctl.stations.spec import StationSpec
 
 
 def load_procedure(

@@ -23,7 +23,7 @@ from labctl.capabilities.steps import (
 )
 from labctl.cells.spec import CellSpec
 from labctl.errors import Problem
-from labctl.station_spec import StationSpec
+from labctl.stations.spec import StationSpec
 
 # Tiny slack so that a value equal to a limit after float arithmetic (1C of 2.2 Ah) passes.
 _REL = 1e-9

@@ -10,15 +10,12 @@ replacement and loop conditions have their own tiny grammar.
 from __future__ import annotations
 
 import hashlib
-import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from labctl.capabilities import ROLES
-from labctl.capabilities.limits import SafetyLimits
 from labctl.capabilities.steps import (
     ChamberStep,
     ElectricalStep,
@@ -29,24 +26,28 @@ from labctl.capabilities.steps import (
 )
 from labctl.cells.spec import CellSpec
 from labctl.errors import LabctlError, Problem, ValidationError
-from labctl.procedures.check import Locate, cell_label, check_leaf
+from labctl.procedures.chamber_items import ChamberItems
+from labctl.procedures.check import Locate, check_leaf
 from labctl.procedures.conditions import ConditionError, parse_until
-from labctl.procedures.grammar import apply_cell_rules, parse_logging, parse_step_raw
+from labctl.procedures.grammar import apply_cell_rules, parse_step_raw
 from labctl.procedures.includes import IncludeSteps
 from labctl.procedures.model import CompiledProcedure
 from labctl.procedures.parameters import parse_declarations, resolve
-from labctl.procedures.plan import DEFAULT_MAX_ITERATIONS, Leaf, Node, Repeat, make_plan
+from labctl.procedures.safety_sections import SafetySections
 from labctl.procedures.step_spec import StepSpec
-from labctl.procedures.substitute import TextMap, cell_values, format_value, substitute
-from labctl.station_spec import StationSpec
+from labctl.procedures.substitute import (
+    TextMap,
+    cell_values,
+    format_display,
+    format_value,
+    substitute,
+)
+from labctl.procedures.tree import DEFAULT_MAX_ITERATIONS, Leaf, Node, Repeat, make_plan
+from labctl.procedures.values import ProcFile, ValueReaders, type_name
+from labctl.stations.spec import StationSpec
 from labctl.units import (
     CURRENT,
-    TEMPERATURE,
     TIME,
-    VOLTAGE,
-    UnitError,
-    format_number,
-    parse_quantity,
 )
 from labctl.yamlio import LocatedDoc, format_path, load_file, loads
 
@@ -61,60 +62,16 @@ TOP_KEYS = (
     "max_duration",
     "abuse",
 )
-ABUSE_KEYS = ("allow", "reason")
 STEP_KEYS = ("step", "log", "current_limit")
 REPEAT_KEYS = ("repeat", "until", "max", "cycle", "steps")
-CHAMBER_KEYS = (
-    "setpoint_c",
-    "ramp_c_per_min",
-    "tolerance_c",
-    "stable_for",
-    "timeout",
-    "on",
-    "stabilise_on",
-    "wait",
-    "log",
-    "if_busy",
-)
-CHAMBER_IF_BUSY = ("wait", "reject")
 INCLUDE_KEYS = ("include", "with")
 STEP_TYPES = ("step", "repeat", "chamber", "include")
 
-# The run's hard limits are the cell's datasheet limits widened a little, so that
-# a step ending exactly at a limit (and the sample that overshoots it by noise or
-# one control period) does not abort the run. A file's `safety:` may tighten them.
-VOLTAGE_TOLERANCE_V = 0.05
-CURRENT_TOLERANCE = 1.05
-
-# safety key -> (kind of quantity, "max" or "min")
-SAFETY_KEYS: dict[str, tuple[str, str]] = {
-    "max_voltage_v": (VOLTAGE, "max"),
-    "min_voltage_v": (VOLTAGE, "min"),
-    "max_charge_current_a": (CURRENT, "max"),
-    "max_discharge_current_a": (CURRENT, "max"),
-    "max_temperature_c": (TEMPERATURE, "max"),
-    "min_temperature_c": (TEMPERATURE, "min"),
-}
-_SAFETY_UNITS = {VOLTAGE: "V", CURRENT: "A", TEMPERATURE: "°C"}
+_File = ProcFile  # the name python_proc and step_spec use
 
 
 @dataclass
-class _File:
-    """One procedure file being compiled (the top file or an included one)."""
-
-    doc: LocatedDoc
-    resolved: Path
-    values: dict[str, str]  # substitution values: parameters and cell.*
-    logging: LoggingPolicy
-    prefix: str  # prefix of PlannedStep.path for steps of this file
-
-    @property
-    def display(self) -> str:
-        return self.doc.file
-
-
-@dataclass
-class _Compiler(IncludeSteps):
+class _Compiler(IncludeSteps, ValueReaders, SafetySections, ChamberItems):
     cell: CellSpec
     station: StationSpec | None
     root: Path  # includes may not leave this directory tree
@@ -136,87 +93,6 @@ class _Compiler(IncludeSteps):
     def add(self, f: _File | LocatedDoc, path: tuple, message: str, offset: int = 0) -> None:
         doc = f.doc if isinstance(f, _File) else f
         self.problems.append(doc.problem(path, message, column_offset=offset))
-
-    # -- text helpers --------------------------------------------------------------------------
-    def sub(self, f: _File, path: tuple, text: str) -> tuple[str, TextMap] | None:
-        new, tmap, issues = substitute(text, f.values)
-        for off, msg in issues:
-            self.add(f, path, msg, off)
-        return None if issues else (new, tmap)
-
-    def text_value(
-        self, f: _File, path: tuple, value: Any, what: str
-    ) -> tuple[str, TextMap] | None:
-        if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
-            self.add(f, path, f"{what} must be text, got {_type_name(value)}")
-            return None
-        if isinstance(value, (int, float)):
-            return format_number(value), TextMap()
-        return self.sub(f, path, value)
-
-    def quantity(self, f: _File, path: tuple, value: Any, kind: str, what: str) -> float | None:
-        """A number (taken in SI: s, V, A, °C) or text with a unit of `kind`, e.g. 25 or '25 °C'."""
-        got = self.text_value(f, path, value, what)
-        if got is None:
-            return None
-        text, tmap = got
-        try:
-            if kind == TIME:
-                q = parse_quantity(text, TIME, allow_bare=True)
-            else:
-                q = parse_quantity(text, kind, allow_bare=True)
-        except UnitError as exc:
-            self.add(f, path, f"{what}: {exc.reason}", tmap.original(exc.offset))
-            return None
-        if kind == CURRENT:
-            return q.to_si(self.cell.capacity_ah)
-        if not math.isfinite(q.value):
-            self.add(f, path, f"{what} must be a finite number")
-            return None
-        return q.value  # a bare number is taken in SI (s, V, A, °C)
-
-    def positive_int(self, f: _File, path: tuple, value: Any, what: str) -> int | None:
-        got = value
-        if isinstance(value, str):
-            res = self.sub(f, path, value)
-            if res is None:
-                return None
-            got = res[0].strip()
-        if isinstance(got, bool) or got is None:
-            self.add(f, path, f"{what} must be a whole number of at least 1, got {_type_name(got)}")
-            return None
-        try:
-            if isinstance(got, float):
-                if not got.is_integer():
-                    raise ValueError
-                n = int(got)
-            elif isinstance(got, int):
-                n = got
-            else:
-                if not str(got).isascii():  # int() takes Unicode digits too: 0-9 only
-                    raise ValueError
-                n = int(str(got))
-        except (ValueError, OverflowError):
-            self.add(f, path, f"{what} must be a whole number of at least 1, got {got!r}")
-            return None
-        if n < 1:
-            self.add(f, path, f"{what} must be at least 1, got {n}")
-            return None
-        return n
-
-    def logging_value(
-        self, f: _File, path: tuple, value: Any, default: LoggingPolicy
-    ) -> LoggingPolicy:
-        got = self.text_value(f, path, value, "log")
-        if got is None:
-            return default
-        text, tmap = got
-        try:
-            return parse_logging(text, default=default, capacity_ah=self.cell.capacity_ah)
-        except ValidationError as exc:
-            for p in exc.problems:
-                self.add(f, path, p.message, tmap.original((p.column or 1) - 1))
-            return default
 
     # -- files ---------------------------------------------------------------------------------
     def compile_doc(
@@ -243,7 +119,8 @@ class _Compiler(IncludeSteps):
         decls = parse_declarations(doc, ("parameters",), data.get("parameters"), self.problems)
         values = resolve(decls, overrides, report)
         subst = {**cell_values(self.cell), **{k: format_value(v) for k, v in values.items()}}
-        f = _File(doc, resolved, subst, inherited_logging, prefix)
+        shown = {**cell_values(self.cell), **{k: format_display(v) for k, v in values.items()}}
+        f = _File(doc, resolved, subst, inherited_logging, prefix, shown)
         self.requires(f, data.get("requires"))
         if data.get("log") is not None:
             f.logging = self.logging_value(f, ("log",), data["log"], inherited_logging)
@@ -272,112 +149,6 @@ class _Compiler(IncludeSteps):
             where = f.doc.problem(("requires", i), "")
             self.declared_roles.setdefault(role, where)
 
-    def abuse_section(self, f: _File, value: Any) -> None:
-        """`abuse: {allow: [max_voltage_v, ...], reason: ...}`: this procedure may cross those
-        cell limits, up to the values its `safety:` section gives them (see docs/abuse.md)."""
-        form = ("abuse is a mapping like {allow: [max_voltage_v, max_temperature_c], reason: "
-                "'overcharge test per UL 2580'}; allow lists the cell limits it may cross "
-                f"({', '.join(SAFETY_KEYS)}), each given its new value in safety:")
-        if len(self.stack) > 1:
-            self.add(f, ("abuse",), "abuse: only the top procedure file may declare it, "
-                                    "not an included file")
-            return
-        if not isinstance(value, dict):
-            self.add(f, ("abuse",), form)
-            return
-        for key in value:
-            if key not in ABUSE_KEYS:
-                self.add(f, ("abuse", key), f"unknown key {key!r} in abuse; allowed: "
-                                            f"{', '.join(ABUSE_KEYS)}")
-        allow = value.get("allow")
-        if isinstance(allow, str):
-            allow = [allow]
-        if not isinstance(allow, list):
-            self.add(f, ("abuse", "allow") if "allow" in value else ("abuse",), form)
-            allow = []
-        names: list[str] = []
-        for i, name in enumerate(allow):
-            if name not in SAFETY_KEYS:
-                self.add(f, ("abuse", "allow", i), f"unknown limit {name!r}; allowed: "
-                                                   f"{', '.join(SAFETY_KEYS)}")
-            else:
-                names.append(name)
-        reason = value.get("reason")
-        if not isinstance(reason, str) or not reason.strip():
-            self.add(f, ("abuse", "reason") if "reason" in value else ("abuse",),
-                     "abuse needs a reason: text saying why (the test and its standard)")
-        self.abuse_allow = tuple(dict.fromkeys(names))
-        self.abuse_reason = reason.strip() if isinstance(reason, str) else ""
-
-    def check_abuse(self, doc: LocatedDoc) -> None:
-        """Every allowed limit has an explicit value; the station's chamber is abuse-rated."""
-        if self.abuse_allow is None:
-            return
-        for i, name in enumerate(self.abuse_allow):
-            if name not in self.safety:
-                unit = _SAFETY_UNITS[SAFETY_KEYS[name][0]]
-                self.add(doc, ("abuse", "allow", i),
-                         f"abuse allows {name}: give its new limit in safety: "
-                         f"(e.g. {name}: ... {unit}); an abuse procedure is still bounded")
-        if self.station is None:
-            return
-        from labctl.capabilities.chamber import chamber_is_abuse_rated
-        from labctl.procedures.check import station_label
-
-        chamber = self.station.instruments.get("chamber")
-        if chamber is None or not chamber_is_abuse_rated(chamber.ranges):
-            what = ("binds no chamber" if chamber is None else
-                    f"has a chamber ({chamber.driver}) that is not abuse-rated")
-            self.add(doc, ("abuse",),
-                     f"an abuse procedure must run on a station whose chamber is abuse-rated; "
-                     f"{station_label(self.station)} {what}; allowed: a station whose chamber "
-                     "ranges say abuse_rated: 1 (e.g. instruments/sim-abuse.yaml)")
-
-    def rules_cell(self) -> CellSpec:
-        """The cell whose limits charge/discharge steps end at: an abuse permission moves an
-        allowed voltage limit to the procedure's safety value."""
-        # The step ends a tolerance inside the hard limit, as it does inside the cell's.
-        moved = {k: self.safety[k] + (-VOLTAGE_TOLERANCE_V if k.startswith("max") else
-                                      VOLTAGE_TOLERANCE_V)
-                 for k in ("max_voltage_v", "min_voltage_v")
-                 if self.abuse_allow and k in self.abuse_allow and k in self.safety}
-        if not moved:
-            return self.cell
-        return replace(self.cell, limits=replace(self.cell.limits, **moved))
-
-    def safety_section(self, f: _File, value: Any) -> None:
-        if not isinstance(value, dict):
-            self.add(f, ("safety",), f"safety is a mapping; allowed keys: {', '.join(SAFETY_KEYS)}")
-            return
-        lim = self.cell.limits
-        for key, raw in value.items():
-            path = ("safety", key)
-            if key not in SAFETY_KEYS:
-                self.add(
-                    f, path, f"unknown safety limit {key!r}; allowed: {', '.join(SAFETY_KEYS)}"
-                )
-                continue
-            kind, side = SAFETY_KEYS[key]
-            x = self.quantity(f, path, raw, kind, key)
-            if x is None:
-                continue
-            cell_value = getattr(lim, key)
-            unit = _SAFETY_UNITS[kind]
-            looser = x > cell_value if side == "max" else x < cell_value
-            if looser and key not in (self.abuse_allow or ()):
-                word = "or lower" if side == "max" else "or higher"
-                self.add(
-                    f,
-                    path,
-                    f"{key} {x:g} {unit} is looser than the limit {cell_value:g} {unit} of "
-                    f"{cell_label(self.cell)}; a procedure may only tighten the cell's limits: "
-                    f"allowed {cell_value:g} {unit} {word}",
-                )
-                continue
-            old = self.safety.get(key)
-            if old is None or (x < old if side == "max" else x > old):
-                self.safety[key] = x
-
     # -- steps ---------------------------------------------------------------------------------
     def steps(self, f: _File, path: tuple, value: Any) -> list[Node]:
         if not isinstance(value, list) or not value:
@@ -402,7 +173,7 @@ class _Compiler(IncludeSteps):
                 f,
                 path,
                 f"a step is text like 'Rest for 1 hour' or a mapping with one of "
-                f"{', '.join(STEP_TYPES)}; got {_type_name(value)}",
+                f"{', '.join(STEP_TYPES)}; got {type_name(value)}",
             )
             return []
         known = STEP_TYPES + tuple(k for k in self.plugin_steps if k not in STEP_TYPES)
@@ -479,7 +250,7 @@ class _Compiler(IncludeSteps):
             self.add(
                 f,
                 path + ("step",),
-                f"step must be text like 'Rest for 1 hour', got {_type_name(text)}",
+                f"step must be text like 'Rest for 1 hour', got {type_name(text)}",
             )
             return []
         leaf = self.electrical(
@@ -514,6 +285,10 @@ class _Compiler(IncludeSteps):
             step = replace(step, current_limit_a=current_limit)
         step = apply_cell_rules(step, self.rules_cell())
         step = self.clamp_to_instrument(step, explicit=current_limit is not None)
+        if f.display_values is not None and f.display_values != f.values and "{" in text:
+            shown = substitute(text, f.display_values)[0].strip()
+            if shown != step.text:
+                step = replace(step, text=shown)
         line, col = f.doc.where(path)
         step = replace(step, source=SourceRef(f.display, line, col, format_path(path)))
         self.checks.append((step, _locator(col, tmap, lead)))
@@ -565,99 +340,6 @@ class _Compiler(IncludeSteps):
             cap = DEFAULT_MAX_ITERATIONS if count is None else count
         return Repeat(tuple(body), count, until, cap, cycle, f.prefix + format_path(path))
 
-    def chamber(self, f: _File, path: tuple, value: Any, plan_path: str) -> Leaf | None:
-        if not isinstance(value, dict):
-            self.add(
-                f,
-                path,
-                "chamber is a mapping like {setpoint_c: 25, stable_for: 30 min}; "
-                f"allowed keys: {', '.join(CHAMBER_KEYS)}",
-            )
-            return None
-        start = len(self.problems)
-        value = _unbool_on_key(f.doc, path, value)
-        for key in value:
-            if key not in CHAMBER_KEYS:
-                self.add(
-                    f,
-                    path + (key,),
-                    f"unknown key {key!r} in a chamber step; allowed: {', '.join(CHAMBER_KEYS)}",
-                )
-        if value.get("setpoint_c") is None:
-            self.add(f, path, "a chamber step needs setpoint_c (°C)")
-            return None
-        setpoint = self.quantity(
-            f, path + ("setpoint_c",), value["setpoint_c"], TEMPERATURE, "setpoint_c"
-        )
-        kwargs: dict[str, Any] = {}
-        for key, kind, what, field_name in (
-            ("ramp_c_per_min", None, "ramp_c_per_min", "ramp_c_per_min"),
-            ("tolerance_c", None, "tolerance_c", "tolerance_c"),
-            ("stable_for", TIME, "stable_for", "stable_for_s"),
-            ("timeout", TIME, "timeout", "timeout_s"),
-        ):
-            if value.get(key) is None:
-                continue
-            if kind is None:
-                x = self.quantity(f, path + (key,), value[key], TEMPERATURE, what)
-            else:
-                x = self.quantity(f, path + (key,), value[key], TIME, what)
-            if x is None:
-                continue
-            zero_ok = key == "stable_for"
-            if x < 0 or (x == 0 and not zero_ok):
-                self.add(
-                    f,
-                    path + (key,),
-                    f"{what} must be {'zero or ' if zero_ok else ''}greater than zero, got {x:g}",
-                )
-                continue
-            kwargs[field_name] = x
-        on = value.get("on", value.get("stabilise_on", "cell"))
-        if on not in ("cell", "chamber"):
-            self.add(f, path + ("on",), f"'on' must be cell or chamber, got {on!r}")
-        wait = value.get("wait", True)
-        if not isinstance(wait, bool):
-            self.add(f, path + ("wait",), f"wait must be true or false, got {wait!r}")
-        if_busy = value.get("if_busy", "wait")
-        if if_busy not in CHAMBER_IF_BUSY:
-            self.add(f, path + ("if_busy",), f"if_busy must be one of {', '.join(CHAMBER_IF_BUSY)} "
-                                             f"(when another channel holds a shared chamber), "
-                                             f"got {if_busy!r}")
-        if value.get("log") is not None:
-            kwargs["logging"] = self.logging_value(f, path + ("log",), value["log"], f.logging)
-        if len(self.problems) > start or setpoint is None:
-            return None
-        # Most chamber problems are about the set-point: point at it.
-        line, col = f.doc.where(path + ("setpoint_c",))
-        text = _chamber_text(setpoint, kwargs, on, wait)
-        step = ChamberStep(
-            setpoint_c=setpoint,
-            stabilise_on=on,
-            wait=wait,
-            if_busy=if_busy,
-            text=text,
-            source=SourceRef(f.display, line, col, format_path(path)),
-            **kwargs,
-        )
-        self.checks.append((step, lambda off: col))
-        return Leaf(step, plan_path)
-
-    # -- the whole procedure -------------------------------------------------------------------
-    def safety_limits(self) -> SafetyLimits:
-        lim = self.cell.limits
-        base = {
-            "max_voltage_v": lim.max_voltage_v + VOLTAGE_TOLERANCE_V,
-            "min_voltage_v": lim.min_voltage_v - VOLTAGE_TOLERANCE_V,
-            "max_charge_current_a": lim.max_charge_current_a * CURRENT_TOLERANCE,
-            "max_discharge_current_a": lim.max_discharge_current_a * CURRENT_TOLERANCE,
-            "max_temperature_c": lim.max_temperature_c,
-            "min_temperature_c": lim.min_temperature_c,
-        }
-        base = {k: round(v, 9) for k, v in base.items()}  # 3.65 + 0.05 reads as 3.7
-        base.update(self.safety)
-        return SafetyLimits(**base, abuse_allow=frozenset(self.abuse_allow or ()))
-
     def check_roles(self) -> None:
         """Roles asked for in `requires`; roles implied by steps are checked per step."""
         if self.station is None:
@@ -687,22 +369,6 @@ def _sorted(problems: list[Problem], main_file: str) -> list[Problem]:
     )
 
 
-def _unbool_on_key(doc: LocatedDoc, path: tuple, value: dict) -> dict:
-    """YAML 1.1 reads an unquoted `on:` key as true; give it back its name."""
-    if "True" not in value or "on" in value:
-        return value
-    line, col = doc.where(path + ("True",))
-    lines = doc.text.splitlines()
-    if line is None or col is None or line > len(lines):
-        return value
-    # The mark points at the value (or at the key for non-scalar values).
-    before = lines[line - 1][: col - 1]
-    at = lines[line - 1][col - 1 :]
-    if not (re.search(r"\bon\s*:\s*$", before, re.IGNORECASE) or at[:2].lower() == "on"):
-        return value
-    out = {("on" if k == "True" else k): v for k, v in value.items()}
-    doc.marks[path + ("on",)] = doc.marks.get(path + ("True",), (line, col))
-    return out
 
 
 def _locator(col: int | None, tmap: TextMap, lead: int) -> Locate:
@@ -712,33 +378,12 @@ def _locator(col: int | None, tmap: TextMap, lead: int) -> Locate:
     return locate
 
 
-def _chamber_text(setpoint: float, kw: dict[str, Any], on: str, wait: bool) -> str:
-    parts = [f"Chamber to {setpoint:g} °C"]
-    if "ramp_c_per_min" in kw:
-        parts.append(f"ramp {kw['ramp_c_per_min']:g} °C/min")
-    if not wait:
-        parts.append("no wait")
-    else:
-        tol = kw.get("tolerance_c", ChamberStep.__dataclass_fields__["tolerance_c"].default)
-        stable = kw.get("stable_for_s", 0.0)
-        parts.append(f"stable within {tol:g} °C for {stable:g} s on the {on}")
-        if "timeout_s" in kw:
-            parts.append(f"timeout {kw['timeout_s']:g} s")
-    return ", ".join(parts)
 
 
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return "true/false"
-    return {dict: "a mapping", list: "a list", str: "text", int: "a number", float: "a number"}.get(
-        type(value), type(value).__name__
-    )
 
 
 def _inferred_roles(nodes: tuple[Node, ...]) -> set[str]:
-    from labctl.procedures.plan import leaves
+    from labctl.procedures.tree import leaves
 
     roles = set()
     for leaf in leaves(nodes):

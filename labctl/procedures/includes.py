@@ -15,7 +15,7 @@ from typing import Any
 
 from labctl.errors import ValidationError
 from labctl.fileio import os_error_text, read_regular_text
-from labctl.procedures.plan import Node
+from labctl.procedures.tree import Node
 from labctl.yamlio import MAX_BYTES, LocatedDoc, format_path, loads
 
 MAX_INCLUDE_DEPTH = 16

@@ -40,7 +40,7 @@ from labctl.procedures.grammar import apply_cell_rules, parse_logging, parse_ste
 from labctl.procedures.model import CompiledProcedure, Plan, PlannedStep
 from labctl.procedures.parameters import parse_declarations, resolve
 from labctl.procedures.substitute import cell_values
-from labctl.station_spec import StationSpec
+from labctl.stations.spec import StationSpec
 from labctl.yamlio import LocatedDoc
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from labctl.capabilities.steps import LoggingPolicy, SourceRef
 from labctl.cells.spec import CellSpec
-from labctl.station_spec import StationSpec
+from labctl.stations.spec import StationSpec
 from labctl.yamlio import format_path
 
 if TYPE_CHECKING:
@@ -148,6 +148,12 @@ class StepSpec:
                 self.error(None, f"a {self.keyword} step needs {key!r}")
             return default
         got = self._c.text_value(self._f, self.path + (key,), raw, key)
+        return got[0].strip() if got is not None else None
+
+    def text_at(self, keys: tuple, raw: Any, what: str) -> str | None:
+        """A value nested inside the step's mapping (a list item, a sub-mapping's value) as
+        text with placeholders substituted; problems are located at `keys` below the step."""
+        got = self._c.text_value(self._f, self.path + keys, raw, what)
         return got[0].strip() if got is not None else None
 
     def choice(self, key: str, options: Iterable[str], default: str | None = None) -> str | None:

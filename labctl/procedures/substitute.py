@@ -9,6 +9,7 @@ column of the original (the placeholder itself when it came from one).
 from __future__ import annotations
 
 import bisect
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -61,6 +62,17 @@ def format_value(value: Any) -> str:
     if isinstance(value, (bool, int, float)):
         return format_number(value)
     return str(value)
+
+
+def format_display(value: Any) -> str:
+    """A parameter as a step's text shows it: four significant digits (C/3 -> 0.3333).
+
+    The step itself runs with `format_value`'s twelve digits; only the text people read
+    (tables, plan, console) is shortened.
+    """
+    if isinstance(value, float) and not isinstance(value, bool) and math.isfinite(value):
+        return format_number(float(f"{value:.4g}"))
+    return format_value(value)
 
 
 def substitute(text: str, values: Mapping[str, str]) -> tuple[str, TextMap, list[tuple[int, str]]]:

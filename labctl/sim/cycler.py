@@ -34,24 +34,28 @@ from labctl.capabilities.steps import ElectricalStep, LoggingPolicy
 from labctl.cells.spec import BOLTZMANN_EV_PER_K, ZERO_C_IN_K, CellSpec
 from labctl.errors import LabctlError
 from labctl.sim.ageing import AgeingModel, AgeingState
+from labctl.sim.batching import (
+    aged_params,
+    batch_intervals,
+    batch_times,
+    gross_charge,
+    split_cumulative,
+)
 from labctl.sim.channel_checks import current_limit_a, refuse_impossible_step
-from labctl.sim.control import Control, Span, make_control, point_value, solve_span
-from labctl.sim.ecm import CellState, CurrentPiece, Track, grid_index
+from labctl.sim.control import Control, make_control, solve_span
+from labctl.sim.ecm import CellState, CurrentPiece, Track
 from labctl.sim.events import (
     Watch,
     condition_watches,
-    first_firing,
     safety_watches,
-    values_for,
 )
 from labctl.sim.logging_grid import LogGrid
 from labctl.sim.measure import Meter
 from labctl.sim.params import Params
-from labctl.sim.roots import crossing_time
+from labctl.sim.step_end import electrical_probe, end_at, first_event, needs_charge
 from labctl.sim.thermal import (
     cooling,
     mean_temperature,
-    temperature_after,
     temperatures,
     time_to_drift,
 )
@@ -108,8 +112,9 @@ class SimCyclerChannel:
         self._fresh_params: dict[float, Params] = {}
         self._watch_cache: dict[tuple, list[Watch]] = {}
         self._grid_cache: dict[LoggingPolicy, LogGrid] = {}
+        self._setup_cache: dict[tuple, tuple] = {}
         # Ageing (labctl/sim/ageing.py): the state ages batch by batch; the model in use
-        # carries the capacity fraction and resistance factor in `_aged`.
+        # carries the capacity fraction and resistance factor in `aged_params`.
         params = getattr(self.model, "ageing", None)
         self.ageing = None if params is None else AgeingModel(params, cell.capacity_ah)
         self.age = AgeingState()
@@ -178,7 +183,8 @@ class SimCyclerChannel:
     # -- running a step --------------------------------------------------------------------
     def run_step(self, step: ElectricalStep, limits: SafetyLimits,
                  logging: LoggingPolicy) -> Generator[SampleBatch, None, StepEnd]:
-        self._check(step)
+        if self._setup(step, limits, logging) is None:  # checked once per distinct step
+            self._check(step)
         self.output_on = True
         try:
             return (yield from self._run(step, limits, logging))
@@ -192,14 +198,10 @@ class SimCyclerChannel:
         origin = clock.now()
         self._relax_until(origin)
         self._refresh_ageing()
-        control = make_control(step, self._current_limit(step))
-        grid = self._grid(logging)
-        end_t, end_kind, end_reason = self._time_limit(step)
-        watches = self._watches(limits, step)
+        setup = self._setup(step, limits, logging) or self._new_setup(step, limits, logging)
+        control, grid, (end_t, end_kind, end_reason), watches, probe, with_charge = setup
         extra = control.extra_times()
         span_cap = self._span_cap(control)
-        probe = _probe(watches)
-        needs_charge = _needs_charge(watches)
         k = 0
         totals = np.zeros(4)  # charge Ah, discharge Ah, charge Wh, discharge Wh
         first = True
@@ -211,7 +213,7 @@ class SimCyclerChannel:
             left_s = end_t - k * grid.dt_s
             n, param_temperature_c = self._plan(grid, control, state, heat_w, heat_at_c,
                                                 span_cap, drift_k, left_s)
-            times, on_grid, step_s = _batch_times(grid, k, n, end_t, extra)
+            times, on_grid, step_s = batch_times(grid, k, n, end_t, extra)
             for attempt in range(2):
                 p = self._params(param_temperature_c)
                 span = solve_span(control, p, state, times, on_grid, step_s, probe)
@@ -233,15 +235,15 @@ class SimCyclerChannel:
             if cut is not None:
                 track, temps = track.head(cut), temps[: cut + 1]
                 on_grid = None if on_grid is None else on_grid[: cut + 1]
-            q_gross = _gross_charge(totals, track.dq_ah) if needs_charge else None
+            q_gross = gross_charge(totals, track.dq_ah) if with_charge else None
             # The whole batch's temperature range bounds the (cut) track's: it only rules
             # watches out, the firing sample is still searched on the values themselves.
-            hit = _first_event(watches, span, track, temps, q_gross, p, self.world, origin,
+            hit = first_event(watches, span, track, temps, q_gross, p, self.world, origin,
                                0 if first else 1, t_range)
             end: StepEnd | None = None
             if hit is not None:
                 j, t_e, watch, value, restarted = hit
-                track, temps, on_grid = _end_at(track, temps, on_grid, j, t_e, restarted,
+                track, temps, on_grid = end_at(track, temps, on_grid, j, t_e, restarted,
                                                 p, self.world, origin)
                 end = StepEnd(watch.kind, watch.reason(value), watch.condition_index)
             elif cut is None and track.t[-1] >= end_t:
@@ -270,7 +272,7 @@ class SimCyclerChannel:
         m = self.model
         capacity_ah = self.cell.capacity_ah * self._aged[0]
         if self._base_params is None:
-            self._base_params = _aged(self._fresh(m.reference_temperature_c, capacity_ah),
+            self._base_params = aged_params(self._fresh(m.reference_temperature_c, capacity_ah),
                                       self._aged[1])
         if not self._temperature_dependent:
             return self._base_params
@@ -278,7 +280,7 @@ class SimCyclerChannel:
         p = self._params_cache.get(key)
         if p is None:
             if self._two_d_tables:
-                p = _aged(self._fresh(key, capacity_ah), self._aged[1])
+                p = aged_params(self._fresh(key, capacity_ah), self._aged[1])
             else:  # SoC-only tables: only the resistances change, by the Arrhenius factor
                 p = self._base_params.scaled(m.arrhenius_factor(key), key)
             if len(self._params_cache) >= 256:
@@ -295,6 +297,32 @@ class SimCyclerChannel:
             p = Params(self.model, self.cell.capacity_ah, temperature_c)
             self._fresh_params[temperature_c] = p
         return p if capacity_ah == p.capacity_ah else p.with_capacity(capacity_ah)
+
+    def _setup(self, step: ElectricalStep, limits: SafetyLimits, logging: LoggingPolicy
+               ) -> tuple | None:
+        """What `_run` derives from a step alone, once it has been made for this step (a
+        cycle-life run repeats a handful of steps), else None."""
+        try:
+            return self._setup_cache.get((step, limits, logging))
+        except TypeError:  # an unhashable step (a list from a Python procedure)
+            return None
+
+    def _new_setup(self, step: ElectricalStep, limits: SafetyLimits,
+                   logging: LoggingPolicy) -> tuple:
+        """(control, logging grid, time limit, watches, probe, needs charge) for a step that
+        passed `_check`. Controls hold no state of their own, so one serves every run of
+        the step."""
+        control = make_control(step, self._current_limit(step))
+        watches = self._watches(limits, step)
+        setup = (control, self._grid(logging), self._time_limit(step), watches,
+                 electrical_probe(watches), needs_charge(watches))
+        try:
+            if len(self._setup_cache) >= 256:
+                self._setup_cache.clear()
+            self._setup_cache[(step, limits, logging)] = setup
+        except TypeError:
+            pass
+        return setup
 
     def _watches(self, limits: SafetyLimits, step: ElectricalStep) -> list[Watch]:
         """Safety and end-condition watches (cached: the same few steps repeat all run)."""
@@ -371,10 +399,10 @@ class SimCyclerChannel:
         stops where the cell would have moved `drift_k` (or the chamber air would), and
         the model is evaluated at the batch's predicted mean temperature.
         """
-        n = _batch_intervals(grid, MAX_BATCH_INTERVALS, span_cap)
+        n = batch_intervals(grid, MAX_BATCH_INTERVALS, span_cap)
         if not self._temperature_dependent:
             return n, self.model.reference_temperature_c
-        n = min(n, _batch_intervals(grid, math.ceil(left_s / grid.dt_s - 1e-9), None))
+        n = min(n, batch_intervals(grid, math.ceil(left_s / grid.dt_s - 1e-9), None))
         base = self._params(self.model.reference_temperature_c)
         m = self.model
         if heat_w is None:  # first batch of a step: estimate from the control
@@ -394,11 +422,11 @@ class SimCyclerChannel:
                 amb_now, amb_end = self.world.ambient_c_at(np.array([now, now + n * grid.dt_s]))
                 if abs(amb_end - amb_now) <= drift_k or n <= grid.every:
                     break
-                n = _batch_intervals(grid, n // 2, None)
+                n = batch_intervals(grid, n // 2, None)
             ambient = 0.5 * float(amb_now + amb_end)
         seconds = time_to_drift(state.temperature_c, ambient, heat_w, drift_k, c_th, h)
         if seconds * HORIZON_MARGIN < n * grid.dt_s:
-            n = _batch_intervals(grid, max(1, math.ceil(seconds * HORIZON_MARGIN / grid.dt_s)),
+            n = batch_intervals(grid, max(1, math.ceil(seconds * HORIZON_MARGIN / grid.dt_s)),
                                  None)
             if ramping:
                 ambient = float(self.world.ambient_c_at(np.array([now + 0.5 * n * grid.dt_s]))[0])
@@ -448,9 +476,9 @@ class SimCyclerChannel:
 
     def _batch(self, track: Track, temps: np.ndarray, on_grid: np.ndarray | None, grid: LogGrid,
                k: int, first: bool, totals: np.ndarray) -> SampleBatch:
-        charge_ah, discharge_ah = _split_cumulative(totals[0], totals[1], track.dq_ah,
+        charge_ah, discharge_ah = split_cumulative(totals[0], totals[1], track.dq_ah,
                                                     track.dq_const)
-        charge_wh, discharge_wh = _split_cumulative(totals[2], totals[3], track.de_wh,
+        charge_wh, discharge_wh = split_cumulative(totals[2], totals[3], track.de_wh,
                                                     0.0 if track.dq_const == 0.0 else None)
         totals[:] = (charge_ah[-1], discharge_ah[-1], charge_wh[-1], discharge_wh[-1])
         sel = grid.select(k, track.voltage_v, track.current_a, on_grid, first)
@@ -508,194 +536,3 @@ class SimCyclerChannel:
     def _check(self, step: ElectricalStep) -> None:
         """Refuse what the channel cannot do (validation should have caught it already)."""
         refuse_impossible_step(step, self.ranges, self.name)
-
-
-# -- helpers ---------------------------------------------------------------------------------
-
-
-def _aged(p: Params, resistance_factor: float) -> Params:
-    return p if resistance_factor == 1.0 else p.scaled(resistance_factor, p.temperature_c)
-
-
-def _batch_intervals(grid: LogGrid, horizon: int, span_cap: float | None) -> int:
-    n = horizon
-    if span_cap is not None:
-        n = min(n, int(span_cap / grid.dt_s))
-    return max(grid.every, n // grid.every * grid.every)
-
-
-def _batch_times(grid: LogGrid, k: int, n: int, end_t: float, extra: np.ndarray | None
-                 ) -> tuple[np.ndarray, np.ndarray | None, float | None]:
-    """Grid times of the batch cut at the step's end, profile change times inserted,
-    and the grid spacing if the result is uniform."""
-    times = grid.times(k, k + n)
-    step_s: float | None = grid.dt_s
-    tol = 1e-9 * max(1.0, end_t)
-    if times[-1] >= end_t - tol:
-        times = np.append(times[times < end_t - tol], end_t)
-        if len(times) > 1 and abs(times[-1] - times[-2] - grid.dt_s) > tol:
-            step_s = None
-    on_grid = None
-    if extra is not None and len(times) > 1:
-        inside = extra[(extra > times[0]) & (extra < times[-1])]
-        inside = inside[~np.isin(inside, times)]
-        if len(inside):
-            merged = np.concatenate([times, inside])
-            order = np.argsort(merged, kind="stable")
-            flags = np.concatenate([np.ones(len(times), bool), np.zeros(len(inside), bool)])
-            times, on_grid, step_s = merged[order], flags[order], None
-    return times, on_grid, step_s
-
-
-def _gross_charge(totals: np.ndarray, dq_ah: np.ndarray) -> np.ndarray:
-    out = np.empty(len(dq_ah) + 1)
-    out[0] = totals[0] + totals[1]
-    np.cumsum(np.abs(dq_ah), out=out[1:])
-    out[1:] += out[0]
-    return out
-
-
-def _split_cumulative(pos0: float, neg0: float, x: np.ndarray,
-                      constant: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Cumulative positive and negative parts of x (as magnitudes), from pos0 / neg0.
-
-    `constant`: every x is this value (a constant current on a uniform grid).
-    """
-    n = len(x) + 1
-    if constant is not None:
-        ramp = grid_index(n) * abs(constant)
-        ramp += pos0 if constant >= 0 else neg0
-        flat = np.full(n, neg0 if constant >= 0 else pos0)
-        return (ramp, flat) if constant >= 0 else (flat, ramp)
-    if n == 1 or x.min() >= 0:
-        pos = np.empty(n)
-        pos[0] = pos0
-        np.cumsum(x, out=pos[1:])
-        pos[1:] += pos0
-        return pos, np.full(n, neg0)
-    if x.max() <= 0:
-        neg = np.empty(n)
-        neg[0] = neg0
-        np.cumsum(x, out=neg[1:])
-        neg[1:] *= -1.0
-        neg[1:] += neg0
-        return np.full(n, pos0), neg
-    pos, _ = _split_cumulative(pos0, 0.0, np.maximum(x, 0.0))
-    neg, _ = _split_cumulative(neg0, 0.0, np.maximum(-x, 0.0))
-    return pos, neg
-
-
-def _values(key: str, track: Track, temps: np.ndarray | None,
-            q_gross: np.ndarray | None) -> np.ndarray:
-    if key == "v":
-        return track.voltage_v
-    if key == "i":
-        return track.current_a
-    if key == "temp":
-        return temps
-    return q_gross
-
-
-def _probe(watches: list[Watch]):
-    """A check of the electrical watches on a coarse track (see control.solve_span); only
-    for steps with end conditions (a safety limit rarely ends a step)."""
-    if not any(w.kind is EndKind.CONDITION for w in watches):
-        return None
-    electrical = [w for w in watches if w.key in ("v", "i", "i_abs", "-i")]
-    if not electrical:
-        return None
-
-    def probe(track: Track) -> int | None:
-        return first_firing(electrical, lambda key: _values(key, track, None, None), 1)[0]
-
-    return probe
-
-
-def _needs_charge(watches: list[Watch]) -> bool:
-    return any(w.key == "q" for w in watches)
-
-
-def _first_event(watches: list[Watch], span: Span, track: Track, temps: np.ndarray,
-                 q_gross: np.ndarray | None, p: Params, world: Any, origin: float, start: int,
-                 temp_range: tuple[float, float] | None = None):
-    """(index, instant, watch, value there, restarted piece) of what ends the step first.
-
-    `temp_range`: (min, max) bounds of temps when known (they only rule watches out)."""
-    known = {} if track.dq_const is None else {"i": (track.current_a[0],) * 2}
-    if temp_range is not None and len(temps) > start:
-        known["temp"] = temp_range
-    best_k, firing = first_firing(watches, lambda key: _values(key, track, temps, q_gross), start,
-                                  known)
-    if best_k is None:
-        return None
-    if best_k == 0:
-        w = firing[0]
-        value0 = values_for(w.key, lambda key: _values(key, track, temps, q_gross))[0]
-        return 0, float(track.t[0]), w, float(value0), None
-    j = best_k
-    restarted = span.piece_of_interval(j - 1).from_point(track, j - 1)
-    t_lo, t_hi = float(track.t[j - 1]), float(track.t[j])
-    soc_lo = float(track.soc[j - 1])
-
-    def ambient(t: float) -> float:
-        return float(world.ambient_c_at(np.array([origin + t]))[0])
-
-    def value(key: str, t: float) -> float:
-        point = restarted.at(t)
-        if key == "q":
-            return float(q_gross[j - 1]) + abs(point.soc - soc_lo) * p.capacity_ah
-        if key == "temp":
-            return temperature_after(float(temps[j - 1]), t - t_lo, float(track.heat_w[j - 1]),
-                                     ambient(t_lo), ambient(t), p.heat_capacity_j_per_k,
-                                     p.heat_transfer_w_per_k)
-        return point_value(key, point)
-
-    best = None
-    for w in firing:
-        t_e = crossing_time(lambda t, w=w: w.margin(value(w.key, t)), t_lo, t_hi)
-        v_e = value(w.key, t_e)
-        if w.margin(v_e) < 0 or (w.strict and w.margin(v_e) == 0):
-            # The control jumped at sample j (a profile step): the crossing is sample j
-            # itself, with the values in force from then on.
-            v_e = float(values_for(w.key, lambda key: _values(key, track, temps, q_gross))[j])
-            candidate = (j, t_hi, w, v_e, None)
-        else:
-            candidate = (j, t_e, w, v_e, restarted)
-        if best is None or candidate[1] < best[1]:
-            best = candidate
-    return best
-
-
-def _end_at(track: Track, temps: np.ndarray, on_grid: np.ndarray | None, j: int, t_e: float,
-            restarted: Any, p: Params, world: Any, origin: float):
-    """The batch truncated so that its last point is the step's end instant t_e.
-
-    Point j is overwritten in place (the batch's arrays are its own); without a
-    `restarted` piece the step ends at sample j as it is.
-    """
-    if restarted is None:
-        return track.head(j), temps[: j + 1], None if on_grid is None else on_grid[: j + 1]
-    t_lo = float(track.t[j - 1])
-    tail = restarted.segment_to(t_e)
-    amb = world.constant_ambient_c(origin + t_lo, origin + t_e)
-    amb_lo, amb_e = (amb, amb) if amb is not None else world.ambient_c_at(
-        np.array([origin + t_lo, origin + t_e])).tolist()
-    end = track.head(j)
-    end.t = end.t.copy()  # the grid times may be a shared kernel
-    end.t[j] = t_e
-    end.soc[j] = tail.soc[1]
-    end.v_rc[:, j] = tail.v_rc[:, 1]
-    end.current_a[j] = tail.current_a[1]
-    end.voltage_v[j] = tail.voltage_v[1]
-    end.dq_ah[j - 1] = tail.dq_ah[0]
-    end.de_wh[j - 1] = tail.de_wh[0]
-    end.heat_w[j - 1] = tail.heat_w[0]
-    end.dq_const = None
-    temps = temps[: j + 1]
-    temps[j] = temperature_after(float(temps[j - 1]), t_e - t_lo, float(tail.heat_w[0]),
-                                 amb_lo, amb_e, p.heat_capacity_j_per_k,
-                                 p.heat_transfer_w_per_k)
-    if on_grid is not None:
-        on_grid = on_grid[: j + 1].copy()
-        on_grid[j] = True
-    return end, temps, on_grid

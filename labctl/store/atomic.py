@@ -66,13 +66,14 @@ def fsync_dir(path: Path) -> None:
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, sync_dir: bool = True) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success it replaces `path` atomically.
 
     Whatever the body writes to the temporary path (for writers that want a file
     name, such as Parquet writers) is fsynced and renamed over `path` only when
     the body returns; if it raises, the temporary file is removed and `path` is
-    untouched.
+    untouched. `sync_dir=False` leaves the folder's fsync (which makes the rename
+    durable) to the caller, who does it once after several files.
     """
     path = Path(path)
     try:
@@ -99,7 +100,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             raise LabctlError(f"{path}: cannot write ({describe_os_error(exc)}); "
                               "the previous version is unchanged") from None
         raise
-    fsync_dir(path.parent)
+    if sync_dir:
+        fsync_dir(path.parent)
 
 
 def remove_stale_temp_files(folder: str | Path) -> list[str]:
@@ -127,16 +129,17 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_stream(path: str | Path, chunks: Iterable[bytes]) -> None:
-    """Replace `path` atomically with the concatenation of `chunks`."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+def atomic_write_stream(path: str | Path, chunks: Iterable[bytes], sync_dir: bool = True) -> None:
+    """Replace `path` atomically with the concatenation of `chunks` (`sync_dir`: see
+    `atomic_path`)."""
+    with atomic_path(path, sync_dir=sync_dir) as tmp, open(tmp, "wb") as f:
         for chunk in chunks:
             f.write(chunk)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Replace `path` atomically with `data`."""
-    atomic_write_stream(path, (data,))
+def atomic_write_bytes(path: str | Path, data: bytes, sync_dir: bool = True) -> None:
+    """Replace `path` atomically with `data` (`sync_dir`: see `atomic_path`)."""
+    atomic_write_stream(path, (data,), sync_dir=sync_dir)
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
@@ -156,3 +159,26 @@ def _json_default(obj: Any) -> Any:
     if callable(tolist):
         return tolist()
     return str(obj)
+
+
+def side_by_side(*calls: tuple) -> None:
+    """Run each (function, *args) at once, the first on this thread; raise the first error.
+
+    For writes that each wait for the disk (fsync): their waits overlap, and the file
+    system commits them together."""
+    errors: list[BaseException] = []
+
+    def run(call: tuple) -> None:
+        try:
+            call[0](*call[1:])
+        except BaseException as exc:  # re-raised on the calling thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls[1:]]
+    for t in threads:
+        t.start()
+    run(calls[0])
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]

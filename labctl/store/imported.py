@@ -1,13 +1,15 @@
 """Run directories made from data recorded elsewhere (`labctl import`), not by the engine.
 
-An imported run is built exactly like a recorded one: a journal with step_start /
-step_end events, sample blocks and record events, then `finalize` turns it into the
-timeseries, steps, cycles and record Parquet tables. So `open_run`, `doctor`,
-`export` and every analysis read it unchanged; its status is "imported".
+An imported run holds what a recorded one holds: a journal with step_start /
+step_end events, sample blocks and record events, and the timeseries, steps, cycles
+and record Parquet tables `finalize` would build from it. So `open_run`, `doctor`,
+`export` and every analysis read it unchanged; its status is "imported". The tables
+are written straight from the column arrays (not by reading the journal back), with
+the same code that summarises recorded runs' steps and cycles.
 
 Atomic: everything is written in a hidden folder `.importing-<run id>` under the
-results root and renamed into place at the end, so a failed import leaves no run
-directory (the hidden folder is removed on failure).
+results root, each file fsynced once, then the folder is renamed into place, so a
+failed import leaves no run directory (the hidden folder is removed on failure).
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import json
 import os
 import shutil
 import socket
+import struct
+import threading
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +30,9 @@ import numpy as np
 
 from labctl.errors import LabctlError
 from labctl.records import SAMPLE_COLUMNS
-from labctl.store.atomic import atomic_write_json, describe_os_error, fsync_dir
-from labctl.store.journal import JournalWriter
+from labctl.store.atomic import _json_default, describe_os_error, fsync_dir
+from labctl.store.freshness import journal_mark
+from labctl.store.journal import EVENT, JOURNAL_NAME, MAGIC, SAMPLES, encode_event, header_event
 from labctl.store.rundir import (
     _RUN_ID,
     RUN_JSON,
@@ -34,7 +40,15 @@ from labctl.store.rundir import (
     _append_index,
     labctl_version,
 )
-from labctl.store.tables import CUMULATIVE, StepAccumulator
+from labctl.store.step_summary import CUMULATIVE, StepAccumulator
+
+# The journal's record layout (labctl/store/journal.py's docstring): header = magic u32,
+# type u8, payload length u32, CRC32 u32; a SAMPLES payload starts with its row count.
+_RECORD_HEADER = struct.Struct("<IBII")
+_ROW_COUNT = struct.Struct("<I")
+MAX_ROWS_PER_RECORD = 1 << 20  # as JournalWriter splits large blocks
+_IOV_MAX = 1024
+JOURNAL_THREAD_ROWS = 100_000  # from this many samples the journal gets its own thread
 
 IMPORTED = "imported"
 TMP_PREFIX = ".importing-"
@@ -110,54 +124,271 @@ def create_imported_run(results_root: str | Path, run_id: str, meta: Mapping[str
                 **meta, "status": IMPORTED}
         (tmp / "inputs").mkdir()
         for name, data in (inputs or {}).items():
-            (tmp / "inputs" / Path(name).name).write_bytes(data)
-        atomic_write_json(tmp / RUN_JSON, full)
-        _write_journal(tmp, samples, steps, records or {})
-        from labctl.store.run import summarize
-        from labctl.store.tables import finalize
-
-        out = finalize(tmp)
-        on_disk = json.loads((tmp / RUN_JSON).read_text(encoding="utf-8"))
-        on_disk["summary"] = summarize(on_disk, out["steps"], out["cycles"], out["n_samples"])
-        atomic_write_json(tmp / RUN_JSON, on_disk)
+            _write_durably(tmp / "inputs" / Path(name).name, data)
+        if inputs:
+            fsync_dir(tmp / "inputs")
+        on_disk = _write_run_files(tmp, full, samples, steps, records or {})
+        _write_durably(tmp / RUN_JSON, json_bytes(on_disk))
         (tmp / BUILDER_PID).unlink()
+        fsync_dir(tmp)
         os.rename(tmp, final)
         fsync_dir(root)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise LabctlError(f"{final}: cannot write the imported run "
+                              f"({describe_os_error(exc)}); nothing was kept") from None
         raise
     _append_index(root, full)
     return final
 
 
-def _write_journal(folder: Path, samples: Mapping[str, np.ndarray], steps: list[ImportedStep],
-                   records: Mapping[str, Mapping[str, np.ndarray]]) -> None:
+def _write_run_files(folder: Path, meta: dict[str, Any], samples: Mapping[str, np.ndarray],
+                     steps: list[ImportedStep], records: Mapping[str, Mapping[str, np.ndarray]]
+                     ) -> dict[str, Any]:
+    """The journal and the Parquet tables of a new imported run, straight from the columns.
+
+    What `finalize` would build from the journal, without reading the journal back:
+    the same step rows (`step_results`, the recorded runs' StepAccumulator), cycle rows
+    (`cycle_columns` fed in finalize's row groups), timeseries row groups and record
+    tables. Each file is written once and fsynced once (the caller renames the folder
+    into place), instead of atomic replacements with several fsyncs each: the folder is
+    not visible until it is complete. Returns run.json's content as it must be written.
+    """
+    from labctl.store.run import summarize
+    from labctl.store.tables import (
+        ROW_GROUP_ROWS,
+        _arrow_table,
+        _CycleMeans,
+        _parquet_writer,
+        cycle_columns,
+        step_columns,
+    )
+
     cols = {name: np.ascontiguousarray(samples[name], dtype=dt)
             for name, dt in SAMPLE_COLUMNS.items()}
+    n = len(cols["test_time_s"])
     results = step_results(cols, steps)
-    # fsync once at the end (close): an import can simply be repeated after a crash.
-    writer = JournalWriter.create(folder, fsync_interval_s=3600.0)
+    events = _events(cols, steps, results, records)
+    # The journal (the run's record, as for recorded runs) is written on a second thread
+    # while this one encodes the Parquet tables: crc32, write and fsync release the GIL.
+    # A small one is written here (a thread start costs more) and fsynced with the rest.
+    box: dict[str, Any] = {}
+    written: list[Path] = []
+    if n < JOURNAL_THREAD_ROWS:
+        box["mark"] = write_journal(folder, cols, steps, events, sync=False)
+        written.append(folder / JOURNAL_NAME)
+        writer = None
+    else:
+        writer = threading.Thread(target=_journal_thread, args=(folder, cols, steps, events,
+                                                                box), name="import-journal")
+        writer.start()
     try:
-        writer.append_event({"type": "run_start", "imported": True})
-        for k, (s, result) in enumerate(zip(steps, results, strict=True), start=1):
-            writer.append_event({"type": "step_start", "step_index": k,
-                                 "cycle_index": int(cols["cycle_index"][s.lo]),
-                                 "kind": s.kind, "text": s.text, "path": result["path"]})
-            writer.append_samples({name: c[s.lo:s.hi] for name, c in cols.items()})
-            writer.append_event({"type": "step_end", "result": result})
-        for table, columns in records.items():
-            if not columns:
-                continue
-            steps_of = np.asarray(columns["step_index"])
-            for step in np.unique(steps_of):
-                mask = steps_of == step
-                part = {k: np.asarray(v)[mask].tolist() for k, v in columns.items()}
-                writer.append_event({"type": "record", "table": table,
-                                     "step_index": int(step), "columns": part})
-        writer.append_event({"type": "run_end", "status": IMPORTED})
-        writer.sync()
+        means = _CycleMeans()
+        for lo in range(0, n, ROW_GROUP_ROWS):  # the groups finalize feeds: identical sums
+            means.feed({k: v[lo:lo + ROW_GROUP_ROWS] for k, v in cols.items()})
+        step_cols = step_columns(results)
+        cycle_cols = cycle_columns(step_cols, means)
+        path = folder / "timeseries.parquet"
+        pw = _parquet_writer(path)
+        try:
+            pw.write_table(_arrow_table(cols), row_group_size=ROW_GROUP_ROWS)
+        finally:
+            pw.close()
+        written.append(path)
+        written.append(_write_table(folder / "steps.parquet", step_cols))
+        written.append(_write_table(folder / "cycles.parquet", cycle_cols))
+        tables = record_frames(records)
+        if tables:
+            import pyarrow as pa
+
+            from labctl.store.record_tables import RECORDS_DIR
+
+            (folder / RECORDS_DIR).mkdir()
+            for name, df in tables.items():
+                written.append(_write_table(folder / RECORDS_DIR / f"{name}.parquet",
+                                            pa.Table.from_pandas(df, preserve_index=False)))
+            written.append(folder / RECORDS_DIR)
+        _fsync_all(written)
     finally:
-        writer.close()
+        if writer is not None:
+            writer.join()
+    if "error" in box:
+        raise box["error"]
+    file_bytes, last_record = box["mark"]
+    out = {**meta, "tables_journal_bytes": file_bytes,
+           "tables_journal": journal_mark(file_bytes, last_record)}
+    out["summary"] = summarize(out, step_cols, cycle_cols, n)
+    return out
+
+
+def record_frames(records: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, Any]:
+    """The record tables `build_records` makes from the journal's record events (one per
+    table and step, steps in order; the columns as JSON gives them back), built from the
+    columns at once instead of a DataFrame per step."""
+    out: dict[str, Any] = {}
+    for table, columns in records.items():
+        if not columns:
+            continue
+        order = np.argsort(np.asarray(columns["step_index"]), kind="stable")
+        if len(order) == 0:
+            continue
+        import pandas as pd
+
+        data = {}
+        for name, values in columns.items():
+            arr = np.asarray(values)[order]
+            kind = arr.dtype.kind
+            # what a JSON round trip gives pandas: Python ints, floats, bools; else as listed
+            data[name] = (arr.astype(np.int64) if kind in "iu" else arr.astype(np.float64)
+                          if kind == "f" else arr if kind == "b" else arr.tolist())
+        df = pd.DataFrame(data)
+        front = [c for c in ("step_index", "cycle_index", "test_time_s") if c in df.columns]
+        out[table] = df[front + [c for c in df.columns if c not in front]]
+    return out
+
+
+def _events(cols: Mapping[str, np.ndarray], steps: list[ImportedStep],
+            results: list[dict[str, Any]], records: Mapping[str, Mapping[str, np.ndarray]]
+            ) -> list[dict[str, Any]]:
+    """The journal's events, in order; a None stands for the samples of the step before."""
+    events: list[Any] = [{"type": "run_start", "imported": True}]
+    for k, (s, result) in enumerate(zip(steps, results, strict=True), start=1):
+        events.append({"type": "step_start", "step_index": k,
+                       "cycle_index": int(cols["cycle_index"][s.lo]), "kind": s.kind,
+                       "text": s.text, "path": result["path"]})
+        events.append(None)
+        events.append({"type": "step_end", "result": result})
+    for table, columns in records.items():
+        if not columns:
+            continue
+        steps_of = np.asarray(columns["step_index"])
+        for step in np.unique(steps_of):
+            mask = steps_of == step
+            part = {k: np.asarray(v)[mask].tolist() for k, v in columns.items()}
+            events.append({"type": "record", "table": table, "step_index": int(step),
+                           "columns": part})
+    events.append({"type": "run_end", "status": IMPORTED})
+    return events
+
+
+def _journal_thread(folder: Path, cols: Mapping[str, np.ndarray], steps: list[ImportedStep],
+                    events: list[Any], box: dict[str, Any]) -> None:
+    try:
+        box["mark"] = write_journal(folder, cols, steps, events)
+    except BaseException as exc:  # handed to the caller's thread
+        box["error"] = exc
+
+
+def write_journal(folder: Path, cols: Mapping[str, np.ndarray], steps: list[ImportedStep],
+                  events: list[Any], sync: bool = True) -> tuple[int, tuple[int, int]]:
+    """Write `journal.bin` in one pass, in the format `JournalWriter` writes (see
+    labctl/store/journal.py): a header event, then `events`, each None replaced by the
+    samples of the next step as one SAMPLES record. One fsync at the end (unless the
+    caller fsyncs it with the other files): the run folder becomes visible only after
+    it. Returns (file bytes, (last record offset, its CRC32))."""
+    order = list(SAMPLE_COLUMNS)  # the journal header's column order
+    buffers: list[Any] = []
+    size = last_offset = last_crc = 0
+    step_iter = iter(steps)
+
+    def add(kind: int, parts: list[Any], length: int, crc: int) -> None:
+        nonlocal size, last_offset, last_crc
+        buffers.append(_RECORD_HEADER.pack(MAGIC, kind, length, crc))
+        buffers.extend(parts)
+        last_offset, last_crc = size, crc
+        size += _RECORD_HEADER.size + length
+
+    for event in [header_event(), *events]:
+        if event is not None:
+            payload = encode_event(event)
+            add(EVENT, [payload], len(payload), zlib.crc32(payload))
+            continue
+        s = next(step_iter)
+        for lo in range(s.lo, s.hi, MAX_ROWS_PER_RECORD):
+            hi = min(s.hi, lo + MAX_ROWS_PER_RECORD)
+            parts: list[Any] = [_ROW_COUNT.pack(hi - lo)]
+            parts += [memoryview(cols[name][lo:hi]).cast("B") for name in order]
+            crc = 0
+            for part in parts:
+                crc = zlib.crc32(part, crc)
+            add(SAMPLES, parts, sum(len(p) for p in parts), crc)
+    path = folder / JOURNAL_NAME
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        for k in range(0, len(buffers), _IOV_MAX):
+            chunk = buffers[k:k + _IOV_MAX]
+            total = sum(len(b) for b in chunk)
+            written = os.writev(fd, chunk)
+            if written != total:  # rare (signals, nearly full disks): the rest piece by piece
+                rest = memoryview(b"".join(bytes(b) for b in chunk))[written:]
+                while rest:
+                    rest = rest[os.write(fd, rest):]
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    return size, (last_offset, last_crc)
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    """A new file in the folder being built: written, fsynced once."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_all(paths: list[Path]) -> None:
+    """fsync files (and folders) at once from threads: the file system commits them
+    together instead of one journal commit per file, one after the other."""
+    errors: list[BaseException] = []
+
+    def sync(p: Path) -> None:
+        try:
+            _fsync_path(p)
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sync, args=(p,), name="import-fsync") for p in paths]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def _write_table(path: Path, table: Any) -> Path:
+    """A small table (columns, or a pyarrow Table) as Parquet, as `write_frame` writes it
+    (not yet fsynced: see `_fsync_all`)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from labctl.store.arrow_columns import to_arrow
+    from labctl.store.tables import PARQUET_COMPRESSION
+
+    if isinstance(table, Mapping):
+        table = pa.Table.from_arrays([to_arrow(col) for col in table.values()], names=list(table))
+    pq.write_table(table, path, compression=PARQUET_COMPRESSION)
+    return path
+
+
+def json_bytes(obj: Any) -> bytes:
+    """run.json's bytes, as `atomic_write_json` writes them."""
+    return json.dumps(obj, indent=2, default=_json_default, allow_nan=True).encode() + b"\n"
 
 
 def _remove_abandoned(root: Path) -> None:
@@ -173,11 +404,17 @@ def _remove_abandoned(root: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def find_by_sha256(results_root: str | Path, sha256: str) -> Path | None:
-    """The run directory in the store whose `source.sha256` is this one, if any."""
+def has_size(results_root: str | Path, size_bytes: int) -> bool:
+    """Whether any imported run in the store came from a file of this size (if none, a
+    file of that size cannot be a re-import, and its hash need not come first)."""
+    return any(source.get("size_bytes") in (size_bytes, None)  # None: size not recorded
+               for _, source in _sources(results_root))
+
+
+def _sources(results_root: str | Path) -> Iterable[tuple[Path, dict]]:
     root = Path(results_root)
     if not root.is_dir():
-        return None
+        return
     with os.scandir(root) as it:
         folders = sorted(e.path for e in it if e.is_dir() and not e.name.startswith("."))
     for folder in folders:
@@ -186,6 +423,13 @@ def find_by_sha256(results_root: str | Path, sha256: str) -> Path | None:
         except (OSError, UnicodeDecodeError, ValueError):
             continue
         source = meta.get("source") if isinstance(meta, dict) else None
-        if isinstance(source, dict) and source.get("sha256") == sha256:
-            return Path(folder)
+        if isinstance(source, dict):
+            yield Path(folder), source
+
+
+def find_by_sha256(results_root: str | Path, sha256: str) -> Path | None:
+    """The run directory in the store whose `source.sha256` is this one, if any."""
+    for folder, source in _sources(results_root):
+        if source.get("sha256") == sha256:
+            return folder
     return None

@@ -24,20 +24,15 @@ when data waits and no append comes: at most about one interval of data is at
 risk on a power cut, and the engine's loop never waits for the disk. A crash can leave a torn last record; readers detect it by
 length and CRC and ignore it, and `open_for_append` cuts it before appending.
 """
-
 from __future__ import annotations
 
 import errno
-import json
-import math
 import os
-import struct
 import threading
 import time
 import weakref
 import zlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,66 +40,41 @@ import numpy as np
 
 from labctl.errors import LabctlError, StorageError
 from labctl.records import SAMPLE_COLUMNS
-from labctl.store.atomic import atomic_write_stream, describe_os_error, fsync_dir
+from labctl.store.atomic import atomic_write_stream, fsync_dir
+from labctl.store.journal_format import (  # noqa: F401 - the journal's public names live here too
+    _COUNT,
+    _HEADER,
+    _MAX_PAYLOAD,
+    _MAX_ROWS_PER_RECORD,
+    _OUR_COLUMNS,
+    _OUR_LAYOUT,
+    _OUR_ROW_BYTES,
+    EVENT,
+    FORMAT_VERSION,
+    HEADER_TYPE,
+    JOURNAL_NAME,
+    MAGIC,
+    SAMPLES,
+    _why,
+    encode_event,
+    header_event,
+)
+from labctl.store.journal_reader import (  # noqa: F401
+    JournalData,
+    JournalReader,
+    empty_samples,
+    iter_sample_blocks,
+    read_events,
+    read_journal,
+)
+
+# Appended bytes between two early writebacks (see _sync_loop).
+WRITEBACK_BYTES = 8 << 20
 
 try:  # advisory lock: one writer per journal (POSIX only)
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
-
-JOURNAL_NAME = "journal.bin"
-FORMAT_VERSION = 1
-MAGIC = 0x4C424A31  # b"1JBL" on disk
-EVENT, SAMPLES = 1, 2
-HEADER_TYPE = "journal_header"
-
-_HEADER = struct.Struct("<IBII")
-_COUNT = struct.Struct("<I")
-_MAGIC_BYTES = struct.pack("<I", MAGIC)
-_MAX_PAYLOAD = 0xFFFF_FFFF
-_CHUNK = 8 << 20  # bytes read at a time; bounds a reader's extra memory
-# Split very large sample blocks so a record stays far below the u32 length
-# limit and a streaming reader never needs more than a few chunks at once.
-_MAX_ROWS_PER_RECORD = 1 << 20
-
-_OUR_COLUMNS: list[tuple[str, np.dtype]] = list(SAMPLE_COLUMNS.items())
-_OUR_ROW_BYTES = sum(d.itemsize for _, d in _OUR_COLUMNS)
-
-_why = describe_os_error
-
-
-def header_event() -> dict[str, Any]:
-    """The first record of every journal this labctl writes."""
-    return {
-        "type": HEADER_TYPE,
-        "format_version": FORMAT_VERSION,
-        "sample_layout": "column-major",
-        "byte_order": "little",
-        "sample_dtype": [[name, dt.str] for name, dt in _OUR_COLUMNS],
-    }
-
-
-def _json_default(obj: Any) -> Any:
-    # Instrument snapshots carry numpy scalars and arrays; keep them as numbers.
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    return str(obj)
-
-
-# What json.dumps(event, allow_nan=True, default=..., separators=...) builds on every call,
-# built once: the engine encodes a few events per step.
-_ENCODER = json.JSONEncoder(allow_nan=True, default=_json_default, separators=(",", ":"))
-
-
-def encode_event(event: Mapping[str, Any]) -> bytes:
-    if not isinstance(event, Mapping) or not isinstance(event.get("type"), str):
-        raise ValueError(f"a journal event must be a dict with a 'type' string, got {event!r:.200}")
-    return _ENCODER.encode(event).encode()
-
 
 # -- writing ---------------------------------------------------------------------------------
 
@@ -129,6 +99,9 @@ class JournalWriter:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._syncer: threading.Thread | None = None
+        # Sees each record once it is in the journal (store/live_tables.LiveTables), or None.
+        self.tap: Any = None
+        self._writeback_mark = size  # bytes handed to early writeback (see _sync_loop)
         if self.fsync_interval_s > 0:
             self._start_syncer()
 
@@ -202,7 +175,11 @@ class JournalWriter:
 
     def append_event(self, event: Mapping[str, Any]) -> None:
         payload = encode_event(event)
-        self._append(EVENT, [payload], len(payload), zlib.crc32(payload))
+        crc = zlib.crc32(payload)
+        start = self._size
+        self._append(EVENT, [payload], len(payload), crc)
+        if self.tap is not None:
+            self.tap.record(EVENT, payload, self._size, start, crc, event)
 
     def append_samples(self, columns: Mapping[str, np.ndarray]) -> None:
         """Append one block of samples (keys = SAMPLE_COLUMNS, equal lengths)."""
@@ -215,7 +192,10 @@ class JournalWriter:
             crc = 0
             for p in parts:
                 crc = zlib.crc32(p, crc)
+            start = self._size
             self._append(SAMPLES, parts, _COUNT.size + (hi - lo) * _OUR_ROW_BYTES, crc)
+            if self.tap is not None:
+                self.tap.record(SAMPLES, parts[1:], self._size, start, crc)
 
     def _append(self, kind: int, parts: list[Any], length: int, crc: int) -> None:
         if self._fd < 0:
@@ -232,11 +212,18 @@ class JournalWriter:
             _writev_all(self._fd, buffers, total)
         except OSError as exc:
             self._undo_partial_write()
+            if self.tap is not None:
+                self.tap.write_failed()
             raise StorageError(
                 f"{self.path}: cannot write the journal: {_why(exc)}; everything recorded "
                 "before this point is safe in the journal") from None
         self._size += total
         self._seq += 1
+        if self._size - self._writeback_mark >= WRITEBACK_BYTES and self._syncer is not None:
+            # Many megabytes since the last look: the fsync thread starts writing them
+            # out now, so the fsync at the end of the run has little left to wait for.
+            self._writeback_mark = self._size
+            self._wake.set()
         if time.monotonic() - self._last_sync >= self.fsync_interval_s:
             # Due: the fsync thread does it, so the engine's loop never waits for the
             # disk (a slow fsync must not delay safety checks on the next samples).
@@ -323,8 +310,13 @@ class JournalWriter:
 
 def _sync_loop(ref: weakref.ref, fd: int, stop: threading.Event, wake: threading.Event,
                interval: float) -> None:
-    """fsync the journal when data is waiting and `interval` has passed since the last one."""
+    """fsync the journal when data is waiting and `interval` has passed since the last one.
+
+    In between, every WRITEBACK_BYTES appended are handed to the disk at once without
+    waiting (`start_writeback`): no more fsyncs, but the next one, above all the one at
+    the end of a run, finds little left to write."""
     timeout = interval
+    written_back = 0
     try:
         while True:
             wake.wait(timeout)
@@ -334,8 +326,12 @@ def _sync_loop(ref: weakref.ref, fd: int, stop: threading.Event, wake: threading
             writer = ref()
             if writer is None:
                 return
-            seq, synced, last = writer._seq, writer._synced_seq, writer._last_sync
+            seq, synced, last, size = (writer._seq, writer._synced_seq, writer._last_sync,
+                                       writer._size)
             del writer
+            if size - written_back >= WRITEBACK_BYTES:
+                start_writeback(fd, written_back, size - written_back)
+                written_back = size
             if seq == synced:
                 timeout = interval
                 continue
@@ -359,6 +355,21 @@ def _sync_loop(ref: weakref.ref, fd: int, stop: threading.Event, wake: threading
             timeout = interval
     finally:
         os.close(fd)
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Start writing a file's range to disk without waiting for it (best effort).
+
+    POSIX_FADV_DONTNEED makes Linux submit the range's dirty pages for writeback (and
+    forget the clean ones: nothing reads them back while a run is written). It is no
+    fsync: durability still comes from the fsyncs."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is None:
+        return
+    try:
+        advise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+    except OSError:
+        pass
 
 
 def _lock(fd: int, path: Path) -> None:
@@ -405,339 +416,6 @@ def _as_columns(columns: Mapping[str, np.ndarray]) -> list[np.ndarray]:
             raise ValueError(f"sample column {name} has {len(col)} rows, expected {n}")
         out.append(col)
     return out
-
-
-# -- reading ---------------------------------------------------------------------------------
-
-@dataclass
-class JournalData:
-    """Everything valid in a journal."""
-
-    events: list[dict]
-    samples: dict[str, np.ndarray]
-    valid_bytes: int  # offset just past the last valid record
-    torn_tail: bool  # bytes after the last valid record were ignored
-    file_bytes: int = 0
-    corrupt_ranges: list[tuple[int, int]] = field(default_factory=list)  # skipped, mid-file
-    last_record: tuple[int, int] | None = None  # (offset, crc32) of the last valid record
-
-    @property
-    def n_samples(self) -> int:
-        return len(self.samples["test_time_s"])
-
-
-def empty_samples() -> dict[str, np.ndarray]:
-    return {name: np.empty(0, dtype=dt) for name, dt in _OUR_COLUMNS}
-
-
-class _Layout:
-    """How a sample block's columns sit in a payload.
-
-    Neighbouring columns of one dtype are read with a single `np.frombuffer`
-    as a 2-D (columns x rows) array: a few numpy calls per block instead of
-    one per column.
-    """
-
-    def __init__(self, columns: list[tuple[str, np.dtype]]):
-        self.columns = columns
-        self.row_bytes = sum(d.itemsize for _, d in columns)
-        self.runs: list[tuple[np.dtype, list[str]]] = []
-        for name, dtype in columns:
-            if self.runs and self.runs[-1][0] == dtype:
-                self.runs[-1][1].append(name)
-            else:
-                self.runs.append((dtype, [name]))
-
-    def rows(self, payload: memoryview) -> int | None:
-        if len(payload) < _COUNT.size:
-            return None
-        (n,) = _COUNT.unpack_from(payload, 0)
-        return n if len(payload) == _COUNT.size + n * self.row_bytes else None
-
-    def blocks(self, payload: memoryview, n: int) -> Iterator[tuple[np.dtype, list[str], np.ndarray]]:
-        offset = _COUNT.size
-        for dtype, names in self.runs:
-            arr = np.frombuffer(payload, dtype=dtype, count=n * len(names), offset=offset)
-            yield dtype, names, arr.reshape(len(names), n)
-            offset += n * len(names) * dtype.itemsize
-
-    def columns_of(self, payload: memoryview, n: int) -> dict[str, np.ndarray]:
-        """{name: 1-D view} in this labctl's column set (missing ones filled, extra dropped)."""
-        found = {name: arr[i] for _, names, arr in self.blocks(payload, n)
-                 for i, name in enumerate(names)}
-        if self.columns == _OUR_COLUMNS:
-            return found
-        out = {}
-        for name, dtype in _OUR_COLUMNS:
-            if name in found:
-                out[name] = found[name].astype(dtype, copy=False)
-            else:  # a column this file's writer did not have
-                out[name] = np.full(n, math.nan if dtype.kind == "f" else 0, dtype=dtype)
-        return out
-
-
-_OUR_LAYOUT = _Layout(_OUR_COLUMNS)
-
-
-class JournalReader:
-    """Walks a journal's records in file order, a chunk at a time.
-
-    After `records()` is exhausted: `valid_bytes`, `torn_tail`, `corrupt_ranges`,
-    `last_record`, `file_bytes`, `has_header` and `layout` describe the file.
-    Damaged bytes are skipped: the reader looks for the next record whose
-    header and CRC check out, so one bad sector does not hide what follows.
-    """
-
-    def __init__(self, path: str | Path, skip_event_types: tuple[str, ...] = ()):
-        self.path = Path(path)
-        # Events of these types, as labctl writes them ("type" first), are checked but
-        # neither decoded nor yielded: finalize has no use for the instrument snapshots,
-        # which are most of a long run's events.
-        self._skip = tuple(b'{"type":' + json.dumps(t).encode() + b"," for t in skip_event_types)
-        self._skip_len = max((len(p) for p in self._skip), default=0)
-        self.valid_bytes = 0
-        self.file_bytes = 0
-        self.torn_tail = False
-        self.corrupt_ranges: list[tuple[int, int]] = []
-        self.last_record: tuple[int, int] | None = None
-        self.has_header = False
-        self.layout = _OUR_LAYOUT
-        self.problems: list[str] = []
-
-    def records(self, reuse_buffer: bool = False) -> Iterator[tuple[int, Any, int]]:
-        """Yield (EVENT, event dict, 0) and (SAMPLES, payload memoryview, rows) in file order.
-
-        With `reuse_buffer` the payload is only valid until the next record is
-        requested (no fresh memory per chunk: faster, for callers that copy at once).
-        """
-        try:
-            f = open(self.path, "rb", buffering=0)
-        except FileNotFoundError:
-            raise LabctlError(f"{self.path}: no journal here (is this a run directory?)") from None
-        except OSError as exc:
-            raise LabctlError(f"{self.path}: cannot read the journal: {_why(exc)}") from None
-        with f:
-            self.file_bytes = os.fstat(f.fileno()).st_size
-            yield from self._walk(_Buffer(f, self.file_bytes, reuse_buffer))
-
-    def _walk(self, buf: _Buffer) -> Iterator[tuple[int, Any, int]]:
-        pos, bad_start, first = 0, None, True
-        while True:
-            rec = buf.record_at(pos)
-            if rec is None:
-                if pos >= self.file_bytes:
-                    break
-                if bad_start is None:
-                    bad_start = pos
-                nxt = buf.find_magic(pos + 1)
-                if nxt is None:
-                    break
-                pos = nxt
-                continue
-            kind, crc, payload, end = rec
-            if first:
-                first = False
-                self._check_start(kind, payload, pos)
-            if bad_start is not None:
-                self.corrupt_ranges.append((bad_start, pos))
-                bad_start = None
-            self.last_record = (pos, crc)
-            self.valid_bytes = pos = end
-            if kind == EVENT:
-                if self._skip and bytes(payload[:self._skip_len]).startswith(self._skip):
-                    continue
-                event = self._event(payload, end)
-                if event is not None:
-                    yield EVENT, event, 0
-                continue
-            n = self.layout.rows(payload)
-            if n is None:
-                self.problems.append(f"record ending at byte {end}: sample block of a wrong "
-                                     "size; skipped")
-                continue
-            yield SAMPLES, payload, n
-        self.torn_tail = self.valid_bytes < self.file_bytes
-        if self.valid_bytes == 0 and self.file_bytes > 0:
-            head = buf.head(4)
-            if head != _MAGIC_BYTES[: len(head)]:
-                raise LabctlError(f"{self.path}: not a labctl journal")
-
-    def _check_start(self, kind: int, payload: memoryview, pos: int) -> None:
-        if pos != 0 or kind != EVENT:
-            return
-        try:
-            event = json.loads(bytes(payload))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return
-        if not isinstance(event, dict) or event.get("type") != HEADER_TYPE:
-            return
-        version = event.get("format_version", 0)
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise LabctlError(f"{self.path}: journal format {version} is newer than this labctl "
-                              f"reads ({FORMAT_VERSION}); upgrade labctl to read this run")
-        layout = event.get("sample_layout", "column-major")
-        if layout != "column-major":
-            raise LabctlError(f"{self.path}: unknown sample layout {layout!r}")
-        try:
-            columns = [(str(n), np.dtype(d)) for n, d in event["sample_dtype"]]
-        except (KeyError, TypeError, ValueError):
-            raise LabctlError(f"{self.path}: the journal header's sample_dtype is unreadable") \
-                from None
-        if columns != _OUR_COLUMNS:
-            self.layout = _Layout(columns)
-        self.has_header = True
-
-    def _event(self, payload: memoryview, end: int) -> dict | None:
-        try:
-            event = json.loads(bytes(payload))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            self.problems.append(f"record ending at byte {end}: event is not JSON; skipped")
-            return None
-        if not isinstance(event, dict) or event.get("type") == HEADER_TYPE:
-            return None
-        return event
-
-    def sample_runs(self, payload: memoryview, n: int) -> list[np.ndarray] | None:
-        """A sample block as one 2-D (columns x rows) view per run of same-dtype columns,
-        in this labctl's column order; None when the file's columns differ from ours."""
-        if self.layout is not _OUR_LAYOUT:
-            return None
-        return [arr for _, _, arr in _OUR_LAYOUT.blocks(payload, n)]
-
-    def sample_blocks(self, reuse_buffer: bool = False) -> Iterator[dict[str, np.ndarray]]:
-        for kind, item, n in self.records(reuse_buffer):
-            if kind == SAMPLES:
-                yield self.layout.columns_of(item, n)
-
-
-class _Buffer:
-    """A window over the file, refilled a chunk at a time, so a reader never holds all of it."""
-
-    def __init__(self, f: Any, size: int, reuse: bool):
-        self.f = f
-        self.size = size
-        self.reuse = reuse
-        self.data = np.empty(0, dtype=np.uint8)
-        self.start = 0  # file offset of data[0]
-        self.end = 0  # file offset just past the valid bytes in data
-
-    def _ensure(self, pos: int, n: int) -> bool:
-        """Make [pos, pos+n) available; False when the file ends first."""
-        if pos + n > self.size:
-            return False
-        if self.start <= pos and pos + n <= self.end:
-            return True
-        keep = self.end - pos if self.start <= pos < self.end else 0
-        want = min(max(n, _CHUNK), self.size - pos)
-        if self.reuse and len(self.data) >= want:
-            data = self.data
-        else:
-            data = np.empty(max(want, len(self.data)) if self.reuse else want, dtype=np.uint8)
-        if keep:
-            # Part of a record straddles two chunks: carry it to the front.
-            data[:keep] = self.data[pos - self.start:self.end - self.start]
-        else:
-            self.f.seek(pos)
-        got = keep
-        view = memoryview(data)
-        while got < want:
-            k = self.f.readinto(view[got:want])
-            if not k:
-                break  # the file shrank under us
-            got += k
-        self.data, self.start, self.end = data, pos, pos + got
-        return got >= n
-
-    def head(self, n: int) -> bytes:
-        n = min(n, self.size)
-        return self.data[:n].tobytes() if self._ensure(0, n) else b""
-
-    def record_at(self, pos: int) -> tuple[int, int, memoryview, int] | None:
-        if not self._ensure(pos, _HEADER.size):
-            return None
-        magic, kind, length, crc = _HEADER.unpack_from(self.data, pos - self.start)
-        if magic != MAGIC or kind not in (EVENT, SAMPLES):
-            return None
-        end = pos + _HEADER.size + length
-        if not self._ensure(pos, _HEADER.size + length):
-            return None
-        off = pos - self.start + _HEADER.size
-        payload = memoryview(self.data)[off:off + length]
-        if zlib.crc32(payload) != crc:
-            return None
-        return kind, crc, payload, end
-
-    def find_magic(self, pos: int) -> int | None:
-        """Offset of the next magic number at or after `pos` (resync after damage)."""
-        while pos < self.size:
-            if not self._ensure(pos, min(_CHUNK, self.size - pos)):
-                return None
-            window = self.data[pos - self.start:self.end - self.start].tobytes()
-            hit = window.find(_MAGIC_BYTES)
-            if hit >= 0:
-                return pos + hit
-            if self.end >= self.size:
-                return None
-            pos = max(pos + 1, self.end - 3)  # the magic may straddle two chunks
-        return None
-
-
-def read_journal(run_dir: str | Path) -> JournalData:
-    """Everything valid in a run's journal: events, and the samples as columns."""
-    path = Path(run_dir) / JOURNAL_NAME
-    reader = JournalReader(path)
-    events: list[dict] = []
-    try:
-        capacity = os.stat(path).st_size // _OUR_ROW_BYTES
-    except OSError:
-        capacity = 0
-    # One 2-D array per run of same-dtype columns, preallocated to an upper bound
-    # and filled block by block: one copy of the data, a few numpy calls per block,
-    # and the untouched tail of the over-allocation never becomes resident.
-    runs = _OUR_LAYOUT.runs
-    out = [np.empty((len(names), capacity), dtype=dtype) for dtype, names in runs]
-    n = 0
-    for kind, item, m in reader.records(reuse_buffer=True):
-        if kind == EVENT:
-            events.append(item)
-            continue
-        if n + m > capacity:  # the file grew while we read it (a live run)
-            capacity = max(2 * capacity, n + m)
-            out = [_grow(a, n, capacity) for a in out]
-        if reader.layout is _OUR_LAYOUT:
-            for dest, (_, _, arr) in zip(out, _OUR_LAYOUT.blocks(item, m), strict=True):
-                dest[:, n:n + m] = arr
-        else:
-            cols = reader.layout.columns_of(item, m)
-            for dest, (_, names) in zip(out, runs, strict=True):
-                for i, name in enumerate(names):
-                    dest[i, n:n + m] = cols[name]
-        n += m
-    by_name = {name: dest[i, :n] for dest, (_, names) in zip(out, runs, strict=True)
-               for i, name in enumerate(names)}
-    samples = {name: by_name[name] for name, _ in _OUR_COLUMNS}
-    return JournalData(events, samples, reader.valid_bytes, reader.torn_tail, reader.file_bytes,
-                       reader.corrupt_ranges, reader.last_record)
-
-
-def _grow(arr: np.ndarray, n: int, capacity: int) -> np.ndarray:
-    new = np.empty((arr.shape[0], capacity), dtype=arr.dtype)
-    new[:, :n] = arr[:, :n]
-    return new
-
-
-def read_events(run_dir: str | Path) -> list[dict]:
-    """Only the events (sample blocks are checked but not decoded)."""
-    reader = JournalReader(Path(run_dir) / JOURNAL_NAME)
-    return [item for kind, item, _ in reader.records(reuse_buffer=True) if kind == EVENT]
-
-
-def iter_sample_blocks(run_dir: str | Path) -> Iterator[dict[str, np.ndarray]]:
-    """Sample blocks one at a time, as {column: array}; memory stays about one chunk.
-
-    The arrays stay valid after the iteration moves on (each chunk is fresh memory).
-    """
-    yield from JournalReader(Path(run_dir) / JOURNAL_NAME).sample_blocks(reuse_buffer=False)
 
 
 def rewrite_journal(run_dir: str | Path) -> Path:

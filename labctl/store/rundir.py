@@ -25,6 +25,7 @@ from labctl.store.atomic import (
     atomic_write_json,
     describe_os_error,
     fsync_dir,
+    side_by_side,
 )
 
 __all__ = [
@@ -140,8 +141,9 @@ class RunDir:
         full = {"schema_version": RUN_SCHEMA_VERSION, "labctl_version": labctl_version(),
                 "run_id": run_id, "host": socket.gethostname(), "pid": pid, **meta,
                 "process": _process_marker(pid)}
-        atomic_write_json(path / RUN_JSON, full)
-        fsync_dir(root)
+        # run.json (fsynced with its folder) and the new folder's entry in `root`: the two
+        # waits for the disk overlap.
+        side_by_side((atomic_write_json, path / RUN_JSON, full), (fsync_dir, root))
         _append_index(root, full)
         return cls(path, full)
 
@@ -182,13 +184,14 @@ class RunDir:
         atomic_write_json(self.path / RUN_JSON, new)
         self.meta = new
 
-    def save_input(self, name: str, text: str) -> Path:
-        """Keep a copy of an input file (procedure, cell, station) as it was used."""
+    def save_input(self, name: str, text: str, sync_dir: bool = True) -> Path:
+        """Keep a copy of an input file (procedure, cell, station) as it was used
+        (`sync_dir=False`: the caller fsyncs inputs/ once after several)."""
         safe = Path(str(name)).name
         if safe in ("", ".", ".."):
             raise LabctlError(f"input name {name!r} is not a file name")
         target = self.path / "inputs" / safe
-        atomic_write_bytes(target, text.encode("utf-8"))
+        atomic_write_bytes(target, text.encode("utf-8"), sync_dir=sync_dir)
         return target
 
     def write_table(self, name: str, df: pd.DataFrame) -> Path:

@@ -8,7 +8,7 @@ first sample shares its time with the previous step's last one.
 
 from __future__ import annotations
 
-import math
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,12 +17,26 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from labctl.records import SAMPLE_COLUMNS, StepResult
+from labctl.errors import LabctlError
+from labctl.records import SAMPLE_COLUMNS
+from labctl.store import summaries
 from labctl.store.arrow_columns import to_arrow
-from labctl.store.atomic import atomic_path
+from labctl.store.atomic import atomic_path, describe_os_error, side_by_side
 from labctl.store.freshness import TABLE_NAMES, journal_mark, tables_current  # noqa: F401
 from labctl.store.journal import EVENT, JOURNAL_NAME, JournalReader
-from labctl.store.step_summary import CUMULATIVE, StepAccumulator
+from labctl.store.step_summary import CUMULATIVE, StepAccumulator  # noqa: F401 - re-exported
+from labctl.store.summaries import (  # noqa: F401 - the tables' names, re-exported
+    _STEP_STR,
+    CYCLE_COLUMNS,
+    INTERRUPTED,
+    STEP_COLUMNS,
+    Columns,
+    _CycleMeans,
+    _StepTracker,
+    _unique_inverse,
+    cycle_columns,
+    step_columns,
+)
 
 if TYPE_CHECKING:  # imported where a DataFrame is built: finalize writes with pyarrow alone
     import pandas as pd
@@ -34,89 +48,7 @@ PARQUET_COMPRESSION = "snappy"
 # noisy readings and times it falls back to plain after costing time (measured:
 # 15 % smaller files, 40 % slower writes with it on the readings too).
 DICTIONARY_COLUMNS = ["step_index", "cycle_index"]
-ROW_GROUP_ROWS = 131_072  # ~11 MB of samples held at a time while streaming (per channel)
-
-STEP_COLUMNS = list(StepResult.__dataclass_fields__)
-_STEP_INT = {"step_index", "cycle_index", "n_samples"}
-_STEP_STR = {"kind", "text", "path", "end_kind", "end_reason"}
-
-CYCLE_COLUMNS = ["cycle_index", "charge_capacity_ah", "discharge_capacity_ah", "charge_energy_wh",
-                 "discharge_energy_wh", "coulombic_efficiency", "energy_efficiency",
-                 "mean_charge_voltage_v", "mean_discharge_voltage_v", "max_temperature_c",
-                 "start_time_s", "end_time_s", "n_steps"]
-
-INTERRUPTED = "interrupted"
-_INTERRUPTED_REASON = "the run stopped during this step"
-
-
-class _StepTracker:
-    """Follows step_start / step_end events; summarises steps that never got a step_end."""
-
-    def __init__(self) -> None:
-        self.ended: dict[int, dict] = {}
-        self.open: dict[int, StepAccumulator] = {}
-
-    def event(self, e: Mapping[str, Any]) -> None:
-        kind = e.get("type")
-        if kind == "step_start":
-            try:
-                index = int(e["step_index"])
-            except (KeyError, TypeError, ValueError):
-                return
-            if index not in self.ended and index not in self.open:
-                self.open[index] = StepAccumulator(
-                    index, int(e.get("cycle_index", 0) or 0), str(e.get("kind", "")),
-                    str(e.get("text", "")), str(e.get("path", "")))
-        elif kind == "step_end" and isinstance(e.get("result"), dict):
-            try:
-                index = int(e["result"]["step_index"])
-            except (KeyError, TypeError, ValueError):
-                return
-            self.ended[index] = e["result"]
-            self.open.pop(index, None)
-
-    def feed(self, samples: Mapping[str, np.ndarray]) -> None:
-        """Samples in file order; only steps still open need them."""
-        if not self.open or len(samples["step_index"]) == 0:
-            return
-        si = samples["step_index"]
-        for index, acc in self.open.items():  # rarely more than one step is open
-            mask = si == index
-            if mask.all():
-                acc.feed(samples)
-            elif mask.any():
-                acc.feed({k: v[mask] for k, v in samples.items()})
-
-    def rows(self) -> list[dict]:
-        rows = dict(self.ended)
-        for index, acc in self.open.items():
-            rows[index] = acc.result(INTERRUPTED, _INTERRUPTED_REASON).as_dict()
-        return [rows[k] for k in sorted(rows)]
-
-    def frame(self) -> pd.DataFrame:
-        return steps_frame(self.rows())
-
-
-# A table as columns (name -> numpy array, strings as object arrays): what finalize
-# builds and writes without pandas, which costs ~0.2 s to import on every `labctl run`.
-Columns = dict[str, np.ndarray]
-
-
-def step_columns(rows: Iterable[Mapping[str, Any]]) -> Columns:
-    """Rows of StepResult fields as columns with fixed types."""
-    rows = list(rows)
-    data: Columns = {}
-    for name in STEP_COLUMNS:
-        values = [r.get(name) for r in rows]
-        if name in _STEP_INT:
-            data[name] = np.array([0 if v is None else int(v) for v in values], dtype=np.int64)
-        elif name in _STEP_STR:
-            data[name] = np.array(["" if v is None else str(v) for v in values], dtype=object)
-        else:
-            data[name] = np.array([math.nan if v is None else float(v) for v in values],
-                                  dtype=np.float64)
-    return data
-
+ROW_GROUP_ROWS = summaries.ROW_GROUP_ROWS  # tests change it here
 
 def steps_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Rows of StepResult fields as a DataFrame with fixed column types."""
@@ -140,104 +72,6 @@ def build_steps(events: Iterable[Mapping[str, Any]], samples: Mapping[str, np.nd
 
 
 # -- cycles ---------------------------------------------------------------------------------
-
-class _CycleMeans:
-    """Time-weighted mean voltage per cycle while charging and while discharging.
-
-    An interval counts as charging when the cycle's charge counter grows over
-    it (the instrument's own integration, so current noise on a resting cell
-    is not charging), likewise for discharging, and only when both its ends are
-    in the same cycle. Fed in file order; carries the last sample between feeds.
-    """
-
-    def __init__(self) -> None:
-        self.sums: dict[int, list[float]] = {}  # cycle -> [dt_c, vdt_c, dt_d, vdt_d]
-        self._carry: tuple[float, float, float, float, int] | None = None
-
-    def _add(self, cycle: int, at: int, dt: float, vdt: float) -> None:
-        if dt:
-            s = self.sums.setdefault(cycle, [0.0, 0.0, 0.0, 0.0])
-            s[at] += dt
-            s[at + 1] += vdt
-
-    def feed(self, samples: Mapping[str, np.ndarray]) -> None:
-        t = np.asarray(samples["test_time_s"], dtype=np.float64)
-        if len(t) == 0:
-            return
-        v = np.asarray(samples["voltage_v"], dtype=np.float64)
-        qc = np.asarray(samples["charge_capacity_ah"], dtype=np.float64)
-        qd = np.asarray(samples["discharge_capacity_ah"], dtype=np.float64)
-        cyc = np.asarray(samples["cycle_index"])
-        if self._carry is not None:  # the interval from the previous feed's last sample
-            tp, vp, qcp, qdp, cp = self._carry
-            if cp == cyc[0]:
-                dt = float(t[0]) - tp
-                vdt = 0.5 * (vp + float(v[0])) * dt
-                if qc[0] > qcp:
-                    self._add(cp, 0, dt, vdt)
-                if qd[0] > qdp:
-                    self._add(cp, 2, dt, vdt)
-        self._carry = (float(t[-1]), float(v[-1]), float(qc[-1]), float(qd[-1]), int(cyc[-1]))
-        if len(t) < 2:
-            return
-        dt = np.diff(t)
-        vdt = 0.5 * (v[1:] + v[:-1]) * dt
-        same = cyc[1:] == cyc[:-1]
-        # Runs of one cycle index (a handful per feed): sum each with one reduceat.
-        starts = np.flatnonzero(np.r_[True, cyc[1:-1] != cyc[:-2]])
-        labels = cyc[:-1][starts]
-        for at, counter in ((0, qc), (2, qd)):
-            grows = (np.diff(counter) > 0) & same
-            sum_dt = np.add.reduceat(np.where(grows, dt, 0.0), starts)
-            sum_vdt = np.add.reduceat(np.where(grows, vdt, 0.0), starts)
-            for label, a, b in zip(labels.tolist(), sum_dt.tolist(), sum_vdt.tolist(),
-                                   strict=True):
-                self._add(label, at, a, b)
-
-    def means(self, cycle: int) -> tuple[float, float]:
-        s = self.sums.get(int(cycle))
-        if s is None:
-            return math.nan, math.nan
-        charge = s[1] / s[0] if s[0] > 0 else math.nan
-        discharge = s[3] / s[2] if s[2] > 0 else math.nan
-        return float(charge), float(discharge)
-
-
-def cycle_columns(steps: Mapping[str, np.ndarray], means: _CycleMeans) -> Columns:
-    """One row per cycle from the steps' columns (numpy only, sorted by cycle)."""
-    cyc = np.asarray(steps["cycle_index"], dtype=np.int64)
-    labels, inverse = np.unique(cyc, return_inverse=True)
-    n = len(labels)
-    out: Columns = {"cycle_index": labels.astype(np.int64)}
-
-    def per_cycle(name: str, how: Any, empty: float) -> np.ndarray:
-        acc = np.full(n, empty, dtype=np.float64)
-        how.at(acc, inverse, np.asarray(steps[name], dtype=np.float64))
-        return acc
-
-    for name in CUMULATIVE:
-        out[name] = per_cycle(name, np.add, 0.0)
-    ch, dis = out["charge_capacity_ah"], out["discharge_capacity_ah"]
-    ech, edis = out["charge_energy_wh"], out["discharge_energy_wh"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["coulombic_efficiency"] = np.where(ch > 0, dis / ch, math.nan)
-        out["energy_efficiency"] = np.where(ech > 0, edis / ech, math.nan)
-    pairs = [means.means(c) for c in labels.tolist()]
-    out["mean_charge_voltage_v"] = np.array([p[0] for p in pairs], dtype=np.float64)
-    out["mean_discharge_voltage_v"] = np.array([p[1] for p in pairs], dtype=np.float64)
-    # Like pandas' groupby max/min: NaN rows are skipped, all-NaN groups give NaN.
-    out["max_temperature_c"] = _nan_reduce(steps["max_temperature_c"], inverse, n, np.fmax)
-    out["start_time_s"] = _nan_reduce(steps["start_time_s"], inverse, n, np.fmin)
-    out["end_time_s"] = _nan_reduce(steps["end_time_s"], inverse, n, np.fmax)
-    out["n_steps"] = np.bincount(inverse, minlength=n).astype(np.int64)
-    return {name: out[name] for name in CYCLE_COLUMNS}
-
-
-def _nan_reduce(values: Any, inverse: np.ndarray, n: int, how: Any) -> np.ndarray:
-    acc = np.full(n, math.nan, dtype=np.float64)
-    how.at(acc, inverse, np.asarray(values, dtype=np.float64))
-    return acc
-
 
 def _cycles_frame(steps: pd.DataFrame, means: _CycleMeans) -> pd.DataFrame:
     import pandas as pd
@@ -368,13 +202,15 @@ def _arrow_table(cols: Mapping[str, np.ndarray]) -> pa.Table:
     return pa.Table.from_arrays([to_arrow(cols[n]) for n in SAMPLE_COLUMNS], schema=ARROW_SCHEMA)
 
 
-def write_frame(path: Path, df: pd.DataFrame | Mapping[str, np.ndarray]) -> None:
-    """A small table (a DataFrame, or columns) as Parquet, replacing `path` atomically."""
+def write_frame(path: Path, df: pd.DataFrame | Mapping[str, np.ndarray],
+                sync_dir: bool = True) -> None:
+    """A small table (a DataFrame, or columns) as Parquet, replacing `path` atomically
+    (`sync_dir=False`: the caller fsyncs the folder once after several of them)."""
     if isinstance(df, Mapping):
         table = pa.Table.from_arrays([to_arrow(col) for col in df.values()], names=list(df))
     else:
         table = pa.Table.from_pandas(df, preserve_index=False)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, sync_dir=sync_dir) as tmp:
         pq.write_table(table, tmp, compression=PARQUET_COMPRESSION)
 
 
@@ -382,12 +218,16 @@ def write_frame(path: Path, df: pd.DataFrame | Mapping[str, np.ndarray]) -> None
 
 
 
-def finalize(run_dir: str | Path) -> dict[str, Any]:
+def finalize(run_dir: str | Path, live: Any = None, meta_fields: Any = None) -> dict[str, Any]:
     """Build timeseries, steps and cycles Parquet files from the journal, atomically.
 
     One streaming pass: the timeseries goes out a row group at a time, so memory
-    stays bounded however long the run. Records in run.json which journal state
-    the tables were built from (`tables_journal_bytes`, `tables_journal`).
+    stays bounded however long the run. With `live` (a `LiveTables` that watched
+    the journal being written) the tables come from it instead, when it saw the
+    whole journal; otherwise from the journal. Records in run.json which journal
+    state the tables were built from (`tables_journal_bytes`, `tables_journal`),
+    together with `meta_fields` (a mapping, or a function of (steps, cycles,
+    n_samples) giving one) in the same rewrite of run.json.
     Returns {"steps", "cycles", "n_samples", "valid_bytes", "events"} so callers need
     not read the tables back ("events": every event but the instrument state snapshots).
     """
@@ -395,6 +235,40 @@ def finalize(run_dir: str | Path) -> dict[str, Any]:
 
     run_dir = Path(run_dir)
     rundir = RunDir.open(run_dir)  # refuse a folder that is not a run before writing
+    built = live.finish() if live is not None else None
+    if built is not None:
+        try:
+            os.replace(built["tmp"], run_dir / "timeseries.parquet")
+        except OSError as exc:
+            live.abandon()
+            raise LabctlError(f"{run_dir / 'timeseries.parquet'}: cannot write "
+                              f"({describe_os_error(exc)})") from None
+        tracker, means, events = built["tracker"], built["means"], built["events"]
+        n_samples, valid_bytes = built["n_samples"], built["file_bytes"]
+        mark = journal_mark(built["file_bytes"], built["last_record"])
+    else:
+        tracker, means, events, n_samples, reader = _timeseries_from_journal(run_dir)
+        valid_bytes = reader.valid_bytes
+        mark = journal_mark(reader.file_bytes, reader.last_record)
+    steps = step_columns(tracker.rows())
+    cycles = cycle_columns(steps, means)
+    # Two small files, each fsynced: side by side, so the two waits for the disk overlap.
+    side_by_side((write_frame, run_dir / "steps.parquet", steps, False),
+                 (write_frame, run_dir / "cycles.parquet", cycles, False))
+    from labctl.store.record_tables import build_records, write_records
+
+    write_records(run_dir, build_records(events))
+    # No fsync of the folder here: run.json's rewrite below fsyncs this same folder after
+    # its own rename, which makes the renames above durable with it.
+    fields = dict(meta_fields(steps, cycles, n_samples)) if callable(meta_fields) else \
+        dict(meta_fields or {})
+    rundir.update_meta(tables_journal_bytes=valid_bytes, tables_journal=mark, **fields)
+    return {"steps": steps, "cycles": cycles, "n_samples": n_samples,
+            "valid_bytes": valid_bytes, "events": events}
+
+
+def _timeseries_from_journal(run_dir: Path):
+    """Stream the journal into timeseries.parquet; the summaries and events it saw."""
     reader = JournalReader(run_dir / JOURNAL_NAME, skip_event_types=("state",))
     events: list[dict] = []
     tracker, means = _StepTracker(), _CycleMeans()
@@ -407,7 +281,7 @@ def finalize(run_dir: str | Path) -> dict[str, Any]:
         tracker.feed(cols)
         means.feed(cols)
 
-    with atomic_path(run_dir / "timeseries.parquet") as tmp:
+    with atomic_path(run_dir / "timeseries.parquet", sync_dir=False) as tmp:
         sink = _TimeseriesSink(tmp, summarise)
         try:
             for kind, item, m in reader.records(reuse_buffer=True):
@@ -425,14 +299,4 @@ def finalize(run_dir: str | Path) -> dict[str, Any]:
         except BaseException:
             sink.abandon()
             raise
-    steps = step_columns(tracker.rows())
-    cycles = cycle_columns(steps, means)
-    write_frame(run_dir / "steps.parquet", steps)
-    write_frame(run_dir / "cycles.parquet", cycles)
-    from labctl.store.record_tables import build_records, write_records
-
-    write_records(run_dir, build_records(events))
-    rundir.update_meta(tables_journal_bytes=reader.valid_bytes,
-                       tables_journal=journal_mark(reader.file_bytes, reader.last_record))
-    return {"steps": steps, "cycles": cycles, "n_samples": n_samples,
-            "valid_bytes": reader.valid_bytes, "events": events}
+    return tracker, means, events, n_samples, reader

@@ -12,7 +12,8 @@ from bms_helpers import STATION, edited_station, run_procedure, station_settings
 
 from labctl.cells.load import load_cell
 from labctl.errors import LabctlError
-from labctl.station import load_station, open_station
+from labctl.stations.build import open_station
+from labctl.stations.load import load_station
 from labctl.units import parse_quantity
 from tests.support import REPO
 

@@ -15,7 +15,8 @@ from scipy.interpolate import RegularGridInterpolator
 
 from labctl.can.checksum import ChecksumSpec, checksum, checksums, crc8
 from labctl.cells.load import load_cell
-from labctl.station import load_station, open_station
+from labctl.stations.build import open_station
+from labctl.stations.load import load_station
 
 DB = cantools.database.load_file(str(VEHICLE_DBC))
 LIMITS = yaml.safe_load(VEHICLE.read_text())["instruments"]["bms"]["current_limits"]

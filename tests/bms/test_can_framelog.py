@@ -11,7 +11,8 @@ from labctl.can.decode import BatchDecoder
 from labctl.can.framelog import read_log, write_blf
 from labctl.can.frames import FrameBatch
 from labctl.cells.load import load_cell
-from labctl.station import load_station, open_station
+from labctl.stations.build import open_station
+from labctl.stations.load import load_station
 
 
 @pytest.mark.parametrize("station_file", [STATION, OTHER], ids=["labctl-dbc", "other-dbc"])

@@ -232,6 +232,16 @@ def _scenario(bench):
         cwd=REPO, env=_env(), capture_output=True, text=True, timeout=60).stdout
     estimate_line = next(line.strip() for line in said.splitlines() if "estimate:" in line)
     assert d.find_element(By.ID, "estimate").text == estimate_line
+    planned = json.loads(subprocess.run(  # ... and the plan next to Start is labctl plan's
+        [sys.executable, "-m", "labctl.cli", "plan", str(bench["procs"] / "quickstart.yaml"),
+         "--station", str(REPO / "instruments" / "sim.yaml"), "--param", "discharge_c=2",
+         "--json"], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=60).stdout)
+    rows = d.find_elements(By.CSS_SELECTOR, "#plan-steps tbody tr")
+    assert [r.get_attribute("data-path") for r in rows] == [s["path"] for s in planned["steps"]]
+    assert {r.get_attribute("data-limit") for r in
+            d.find_elements(By.CSS_SELECTOR, "#plan-margins tbody tr")} == set(planned["margins"])
+    assert "Ends on its own end conditions" in d.find_element(By.ID, "plan-summary").text
+    assert "null" not in d.find_element(By.ID, "plan").text
     d.save_screenshot(str(shots / "start-check-passed.png"))
     start.click()
     link = _wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "#started a"), 30, "started")

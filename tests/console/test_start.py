@@ -88,3 +88,28 @@ def test_a_busy_port_is_a_clear_message(tmp_path):
                            text=True, timeout=60)
     assert r.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_check_shows_the_plan_next_to_start(tmp_path):
+    """A passing Check carries the plan (labctl plan on the simulated twin): a rest and a
+    timed 1C discharge take exactly their times, and the discharge moves C x t of charge."""
+    procs = tmp_path / "procs"
+    procs.mkdir()
+    (procs / "short.yaml").write_text(
+        "name: short\nsteps:\n  - Rest for 10 min\n  - Discharge at 1C for 30 s\n")
+    c = client(tmp_path / "results", procs)
+    body = {"procedure": "short.yaml", "station": "sim.yaml", "cell": "lfp-2p2ah", "params": {}}
+    r = c.post("/api/check", json=body, headers={"X-Labctl-Token": TOKEN}).json()
+    assert r["ok"] is True
+    plan = r["estimate"]["plan"]
+    assert plan["status"] == "completed" and plan["run_duration_s"] == pytest.approx(630.0)
+    rest, discharge = plan["steps"]
+    assert rest["text"] == "Rest for 10 min" and rest["duration_s"] == pytest.approx(600.0)
+    assert discharge["duration_s"] == pytest.approx(30.0)
+    assert discharge["discharge_capacity_ah"] == pytest.approx(2.2 * 30 / 3600, rel=1e-3)
+    assert list(discharge["end_reasons"]) and all(k.startswith("time") for k in discharge["end_reasons"])
+    # the smallest margin to the discharge-current limit: 1C = 2.2 A against 3C x 1.05
+    m = plan["margins"]["discharge_current"]
+    assert m["value"] == pytest.approx(2.2, rel=1e-3) and m["limit"] == pytest.approx(6.93)
+    assert m["margin"] == pytest.approx(6.93 - 2.2, rel=1e-3)
+    assert r["estimate"]["text"].startswith("estimate: 10 min 30 s")

@@ -55,6 +55,23 @@ def test_tiles_show_active_runs_then_faults_then_recent_ends(tmp_path):
     assert by_id["f-dead"]["state"] == "interrupted" and by_id["f-dead"]["alarm"]
 
 
+def test_tiles_name_the_bench_and_host_of_runs_from_other_pcs(tmp_path):
+    """A store shared by several benches (labctl run --batch --scheduler): each tile says
+    which bench and which PC; another PC's running run stays running (its pid is not ours)."""
+    now = time.time()
+    folder = _run(tmp_path, "cap-remote", "running", started=now - 30, pid=2**22 + 999,
+                  live={"voltage_v": 3.4, "updated_unix_s": now})
+    meta = json.loads((folder / "run.json").read_text())
+    meta.update(host="bench-pc-b", fleet={"bench": "B", "worker": "w-b", "channel": 2})
+    (folder / "run.json").write_text(json.dumps(meta))
+    _run(tmp_path, "cap-local", "running", started=now - 20, live={"voltage_v": 3.3})
+    by_id = {t["run_id"]: t for t in RunWatcher(tmp_path).tiles()}
+    remote, local = by_id["cap-remote"], by_id["cap-local"]
+    assert remote["bench"] == "B" and remote["host"] == "bench-pc-b"
+    assert remote["state"] == "running" and remote["active"]
+    assert local["bench"] is None and local["host"] == socket.gethostname()
+
+
 def test_run_json_is_parsed_again_only_when_it_changes(tmp_path):
     now = time.time()
     folder = _run(tmp_path, "r-1", "running", started=now, live={"voltage_v": 3.3})
@@ -66,3 +83,22 @@ def test_run_json_is_parsed_again_only_when_it_changes(tmp_path):
     (folder / "run.json").write_text(json.dumps(meta))
     tile = watcher.tiles(0)[0]
     assert tile["state"] == "faulted" and tile["alarm"] and not tile["safety"]
+
+
+def test_runs_page_filters_by_bench_or_host(tmp_path):
+    """The Runs list of a store several benches write to: a fleet run is listed under its
+    bench, a local one under the PC it ran on; the bench filter keeps only that bench."""
+    from labctl.console.runs_index import filter_runs
+
+    now = time.time()
+    remote = _run(tmp_path, "cap-remote", "completed", started=now - 60, ended=now - 30)
+    meta = json.loads((remote / "run.json").read_text())
+    meta.update(host="bench-pc-b", fleet={"bench": "B"})
+    (remote / "run.json").write_text(json.dumps(meta))
+    _run(tmp_path, "cap-local", "completed", started=now - 50, ended=now - 20)
+    rows, facets = filter_runs(tmp_path, {})
+    assert {r["run_id"]: r["bench"] for r in rows} == {"cap-remote": "B",
+                                                        "cap-local": socket.gethostname()}
+    assert facets["bench"] == sorted(["B", socket.gethostname()])
+    only_b, _ = filter_runs(tmp_path, {"bench": "B"})
+    assert [r["run_id"] for r in only_b] == ["cap-remote"]

@@ -12,7 +12,8 @@ import pytest
 
 from labctl.engine.session import prepare, start_run
 from labctl.errors import LabctlError
-from labctl.station import load_station, open_station
+from labctl.stations.build import open_station
+from labctl.stations.load import load_station
 from labctl.store.run import open_run
 
 REPO = Path(__file__).resolve().parent.parent.parent

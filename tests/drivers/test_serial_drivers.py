@@ -15,7 +15,8 @@ from labctl.simserve.serial_devices import (
     SimForceController,
     SimTcLogger,
 )
-from labctl.station import load_station, open_station
+from labctl.stations.build import open_station
+from labctl.stations.load import load_station
 
 CELL = "fixtures/cells/lfp-2p2ah.yaml"
 

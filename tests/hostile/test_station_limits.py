@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from labctl.station_settings import DRIVER_SETTINGS
+from labctl.stations.settings import DRIVER_SETTINGS
 from tests.support import REPO, json_out, labctl_cmd
 
 QUICKSTART = str(REPO / "procedures" / "quickstart.yaml")

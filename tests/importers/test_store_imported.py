@@ -41,17 +41,59 @@ def test_steps_count_from_the_previous_record(tmp_path):
     assert run.cycles.charge_capacity_ah.iloc[0] == pytest.approx(5 / 3600)
 
 
-def test_a_failure_leaves_no_run_directory(tmp_path, monkeypatch):
+@pytest.mark.parametrize("threaded", [False, True])
+@pytest.mark.parametrize("target", ["write_journal", "_write_table", "_write_durably"])
+def test_a_failure_leaves_no_run_directory(tmp_path, monkeypatch, target, threaded):
+    # the journal (on a second thread for large runs), a Parquet table, run.json: a
+    # failure in any of them leaves nothing in the store
     samples, steps = _samples()
+    if threaded:
+        monkeypatch.setattr(imported, "JOURNAL_THREAD_ROWS", 0)
 
     def boom(*a, **k):
-        raise OSError("disk full")
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("labctl.store.tables.finalize", boom)
-    with pytest.raises(OSError):
-        create_imported_run(tmp_path, "r2", {}, samples, steps)
+    monkeypatch.setattr(f"labctl.store.imported.{target}", boom)
+    with pytest.raises(LabctlError, match="the disk is full.*nothing was kept"):
+        create_imported_run(tmp_path, "r2", {"source": {"sha256": "x"}}, samples, steps)
     assert list(tmp_path.iterdir()) == []
     assert imported.find_by_sha256(tmp_path, "x") is None
+
+
+@pytest.mark.parametrize("name,threaded", [("maccor_001.txt", False), ("neware_uio.csv", True),
+                                           ("biol.mpr", False)])
+def test_tables_equal_what_finalize_builds_from_the_journal(vendor, tmp_path, monkeypatch,
+                                                            name, threaded):
+    # the tables are written straight from the columns; the recorded runs' path
+    # (finalize reading the journal back) must give the same tables and summary
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from labctl.store.tables import finalize
+
+    if threaded:  # the journal on its own thread, as for files of 100 000 rows and more
+        monkeypatch.setattr(imported, "JOURNAL_THREAD_ROWS", 0)
+    run_dir = import_file(vendor / name, tmp_path / "a").path
+    assert open_run(run_dir).tables_current
+    copy = tmp_path / "b" / run_dir.name
+    shutil.copytree(run_dir, copy)
+    tables = ["timeseries", "steps", "cycles"] + [
+        f"records/{p.stem}" for p in sorted((run_dir / "records").glob("*.parquet"))]
+    if name == "biol.mpr":
+        assert "records/spectra" in tables  # its impedance sweeps
+    for table in tables:
+        (copy / f"{table}.parquet").unlink()
+    out = finalize(copy)
+    for table in tables:
+        ours, theirs = pq.read_table(run_dir / f"{table}.parquet"), \
+            pq.read_table(copy / f"{table}.parquet")
+        assert ours.schema.equals(theirs.schema)
+        assert ours.to_pandas().equals(theirs.to_pandas()), table
+    from labctl.store.run import summarize
+
+    meta = open_run(run_dir).meta
+    assert meta["summary"] == summarize(meta, out["steps"], out["cycles"], out["n_samples"])
 
 
 def test_forced_format_and_a_wrong_one(vendor, tmp_path):

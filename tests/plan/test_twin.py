@@ -6,7 +6,7 @@ from __future__ import annotations
 import yaml
 
 from labctl.plan.twin import twin_spec
-from labctl.station import load_station
+from labctl.stations.load import load_station
 from tests.support import REPO
 
 

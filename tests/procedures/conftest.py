@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from labctl.cells.spec import CellSpec
-from labctl.station_spec import StationSpec
+from labctl.stations.spec import StationSpec
 from tests.procedures.helpers import make_cell, make_station
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from labctl.cells.spec import CellLimits, CellSpec
 from labctl.records import StepResult
-from labctl.station_spec import InstrumentSpec, StationSpec
+from labctl.stations.spec import InstrumentSpec, StationSpec
 
 
 def make_cell(

@@ -105,7 +105,7 @@ def test_durations_and_values_must_be_finite(lfp):
 
 
 def test_electrical_step_needs_a_cycler(lfp):
-    from labctl.station_spec import StationSpec
+    from labctl.stations.spec import StationSpec
 
     empty = StationSpec("empty", {}, source="empty.yaml")
     (msg,) = messages(parse_step("Rest for 1 s", cell=lfp), lfp, empty)

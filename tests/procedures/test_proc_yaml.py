@@ -212,6 +212,18 @@ def test_parameter_defaults_and_overrides(write, lfp):
     assert load_procedure(path, cell=lfp, params={"c_rate": "C/4"}).parameters["c_rate"] == 0.25
 
 
+def test_a_third_runs_exactly_and_reads_shortly(write, lfp):
+    """C/3 runs at capacity/3 (to 12 digits); the step's text shows 0.3333C, not 0.333333333333C."""
+    path = write("p.yaml", PARAM_FILE)
+    proc = load_procedure(path, cell=lfp, params={"c_rate": "C/3"})
+    charge, rest = (p.step for p in drive(proc.plan(), lambda p: result()))
+    # the step runs with the twelve digits of format_number, not the four it shows
+    assert charge.value == pytest.approx(lfp.capacity_ah / 3, rel=1e-11)
+    assert abs(charge.value - lfp.capacity_ah * 0.3333) > 1e-5
+    assert charge.text == f"Charge at 0.3333C until {lfp.limits.max_voltage_v:g} V"
+    assert rest.text == "Rest for 10 min"
+
+
 def test_parameter_override_out_of_range_or_unknown(write, lfp):
     path = write("p.yaml", PARAM_FILE)
     (p,) = problems(path, lfp, params={"c_rate": "50"})

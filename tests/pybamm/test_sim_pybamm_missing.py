@@ -12,7 +12,8 @@ import pytest
 
 from labctl.cells import load_cell
 from labctl.errors import LabctlError
-from labctl.station import load_station, open_station
+from labctl.stations.build import open_station
+from labctl.stations.load import load_station
 from tests.pybamm.conftest import ECM_CELL, write_station
 
 

@@ -32,8 +32,9 @@ def dummy_cell_pstat(labctl_session, pstat):
         yield pstat
         return
     from labctl.cells import load_cell
-    from labctl.station import load_station, open_station
-    from labctl.station_spec import StationSpec
+    from labctl.stations.build import open_station
+    from labctl.stations.load import load_station
+    from labctl.stations.spec import StationSpec
 
     spec = load_station(labctl_session.station_path())
     only = StationSpec(spec.name, {"pstat": spec.instruments["pstat"]})

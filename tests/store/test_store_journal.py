@@ -23,6 +23,7 @@ import pytest
 from labctl.errors import LabctlError
 from labctl.records import SAMPLE_COLUMNS
 from labctl.store import journal as jmod
+from labctl.store import journal_reader
 from labctl.store.journal import (
     JOURNAL_NAME,
     JournalWriter,
@@ -238,7 +239,8 @@ def test_bad_sample_blocks_are_programming_errors_with_clear_messages(tmp_path):
 
 def test_large_blocks_are_split_into_records_and_read_back_whole(tmp_path, monkeypatch):
     monkeypatch.setattr(jmod, "_MAX_ROWS_PER_RECORD", 1000)
-    monkeypatch.setattr(jmod, "_CHUNK", 4096)  # records straddle many read chunks
+    # records straddle many read chunks
+    monkeypatch.setattr(journal_reader, "_CHUNK", 4096)
     big = {n: np.arange(2500).astype(d) for n, d in SAMPLE_COLUMNS.items()}
     with JournalWriter.create(tmp_path) as w:
         w.append_samples(big)
@@ -396,3 +398,37 @@ def test_sigkill_at_random_moments_keeps_every_reported_block_once(tmp_path, mod
         again = read_journal(run)
         assert not again.torn_tail and again.events[-1]["type"] == "resume"
         assert len(again.samples["test_time_s"]) == len(step)
+
+
+def test_the_fsync_thread_hands_every_few_megabytes_to_the_disk_early(tmp_path, monkeypatch):
+    """Early writeback (no extra fsync) covers the file in order, and changes no byte."""
+    monkeypatch.setattr(jmod, "WRITEBACK_BYTES", 20_000)
+    ranges: list[tuple[int, int]] = []
+    real = jmod.start_writeback
+
+    def spy(fd, offset, length):
+        ranges.append((offset, length))
+        real(fd, offset, length)
+
+    monkeypatch.setattr(jmod, "start_writeback", spy)
+    fsyncs = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd)))
+    blocks = [block(k, 300) for k in range(12)]  # ~25 kB each
+    w = JournalWriter.create(tmp_path, fsync_interval_s=3600.0)  # no fsync falls due
+    fsyncs.clear()
+    for b in blocks:
+        w.append_samples(b)
+        time.sleep(0.01)  # let the thread run
+    for _ in range(100):  # the thread runs on its own: wait for it to catch up
+        if ranges and sum(n for _, n in ranges) >= w.size - 40_000:
+            break
+        time.sleep(0.01)
+    w.close()
+    assert len(ranges) >= 3
+    starts = [o for o, _ in ranges]
+    assert starts[0] == 0
+    assert all(o + n == nxt for (o, n), nxt in zip(ranges[:-1], starts[1:], strict=True))
+    assert len(fsyncs) == 1  # only close's: early writeback is no fsync
+    want = {name: np.concatenate([b[name] for b in blocks]) for name in SAMPLE_COLUMNS}
+    assert_same(read_journal(tmp_path).samples, want)

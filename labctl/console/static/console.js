@@ -81,7 +81,7 @@ function tile(t) {
     el("div", {class: "tile-head"},
       el("a", {href: `/runs/${encodeURIComponent(t.run_id)}`, class: "proc", text: t.procedure || t.run_id}),
       el("span", {class: `badge state state-${state}`, text: state})),
-    el("div", {class: "sub", text: [t.cell, t.station, t.channel ? `cycler ${t.channel}` : null].filter(Boolean).join(" · ")}),
+    el("div", {class: "sub", text: [t.bench ? `bench ${t.bench}` : null, t.cell, t.station, t.channel ? `cycler ${t.channel}` : null, t.host ? `on ${t.host}` : null].filter(Boolean).join(" · ")}),
     el("div", {class: "step", title: step, text: step}),
     el("div", {class: "readings"},
       el("div", {}, el("span", {class: "voltage", text: fmt(t.voltage_v, 4)}), el("label", {text: "V"})),
@@ -136,7 +136,36 @@ function startPage() {
   const estimate = document.getElementById("estimate");
   let checked = false;
 
-  function invalidate() { checked = false; startBtn.disabled = true; }
+  const planBox = document.getElementById("plan");
+  function invalidate() { checked = false; startBtn.disabled = true; planBox.hidden = true; planBox.replaceChildren(); }
+
+  // The plan next to Start: the procedure run on the station's simulated twin (labctl plan).
+  function showPlan(p) {
+    if (!p) return;
+    const num = (x, d) => (x === null || x === undefined) ? "-" : Number(x).toFixed(d);
+    const ends = e => Object.keys(e || {}).map(k => k.replace(/^[a-z_]+: /, "")).join("; ");
+    const outcome = p.status === "completed" ? "ends on its own end conditions" : `ends ${p.status}: ${p.reason}`;
+    const summary = el("p", {id: "plan-summary"},
+      `${outcome[0].toUpperCase()}${outcome.slice(1)}; expected end ${p.expected_end ? p.expected_end.replace("T", " ").slice(0, 19) + " UTC" : "-"} if started now; ` +
+      `max temperature ${num(p.max_temperature_c, 1)} °C` + (p.approximate ? " (approximate: long loops extrapolated)" : ""));
+    const warnings = (p.warnings || []).length ? el("ul", {class: "problems", id: "plan-warnings"},
+      ...p.warnings.map(w => el("li", {class: "problem", text: `⚠ ${w}`}))) : null;
+    const steps = el("table", {class: "data", id: "plan-steps"},
+      el("thead", {}, el("tr", {}, ...["step", "runs", "duration each", "ends on", "Ah in", "Ah out", "max °C"].map(h => el("th", {text: h})))),
+      el("tbody", {}, ...(p.steps || []).map(s => el("tr", {"data-path": s.path},
+        el("td", {text: s.text}), el("td", {text: String(s.count)}), el("td", {text: hms(s.duration_s)}),
+        el("td", {text: ends(s.end_reasons)}), el("td", {text: num(s.charge_capacity_ah, 3)}),
+        el("td", {text: num(s.discharge_capacity_ah, 3)}), el("td", {text: num(s.max_temperature_c, 1)})))));
+    const margins = el("table", {class: "data", id: "plan-margins"},
+      el("thead", {}, el("tr", {}, ...["safety limit", "limit", "closest", "margin", "where"].map(h => el("th", {text: h})))),
+      el("tbody", {}, ...Object.entries(p.margins || {}).map(([name, m]) => el("tr", {"data-limit": name},
+        el("td", {text: name.replace("_", " ")}), el("td", {text: `${num(m.limit, 3)} ${m.unit}`}),
+        el("td", {text: `${num(m.value, 3)} ${m.unit}`}), el("td", {text: `${num(m.margin, 3)} ${m.unit}`}),
+        el("td", {text: `${m.text} at ${hms(m.test_time_s)}`})))));
+    planBox.replaceChildren(...[el("h2", {text: "Plan (the procedure on this station's simulated twin, labctl plan)"}),
+                              summary, warnings, steps, margins].filter(Boolean));
+    planBox.hidden = false;
+  }
 
   function values() {
     const params = {};
@@ -188,7 +217,7 @@ function startPage() {
       checked = true; startBtn.disabled = false;
       result.replaceChildren(el("p", {class: "ok", id: "check-ok", text: "✓ Check passed: the procedure is valid for this cell and station."}),
                              el("p", {class: "muted"}, el("code", {text: r.command})));
-      if (r.estimate) estimate.textContent = r.estimate.text;
+      if (r.estimate) { estimate.textContent = r.estimate.text; showPlan(r.estimate.plan); }
     } else {
       result.replaceChildren(el("p", {class: "bad", text: `✗ ${r.problems ? r.problems.length : ""} problem(s): Start stays disabled.`}),
                              problemList(r.problems || [{message: r.error || "check failed"}]));

@@ -42,7 +42,7 @@ _BAL_KEYS = ("mode", "window", "window_v", "current_a", "start_v", "stop_v", "pe
 _SOC_KEYS = ("current_gain_error", "current_offset_a", "rest_current_a", "rest_time_s",
              "initial_soc", "period_s", "voltage_std_v")
 SOC_METHODS = ("coulomb_ocv", "ekf")
-_SENSOR_KEYS = ("open_wire_v", "plausibility_v", "delay", "recovery_delay")
+_SENSOR_KEYS = ("open_wire_v", "plausibility_v", "delay", "recovery_delay", "cell_offsets")
 _LIMIT_KEYS = ("temperature_c", "soc", "current_a")
 _PACK_KEYS = ("cell", "initial_soc", "ambient_c", "stack_pressure_mpa", "spread", "seed")
 
@@ -88,6 +88,8 @@ class SensorConfig:
     plausibility_v: float = 0.1  # |pack voltage - sum of cells| above this is a sensor fault
     delay_s: float = 0.5
     recovery_delay_s: float = 1.0  # the flag stays this long after the condition went away
+    # a miscalibrated measurement channel: (cell number, offset V) added to what the BMS reads
+    cell_offsets_v: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,22 @@ class BmsConfig:
 
     def protection(self, name: str) -> ProtectionConfig | None:
         return next((p for p in self.protections if p.name == name), None)
+
+
+def _cell_offsets(value: Any, cells: int, where: str) -> tuple[tuple[int, float], ...]:
+    """{3: 8 mV, ...}: cell number (1..cells) -> offset of the BMS's reading of that cell."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise LabctlError(f"{where}: a mapping of cell number to offset, e.g. {{3: 8 mV}}")
+    out = []
+    for cell, offset in value.items():
+        if isinstance(cell, str) and cell.isascii() and cell.isdigit():  # station keys are text
+            cell = int(cell)
+        if isinstance(cell, bool) or not isinstance(cell, int) or not 1 <= cell <= cells:
+            raise LabctlError(f"{where}: cell {cell!r} is not a cell number from 1 to {cells}")
+        out.append((cell, _q(offset, VOLTAGE, f"{where}.{cell}")))
+    return tuple(out)
 
 
 def _q(value: Any, kind: str, where: str) -> float:
@@ -316,7 +334,8 @@ def parse_config(s: dict, cell: CellSpec, cells: int, cells_per_module: int, lab
                           _q(se.get("plausibility_v", 0.1), VOLTAGE,
                              f"{label}.sensor.plausibility_v"),
                           _q(se.get("delay", 0.5), TIME, f"{label}.sensor.delay"),
-                          _q(se.get("recovery_delay", 1.0), TIME, f"{label}.sensor.recovery_delay"))
+                          _q(se.get("recovery_delay", 1.0), TIME, f"{label}.sensor.recovery_delay"),
+                          _cell_offsets(se.get("cell_offsets"), cells, f"{label}.sensor.cell_offsets"))
     lim = _mapping(s.get("current_limits"), ("charge", "discharge"), f"{label}.current_limits")
     charge = (_limit_table(lim["charge"], f"{label}.current_limits.charge") if "charge" in lim
               else _default_limit(cell, cell.limits.max_charge_current_a))

@@ -69,6 +69,16 @@ class PackStimulus:
     def clear_faults(self) -> None:
         self._sim.clear_faults()
 
+    def reference(self) -> dict[str, Any]:
+        """The bench's reference instruments now: pack voltage and current (+ = charge) and
+        power, each cell's voltage (cell emulator / sense-line meter) and temperature."""
+        cells_v = self.pack.cell_voltage_v()
+        current = float(self.pack.current_a)
+        pack_v = float(np.sum(cells_v))
+        return {"pack_voltage_v": pack_v, "pack_current_a": current,
+                "pack_power_w": pack_v * current, "cell_voltage_v": cells_v.copy(),
+                "cell_temperature_c": self.pack.cell_temperature_c().copy()}
+
     def reference_charge_ah(self) -> float:
         """The bench's reference meter: charge that flowed into the pack so far (+ = charge)."""
         return float(self.pack.charge_in_ah)
@@ -102,6 +112,9 @@ class SimBms:
         self._t0 = clock.now()
         self._stuck = np.full(cfg.cells, np.nan)
         self._drift = np.zeros(cfg.cells)
+        self._offsets = np.zeros(cfg.cells)  # miscalibrated channels (sensor.cell_offsets)
+        for cell, offset in cfg.sensor.cell_offsets_v:
+            self._offsets[cell - 1] = offset
         self._drift_t0 = np.zeros(cfg.cells)
         self._open = np.zeros(cfg.cells, dtype=bool)
         self.dead_nodes: set[str] = set()
@@ -200,7 +213,7 @@ class SimBms:
         readings = traj["cell_v"][:rows]
         times = t0 + np.arange(rows) * dt
         readings = np.where(np.isnan(self._stuck), readings, self._stuck)
-        readings = readings + self._drift * (times[:, None] - self._drift_t0)
+        readings = readings + self._drift * (times[:, None] - self._drift_t0) + self._offsets
         readings = np.where(self._open, 0.0, readings)
         n = cfg.cells
         fresh = np.column_stack([readings, traj["cell_v"][:rows].sum(axis=1)])

@@ -8,6 +8,8 @@
     - bms_fault_injection: {fault: open_wire, cell: 5, expect: fault_sensor, within: 1 s}
     - bms_current_limit: {direction: charge, table: {temperature_c: [...], soc: [...],
                                                      current_a: [[...], ...]}}
+    - bms_measurement: {currents: [0 A, 5 A, -10 A], dwell: 10 s,
+                        tolerance: {cell_voltage: 5 mV, pack_current: 1 % + 0.1 A}}
     - bms_report: {}
 
 Protection thresholds are found by a staircase: the condition (cell voltage through
@@ -25,6 +27,7 @@ from __future__ import annotations
 from labctl.steps.bms.balancing import compile_balancing
 from labctl.steps.bms.current_limit import compile_current_limit
 from labctl.steps.bms.faults import compile_fault
+from labctl.steps.bms.measurement import compile_measurement
 from labctl.steps.bms.protection import compile_protection
 from labctl.steps.bms.report import compile_report
 from labctl.steps.bms.soc import compile_soc
@@ -37,5 +40,6 @@ COMPILERS = {
     "bms_can_timing": compile_timing,
     "bms_fault_injection": compile_fault,
     "bms_current_limit": compile_current_limit,
+    "bms_measurement": compile_measurement,
     "bms_report": compile_report,
 }

@@ -1,4 +1,4 @@
-"""Compiled procedure trees and the plan generator that walks them.
+"""Compiled procedure trees (Leaf and Repeat nodes) and the plan generator that walks them.
 
 The tree is immutable; every call of `make_plan` walks it afresh, so replaying a
 plan with the same StepResults yields the same steps (crash resume relies on it).

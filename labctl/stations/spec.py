@@ -1,8 +1,8 @@
 """A station as validation sees it: which roles are bound, to what, with which ranges.
 
-Loading station files and building instruments is `labctl.station`; this module
-is only the plain description, so that the procedure validator can use it
-without importing drivers.
+Loading station files is `labctl.stations.load`, building instruments
+`labctl.stations.build`; this module is only the plain description, so that the
+procedure validator can use it without importing drivers.
 """
 
 from __future__ import annotations

@@ -1,0 +1,120 @@
+"""The journal's on-disk format: record header, constants, event encoding, sample layout.
+
+See `labctl/store/journal.py` for the format and its crash-safety rules; the
+writer lives there, the reader in `journal_reader.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from labctl.records import SAMPLE_COLUMNS
+from labctl.store.atomic import describe_os_error
+
+JOURNAL_NAME = "journal.bin"
+FORMAT_VERSION = 1
+MAGIC = 0x4C424A31  # b"1JBL" on disk
+EVENT, SAMPLES = 1, 2
+HEADER_TYPE = "journal_header"
+
+_HEADER = struct.Struct("<IBII")
+_COUNT = struct.Struct("<I")
+_MAGIC_BYTES = struct.pack("<I", MAGIC)
+_MAX_PAYLOAD = 0xFFFF_FFFF
+_CHUNK = 8 << 20  # bytes read at a time; bounds a reader's extra memory
+# Split very large sample blocks so a record stays far below the u32 length
+# limit and a streaming reader never needs more than a few chunks at once.
+_MAX_ROWS_PER_RECORD = 1 << 20
+
+_OUR_COLUMNS: list[tuple[str, np.dtype]] = list(SAMPLE_COLUMNS.items())
+_OUR_ROW_BYTES = sum(d.itemsize for _, d in _OUR_COLUMNS)
+
+_why = describe_os_error
+
+
+def header_event() -> dict[str, Any]:
+    """The first record of every journal this labctl writes."""
+    return {
+        "type": HEADER_TYPE,
+        "format_version": FORMAT_VERSION,
+        "sample_layout": "column-major",
+        "byte_order": "little",
+        "sample_dtype": [[name, dt.str] for name, dt in _OUR_COLUMNS],
+    }
+
+
+def _json_default(obj: Any) -> Any:
+    # Instrument snapshots carry numpy scalars and arrays; keep them as numbers.
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    return str(obj)
+
+
+# What json.dumps(event, allow_nan=True, default=..., separators=...) builds on every call,
+# built once: the engine encodes a few events per step.
+_ENCODER = json.JSONEncoder(allow_nan=True, default=_json_default, separators=(",", ":"))
+
+
+def encode_event(event: Mapping[str, Any]) -> bytes:
+    if not isinstance(event, Mapping) or not isinstance(event.get("type"), str):
+        raise ValueError(f"a journal event must be a dict with a 'type' string, got {event!r:.200}")
+    return _ENCODER.encode(event).encode()
+
+
+class _Layout:
+    """How a sample block's columns sit in a payload.
+
+    Neighbouring columns of one dtype are read with a single `np.frombuffer`
+    as a 2-D (columns x rows) array: a few numpy calls per block instead of
+    one per column.
+    """
+
+    def __init__(self, columns: list[tuple[str, np.dtype]]):
+        self.columns = columns
+        self.row_bytes = sum(d.itemsize for _, d in columns)
+        self.runs: list[tuple[np.dtype, list[str]]] = []
+        for name, dtype in columns:
+            if self.runs and self.runs[-1][0] == dtype:
+                self.runs[-1][1].append(name)
+            else:
+                self.runs.append((dtype, [name]))
+
+    def rows(self, payload: memoryview) -> int | None:
+        if len(payload) < _COUNT.size:
+            return None
+        (n,) = _COUNT.unpack_from(payload, 0)
+        return n if len(payload) == _COUNT.size + n * self.row_bytes else None
+
+    def blocks(self, payload: memoryview, n: int) -> Iterator[tuple[np.dtype, list[str], np.ndarray]]:
+        offset = _COUNT.size
+        for dtype, names in self.runs:
+            arr = np.frombuffer(payload, dtype=dtype, count=n * len(names), offset=offset)
+            yield dtype, names, arr.reshape(len(names), n)
+            offset += n * len(names) * dtype.itemsize
+
+    def columns_of(self, payload: memoryview, n: int) -> dict[str, np.ndarray]:
+        """{name: 1-D view} in this labctl's column set (missing ones filled, extra dropped)."""
+        found = {name: arr[i] for _, names, arr in self.blocks(payload, n)
+                 for i, name in enumerate(names)}
+        if self.columns == _OUR_COLUMNS:
+            return found
+        out = {}
+        for name, dtype in _OUR_COLUMNS:
+            if name in found:
+                out[name] = found[name].astype(dtype, copy=False)
+            else:  # a column this file's writer did not have
+                out[name] = np.full(n, math.nan if dtype.kind == "f" else 0, dtype=dtype)
+        return out
+
+
+_OUR_LAYOUT = _Layout(_OUR_COLUMNS)

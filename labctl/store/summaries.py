@@ -1,0 +1,212 @@
+"""Step and cycle summaries of a run, from its events and samples (numpy only).
+
+What `finalize` and the live tables (store/live_tables.py) both build: kept free
+of pyarrow and pandas, so the engine's thread never waits for their import.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from labctl.records import StepResult
+from labctl.store.step_summary import CUMULATIVE, StepAccumulator
+
+ROW_GROUP_ROWS = 131_072  # ~11 MB of samples held at a time while streaming (per channel)
+
+STEP_COLUMNS = list(StepResult.__dataclass_fields__)
+_STEP_INT = {"step_index", "cycle_index", "n_samples"}
+_STEP_STR = {"kind", "text", "path", "end_kind", "end_reason"}
+
+CYCLE_COLUMNS = ["cycle_index", "charge_capacity_ah", "discharge_capacity_ah", "charge_energy_wh",
+                 "discharge_energy_wh", "coulombic_efficiency", "energy_efficiency",
+                 "mean_charge_voltage_v", "mean_discharge_voltage_v", "max_temperature_c",
+                 "start_time_s", "end_time_s", "n_steps"]
+
+INTERRUPTED = "interrupted"
+_INTERRUPTED_REASON = "the run stopped during this step"
+
+
+class _StepTracker:
+    """Follows step_start / step_end events; summarises steps that never got a step_end."""
+
+    def __init__(self) -> None:
+        self.ended: dict[int, dict] = {}
+        self.open: dict[int, StepAccumulator] = {}
+
+    def event(self, e: Mapping[str, Any]) -> None:
+        kind = e.get("type")
+        if kind == "step_start":
+            try:
+                index = int(e["step_index"])
+            except (KeyError, TypeError, ValueError):
+                return
+            if index not in self.ended and index not in self.open:
+                self.open[index] = StepAccumulator(
+                    index, int(e.get("cycle_index", 0) or 0), str(e.get("kind", "")),
+                    str(e.get("text", "")), str(e.get("path", "")))
+        elif kind == "step_end" and isinstance(e.get("result"), dict):
+            try:
+                index = int(e["result"]["step_index"])
+            except (KeyError, TypeError, ValueError):
+                return
+            self.ended[index] = e["result"]
+            self.open.pop(index, None)
+
+    def feed(self, samples: Mapping[str, np.ndarray]) -> None:
+        """Samples in file order; only steps still open need them."""
+        if not self.open or len(samples["step_index"]) == 0:
+            return
+        si = samples["step_index"]
+        for index, acc in self.open.items():  # rarely more than one step is open
+            mask = si == index
+            if mask.all():
+                acc.feed(samples)
+            elif mask.any():
+                acc.feed({k: v[mask] for k, v in samples.items()})
+
+    def rows(self) -> list[dict]:
+        rows = dict(self.ended)
+        for index, acc in self.open.items():
+            rows[index] = acc.result(INTERRUPTED, _INTERRUPTED_REASON).as_dict()
+        return [rows[k] for k in sorted(rows)]
+
+    def frame(self) -> Any:
+        """The rows as a DataFrame (imports pandas)."""
+        from labctl.store.tables import steps_frame
+
+        return steps_frame(self.rows())
+
+
+# A table as columns (name -> numpy array, strings as object arrays): what finalize
+# builds and writes without pandas, which costs ~0.2 s to import on every `labctl run`.
+Columns = dict[str, np.ndarray]
+
+
+def step_columns(rows: Iterable[Mapping[str, Any]]) -> Columns:
+    """Rows of StepResult fields as columns with fixed types."""
+    rows = list(rows)
+    data: Columns = {}
+    for name in STEP_COLUMNS:
+        values = [r.get(name) for r in rows]
+        if name in _STEP_INT:
+            data[name] = np.array([0 if v is None else int(v) for v in values], dtype=np.int64)
+        elif name in _STEP_STR:
+            data[name] = np.array(["" if v is None else str(v) for v in values], dtype=object)
+        else:
+            data[name] = np.array([math.nan if v is None else float(v) for v in values],
+                                  dtype=np.float64)
+    return data
+
+
+class _CycleMeans:
+    """Time-weighted mean voltage per cycle while charging and while discharging.
+
+    An interval counts as charging when the cycle's charge counter grows over
+    it (the instrument's own integration, so current noise on a resting cell
+    is not charging), likewise for discharging, and only when both its ends are
+    in the same cycle. Fed in file order; carries the last sample between feeds.
+    """
+
+    def __init__(self) -> None:
+        self.sums: dict[int, list[float]] = {}  # cycle -> [dt_c, vdt_c, dt_d, vdt_d]
+        self._carry: tuple[float, float, float, float, int] | None = None
+
+    def _add(self, cycle: int, at: int, dt: float, vdt: float) -> None:
+        if dt:
+            s = self.sums.setdefault(cycle, [0.0, 0.0, 0.0, 0.0])
+            s[at] += dt
+            s[at + 1] += vdt
+
+    def feed(self, samples: Mapping[str, np.ndarray]) -> None:
+        t = np.asarray(samples["test_time_s"], dtype=np.float64)
+        if len(t) == 0:
+            return
+        v = np.asarray(samples["voltage_v"], dtype=np.float64)
+        qc = np.asarray(samples["charge_capacity_ah"], dtype=np.float64)
+        qd = np.asarray(samples["discharge_capacity_ah"], dtype=np.float64)
+        cyc = np.asarray(samples["cycle_index"])
+        if self._carry is not None:  # the interval from the previous feed's last sample
+            tp, vp, qcp, qdp, cp = self._carry
+            if cp == cyc[0]:
+                dt = float(t[0]) - tp
+                vdt = 0.5 * (vp + float(v[0])) * dt
+                if qc[0] > qcp:
+                    self._add(cp, 0, dt, vdt)
+                if qd[0] > qdp:
+                    self._add(cp, 2, dt, vdt)
+        self._carry = (float(t[-1]), float(v[-1]), float(qc[-1]), float(qd[-1]), int(cyc[-1]))
+        if len(t) < 2:
+            return
+        dt = np.diff(t)
+        vdt = 0.5 * (v[1:] + v[:-1]) * dt
+        same = cyc[1:] == cyc[:-1]
+        # Runs of one cycle index (a handful per feed): sum each with one reduceat.
+        starts = np.flatnonzero(np.r_[True, cyc[1:-1] != cyc[:-2]])
+        labels = cyc[:-1][starts]
+        for at, counter in ((0, qc), (2, qd)):
+            grows = (np.diff(counter) > 0) & same
+            sum_dt = np.add.reduceat(np.where(grows, dt, 0.0), starts)
+            sum_vdt = np.add.reduceat(np.where(grows, vdt, 0.0), starts)
+            for label, a, b in zip(labels.tolist(), sum_dt.tolist(), sum_vdt.tolist(),
+                                   strict=True):
+                self._add(label, at, a, b)
+
+    def means(self, cycle: int) -> tuple[float, float]:
+        s = self.sums.get(int(cycle))
+        if s is None:
+            return math.nan, math.nan
+        charge = s[1] / s[0] if s[0] > 0 else math.nan
+        discharge = s[3] / s[2] if s[2] > 0 else math.nan
+        return float(charge), float(discharge)
+
+
+def cycle_columns(steps: Mapping[str, np.ndarray], means: _CycleMeans) -> Columns:
+    """One row per cycle from the steps' columns (numpy only, sorted by cycle)."""
+    cyc = np.asarray(steps["cycle_index"], dtype=np.int64)
+    labels, inverse = _unique_inverse(cyc)
+    n = len(labels)
+    out: Columns = {"cycle_index": labels.astype(np.int64)}
+
+    def per_cycle(name: str, how: Any, empty: float) -> np.ndarray:
+        acc = np.full(n, empty, dtype=np.float64)
+        how.at(acc, inverse, np.asarray(steps[name], dtype=np.float64))
+        return acc
+
+    for name in CUMULATIVE:
+        out[name] = per_cycle(name, np.add, 0.0)
+    ch, dis = out["charge_capacity_ah"], out["discharge_capacity_ah"]
+    ech, edis = out["charge_energy_wh"], out["discharge_energy_wh"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["coulombic_efficiency"] = np.where(ch > 0, dis / ch, math.nan)
+        out["energy_efficiency"] = np.where(ech > 0, edis / ech, math.nan)
+    pairs = [means.means(c) for c in labels.tolist()]
+    out["mean_charge_voltage_v"] = np.array([p[0] for p in pairs], dtype=np.float64)
+    out["mean_discharge_voltage_v"] = np.array([p[1] for p in pairs], dtype=np.float64)
+    # Like pandas' groupby max/min: NaN rows are skipped, all-NaN groups give NaN.
+    out["max_temperature_c"] = _nan_reduce(steps["max_temperature_c"], inverse, n, np.fmax)
+    out["start_time_s"] = _nan_reduce(steps["start_time_s"], inverse, n, np.fmin)
+    out["end_time_s"] = _nan_reduce(steps["end_time_s"], inverse, n, np.fmax)
+    out["n_steps"] = np.bincount(inverse, minlength=n).astype(np.int64)
+    return {name: out[name] for name in CYCLE_COLUMNS}
+
+
+def _unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(values, return_inverse=True) for a 1-D integer array, without the import
+    of numpy.ma that np.unique makes on its first call (~10 ms of every `labctl run`)."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    first = np.ones(len(ordered), dtype=bool)
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    inverse = np.empty(len(values), dtype=np.intp)
+    inverse[order] = np.cumsum(first) - 1
+    return ordered[first], inverse
+
+
+def _nan_reduce(values: Any, inverse: np.ndarray, n: int, how: Any) -> np.ndarray:
+    acc = np.full(n, math.nan, dtype=np.float64)
+    how.at(acc, inverse, np.asarray(values, dtype=np.float64))
+    return acc
