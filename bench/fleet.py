@@ -30,6 +30,7 @@ import multiprocessing as mp
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -75,10 +76,29 @@ def _cpu_s() -> float:
     return use.ru_utime + use.ru_stime
 
 
-def _warm() -> None:
-    from labctl.fleet.tasks import analysis_command
+def _tree_cpu_s() -> dict[int, float]:
+    """CPU seconds (user + system) of this process and every process below it (the
+    LocalCluster's nannies and workers), by pid, read by psutil from outside them."""
+    import psutil
 
-    analysis_command("cycling")
+    me = psutil.Process()
+    out = {}
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            t = proc.cpu_times()
+            out[proc.pid] = t.user + t.system
+        except psutil.Error:  # a process that just ended
+            continue
+    return out
+
+
+def _warm(run_path: str, plots: bool) -> None:
+    """Import the analysis and analyse one run, before the clock starts: a process' first
+    analysis costs ~0.4 s more CPU (lazy imports, fonts, caches). Every process pays it
+    once, serial or worker, so it is start-up, not per-run cost."""
+    from labctl.fleet.tasks import analyze_one
+
+    analyze_one("cycling", run_path, {"no_plots": not plots})
 
 
 def measure(results: str, workers: int, where: str | None, plots: bool) -> dict:
@@ -86,11 +106,14 @@ def measure(results: str, workers: int, where: str | None, plots: bool) -> dict:
     sys.path.insert(0, str(REPO))
     t0 = time.perf_counter()
     from labctl.fleet.analyze import analyze_all
+    from labctl.fleet.store import Store
     from labctl.fleet.tasks import analysis_command
 
-    analysis_command("cycling")  # imports the analysis (what each worker does at its start)
+    analysis_command("cycling")
+    first = str(Store(results).runs["path"].iloc[0])
     options = {"no_plots": not plots}
     if workers == 0:
+        _warm(first, plots)
         t1, c1 = time.perf_counter(), _cpu_s()
         outcome = analyze_all("cycling", results=results, options=options, where=where,
                               workers=0)
@@ -101,20 +124,37 @@ def measure(results: str, workers: int, where: str | None, plots: bool) -> dict:
         from labctl.fleet.cluster import fleet_client
 
         with fleet_client(workers=workers) as client:
-            client.run(_warm)  # the workers import the analysis before the clock starts
+            client.run(_warm, first, plots)  # every worker, before the clock starts
             before = client.run(_cpu_s)
+            tree0 = _tree_cpu_s()
             t1, c1 = time.perf_counter(), _cpu_s()
             outcome = analyze_all("cycling", results=results, options=options, where=where,
                                   client=client)
             t2 = time.perf_counter()
             client_cpu = _cpu_s() - c1  # the client and the LocalCluster's scheduler
+            tree1 = _tree_cpu_s()
             after = client.run(_cpu_s)
+            worker_pids = set(client.run(os.getpid).values())
             worker_cpu = [after[a] - before[a] for a in sorted(after) if a in before]
-            cpu = client_cpu + sum(worker_cpu)
             peaks = sorted(client.run(_worker_peak_kib).values())
+        spent = {pid: tree1[pid] - tree0[pid] for pid in tree1 if pid in tree0}
+        me = os.getpid()
+        # Every process of the cluster, as psutil sees it from outside: this client (with
+        # the LocalCluster's scheduler in it), the nannies and the workers.
+        cpu = sum(spent.values())
+        client_cpu = spent.get(me, client_cpu)
+        parts = {"client_scheduler": client_cpu,
+                 "workers": sum(v for p, v in spent.items() if p in worker_pids),
+                 "nannies": sum(v for p, v in spent.items() if p != me and p not in worker_pids)}
+        return {"workers": workers, "runs": len(outcome.results),
+                "failed": len(outcome.failed), "startup_s": t1 - t0, "analysis_s": t2 - t1,
+                "peak_mib": [p / 1024 for p in peaks], "cpu_s": cpu, "cpu_parts_s": parts,
+                "worker_cpu_s": worker_cpu, "outliers": len(outcome.outliers)}
     return {"workers": workers, "runs": len(outcome.results), "failed": len(outcome.failed),
             "startup_s": t1 - t0, "analysis_s": t2 - t1, "peak_mib": [p / 1024 for p in peaks],
-            "cpu_s": cpu, "worker_cpu_s": worker_cpu, "outliers": len(outcome.outliers)}
+            "cpu_s": cpu, "cpu_parts_s": {"client_scheduler": cpu, "workers": 0.0,
+                                          "nannies": 0.0},
+            "worker_cpu_s": worker_cpu, "outliers": len(outcome.outliers)}
 
 
 def _run_mode(results: Path, workers: int, where: str | None, plots: bool) -> dict:
@@ -128,6 +168,49 @@ def _run_mode(results: Path, workers: int, where: str | None, plots: bool) -> di
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _report(rows: list[dict]) -> None:
+    """The table: wall figures (noisy on a shared machine) and CPU figures (not)."""
+    serials = [r for r in rows if r["workers"] == 0]
+    serial_wall = statistics.median(r["analysis_s"] / r["runs"] for r in serials)
+    serial_cpu = statistics.median(r["cpu_s"] / r["runs"] for r in serials)
+    cores = max(1, os.cpu_count() or 1)
+    print(f"{'mode':<22} {'runs':>5} {'start-up s':>10} {'analysis s':>10} {'runs/s':>7} "
+          f"{'speed-up':>8} {'CPU s/run':>9} {'client':>7} {'workers':>7} {'nannies':>7} "
+          f"{'CPU bound':>9} {'idle est.':>9}  peak MiB per process")
+    for r in rows:
+        n = r["runs"]
+        mode = "serial (1 process)" if r["workers"] == 0 else f"LocalCluster {r['workers']} w"
+        if r.get("tenth"):
+            mode += " (1/10)"
+        speed = serial_wall / (r["analysis_s"] / n)
+        cpu = r["cpu_s"] / n
+        parts = r["cpu_parts_s"]
+        # CPU-bound speed-up: serial CPU over the cluster's CPU shared by its cores (as
+        # many as there are workers, at most the machine's). What the wall speed-up reaches
+        # on an idle machine if nothing waits; the idle estimate also lets the busiest
+        # worker set the pace.
+        used = max(1, min(cores, r["workers"]))
+        bound = serial_cpu / (cpu / used)
+        busiest = max(r["worker_cpu_s"]) / n
+        idle = serial_cpu / max(busiest, cpu / cores) if r["workers"] else 1.0
+        print(f"{mode:<22} {n:>5} {r['startup_s']:>10.2f} {r['analysis_s']:>10.2f} "
+              f"{n / r['analysis_s']:>7.2f} {speed:>8.2f} {cpu:>9.4f} "
+              f"{parts['client_scheduler'] / n:>7.4f} {parts['workers'] / n:>7.4f} "
+              f"{parts['nannies'] / n:>7.4f} {bound:>9.2f} {idle:>9.2f}  "
+              f"{', '.join(f'{p:.0f}' for p in r['peak_mib'])}"
+              + (f"  ({r['failed']} failed)" if r["failed"] else ""))
+    print("(speed-up and CPU bound against the serial median"
+          + (f" of {len(serials)} timings" if len(serials) > 1 else "") + ")")
+    for w in sorted({r["workers"] for r in rows if r["workers"] and not r.get("tenth")}):
+        mine = [r for r in rows if r["workers"] == w and not r.get("tenth")]
+        cpu = statistics.median(r["cpu_s"] / r["runs"] for r in mine)
+        wall = statistics.median(r["analysis_s"] / r["runs"] for r in mine)
+        used = max(1, min(os.cpu_count() or 1, w))
+        print(f"{w} worker(s), median of {len(mine)}: CPU s/run {cpu:.4f} (serial "
+              f"{serial_cpu:.4f}, {cpu / serial_cpu - 1:+.1%}), CPU-bound speed-up "
+              f"{serial_cpu / (cpu / used):.2f}, wall speed-up {serial_wall / wall:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000)
@@ -136,6 +219,12 @@ def main() -> None:
     parser.add_argument("--plots", dest="plots", action="store_true", default=True)
     parser.add_argument("--no-plots", dest="plots", action="store_false",
                         help="Skip the per-run PNG figures (the analysis' own option).")
+    parser.add_argument("--modes", default="0,1,2",
+                        help="Worker counts to time, serial (0) first (default 0,1,2).")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="Time every mode this many times, alternating (medians too).")
+    parser.add_argument("--no-tenth", dest="tenth", action="store_false",
+                        help="Skip the 2-worker run on a tenth of the runs (memory check).")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--where", help=argparse.SUPPRESS)
@@ -157,34 +246,23 @@ def main() -> None:
     print(f"cores: {os.cpu_count()}, load average at start: "
           f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}, plots: {args.plots}")
     try:
-        rows = [_run_mode(results, w, None, args.plots) for w in (0, 1, 2)]
-        from labctl.fleet.store import Store
+        modes = [int(m) for m in args.modes.split(",")]
+        if modes[0] != 0:
+            raise SystemExit("--modes must start with 0 (serial, the reference)")
+        # Modes alternate, `--repeat` times: the machine's load drifts, so each mode
+        # meets the same mix of quiet and busy moments.
+        rows = [_run_mode(results, w, None, args.plots)
+                for _ in range(args.repeat) for w in modes]
+        if args.tenth and 2 in modes:
+            from labctl.fleet.store import Store
 
-        runs = Store(str(results)).runs
-        tenth = runs["started_unix_s"].sort_values().iloc[max(0, len(runs) // 10 - 1)]
-        small = _run_mode(results, 2, f"started_unix_s <= {float(tenth)!r}", args.plots)
-        serial = rows[0]["analysis_s"]
-        print(f"{'mode':<22} {'runs':>6} {'start-up s':>10} {'analysis s':>10} "
-              f"{'runs/s':>8} {'speed-up':>8} {'CPU s/run':>9} {'idle est.':>9}  "
-              "peak MiB per process")
-        for r in [*rows, small]:
-            mode = "serial (1 process)" if r["workers"] == 0 else f"LocalCluster {r['workers']} w"
-            if r is small:
-                mode += " (1/10)"
-            rate = r["runs"] / r["analysis_s"]
-            speed = (serial / rows[0]["runs"]) / (r["analysis_s"] / r["runs"])
-            # On an idle machine with a core per worker, the busiest worker sets the pace
-            # (and the client's own CPU shares the same cores).
-            serial_cpu = rows[0]["cpu_s"] / rows[0]["runs"]
-            busiest = max(r["worker_cpu_s"]) / r["runs"]
-            cores = max(1, os.cpu_count() or 1)
-            need = max(busiest, r["cpu_s"] / r["runs"] / cores)
-            idle = serial_cpu / need if need > 0 else float("nan")
-            print(f"{mode:<22} {r['runs']:>6} {r['startup_s']:>10.2f} {r['analysis_s']:>10.2f} "
-                  f"{rate:>8.2f} {speed:>8.2f} {r['cpu_s'] / r['runs']:>9.3f} {idle:>9.2f}  "
-                  f"{', '.join(f'{p:.0f}' for p in r['peak_mib'])}"
-                  + (f"  ({r['failed']} failed)" if r["failed"] else ""))
-        print(f"outliers flagged: {rows[-1]['outliers']} (every 50th run is an NMC cell)")
+            runs = Store(str(results)).runs
+            tenth = runs["started_unix_s"].sort_values().iloc[max(0, len(runs) // 10 - 1)]
+            small = _run_mode(results, 2, f"started_unix_s <= {float(tenth)!r}", args.plots)
+            small["tenth"] = True
+            rows.append(small)
+        _report(rows)
+        print(f"outliers flagged: {rows[0]['outliers']} (every 50th run is an NMC cell)")
         print(f"load average at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         if tmp is not None:

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from labctl.errors import LabctlError
-from labctl.fleet.tasks import analyze_one
+from labctl.fleet.tasks import analyze_many, analyze_one, gc_frozen
 
 FLEET_DIR = "fleet"
 
@@ -98,16 +98,18 @@ def analyze_all(
                           + (f" match --where {where!r}" if where else ""))
     paths = [str(Path(p).resolve()) for p in runs["path"]]
     runs = runs.assign(path=paths)
+    sizes = [int(x) if pd.notna(x) else 0 for x in runs["n_samples"]] if "n_samples" in runs \
+        else None
     started = time.perf_counter()
     if workers == 0 and client is None and scheduler is None:
         outcome = FleetOutcome(name, _serial(name, paths, options, progress))
     elif client is not None:
-        outcome = _distributed(name, paths, options, client, progress, on_started)
+        outcome = _distributed(name, paths, options, client, progress, on_started, sizes)
     else:
         from labctl.fleet.cluster import fleet_client
 
         with fleet_client(workers, scheduler) as own:
-            outcome = _distributed(name, paths, options, own, progress, on_started)
+            outcome = _distributed(name, paths, options, own, progress, on_started, sizes)
     outcome.elapsed_s = time.perf_counter() - started
     outcome.skipped_running = skipped
     write_fleet_table(outcome, runs, Path(results))
@@ -117,42 +119,83 @@ def analyze_all(
 def _serial(name: str, paths: list[str], options: dict[str, Any],
             progress: Callable[[int, int], None] | None) -> list[dict[str, Any]]:
     out = []
-    for k, path in enumerate(paths):
-        out.append(analyze_one(name, path, options))
-        if progress:
-            progress(k + 1, len(paths))
+    with gc_frozen():  # as a worker's task does (labctl/fleet/tasks.py)
+        for k, path in enumerate(paths):
+            out.append(analyze_one(name, path, options))
+            if progress:
+                progress(k + 1, len(paths))
     return out
 
 
 def _distributed(name: str, paths: list[str], options: dict[str, Any], client: Any,
                  progress: Callable[[int, int], None] | None,
-                 on_started: Callable[[Any], None] | None) -> FleetOutcome:
+                 on_started: Callable[[Any], None] | None,
+                 sizes: list[int] | None = None) -> FleetOutcome:
     from distributed import as_completed
 
-    from labctl.fleet.cluster import dashboard_link
+    from labctl.fleet.cluster import dashboard_link, worker_slots
 
     outcome = FleetOutcome(name, [], dashboard=dashboard_link(client))
     if on_started:
         on_started(outcome)
     batch = uuid.uuid4().hex[:8]
-    keys = [f"labctl-analyze-{name}-{batch}-{k}" for k in range(len(paths))]
-    futures = client.map(analyze_one, [name] * len(paths), paths, [options] * len(paths),
-                         key=keys)
-    index = {f.key: k for k, f in enumerate(futures)}
+    chunks = plan_chunks(largest_first(sizes, len(paths)), worker_slots(client))
+    keys = [f"labctl-analyze-{name}-{batch}-{k}" for k in range(len(chunks))]
+    futures = client.map(analyze_many, [name] * len(chunks),
+                         [[paths[i] for i in chunk] for chunk in chunks],
+                         [options] * len(chunks), key=keys)
+    owner = {f.key: chunk for f, chunk in zip(futures, chunks, strict=True)}
     by_index: dict[int, dict[str, Any]] = {}
     done = 0
-    for future in as_completed(futures):
-        k = index[future.key]
+    pending = as_completed(futures)
+    for future in pending:
+        chunk = owner.pop(future.key)
         try:
-            by_index[k] = future.result()
-        except Exception as exc:  # e.g. KilledWorker: the run killed its workers repeatedly
-            by_index[k] = {"run_path": paths[k], "ok": False,
-                           "error": f"{type(exc).__name__}: {exc}"}
-        done += 1
+            for i, result in zip(chunk, future.result(), strict=True):
+                by_index[i] = result
+        except Exception as exc:  # e.g. KilledWorker: a run killed its workers repeatedly
+            if len(chunk) > 1:  # find which: each of its runs again, alone
+                for i in chunk:
+                    again = client.submit(analyze_many, name, [paths[i]], options,
+                                          key=f"labctl-analyze-{name}-{batch}-run-{i}")
+                    owner[again.key] = [i]
+                    pending.add(again)
+                continue
+            by_index[chunk[0]] = {"run_path": paths[chunk[0]], "ok": False,
+                                  "error": f"{type(exc).__name__}: {exc}"}
+        done += len(chunk)
         if progress:
             progress(done, len(paths))
     outcome.results = [by_index[k] for k in range(len(paths))]
     return outcome
+
+
+# Runs per task: one Dask task costs the client, the scheduler and the worker a few ms
+# of CPU (bench/fleet.py), 2-3 % of a 0.2 s analysis; a few runs per task make that
+# negligible. Chunks shrink towards the end so no worker is left with a long tail.
+MAX_RUNS_PER_TASK = 8
+CHUNKS_PER_WORKER = 4  # of what is left: guided self-scheduling
+
+
+def largest_first(sizes: list[int] | None, n: int) -> list[int]:
+    """Run indices, the largest runs (by samples) first so that no long run starts last;
+    equal sizes keep the catalog's order."""
+    if not sizes:
+        return list(range(n))
+    return sorted(range(n), key=lambda i: -sizes[i])
+
+
+def plan_chunks(order: list[int], workers: int) -> list[list[int]]:
+    """Split `order` into tasks of at most MAX_RUNS_PER_TASK runs, each about
+    1/CHUNKS_PER_WORKER of a worker's share of what is left, down to one run per task."""
+    workers = max(1, workers)
+    chunks, start = [], 0
+    while start < len(order):
+        left = len(order) - start
+        size = max(1, min(MAX_RUNS_PER_TASK, -(-left // (CHUNKS_PER_WORKER * workers))))
+        chunks.append(order[start:start + size])
+        start += size
+    return chunks
 
 
 def write_fleet_table(outcome: FleetOutcome, runs: pd.DataFrame, results: Path) -> None:

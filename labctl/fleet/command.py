@@ -97,9 +97,10 @@ def _with_progress(name: str, results: str, options: dict[str, Any], fleet: dict
     from labctl.commands.common import err_console
     from labctl.fleet.analyze import analyze_all
 
+    # Redrawn twice a second (not rich's 10): the client shares the cores with the workers.
     with Progress(TextColumn(f"analyze {name}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("runs"), TimeElapsedColumn(), console=err_console,
-                  transient=False) as bar:
+                  transient=False, refresh_per_second=2) as bar:
         task = bar.add_task(name, total=None)
 
         def progress(done: int, total: int) -> None:

@@ -134,3 +134,73 @@ def test_where_picks_runs_from_the_catalog(store_copy):
     assert bad.exit_code == 2 and "catalog columns" in bad.output
     both = CliRunner().invoke(main, ["analyze", "cycling", "RUN", "--all"])
     assert both.exit_code == 2
+
+
+def test_several_runs_per_task_give_the_same_bytes_and_the_same_order(
+        client, store_copy, tmp_path, monkeypatch):
+    from labctl.fleet import analyze as fleet_analyze
+
+    serial_store = tmp_path / "serial"
+    shutil.copytree(store_copy, serial_store)
+    reference = _serial_reference(serial_store)
+    # 5 runs on 2 workers in tasks of 3, 1 and 1 runs (half of what is left per task).
+    monkeypatch.setattr(fleet_analyze, "CHUNKS_PER_WORKER", 1)
+    seen: list[int] = []
+    outcome = fleet_analyze.analyze_all("cycling", results=store_copy, client=client,
+                                        progress=lambda done, total: seen.append(done))
+    steps = sorted(b - a for a, b in zip([0, *seen[:-1]], seen, strict=True))
+    assert steps == [1, 1, 3] and seen[-1] == 5  # one progress step per task, by runs done
+    catalog, _ = fleet_analyze.select_runs(store_copy, None)
+    assert [Path(r["run_path"]).name for r in outcome.results] == [
+        Path(p).name for p in catalog["path"]]  # results in catalog order, whatever ran first
+    assert not outcome.failed
+    for run in _runs(store_copy):
+        assert _files(run) == reference[run.name], run.name
+
+
+def test_tasks_take_the_largest_runs_first_and_shrink_to_one_run():
+    from labctl.fleet.analyze import MAX_RUNS_PER_TASK, largest_first, plan_chunks
+
+    assert largest_first([10, 30, 20, 30], 4) == [1, 3, 2, 0]
+    assert largest_first(None, 3) == [0, 1, 2]
+    order = list(range(1000))
+    chunks = plan_chunks(order, workers=2)
+    assert [i for c in chunks for i in c] == order  # every run once, in the given order
+    sizes = [len(c) for c in chunks]
+    assert max(sizes) == MAX_RUNS_PER_TASK and sizes[0] == MAX_RUNS_PER_TASK
+    assert sizes == sorted(sizes, reverse=True) and sizes[-8:] == [1] * 8
+    assert len(chunks) < 1000 / 4  # far fewer tasks than runs
+    assert [len(c) for c in plan_chunks(list(range(5)), workers=2)] == [1] * 5
+
+
+def _analyze_many_or_die(name, paths, options):
+    """In a worker: a run named poison-* kills the worker's process (like a segfault)."""
+    from labctl.fleet.tasks import analyze_many
+
+    if any(Path(p).name.startswith("poison") for p in paths):
+        os._exit(1)
+    return analyze_many(name, paths, options)
+
+
+def test_a_run_that_kills_its_worker_fails_alone_not_its_whole_task(
+        client, dask_cluster, store_copy, monkeypatch):
+    from labctl.fleet import analyze as fleet_analyze
+
+    shutil.copytree(_runs(store_copy)[0], store_copy / "poison-run")
+    meta = json.loads((store_copy / "poison-run" / "run.json").read_text())
+    meta["run_id"] = "poison-run"
+    (store_copy / "poison-run" / "run.json").write_text(json.dumps(meta))
+    monkeypatch.setattr(fleet_analyze, "analyze_many", _analyze_many_or_die)
+    monkeypatch.setattr(fleet_analyze, "plan_chunks", lambda order, workers: [order])
+    scheduler = dask_cluster[0].scheduler
+    monkeypatch.setattr(scheduler, "allowed_failures", 0)  # the first death gives up
+    # One task at a time per worker, so a dying worker takes no queued task with it.
+    monkeypatch.setattr(scheduler, "WORKER_SATURATION", 1.0)
+    outcome = fleet_analyze.analyze_all("cycling", results=store_copy, client=client,
+                                        options={"no_plots": True})
+    failed = {Path(r["run_path"]).name: r["error"] for r in outcome.failed}
+    assert list(failed) == ["poison-run"] and "KilledWorker" in failed["poison-run"]
+    assert len(outcome.results) == len(CELLS) + 1  # the 5 runs of its task were redone alone
+    for run in _runs(store_copy):
+        if run.name != "poison-run":
+            assert (run / "analysis" / "cycling" / "summary.json").is_file(), run.name
