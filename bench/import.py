@@ -236,8 +236,47 @@ def main() -> None:
               + (f"  (cellpy: {c['error']})" if "error" in c else ""))
     if not args.cellpy_python:
         print("(cellpy not timed: give --cellpy-python or $CELLPY_PYTHON)")
+    _arbin_readers()
     if not args.skip_large:
         _large(args)
+
+
+def _arbin_readers() -> None:
+    """The Arbin sample's Channel_Normal_Table through each reader the importer has:
+    labctl's Jet page reader (the columns the importer uses), mdb-export + pyarrow's
+    CSV parse, and access-parser (pure Python, once: it is slow)."""
+    import io
+
+    import pyarrow.csv as pacsv
+
+    from labctl.importers import jet_reader
+
+    path, table = VENDOR / SAMPLES[0][0], "Channel_Normal_Table"
+    used = ("Test_ID", "Data_Point", "Test_Time", "Current", "Voltage", "Cycle_Index",
+            "Step_Index", "Charge_Capacity", "Discharge_Capacity", "Charge_Energy",
+            "Discharge_Energy", "DateTime")
+
+    def jet() -> None:
+        cols = jet_reader.read_tables(path, [table])[table]
+        for name in used:
+            cols[name]
+
+    def mdb() -> None:
+        out = subprocess.run(["mdb-export", str(path), table], capture_output=True, check=True)
+        pacsv.read_csv(io.BytesIO(out.stdout))
+
+    print(f"\n{path.name} {table}, CPU s (median of 5): ", end="")
+    print(f"Jet page reader {median_of(jet, 5)[1]:.4f}", end="")
+    if shutil.which("mdb-export"):
+        print(f" | mdb-export + pyarrow {median_of(mdb, 5)[1]:.4f}", end="")
+    try:
+        from access_parser import AccessParser
+
+        def ap() -> None:
+            AccessParser(str(path)).parse_table(table)
+        print(f" | access-parser {median_of(ap, 1)[1]:.3f}")
+    except ImportError:
+        print(" | access-parser not installed")
 
 
 def _large(args: argparse.Namespace) -> None:
