@@ -84,8 +84,12 @@ def analyze_all(
     client: Any = None,
     progress: Callable[[int, int], None] | None = None,
     on_started: Callable[[Any], None] | None = None,
+    runs_per_task: int = 1,
 ) -> FleetOutcome:
-    """Analyse every matching run; write RESULTS/fleet/<name>.parquet (+ plot)."""
+    """Analyse every matching run; write RESULTS/fleet/<name>.parquet (+ plot).
+
+    Each run is one Dask task unless `runs_per_task` > 1 lets a task take up to that many
+    (for fleets of tens of thousands of runs, where the scheduler's per-task cost counts)."""
     from labctl.fleet.tasks import analysis_command, run_argument
 
     command = analysis_command(name)  # unknown analysis: a clear error before any work
@@ -104,12 +108,14 @@ def analyze_all(
     if workers == 0 and client is None and scheduler is None:
         outcome = FleetOutcome(name, _serial(name, paths, options, progress))
     elif client is not None:
-        outcome = _distributed(name, paths, options, client, progress, on_started, sizes)
+        outcome = _distributed(name, paths, options, client, progress, on_started, sizes,
+                               runs_per_task)
     else:
         from labctl.fleet.cluster import fleet_client
 
         with fleet_client(workers, scheduler) as own:
-            outcome = _distributed(name, paths, options, own, progress, on_started, sizes)
+            outcome = _distributed(name, paths, options, own, progress, on_started, sizes,
+                                   runs_per_task)
     outcome.elapsed_s = time.perf_counter() - started
     outcome.skipped_running = skipped
     write_fleet_table(outcome, runs, Path(results))
@@ -130,7 +136,7 @@ def _serial(name: str, paths: list[str], options: dict[str, Any],
 def _distributed(name: str, paths: list[str], options: dict[str, Any], client: Any,
                  progress: Callable[[int, int], None] | None,
                  on_started: Callable[[Any], None] | None,
-                 sizes: list[int] | None = None) -> FleetOutcome:
+                 sizes: list[int] | None = None, runs_per_task: int = 1) -> FleetOutcome:
     from distributed import as_completed
 
     from labctl.fleet.cluster import dashboard_link, worker_slots
@@ -139,7 +145,8 @@ def _distributed(name: str, paths: list[str], options: dict[str, Any], client: A
     if on_started:
         on_started(outcome)
     batch = uuid.uuid4().hex[:8]
-    chunks = plan_chunks(largest_first(sizes, len(paths)), worker_slots(client))
+    chunks = plan_chunks(largest_first(sizes, len(paths)), worker_slots(client),
+                         runs_per_task)
     keys = [f"labctl-analyze-{name}-{batch}-{k}" for k in range(len(chunks))]
     futures = client.map(analyze_many, [name] * len(chunks),
                          [[paths[i] for i in chunk] for chunk in chunks],
@@ -170,10 +177,11 @@ def _distributed(name: str, paths: list[str], options: dict[str, Any], client: A
     return outcome
 
 
-# Runs per task: one Dask task costs the client, the scheduler and the worker a few ms
-# of CPU (bench/fleet.py), 2-3 % of a 0.2 s analysis; a few runs per task make that
-# negligible. Chunks shrink towards the end so no worker is left with a long tail.
-MAX_RUNS_PER_TASK = 8
+# Runs per task: by default one run is one Dask task (on 2 workers, 400 runs: wall
+# speed-up 1.85 against 1.88 with up to 8 runs per task; bench/fleet.py). A task costs the
+# client, the scheduler and the worker a few ms of CPU; on a fleet of 100,000 runs the
+# scheduler's share of that is worth cutting (--runs-per-task, docs/scale-out.md). Then
+# chunks shrink towards the end so no worker is left with a long tail.
 CHUNKS_PER_WORKER = 4  # of what is left: guided self-scheduling
 
 
@@ -185,14 +193,14 @@ def largest_first(sizes: list[int] | None, n: int) -> list[int]:
     return sorted(range(n), key=lambda i: -sizes[i])
 
 
-def plan_chunks(order: list[int], workers: int) -> list[list[int]]:
-    """Split `order` into tasks of at most MAX_RUNS_PER_TASK runs, each about
+def plan_chunks(order: list[int], workers: int, runs_per_task: int = 1) -> list[list[int]]:
+    """Split `order` into tasks of at most `runs_per_task` runs, each about
     1/CHUNKS_PER_WORKER of a worker's share of what is left, down to one run per task."""
-    workers = max(1, workers)
+    workers, most = max(1, workers), max(1, runs_per_task)
     chunks, start = [], 0
     while start < len(order):
         left = len(order) - start
-        size = max(1, min(MAX_RUNS_PER_TASK, -(-left // (CHUNKS_PER_WORKER * workers))))
+        size = max(1, min(most, -(-left // (CHUNKS_PER_WORKER * workers))))
         chunks.append(order[start:start + size])
         start += size
     return chunks

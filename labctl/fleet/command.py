@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-FLEET_PARAMS = ("all_runs", "where", "workers", "scheduler")
+FLEET_PARAMS = ("all_runs", "where", "workers", "scheduler", "runs_per_task")
 
 
 def add_fleet_options(command: click.Command, name: str) -> click.Command:
@@ -41,13 +41,17 @@ def add_fleet_options(command: click.Command, name: str) -> click.Command:
                           "per core; 0 = one after another in this process)."),
         click.Option(["--scheduler"], default=None, metavar="tcp://HOST:8786",
                      help="With --all: use this running Dask scheduler and its workers."),
+        click.Option(["--runs-per-task"], type=click.IntRange(min=1), default=None,
+                     metavar="N",
+                     help="With --all: let one Dask task analyse up to N runs (default 1: one "
+                          "task per run); for fleets of many thousands of runs."),
     ])
     single = command.callback
 
     def callback(**kwargs: Any) -> Any:
         fleet = {k: kwargs.pop(k, None) for k in FLEET_PARAMS}
         if not fleet["all_runs"]:
-            used = [f"--{k.replace('_', '-')}" for k in ("where", "workers", "scheduler")
+            used = [f"--{k.replace('_', '-')}" for k in FLEET_PARAMS[1:]
                     if fleet[k] is not None]
             if used:
                 raise click.UsageError(f"{', '.join(used)} only go with --all")
@@ -77,7 +81,8 @@ def _run_fleet(name: str, arg_name: str, kwargs: dict[str, Any], fleet: dict[str
         options["results"] = str(Path(results).resolve())
         if as_json:
             outcome = analyze_all(name, results=results, options=options, where=fleet["where"],
-                                  workers=fleet["workers"], scheduler=fleet["scheduler"])
+                                  workers=fleet["workers"], scheduler=fleet["scheduler"],
+                                  runs_per_task=fleet["runs_per_task"] or 1)
             from labctl.commands.common import emit_json
 
             emit_json(outcome.as_dict())
@@ -112,7 +117,8 @@ def _with_progress(name: str, results: str, options: dict[str, Any], fleet: dict
 
         return analyze_all(name, results=results, options=options, where=fleet["where"],
                            workers=fleet["workers"], scheduler=fleet["scheduler"],
-                           progress=progress, on_started=started)
+                           progress=progress, on_started=started,
+                           runs_per_task=fleet["runs_per_task"] or 1)
 
 
 def _print(outcome: Any) -> None:

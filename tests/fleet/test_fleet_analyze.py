@@ -147,7 +147,8 @@ def test_several_runs_per_task_give_the_same_bytes_and_the_same_order(
     monkeypatch.setattr(fleet_analyze, "CHUNKS_PER_WORKER", 1)
     seen: list[int] = []
     outcome = fleet_analyze.analyze_all("cycling", results=store_copy, client=client,
-                                        progress=lambda done, total: seen.append(done))
+                                        progress=lambda done, total: seen.append(done),
+                                        runs_per_task=8)
     steps = sorted(b - a for a, b in zip([0, *seen[:-1]], seen, strict=True))
     assert steps == [1, 1, 3] and seen[-1] == 5  # one progress step per task, by runs done
     catalog, _ = fleet_analyze.select_runs(store_copy, None)
@@ -159,18 +160,19 @@ def test_several_runs_per_task_give_the_same_bytes_and_the_same_order(
 
 
 def test_tasks_take_the_largest_runs_first_and_shrink_to_one_run():
-    from labctl.fleet.analyze import MAX_RUNS_PER_TASK, largest_first, plan_chunks
+    from labctl.fleet.analyze import largest_first, plan_chunks
 
     assert largest_first([10, 30, 20, 30], 4) == [1, 3, 2, 0]
     assert largest_first(None, 3) == [0, 1, 2]
     order = list(range(1000))
-    chunks = plan_chunks(order, workers=2)
+    assert plan_chunks(order, workers=2) == [[i] for i in order]  # default: a task per run
+    chunks = plan_chunks(order, workers=2, runs_per_task=8)
     assert [i for c in chunks for i in c] == order  # every run once, in the given order
     sizes = [len(c) for c in chunks]
-    assert max(sizes) == MAX_RUNS_PER_TASK and sizes[0] == MAX_RUNS_PER_TASK
+    assert max(sizes) == 8 and sizes[0] == 8
     assert sizes == sorted(sizes, reverse=True) and sizes[-8:] == [1] * 8
     assert len(chunks) < 1000 / 4  # far fewer tasks than runs
-    assert [len(c) for c in plan_chunks(list(range(5)), workers=2)] == [1] * 5
+    assert [len(c) for c in plan_chunks(list(range(5)), workers=2, runs_per_task=8)] == [1] * 5
 
 
 def _analyze_many_or_die(name, paths, options):
@@ -191,7 +193,7 @@ def test_a_run_that_kills_its_worker_fails_alone_not_its_whole_task(
     meta["run_id"] = "poison-run"
     (store_copy / "poison-run" / "run.json").write_text(json.dumps(meta))
     monkeypatch.setattr(fleet_analyze, "analyze_many", _analyze_many_or_die)
-    monkeypatch.setattr(fleet_analyze, "plan_chunks", lambda order, workers: [order])
+    monkeypatch.setattr(fleet_analyze, "plan_chunks", lambda order, workers, most: [order])
     scheduler = dask_cluster[0].scheduler
     monkeypatch.setattr(scheduler, "allowed_failures", 0)  # the first death gives up
     # One task at a time per worker, so a dying worker takes no queued task with it.
