@@ -25,7 +25,7 @@ from labctl.stations.build import make_clock, open_station, pace
 from labctl.store.atomic import fsync_dir, remove_stale_temp_files, side_by_side
 from labctl.store.journal import JournalWriter
 from labctl.store.run import summarize
-from labctl.store.rundir import RunDir, effective_status, new_run_id
+from labctl.store.rundir import RunDir, RunDirExists, effective_status, new_run_id
 
 DEFAULT_RESULTS = "results"
 
@@ -65,6 +65,18 @@ def _save_companions(rundir: RunDir, prep: Prepared) -> None:
             rel = Path(src.name)
         (inputs / "included" / rel).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(inputs / "included" / rel, text.encode("utf-8"))
+
+
+def _create_rundir(root: Path, procedure: str, cell: str, started: float, meta: dict) -> RunDir:
+    """A new run directory. Its name has a random 4-hex suffix; runs of the same procedure
+    and cell started in the same second (a batch of channels, a fleet) may draw the same
+    one, so a taken name is drawn again."""
+    for _ in range(31):
+        try:
+            return RunDir.create(root, new_run_id(procedure, cell, started), meta)
+        except RunDirExists:
+            continue
+    return RunDir.create(root, new_run_id(procedure, cell, started), meta)
 
 
 def _save_inputs(rundir: RunDir, prep: Prepared) -> None:
@@ -137,8 +149,7 @@ def start_run(
         "sessions": [{"started_unix_s": started, "pid": os.getpid(), "host": socket.gethostname()}],
         **(meta_extra or {}),
     }
-    run_id = new_run_id(proc.name, prep.cell.name, started)
-    rundir = RunDir.create(Path(results_root), run_id, meta)
+    rundir = _create_rundir(Path(results_root), proc.name, prep.cell.name, started, meta)
     # The new journal and the copies of the inputs each wait for the disk (fsync):
     # side by side, so the waits overlap.
     created: list[JournalWriter] = []

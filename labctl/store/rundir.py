@@ -29,8 +29,9 @@ from labctl.store.atomic import (
 )
 
 __all__ = [
-    "INDEX_NAME", "RUN_JSON", "RUN_SCHEMA_VERSION", "RUN_STATUSES", "RunDir", "atomic_write_bytes",
-    "atomic_write_json", "effective_status", "labctl_version", "new_run_id", "pid_alive",
+    "INDEX_NAME", "RUN_JSON", "RUN_SCHEMA_VERSION", "RUN_STATUSES", "RunDir", "RunDirExists",
+    "atomic_write_bytes", "atomic_write_json", "effective_status", "labctl_version", "new_run_id",
+    "pid_alive",
 ]
 
 RUN_SCHEMA_VERSION = 1
@@ -49,6 +50,11 @@ def labctl_version() -> str:
 def _safe(name: str) -> str:
     """A name that is safe in a file name on any OS (no separators, no spaces)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", str(name)).strip("-._")[:40] or "x"
+
+
+class RunDirExists(LabctlError):
+    """The run directory's name is taken (e.g. by a run of the same procedure and cell
+    started in the same second on another channel: try another suffix)."""
 
 
 def new_run_id(procedure_name: str, cell_name: str, now: float) -> str:
@@ -131,7 +137,7 @@ class RunDir:
             path.mkdir()
             (path / "inputs").mkdir()
         except FileExistsError:
-            raise LabctlError(f"{path}: a run directory of that name already exists") from None
+            raise RunDirExists(f"{path}: a run directory of that name already exists") from None
         except OSError as exc:
             raise LabctlError(f"{path}: cannot create the run directory "
                               f"({describe_os_error(exc)})") from None

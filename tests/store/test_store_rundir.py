@@ -140,3 +140,18 @@ def test_effective_status_tells_dead_from_alive(tmp_path):
     # A resumed run records its new process, so it is not mistaken for the old one.
     rd.update_meta(pid=os.getpid(), status="running")
     assert effective_status(RunDir.open(rd.path).meta) == "running"
+
+
+def test_a_taken_run_name_is_drawn_again(tmp_path, monkeypatch):
+    """Many channels starting the same procedure on the same cell type within one second
+    can draw the same 4-hex suffix (1,000 runs in 8 s collide about once a second); the
+    second run must then get another name, not fail."""
+    from labctl.engine import session
+
+    names = iter(["20261205-190739-p-c-4acd", "20261205-190739-p-c-4acd",
+                  "20261205-190739-p-c-4acd", "20261205-190739-p-c-77e1"])
+    monkeypatch.setattr(session, "new_run_id", lambda *_: next(names))
+    first = session._create_rundir(tmp_path, "p", "c", NOW, {"procedure": {}})
+    second = session._create_rundir(tmp_path, "p", "c", NOW, {"procedure": {}})
+    assert first.path.name.endswith("4acd") and second.path.name.endswith("77e1")
+    assert json.loads((second.path / "run.json").read_text())["run_id"] == second.path.name
