@@ -134,6 +134,10 @@ def test_where_picks_runs_from_the_catalog(store_copy):
     assert bad.exit_code == 2 and "catalog columns" in bad.output
     both = CliRunner().invoke(main, ["analyze", "cycling", "RUN", "--all"])
     assert both.exit_code == 2
+    alone = CliRunner().invoke(main, ["analyze", "cycling", "RUN", "--runs-per-task", "4"])
+    assert alone.exit_code == 2 and "--runs-per-task only go" in alone.output
+    zero = CliRunner().invoke(main, ["analyze", "cycling", "--all", "--runs-per-task", "0"])
+    assert zero.exit_code == 2 and "--runs-per-task" in zero.output
 
 
 def test_several_runs_per_task_give_the_same_bytes_and_the_same_order(
