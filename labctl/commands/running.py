@@ -168,6 +168,22 @@ def _print_outcome(outcome: Any, as_json: bool) -> None:
     print_results(s, results)
 
 
+def _skip_final_collection() -> None:
+    """At interpreter exit, leave the objects alive now out of the last garbage collection.
+
+    A run leaves tens of thousands of objects (modules, numpy/pyarrow state) that CPython's
+    shutdown collection walks once more just before the process's memory is released
+    anyway: ~30 ms of CPU at the end of every `labctl run` (measured, bench/sim_cycling.py).
+    Registered at exit only, so an in-process caller (tests, notebooks) is not affected
+    until its own interpreter ends; files the run wrote are closed and fsynced before
+    start_run returns, so nothing waits on that collection.
+    """
+    import atexit
+    import gc
+
+    atexit.register(gc.freeze)
+
+
 def _exit_for(status: str, reason: str) -> None:
     if status == "completed":
         return
@@ -223,6 +239,7 @@ def run(procedure: str | None, station: str | None, cell: str | None, params: tu
     from labctl.plan import enforce_ceilings
 
     enforce_ceilings(prep, need_report=False)  # exit 2 (with the estimate) past a ceiling
+    _skip_final_collection()
     control = RunControl()
     with signals_abort(control):
         if as_json or no_progress:
