@@ -80,6 +80,30 @@ def test_noise_is_seeded_absent_at_zero_and_of_the_asked_size():
     assert a["step_time_s"][-1] == true["step_time_s"][-1]
 
 
+def test_noise_is_white_and_unbiased_within_and_across_batches():
+    # Noise comes from stretches of a table picked per batch (labctl.sim.measure): it must
+    # still look like independent draws, with no pattern repeated from batch to batch.
+    ch = nmc_channel(seed=7, noise=NOISE)
+    true_ch = nmc_channel(seed=7, noise=None)
+    batches = [joined(run(c, s, logging=LoggingPolicy(period_s=1.0))[0]) for c in (ch, true_ch)
+               for s in CYCLE]
+    noisy, true = batches[:len(CYCLE)], batches[len(CYCLE):]
+    for key in ("voltage_v", "current_a", "temperature_c"):
+        parts = [a[key] - b[key] for a, b in zip(noisy, true, strict=True)]
+        r = np.concatenate(parts) / NOISE[key]
+        assert len(r) > 5000
+        assert abs(np.mean(r)) < 4 / math.sqrt(len(r))  # unbiased (4 standard errors)
+        assert np.std(r) == pytest.approx(1.0, rel=0.05)
+        lag1 = np.corrcoef(r[:-1], r[1:])[0, 1]
+        assert abs(lag1) < 4 / math.sqrt(len(r))  # white: no sample-to-sample correlation
+        # Steps' noise sequences are not copies of one another (nor sign-flipped copies).
+        n = min(len(p) for p in parts)
+        for x in range(len(parts)):
+            for y in range(x + 1, len(parts)):
+                c = np.corrcoef(parts[x][:n], parts[y][:n])[0, 1]
+                assert abs(c) < 0.2
+
+
 def test_resolution_quantises_readings():
     ch = nmc_channel(resolution={"voltage_v": 0.001, "current_a": 0.01})
     d = joined(run(ch, CYCLE[0])[0])
