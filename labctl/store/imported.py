@@ -21,7 +21,7 @@ import socket
 import struct
 import threading
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from labctl.store.rundir import (
     _RUN_ID,
     RUN_JSON,
     RUN_SCHEMA_VERSION,
+    RunDirExists,
     _append_index,
     labctl_version,
 )
@@ -51,6 +52,7 @@ _IOV_MAX = 1024
 JOURNAL_THREAD_ROWS = 100_000  # from this many samples the journal gets its own thread
 
 IMPORTED = "imported"
+NAME_DRAWS = 20  # run names drawn before giving up (4 hex digits: a clash is already rare)
 TMP_PREFIX = ".importing-"
 BUILDER_PID = ".builder-pid"  # in a folder being built: who builds it
 
@@ -89,7 +91,8 @@ def step_results(samples: Mapping[str, np.ndarray], steps: Iterable[ImportedStep
     return rows
 
 
-def create_imported_run(results_root: str | Path, run_id: str, meta: Mapping[str, Any],
+def create_imported_run(results_root: str | Path, run_id: str | Callable[[], str],
+                        meta: Mapping[str, Any],
                         samples: Mapping[str, np.ndarray], steps: list[ImportedStep],
                         records: Mapping[str, Mapping[str, np.ndarray]] | None = None,
                         inputs: Mapping[str, bytes] | None = None) -> Path:
@@ -99,28 +102,34 @@ def create_imported_run(results_root: str | Path, run_id: str, meta: Mapping[str
     `steps` 1, 2, ... `records`: table name -> columns (each with a step_index
     column), written as record tables (e.g. "spectra"). `inputs`: files kept in
     inputs/. Returns the new run directory.
+
+    `run_id` may be a callable that draws a name (e.g. `new_run_id`'s random suffix):
+    then a name already taken in the store (two imports with the same label started in
+    the same second drawing the same suffix) is drawn again, as recorded runs do; a
+    fixed name that is taken raises RunDirExists.
     """
-    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
-        raise LabctlError(f"run id {run_id!r}: use letters, digits, '.', '_' and '-' only")
     missing = [c for c in SAMPLE_COLUMNS if c not in samples]
     if missing:
         raise LabctlError(f"imported samples lack columns {missing}")
     root = Path(results_root)
-    final = root / run_id
-    tmp = root / f"{TMP_PREFIX}{run_id}"
-    if final.exists():
-        raise LabctlError(f"{final}: a run directory of that name already exists")
     try:
         root.mkdir(parents=True, exist_ok=True)
         _remove_abandoned(root)
-        tmp.mkdir()
-        (tmp / BUILDER_PID).write_text(str(os.getpid()))
     except OSError as exc:
-        raise LabctlError(f"{tmp}: cannot create the run directory "
+        raise LabctlError(f"{root}: cannot create the results folder "
                           f"({describe_os_error(exc)})") from None
+    draws = NAME_DRAWS if callable(run_id) else 1
+    for attempt in range(draws):
+        drawn = run_id() if callable(run_id) else run_id
+        try:
+            final, tmp = _claim(root, drawn)
+            break
+        except RunDirExists:
+            if attempt == draws - 1:
+                raise
     try:
         full = {"schema_version": RUN_SCHEMA_VERSION, "labctl_version": labctl_version(),
-                "run_id": run_id, "host": socket.gethostname(), "pid": None,
+                "run_id": drawn, "host": socket.gethostname(), "pid": None,
                 **meta, "status": IMPORTED}
         (tmp / "inputs").mkdir()
         for name, data in (inputs or {}).items():
@@ -141,6 +150,31 @@ def create_imported_run(results_root: str | Path, run_id: str, meta: Mapping[str
         raise
     _append_index(root, full)
     return final
+
+
+def _claim(root: Path, run_id: str) -> tuple[Path, Path]:
+    """Reserve `run_id`: its hidden build folder is made (mkdir is atomic, so two
+    imports drawing the same name cannot both get it). RunDirExists if taken."""
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+        raise LabctlError(f"run id {run_id!r}: use letters, digits, '.', '_' and '-' only")
+    final = root / run_id
+    tmp = root / f"{TMP_PREFIX}{run_id}"
+    if final.exists():
+        raise RunDirExists(f"{final}: a run directory of that name already exists")
+    try:
+        tmp.mkdir()
+    except FileExistsError:
+        raise RunDirExists(f"{final}: a run directory of that name is being built") from None
+    except OSError as exc:
+        raise LabctlError(f"{tmp}: cannot create the run directory "
+                          f"({describe_os_error(exc)})") from None
+    try:
+        (tmp / BUILDER_PID).write_text(str(os.getpid()))
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise LabctlError(f"{tmp}: cannot create the run directory "
+                          f"({describe_os_error(exc)})") from None
+    return final, tmp
 
 
 def _write_run_files(folder: Path, meta: dict[str, Any], samples: Mapping[str, np.ndarray],

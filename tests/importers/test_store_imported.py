@@ -11,6 +11,7 @@ from labctl.importers.api import import_file
 from labctl.records import SAMPLE_COLUMNS
 from labctl.store import imported
 from labctl.store.imported import ImportedStep, create_imported_run
+from labctl.store.rundir import RunDirExists
 
 
 def _samples(n_per_step=5):
@@ -117,3 +118,35 @@ def test_an_import_killed_midway_is_cleaned_up_and_never_listed(tmp_path):
     create_imported_run(tmp_path, "r3", {}, samples, steps)
     assert not dead.exists()
     assert [r["run_id"] for r in list_runs(tmp_path)] == ["r3"]
+
+
+def test_a_taken_run_name_is_drawn_again(tmp_path, monkeypatch):
+    # two imports of the same label in the same second drawing the same 4-hex suffix:
+    # the second draws again instead of failing (as recorded runs do)
+    samples, steps = _samples()
+    draws = iter(["same", "same", "other"])
+    first = create_imported_run(tmp_path, lambda: next(draws), {"source": {"sha256": "a"}},
+                                samples, steps)
+    second = create_imported_run(tmp_path, lambda: next(draws), {"source": {"sha256": "b"}},
+                                 samples, steps)
+    assert (first.name, second.name) == ("same", "other")
+    assert open_run(second).meta["run_id"] == "other"
+    # a fixed name that is taken is refused, and nothing is left behind
+    with pytest.raises(RunDirExists, match="already exists"):
+        create_imported_run(tmp_path, "same", {"source": {"sha256": "c"}}, samples, steps)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["other", "same"]
+
+
+def test_import_file_redraws_a_colliding_name(vendor, tmp_path, monkeypatch):
+    # the real path: `new_run_id` forced to give the same suffix twice, then another
+    import itertools
+
+    from labctl.store import rundir
+
+    suffixes = itertools.chain(["beef", "beef", "cafe"], itertools.repeat("f00d"))
+    monkeypatch.setattr("secrets.token_hex", lambda n: next(suffixes))
+    src = vendor / "maccor_001.txt"  # the file's own start time: the same second twice
+    a = import_file(src, results=tmp_path / "res", name="same")
+    b = import_file(src, results=tmp_path / "res", name="same", force=True)
+    assert a.path.name.endswith("-beef") and b.path.name.endswith("-cafe")
+    assert rundir.RUN_JSON in {p.name for p in b.path.iterdir()}
