@@ -31,7 +31,7 @@ import numpy as np
 from labctl.errors import LabctlError
 from labctl.records import SAMPLE_COLUMNS
 from labctl.store.atomic import _json_default, describe_os_error, fsync_dir
-from labctl.store.freshness import journal_mark
+from labctl.store.freshness import RECORD_KEY, TABLES_ARE_THE_RECORD, journal_mark
 from labctl.store.journal import EVENT, JOURNAL_NAME, MAGIC, SAMPLES, encode_event, header_event
 from labctl.store.rundir import (
     _RUN_ID,
@@ -49,7 +49,11 @@ _RECORD_HEADER = struct.Struct("<IBII")
 _ROW_COUNT = struct.Struct("<I")
 MAX_ROWS_PER_RECORD = 1 << 20  # as JournalWriter splits large blocks
 _IOV_MAX = 1024
-JOURNAL_THREAD_ROWS = 100_000  # from this many samples the journal gets its own thread
+# An imported run has no journal (recorded runs keep one to survive a crash mid-run; an
+# import has no live data to recover, and its tables are written from the columns and
+# renamed into place atomically). run.json says so: RECORD_KEY = TABLES_ARE_THE_RECORD.
+# The journal writer is kept to check the tables against finalize's in the tests.
+WRITE_JOURNAL = False
 
 IMPORTED = "imported"
 NAME_DRAWS = 20  # run names drawn before giving up (4 hex digits: a clash is already rare)
@@ -203,55 +207,43 @@ def _write_run_files(folder: Path, meta: dict[str, Any], samples: Mapping[str, n
             for name, dt in SAMPLE_COLUMNS.items()}
     n = len(cols["test_time_s"])
     results = step_results(cols, steps)
-    events = _events(cols, steps, results, records)
-    # The journal (the run's record, as for recorded runs) is written on a second thread
-    # while this one encodes the Parquet tables: crc32, write and fsync release the GIL.
-    # A small one is written here (a thread start costs more) and fsynced with the rest.
-    box: dict[str, Any] = {}
     written: list[Path] = []
-    if n < JOURNAL_THREAD_ROWS:
-        box["mark"] = write_journal(folder, cols, steps, events, sync=False)
+    mark = None
+    if WRITE_JOURNAL:  # only to check these tables against finalize's (tests)
+        mark = write_journal(folder, cols, steps, _events(cols, steps, results, records),
+                             sync=False)
         written.append(folder / JOURNAL_NAME)
-        writer = None
-    else:
-        writer = threading.Thread(target=_journal_thread, args=(folder, cols, steps, events,
-                                                                box), name="import-journal")
-        writer.start()
+    means = _CycleMeans()
+    for lo in range(0, n, ROW_GROUP_ROWS):  # the groups finalize feeds: identical sums
+        means.feed({k: v[lo:lo + ROW_GROUP_ROWS] for k, v in cols.items()})
+    step_cols = step_columns(results)
+    cycle_cols = cycle_columns(step_cols, means)
+    path = folder / "timeseries.parquet"
+    pw = _parquet_writer(path)
     try:
-        means = _CycleMeans()
-        for lo in range(0, n, ROW_GROUP_ROWS):  # the groups finalize feeds: identical sums
-            means.feed({k: v[lo:lo + ROW_GROUP_ROWS] for k, v in cols.items()})
-        step_cols = step_columns(results)
-        cycle_cols = cycle_columns(step_cols, means)
-        path = folder / "timeseries.parquet"
-        pw = _parquet_writer(path)
-        try:
-            pw.write_table(_arrow_table(cols), row_group_size=ROW_GROUP_ROWS)
-        finally:
-            pw.close()
-        written.append(path)
-        written.append(_write_table(folder / "steps.parquet", step_cols))
-        written.append(_write_table(folder / "cycles.parquet", cycle_cols))
-        tables = record_frames(records)
-        if tables:
-            import pyarrow as pa
-
-            from labctl.store.record_tables import RECORDS_DIR
-
-            (folder / RECORDS_DIR).mkdir()
-            for name, df in tables.items():
-                written.append(_write_table(folder / RECORDS_DIR / f"{name}.parquet",
-                                            pa.Table.from_pandas(df, preserve_index=False)))
-            written.append(folder / RECORDS_DIR)
-        _fsync_all(written)
+        pw.write_table(_arrow_table(cols), row_group_size=ROW_GROUP_ROWS)
     finally:
-        if writer is not None:
-            writer.join()
-    if "error" in box:
-        raise box["error"]
-    file_bytes, last_record = box["mark"]
-    out = {**meta, "tables_journal_bytes": file_bytes,
-           "tables_journal": journal_mark(file_bytes, last_record)}
+        pw.close()
+    written.append(path)
+    written.append(_write_table(folder / "steps.parquet", step_cols))
+    written.append(_write_table(folder / "cycles.parquet", cycle_cols))
+    tables = record_frames(records)
+    if tables:
+        import pyarrow as pa
+
+        from labctl.store.record_tables import RECORDS_DIR
+
+        (folder / RECORDS_DIR).mkdir()
+        for name, df in tables.items():
+            written.append(_write_table(folder / RECORDS_DIR / f"{name}.parquet",
+                                        pa.Table.from_pandas(df, preserve_index=False)))
+        written.append(folder / RECORDS_DIR)
+    _fsync_all(written)
+    out = {**meta, RECORD_KEY: TABLES_ARE_THE_RECORD}
+    if mark is not None:
+        out.pop(RECORD_KEY)
+        out["tables_journal_bytes"] = mark[0]
+        out["tables_journal"] = journal_mark(*mark)
     out["summary"] = summarize(out, step_cols, cycle_cols, n)
     return out
 
@@ -304,14 +296,6 @@ def _events(cols: Mapping[str, np.ndarray], steps: list[ImportedStep],
                            "columns": part})
     events.append({"type": "run_end", "status": IMPORTED})
     return events
-
-
-def _journal_thread(folder: Path, cols: Mapping[str, np.ndarray], steps: list[ImportedStep],
-                    events: list[Any], box: dict[str, Any]) -> None:
-    try:
-        box["mark"] = write_journal(folder, cols, steps, events)
-    except BaseException as exc:  # handed to the caller's thread
-        box["error"] = exc
 
 
 def write_journal(folder: Path, cols: Mapping[str, np.ndarray], steps: list[ImportedStep],
