@@ -157,9 +157,10 @@ def _store(p: Path, data: bytes, digest: str, parsed: Parsed, results: str | Pat
             "imported_unix_s": time.time(),
         },
     }
-    run_id = new_run_id("import", _safe(label), started if started else time.time())
-    try:
-        run_dir = create_imported_run(results, run_id, meta, samples, steps,
+    when = started if started else time.time()
+    try:  # a callable: a name already taken is drawn again
+        run_dir = create_imported_run(results, lambda: new_run_id("import", _safe(label), when),
+                                      meta, samples, steps,
                                       records=parsed.records, inputs=inputs)
     except ImportFailure:
         raise

@@ -18,6 +18,7 @@ refused with a message to export them as .mpt text, which is read here.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,8 @@ def read_mpr(path: Path, data: bytes) -> Parsed:
         raise fail(path, "", "reading .mpr needs the `galvani` package: pip install "
                    "'labctl[import]'", FMT_MPR) from None
     try:
-        mpr = BioLogic.MPRfile(str(path))
+        # the bytes already read (and hashed), not the path: what is stored is what was hashed
+        mpr = BioLogic.MPRfile(io.BytesIO(data))
     except NotImplementedError as exc:
         raise fail(path, "data module", f"galvani cannot read this EC-Lab version's data "
                    f"({exc}); export the file as text (.mpt) in EC-Lab and import that",

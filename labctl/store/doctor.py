@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from labctl.errors import LabctlError
 from labctl.store.atomic import remove_stale_temp_files
+from labctl.store.freshness import TABLE_NAMES, tables_are_the_record
 from labctl.store.journal import JOURNAL_NAME, JournalWriter, read_journal, rewrite_journal
 from labctl.store.rundir import RUN_SCHEMA_VERSION, RunDir, effective_status
 from labctl.store.tables import finalize, tables_current
@@ -58,6 +60,9 @@ def check_run(path: str | Path, repair: bool = False, max_gap_s: float = 3600.0)
     add(Finding("schema", version == RUN_SCHEMA_VERSION,
                 f"run.json schema_version {version} (this labctl writes {RUN_SCHEMA_VERSION})"))
 
+    if tables_are_the_record(meta):
+        _check_imported(rundir.path, meta, add, max_gap_s)
+        return report
     data = read_journal(rundir.path)
     size = (rundir.path / JOURNAL_NAME).stat().st_size
     healthy = not data.torn_tail and not data.corrupt_ranges
@@ -114,6 +119,34 @@ def check_run(path: str | Path, repair: bool = False, max_gap_s: float = 3600.0)
     if status == "interrupted":
         add(Finding("status", False, "the process that ran it died; `labctl resume` continues it"))
     return report
+
+
+def _check_imported(path: Path, meta: dict, add: Any, max_gap_s: float) -> None:
+    """An imported run has no journal: its Parquet tables, written once from the source
+    file and renamed into place whole, are its record. Check they read; nothing to
+    repair from (the source file is: import it again)."""
+    import pyarrow.parquet as pq
+
+    source = (meta.get("source") or {}).get("path") or "the source file"
+    add(Finding("journal", True, "none: an imported run's Parquet tables are its record"))
+    bad, times = [], None
+    for name in TABLE_NAMES:
+        try:
+            table = pq.read_table(path / f"{name}.parquet")
+        except (OSError, ValueError) as exc:
+            bad.append(f"{name}.parquet ({exc})")
+            continue
+        if name == "timeseries":
+            times = table.column("test_time_s").to_numpy()
+    tables = Finding("tables", not bad, "Parquet tables readable" if not bad else
+                     f"unreadable: {'; '.join(bad)}; import {source} again (with --force)")
+    if times is not None:
+        backwards = int((np.diff(times) < 0).sum()) if len(times) > 1 else 0
+        add(Finding("time order", backwards == 0, f"{backwards} samples go back in time"))
+        gap = _largest_gap(times)
+        add(Finding("time gaps", gap <= max_gap_s, f"largest gap between samples {gap:.1f} s "
+                    f"(flagged above {max_gap_s:g} s)"))
+    add(tables)
 
 
 def doctor_many(paths: list[Path], repair: bool) -> list[DoctorReport]:

@@ -9,6 +9,14 @@ from typing import Any
 from labctl.store.journal import JOURNAL_NAME
 
 TABLE_NAMES = ("timeseries", "steps", "cycles")
+# run.json of a run whose Parquet tables are its record (no journal: imported runs).
+RECORD_KEY = "record"
+TABLES_ARE_THE_RECORD = "tables"
+
+
+def tables_are_the_record(meta: Mapping[str, Any]) -> bool:
+    """An imported run: no journal; its tables, written once, are all there is."""
+    return meta.get(RECORD_KEY) == TABLES_ARE_THE_RECORD
 
 
 def journal_mark(file_bytes: int, last_record: tuple[int, int] | None) -> dict[str, Any]:
@@ -25,6 +33,8 @@ def tables_current(run_dir: str | Path, meta: Mapping[str, Any]) -> bool:
     run_dir = Path(run_dir)
     if not all((run_dir / f"{n}.parquet").is_file() for n in TABLE_NAMES):
         return False
+    if tables_are_the_record(meta):
+        return True
     mark = meta.get("tables_journal")
     try:
         size = (run_dir / JOURNAL_NAME).stat().st_size

@@ -21,7 +21,7 @@ import socket
 import struct
 import threading
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,12 +31,13 @@ import numpy as np
 from labctl.errors import LabctlError
 from labctl.records import SAMPLE_COLUMNS
 from labctl.store.atomic import _json_default, describe_os_error, fsync_dir
-from labctl.store.freshness import journal_mark
+from labctl.store.freshness import RECORD_KEY, TABLES_ARE_THE_RECORD, journal_mark
 from labctl.store.journal import EVENT, JOURNAL_NAME, MAGIC, SAMPLES, encode_event, header_event
 from labctl.store.rundir import (
     _RUN_ID,
     RUN_JSON,
     RUN_SCHEMA_VERSION,
+    RunDirExists,
     _append_index,
     labctl_version,
 )
@@ -48,9 +49,14 @@ _RECORD_HEADER = struct.Struct("<IBII")
 _ROW_COUNT = struct.Struct("<I")
 MAX_ROWS_PER_RECORD = 1 << 20  # as JournalWriter splits large blocks
 _IOV_MAX = 1024
-JOURNAL_THREAD_ROWS = 100_000  # from this many samples the journal gets its own thread
+# An imported run has no journal (recorded runs keep one to survive a crash mid-run; an
+# import has no live data to recover, and its tables are written from the columns and
+# renamed into place atomically). run.json says so: RECORD_KEY = TABLES_ARE_THE_RECORD.
+# The journal writer is kept to check the tables against finalize's in the tests.
+WRITE_JOURNAL = False
 
 IMPORTED = "imported"
+NAME_DRAWS = 20  # run names drawn before giving up (4 hex digits: a clash is already rare)
 TMP_PREFIX = ".importing-"
 BUILDER_PID = ".builder-pid"  # in a folder being built: who builds it
 
@@ -89,7 +95,8 @@ def step_results(samples: Mapping[str, np.ndarray], steps: Iterable[ImportedStep
     return rows
 
 
-def create_imported_run(results_root: str | Path, run_id: str, meta: Mapping[str, Any],
+def create_imported_run(results_root: str | Path, run_id: str | Callable[[], str],
+                        meta: Mapping[str, Any],
                         samples: Mapping[str, np.ndarray], steps: list[ImportedStep],
                         records: Mapping[str, Mapping[str, np.ndarray]] | None = None,
                         inputs: Mapping[str, bytes] | None = None) -> Path:
@@ -99,28 +106,34 @@ def create_imported_run(results_root: str | Path, run_id: str, meta: Mapping[str
     `steps` 1, 2, ... `records`: table name -> columns (each with a step_index
     column), written as record tables (e.g. "spectra"). `inputs`: files kept in
     inputs/. Returns the new run directory.
+
+    `run_id` may be a callable that draws a name (e.g. `new_run_id`'s random suffix):
+    then a name already taken in the store (two imports with the same label started in
+    the same second drawing the same suffix) is drawn again, as recorded runs do; a
+    fixed name that is taken raises RunDirExists.
     """
-    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
-        raise LabctlError(f"run id {run_id!r}: use letters, digits, '.', '_' and '-' only")
     missing = [c for c in SAMPLE_COLUMNS if c not in samples]
     if missing:
         raise LabctlError(f"imported samples lack columns {missing}")
     root = Path(results_root)
-    final = root / run_id
-    tmp = root / f"{TMP_PREFIX}{run_id}"
-    if final.exists():
-        raise LabctlError(f"{final}: a run directory of that name already exists")
     try:
         root.mkdir(parents=True, exist_ok=True)
         _remove_abandoned(root)
-        tmp.mkdir()
-        (tmp / BUILDER_PID).write_text(str(os.getpid()))
     except OSError as exc:
-        raise LabctlError(f"{tmp}: cannot create the run directory "
+        raise LabctlError(f"{root}: cannot create the results folder "
                           f"({describe_os_error(exc)})") from None
+    draws = NAME_DRAWS if callable(run_id) else 1
+    for attempt in range(draws):
+        drawn = run_id() if callable(run_id) else run_id
+        try:
+            final, tmp = _claim(root, drawn)
+            break
+        except RunDirExists:
+            if attempt == draws - 1:
+                raise
     try:
         full = {"schema_version": RUN_SCHEMA_VERSION, "labctl_version": labctl_version(),
-                "run_id": run_id, "host": socket.gethostname(), "pid": None,
+                "run_id": drawn, "host": socket.gethostname(), "pid": None,
                 **meta, "status": IMPORTED}
         (tmp / "inputs").mkdir()
         for name, data in (inputs or {}).items():
@@ -141,6 +154,31 @@ def create_imported_run(results_root: str | Path, run_id: str, meta: Mapping[str
         raise
     _append_index(root, full)
     return final
+
+
+def _claim(root: Path, run_id: str) -> tuple[Path, Path]:
+    """Reserve `run_id`: its hidden build folder is made (mkdir is atomic, so two
+    imports drawing the same name cannot both get it). RunDirExists if taken."""
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+        raise LabctlError(f"run id {run_id!r}: use letters, digits, '.', '_' and '-' only")
+    final = root / run_id
+    tmp = root / f"{TMP_PREFIX}{run_id}"
+    if final.exists():
+        raise RunDirExists(f"{final}: a run directory of that name already exists")
+    try:
+        tmp.mkdir()
+    except FileExistsError:
+        raise RunDirExists(f"{final}: a run directory of that name is being built") from None
+    except OSError as exc:
+        raise LabctlError(f"{tmp}: cannot create the run directory "
+                          f"({describe_os_error(exc)})") from None
+    try:
+        (tmp / BUILDER_PID).write_text(str(os.getpid()))
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise LabctlError(f"{tmp}: cannot create the run directory "
+                          f"({describe_os_error(exc)})") from None
+    return final, tmp
 
 
 def _write_run_files(folder: Path, meta: dict[str, Any], samples: Mapping[str, np.ndarray],
@@ -169,55 +207,43 @@ def _write_run_files(folder: Path, meta: dict[str, Any], samples: Mapping[str, n
             for name, dt in SAMPLE_COLUMNS.items()}
     n = len(cols["test_time_s"])
     results = step_results(cols, steps)
-    events = _events(cols, steps, results, records)
-    # The journal (the run's record, as for recorded runs) is written on a second thread
-    # while this one encodes the Parquet tables: crc32, write and fsync release the GIL.
-    # A small one is written here (a thread start costs more) and fsynced with the rest.
-    box: dict[str, Any] = {}
     written: list[Path] = []
-    if n < JOURNAL_THREAD_ROWS:
-        box["mark"] = write_journal(folder, cols, steps, events, sync=False)
+    mark = None
+    if WRITE_JOURNAL:  # only to check these tables against finalize's (tests)
+        mark = write_journal(folder, cols, steps, _events(cols, steps, results, records),
+                             sync=False)
         written.append(folder / JOURNAL_NAME)
-        writer = None
-    else:
-        writer = threading.Thread(target=_journal_thread, args=(folder, cols, steps, events,
-                                                                box), name="import-journal")
-        writer.start()
+    means = _CycleMeans()
+    for lo in range(0, n, ROW_GROUP_ROWS):  # the groups finalize feeds: identical sums
+        means.feed({k: v[lo:lo + ROW_GROUP_ROWS] for k, v in cols.items()})
+    step_cols = step_columns(results)
+    cycle_cols = cycle_columns(step_cols, means)
+    path = folder / "timeseries.parquet"
+    pw = _parquet_writer(path)
     try:
-        means = _CycleMeans()
-        for lo in range(0, n, ROW_GROUP_ROWS):  # the groups finalize feeds: identical sums
-            means.feed({k: v[lo:lo + ROW_GROUP_ROWS] for k, v in cols.items()})
-        step_cols = step_columns(results)
-        cycle_cols = cycle_columns(step_cols, means)
-        path = folder / "timeseries.parquet"
-        pw = _parquet_writer(path)
-        try:
-            pw.write_table(_arrow_table(cols), row_group_size=ROW_GROUP_ROWS)
-        finally:
-            pw.close()
-        written.append(path)
-        written.append(_write_table(folder / "steps.parquet", step_cols))
-        written.append(_write_table(folder / "cycles.parquet", cycle_cols))
-        tables = record_frames(records)
-        if tables:
-            import pyarrow as pa
-
-            from labctl.store.record_tables import RECORDS_DIR
-
-            (folder / RECORDS_DIR).mkdir()
-            for name, df in tables.items():
-                written.append(_write_table(folder / RECORDS_DIR / f"{name}.parquet",
-                                            pa.Table.from_pandas(df, preserve_index=False)))
-            written.append(folder / RECORDS_DIR)
-        _fsync_all(written)
+        pw.write_table(_arrow_table(cols), row_group_size=ROW_GROUP_ROWS)
     finally:
-        if writer is not None:
-            writer.join()
-    if "error" in box:
-        raise box["error"]
-    file_bytes, last_record = box["mark"]
-    out = {**meta, "tables_journal_bytes": file_bytes,
-           "tables_journal": journal_mark(file_bytes, last_record)}
+        pw.close()
+    written.append(path)
+    written.append(_write_table(folder / "steps.parquet", step_cols))
+    written.append(_write_table(folder / "cycles.parquet", cycle_cols))
+    tables = record_frames(records)
+    if tables:
+        import pyarrow as pa
+
+        from labctl.store.record_tables import RECORDS_DIR
+
+        (folder / RECORDS_DIR).mkdir()
+        for name, df in tables.items():
+            written.append(_write_table(folder / RECORDS_DIR / f"{name}.parquet",
+                                        pa.Table.from_pandas(df, preserve_index=False)))
+        written.append(folder / RECORDS_DIR)
+    _fsync_all(written)
+    out = {**meta, RECORD_KEY: TABLES_ARE_THE_RECORD}
+    if mark is not None:
+        out.pop(RECORD_KEY)
+        out["tables_journal_bytes"] = mark[0]
+        out["tables_journal"] = journal_mark(*mark)
     out["summary"] = summarize(out, step_cols, cycle_cols, n)
     return out
 
@@ -270,14 +296,6 @@ def _events(cols: Mapping[str, np.ndarray], steps: list[ImportedStep],
                            "columns": part})
     events.append({"type": "run_end", "status": IMPORTED})
     return events
-
-
-def _journal_thread(folder: Path, cols: Mapping[str, np.ndarray], steps: list[ImportedStep],
-                    events: list[Any], box: dict[str, Any]) -> None:
-    try:
-        box["mark"] = write_journal(folder, cols, steps, events)
-    except BaseException as exc:  # handed to the caller's thread
-        box["error"] = exc
 
 
 def write_journal(folder: Path, cols: Mapping[str, np.ndarray], steps: list[ImportedStep],

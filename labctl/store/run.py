@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # imported where a table is read: `labctl run` and `ls` never
     import pandas as pd
 
 from labctl.errors import LabctlError
-from labctl.store.freshness import tables_current
+from labctl.store.freshness import tables_are_the_record, tables_current
 from labctl.store.journal import JournalData, read_events, read_journal
 from labctl.store.rundir import RunDir, effective_status
 
@@ -151,13 +151,32 @@ class Run:
 
     @cached_property
     def _journal(self) -> JournalData:
+        if tables_are_the_record(self._rundir.meta):  # imported: nothing to rebuild from
+            source = (self.meta.get("source") or {}).get("path") or "its source file"
+            raise LabctlError(f"{self.path}: an imported run's Parquet tables are missing or "
+                              f"unreadable and it has no journal to rebuild them from; "
+                              f"import {source} again (with --force)")
         return read_journal(self.path)
 
     @cached_property
     def events(self) -> list[dict]:
+        if tables_are_the_record(self._rundir.meta) and self._from_tables:
+            return self._imported_events()
         if "_journal" in self.__dict__ or not self._from_tables:
             return self._journal.events
         return read_events(self.path)  # tables are current: no need to decode samples
+
+    def _imported_events(self) -> list[dict]:
+        """An imported run's events (it has no journal): run_start, each step's
+        step_start / step_end (its row of `steps`), run_end, as the importer's were."""
+        events: list[dict] = [{"type": "run_start", "imported": True}]
+        for row in self.steps.to_dict("records"):
+            events.append({"type": "step_start", "step_index": int(row["step_index"]),
+                           "cycle_index": int(row["cycle_index"]), "kind": row.get("kind"),
+                           "text": row.get("text"), "path": row.get("path")})
+            events.append({"type": "step_end", "result": row})
+        events.append({"type": "run_end", "status": self.meta.get("status")})
+        return events
 
     def _table(self, name: str) -> pd.DataFrame:
         import pandas as pd

@@ -11,6 +11,7 @@ from labctl.importers.api import import_file
 from labctl.records import SAMPLE_COLUMNS
 from labctl.store import imported
 from labctl.store.imported import ImportedStep, create_imported_run
+from labctl.store.rundir import RunDirExists
 
 
 def _samples(n_per_step=5):
@@ -41,14 +42,11 @@ def test_steps_count_from_the_previous_record(tmp_path):
     assert run.cycles.charge_capacity_ah.iloc[0] == pytest.approx(5 / 3600)
 
 
-@pytest.mark.parametrize("threaded", [False, True])
-@pytest.mark.parametrize("target", ["write_journal", "_write_table", "_write_durably"])
-def test_a_failure_leaves_no_run_directory(tmp_path, monkeypatch, target, threaded):
-    # the journal (on a second thread for large runs), a Parquet table, run.json: a
-    # failure in any of them leaves nothing in the store
+@pytest.mark.parametrize("target", ["_fsync_path", "_write_table", "_write_durably"])
+def test_a_failure_leaves_no_run_directory(tmp_path, monkeypatch, target):
+    # a Parquet table, the fsync of the files (on threads), run.json: a failure in any
+    # of them leaves nothing in the store
     samples, steps = _samples()
-    if threaded:
-        monkeypatch.setattr(imported, "JOURNAL_THREAD_ROWS", 0)
 
     def boom(*a, **k):
         raise OSError(28, "No space left on device")
@@ -60,20 +58,19 @@ def test_a_failure_leaves_no_run_directory(tmp_path, monkeypatch, target, thread
     assert imported.find_by_sha256(tmp_path, "x") is None
 
 
-@pytest.mark.parametrize("name,threaded", [("maccor_001.txt", False), ("neware_uio.csv", True),
-                                           ("biol.mpr", False)])
+@pytest.mark.parametrize("name", ["maccor_001.txt", "neware_uio.csv", "biol.mpr"])
 def test_tables_equal_what_finalize_builds_from_the_journal(vendor, tmp_path, monkeypatch,
-                                                            name, threaded):
+                                                            name):
     # the tables are written straight from the columns; the recorded runs' path
-    # (finalize reading the journal back) must give the same tables and summary
+    # (finalize reading back the journal of the same samples and steps) must give the
+    # same tables and summary. Imported runs keep no journal: one is written for this.
     import shutil
 
     import pyarrow.parquet as pq
 
     from labctl.store.tables import finalize
 
-    if threaded:  # the journal on its own thread, as for files of 100 000 rows and more
-        monkeypatch.setattr(imported, "JOURNAL_THREAD_ROWS", 0)
+    monkeypatch.setattr(imported, "WRITE_JOURNAL", True)
     run_dir = import_file(vendor / name, tmp_path / "a").path
     assert open_run(run_dir).tables_current
     copy = tmp_path / "b" / run_dir.name
@@ -117,3 +114,63 @@ def test_an_import_killed_midway_is_cleaned_up_and_never_listed(tmp_path):
     create_imported_run(tmp_path, "r3", {}, samples, steps)
     assert not dead.exists()
     assert [r["run_id"] for r in list_runs(tmp_path)] == ["r3"]
+
+
+def test_a_taken_run_name_is_drawn_again(tmp_path, monkeypatch):
+    # two imports of the same label in the same second drawing the same 4-hex suffix:
+    # the second draws again instead of failing (as recorded runs do)
+    samples, steps = _samples()
+    draws = iter(["same", "same", "other"])
+    first = create_imported_run(tmp_path, lambda: next(draws), {"source": {"sha256": "a"}},
+                                samples, steps)
+    second = create_imported_run(tmp_path, lambda: next(draws), {"source": {"sha256": "b"}},
+                                 samples, steps)
+    assert (first.name, second.name) == ("same", "other")
+    assert open_run(second).meta["run_id"] == "other"
+    # a fixed name that is taken is refused, and nothing is left behind
+    with pytest.raises(RunDirExists, match="already exists"):
+        create_imported_run(tmp_path, "same", {"source": {"sha256": "c"}}, samples, steps)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["other", "same"]
+
+
+def test_import_file_redraws_a_colliding_name(vendor, tmp_path, monkeypatch):
+    # the real path: `new_run_id` forced to give the same suffix twice, then another
+    import itertools
+
+    from labctl.store import rundir
+
+    suffixes = itertools.chain(["beef", "beef", "cafe"], itertools.repeat("f00d"))
+    monkeypatch.setattr("secrets.token_hex", lambda n: next(suffixes))
+    src = vendor / "maccor_001.txt"  # the file's own start time: the same second twice
+    a = import_file(src, results=tmp_path / "res", name="same")
+    b = import_file(src, results=tmp_path / "res", name="same", force=True)
+    assert a.path.name.endswith("-beef") and b.path.name.endswith("-cafe")
+    assert rundir.RUN_JSON in {p.name for p in b.path.iterdir()}
+
+
+def test_an_imported_run_has_no_journal_and_still_reads(vendor, tmp_path):
+    # no journal (the tables are the record): open_run, show's summary, events, doctor
+    # and export all work; a damaged table says to import the file again
+    import shutil
+
+    from labctl.store.doctor import check_run
+    from labctl.store.export import export_run
+
+    run_dir = import_file(vendor / "maccor_001.txt", tmp_path / "res").path
+    assert not (run_dir / "journal.bin").exists()
+    run = open_run(run_dir)
+    assert run.tables_current and run.meta["status"] == "imported"
+    n_steps = len(run.steps)
+    assert n_steps > 1 and run.summary()["n_steps"] == n_steps
+    assert [e["type"] for e in run.events].count("step_end") == n_steps
+    assert run.timeseries.test_time_s.is_monotonic_increasing
+    report = check_run(run_dir)
+    assert report.healthy, report.as_dict()
+    out = export_run(run, "csv", tmp_path / "out.csv")
+    assert len(out.read_text().splitlines()) == len(run.timeseries) + 1  # header + rows
+    copy = tmp_path / "copy" / run_dir.name
+    shutil.copytree(run_dir, copy)
+    (copy / "steps.parquet").write_bytes(b"not parquet")
+    assert not check_run(copy).healthy
+    with pytest.raises(LabctlError, match="import .*maccor_001.txt again"):
+        _ = open_run(copy).steps
