@@ -67,7 +67,7 @@ def select_runs(results: str | Path, where: str | None) -> tuple[pd.DataFrame, i
             raise LabctlError(
                 f"--where {where!r}: {type(exc).__name__}: {exc}. Write a pandas query on the "
                 f"catalog columns: {', '.join(catalog.columns)} (e.g. \"procedure == 'cycling' "
-                "and cell == 'LFP 2.2 Ah'\")") from None
+                "and cell == 'lfp-2p2ah'\")") from None
         if not isinstance(chosen, pd.DataFrame):
             raise LabctlError(f"--where {where!r}: not a condition on the runs")
     return chosen.reset_index(drop=True), int(running.sum())

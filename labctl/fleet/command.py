@@ -35,7 +35,7 @@ def add_fleet_options(command: click.Command, name: str) -> click.Command:
                           f"run) and write RESULTS/fleet/{name}.parquet with outliers flagged."),
         click.Option(["--where"], default=None, metavar="QUERY",
                      help="With --all: only runs matching this pandas query on the catalog, e.g. "
-                          "\"procedure == 'cycling' and cell == 'LFP 2.2 Ah'\"."),
+                          "\"procedure == 'cycling' and cell == 'lfp-2p2ah'\"."),
         click.Option(["--workers"], type=click.IntRange(min=0), default=None,
                      help="With --all: worker processes of the local Dask cluster (default: one "
                           "per core; 0 = one after another in this process)."),
@@ -54,7 +54,8 @@ def add_fleet_options(command: click.Command, name: str) -> click.Command:
             used = [f"--{k.replace('_', '-')}" for k in FLEET_PARAMS[1:]
                     if fleet[k] is not None]
             if used:
-                raise click.UsageError(f"{', '.join(used)} only go with --all")
+                raise click.UsageError(f"{', '.join(used)}: only with --all (every run of the "
+                                       "store)")
             if kwargs.get(arg_name) is None:
                 raise click.UsageError(f"name a run ({arg_name.upper()}) or use --all")
             return single(**kwargs)

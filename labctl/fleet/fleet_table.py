@@ -27,7 +27,7 @@ OUTLIER_MADS = 3.0
 # when it differs from the median by more than this relative amount (float noise).
 ZERO_MAD_REL = 1e-9
 
-CATALOG_FIELDS = ("run_id", "cell", "procedure", "station", "status", "source")
+CATALOG_FIELDS = ("run_id", "cell", "cell_name", "procedure", "station", "status", "source")
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,12 @@ import pandas as pd
 from labctl.errors import LabctlError
 from labctl.store.catalog import iso_time, number_or_none
 
-CATALOG_COLUMNS = ["run_id", "path", "procedure", "cell", "station", "status", "reason",
+CATALOG_COLUMNS = ["run_id", "path", "procedure", "cell", "cell_name", "station", "status", "reason",
                    "started", "ended", "started_unix_s", "ended_unix_s", "duration_s",
                    "n_samples", "source", "bench", "worker", "host"]
 # Filters on these columns pick runs from the catalog; any other goes to the tables.
-RUN_FILTER_COLUMNS = ("run_id", "procedure", "cell", "station", "status", "source", "bench",
-                      "worker", "host")
+RUN_FILTER_COLUMNS = ("run_id", "procedure", "cell", "cell_name", "station", "status", "source",
+                      "bench", "worker", "host")
 _OPS = ("==", "=", "!=", "<", "<=", ">", ">=", "in", "not in")
 
 Filter = tuple[str, str, Any]
@@ -65,7 +65,8 @@ def catalog_row(path: str, meta: dict) -> dict[str, Any]:
         "run_id": str(meta.get("run_id") or posixpath.basename(path)),
         "path": path,
         "procedure": section("procedure").get("name"),
-        "cell": section("cell").get("name"),
+        "cell": _cell_id(section("cell")),
+        "cell_name": section("cell").get("name"),
         "station": section("station").get("name"),
         "status": effective_status(meta),
         "reason": meta.get("reason"),
@@ -80,6 +81,15 @@ def catalog_row(path: str, meta: dict) -> dict[str, Any]:
         "worker": fleet.get("worker"),
         "host": meta.get("host"),
     }
+
+
+def _cell_id(cell: dict) -> str | None:
+    """The cell as users name it on the command line (`--cell nmc-1p95ah`): its cell file's
+    stem; the cell's display name where no file is known (e.g. an imported run)."""
+    file = cell.get("file")
+    if isinstance(file, str) and file:
+        return posixpath.splitext(posixpath.basename(file.replace("\\", "/")))[0]
+    return cell.get("name")
 
 
 def _match(value: Any, op: str, operand: Any) -> bool:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from labctl.errors import LabctlError
 from labctl.importers.base import Parsed
 
 FMT = "eis"
@@ -46,8 +47,19 @@ def concat_records(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 def read(path: Path, data: bytes) -> Parsed:
     from labctl.analysis.eis.io import read_spectrum_file
+    from labctl.importers.base import ImportFailure, fail
 
-    sf = read_spectrum_file(path)
+    try:
+        sf = read_spectrum_file(path)
+    except ImportFailure:
+        raise
+    except LabctlError as exc:  # the reader names file and line; add the formats accepted
+        import re
+
+        text = str(exc).removeprefix(str(path))
+        where = re.match(r"^:(\d+):\s*", text)
+        raise fail(path, f"line {where.group(1)}" if where else "",
+                   text[where.end():] if where else text.lstrip(": "), FMT) from None
     s = sf.spectrum
     parsed = Parsed(FMT, np.empty(0), np.empty(0), np.empty(0))
     parsed.records["spectra"] = spectrum_records(s.frequency_hz, s.z_real_ohm, s.z_imag_ohm,

@@ -72,9 +72,9 @@ def test_fleet_analysis_equals_the_serial_command_bit_for_bit(client, store_copy
     assert not broken_row["ok"] and broken_row["error"]
     ok = table[table["ok"]]
     # Independent truth: the NMC cell (1.95 Ah) is the one that is not like the LFP lot.
-    flagged = set(ok.loc[ok["outlier"], "cell"])
+    flagged = set(ok.loc[ok["outlier"], "cell_name"])
     assert flagged == {"NMC 1.95 Ah"}
-    nmc = ok[ok["cell"] == "NMC 1.95 Ah"].iloc[0]
+    nmc = ok[ok["cell"] == "nmc-1p95ah"].iloc[0]
     assert "last_discharge_capacity_ah" in nmc["outlier_metrics"]
     assert (store_copy / "fleet" / "cycling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     per_cycle = pd.read_parquet(store_copy / "fleet" / "cycling-per-cycle.parquet")
@@ -121,7 +121,7 @@ def test_a_killed_worker_mid_analysis_gives_the_same_results(client, store_copy,
 
 def test_where_picks_runs_from_the_catalog(store_copy):
     res = CliRunner().invoke(main, ["analyze", "cycling", "--all", "--results", str(store_copy),
-                                    "--where", "cell == 'NMC 1.95 Ah'", "--workers", "0",
+                                    "--where", "cell == 'nmc-1p95ah'", "--workers", "0",
                                     "--no-plots", "--json"])
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
@@ -135,7 +135,7 @@ def test_where_picks_runs_from_the_catalog(store_copy):
     both = CliRunner().invoke(main, ["analyze", "cycling", "RUN", "--all"])
     assert both.exit_code == 2
     alone = CliRunner().invoke(main, ["analyze", "cycling", "RUN", "--runs-per-task", "4"])
-    assert alone.exit_code == 2 and "--runs-per-task only go" in alone.output
+    assert alone.exit_code == 2 and "--runs-per-task: only with --all" in alone.output
     zero = CliRunner().invoke(main, ["analyze", "cycling", "--all", "--runs-per-task", "0"])
     assert zero.exit_code == 2 and "--runs-per-task" in zero.output
 

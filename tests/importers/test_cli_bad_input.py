@@ -123,3 +123,15 @@ def test_any_bytes_give_a_run_or_a_clear_error(tmp_path, data):
         assert not (res.exists() and any(p.name.startswith(".importing") for p in res.iterdir()))
     else:
         assert (r.path / "timeseries.parquet").is_file()
+
+
+def test_a_truncated_spectrum_file_names_its_line_and_the_formats(tmp_path):
+    from pathlib import Path
+
+    src = Path(__file__).parents[1] / "data" / "eis" / "impedance_py" / "exampleDataBioLogic.mpt"
+    cut = tmp_path / "cut.mpt"
+    cut.write_bytes(src.read_bytes()[:3000])  # ends inside a data row
+    r = _run("import", cut, "--results", tmp_path / "results")
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "cut.mpt: line " in r.output and "Accepted formats: " in r.output
+    assert _store_is_empty(tmp_path / "results")
