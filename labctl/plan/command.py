@@ -71,9 +71,9 @@ def print_report(report: Any) -> None:
     if report.max_duration_s is not None and report.duration_s > report.max_duration_s:
         out(f"  (the procedure needs {human_duration(report.duration_s)}; its max_duration stops "
             "it first)", highlight=False)
-    n = report.n_samples
+    n = report.run_samples  # what the run records: max_duration may stop it first
     out(f"samples: {n:,.0f}" if n < 1e15 else f"samples: {n:.3g}", highlight=False, end="")
-    out(f"; disk: {human_bytes(report.disk_bytes)}", highlight=False)
+    out(f"; disk: {human_bytes(report.run_disk_bytes)}", highlight=False)
     out(f"max temperature: {_f(report.max_temperature_c, '{:.1f} °C')}", highlight=False)
     colour = "green" if report.status == "completed" else "red"
     out(f"outcome: [{colour}]{report.status}[/{colour}] ({report.reason})", highlight=False)

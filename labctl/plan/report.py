@@ -336,9 +336,13 @@ def build_report(outcome: WalkOutcome, *, proc: Any, cell: Any, station: Any,
         warnings.append(f"the procedure would run {human_duration(outcome.duration_s)}, longer "
                         "than 30 days, and declares no max_duration")
     temps = [f.max_temperature_c for f in folds if not math.isnan(f.max_temperature_c)]
+    status, reason = outcome.status, outcome.reason
+    if limit is not None and outcome.duration_s > limit and status == "completed":
+        # as the engine ends it (engine/runner.py): stopped, not completed
+        status, reason = "aborted", f"the run passes its maximum duration of {limit:g} s"
     report = PlanReport(
         procedure=proc.name, cell=cell.name, station=station.name,
-        status=outcome.status, reason=outcome.reason, duration_s=outcome.duration_s,
+        status=status, reason=reason, duration_s=outcome.duration_s,
         n_samples=n_samples, n_steps=n_steps, disk_bytes=disk_bytes(n_samples, n_steps),
         steps=[f.as_dict() for f in folds], cycles=cycle_rows(outcome.entries),
         max_temperature_c=max(temps) if temps else None,

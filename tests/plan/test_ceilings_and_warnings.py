@@ -52,6 +52,26 @@ def test_a_max_duration_bounds_a_long_procedure(tmp_path):
     assert any("max_duration" in w for w in estimate["warnings"])
 
 
+def test_a_plan_cut_by_max_duration_says_what_the_run_will_do(tmp_path):
+    """The plan of a procedure its max_duration stops: the real run's status and samples."""
+    proc = write(tmp_path, "cut", "name: cut\nmax_duration: 1 hour\nsteps:\n"
+                 "  - repeat: 1000000000000\n    steps:\n      - Rest for 1 second\n")
+    planned = labctl_cmd("plan", str(proc), "--json", timeout=60)
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)
+    results = tmp_path / "results"
+    ran = labctl_cmd("run", str(proc), "--results", str(results), "--no-progress", timeout=120)
+    assert ran.returncode == 1, ran.stdout + ran.stderr  # stopped by its max_duration
+    (run_json,) = results.glob("*/run.json")
+    meta = json.loads(run_json.read_text())
+    assert plan["status"] == meta["status"] == "aborted"
+    assert "maximum duration" in plan["reason"] and "maximum duration" in meta["reason"]
+    assert plan["run_samples"] == pytest.approx(meta["summary"]["n_samples"], rel=0.01)
+    assert plan["run_duration_s"] == pytest.approx(meta["summary"]["duration_s"], rel=0.01)
+    text = labctl_cmd("plan", str(proc), timeout=60).stdout
+    assert "samples: 7,200;" in text and "outcome: aborted" in text
+
+
 def test_validate_prints_the_one_line_estimate_after_ok():
     checked = labctl_cmd("validate", "procedures/quickstart.yaml", timeout=60)
     assert checked.returncode == 0, checked.stderr
