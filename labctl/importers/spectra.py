@@ -9,11 +9,12 @@ spectrum is one step_index of the `spectra` table, as the `eis` step records it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from labctl.errors import LabctlError
+from labctl.errors import LabctlError, ValidationError
 from labctl.importers.base import Parsed
 
 FMT = "eis"
@@ -53,6 +54,12 @@ def read(path: Path, data: bytes) -> Parsed:
         sf = read_spectrum_file(path)
     except ImportFailure:
         raise
+    except ValidationError as exc:  # located problems stay located; say what else is read
+        from labctl.importers.registry import FORMAT_NAMES
+
+        accepted = f" Accepted formats: {', '.join(FORMAT_NAMES)} (see docs/import.md)"
+        raise ValidationError([replace(p, message=p.message.rstrip(".") + "." + accepted)
+                               for p in exc.problems]) from None
     except LabctlError as exc:  # the reader names file and line; add the formats accepted
         import re
 
