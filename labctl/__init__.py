@@ -9,7 +9,7 @@ In a notebook:
 
     store = labctl.open_store("results")  # every run (needs labctl[fleet]: Dask)
     store.runs  # catalog: one row per run
-    store.cycles(filters=[("cell", "==", "LFP 2.2 Ah")]).compute()
+    store.cycles(filters=[("cell", "==", "lfp-2p2ah")]).compute()
 """
 
 from __future__ import annotations
