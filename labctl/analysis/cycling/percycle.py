@@ -166,7 +166,11 @@ def with_rpt_columns(cycles: pd.DataFrame, pulses: pd.DataFrame,
         dtype=float)
     out["dcir_ohm"] = out["cycle_index"].map(dcir).astype(float)
     out["is_rpt"] = out["cycle_index"].isin(dcir.index)
-    ref_cap = nominal_capacity_ah or float(out["discharge_capacity_ah"].max() or 0.0)
+    # Without a nominal capacity (imported runs), the largest capacity moved either way:
+    # a run that only charges (a GITT or EIS series from another cycler) has no full cycle,
+    # rather than full "cycles" made of the few uAh an impedance excitation discharges.
+    ref_cap = nominal_capacity_ah or float(
+        max(out["discharge_capacity_ah"].max(), out["charge_capacity_ah"].max()) or 0.0)
     full = (~out["is_rpt"]) & (out["discharge_capacity_ah"] >= 0.5 * ref_cap) & (
         out["charge_capacity_ah"] > 0)
     out["retention"] = np.nan

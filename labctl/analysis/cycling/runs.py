@@ -176,7 +176,14 @@ def analyze_dqdv(run: Run | str | Path, *, cycles: list[int] | None = None,
         raise LabctlError("--dv must be > 0 and --smooth-v >= 0 (volts)")
     run = _open(run)
     ts, steps = _need_samples(run), run.steps
-    chosen = pick_cycles(_segment_cycles(steps, None, direction), cycles)
+    available = _segment_cycles(steps, None, direction)
+    if not available:
+        other = "charge" if direction == "discharge" else "discharge"
+        hint = (f"; it has {other} segments: --direction {other}"
+                if _segment_cycles(steps, None, other) else "")
+        raise LabctlError(f"{run.path.name}: no cycle has a constant-current {direction} "
+                          f"segment to analyse{hint}")
+    chosen = pick_cycles(available, cycles)
     ic_rows, dv_rows, peak_rows = [], [], []
     ic_curves, dv_curves = {}, {}
     for c in chosen:

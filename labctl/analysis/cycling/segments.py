@@ -19,10 +19,23 @@ def main_step(steps: pd.DataFrame, cycle: int, direction: str) -> pd.Series | No
 
 
 def segment(ts: pd.DataFrame, step_index: int) -> tuple[np.ndarray, np.ndarray]:
-    """(|charge moved| since the step's start in Ah, voltage) of one step, trapezoid rule."""
+    """(|charge moved| since the step's start in Ah, voltage) of the constant-current part
+    of one step, trapezoid rule.
+
+    Other cyclers record CC-CV as one step (Neware's "CCCV_Chg", Maccor's CC-CV): its CV
+    tail moves charge at one voltage, an infinite dQ/dV that would read as a peak. The
+    segment ends where |I| first falls 2 % below the step's largest |I| (a labctl CC step,
+    whose current only carries noise, is kept whole)."""
     rows = ts[ts["step_index"] == step_index]
-    t = rows["test_time_s"].to_numpy(float)
     i = rows["current_a"].to_numpy(float)
+    if len(i):
+        low = np.abs(i) < 0.98 * np.max(np.abs(i))
+        reached = int(np.argmin(low))  # the first sample at the CC current
+        later = np.flatnonzero(low[reached:])
+        if len(later):
+            rows = rows.iloc[:reached + int(later[0])]
+            i = i[:len(rows)]
+    t = rows["test_time_s"].to_numpy(float)
     q = np.zeros(len(t))
     if len(t) > 1:
         q[1:] = np.cumsum(0.5 * (i[1:] + i[:-1]) * np.diff(t)) / 3600.0
