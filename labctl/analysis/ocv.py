@@ -194,7 +194,8 @@ def rest_ocv_points(timeseries: pd.DataFrame, *, capacity_ah: float | None = Non
                      float(np.mean(temp)) if len(temp) else float("nan"), previous))
     if not rows:
         raise LabctlError(f"rest OCV: no rest of at least {min_rest_s:g} s found "
-                          f"(|current| below the rest threshold); lower min_rest_s?")
+                          f"(|current| below the rest threshold); a shorter one counts with "
+                          f"--min-rest-s (analyze ocv) or --ocv-rest-s (analyze hppc)")
     return pd.DataFrame(rows, columns=REST_POINT_COLUMNS)
 
 

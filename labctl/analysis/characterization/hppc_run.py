@@ -85,7 +85,8 @@ def analyze_hppc(run_dir: str | Path, *, ocv: str | Path | None = None, n_rc: in
     pulses = res.pulses
     ok = pulses[pulses["fit_success"]]
     if ok.empty:
-        raise LabctlError("HPPC: no pulse could be fitted")
+        raise LabctlError(f"HPPC {data.path.name}: none of the {len(pulses)} pulses could be "
+                          "fitted")
     table = ecm_table(ok, direction=direction)
     ea = None
     n_temps = int(table["temperature_c"].round(0).nunique()) if len(table) else 0
@@ -101,8 +102,13 @@ def analyze_hppc(run_dir: str | Path, *, ocv: str | Path | None = None, n_rc: in
     cell = data.cell
     thermal = (cell.model.thermal if cell is not None and cell.model is not None
                else DEFAULT_THERMAL)
-    model = ecm_tables_to_cell_model(ocv_df, table, thermal, n_rc=n_rc,
-                                     activation_energy_ev=ea or 0.0)
+    try:
+        model = ecm_tables_to_cell_model(ocv_df, table, thermal, n_rc=n_rc,
+                                         activation_energy_ev=ea or 0.0)
+    except LabctlError as exc:  # e.g. every fitted R1 <= 0: name the run and the pulses
+        raise LabctlError(f"HPPC {data.path.name}: {len(ok)} of {len(pulses)} pulses fitted, "
+                          f"but no cell model can be built from them ({exc}); see "
+                          "docs/characterization.md for the pulses HPPC expects") from None
     model_cols = ["r0_ohm"] + [c for j in range(1, n_rc + 1) for c in (f"r{j}_ohm", f"tau{j}_s")]
     files = {"ocv.csv": long_csv_bytes(ocv_df, ["ocv_v"]),
              "ecm.csv": long_csv_bytes(table, model_cols),
