@@ -20,7 +20,9 @@ def eis_command() -> click.Command:
     @click.command("eis")
     @click.argument("target")
     @click.option("--circuit", default=None,
-                  help="Circuit string, e.g. 'R0-p(R1,CPE1)-W1' (default: that one, or "
+                  help="Circuit string, e.g. 'R0-p(R1,CPE1)-W1', or 'auto': the best of "
+                       "seven usual circuits by BIC (default: 'auto' for imported runs and "
+                       "spectrum files; for labctl's runs 'R0-p(R1,CPE1)-W1', or "
                        "'p(R1,CPE1)-p(R2,CPE2)-CPE3' for a pellet run).")
     @click.option("--thickness-mm", type=float, default=None, help="Pellet thickness (mm).")
     @click.option("--area-cm2", type=float, default=None, help="Electrode area (cm^2).")
@@ -85,6 +87,12 @@ def eis_command() -> click.Command:
 
 
 def _print(folder: Path, summary: dict[str, Any]) -> None:
+    if "circuit_selection" in summary:
+        cands = summary["circuit_selection"]["candidates"]
+        runner_up = (f"; next {cands[1]['circuit']}, BIC {cands[1]['bic']:+.1f}"
+                     if len(cands) > 1 else "")
+        click.echo(f"circuit chosen among {len(cands)} by BIC: {cands[0]['circuit']} "
+                   f"(BIC {cands[0]['bic']:+.1f}{runner_up}; --circuit to choose)")
     click.echo(f"{summary['n_spectra']} spectra fitted with {summary['circuit']} "
                f"(median chi2 {summary['median_chi_square']:.3g}; "
                f"{summary['n_fit_failed']} not converged, {summary['n_kk_invalid']} fail Lin-KK)")

@@ -107,8 +107,10 @@ def analyze_run(run_dir: str | Path, circuit: str | None = None, *,
             geometry_from = "cell file"
         else:
             geometry_from = None
-    if circuit is None:
-        circuit = PELLET_CIRCUIT if geometry_from == "cell file" else CELL_CIRCUIT
+    if circuit is None:  # labctl knows what it measured; another cycler's file does not
+        circuit = ("auto" if run.meta.get("status") == "imported" else
+                   PELLET_CIRCUIT if geometry_from == "cell file" else CELL_CIRCUIT)
+    circuit, selection = _resolve_circuit(circuit, spectra, options.get("weighting", "modulus"))
     temps = info["temperature_c"].to_numpy(float)
     # Arrhenius only makes sense when the temperatures really differ (> 1 K apart).
     distinct = np.isfinite(temps).any() and np.nanmax(temps) - np.nanmin(temps) > 1.0
@@ -119,9 +121,26 @@ def analyze_run(run_dir: str | Path, circuit: str | None = None, *,
         if distinct else info.merge(result.fits.drop(columns=["temperature_c"]), on="spectrum")
     summary = summarize(result, geometry=(thickness_mm, area_cm2), geometry_from=geometry_from)
     summary["run"] = run.path.name
+    if selection is not None:
+        summary["circuit_selection"] = selection
     folder = save_analysis(run.path, ANALYSIS_NAME, tables=result.tables(), summary=summary,
                            figures=_figures(result) if plots else None)
     return result, folder, summary
+
+
+def _resolve_circuit(circuit: str, spectra: list, weighting: str) -> tuple[str, dict | None]:
+    """`auto` -> the circuit chosen by BIC (module `select`) and how; else as given."""
+    if circuit.strip().lower() != "auto":
+        return circuit, None
+    from labctl.analysis.eis.fit import spectrum_arrays
+    from labctl.analysis.eis.select import choose_circuit, chosen_spectra
+
+    arrays = [spectrum_arrays(s) for s in spectra]
+    chosen, scored = choose_circuit(arrays, weighting=weighting)
+    return chosen, {"method": "BIC of the multi-start fit, summed over spectra "
+                              f"{chosen_spectra(len(arrays))}; circuits with parameters not "
+                              "identifiable on most of them rank last",
+                    "candidates": [c.as_dict() for c in scored]}
 
 
 def summarize(result: EisAnalysis, *, geometry: tuple, geometry_from: str | None) -> dict:
@@ -193,7 +212,9 @@ def analyze_file(path: str | Path, circuit: str | None = None, *, output: str | 
 
     path = Path(path)
     spectrum = read_spectrum(path)
-    result = analyze_spectra([spectrum], circuit or CELL_CIRCUIT, thickness_mm=thickness_mm,
+    circuit, selection = _resolve_circuit(circuit or "auto", [spectrum],
+                                          options.get("weighting", "modulus"))
+    result = analyze_spectra([spectrum], circuit, thickness_mm=thickness_mm,
                              area_cm2=area_cm2,
                              temperatures_c=None if temperature_c is None else [temperature_c],
                              names=[path.stem], **options)
@@ -202,6 +223,8 @@ def analyze_file(path: str | Path, circuit: str | None = None, *, output: str | 
     summary = summarize(result, geometry=(thickness_mm, area_cm2),
                         geometry_from="arguments" if thickness_mm is not None else None)
     summary["file"] = str(path)
+    if selection is not None:
+        summary["circuit_selection"] = selection
     _save_plain(folder, result, summary, plots)
     return result, folder, summary
 
