@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -45,6 +46,11 @@ class _TerminalSafeConsole(Console):
     rich adds its own styling codes. emoji=False: ":smile:" in a file stays as written.
     """
 
+    def on_broken_pipe(self) -> None:
+        """`labctl show RUN | head`: quiet, with the same status as click's output."""
+        _quiet_stdout()
+        raise SystemExit(EXIT_BROKEN_PIPE)
+
     def _render_buffer(self, buffer: Any) -> str:
         return super()._render_buffer(
             seg if seg.control or not _CONTROL.search(seg.text)
@@ -57,6 +63,7 @@ err_console = _TerminalSafeConsole(stderr=True, emoji=False)
 
 EXIT_RUN_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as `yes | head` leaves `yes`
 EXIT_INTERRUPTED = 130
 
 
@@ -107,6 +114,9 @@ def user_errors(func):
             else:
                 print_error(exc)
             sys.exit(EXIT_BAD_INPUT)
+        except BrokenPipeError:  # `labctl ... | head`: the reader has what it wanted
+            _quiet_stdout()
+            sys.exit(EXIT_BROKEN_PIPE)
         except OSError as exc:  # read-only results folder, full disk, file in the way...
             from labctl.store.atomic import describe_os_error
 
@@ -118,6 +128,15 @@ def user_errors(func):
             sys.exit(EXIT_BAD_INPUT)
 
     return wrapper
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's exit flush raises nothing more."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def parse_params(values: tuple[str, ...]) -> dict[str, str]:
