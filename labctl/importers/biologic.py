@@ -68,7 +68,10 @@ def read_mpr(path: Path, data: bytes) -> Parsed:
                    "'labctl[import]'", FMT_MPR) from None
     try:
         # the bytes already read (and hashed), not the path: what is stored is what was hashed
-        mpr = BioLogic.MPRfile(_Views(data))
+        try:
+            mpr = BioLogic.MPRfile(_Views(data))
+        except (TypeError, AttributeError):  # a galvani that needs bytes, not views
+            mpr = BioLogic.MPRfile(io.BytesIO(data))
     except NotImplementedError as exc:
         raise fail(path, "data module", f"galvani cannot read this EC-Lab version's data "
                    f"({exc}); export the file as text (.mpt) in EC-Lab and import that",
