@@ -178,6 +178,7 @@ def _read(data: bytes) -> dict[str, Any] | None:
         capacity = dt * cur_ma
         capacity /= 3600.0
         since = since_last(dt)
+        # capacity * V into dt's buffer (dt is not needed after its own running sums)
         energy_since = since_last(np.multiply(capacity, volt, out=dt))
         charge_since = since_last(capacity)
     time_s = np.repeat(col("time_ms", 1e-3), span)

@@ -20,9 +20,9 @@ CUMULATIVE = ("charge_capacity_ah", "discharge_capacity_ah", "charge_energy_wh",
 def _pair_sums_dot(y: np.ndarray, dt: np.ndarray) -> float:
     """sum((y[1:] + y[:-1]) * dt) without np.dot: numpy hands a dot product to OpenBLAS,
     which above 10 000 elements wakes its thread pool, and the pool's threads then
-    spin-wait for more work (~40 ms of CPU per call on a 2-core machine, more than a
-    whole 250 k-row import's Parquet write); its result also depends on the number
-    of threads. numpy's own pairwise sum is deterministic and as accurate."""
+    spin-wait for more work (~40 ms of CPU after such a call on a 2-core machine, more
+    than a whole 250 k-row import's Parquet write); its result also depends on the
+    number of threads. numpy's own pairwise sum is deterministic and as accurate."""
     s = np.add(y[1:], y[:-1])
     s *= dt
     return float(np.add.reduce(s))
