@@ -236,7 +236,8 @@ def to_samples(parsed: Parsed, path: Any) -> tuple[dict[str, np.ndarray], list[I
 
     areas: dict[str, np.ndarray] = {}
 
-    def column(counter: Counter | None, value: np.ndarray, sign: int, what: str) -> np.ndarray:
+    def column(counter: Counter | None, value: np.ndarray | None, sign: int, what: str
+               ) -> np.ndarray:
         if counter is not None:
             if len(counter.values) != n:
                 raise fail(path, "", f"the {what} column has {len(counter.values)} values for "
@@ -247,11 +248,13 @@ def to_samples(parsed: Parsed, path: Any) -> tuple[dict[str, np.ndarray], list[I
         else:  # charge and discharge share one integral, split by sign
             key = "energy" if "energy" in what else "capacity"
             if key not in areas:
+                assert value is not None
                 areas[key] = _areas(test_time, value)
             inc = _integrated(areas[key], sign)
         return _per_cycle(inc, cycle_start)
 
-    power = cur * volt
+    # V*I only where an energy counter is missing (integrated from it)
+    power = cur * volt if parsed.charge_wh is None or parsed.discharge_wh is None else None
     samples = {
         "test_time_s": test_time,
         "unix_time_s": (np.asarray(parsed.unix_time_s, dtype=np.float64)
