@@ -38,6 +38,28 @@ def _pick(names: list[str], candidates: tuple[str, ...]) -> str | None:
     return next((c for c in candidates if c in names), None)
 
 
+class _Views(io.BytesIO):
+    """The file for galvani: large reads (its data module) as views of the bytes, not
+    copies. galvani reads each module with read() and slices the data module again
+    before its np.frombuffer: two copies of the sample's 3.6 MB module, ~5 ms of CPU of
+    a 21 ms import (fresh pages included). A memoryview serves both. Small reads stay
+    bytes (galvani concatenates header bytes)."""
+
+    _VIEW_FROM = 65536
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self._view = memoryview(data)
+
+    def read(self, size: int | None = -1) -> Any:
+        if size is None or size < self._VIEW_FROM:
+            return super().read(size)
+        pos = self.tell()
+        out = self._view[pos:pos + size]
+        self.seek(pos + len(out))
+        return out
+
+
 def read_mpr(path: Path, data: bytes) -> Parsed:
     try:
         from galvani import BioLogic
@@ -46,7 +68,10 @@ def read_mpr(path: Path, data: bytes) -> Parsed:
                    "'labctl[import]'", FMT_MPR) from None
     try:
         # the bytes already read (and hashed), not the path: what is stored is what was hashed
-        mpr = BioLogic.MPRfile(io.BytesIO(data))
+        try:
+            mpr = BioLogic.MPRfile(_Views(data))
+        except (TypeError, AttributeError):  # a galvani that needs bytes, not views
+            mpr = BioLogic.MPRfile(io.BytesIO(data))
     except NotImplementedError as exc:
         raise fail(path, "data module", f"galvani cannot read this EC-Lab version's data "
                    f"({exc}); export the file as text (.mpt) in EC-Lab and import that",

@@ -116,8 +116,10 @@ def _test_time_from_step_time(step_time: np.ndarray, step: np.ndarray) -> np.nda
     ends = np.r_[starts[1:] - 1, n - 1]
     durations = step_time[ends] - step_time[starts]
     offsets = np.r_[0.0, np.cumsum(durations)[:-1]]
-    step_no = np.cumsum(start) - 1
-    return offsets[step_no] + (step_time - step_time[starts][step_no])
+    sizes = np.diff(np.r_[starts, n])  # per-step values repeated, not gathered per record
+    out = step_time - np.repeat(step_time[starts], sizes)
+    out += np.repeat(offsets, sizes)
+    return out
 
 
 def read_csv(path: Path, data: bytes) -> Parsed:

@@ -22,6 +22,11 @@ def both(vendor):
 def test_every_record_and_column_as_newarenda_reads_it(both):
     ours, df = both
     assert ours is not None and len(ours["Index"]) == len(df) == 252951
+    _same_as_newarenda(ours, df)
+
+
+def _same_as_newarenda(ours, df):
+    assert len(ours["Index"]) == len(df)
     for name in ("Index", "Cycle", "Step", "Step_Index"):
         assert np.array_equal(ours[name], df[name].to_numpy(np.int64)), name
     # newarenda hands out float32: equal to its precision (ours stay float64)
@@ -33,6 +38,48 @@ def test_every_record_and_column_as_newarenda_reads_it(both):
     stamps = df["Timestamp"].map(lambda x: x.timestamp()).to_numpy()
     assert ours["start"][0] == pytest.approx(stamps[0], abs=1e-6)
     assert np.array_equal(ours["T1"], df["T1"].to_numpy(np.float64))
+
+
+def _record_offset(i: int) -> int:
+    """Byte offset of record i (0-based) in data.ndc: 4 KiB pages after a header page,
+    8-byte records in bytes 132..4092 of each."""
+    page, j = divmod(i, (4096 - 136) // 8)
+    return 4096 * (1 + page) + 132 + 8 * j
+
+
+def _run_info_offset(i: int) -> int:
+    page, j = divmod(i, (4096 - 196) // 100)
+    return 4096 * (1 + page) + 132 + 100 * j
+
+
+def test_padding_inside_the_records_and_odd_run_info_rows(vendor, tmp_path):
+    """Padding (voltage 0) between records, not only after the last one, a runInfo row
+    pointing past the records and a duplicated one: the reader's general path, still
+    record for record what newarenda reads."""
+    import struct
+    import zipfile
+
+    import NewareNDA
+
+    with zipfile.ZipFile(vendor / NDAX) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    data = bytearray(members["data.ndc"])
+    for i in [5, *range(1000, 1060), 77777, 123456]:
+        data[_record_offset(i):_record_offset(i) + 4] = bytes(4)
+    members["data.ndc"] = bytes(data)
+    run = bytearray(members["data_runInfo.ndc"])
+    struct.pack_into("<i", run, _run_info_offset(10) + 41, 999_999)
+    struct.pack_into("<i", run, _run_info_offset(20) + 41,
+                     struct.unpack_from("<i", run, _run_info_offset(19) + 41)[0])
+    members["data_runInfo.ndc"] = bytes(run)
+    odd = tmp_path / "odd.ndax"
+    with zipfile.ZipFile(odd, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, blob in members.items():
+            z.writestr(name, blob)
+    ours = read_ndax(odd.read_bytes())
+    df = NewareNDA.read(str(odd), software_cycle_number=False, log_level="ERROR")
+    assert ours is not None and len(df) == 252951 - 63
+    _same_as_newarenda(ours, df)
 
 
 def test_records_between_run_info_rows_are_interpolated(both):

@@ -124,6 +124,21 @@ def test_biologic_mpr(vendor, imported):
     assert "spectra" in run.record_tables()
 
 
+def test_mpr_read_from_views_of_the_bytes_as_from_a_file(vendor):
+    # the importer hands galvani views of the bytes it hashed instead of copies
+    import io
+
+    from galvani import BioLogic
+
+    from labctl.importers.biologic import _Views
+
+    data = (vendor / "biol.mpr").read_bytes()
+    ours, theirs = BioLogic.MPRfile(_Views(data)), BioLogic.MPRfile(io.BytesIO(data))
+    assert ours.data.dtype == theirs.data.dtype and len(ours.data) == len(theirs.data) > 0
+    assert ours.data.tobytes() == theirs.data.tobytes()
+    assert ours.timestamp == theirs.timestamp
+
+
 def test_neware_ndax(vendor, imported):
     import NewareNDA
 

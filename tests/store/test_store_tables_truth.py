@@ -72,6 +72,20 @@ def test_step_accumulator_on_a_linear_ramp_fed_in_batches(cuts):
     assert (r.step_index, r.cycle_index, r.kind, r.end_kind) == (4, 2, "discharge", "condition")
 
 
+def test_step_accumulator_long_step_matches_the_closed_form():
+    # 50 000 samples in one batch: the trapezoid sums' length where numpy's dot product
+    # would go to a multi-threaded BLAS; the means are still the ramp's midpoint values
+    rng = np.random.default_rng(7)
+    t, v, i, temp, cum, (t0, t1, v0, dvdt, i0, didt) = _ramp_step(rng, n=50_000)
+    acc = StepAccumulator(1, 1, "discharge", "long", "steps[0]")
+    acc.feed(_columns(t, v, i, temp, cum, step_index=1, cycle_index=1))
+    r = acc.result("condition", "end")
+    dur = t1 - t0
+    assert r.mean_voltage_v == pytest.approx(v0 + dvdt * dur / 2, rel=1e-12)
+    assert r.mean_current_a == pytest.approx(i0 + didt * dur / 2, rel=1e-12)
+    assert r.n_samples == 50_000
+
+
 def test_step_accumulator_single_sample_and_empty():
     acc = StepAccumulator(1, 1, "rest", "Rest", "steps[0]")
     acc.feed(_columns([5.0], [3.3], [0.0], [24.0], {n: [0.1] for n in CUMULATIVE}))
