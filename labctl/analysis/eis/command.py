@@ -21,8 +21,9 @@ def eis_command() -> click.Command:
     @click.argument("target")
     @click.option("--circuit", default=None,
                   help="Circuit string, e.g. 'R0-p(R1,CPE1)-W1', or 'auto': the best of "
-                       "seven usual circuits by BIC (default: 'auto' for imported runs and "
-                       "spectrum files; for labctl's runs 'R0-p(R1,CPE1)-W1', or "
+                       "seven usual circuits (with L0 when inductive) by BIC (default: "
+                       "'auto' for imported runs and spectrum files; for labctl's runs "
+                       "'R0-p(R1,CPE1)-W1', or "
                        "'p(R1,CPE1)-p(R2,CPE2)-CPE3' for a pellet run).")
     @click.option("--thickness-mm", type=float, default=None, help="Pellet thickness (mm).")
     @click.option("--area-cm2", type=float, default=None, help="Electrode area (cm^2).")

@@ -64,14 +64,27 @@ def chosen_spectra(n: int) -> list[int]:
     return sorted(set(np.linspace(0, n - 1, min(n, MAX_SPECTRA)).round().astype(int).tolist()))
 
 
+def inductive(frequency_hz: np.ndarray, z: np.ndarray) -> bool:
+    """Z'' > 0 at the top of the band: the cell leads' inductance is in the spectrum."""
+    f, z = np.asarray(frequency_hz, float), np.asarray(z, complex)
+    top = f >= np.quantile(f, 0.9)
+    return bool(np.any(z.imag[top] > 0))
+
+
 def choose_circuit(arrays: Sequence[tuple[np.ndarray, np.ndarray]], *,
-                   candidates: Sequence[str] = CANDIDATES, weighting: str = "modulus"
+                   candidates: Sequence[str] | None = None, weighting: str = "modulus"
                    ) -> tuple[str, list[Candidate]]:
     """The best candidate for (frequency_hz, z) spectra, and every candidate's score
-    (best first)."""
+    (best first). Default candidates: CANDIDATES, and each with a series inductor `L0`
+    too when the spectra turn inductive at their highest frequencies (cables and leads;
+    without it those points alone spoil every fit)."""
     from labctl.analysis.eis.fit import fit_many
 
     picked = [arrays[i] for i in chosen_spectra(len(arrays))]
+    if candidates is None:
+        candidates = list(CANDIDATES)
+        if any(inductive(f, z) for f, z in picked):
+            candidates += [f"L0-{c}" for c in CANDIDATES]
     scored: list[Candidate] = []
     for circuit in candidates:
         fits = fit_many(picked, circuit, weighting=weighting)

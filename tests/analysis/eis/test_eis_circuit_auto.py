@@ -9,7 +9,17 @@ from click.testing import CliRunner
 
 from labctl.analysis.eis.fit import fit_spectrum
 from labctl.analysis.eis.select import bic, choose_circuit
-from tests.analysis.eis.synth_eis import CASES, F_60, noisy, q_for, z_cpe, z_r_cpe
+from tests.analysis.eis.synth_eis import (
+    ARC_WARBURG,
+    CASES,
+    F_60,
+    noisy,
+    q_for,
+    z_arc_warburg,
+    z_cpe,
+    z_inductor,
+    z_r_cpe,
+)
 
 # A tail that is not 45 degrees (blocking electrode / non-ideal diffusion): the CPE tail.
 ARC_CPE_TAIL = {"R0": 3.0, "R1": 40.0, "CPE1_0": q_for(40.0, 2e-4, 0.9), "CPE1_1": 0.9,
@@ -21,7 +31,16 @@ def _z_arc_cpe_tail(p, f=F_60):
             + z_cpe(p["CPE2_0"], p["CPE2_1"], f))
 
 
-TRUTHS = {**CASES, "R0-p(R1,CPE1)-CPE2": (ARC_CPE_TAIL, _z_arc_cpe_tail)}
+# Leads of 0.2 uH: Z'' > 0 above ~30 kHz, as in impedance.py's exampleData.csv.
+LEADS = {**ARC_WARBURG, "L0": 2e-7}
+
+
+def _z_leads_arc_warburg(p, f=F_60):
+    return z_inductor(p["L0"], f) + z_arc_warburg(p, f)
+
+
+TRUTHS = {**CASES, "R0-p(R1,CPE1)-CPE2": (ARC_CPE_TAIL, _z_arc_cpe_tail),
+          "L0-R0-p(R1,CPE1)-W1": (LEADS, _z_leads_arc_warburg)}
 
 
 @pytest.mark.parametrize("circuit", sorted(TRUTHS))
@@ -34,6 +53,14 @@ def test_auto_picks_the_circuit_that_made_the_spectrum(circuit, seed):
     fit = fit_spectrum(F_60, z, chosen).as_dict()
     for name in (n for n in truth if n.startswith("R")):
         assert fit[name] == pytest.approx(truth[name], rel=0.05)
+
+
+def test_inductive_points_bring_the_l0_candidates():
+    truth, model = TRUTHS["R0-p(R1,CPE1)-W1"]
+    _, plain = choose_circuit([(F_60, noisy(model(truth), 0.005, 1))])
+    assert not any(c.circuit.startswith("L0-") for c in plain)
+    _, leads = choose_circuit([(F_60, noisy(_z_leads_arc_warburg(LEADS), 0.005, 1))])
+    assert sum(c.circuit.startswith("L0-") for c in leads) == len(plain)
 
 
 def test_bic_penalises_parameters_and_rewards_fit():
