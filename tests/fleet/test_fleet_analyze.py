@@ -205,7 +205,7 @@ def test_a_run_that_kills_its_worker_fails_alone_not_its_whole_task(
     outcome = fleet_analyze.analyze_all("cycling", results=store_copy, client=client,
                                         options={"no_plots": True})
     failed = {Path(r["run_path"]).name: r["error"] for r in outcome.failed}
-    assert list(failed) == ["poison-run"] and "KilledWorker" in failed["poison-run"]
+    assert list(failed) == ["poison-run"] and "KilledWorker" in failed["poison-run"], failed
     assert len(outcome.results) == len(CELLS) + 1  # the 5 runs of its task were redone alone
     for run in _runs(store_copy):
         if run.name != "poison-run":
