@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from labctl.errors import LabctlError
-from labctl.importers.base import ImportFailure, Parsed, fail, to_samples
+from labctl.importers.base import CYCLE_RULES, ImportFailure, Parsed, fail, to_samples
 from labctl.importers.registry import FORMAT_NAMES, detect, read
 from labctl.records import SAMPLE_COLUMNS
 from labctl.store.imported import IMPORTED, create_imported_run, find_by_sha256, has_size
@@ -78,10 +78,14 @@ def parse_file(path: str | Path, fmt: str = "auto", data: bytes | None = None
 
 
 def import_file(path: str | Path, results: str | Path = "results", fmt: str = "auto",
-                cell: str | None = None, name: str | None = None, force: bool = False
-                ) -> ImportResult:
+                cell: str | None = None, name: str | None = None, force: bool = False,
+                cycles: str = "file") -> ImportResult:
     """Import one file as a run (status "imported"); refuses a file already imported
-    (same sha256) unless `force`, returning the run that holds it."""
+    (same sha256) unless `force`, returning the run that holds it. `cycles`: "file" keeps
+    the file's own cycle numbers, "labctl" numbers them by labctl's rule (a new cycle
+    when a charging step follows a discharging one), the same for every cycler."""
+    if cycles not in CYCLE_RULES:
+        raise LabctlError(f"--cycles {cycles!r}: allowed: {', '.join(CYCLE_RULES)}")
     p = Path(path)
     data = _read(p)
     if not force and has_size(results, len(data)):
@@ -102,7 +106,7 @@ def import_file(path: str | Path, results: str | Path = "results", fmt: str = "a
         finally:
             hasher.join()
         digest = box["sha"]
-    return _store(p, data, digest, parsed, results, cell, name)
+    return _store(p, data, digest, parsed, results, cell, name, cycles)
 
 
 def _existing(run_dir: Path) -> ImportResult:
@@ -120,11 +124,11 @@ def _empty_samples() -> dict[str, np.ndarray]:
 
 
 def _store(p: Path, data: bytes, digest: str, parsed: Parsed, results: str | Path,
-           cell: str | None, name: str | None) -> ImportResult:
+           cell: str | None, name: str | None, cycles: str = "file") -> ImportResult:
     if len(parsed.time_s) == 0 and parsed.records:
         samples, steps = _empty_samples(), []
     else:
-        samples, steps = to_samples(parsed, p)
+        samples, steps = to_samples(parsed, p, cycles)
     n_rows = len(samples["test_time_s"])
     source_rows = parsed.source_rows if parsed.source_rows is not None else n_rows
     started = parsed.start_unix_s

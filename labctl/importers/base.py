@@ -185,7 +185,11 @@ def _per_cycle(inc: np.ndarray, cycle_start: np.ndarray) -> np.ndarray:
     return total
 
 
-def to_samples(parsed: Parsed, path: Any) -> tuple[dict[str, np.ndarray], list[ImportedStep]]:
+CYCLE_RULES = ("file", "labctl")
+
+
+def to_samples(parsed: Parsed, path: Any, cycles: str = "file"
+               ) -> tuple[dict[str, np.ndarray], list[ImportedStep]]:
     """labctl's sample columns and execution-order steps from a Parsed file."""
     fmt = parsed.fmt
     t = np.asarray(parsed.time_s, dtype=np.float64)
@@ -223,16 +227,29 @@ def to_samples(parsed: Parsed, path: Any) -> tuple[dict[str, np.ndarray], list[I
         parsed.conversions.append("cycle_index: the file has no cycle numbers; cycle 1 from the "
                                   "start, a new cycle when a charging step starts after a "
                                   "discharging step")
+        counter_cycle_start = np.r_[True, cycle[1:] != cycle[:-1]]
     else:
         cycle = np.asarray(parsed.cycle, dtype=np.int64)
+        # the vendor's cycle starts: where its counters that restart per cycle restart
+        counter_cycle_start = np.r_[True, cycle[1:] != cycle[:-1]]
+        if cycles == "labctl":
+            # Vendors count cycles their own way (Neware per loop of the schedule, Arbin
+            # when a charge follows a discharge, ...): one rule across cyclers compares them.
+            step_start = step_start | counter_cycle_start
+            n_file = len(np.unique(cycle))
+            cycle = _derive_cycles(direction, step_start)
+            parsed.conversions.append(
+                f"cycle_index: labctl's rule (--cycles labctl), not the file's own cycle numbers "
+                f"({n_file} cycles in the file): cycle 1 from the start, a new cycle when a "
+                "charging step starts after a discharging step")
     cycle_start = np.r_[True, cycle[1:] != cycle[:-1]]
-    step_start = step_start | cycle_start
+    step_start = step_start | cycle_start | counter_cycle_start
     parsed.conversions.append(f"step_index: 1, 2, ... in execution order; {rule}")
     starts = np.flatnonzero(step_start)
     # 1, 2, ... repeated over each step's rows (a cumsum of the flags costs 4x more)
     step_index = np.repeat(np.arange(1, len(starts) + 1, dtype=np.int64),
                            np.diff(np.r_[starts, n]))
-    boundary = {"step": step_start, "cycle": cycle_start}
+    boundary = {"step": step_start, "cycle": counter_cycle_start}
 
     areas: dict[str, np.ndarray] = {}
 

@@ -29,11 +29,16 @@ from labctl.importers.registry import FORMAT_NAMES
               help="Import each new or changed file in DIR once it stops growing (Ctrl-C stops).")
 @click.option("--force", is_flag=True, help="Import a file again even if a run already holds "
               "the same content (sha256).")
+@click.option("--cycles", type=click.Choice(["file", "labctl"]), default="file",
+              show_default=True, help="file: the file's own cycle numbers; labctl: a new "
+              "cycle when a charging step follows a discharging one, the same rule for every "
+              "cycler (to compare cycle N across vendors).")
 @results_option
 @json_option
 @user_errors
 def import_cmd(files: tuple[str, ...], fmt: str, cell: str | None, name: str | None,
-               watch_dir: str | None, force: bool, results: str, as_json: bool) -> None:
+               watch_dir: str | None, force: bool, cycles: str, results: str,
+               as_json: bool) -> None:
     """Import cycler and potentiostat files (Arbin, BioLogic, Maccor, Neware, BDF, PEC,
     impedance spectra) as runs in the results store, with status `imported`.
 
@@ -46,14 +51,16 @@ def import_cmd(files: tuple[str, ...], fmt: str, cell: str | None, name: str | N
             raise LabctlError("give either FILE ... or --watch DIR, not both")
         from labctl.importers.watch import watch
 
-        watch(Path(watch_dir), results, fmt=fmt, cell=cell, force=force, as_json=as_json)
+        watch(Path(watch_dir), results, fmt=fmt, cell=cell, force=force, as_json=as_json,
+              cycles=cycles)
         return
     if not files:
         raise LabctlError("nothing to import: give one or more files, or --watch DIR")
     runs, errors = [], []
     for f in files:
         try:
-            r = import_file(f, results, fmt=fmt, cell=cell, name=name, force=force)
+            r = import_file(f, results, fmt=fmt, cell=cell, name=name, force=force,
+                            cycles=cycles)
         except LabctlError as exc:
             errors.append(str(exc))
             if not as_json:

@@ -18,6 +18,7 @@ from labctl.errors import LabctlError
 
 def watch(folder: Path, results: str, fmt: str = "auto", cell: str | None = None,
           force: bool = False, as_json: bool = False, settle_s: float = 2.0,
+          cycles: str = "file",
           poll_s: float = 1.0, max_polls: int | None = None) -> None:
     from labctl.commands.common import emit_json, err_console
     from labctl.importers.api import import_file
@@ -53,7 +54,7 @@ def watch(folder: Path, results: str, fmt: str = "auto", cell: str | None = None
                 pending.pop(p, None)
                 seen[p] = key
                 try:
-                    r = import_file(p, results, fmt=fmt, cell=cell, force=force)
+                    r = import_file(p, results, fmt=fmt, cell=cell, force=force, cycles=cycles)
                 except LabctlError as exc:
                     if as_json:
                         emit_json({"ok": False, "error": str(exc)})

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from labctl import open_run
+from labctl.errors import LabctlError
 
 RES = "20160805_test001_45_cc_01.res"
 NDAX = "20260302_IFE_BTS85_2_9_8_1.ndax"
@@ -173,3 +174,30 @@ def test_reimport_refused_then_forced(vendor, tmp_path):
     assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 1
     forced = import_file(vendor / "neware_uio.csv", tmp_path, force=True)
     assert not forced.existing and forced.path != first.path
+
+
+def test_neware_csv_with_labctl_cycle_numbers(vendor, tmp_path):
+    """--cycles labctl: a new cycle where a charging step follows a discharging one, from
+    the file's own step types and per-step counters (read here with pandas)."""
+    from labctl.importers.api import import_file
+
+    raw = pd.read_csv(vendor / "neware_uio.csv")
+    steps = raw.groupby(["Cycle Index", "Step Index"], sort=False).agg(
+        kind=("Step Type", "first"), charge=("Chg. Cap.(Ah)", "last"),
+        discharge=("DChg. Cap.(Ah)", "last"))
+    cycle, seen_discharge, expected = 1, False, []
+    for kind in steps["kind"]:
+        if "DChg" in kind:
+            seen_discharge = True
+        elif "Chg" in kind and seen_discharge:
+            cycle, seen_discharge = cycle + 1, False
+        expected.append(cycle)
+    per = steps.assign(cycle=expected).groupby("cycle")[["charge", "discharge"]].sum()
+    assert len(per) != raw["Cycle Index"].nunique()  # the file counts otherwise
+
+    run = open_run(import_file(vendor / "neware_uio.csv", tmp_path, cycles="labctl").path)
+    _per_cycle_close(run, per)
+    assert list(run.cycles.cycle_index) == list(per.index)
+    assert any("--cycles labctl" in c for c in run.meta["source"]["conversions"])
+    with pytest.raises(LabctlError, match="allowed: file, labctl"):
+        import_file(vendor / "neware_uio.csv", tmp_path / "x", cycles="vendor", force=True)
