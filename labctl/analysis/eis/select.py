@@ -78,13 +78,24 @@ def choose_circuit(arrays: Sequence[tuple[np.ndarray, np.ndarray]], *,
     (best first). Default candidates: CANDIDATES, and each with a series inductor `L0`
     too when the spectra turn inductive at their highest frequencies (cables and leads;
     without it those points alone spoil every fit)."""
+    from labctl.analysis.eis.circuit import parse_circuit
     from labctl.analysis.eis.fit import fit_many
+    from labctl.errors import LabctlError
 
     picked = [arrays[i] for i in chosen_spectra(len(arrays))]
     if candidates is None:
         candidates = list(CANDIDATES)
         if any(inductive(f, z) for f, z in picked):
             candidates += [f"L0-{c}" for c in CANDIDATES]
+    # a BIC needs residual degrees of freedom: more real numbers than parameters
+    values = 2 * min(len(f) for f, _ in picked)
+    sizes = {c: parse_circuit(c).n_parameters for c in candidates}
+    candidates = [c for c in candidates if sizes[c] < values]
+    if not candidates:
+        smallest = min(sizes, key=sizes.get)
+        raise LabctlError(f"--circuit auto: a spectrum of {values // 2} points is too few for "
+                          f"any candidate (the smallest, {smallest!r}, has {sizes[smallest]} "
+                          f"parameters); give --circuit with fewer, e.g. 'R0-p(R1,C1)'")
     scored: list[Candidate] = []
     for circuit in candidates:
         fits = fit_many(picked, circuit, weighting=weighting)

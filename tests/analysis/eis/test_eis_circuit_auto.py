@@ -81,3 +81,14 @@ def test_a_spectrum_file_is_fitted_with_the_chosen_circuit(tmp_path):
                                              str(tmp_path / "results")])
     assert res.exit_code == 0, res.output
     assert "circuit chosen among 7 by BIC: R0-p(R1,CPE1)-CPE2" in res.output
+
+
+def test_too_few_points_for_any_candidate_is_a_clear_error():
+    from labctl.errors import LabctlError
+
+    truth, model = TRUTHS["R0-p(R1,CPE1)-W1"]
+    f = F_60[::20]  # 3 points: 6 numbers, only the 4- and 5-parameter circuits qualify
+    chosen, scored = choose_circuit([(f, model(truth, f))])
+    assert {c.n_parameters for c in scored} == {4, 5}
+    with pytest.raises(LabctlError, match="too few for any candidate"):
+        choose_circuit([(F_60[:1], model(truth, F_60[:1]))])
