@@ -14,6 +14,8 @@ import importlib
 
 import click
 
+from labctl.commands import gc_paused
+
 # name -> (module:attribute, one-line help shown by `labctl --help` without importing it)
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("labctl.commands.running:validate",
@@ -55,7 +57,8 @@ class LazyCommands(click.Group):
         if target is None:
             return None
         module_name, _, attr = target[0].partition(":")
-        command = getattr(importlib.import_module(module_name), attr)
+        with gc_paused():  # imports make no garbage for the collector to look for
+            command = getattr(importlib.import_module(module_name), attr)
         command.name = name
         return command
 

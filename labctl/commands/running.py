@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from labctl.commands import gc_paused
 from labctl.commands.common import (
     EXIT_INTERRUPTED,
     EXIT_RUN_FAILED,
@@ -216,8 +217,9 @@ def run(procedure: str | None, station: str | None, cell: str | None, params: tu
         results: str, channels: tuple[str, ...], batch: str | None, speed: float | None,
         processes: int | None, no_progress: bool, scheduler: str | None, as_json: bool) -> None:
     """Validate, then run a procedure; prints the run directory and a summary."""
-    from labctl.engine.control import RunControl, signals_abort
-    from labctl.engine.session import prepare, start_run
+    with gc_paused():  # imports make no garbage for the collector to look for
+        from labctl.engine.control import RunControl, signals_abort
+        from labctl.engine.session import prepare, start_run
 
     if scheduler:
         if not batch or procedure or channels:
@@ -231,14 +233,16 @@ def run(procedure: str | None, station: str | None, cell: str | None, params: tu
         return
     if procedure is None:
         raise LabctlError("name a procedure file (or use --batch FILE)")
-    prep = prepare(procedure, station_path=station, cell_ref=cell, params=parse_params(params))
-    if channels:
-        from labctl.engine.multi import on_channel
+    with gc_paused():  # reading the inputs and the ceilings check import most of labctl
+        prep = prepare(procedure, station_path=station, cell_ref=cell,
+                       params=parse_params(params))
+        if channels:
+            from labctl.engine.multi import on_channel
 
-        prep = on_channel(prep, channels[0])
-    from labctl.plan import enforce_ceilings
+            prep = on_channel(prep, channels[0])
+        from labctl.plan import enforce_ceilings
 
-    enforce_ceilings(prep, need_report=False)  # exit 2 (with the estimate) past a ceiling
+        enforce_ceilings(prep, need_report=False)  # exit 2 (with the estimate) past a ceiling
     _skip_final_collection()
     control = RunControl()
     with signals_abort(control):

@@ -60,6 +60,7 @@ class Meter:
         self._sigma = np.array([self.noise[QUANTITIES[k]] for k in self._noisy],
                                np.float32)[:, None]
         self._sigmas = [self.noise[QUANTITIES[k]] for k in self._noisy]
+        self._quiet = [k for k in range(len(QUANTITIES)) if k not in self._noisy]
         self._steps = np.array([self.resolution.get(q, 0.0) for q in QUANTITIES])
         self._rows = np.flatnonzero(self._steps).tolist()
 
@@ -70,7 +71,7 @@ class Meter:
             return voltage_v, current_a, temperature_c
         n = len(voltage_v)
         out = np.empty((3, n))  # np.stack's checks cost more than these three copies
-        out[0], out[1], out[2] = voltage_v, current_a, temperature_c
+        values = (voltage_v, current_a, temperature_c)
         noisy = self._noisy
         if noisy and n <= _TABLE_SIZE // 4:
             table = _noise_table()
@@ -78,8 +79,14 @@ class Meter:
             picks = self.rng.integers(0, 2 * (_TABLE_SIZE - n), size=len(noisy)).tolist()
             for row, pick, sigma in zip(noisy, picks, self._sigmas, strict=True):
                 start = pick >> 1
-                out[row] += table[start:start + n] * (-sigma if pick & 1 else sigma)
+                # value + noise straight into the output row (the same sum as a copy, then
+                # +=, without the copy).
+                np.add(values[row], table[start:start + n] * (-sigma if pick & 1 else sigma),
+                       out=out[row])
+            for row in self._quiet:
+                out[row] = values[row]
         elif noisy:
+            out[0], out[1], out[2] = values
             # float32 draws: faster, and plenty for noise a few decades below the signal.
             draws = self.rng.standard_normal((len(noisy), n), dtype=np.float32)
             draws *= self._sigma
@@ -87,6 +94,8 @@ class Meter:
                 out += draws
             else:
                 out[noisy] += draws
+        else:
+            out[0], out[1], out[2] = values
         if self.resolution:
             steps = self._steps
             if len(self._rows) == 3:
