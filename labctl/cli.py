@@ -11,10 +11,20 @@ and is listed in COMMANDS below; nothing else imports this module.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 
-import click
+# numpy's OpenBLAS starts a worker thread per core when numpy is imported, and each
+# spins for ~0.1 s of CPU waiting for work (measured with perf: `blas_thread_server`)
+# that labctl's small matrices never give it; on a 2-core bench PC that is CPU taken
+# from the command itself. One BLAS thread, unless the user chose otherwise; set
+# before anything imports numpy, and inherited by the worker processes of `run --channel`.
+if "numpy" not in sys.modules:
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from labctl.commands import gc_paused
+import click  # noqa: E402 - after the BLAS setting above
+
+from labctl.commands import gc_paused  # noqa: E402
 
 # name -> (module:attribute, one-line help shown by `labctl --help` without importing it)
 COMMANDS: dict[str, tuple[str, str]] = {
