@@ -168,6 +168,17 @@ def _print_outcome(outcome: Any, as_json: bool) -> None:
     print_results(s, results)
 
 
+def _prefetch_simulation(prep: Any) -> None:
+    """A simulated cycler with noise needs the simulator's noise table at its first batch:
+    have it built on another core while the ceilings are checked (labctl/sim/measure.py)."""
+    for inst in prep.station.instruments.values():
+        if inst.driver == "sim-cycler" and inst.settings.get("noise"):
+            from labctl.sim.measure import prefetch_noise_table
+
+            prefetch_noise_table()
+            return
+
+
 def _skip_final_collection() -> None:
     """At interpreter exit, leave the objects alive now out of the last garbage collection.
 
@@ -239,6 +250,7 @@ def run(procedure: str | None, station: str | None, cell: str | None, params: tu
             from labctl.engine.multi import on_channel
 
             prep = on_channel(prep, channels[0])
+        _prefetch_simulation(prep)
         from labctl.plan import enforce_ceilings
 
         enforce_ceilings(prep, need_report=False)  # exit 2 (with the estimate) past a ceiling
