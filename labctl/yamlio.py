@@ -215,8 +215,8 @@ def _compose(text: str) -> yaml.Node | None:
             and not any(c in text for c in _C_AVOID) and not _C_AVOID_RE.search(text)):
         try:
             return yaml.compose(text, Loader=_C_LOADER)
-        except yaml.YAMLError:
-            pass  # the pure-Python parser below gives PyYAML's usual message and mark
+        except Exception:  # noqa: BLE001 - YAMLError, or UnicodeEncodeError on a lone surrogate
+            pass  # the pure-Python parser below gives PyYAML's usual answer
     return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
