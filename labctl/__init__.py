@@ -22,15 +22,69 @@ __all__ = ["__version__", "open_run", "open_store"]
 def __getattr__(name: str) -> Any:
     # importlib.metadata costs ~10 ms at start-up: look the version up on first use.
     if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+        found = _version_on_path()
+        if found is None:
+            from importlib.metadata import PackageNotFoundError, version
 
-        try:
-            found = version("labctl")
-        except PackageNotFoundError:  # running from a source tree without an install
-            found = "0+unknown"
+            try:
+                found = version("labctl")
+            except PackageNotFoundError:  # running from a source tree without an install
+                found = "0+unknown"
         globals()["__version__"] = found  # looked up once
         return found
     raise AttributeError(f"module 'labctl' has no attribute {name!r}")
+
+
+def _version_on_path() -> str | None:
+    """The version `importlib.metadata.version("labctl")` gives -- the `Version:` of the first
+    labctl dist-info (or egg-info) in `sys.path` order -- read without importing
+    importlib.metadata, which costs ~10 ms (its email parser) in every `labctl run` (the
+    simulated instruments report it as their firmware). None where unsure (a zip or egg
+    on the path, another finder of distributions, an odd header): then importlib.metadata
+    answers."""
+    import os
+    import sys
+    from importlib.machinery import PathFinder
+
+    if any(hasattr(f, "find_distributions") and f is not PathFinder for f in sys.meta_path):
+        return None
+    for entry in sys.path:
+        folder = entry or "."
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            if os.path.exists(folder):
+                return None  # a zip file on the path
+            continue
+        if folder.lower().endswith(".egg"):
+            return None
+        for child in names:  # listdir order, as importlib.metadata's Lookup keeps it
+            low = child.lower()
+            if not low.endswith((".dist-info", ".egg-info")):
+                continue
+            stem = low.rpartition(".")[0].partition("-")[0]
+            if stem.replace(".", "_").replace("-", "_") != "labctl":
+                continue
+            for meta in ("METADATA", "PKG-INFO"):
+                try:
+                    with open(os.path.join(folder, child, meta), encoding="utf-8") as f:
+                        return _version_header(f.read())
+                except OSError:
+                    continue
+            return None
+    return None
+
+
+def _version_header(text: str) -> str | None:
+    lines = text.splitlines()
+    for k, line in enumerate(lines):
+        if not line.strip():
+            return None  # end of the headers
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() == "version":
+            folded = k + 1 < len(lines) and lines[k + 1][:1] in (" ", "\t")
+            return None if folded or not value.strip() else value.strip()
+    return None
 
 
 def open_run(path: Any, results: Any = "results") -> Any:

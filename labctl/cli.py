@@ -11,8 +11,20 @@ and is listed in COMMANDS below; nothing else imports this module.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 
 import click
+
+from labctl.commands import gc_paused
+
+# numpy's OpenBLAS starts a worker thread per core when numpy is imported, and each
+# spins for ~0.1 s of CPU waiting for work (measured with perf: `blas_thread_server`)
+# that these commands' small matrices never give it; on a 2-core bench PC that is CPU
+# taken from the command itself. They run with one BLAS thread, unless the user chose
+# otherwise (set before numpy is imported; the worker processes of `run --channel`
+# inherit it). Analyses may multiply large matrices: they keep OpenBLAS's default.
+_MULTITHREADED_BLAS = frozenset({"analyze", "console"})
 
 # name -> (module:attribute, one-line help shown by `labctl --help` without importing it)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -55,7 +67,10 @@ class LazyCommands(click.Group):
         if target is None:
             return None
         module_name, _, attr = target[0].partition(":")
-        command = getattr(importlib.import_module(module_name), attr)
+        if name not in _MULTITHREADED_BLAS and "numpy" not in sys.modules:
+            os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        with gc_paused():  # imports make no garbage for the collector to look for
+            command = getattr(importlib.import_module(module_name), attr)
         command.name = name
         return command
 

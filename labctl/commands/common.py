@@ -17,9 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.markup import escape as rich_escape
-from rich.segment import Segment
 
 from labctl.errors import LabctlError, ValidationError
 
@@ -34,32 +31,53 @@ def terminal_safe(text: str) -> str:
     """Text from files made harmless for a terminal and for rich: control characters
     (escape sequences that move the cursor or retitle the window) shown as \\xNN,
     `[markup]` shown literally. Newlines and tabs stay."""
+    from rich.markup import escape as rich_escape
+
     return rich_escape(_escape_controls(text))
 
 
-class _TerminalSafeConsole(Console):
-    """A rich Console that never passes a control character from *text* to the terminal.
+def _make_consoles() -> None:
+    """`console` and `err_console`, made on first use: rich costs ~15 ms to import, which
+    a command that prints only JSON (`labctl run --json`) never needs."""
+    from rich.console import Console
+    from rich.segment import Segment
 
-    Step texts, names and messages come from files; an escape sequence in one could
-    clear the screen or retitle the terminal. Rich strips a few control codes but not
-    ESC, so every non-control segment is escaped (\\x1b) here, after layout and before
-    rich adds its own styling codes. emoji=False: ":smile:" in a file stays as written.
-    """
+    class _TerminalSafeConsole(Console):
+        """A rich Console that never passes a control character from *text* to the terminal.
 
-    def on_broken_pipe(self) -> None:
-        """`labctl show RUN | head`: quiet, with the same status as click's output."""
-        _quiet_stdout()
-        raise SystemExit(EXIT_BROKEN_PIPE)
+        Step texts, names and messages come from files; an escape sequence in one could
+        clear the screen or retitle the terminal. Rich strips a few control codes but not
+        ESC, so every non-control segment is escaped (\\x1b) here, after layout and before
+        rich adds its own styling codes. emoji=False: ":smile:" in a file stays as written.
+        """
 
-    def _render_buffer(self, buffer: Any) -> str:
-        return super()._render_buffer(
-            seg if seg.control or not _CONTROL.search(seg.text)
-            else Segment(_escape_controls(seg.text), seg.style, seg.control)
-            for seg in buffer)
+        def on_broken_pipe(self) -> None:
+            """`labctl show RUN | head`: quiet, with the same status as click's output."""
+            _quiet_stdout()
+            raise SystemExit(EXIT_BROKEN_PIPE)
+
+        def _render_buffer(self, buffer: Any) -> str:
+            return super()._render_buffer(
+                seg if seg.control or not _CONTROL.search(seg.text)
+                else Segment(_escape_controls(seg.text), seg.style, seg.control)
+                for seg in buffer)
+
+    globals().update(console=_TerminalSafeConsole(emoji=False),
+                     err_console=_TerminalSafeConsole(stderr=True, emoji=False))
 
 
-console = _TerminalSafeConsole(emoji=False)
-err_console = _TerminalSafeConsole(stderr=True, emoji=False)
+def _console(name: str) -> Any:
+    if name not in globals():
+        _make_consoles()
+    return globals()[name]
+
+
+def __getattr__(name: str) -> Any:
+    # `from labctl.commands.common import console` (and `common.console`) make the
+    # consoles on first use (PEP 562).
+    if name in ("console", "err_console"):
+        return _console(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 EXIT_RUN_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -85,8 +103,8 @@ def _jsonable(value: Any) -> Any:
 
 def print_error(message: object) -> None:
     """`error: MESSAGE` on stderr; the message is user text, never markup or emoji codes."""
-    err_console.print(f"[red]error[/red]: {terminal_safe(str(message))}", highlight=False,
-                      soft_wrap=True, emoji=False)
+    _console("err_console").print(f"[red]error[/red]: {terminal_safe(str(message))}",
+                                  highlight=False, soft_wrap=True, emoji=False)
 
 
 def emit_json(payload: dict) -> None:

@@ -10,11 +10,11 @@ from typing import Any
 
 import click
 
+from labctl.commands import common, gc_paused
 from labctl.commands.common import (
     EXIT_INTERRUPTED,
     EXIT_RUN_FAILED,
     cell_option,
-    console,
     emit_json,
     json_option,
     param_option,
@@ -52,11 +52,11 @@ def validate(procedure: str, station: str | None, cell: str | None, params: tupl
                                 "approximate": report.approximate,
                                 "warnings": report.warnings}})
     else:
-        console.print(
+        common.console.print(
             f"[green]ok[/green]: {procedure} is valid for cell {prep.cell.name} on station "
             f"{prep.station.name}", highlight=False, soft_wrap=True,
         )
-        console.print(f"  {one_line(report)}", highlight=False)
+        common.console.print(f"  {one_line(report)}", highlight=False)
 
 
 def _bms_summary(run_dir: Any) -> dict | None:
@@ -87,7 +87,7 @@ MAX_CONDUCTIVITY_LINES = 8  # more spectra than this: one line with the range
 
 
 def _line(text: str) -> None:
-    console.print(f"  {text}", highlight=False, soft_wrap=True)
+    common.console.print(f"  {text}", highlight=False, soft_wrap=True)
 
 
 def print_record_results(results: dict) -> None:
@@ -156,16 +156,27 @@ def _print_outcome(outcome: Any, as_json: bool) -> None:
         return
     s = outcome.summary
     colour = "green" if outcome.status == "completed" else "red"
-    console.print(f"run directory: {outcome.path}", highlight=False, soft_wrap=True)
-    console.print(f"status: [{colour}]{outcome.status}[/{colour}] ({outcome.reason})",
+    common.console.print(f"run directory: {outcome.path}", highlight=False, soft_wrap=True)
+    common.console.print(f"status: [{colour}]{outcome.status}[/{colour}] ({outcome.reason})",
                   highlight=False, soft_wrap=True)
     if bms is not None:
         vc = "green" if bms.get("verdict") == "pass" else "red"
-        console.print(f"  BMS checks: {bms.get('passed')} pass, {bms.get('failed')} fail, "
+        common.console.print(f"  BMS checks: {bms.get('passed')} pass, {bms.get('failed')} fail, "
                       f"{bms.get('info')} info -> [{vc}]{bms.get('verdict')}[/{vc}]", highlight=False)
         for name in (bms.get("failed_checks") or [])[:10]:
-            console.print(f"    failed: {name}", highlight=False)
+            common.console.print(f"    failed: {name}", highlight=False)
     print_results(s, results)
+
+
+def _prefetch_simulation(prep: Any) -> None:
+    """A simulated cycler with noise needs the simulator's noise table at its first batch:
+    have it built on another core while the ceilings are checked (labctl/sim/measure.py)."""
+    for inst in prep.station.instruments.values():
+        if inst.driver == "sim-cycler" and inst.settings.get("noise"):
+            from labctl.sim.measure import prefetch_noise_table
+
+            prefetch_noise_table()
+            return
 
 
 def _skip_final_collection() -> None:
@@ -216,8 +227,9 @@ def run(procedure: str | None, station: str | None, cell: str | None, params: tu
         results: str, channels: tuple[str, ...], batch: str | None, speed: float | None,
         processes: int | None, no_progress: bool, scheduler: str | None, as_json: bool) -> None:
     """Validate, then run a procedure; prints the run directory and a summary."""
-    from labctl.engine.control import RunControl, signals_abort
-    from labctl.engine.session import prepare, start_run
+    with gc_paused():  # imports make no garbage for the collector to look for
+        from labctl.engine.control import RunControl, signals_abort
+        from labctl.engine.session import prepare, start_run
 
     if scheduler:
         if not batch or procedure or channels:
@@ -231,14 +243,17 @@ def run(procedure: str | None, station: str | None, cell: str | None, params: tu
         return
     if procedure is None:
         raise LabctlError("name a procedure file (or use --batch FILE)")
-    prep = prepare(procedure, station_path=station, cell_ref=cell, params=parse_params(params))
-    if channels:
-        from labctl.engine.multi import on_channel
+    with gc_paused():  # reading the inputs and the ceilings check import most of labctl
+        prep = prepare(procedure, station_path=station, cell_ref=cell,
+                       params=parse_params(params))
+        if channels:
+            from labctl.engine.multi import on_channel
 
-        prep = on_channel(prep, channels[0])
-    from labctl.plan import enforce_ceilings
+            prep = on_channel(prep, channels[0])
+        _prefetch_simulation(prep)
+        from labctl.plan import enforce_ceilings
 
-    enforce_ceilings(prep, need_report=False)  # exit 2 (with the estimate) past a ceiling
+        enforce_ceilings(prep, need_report=False)  # exit 2 (with the estimate) past a ceiling
     _skip_final_collection()
     control = RunControl()
     with signals_abort(control):
@@ -247,7 +262,7 @@ def run(procedure: str | None, station: str | None, cell: str | None, params: tu
         else:
             from labctl.progress import RichProgress
 
-            with RichProgress(console) as observer:
+            with RichProgress(common.console) as observer:
                 outcome = start_run(prep, results_root=results, control=control, speed=speed,
                                     observer=observer)
     _print_outcome(outcome, as_json)
@@ -303,7 +318,7 @@ def _run_channels(procedure, station, cell, params, results, channels, batch, sp
             cap = r["summary"].get("discharge_capacity_ah")
             lines.append((str(r["run_dir"]), str(r["channel"]), r["status"], r["reason"],
                           "-" if cap is None else f"{cap:.4f}"))
-        print_id_table(console, ("run directory", "channel", "status", "reason", "discharge Ah"),
+        print_id_table(common.console, ("run directory", "channel", "status", "reason", "discharge Ah"),
                        lines)
     if not all_ok:
         interrupted = any("Ctrl-C" in r["reason"] for r in rows)
@@ -326,7 +341,7 @@ def _run_on_benches(batch: str, results: str, speed: float | None, scheduler: st
     else:
         from labctl.report.idtable import print_id_table
 
-        print_id_table(console, ("run directory", "bench", "channel", "worker", "status",
+        print_id_table(common.console, ("run directory", "bench", "channel", "worker", "status",
                                  "reason"),
                        [(str(r["run_dir"]), str(r["bench"]), str(r["channel"]), str(r["worker"]),
                          r["status"], str(r["reason"])) for r in rows])
@@ -355,7 +370,7 @@ def resume(run: str, speed: float | None, results: str, no_progress: bool, as_js
         else:
             from labctl.progress import RichProgress
 
-            with RichProgress(console) as observer:
+            with RichProgress(common.console) as observer:
                 outcome = resume_run(run_dir, control=control, speed=speed, observer=observer)
     _print_outcome(outcome, as_json)
     _exit_for(outcome.status, outcome.reason)

@@ -581,6 +581,11 @@ def _first_garbage(cols: dict[str, np.ndarray]) -> tuple[int, str] | None:
     answering garbage), with the reason; None when all are numbers. Temperature may be
     NaN (no sensor)."""
     v, i = cols["voltage_v"], cols["current_a"]
+    # A finite sum means every value is finite (NaN and inf propagate into it): two
+    # reductions instead of two isfinite arrays for every batch; a non-finite sum (or an
+    # overflowing one) is looked at value by value below.
+    if math.isfinite(float(np.add.reduce(v)) + float(np.add.reduce(i))):
+        return None
     if np.isfinite(v).all() and np.isfinite(i).all():
         return None
     k = int(np.argmax(~(np.isfinite(v) & np.isfinite(i))))

@@ -85,13 +85,16 @@ def analyze_all(
     progress: Callable[[int, int], None] | None = None,
     on_started: Callable[[Any], None] | None = None,
     runs_per_task: int = 1,
+    lot: str | None = None,
 ) -> FleetOutcome:
     """Analyse every matching run; write RESULTS/fleet/<name>.parquet (+ plot).
 
     Each run is one Dask task unless `runs_per_task` > 1 lets a task take up to that many
     (for fleets of tens of thousands of runs, where the scheduler's per-task cost counts)."""
+    from labctl.fleet.fleet_table import parse_lot
     from labctl.fleet.tasks import analysis_command, run_argument
 
+    lot_fields = parse_lot(lot)  # bad input: a clear error before any work
     command = analysis_command(name)  # unknown analysis: a clear error before any work
     if run_argument(command) is None:
         raise LabctlError(f"analysis {name!r} does not take one run, so it cannot run with --all")
@@ -118,7 +121,7 @@ def analyze_all(
                                    runs_per_task)
     outcome.elapsed_s = time.perf_counter() - started
     outcome.skipped_running = skipped
-    write_fleet_table(outcome, runs, Path(results))
+    write_fleet_table(outcome, runs, Path(results), lot_fields)
     return outcome
 
 
@@ -153,6 +156,7 @@ def _distributed(name: str, paths: list[str], options: dict[str, Any], client: A
                          [options] * len(chunks), key=keys)
     owner = {f.key: chunk for f, chunk in zip(futures, chunks, strict=True)}
     by_index: dict[int, dict[str, Any]] = {}
+    alone_again: set[int] = set()  # runs sent alone a second time after a KilledWorker
     done = 0
     pending = as_completed(futures)
     for future in pending:
@@ -167,6 +171,16 @@ def _distributed(name: str, paths: list[str], options: dict[str, Any], client: A
                                           key=f"labctl-analyze-{name}-{batch}-run-{i}")
                     owner[again.key] = [i]
                     pending.add(again)
+                continue
+            i = chunk[0]
+            if type(exc).__name__ == "KilledWorker" and i not in alone_again:
+                # A run sent alone can still share a dying worker with the run that kills
+                # it (queued behind it): the scheduler then blames both. Once more, alone.
+                alone_again.add(i)
+                again = client.submit(analyze_many, name, [paths[i]], options,
+                                      key=f"labctl-analyze-{name}-{batch}-again-{i}")
+                owner[again.key] = [i]
+                pending.add(again)
                 continue
             by_index[chunk[0]] = {"run_path": paths[chunk[0]], "ok": False,
                                   "error": f"{type(exc).__name__}: {exc}"}
@@ -206,7 +220,8 @@ def plan_chunks(order: list[int], workers: int, runs_per_task: int = 1) -> list[
     return chunks
 
 
-def write_fleet_table(outcome: FleetOutcome, runs: pd.DataFrame, results: Path) -> None:
+def write_fleet_table(outcome: FleetOutcome, runs: pd.DataFrame, results: Path,
+                      lot: tuple[str, ...] = ()) -> None:
     """RESULTS/fleet/<name>.parquet (+ <name>-per-cycle.parquet or the like, and <name>.png),
     each replaced atomically."""
     from labctl.fleet import fleet_table as ft
@@ -217,7 +232,7 @@ def write_fleet_table(outcome: FleetOutcome, runs: pd.DataFrame, results: Path) 
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise LabctlError(f"{folder}: cannot create the fleet folder ({exc})") from None
-    table = ft.run_table(outcome.results, runs)
+    table = ft.run_table(outcome.results, runs, lot)
     outcome.table = folder / f"{outcome.analysis}.parquet"
     atomic_write_bytes(outcome.table, _parquet(table))
     outcome.outliers = [str(r) for r in table.loc[table["outlier"].astype(bool), "run_id"]]

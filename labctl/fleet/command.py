@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-FLEET_PARAMS = ("all_runs", "where", "workers", "scheduler", "runs_per_task")
+FLEET_PARAMS = ("all_runs", "where", "workers", "scheduler", "runs_per_task", "lot")
 
 
 def add_fleet_options(command: click.Command, name: str) -> click.Command:
@@ -45,6 +45,10 @@ def add_fleet_options(command: click.Command, name: str) -> click.Command:
                      metavar="N",
                      help="With --all: let one Dask task analyse up to N runs (default 1: one "
                           "task per run); for fleets of many thousands of runs."),
+        click.Option(["--lot"], default=None, metavar="COLUMNS",
+                     help="With --all: compare each run only with the runs of its lot, the "
+                          "runs alike in these catalog columns, e.g. 'cell' or "
+                          "'cell,procedure' (default: every run selected is one lot)."),
     ])
     single = command.callback
 
@@ -83,7 +87,8 @@ def _run_fleet(name: str, arg_name: str, kwargs: dict[str, Any], fleet: dict[str
         if as_json:
             outcome = analyze_all(name, results=results, options=options, where=fleet["where"],
                                   workers=fleet["workers"], scheduler=fleet["scheduler"],
-                                  runs_per_task=fleet["runs_per_task"] or 1)
+                                  runs_per_task=fleet["runs_per_task"] or 1,
+                                  lot=fleet["lot"])
             from labctl.commands.common import emit_json
 
             emit_json(outcome.as_dict())
@@ -119,7 +124,7 @@ def _with_progress(name: str, results: str, options: dict[str, Any], fleet: dict
         return analyze_all(name, results=results, options=options, where=fleet["where"],
                            workers=fleet["workers"], scheduler=fleet["scheduler"],
                            progress=progress, on_started=started,
-                           runs_per_task=fleet["runs_per_task"] or 1)
+                           runs_per_task=fleet["runs_per_task"] or 1, lot=fleet["lot"])
 
 
 def _print(outcome: Any) -> None:

@@ -28,6 +28,35 @@ OUTLIER_MADS = 3.0
 ZERO_MAD_REL = 1e-9
 
 CATALOG_FIELDS = ("run_id", "cell", "cell_name", "procedure", "station", "status", "source")
+# What may group runs into lots (--lot): runs are compared only with their own lot.
+LOT_FIELDS = ("cell", "cell_name", "procedure", "station", "source")
+
+
+def parse_lot(text: str | None) -> tuple[str, ...]:
+    """'cell,procedure' -> ('cell', 'procedure'); None or '' -> () (one lot: every run)."""
+    from labctl.errors import LabctlError
+
+    fields = tuple(f.strip() for f in (text or "").split(",") if f.strip())
+    unknown = [f for f in fields if f not in LOT_FIELDS]
+    if unknown:
+        raise LabctlError(f"--lot {text!r}: {', '.join(map(repr, unknown))} is not a catalog "
+                          f"column a lot can be made of; allowed: {', '.join(LOT_FIELDS)}")
+    return fields
+
+
+def lot_labels(df: pd.DataFrame, lot: tuple[str, ...]) -> pd.Series:
+    """Each run's lot, as 'value / value' of the lot's fields ('all' without --lot)."""
+    if not lot:
+        return pd.Series("all", index=df.index, dtype=object)
+    parts = [df[f].astype(object).where(df[f].notna(), "-").astype(str) for f in lot]
+    out = parts[0]
+    for part in parts[1:]:
+        out = out + " / " + part
+    return out.astype(object)
+
+
+def _flag_by_lot(values: pd.Series, lots: pd.Series) -> pd.Series:
+    return values.groupby(lots, group_keys=False).transform(lambda x: outlier_mask(x))
 
 
 @dataclass(frozen=True)
@@ -89,8 +118,10 @@ def outlier_mask(values: pd.Series) -> pd.Series:
     return mask & np.isfinite(x)
 
 
-def run_table(results: list[dict[str, Any]], catalog: pd.DataFrame) -> pd.DataFrame:
-    """One row per run: catalog fields, ok/error, the summary's numbers, outlier flags."""
+def run_table(results: list[dict[str, Any]], catalog: pd.DataFrame,
+              lot: tuple[str, ...] = ()) -> pd.DataFrame:
+    """One row per run: catalog fields, `lot`, ok/error, the summary's numbers, outlier
+    flags (each run against the median of its lot)."""
     by_path = {str(r.path): r for r in catalog.itertuples(index=False)}
     rows = []
     for res in results:
@@ -103,14 +134,15 @@ def run_table(results: list[dict[str, Any]], catalog: pd.DataFrame) -> pd.DataFr
         rows.append({**base, **flatten(res.get("summary") if res.get("ok") else None)})
     df = pd.DataFrame(rows)
     if df.empty:
-        return pd.DataFrame(columns=[*CATALOG_FIELDS, "run_path", "ok", "error", "outlier",
-                                     "outlier_metrics"])
+        return pd.DataFrame(columns=[*CATALOG_FIELDS, "lot", "run_path", "ok", "error",
+                                     "outlier", "outlier_metrics"])
     metrics = [c for c in df.columns if c not in (*CATALOG_FIELDS, "run_path", "ok", "error")]
-    flags = {m: outlier_mask(df[m]) for m in metrics}
+    df.insert(len(CATALOG_FIELDS), "lot", lot_labels(df, lot))
+    flags = {m: _flag_by_lot(df[m], df["lot"]) for m in metrics}
     df["outlier"] = pd.concat(flags.values(), axis=1).any(axis=1) if flags else False
     df["outlier_metrics"] = [", ".join(m for m in metrics if bool(flags[m].iloc[k]))
                              for k in range(len(df))]
-    for col in ("error", "outlier_metrics", *CATALOG_FIELDS, "run_path"):
+    for col in ("error", "outlier_metrics", *CATALOG_FIELDS, "lot", "run_path"):
         df[col] = df[col].astype(object)
     return df.sort_values("run_id", kind="stable").reset_index(drop=True)
 
@@ -130,6 +162,7 @@ def per_item_table(name: str, runs: pd.DataFrame, results: list[dict[str, Any]]
         if not data:
             continue
         df = pd.DataFrame(data)
+        df.insert(0, "lot", getattr(row, "lot", "all"))
         df.insert(0, "cell", row.cell)
         df.insert(0, "run_id", row.run_id)
         frames.append(df)
@@ -138,7 +171,8 @@ def per_item_table(name: str, runs: pd.DataFrame, results: list[dict[str, Any]]
     long = pd.concat(frames, ignore_index=True)
     flag_col = next((c for c in spec.values if c in long.columns), None)
     if flag_col is not None and all(c in long.columns for c in spec.items):
-        long["outlier"] = long.groupby(spec.keys(long), group_keys=False)[flag_col].transform(
+        long["outlier"] = long.groupby([long["lot"], *spec.keys(long)],
+                                       group_keys=False)[flag_col].transform(
             lambda x: outlier_mask(x))
     return long
 
@@ -147,7 +181,7 @@ def headline_metric(name: str, runs: pd.DataFrame) -> str | None:
     preferred = HEADLINE.get(name)
     if preferred in runs.columns:
         return preferred
-    skip = {*CATALOG_FIELDS, "run_path", "ok", "error", "outlier", "outlier_metrics"}
+    skip = {*CATALOG_FIELDS, "lot", "run_path", "ok", "error", "outlier", "outlier_metrics"}
     numeric = [c for c in runs.columns if c not in skip and pd.api.types.is_numeric_dtype(runs[c])
                and runs[c].nunique(dropna=True) > 1]
     return numeric[0] if numeric else None

@@ -66,6 +66,9 @@ _ENCODER = json.JSONEncoder(allow_nan=True, default=_json_default, separators=("
 
 
 def encode_event(event: Mapping[str, Any]) -> bytes:
+    # The engine's own events are plain dicts: skip the Mapping ABC check (a few per step).
+    if type(event) is dict and type(event.get("type")) is str:
+        return _ENCODER.encode(event).encode()
     if not isinstance(event, Mapping) or not isinstance(event.get("type"), str):
         raise ValueError(f"a journal event must be a dict with a 'type' string, got {event!r:.200}")
     return _ENCODER.encode(event).encode()

@@ -119,6 +119,20 @@ def test_a_killed_worker_mid_analysis_gives_the_same_results(client, store_copy,
         assert _files(run) == reference[run.name], run.name
 
 
+def test_lot_compares_each_cell_with_its_own_kind(store_copy):
+    """The store's NMC run is the odd one among LFP runs, but not within a lot per cell:
+    the LFP runs of the fixture are alike and the NMC lot has one run."""
+    res = CliRunner().invoke(main, ["analyze", "cycling", "--all", "--results", str(store_copy),
+                                    "--lot", "cell", "--workers", "0", "--no-plots", "--json"])
+    assert res.exit_code == 0, res.output
+    table = pd.read_parquet(store_copy / "fleet" / "cycling.parquet")
+    assert not table["outlier"].any()
+    assert set(table["lot"]) == set(CELLS)
+    bad = CliRunner().invoke(main, ["analyze", "cycling", "--all", "--results", str(store_copy),
+                                    "--lot", "colour", "--workers", "0"])
+    assert bad.exit_code == 2 and "allowed: cell" in bad.output
+
+
 def test_where_picks_runs_from_the_catalog(store_copy):
     res = CliRunner().invoke(main, ["analyze", "cycling", "--all", "--results", str(store_copy),
                                     "--where", "cell == 'nmc-1p95ah'", "--workers", "0",

@@ -41,3 +41,26 @@ def test_per_setpoint_table_matches_set_points_and_flags_the_odd_cell():
     flagged = long[long["outlier"]]
     assert flagged[["run_id", "soc"]].values.tolist() == [["e", 0.5 + 0.002 * 2]]
     assert len(long) == 10
+
+
+def test_lots_compare_each_run_with_its_own_kind_only():
+    """--lot cell: an NMC run is not an outlier for being unlike the LFP runs; within the
+    LFP lot the odd run is (by hand: LFP median 2.195, MAD 0.01, threshold 3 x 0.0148)."""
+    import pytest
+
+    from labctl.errors import LabctlError
+    from labctl.fleet.fleet_table import parse_lot
+
+    capacity = {"l1": 2.20, "l2": 2.21, "l3": 2.19, "l4": 2.05, "n1": 1.95, "n2": 1.96,
+                "n3": 1.94}
+    runs = [{"run_id": r, "cell": "lfp" if r[0] == "l" else "nmc", "path": f"/s/{r}"}
+            for r in capacity]
+    results = [{"run_path": f"/s/{r}", "ok": True, "summary": {"capacity_ah": c}}
+               for r, c in capacity.items()]
+    one_lot = run_table(results, pd.DataFrame(runs))
+    assert set(one_lot.loc[one_lot["outlier"], "run_id"]) == set()  # bimodal: MAD is wide
+    by_cell = run_table(results, pd.DataFrame(runs), parse_lot("cell"))
+    assert by_cell.loc[by_cell["outlier"], "run_id"].tolist() == ["l4"]
+    assert dict(zip(by_cell["run_id"], by_cell["lot"], strict=True))["n2"] == "nmc"
+    with pytest.raises(LabctlError, match="allowed: cell"):
+        parse_lot("cell,colour")
