@@ -27,6 +27,8 @@ _BY_SUFFIX = (
     ("_mpa", "{:.2f}", "MPa"),
 )
 
+_MILLI = ("Ah", "Wh", "A", "W")  # below 0.1 of these, shown in milli-units
+
 
 def format_duration_words(seconds: float) -> str:
     """`42.0 s`, `5 min 3 s`, `7 h 10 min`, `3 d 4 h`: two units at most."""
@@ -57,6 +59,9 @@ def format_quantity(name: str, value: Any) -> str:
         return format_duration_words(float(value))
     for suffix, fmt, unit in _BY_SUFFIX:
         if name.endswith(suffix):
+            if unit in _MILLI and 0 < abs(value) < 0.1:
+                # coin cells, pellets: 4.977 mAh, not 0.0050 Ah (two digits left)
+                return f"{1000.0 * value:.3f} m{unit}"
             shown = value * 100.0 if unit == "%" else value
             text = fmt.format(shown)
             if text.startswith("-") and float(text) == 0:  # -0.0: a rounding artefact

@@ -42,6 +42,11 @@ def test_quantities_read_as_a_technician_writes_them():
     assert format_duration_words(42.04) == "42.0 s"
     assert format_duration_words(3 * 86400 + 4 * 3600 + 59) == "3 d 4 h"
     assert format_quantity("temperature_c", -1e-20) == "0.0 °C"
+    # coin cells and pellets read in milli-units, zero stays as it was
+    assert format_quantity("charge_capacity_ah", 0.004976893) == "4.977 mAh"
+    assert format_quantity("mean_current_a", -0.000325) == "-0.325 mA"
+    assert format_quantity("discharge_capacity_ah", 0.0) == "0.0000 Ah"
+    assert format_quantity("charge_capacity_ah", 0.1) == "0.1000 Ah"
 
 
 @pytest.mark.parametrize("columns", [80, 120])
