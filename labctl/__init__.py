@@ -43,26 +43,12 @@ def _version_on_path() -> str | None:
     on the path, another finder of distributions, an odd header): then importlib.metadata
     answers."""
     import os
-    import sys
-    from importlib.machinery import PathFinder
 
-    if any(hasattr(f, "find_distributions") and f is not PathFinder for f in sys.meta_path):
-        return None
-    for entry in sys.path:
-        folder = entry or "."
-        try:
-            names = os.listdir(folder)
-        except OSError:
-            if os.path.exists(folder):
-                return None  # a zip file on the path
-            continue
-        if folder.lower().endswith(".egg"):
-            return None
-        for child in names:  # listdir order, as importlib.metadata's Lookup keeps it
-            low = child.lower()
-            if not low.endswith((".dist-info", ".egg-info")):
-                continue
-            stem = low.rpartition(".")[0].partition("-")[0]
+    from labctl.distinfo import Unsure, metadata_folders
+
+    try:
+        for folder, child in metadata_folders():
+            stem = child.lower().rpartition(".")[0].partition("-")[0]
             if stem.replace(".", "_").replace("-", "_") != "labctl":
                 continue
             for meta in ("METADATA", "PKG-INFO"):
@@ -72,6 +58,8 @@ def _version_on_path() -> str | None:
                 except OSError:
                     continue
             return None
+    except Unsure:
+        return None
     return None
 
 

@@ -23,11 +23,6 @@ import pluggy
 
 from labctl.errors import LabctlError
 
-try:  # the standard finder of installed distributions (see _entry_points_may_declare)
-    from importlib.machinery import PathFinder as _PathFinder
-except ImportError:  # pragma: no cover
-    _PathFinder = None
-
 PROJECT = "labctl"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -209,21 +204,10 @@ def _entry_points_may_declare(group: str) -> bool:
     """
     import os
 
-    if any(hasattr(f, "find_distributions") and f is not _PathFinder for f in sys.meta_path):
-        return True
-    for entry in sys.path:
-        folder = entry or "."
-        try:
-            names = os.listdir(folder)
-        except OSError:
-            if os.path.exists(folder):
-                return True  # a zip or egg file on the path: importlib.metadata looks inside
-            continue  # nothing there (python311.zip, path hooks' names)
-        if folder.lower().endswith(".egg"):
-            return True
-        for name in names:
-            if not name.lower().endswith((".dist-info", ".egg-info")):
-                continue
+    from labctl.distinfo import Unsure, metadata_folders
+
+    try:
+        for folder, name in metadata_folders():
             try:
                 with open(os.path.join(folder, name, "entry_points.txt"), "rb") as f:
                     text = f.read().decode("utf-8", "replace")
@@ -235,6 +219,8 @@ def _entry_points_may_declare(group: str) -> bool:
                 line = line.strip()
                 if line.startswith("[") and line.endswith("]") and line.strip("[]") == group:
                     return True
+    except Unsure:
+        return True
     return False
 
 

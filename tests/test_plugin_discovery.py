@@ -58,6 +58,9 @@ def test_a_zip_on_the_path_defers_to_importlib_metadata(tmp_path, monkeypatch):
 
 
 def test_another_finder_of_distributions_defers_to_importlib_metadata(monkeypatch):
+    """Both shortcuts (plugin discovery, labctl's version) step aside for it."""
+    import labctl
+
     class Finder:
         @staticmethod
         def find_distributions(*args, **kwargs):
@@ -65,3 +68,4 @@ def test_another_finder_of_distributions_defers_to_importlib_metadata(monkeypatc
 
     monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, Finder()])
     assert _entry_points_may_declare("labctl") is True
+    assert labctl._version_on_path() is None
