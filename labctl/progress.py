@@ -13,17 +13,12 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from labctl.engine.observer import RunObserver
 from labctl.procedures.model import PlannedStep
 from labctl.records import StepResult
+from labctl.report.quantities import format_hms
 
 REFRESH_S = 0.1  # at most 10 updates a second: virtual time can run very fast
 
 
-def format_duration(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "-"
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}"
+format_duration = format_hms  # the name older code imports from here
 
 
 class RichProgress(RunObserver):

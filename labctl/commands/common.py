@@ -198,7 +198,10 @@ def resolve_run(run: str, results: str) -> Path:
         return matches[0]
     if not matches:
         raise LabctlError(f"no run {run!r}: not a folder, and no run id starting so in {root}")
-    raise LabctlError(f"run id {run!r} is ambiguous in {root}: {', '.join(m.name for m in matches)}")
+    from labctl.store.catalog import ambiguous_list
+
+    raise LabctlError(f"run id {run!r} is ambiguous in {root}: "
+                      f"{ambiguous_list([m.name for m in matches])}")
 
 
 def run_path_argument(run: str, results: str) -> Path:

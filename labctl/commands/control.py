@@ -37,7 +37,7 @@ def _read_status(run_dir: Path) -> dict:
 @user_errors
 def status(results: str, as_json: bool) -> None:
     """Show every active run in a results store, from every bench that writes to it."""
-    from labctl.progress import format_duration
+    from labctl.report.quantities import format_hms as format_duration
 
     rows = []
     for run in _live_runs(results):

@@ -34,7 +34,10 @@ def print_id_table(console: Console, heads: Sequence[str], rows: Sequence[Sequen
             table.add_row(*row)
         console.print(table)
         return
+    # One print for all blocks: rich's cost is per call (~0.12 ms), and a store of
+    # 1,000 runs is 2,000 lines.
+    lines = []
     for row in rows:
-        console.print(row[0], highlight=False, soft_wrap=True, markup=False)
         details = "  ".join(f"{h}: {v}" for h, v in zip(heads[1:], row[1:], strict=True))
-        console.print(f"    {details}", highlight=False, soft_wrap=True, markup=False)
+        lines += [row[0], f"    {details}"]
+    console.print("\n".join(lines), highlight=False, soft_wrap=True, markup=False)

@@ -30,6 +30,16 @@ _BY_SUFFIX = (
 _MILLI = ("Ah", "Wh", "A", "W")  # below 0.1 of these, shown in milli-units
 
 
+def format_hms(seconds: float) -> str:
+    """`3:02:06`: a run's test time as the live views show it."""
+    if not math.isfinite(seconds):
+        return "-"
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
 def format_duration_words(seconds: float) -> str:
     """`42.0 s`, `5 min 3 s`, `7 h 10 min`, `3 d 4 h`: two units at most."""
     if seconds is None or not math.isfinite(seconds):

@@ -19,6 +19,14 @@ from labctl.store.atomic import atomic_write_bytes
 from labctl.store.rundir import INDEX_NAME, RUN_JSON, effective_status, index_entry
 
 
+def ambiguous_list(names: list[str], most: int = 10) -> str:
+    """The runs a prefix matches, the first `most` of them: a prefix of a big store can
+    match thousands, and the message is to be read."""
+    shown = ", ".join(names[:most])
+    more = len(names) - most
+    return f"{shown} and {more} more (give more of the id)" if more > 0 else shown
+
+
 def iso_time(ts: Any) -> str | None:
     """A Unix time as ISO 8601 (UTC, seconds); None for anything that is not one."""
     if not isinstance(ts, (int, float)) or isinstance(ts, bool):

@@ -334,7 +334,9 @@ def find_run(run: str | Path, results: str | Path = "results") -> Path:
     if len(matches) == 1:
         return root / matches[0]
     if matches:
-        raise LabctlError(f"run id {prefix!r} is ambiguous in {root}: {', '.join(matches)}")
+        from labctl.store.catalog import ambiguous_list
+
+        raise LabctlError(f"run id {prefix!r} is ambiguous in {root}: {ambiguous_list(matches)}")
     from labctl.suggest import did_you_mean
 
     raise LabctlError(f"no run {str(run)!r}: not a folder, and no run id starting so in "

@@ -48,6 +48,7 @@ def test_import_labctl_is_light():
 
 
 @pytest.mark.parametrize("args", [["--help"], ["ls", "--results", "no-such-folder"],
+                                  ["status", "--results", "no-such-folder"],
                                   ["validate", "procedures/quickstart.yaml"]])
 def test_light_commands_do_not_import_heavy_libraries(args):
     loaded = _top_modules(*args)
@@ -78,3 +79,9 @@ def test_help_lists_every_command_without_importing_it():
                           capture_output=True, text=True, timeout=60)
     for name in COMMANDS:
         assert f"  {name} " in proc.stdout
+
+
+def test_status_does_not_import_numpy_or_the_engine(tmp_path):
+    """`labctl status` only reads run.json and each active run's status file."""
+    loaded = _top_modules("status", "--results", str(tmp_path))
+    assert "labctl" in loaded and "numpy" not in loaded

@@ -179,3 +179,21 @@ def test_summary_reads_nulls_from_parquet_as_missing():
               "coulombic_efficiency": [None], "energy_efficiency": [None]}
     s = summarize({"status": "completed"}, steps, cycles, 7)
     assert s["coulombic_efficiency"] is None and s["duration_s"] == 60.0
+
+
+def test_an_ambiguous_prefix_names_a_readable_few(tmp_path):
+    """A prefix of a big store can match thousands of runs: the message names ten and
+    counts the rest, from `labctl show` and from `labctl.open_run` alike."""
+    import labctl
+    from labctl.errors import LabctlError
+
+    store = tmp_path / "results"
+    names = [f"20261206-0402{k:02d}-import-cell{k:04d}-abcd" for k in range(25)]
+    for name in names:
+        (store / name).mkdir(parents=True)
+    proc = labctl_cmd("show", "2026", "--results", str(store))
+    assert proc.returncode == 2
+    assert ", ".join(names[:10]) + " and 15 more (give more of the id)" in proc.stderr
+    assert names[10] not in proc.stderr
+    with pytest.raises(LabctlError, match="and 15 more"):
+        labctl.open_run("2026", results=store)
