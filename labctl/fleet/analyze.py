@@ -37,6 +37,7 @@ class FleetOutcome:
     dashboard: str | None = None
     elapsed_s: float = 0.0
     skipped_running: int = 0
+    lot: tuple[str, ...] = ()  # the catalog columns runs were grouped by (--lot)
 
     @property
     def failed(self) -> list[dict[str, Any]]:
@@ -48,7 +49,7 @@ class FleetOutcome:
                 "failed": [{"run": r["run_path"], "error": r.get("error")} for r in self.failed],
                 "skipped_running": self.skipped_running,
                 "table": self.table, "per_item_table": self.per_item, "plot": self.plot,
-                "outliers": self.outliers, "dashboard": self.dashboard,
+                "outliers": self.outliers, "lot": list(self.lot), "dashboard": self.dashboard,
                 "elapsed_s": round(self.elapsed_s, 3)}
 
 
@@ -121,6 +122,7 @@ def analyze_all(
                                    runs_per_task)
     outcome.elapsed_s = time.perf_counter() - started
     outcome.skipped_running = skipped
+    outcome.lot = lot_fields
     write_fleet_table(outcome, runs, Path(results), lot_fields)
     return outcome
 

@@ -142,12 +142,14 @@ def _print(outcome: Any) -> None:
     if len(failed) > 20:
         console.print(f"  ... and {len(failed) - 20} more (see the fleet table's error column)",
                       highlight=False)
+    median = (f"the median of the run's lot; lots by {', '.join(outcome.lot)}" if outcome.lot
+              else "the median")
     if outcome.outliers:
         shown = ", ".join(outcome.outliers[:10]) + (" ..." if len(outcome.outliers) > 10 else "")
-        console.print(f"  outliers (> 3 scaled MADs from the median): {len(outcome.outliers)}: "
+        console.print(f"  outliers (> 3 scaled MADs from {median}): {len(outcome.outliers)}: "
                       f"{shown}", highlight=False, soft_wrap=True)
     else:
-        console.print("  no outliers (> 3 scaled MADs from the median)", highlight=False)
+        console.print(f"  no outliers (> 3 scaled MADs from {median})", highlight=False)
     console.print(f"  fleet table: {outcome.table}", highlight=False, soft_wrap=True)
     if outcome.per_item:
         console.print(f"  per-item table: {outcome.per_item}", highlight=False, soft_wrap=True)

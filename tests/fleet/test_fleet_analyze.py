@@ -128,6 +128,7 @@ def test_lot_compares_each_cell_with_its_own_kind(store_copy):
     table = pd.read_parquet(store_copy / "fleet" / "cycling.parquet")
     assert not table["outlier"].any()
     assert set(table["lot"]) == set(CELLS)
+    assert json.loads(res.stdout)["lot"] == ["cell"]
     bad = CliRunner().invoke(main, ["analyze", "cycling", "--all", "--results", str(store_copy),
                                     "--lot", "colour", "--workers", "0"])
     assert bad.exit_code == 2 and "allowed: cell" in bad.output
