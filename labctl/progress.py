@@ -18,7 +18,6 @@ from labctl.report.quantities import format_hms
 REFRESH_S = 0.1  # at most 10 updates a second: virtual time can run very fast
 
 
-format_duration = format_hms  # the name older code imports from here
 
 
 class RichProgress(RunObserver):
@@ -61,7 +60,7 @@ class RichProgress(RunObserver):
         temp = columns["temperature_c"][-1]
         self.progress.update(
             self.task,
-            time=format_duration(float(columns["test_time_s"][-1])),
+            time=format_hms(float(columns["test_time_s"][-1])),
             v=f"{columns['voltage_v'][-1]:.4f}",
             i=f"{columns['current_a'][-1]:+.4f}",
             t=f"{temp:.1f}" if math.isfinite(temp) else "-",
@@ -71,7 +70,7 @@ class RichProgress(RunObserver):
         # A step without samples (an EIS sweep, a BMS check) has no end values: show "-".
         self.progress.update(
             self.task,
-            time=format_duration(result.end_time_s) if math.isfinite(result.end_time_s) else "-",
+            time=format_hms(result.end_time_s) if math.isfinite(result.end_time_s) else "-",
             v=_shown(result.end_voltage_v, "{:.4f}"),
             i=_shown(result.end_current_a, "{:+.4f}"),
             t=_shown(result.end_temperature_c, "{:.1f}"),

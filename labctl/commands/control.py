@@ -37,7 +37,7 @@ def _read_status(run_dir: Path) -> dict:
 @user_errors
 def status(results: str, as_json: bool) -> None:
     """Show every active run in a results store, from every bench that writes to it."""
-    from labctl.report.quantities import format_hms as format_duration
+    from labctl.report.quantities import format_hms
 
     rows = []
     for run in _live_runs(results):
@@ -62,7 +62,7 @@ def status(results: str, as_json: bool) -> None:
         (str(r["run_id"]), str(r.get("bench") or r.get("host") or "-"), str(r["procedure"]),
          str(r["state"]),
          f"{r['step_index']}: {r['step']}" if r["step_index"] else "-",
-         format_duration(r["test_time_s"]) if r["test_time_s"] is not None else "-",
+         format_hms(r["test_time_s"]) if r["test_time_s"] is not None else "-",
          fmt(r["voltage_v"], "{:.4f}"), fmt(r["current_a"], "{:+.4f}"),
          fmt(r["temperature_c"], "{:.1f}")) for r in rows])
 
