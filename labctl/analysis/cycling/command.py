@@ -141,11 +141,11 @@ def dqdv_command() -> click.Command:
 def _print_cycling(folder: Path, s: dict[str, Any]) -> None:
     click.echo(f"{s['n_cycles']} cycles ({s['n_rpt']} RPTs)")
     if s.get("first_discharge_capacity_ah") is not None:
-        from labctl.report.quantities import format_quantity  # mAh for coin cells
-
-        first, last = (format_quantity("discharge_capacity_ah", s[k]) for k in
-                       ("first_discharge_capacity_ah", "last_discharge_capacity_ah"))
-        click.echo(f"  discharge capacity {first} -> {last} (retention {s['last_retention']:.2%})")
+        first, last = s["first_discharge_capacity_ah"], s["last_discharge_capacity_ah"]
+        # coin cells and pellets: mAh, else a few uAh of fade would read 0.0000 Ah
+        scale, unit, fmt = (1e3, "mAh", ".3f") if max(first, last) < 0.1 else (1.0, "Ah", ".4f")
+        click.echo(f"  discharge capacity {scale * first:{fmt}} -> {scale * last:{fmt}} {unit} "
+                   f"(retention {s['last_retention']:.2%})")
     elif s["n_cycles"]:
         click.echo("  no full cycle (one that discharges at least half the largest capacity "
                    "moved): no retention or efficiency")
