@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from labctl.sim.ecm import grid_index
+from labctl.sim.kernels import accumulate, amax, amin, filled
 from labctl.sim.logging_grid import LogGrid
 from labctl.sim.params import Params
 
@@ -31,7 +32,7 @@ def batch_times(grid: LogGrid, k: int, n: int, end_t: float, extra: np.ndarray |
     step_s: float | None = grid.dt_s
     tol = 1e-9 * max(1.0, end_t)
     if times[-1] >= end_t - tol:
-        times = np.append(times[times < end_t - tol], end_t)
+        times = np.concatenate((times[times < end_t - tol], (end_t,)))
         if len(times) > 1 and abs(times[-1] - times[-2] - grid.dt_s) > tol:
             step_s = None
     on_grid = None
@@ -49,7 +50,7 @@ def batch_times(grid: LogGrid, k: int, n: int, end_t: float, extra: np.ndarray |
 def gross_charge(totals: np.ndarray, dq_ah: np.ndarray) -> np.ndarray:
     out = np.empty(len(dq_ah) + 1)
     out[0] = totals[0] + totals[1]
-    np.cumsum(np.abs(dq_ah), out=out[1:])
+    accumulate(np.abs(dq_ah), out=out[1:])
     out[1:] += out[0]
     return out
 
@@ -64,21 +65,21 @@ def split_cumulative(pos0: float, neg0: float, x: np.ndarray,
     if constant is not None:
         ramp = grid_index(n) * abs(constant)
         ramp += pos0 if constant >= 0 else neg0
-        flat = np.full(n, neg0 if constant >= 0 else pos0)
+        flat = filled(n, neg0 if constant >= 0 else pos0)
         return (ramp, flat) if constant >= 0 else (flat, ramp)
-    if n == 1 or x.min() >= 0:
+    if n == 1 or amin(x) >= 0:
         pos = np.empty(n)
         pos[0] = pos0
-        np.cumsum(x, out=pos[1:])
+        accumulate(x, out=pos[1:])
         pos[1:] += pos0
-        return pos, np.full(n, neg0)
-    if x.max() <= 0:
+        return pos, filled(n, neg0)
+    if amax(x) <= 0:
         neg = np.empty(n)
         neg[0] = neg0
-        np.cumsum(x, out=neg[1:])
+        accumulate(x, out=neg[1:])
         neg[1:] *= -1.0
         neg[1:] += neg0
-        return np.full(n, pos0), neg
+        return filled(n, pos0), neg
     pos, _ = split_cumulative(pos0, 0.0, np.maximum(x, 0.0))
     neg, _ = split_cumulative(neg0, 0.0, np.maximum(-x, 0.0))
     return pos, neg

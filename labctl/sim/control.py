@@ -345,7 +345,7 @@ def _solve_piece(control: Control, piece, t: np.ndarray, step_s: float | None,
     if n > 4 * _PROBE_POINTS and (exits or probe) and control.exact_anywhere(piece):
         idx = np.arange(0, n, n // _PROBE_POINTS)
         if idx[-1] != n - 1:
-            idx = np.append(idx, n - 1)
+            idx = np.concatenate((idx, (n - 1,)))
         coarse = piece.solve(t[idx], points_only=True)  # exact_anywhere: CC or hold
         stops = [k for k in ((_first_exit(exits, coarse) or (None,))[0],
                              probe(coarse) if probe else None) if k is not None]

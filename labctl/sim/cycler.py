@@ -448,7 +448,7 @@ class SimCyclerChannel:
                           p.heat_transfer_w_per_k)
             if out is not None:
                 return out
-        dt = step_s if step_s is not None else np.diff(t)
+        dt = step_s if step_s is not None else t[1:] - t[:-1]
         return temperatures(t0_c, dt, track.heat_w, ambient,
                             p.heat_capacity_j_per_k, p.heat_transfer_w_per_k)
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from labctl.sim.kernels import accumulate, filled, interp, total
 from labctl.sim.params import Params
 
 _LOG_FLOOR = -500.0  # keep exp() of cumulative decays inside float64 range
@@ -119,7 +120,7 @@ def first_order(y0: float, log_a, drive: np.ndarray) -> np.ndarray:
     if np.ndim(log_a) == 0 and -float(log_a) * n <= -_LOG_FLOOR:
         powers, inverse = decay_powers(float(log_a), n + 1)
         out[0] = 0.0
-        np.cumsum(drive * inverse[1:], out=out[1:])
+        accumulate(drive * inverse[1:], out=out[1:])
         out += y0
         out *= powers
         return out
@@ -238,26 +239,26 @@ class CurrentPiece:
         dev = np.array(self.state.v_rc) - ri
         v_dev = dev[:, None] * decay
         v_rc = v_dev + ri[:, None]
-        ri_sum = float(ri.sum())
-        voltage = v_dev.sum(axis=0)
+        ri_sum = float(total(ri))
+        voltage = total(v_dev, axis=0)
         if points_only:
-            voltage += np.interp(soc, p.ocv_x, p.ocv_y)
+            voltage += interp(soc, p.ocv_x, p.ocv_y)
             voltage += ri_sum + i * p.r0(soc)
-            return Track(t, soc, v_rc, np.full(n_pts, i), voltage, _NONE, _NONE, _NONE, self)
+            return Track(t, soc, v_rc, filled(n_pts, i), voltage, _NONE, _NONE, _NONE, self)
         # Mean RC voltage over each interval, exactly: R I + (v_k - R I) tau/dt (1 - e^(-dt/tau)).
         if f is not None:
             mean_vsum = (dev * f) @ decay[:, :-1]
         else:
             mean_vsum = (v_dev[:, :-1] * _mean_factor(dt[None, :], p.rc_tau[:, None])).sum(axis=0)
         mean_vsum += ri_sum
-        ocv = np.interp(soc, p.ocv_x, p.ocv_y)
+        ocv = interp(soc, p.ocv_x, p.ocv_y)
         voltage += ocv
         if p.r0_const is not None:
             voltage += i * p.r0_const + ri_sum
             heat = mean_vsum * i
             heat += i * i * p.r0_const
         else:
-            r0 = np.interp(soc, p.r0_x, p.r0_y)
+            r0 = interp(soc, p.r0_x, p.r0_y)
             voltage += r0 * i
             voltage += ri_sum
             heat = r0[:-1] + r0[1:]
@@ -265,7 +266,7 @@ class CurrentPiece:
             heat += mean_vsum * i
         ocv_sum = ocv[:-1] + ocv[1:]
         if step_s is not None:
-            dq_ah = np.full(n_pts - 1, i * step_s / 3600.0)
+            dq_ah = filled(n_pts - 1, i * step_s / 3600.0)
             de_wh = ocv_sum * (0.5 * i * step_s / 3600.0)
             de_wh += heat * (step_s / 3600.0)
         else:
@@ -273,7 +274,7 @@ class CurrentPiece:
             de_wh = ocv_sum * dq_ah
             de_wh *= 0.5
             de_wh += heat * dt * (1.0 / 3600.0)
-        return Track(t, soc, v_rc, np.full(n_pts, i), voltage, dq_ah, de_wh, heat, self,
+        return Track(t, soc, v_rc, filled(n_pts, i), voltage, dq_ah, de_wh, heat, self,
                      i * step_s / 3600.0 if step_s is not None else None)
 
     def _solve_rest(self, t: np.ndarray, step_s: float) -> Track:
@@ -282,9 +283,9 @@ class CurrentPiece:
         n_pts = len(t)
         decay = _decays(step_s, p.rc_tau_key, n_pts)
         v_rc = np.array(self.state.v_rc)[:, None] * decay
-        voltage = v_rc.sum(axis=0)
+        voltage = total(v_rc, axis=0)
         voltage += p.ocv1(self.state.soc)
-        return Track(t, np.full(n_pts, self.state.soc), v_rc, np.zeros(n_pts), voltage,
+        return Track(t, filled(n_pts, self.state.soc), v_rc, np.zeros(n_pts), voltage,
                      np.zeros(n_pts - 1), np.zeros(n_pts - 1), np.zeros(n_pts - 1), self, 0.0)
 
     def _solve_held(self, t: np.ndarray, i: np.ndarray, last_current: float | None,
@@ -295,7 +296,7 @@ class CurrentPiece:
         dt = step_s if step_s is not None else t[1:] - t[:-1]
         soc = np.empty(len(t))
         soc[0] = 0.0
-        np.cumsum(i * dt, out=soc[1:])
+        accumulate(i * dt, out=soc[1:])
         soc *= 1.0 / p.q_as
         soc += s0
         v_rc = np.empty((p.n_rc, len(t)))
@@ -315,7 +316,7 @@ class CurrentPiece:
             vsum = v_rc.sum(axis=0)
         else:
             vsum = 0.0
-        ocv = np.interp(soc, p.ocv_x, p.ocv_y)
+        ocv = interp(soc, p.ocv_x, p.ocv_y)
         current = np.empty(len(t))
         current[:-1] = i
         current[-1] = (i[-1] if len(i) else self.current_a) if last_current is None else last_current
@@ -429,7 +430,7 @@ class HoldPiece:
         soc = x[0]
         v_rc = x[1:-1]
         current = x[-1]
-        voltage = np.full(len(t), self.voltage_v)
+        voltage = filled(len(t), self.voltage_v)
         if points_only:
             return Track(t, soc, v_rc, current, voltage, _NONE, _NONE, _NONE, self)
         dq_ah = (soc[1:] - soc[:-1]) * p.capacity_ah

@@ -34,7 +34,7 @@ def temperatures(t0_c: float, dt: np.ndarray | float, heat_w: np.ndarray, ambien
         drive = one_minus_a * (ambient_c + heat_w / heat_transfer_w_per_k)
     else:
         amb0 = ambient_c[:-1]
-        ramp = np.diff(ambient_c)  # r dt
+        ramp = ambient_c[1:] - ambient_c[:-1]  # r dt
         if np.ndim(dt) == 0:
             weight = 1.0 - one_minus_a * tau / dt if dt > 0 else 0.0
         else:
