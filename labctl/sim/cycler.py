@@ -113,6 +113,7 @@ class SimCyclerChannel:
         self._watch_cache: dict[tuple, list[Watch]] = {}
         self._grid_cache: dict[LoggingPolicy, LogGrid] = {}
         self._setup_cache: dict[tuple, tuple] = {}
+        self._setup_by_id: dict[int, tuple] = {}
         # Ageing (labctl/sim/ageing.py): the state ages batch by batch; the model in use
         # carries the capacity fraction and resistance factor in `aged_params`.
         params = getattr(self.model, "ageing", None)
@@ -183,22 +184,23 @@ class SimCyclerChannel:
     # -- running a step --------------------------------------------------------------------
     def run_step(self, step: ElectricalStep, limits: SafetyLimits,
                  logging: LoggingPolicy) -> Generator[SampleBatch, None, StepEnd]:
-        if self._setup(step, limits, logging) is None:  # checked once per distinct step
+        setup = self._setup(step, limits, logging)
+        if setup is None:  # checked once per distinct step
             self._check(step)
+            setup = self._new_setup(step, limits, logging)
         self.output_on = True
         try:
-            return (yield from self._run(step, limits, logging))
+            return (yield from self._run(setup))
         finally:
             # Also when the engine closes the generator early: output off, and the
             # state stays at the last sample yielded.
             self.safe_state()
 
-    def _run(self, step: ElectricalStep, limits: SafetyLimits, logging: LoggingPolicy):
+    def _run(self, setup: tuple):
         clock = self.world.clock
         origin = clock.now()
         self._relax_until(origin)
         self._refresh_ageing()
-        setup = self._setup(step, limits, logging) or self._new_setup(step, limits, logging)
         control, grid, (end_t, end_kind, end_reason), watches, probe, with_charge = setup
         extra = control.extra_times()
         span_cap = self._span_cap(control)
@@ -301,11 +303,27 @@ class SimCyclerChannel:
     def _setup(self, step: ElectricalStep, limits: SafetyLimits, logging: LoggingPolicy
                ) -> tuple | None:
         """What `_run` derives from a step alone, once it has been made for this step (a
-        cycle-life run repeats a handful of steps), else None."""
+        cycle-life run repeats a handful of steps), else None.
+
+        Looked up by identity first: the engine hands the same step objects over every
+        cycle, and hashing a frozen step (all its fields) cost more than the lookup."""
+        hit = self._setup_by_id.get(id(step))
+        if hit is not None and hit[0] is step and hit[1] is limits and hit[2] is logging:
+            return hit[3]
         try:
-            return self._setup_cache.get((step, limits, logging))
+            setup = self._setup_cache.get((step, limits, logging))
         except TypeError:  # an unhashable step (a list from a Python procedure)
             return None
+        if setup is not None:
+            self._remember(step, limits, logging, setup)
+        return setup
+
+    def _remember(self, step: ElectricalStep, limits: SafetyLimits, logging: LoggingPolicy,
+                  setup: tuple) -> None:
+        # The entry holds the three objects, so their ids cannot be reused while it lives.
+        if len(self._setup_by_id) >= 256:
+            self._setup_by_id.clear()
+        self._setup_by_id[id(step)] = (step, limits, logging, setup)
 
     def _new_setup(self, step: ElectricalStep, limits: SafetyLimits,
                    logging: LoggingPolicy) -> tuple:
@@ -321,7 +339,8 @@ class SimCyclerChannel:
                 self._setup_cache.clear()
             self._setup_cache[(step, limits, logging)] = setup
         except TypeError:
-            pass
+            return setup  # unhashable: made afresh every time, as its fields may change
+        self._remember(step, limits, logging, setup)
         return setup
 
     def _watches(self, limits: SafetyLimits, step: ElectricalStep) -> list[Watch]:
