@@ -113,6 +113,12 @@ class AgeingModel:
     def resistance_factor(self, state: AgeingState) -> float:
         return 1.0 + self.p.resistance_growth_per_fade * (1.0 - self.capacity_fraction(state))
 
+    def capacity_and_resistance(self, state: AgeingState) -> tuple[float, float]:
+        """(capacity_fraction, resistance_factor) with the losses worked out once (the
+        simulator asks for both before every step)."""
+        fraction = self.capacity_fraction(state)
+        return fraction, 1.0 + self.p.resistance_growth_per_fade * (1.0 - fraction)
+
     # -- advancing ------------------------------------------------------------------------
     def advance(self, state: AgeingState, *, duration_s: float, temperature_c: float,
                 soc: float, throughput_ah: float = 0.0, c_rate: float = 1.0) -> None:

@@ -313,7 +313,7 @@ def solve_span(control: Control, p: Params, state: CellState, times: np.ndarray,
         t_e = crossing_time(lambda t, w=watch, r=restarted: w.margin(point_value(w.key, r.at(t))),
                             t_lo, t_hi)
         tail = restarted.segment_to(t_e)
-        parts.append(join_tracks([track.head(k - 1), tail]))
+        parts += (track.head(k - 1), tail)  # joined once, with the rest, at the end
         at_grid = t_e >= t_hi
         flags.append(np.concatenate([grid[:k], [bool(at_grid and grid[k])]]))
         # The next piece starts at t_e and covers the grid times after it.

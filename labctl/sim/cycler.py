@@ -372,7 +372,7 @@ class SimCyclerChannel:
         """Use the aged capacity and resistances once they have moved far enough."""
         if self.ageing is None:
             return
-        aged = (self.ageing.capacity_fraction(self.age), self.ageing.resistance_factor(self.age))
+        aged = self.ageing.capacity_and_resistance(self.age)
         if (abs(aged[0] - self._aged[0]) > AGEING_REFRESH
                 or abs(aged[1] / self._aged[1] - 1.0) > AGEING_REFRESH_R):
             self._aged = aged
