@@ -6,6 +6,7 @@ Validation uses `CellSpec.limits` and `capacity_ah`; the simulator uses
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,7 +93,8 @@ class CellModel:
             return 1.0
         t = temperature_c + ZERO_C_IN_K
         t_ref = self.reference_temperature_c + ZERO_C_IN_K
-        return float(np.exp(self.activation_energy_ev / BOLTZMANN_EV_PER_K * (1.0 / t - 1.0 / t_ref)))
+        # math.exp: a scalar (the simulator asks for several per step; np.exp costs 10x more)
+        return math.exp(self.activation_energy_ev / BOLTZMANN_EV_PER_K * (1.0 / t - 1.0 / t_ref))
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,10 @@ def batch_times(grid: LogGrid, k: int, n: int, end_t: float, extra: np.ndarray |
     step_s: float | None = grid.dt_s
     tol = 1e-9 * max(1.0, end_t)
     if times[-1] >= end_t - tol:
-        times = np.concatenate((times[times < end_t - tol], (end_t,)))
+        if len(times) > 1 and times[-2] < end_t - tol:  # only the last: end it at end_t
+            times[-1] = end_t  # (a fresh array: grid.times computes it)
+        else:
+            times = np.concatenate((times[times < end_t - tol], (end_t,)))
         if len(times) > 1 and abs(times[-1] - times[-2] - grid.dt_s) > tol:
             step_s = None
     on_grid = None
