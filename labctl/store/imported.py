@@ -20,7 +20,6 @@ import shutil
 import socket
 import struct
 import threading
-import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,15 @@ from labctl.errors import LabctlError
 from labctl.records import SAMPLE_COLUMNS
 from labctl.store.atomic import _json_default, describe_os_error, fsync_dir
 from labctl.store.freshness import RECORD_KEY, TABLES_ARE_THE_RECORD, journal_mark
-from labctl.store.journal import EVENT, JOURNAL_NAME, MAGIC, SAMPLES, encode_event, header_event
+from labctl.store.journal import (
+    EVENT,
+    JOURNAL_NAME,
+    MAGIC,
+    SAMPLES,
+    crc32,
+    encode_event,
+    header_event,
+)
 from labctl.store.rundir import (
     _RUN_ID,
     RUN_JSON,
@@ -320,7 +327,7 @@ def write_journal(folder: Path, cols: Mapping[str, np.ndarray], steps: list[Impo
     for event in [header_event(), *events]:
         if event is not None:
             payload = encode_event(event)
-            add(EVENT, [payload], len(payload), zlib.crc32(payload))
+            add(EVENT, [payload], len(payload), crc32(payload))
             continue
         s = next(step_iter)
         for lo in range(s.lo, s.hi, MAX_ROWS_PER_RECORD):
@@ -329,7 +336,7 @@ def write_journal(folder: Path, cols: Mapping[str, np.ndarray], steps: list[Impo
             parts += [memoryview(cols[name][lo:hi]).cast("B") for name in order]
             crc = 0
             for part in parts:
-                crc = zlib.crc32(part, crc)
+                crc = crc32(part, crc)
             add(SAMPLES, parts, sum(len(p) for p in parts), crc)
     path = folder / JOURNAL_NAME
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)

@@ -31,7 +31,6 @@ import os
 import threading
 import time
 import weakref
-import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -56,6 +55,7 @@ from labctl.store.journal_format import (  # noqa: F401 - the journal's public n
     MAGIC,
     SAMPLES,
     _why,
+    crc32,
     encode_event,
     header_event,
 )
@@ -175,7 +175,7 @@ class JournalWriter:
 
     def append_event(self, event: Mapping[str, Any]) -> None:
         payload = encode_event(event)
-        crc = zlib.crc32(payload)
+        crc = crc32(payload)
         start = self._size
         self._append(EVENT, [payload], len(payload), crc)
         if self.tap is not None:
@@ -191,7 +191,7 @@ class JournalWriter:
             parts += [c[lo:hi] for c in cols] if (lo, hi) != (0, n) else cols
             crc = 0
             for p in parts:
-                crc = zlib.crc32(p, crc)
+                crc = crc32(p, crc)
             start = self._size
             self._append(SAMPLES, parts, _COUNT.size + (hi - lo) * _OUR_ROW_BYTES, crc)
             if self.tap is not None:
@@ -444,7 +444,7 @@ def _rewrite_locked(path: Path) -> Path:
 
     def chunks() -> Iterator[bytes]:
         payload = encode_event(header_event())
-        yield _HEADER.pack(MAGIC, EVENT, len(payload), zlib.crc32(payload)) + payload
+        yield _HEADER.pack(MAGIC, EVENT, len(payload), crc32(payload)) + payload
         for kind, item, n in reader.records(reuse_buffer=True):
             if kind == EVENT:
                 payload = encode_event(item)
@@ -453,7 +453,7 @@ def _rewrite_locked(path: Path) -> Path:
                 parts = [_COUNT.pack(n)] + [np.ascontiguousarray(cols[c], dtype=d).tobytes()
                                             for c, d in _OUR_COLUMNS]
                 payload = b"".join(parts)
-            yield _HEADER.pack(MAGIC, kind, len(payload), zlib.crc32(payload)) + payload
+            yield _HEADER.pack(MAGIC, kind, len(payload), crc32(payload)) + payload
 
     aside = path.with_name(f"{JOURNAL_NAME}.damaged-{int(time.time())}")
     try:

@@ -17,6 +17,14 @@ import numpy as np
 from labctl.records import SAMPLE_COLUMNS
 from labctl.store.atomic import describe_os_error
 
+try:
+    # The same CRC-32 as zlib's, ~10x faster (SIMD folding): checksumming the sample
+    # blocks was ~14 ms of a 100-cycle simulated run with zlib. Imported here, where
+    # journals are written and read, not at `labctl` start-up.
+    from zlib_ng.zlib_ng import crc32  # noqa: F401 - used by the journal writer and reader
+except ImportError:  # pragma: no cover - zlib-ng is a dependency, but a missing wheel is no failure
+    from zlib import crc32  # noqa: F401 - used by the journal writer and reader
+
 JOURNAL_NAME = "journal.bin"
 FORMAT_VERSION = 1
 MAGIC = 0x4C424A31  # b"1JBL" on disk

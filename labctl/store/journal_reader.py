@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from labctl.store.journal_format import (
     SAMPLES,
     _Layout,
     _why,
+    crc32,
 )
 
 
@@ -244,7 +244,7 @@ class _Buffer:
             return None
         off = pos - self.start + _HEADER.size
         payload = memoryview(self.data)[off:off + length]
-        if zlib.crc32(payload) != crc:
+        if crc32(payload) != crc:
             return None
         return kind, crc, payload, end
 
