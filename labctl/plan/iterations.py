@@ -21,7 +21,7 @@ STRIDE_CHANGE = 2e-3
 MAX_STRIDE = 9
 # A rough plan (the ceilings check before `labctl run`, which needs orders of magnitude,
 # not per-mille) strides much further.
-ROUGH_STRIDE_CHANGE = 0.05
+ROUGH_STRIDE_CHANGE = 0.1
 ROUGH_MAX_STRIDE = 1000
 STRIDE_STATE_TOL = 5e-3  # SoC, RC volts, kelvin: the cell is back where it was
 
