@@ -7,7 +7,6 @@ have all been read and checked against each other (`prepare`).
 from __future__ import annotations
 
 import os
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from labctl.stations.build import make_clock, open_station, pace
 from labctl.store.atomic import fsync_dir, remove_stale_temp_files, side_by_side
 from labctl.store.journal import JournalWriter
 from labctl.store.run import summarize
-from labctl.store.rundir import RunDir, RunDirExists, effective_status, new_run_id
+from labctl.store.rundir import RunDir, RunDirExists, effective_status, host_name, new_run_id
 
 DEFAULT_RESULTS = "results"
 
@@ -146,7 +145,7 @@ def start_run(
         "started_unix_s": started,
         "ended_unix_s": None,
         "clock": "realtime" if prep.station.clock == "realtime" else "virtual",
-        "sessions": [{"started_unix_s": started, "pid": os.getpid(), "host": socket.gethostname()}],
+        "sessions": [{"started_unix_s": started, "pid": os.getpid(), "host": host_name()}],
         **(meta_extra or {}),
     }
     rundir = _create_rundir(Path(results_root), proc.name, prep.cell.name, started, meta)
@@ -280,8 +279,8 @@ def resume_run(
     except LabctlError:
         station.close()
         raise
-    sessions.append({"started_unix_s": time.time(), "pid": os.getpid(), "host": socket.gethostname()})
-    rundir.update_meta(status="running", reason="", pid=os.getpid(), host=socket.gethostname(),
+    sessions.append({"started_unix_s": time.time(), "pid": os.getpid(), "host": host_name()})
+    rundir.update_meta(status="running", reason="", pid=os.getpid(), host=host_name(),
                        sessions=sessions)
     journal = JournalWriter.open_for_append(rundir.path)
     engine = Engine(

@@ -92,6 +92,17 @@ def _process_marker(pid: int) -> dict[str, Any]:
     return {"pid": pid, "start_ticks": _process_start(pid)}
 
 
+def host_name() -> str:
+    """This machine's name, as socket.gethostname() gives it (POSIX: the uname node name,
+    without importing socket on every run's path)."""
+    uname = getattr(os, "uname", None)
+    if uname is not None:
+        return uname().nodename
+    import socket  # pragma: no cover - Windows
+
+    return socket.gethostname()
+
+
 def effective_status(meta: dict) -> str:
     """The status, except "interrupted" for a "running" run whose process is gone.
 
@@ -101,10 +112,8 @@ def effective_status(meta: dict) -> str:
     status = meta.get("status", "unknown")
     if status != "running":
         return str(status)
-    import socket  # only for a run that says it is running
-
     pid = meta.get("pid")
-    if meta.get("host") != socket.gethostname() or not isinstance(pid, int):
+    if meta.get("host") != host_name() or not isinstance(pid, int):
         return status
     if not pid_alive(pid):
         return "interrupted"
@@ -142,10 +151,8 @@ class RunDir:
             raise LabctlError(f"{path}: cannot create the run directory "
                               f"({describe_os_error(exc)})") from None
         pid = os.getpid()
-        import socket
-
         full = {"schema_version": RUN_SCHEMA_VERSION, "labctl_version": labctl_version(),
-                "run_id": run_id, "host": socket.gethostname(), "pid": pid, **meta,
+                "run_id": run_id, "host": host_name(), "pid": pid, **meta,
                 "process": _process_marker(pid)}
         # run.json (fsynced with its folder) and the new folder's entry in `root`: the two
         # waits for the disk overlap.
