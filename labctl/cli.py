@@ -86,5 +86,14 @@ def main() -> None:
     """labctl: run battery test procedures on real or simulated benches."""
 
 
-if __name__ == "__main__":  # pragma: no cover
+def console() -> None:
+    """The `labctl` command (console script and `python -m labctl.cli`): `main` in a process
+    of its own, which may treat what it imports as never garbage (commands.gc_paused)."""
+    import labctl.commands
+
+    labctl.commands.FREEZE_AFTER_IMPORTS = True
     main()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    console()

@@ -21,5 +21,14 @@ def gc_paused() -> Iterator[None]:
     try:
         yield
     finally:
+        if FREEZE_AFTER_IMPORTS:
+            # A `labctl` process (not an in-process caller): what was just imported lives
+            # until the process ends, so the collector need never walk it. Without this the
+            # first collections after the pause walk all of it twice (~8 ms of `labctl run`).
+            gc.freeze()
         if was_enabled:
             gc.enable()
+
+
+# Set by `labctl.cli.console`, the command's entry point: True only in a labctl process.
+FREEZE_AFTER_IMPORTS = False
