@@ -92,6 +92,41 @@ def run_labctl(n_cycles: int, repeat: int = 3) -> dict:
                 "cycles": n_cycles}
 
 
+def run_simulator_only(n_cycles: int, repeat: int = 3) -> dict:
+    """The same steps straight through the simulated cycler channel: no engine (no step
+    checks, no per-sample limit checks, no accounting), no journal, no tables. Not a goal
+    of its own: it says how the in-process figure splits between the simulator and the
+    rest."""
+    from labctl.capabilities import LoggingPolicy
+    from labctl.engine.session import prepare
+    from labctl.procedures.grammar import parse_step
+    from labctl.stations.build import make_clock, open_station
+
+    texts = [line.strip()[2:] for line in PROCEDURE.splitlines()[-5:]]
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = Path(tmp) / "bench-cycling.yaml"
+        proc.write_text(PROCEDURE.format(n=n_cycles))
+        prep = prepare(proc, station_path=HERE.parent / "instruments" / "sim.yaml",
+                       cell_ref="nmc-1p95ah")
+    steps = [parse_step(t, cell=prep.cell, default_logging=LoggingPolicy(period_s=1.0))
+             for t in texts]
+    walls, samples = [], 0
+    for k in range(repeat + 1):
+        station = open_station(prep.station, prep.cell, registry=prep.registry,
+                               clock=make_clock(prep.station))
+        cycler, samples = station.get("cycler"), 0
+        t0 = time.perf_counter()
+        for _ in range(n_cycles):
+            for step in steps:
+                batches = cycler.run_step(step, prep.procedure.safety, step.logging)
+                for batch in batches:
+                    samples += len(batch.step_time_s)
+        if k:
+            walls.append(time.perf_counter() - t0)
+        station.close()
+    return {"wall_s": statistics.median(walls), "samples": samples}
+
+
 def _child(cmd: list[str], **kwargs) -> tuple[float, float, subprocess.CompletedProcess]:
     """Wall time and CPU time (user + system) of one child process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -166,6 +201,9 @@ def main() -> None:
           f"{ours['samples']:,} samples, {rate:,.0f} samples/s (journal + Parquet "
           f"included), status {ours['status']}; medians of {args.repeat} (walls "
           f"{', '.join(f'{w:.3f}' for w in ours['walls'])})")
+    sim = run_simulator_only(args.cycles, args.repeat)
+    print(f"simulator alone: {sim['wall_s']:.3f} s wall, {sim['samples']:,} samples (the cycler "
+          f"channel without the engine's checks, journal or tables; for the split only)")
     cli = run_labctl_cli(args.cycles, args.repeat)
     print(f"labctl run (CLI): {cli['wall_s']:.3f} s wall, minus start-up {cli['startup_s']:.3f} s "
           f"(labctl --version) = {cli['net_s']:.3f} s; CPU {cli['cpu_s']:.3f} s, net "
@@ -179,7 +217,8 @@ def main() -> None:
     print(f"PyBaMM : {peer['wall_s']:.3f} s wall, {peer['samples']:,} samples "
           f"(pybamm {peer['version']}, Thevenin ECM, default parameters)")
     print(f"ratio  : in-process labctl is {peer['wall_s'] / ours['wall_s']:.1f}x faster (goal >= 20x); "
-          f"through labctl run {peer['wall_s'] / cli['net_s']:.1f}x (goal >= 15x)")
+          f"through labctl run {peer['wall_s'] / cli['net_s']:.1f}x (goal >= 15x); the simulator "
+          f"alone {peer['wall_s'] / sim['wall_s']:.1f}x")
 
 
 if __name__ == "__main__":
