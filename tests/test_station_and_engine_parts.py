@@ -103,6 +103,17 @@ def test_remaining_step_shrinks_time_and_charge_budgets():
     assert remaining_step(step, elapsed_s=10.0, moved_ah=0.3) is None
 
 
+def test_remaining_step_of_a_fresh_step_is_the_step_unless_its_budget_is_empty():
+    step = ElectricalStep(Mode.CURRENT, -2.0, duration_s=600.0,
+                          until=(EndCondition(Quantity.CHARGE, ">=", 0.3),))
+    assert remaining_step(step, 0.0, 0.0) is step
+    assert remaining_step(ElectricalStep(Mode.REST, duration_s=0.0), 0.0, 0.0) is None
+    empty = ElectricalStep(Mode.CURRENT, 1.0, until=(EndCondition(Quantity.CHARGE, ">=", 0.0),))
+    assert remaining_step(empty, 0.0, 0.0) is None
+    # The general path, for comparison: the same budgets, as a copy.
+    assert remaining_step(step, 1e-15, 0.0) == step  # 600 - 1e-15 rounds to 600
+
+
 def test_remaining_profile_starts_at_the_value_in_force():
     step = ElectricalStep(Mode.CURRENT_PROFILE, profile=Profile((0.0, 10.0, 20.0, 30.0), (1.0, -1.0, 2.0, 0.0)))
     rest = remaining_step(step, elapsed_s=15.0, moved_ah=0.0)

@@ -82,8 +82,8 @@ class StepAccounting:
         cols = {
             "test_time_s": t,
             "unix_time_s": self.unix_origin_s + t,
-            "step_index": np.full(n, self.step_index, dtype=SAMPLE_COLUMNS["step_index"]),
-            "cycle_index": np.full(n, self.counter.cycle_index, dtype=SAMPLE_COLUMNS["cycle_index"]),
+            "step_index": _filled(n, self.step_index, SAMPLE_COLUMNS["step_index"]),
+            "cycle_index": _filled(n, self.counter.cycle_index, SAMPLE_COLUMNS["cycle_index"]),
             "voltage_v": v,
             "current_a": i,
             "temperature_c": np.asarray(batch.temperature_c, dtype=float),
@@ -140,6 +140,13 @@ def _slice(batch: SampleBatch, start: int) -> SampleBatch:
         discharge_wh=cut(batch.discharge_wh),
         state=batch.state,
     )
+
+
+def _filled(n: int, value: int, dtype: np.dtype) -> np.ndarray:
+    """np.full without its Python wrapper (two per batch)."""
+    out = np.empty(n, dtype=dtype)
+    out.fill(value)
+    return out
 
 
 def truncate(cols: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:

@@ -13,6 +13,15 @@ def remaining_step(step: ElectricalStep, elapsed_s: float, moved_ah: float) -> E
     Time and charge budgets shrink; voltage, current and temperature
     conditions stay as they are (they depend on the cell's state, not on history).
     """
+    if elapsed_s == 0 and moved_ah == 0 and type(step.until) is tuple:
+        # Nothing done yet, as for every step that did not stop: the step itself (a copy
+        # by dataclasses.replace cost ~10 us per step), unless its budgets are empty.
+        if step.duration_s is not None and step.duration_s <= 1e-9:
+            return None
+        for cond in step.until:
+            if cond.quantity is Quantity.CHARGE and cond.value <= 1e-12:
+                return None
+        return step
     duration = step.duration_s
     if duration is not None:
         duration = duration - elapsed_s

@@ -60,7 +60,7 @@ class StepAccumulator:
             self._vdt += 0.5 * (self._v + float(v[0])) * dt
             self._idt += 0.5 * (self._i + float(i[0])) * dt
         if n > 1:
-            dt = np.diff(t)
+            dt = np.subtract(t[1:], t[:-1])  # np.diff's own arithmetic, without its wrapper
             self._vdt += 0.5 * _pair_sums_dot(v, dt)
             self._idt += 0.5 * _pair_sums_dot(i, dt)
         self._max_temp = float(np.fmax(self._max_temp, np.fmax.reduce(temp)))  # NaN-safe
