@@ -27,9 +27,6 @@ def remaining_step(step: ElectricalStep, elapsed_s: float, moved_ah: float) -> E
         duration = duration - elapsed_s
         if duration <= 1e-9:
             return None
-    if elapsed_s == 0 and moved_ah == 0 and not any(
-            c.quantity is Quantity.CHARGE and c.value <= 1e-12 for c in step.until):
-        return step  # nothing done yet: the step itself (instruments cache by identity)
     until = []
     for cond in step.until:
         if cond.quantity is Quantity.CHARGE:
