@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labctl.capabilities.cycler import SampleBatch
+from labctl.np_kernels import filled
 from labctl.records import SAMPLE_COLUMNS
 
 COUNTERS = ("charge_capacity_ah", "discharge_capacity_ah", "charge_energy_wh", "discharge_energy_wh")
@@ -82,8 +83,8 @@ class StepAccounting:
         cols = {
             "test_time_s": t,
             "unix_time_s": self.unix_origin_s + t,
-            "step_index": _filled(n, self.step_index, SAMPLE_COLUMNS["step_index"]),
-            "cycle_index": _filled(n, self.counter.cycle_index, SAMPLE_COLUMNS["cycle_index"]),
+            "step_index": filled(n, self.step_index, SAMPLE_COLUMNS["step_index"]),
+            "cycle_index": filled(n, self.counter.cycle_index, SAMPLE_COLUMNS["cycle_index"]),
             "voltage_v": v,
             "current_a": i,
             "temperature_c": np.asarray(batch.temperature_c, dtype=float),
@@ -140,13 +141,6 @@ def _slice(batch: SampleBatch, start: int) -> SampleBatch:
         discharge_wh=cut(batch.discharge_wh),
         state=batch.state,
     )
-
-
-def _filled(n: int, value: int, dtype: np.dtype) -> np.ndarray:
-    """np.full without its Python wrapper (two per batch)."""
-    out = np.empty(n, dtype=dtype)
-    out.fill(value)
-    return out
 
 
 def truncate(cols: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from labctl.np_kernels import accumulate, amax, amin, filled
 from labctl.sim.ecm import grid_index
-from labctl.sim.kernels import accumulate, amax, amin, filled
 from labctl.sim.logging_grid import LogGrid
 from labctl.sim.params import Params
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from labctl.sim.kernels import accumulate, filled, interp, total
+from labctl.np_kernels import accumulate, filled, interp, total
 from labctl.sim.params import Params
 
 _LOG_FLOOR = -500.0  # keep exp() of cumulative decays inside float64 range

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import struct
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -46,6 +45,7 @@ from labctl.store.rundir import (
     RUN_SCHEMA_VERSION,
     RunDirExists,
     _append_index,
+    host_name,
     labctl_version,
 )
 from labctl.store.step_summary import CUMULATIVE, StepAccumulator
@@ -140,7 +140,7 @@ def create_imported_run(results_root: str | Path, run_id: str | Callable[[], str
                 raise
     try:
         full = {"schema_version": RUN_SCHEMA_VERSION, "labctl_version": labctl_version(),
-                "run_id": drawn, "host": socket.gethostname(), "pid": None,
+                "run_id": drawn, "host": host_name(), "pid": None,
                 **meta, "status": IMPORTED}
         (tmp / "inputs").mkdir()
         for name, data in (inputs or {}).items():

@@ -1,7 +1,7 @@
 """numpy's compiled kernels, called without their Python-level wrappers.
 
-A simulated step makes a few dozen numpy calls on arrays of a few thousand values;
-at that size the wrappers (`np.interp`'s argument checks, `np.cumsum` and `arr.sum()`
+A simulated step (labctl/sim/) and the engine's per-batch accounting make dozens of
+numpy calls on arrays of a few thousand values; at that size the wrappers (`np.interp`'s argument checks, `np.cumsum` and `arr.sum()`
 dispatching through `fromnumeric`, `np.full`'s dtype handling) cost as much as the
 arithmetic. These call the same kernels with the same arguments, so the results are
 bit-identical to the wrapped functions'.
@@ -30,9 +30,9 @@ def interp(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
     return _interp(x, xp, fp, None, None)
 
 
-def filled(n: int, value: float) -> np.ndarray:
-    """np.full(n, value) as float64."""
-    out = np.empty(n)
+def filled(n: int, value: float, dtype: np.dtype | type = float) -> np.ndarray:
+    """np.full(n, value, dtype) (float64 by default)."""
+    out = np.empty(n, dtype=dtype)
     out.fill(value)
     return out
 
