@@ -97,6 +97,7 @@ class Params:
     def with_capacity(self, capacity_ah: float) -> Params:
         """A copy with another capacity (an aged cell: the curves over SoC stay), the same
         as building it anew at that capacity without redoing the tables."""
+        self.hold_cells()  # the same curves over SoC: the copy shares them, worked out once
         other = object.__new__(Params)
         other.__dict__.update(self.__dict__)
         other.capacity_ah = float(capacity_ah)
@@ -106,6 +107,9 @@ class Params:
 
     def scaled(self, factor: float, temperature_c: float) -> Params:
         """A copy with every resistance multiplied by `factor` (Arrhenius, SoC-only tables)."""
+        # Every resistance scaled alike leaves their relative changes, and so the hold
+        # cells, as they are: the copy shares them, worked out once.
+        self.hold_cells()
         other = object.__new__(Params)
         other.__dict__.update(self.__dict__)
         other.temperature_c = float(temperature_c)
