@@ -26,6 +26,27 @@ class SafetyLimits:
     # the limit above is the procedure's own explicit value, not the cell's.
     abuse_allow: frozenset[str] = frozenset()
 
+    def within(self, voltage_v: np.ndarray, current_a: np.ndarray,
+               temperature_c: np.ndarray) -> bool:
+        """True when every sample is inside the limits by the six reductions of the fast
+        path (every batch of every run goes through here). A NaN voltage or current fails
+        it; fmax/fmin skip NaN temperatures (a channel without a thermocouple reports NaN)."""
+        return bool(
+            _MAX(voltage_v) <= self.max_voltage_v
+            and _MIN(voltage_v) >= self.min_voltage_v
+            and _MAX(current_a) <= self.max_charge_current_a
+            and -_MIN(current_a) <= self.max_discharge_current_a
+            and not _FMAX(temperature_c) > self.max_temperature_c
+            and not _FMIN(temperature_c) < self.min_temperature_c
+        )
+
+    def bounds_voltage_and_current(self) -> bool:
+        """True when all four voltage and current limits are finite: then `within`
+        passing also proves every voltage and current a finite number."""
+        return all(math.isfinite(x) for x in (self.max_voltage_v, self.min_voltage_v,
+                                              self.max_charge_current_a,
+                                              self.max_discharge_current_a))
+
     def first_violation(
         self,
         voltage_v: np.ndarray,
@@ -33,16 +54,7 @@ class SafetyLimits:
         temperature_c: np.ndarray,
     ) -> tuple[int, str] | None:
         """Index of the first sample outside the limits and the reason, or None."""
-        # Fast path (every batch of every run goes through here): six reductions.
-        # fmax/fmin skip NaN (a channel without a thermocouple reports NaN).
-        if (
-            voltage_v.max() <= self.max_voltage_v
-            and voltage_v.min() >= self.min_voltage_v
-            and current_a.max() <= self.max_charge_current_a
-            and -current_a.min() <= self.max_discharge_current_a
-            and not np.fmax.reduce(temperature_c) > self.max_temperature_c
-            and not np.fmin.reduce(temperature_c) < self.min_temperature_c
-        ):
+        if self.within(voltage_v, current_a, temperature_c):
             return None
         checks = (
             (voltage_v > self.max_voltage_v, voltage_v, "voltage", "V", ">", self.max_voltage_v),
@@ -88,3 +100,8 @@ class SafetyLimits:
             if first is None or i < first[0]:
                 first = (i, f"safety: {name} {values[i]:.4g} {unit} {op} {limit:.4g} {unit}")
         return first
+
+
+# The reductions of arr.max() / arr.min() without their Python wrappers.
+_MAX, _MIN = np.maximum.reduce, np.minimum.reduce
+_FMAX, _FMIN = np.fmax.reduce, np.fmin.reduce

@@ -105,6 +105,9 @@ class Engine:
         # check_step's answer per distinct step: a pure function of the step and of this
         # engine's cell, station and limits, and a cycle-life run repeats a handful of steps.
         self._checked: dict[Any, list] = {}
+        # Finite voltage and current limits: a batch inside them has no NaN or infinite
+        # voltage or current either, so the check for unusable samples can be skipped.
+        self._limits_prove_numbers = procedure.safety.bounds_voltage_and_current()
 
     # -- helpers -----------------------------------------------------------------------------
     def test_time(self) -> float:
@@ -365,18 +368,22 @@ class Engine:
                 cols = accounting.columns(batch, drop_first=drop_first and first)
                 first = False
                 n = len(cols["test_time_s"])
-                violation = None
-                garbage = _first_garbage(cols) if n else None
-                if garbage is not None:
-                    # A sample the limits cannot judge: keep the good ones before it, then fault.
-                    cols = truncate(cols, garbage[0])
-                    n = garbage[0]
+                violation = garbage = None
+                if n and not (self._limits_prove_numbers and self.proc.safety.within(
+                        cols["voltage_v"], cols["current_a"], cols["temperature_c"])):
+                    garbage = _first_garbage(cols)
+                    if garbage is not None:
+                        # A sample the limits cannot judge: keep the good ones before it,
+                        # then fault.
+                        cols = truncate(cols, garbage[0])
+                        n = garbage[0]
+                    if n:
+                        violation = self.proc.safety.first_violation(
+                            cols["voltage_v"], cols["current_a"], cols["temperature_c"]
+                        )
+                        if violation is not None:
+                            cols = truncate(cols, violation[0] + 1)
                 if n:
-                    violation = self.proc.safety.first_violation(
-                        cols["voltage_v"], cols["current_a"], cols["temperature_c"]
-                    )
-                    if violation is not None:
-                        cols = truncate(cols, violation[0] + 1)
                     self.journal.append_samples(cols)
                     self._last_sample_s = float(cols["test_time_s"][-1])
                     acc.feed(cols)
