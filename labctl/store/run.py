@@ -81,9 +81,12 @@ def complete_cycles(steps: Any) -> list[int]:
     bad = {int(c) for c, kind in zip(steps["cycle_index"], steps["end_kind"], strict=True)
            if str(kind) not in ("condition", "time")}
     legs = _legs(steps)
+    by_cycle: dict[int, list[int]] = {}  # one pass: a scan per cycle was quadratic
+    for k, leg in enumerate(legs):
+        by_cycle.setdefault(leg[0], []).append(k)
     complete = []
-    for cycle in sorted({leg[0] for leg in legs}):
-        idx = [k for k, leg in enumerate(legs) if leg[0] == cycle]
+    for cycle in sorted(by_cycle):
+        idx = by_cycle[cycle]
         if cycle in bad or idx[0] == 0:
             continue
         mine = [legs[k] for k in idx]
