@@ -92,7 +92,13 @@ def console() -> None:
     import labctl.commands
 
     labctl.commands.FREEZE_AFTER_IMPORTS = True
-    main()
+    try:
+        main()
+    except SystemExit as stop:
+        from labctl.process_exit import leave_now
+
+        leave_now(stop)
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,47 @@
+"""End a `labctl` process as soon as its command is done, without CPython's teardown."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+
+
+def exit_code(stop: SystemExit) -> int | None:
+    """The status `SystemExit(stop.code)` ends the process with, or None where the
+    interpreter would also print something (a message as the code)."""
+    code = stop.code
+    if code is None:
+        return 0
+    if isinstance(code, int) and not isinstance(code, bool) and 0 <= code <= 255:
+        return code
+    return None
+
+
+def leave_now(stop: SystemExit) -> None:
+    """Exit with `stop`'s status at once: exit handlers run, standard streams are flushed,
+    and the interpreter's teardown is skipped.
+
+    Teardown frees every object one by one (modules, numpy and pyarrow state, what a run
+    left) just before the operating system releases the whole process anyway: ~15-25 ms
+    at the end of `labctl run` (measured). Files labctl writes are closed and fsynced
+    before a command returns, so nothing waits on it. Returns (and the caller lets the
+    normal exit happen) when that would not be the same: a non-daemon thread still
+    running (the interpreter would wait for it), a status that is a message, or a
+    standard stream that cannot be flushed.
+    """
+    status = exit_code(stop)
+    if status is None:
+        return
+    main = threading.main_thread()
+    if any(t is not main and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        return
+    atexit._run_exitfuncs()  # what registered for exit (temporary folders, Dask, ...) still runs
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(status)

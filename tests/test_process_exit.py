@@ -1,0 +1,72 @@
+"""`labctl.process_exit.leave_now`: the quick exit keeps what a normal exit guarantees."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from labctl.process_exit import exit_code
+
+SCRIPT = textwrap.dedent("""
+    import atexit, sys, threading, time
+    from labctl.process_exit import leave_now
+
+    marker = sys.argv[1]
+    atexit.register(lambda: open(marker, "w").write("handler ran"))
+    sys.stdout.write("x" * 200_000)  # more than a pipe's buffer: must be flushed
+    sys.stdout.write("END")
+    if sys.argv[2] == "thread":
+        def late():
+            time.sleep(0.3)
+            sys.stdout.write("THREAD")
+        threading.Thread(target=late).start()
+    stop = SystemExit(int(sys.argv[3]))
+    leave_now(stop)
+    sys.stdout.write("NORMAL")  # reached only when leave_now declined
+    raise stop
+""")
+
+
+def _run(tmp_path, mode: str, code: int) -> tuple[subprocess.CompletedProcess, str]:
+    marker = tmp_path / "marker.txt"
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(marker), mode, str(code)],
+                         capture_output=True, text=True, timeout=60)
+    return out, marker.read_text() if marker.exists() else ""
+
+
+@pytest.mark.parametrize("code", [0, 2, 130])
+def test_quick_exit_keeps_status_output_and_handlers(tmp_path, code):
+    out, marker = _run(tmp_path, "plain", code)
+    assert out.returncode == code
+    assert out.stdout == "x" * 200_000 + "END"  # flushed, and nothing after leave_now ran
+    assert marker == "handler ran"
+    assert out.stderr == ""
+
+
+def test_a_running_thread_gets_the_normal_exit(tmp_path):
+    out, marker = _run(tmp_path, "thread", 3)
+    assert out.returncode == 3
+    # The interpreter waited for the thread, as it would without leave_now.
+    assert out.stdout.endswith("ENDNORMALTHREAD")
+    assert marker == "handler ran"
+
+
+@pytest.mark.parametrize(("code", "status"), [(None, 0), (0, 0), (2, 2), (True, None),
+                                              ("failed: reason", None), (300, None)])
+def test_exit_code_is_the_interpreter_s_or_none(code, status):
+    assert exit_code(SystemExit(code)) == status
+
+
+def test_labctl_command_output_and_status_through_the_quick_exit(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsteps: [\n")
+    out = subprocess.run([sys.executable, "-m", "labctl.cli", "validate", str(bad)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert "bad.yaml" in out.stderr + out.stdout
+    version = subprocess.run([sys.executable, "-m", "labctl.cli", "--version"],
+                             capture_output=True, text=True, timeout=120)
+    assert version.returncode == 0 and "labctl" in version.stdout
