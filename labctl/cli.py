@@ -88,15 +88,21 @@ def main() -> None:
 
 def console() -> None:
     """The `labctl` command (console script and `python -m labctl.cli`): `main` in a process
-    of its own, which may treat what it imports as never garbage (commands.gc_paused)."""
+    of its own, which may treat what it imports as never garbage (commands.gc_paused),
+    reuse the compiled methods of its dataclasses (dataclass_code_cache) and end without
+    the interpreter's teardown (process_exit)."""
     import labctl.commands
+    from labctl.dataclass_code_cache import install
 
     labctl.commands.FREEZE_AFTER_IMPORTS = True
+    code_cache = install()
     try:
         main()
     except SystemExit as stop:
         from labctl.process_exit import leave_now
 
+        if code_cache is not None:
+            code_cache.save()
         leave_now(stop)
         raise
 
