@@ -58,8 +58,6 @@ def typo_hint(text: str, first_only: bool = False) -> tuple[int, str] | None:
     """(offset, message) for the first word of `text` that is neither a unit nor a keyword
     but close to a keyword ('untill' -> 'until'), else None. With `first_only`, only the
     first word is looked at (where a keyword must stand)."""
-    from labctl.suggest import nearest, one_edit_apart
-
     for k, m in enumerate(_WORD_RE.finditer(text)):
         if first_only and k > 0:
             break
@@ -67,6 +65,10 @@ def typo_hint(text: str, first_only: bool = False) -> tuple[int, str] | None:
         low = word.lower()
         if low in KEYWORDS or unit_kind(word) is not None or low in ("c", "e"):
             continue
+        # Imported here, not above the loop: every valid step is checked too (with no
+        # stray word), and it should not pay for difflib (~1 ms of `labctl run`).
+        from labctl.suggest import nearest, one_edit_apart
+
         near = nearest(low, KEYWORDS, n=1, cutoff=0.75)
         if not near and len(low) >= 3:
             near = [k for k in KEYWORDS if len(k) >= 3 and one_edit_apart(low, k)][:1]
