@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from labctl.cells.spec import CellSpec
 from labctl.errors import LabctlError, Problem, ValidationError
@@ -22,8 +23,23 @@ from labctl.procedures.compiler import load_yaml_procedure, loads_procedure
 from labctl.procedures.conditions import MetricCondition, iteration_metrics, parse_until
 from labctl.procedures.grammar import parse_logging, parse_step
 from labctl.procedures.model import CompiledProcedure, Plan, PlannedStep
-from labctl.procedures.python_proc import ProcedureContext, load_python_procedure
 from labctl.stations.spec import StationSpec
+
+if TYPE_CHECKING:
+    from labctl.procedures.python_proc import ProcedureContext
+    from labctl.procedures.python_proc import load_python_procedure as load_python_procedure
+
+# Python procedures (`.py` files) are imported only when one is loaded or their names are
+# asked for (PEP 562 below): a YAML run does not need python_proc, inspect or traceback.
+_PYTHON_PROC_NAMES = ("ProcedureContext", "load_python_procedure")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PYTHON_PROC_NAMES:
+        from labctl.procedures import python_proc
+
+        return getattr(python_proc, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_procedure(
@@ -39,6 +55,8 @@ def load_procedure(
     ValidationError listing every problem found.
     """
     if Path(path).suffix.lower() == ".py":
+        from labctl.procedures.python_proc import load_python_procedure
+
         return load_python_procedure(path, cell=cell, station=station, params=params)
     return load_yaml_procedure(path, cell=cell, station=station, params=params)
 
