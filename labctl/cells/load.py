@@ -40,7 +40,6 @@ Every problem is reported with the file, line, column and field, and what is all
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 from pathlib import Path
@@ -415,6 +414,8 @@ class _Reader:
 
     def csv_table(self, value: dict, path: PathKey, positive: bool) -> Table | None:
         """A long-format CSV: soc, [temperature_c,] and the value column; one row per point."""
+        import csv  # here: most cell files give their tables inline, and need no csv module
+
         name, column = value.get("csv"), value.get("column")
         if not isinstance(name, str) or not name:
             self.err(path + ("csv",), "must be the path of a CSV file, relative to the cell file")
