@@ -20,6 +20,8 @@ charge; the cell's SoC is updated through the cycler channel's public state.
 from __future__ import annotations
 
 import math
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,7 +35,9 @@ from labctl.capabilities.potentiostat import (
 )
 from labctl.cells.spec import CellSpec
 from labctl.errors import InstrumentError
-from labctl.sim.impedance import ImpedanceModel
+
+if TYPE_CHECKING:
+    from labctl.sim.impedance import ImpedanceModel
 
 
 class SimPotentiostat:
@@ -49,8 +53,17 @@ class SimPotentiostat:
         self.seed = int(seed)
         self.overhead_s = float(overhead_s)
         self.rng = np.random.default_rng(seed)
-        self.model = ImpedanceModel(cell)
+        if cell.extra.get("impedance") is None and cell.model is None:  # ImpedanceModel's check
+            raise ValueError(f"cell {cell.name!r} has neither a model nor an impedance section")
         self.excitation_on = False
+
+    @cached_property
+    def model(self) -> ImpedanceModel:
+        """The cell's impedance circuit, made at the first use: the default station has a
+        potentiostat, and a run that only cycles should not import the impedance modules."""
+        from labctl.sim.impedance import ImpedanceModel
+
+        return ImpedanceModel(self.cell)
 
     def identify(self) -> dict[str, str]:
         return {"make": "labctl", "model": "sim-pstat", "serial": f"SIM-PS-{self.seed}",
