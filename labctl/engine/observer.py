@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+# Type hints only: a dashboard or test that subclasses RunObserver need not load the
+# procedure language (and numpy) just to do so.
+if TYPE_CHECKING:
+    import numpy as np
 
-from labctl.procedures.model import PlannedStep
-from labctl.records import StepResult
+    from labctl.procedures.model import PlannedStep
+    from labctl.records import StepResult
 
 
 class RunObserver:
