@@ -50,6 +50,7 @@ from labctl.capabilities.cycler import CyclerRanges, EndKind, SampleBatch, StepE
 from labctl.capabilities.limits import SafetyLimits
 from labctl.capabilities.steps import ElectricalStep, LoggingPolicy, Mode
 from labctl.errors import InstrumentError, LabctlError
+from labctl.sim import rng_state
 from labctl.sim.channel_checks import current_limit_a, refuse_impossible_step
 from labctl.sim.events import Watch, condition_watches, safety_watches
 from labctl.sim.logging_grid import LogGrid
@@ -164,7 +165,7 @@ class PybammCyclerChannel:
             variables[var.name] = np.asarray(entries[..., -1]).reshape(-1, order="F").tolist()
         return {"version": STATE_VERSION, "model": self.model_name,
                 "parameter_set": self.parameter_set, "variables": variables,
-                "rng": self.rng.bit_generator.state}
+                "rng": rng_state.snapshot(self.rng)}
 
     def set_state(self, state: dict) -> None:
         try:
@@ -178,7 +179,7 @@ class PybammCyclerChannel:
             raise LabctlError(f"sim-pybamm: unusable saved state ({exc})") from None
         self._state_time = self.world.clock.now()
         if "rng" in state:
-            self.rng.bit_generator.state = state["rng"]
+            rng_state.restore(self.rng, state["rng"])
 
     def safe_state(self) -> None:
         self.output_on = False

@@ -15,6 +15,7 @@ import numpy as np
 import labctl
 from labctl.capabilities.chamber import ChamberRanges
 from labctl.errors import InstrumentError
+from labctl.sim import rng_state
 
 _MAX_BREAKPOINTS = 10_000  # older history is dropped beyond this (it is never asked for again)
 
@@ -107,11 +108,11 @@ class SimChamber:
     # -- resume ----------------------------------------------------------------------------
     def get_state(self) -> dict:
         return {"times": list(self._times), "temps": list(self._temps),
-                "setpoint_c": self.setpoint_c, "rng": self.rng.bit_generator.state}
+                "setpoint_c": self.setpoint_c, "rng": rng_state.snapshot(self.rng)}
 
     def set_state(self, state: dict) -> None:
         self._times = [float(x) for x in state["times"]]
         self._temps = [float(x) for x in state["temps"]]
         self.setpoint_c = float(state["setpoint_c"])
         if "rng" in state:
-            self.rng.bit_generator.state = state["rng"]
+            rng_state.restore(self.rng, state["rng"])

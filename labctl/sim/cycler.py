@@ -33,6 +33,7 @@ from labctl.capabilities.limits import SafetyLimits
 from labctl.capabilities.steps import ElectricalStep, LoggingPolicy
 from labctl.cells.spec import BOLTZMANN_EV_PER_K, ZERO_C_IN_K, CellSpec
 from labctl.errors import LabctlError
+from labctl.sim import rng_state
 from labctl.sim.ageing import AgeingModel, AgeingState
 from labctl.sim.batching import (
     aged_params,
@@ -142,7 +143,7 @@ class SimCyclerChannel:
         """JSON-serialisable snapshot: the cell, its ageing and the noise generator."""
         s = self._state
         return {"version": STATE_VERSION, "soc": s.soc, "v_rc": list(s.v_rc),
-                "temperature_c": s.temperature_c, "rng": self.rng.bit_generator.state,
+                "temperature_c": s.temperature_c, "rng": rng_state.snapshot(self.rng),
                 "ageing": self.age.as_dict()}
 
     def ageing_summary(self) -> dict[str, float]:
@@ -172,7 +173,7 @@ class SimCyclerChannel:
             self.age = age
             self._refresh_ageing()
         if "rng" in state:
-            self.rng.bit_generator.state = state["rng"]
+            rng_state.restore(self.rng, state["rng"])
 
     def safe_state(self) -> None:
         self.output_on = False

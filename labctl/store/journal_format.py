@@ -107,12 +107,8 @@ try:
 except ImportError:  # pragma: no cover - orjson is a dependency, but a missing wheel is no failure
     _orjson_dumps = None
 
-# Instrument snapshots carry random generator states (128-bit integers): json at once.
-_JSON_ONLY = frozenset({"state"})
-
-
 def _dumps(event: Mapping[str, Any]) -> bytes:
-    if _orjson_dumps is not None and event.get("type") not in _JSON_ONLY:
+    if _orjson_dumps is not None:
         try:
             out = _orjson_dumps(event)
         except Exception:  # a big integer, a numpy value, a non-string key: json below
