@@ -36,13 +36,19 @@ def test_cached_code_is_what_exec_compiles(tmp_path):
     assert ours(5) == 10 and cache.added == 1
 
 
-def test_saved_codes_are_used_by_the_next_process_and_not_rewritten(tmp_path, monkeypatch):
+def _saved(tmp_path, monkeypatch):
+    """A cache file holding SOURCE's code, as a first process leaves it."""
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
     path = tmp_path / "codes.marshal"
     first = CodeCache(path)
     _make(first.exec)
     first.save()
     assert path.exists()
+    return path
+
+
+def test_saved_codes_are_used_by_the_next_process_and_not_rewritten(tmp_path, monkeypatch):
+    path = _saved(tmp_path, monkeypatch)
     stamp = path.stat().st_mtime_ns
     second = CodeCache(path)
     assert SOURCE in second.codes
@@ -61,11 +67,7 @@ def test_nothing_is_written_where_bytecode_is_not(tmp_path, monkeypatch):
 
 
 def test_unsafe_or_damaged_files_are_ignored(tmp_path, monkeypatch):
-    monkeypatch.setattr(sys, "dont_write_bytecode", False)
-    path = tmp_path / "codes.marshal"
-    first = CodeCache(path)
-    _make(first.exec)
-    first.save()
+    path = _saved(tmp_path, monkeypatch)
     os.chmod(path, 0o666)  # writable by others: its code could be anyone's
     assert CodeCache(path).codes == {}
     os.chmod(path, 0o644)
