@@ -27,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 _MAX_ENTRIES = 4000  # far above labctl's own classes; bounds the file's growth
+# The file's entry naming the bytecode it holds (a key no generated source text can be):
+# code from another interpreter build is never run, whatever the file is called.
+_STAMP_KEY = "\0bytecode"
 
 
 def cache_file() -> Path:
@@ -65,7 +68,7 @@ class CodeCache:
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(marshal.dumps(self.codes))
+            tmp.write_bytes(marshal.dumps({_STAMP_KEY: _stamp(), **self.codes}))
             os.replace(tmp, self.path)
             self.added = 0
         except (OSError, ValueError):
@@ -86,10 +89,16 @@ def _load(path: Path) -> dict[str, Any]:
             codes = marshal.load(f)
     except (OSError, EOFError, ValueError, TypeError):
         return {}
-    if not isinstance(codes, dict):
+    if not isinstance(codes, dict) or codes.pop(_STAMP_KEY, None) != _stamp():
         return {}
     code_type = type(_load.__code__)
     return {k: v for k, v in codes.items() if type(k) is str and type(v) is code_type}
+
+
+def _stamp() -> bytes:
+    from importlib.util import MAGIC_NUMBER  # the .pyc magic: changes with the bytecode
+
+    return MAGIC_NUMBER + sys.version.encode()
 
 
 def install() -> CodeCache | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import marshal
 import os
 import subprocess
 import sys
@@ -72,6 +73,10 @@ def test_unsafe_or_damaged_files_are_ignored(tmp_path, monkeypatch):
     assert CodeCache(path).codes == {}
     os.chmod(path, 0o644)
     assert SOURCE in CodeCache(path).codes
+    codes = marshal.loads(path.read_bytes())
+    codes["\0bytecode"] = b"another interpreter"
+    path.write_bytes(marshal.dumps(codes))
+    assert CodeCache(path).codes == {}  # code for other bytecode is never run
     path.write_bytes(b"\x00garbage")
     cache = CodeCache(path)
     assert cache.codes == {}
