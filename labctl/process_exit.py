@@ -44,4 +44,17 @@ def leave_now(stop: SystemExit) -> None:
                 stream.flush()
     except (OSError, ValueError):
         return
+    _flush_c_streams()
     os._exit(status)
+
+
+def _flush_c_streams() -> None:
+    # What a compiled library printed through C's stdio is still in libc's buffers, which
+    # only the C library's own exit flushes. ctypes is loaded already wherever numpy is.
+    ctypes = sys.modules.get("ctypes")
+    if ctypes is None:
+        return
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError, TypeError):
+        pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,9 @@ SCRIPT = textwrap.dedent("""
     atexit.register(lambda: open(marker, "w").write("handler ran"))
     sys.stdout.write("x" * 200_000)  # more than a pipe's buffer: must be flushed
     sys.stdout.write("END")
+    sys.stdout.flush()
+    import ctypes
+    ctypes.CDLL(None).printf(b"C")  # a compiled library's print, in libc's buffer
     if sys.argv[2] == "thread":
         def late():
             time.sleep(0.3)
@@ -32,8 +36,9 @@ SCRIPT = textwrap.dedent("""
 
 def _run(tmp_path, mode: str, code: int) -> tuple[subprocess.CompletedProcess, str]:
     marker = tmp_path / "marker.txt"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # C buffers too
     out = subprocess.run([sys.executable, "-c", SCRIPT, str(marker), mode, str(code)],
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, timeout=60, env=env)
     return out, marker.read_text() if marker.exists() else ""
 
 
@@ -41,7 +46,8 @@ def _run(tmp_path, mode: str, code: int) -> tuple[subprocess.CompletedProcess, s
 def test_quick_exit_keeps_status_output_and_handlers(tmp_path, code):
     out, marker = _run(tmp_path, "plain", code)
     assert out.returncode == code
-    assert out.stdout == "x" * 200_000 + "END"  # flushed, and nothing after leave_now ran
+    # Flushed (Python's and C's buffers), and nothing after leave_now ran.
+    assert out.stdout == "x" * 200_000 + "ENDC"
     assert marker == "handler ran"
     assert out.stderr == ""
 
@@ -50,7 +56,7 @@ def test_a_running_thread_gets_the_normal_exit(tmp_path):
     out, marker = _run(tmp_path, "thread", 3)
     assert out.returncode == 3
     # The interpreter waited for the thread, as it would without leave_now.
-    assert out.stdout.endswith("ENDNORMALTHREAD")
+    assert out.stdout.endswith("ENDCNORMALTHREAD")
     assert marker == "handler ran"
 
 
