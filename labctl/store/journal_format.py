@@ -6,6 +6,7 @@ writer lives there, the reader in `journal_reader.py`.
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 import struct
@@ -65,6 +66,8 @@ def _json_default(obj: Any) -> Any:
         return obj.tolist()
     if isinstance(obj, (set, frozenset, tuple)):
         return list(obj)
+    if isinstance(obj, enum.Enum):  # its value, as str and int enums are written (and orjson)
+        return obj.value
     return str(obj)
 
 
@@ -99,18 +102,30 @@ _encode = _make_fast_encoder()
 
 try:
     # orjson writes the engine's plain events ~10x faster than json (step_start and
-    # step_end: ~11 us per step of a simulated run down to ~1 us). It differs from json
-    # where it cannot stand in: NaN and infinities become null, integers beyond 64 bits
-    # and numpy values are refused. `_dumps` falls back to json for all of those, so
-    # every event reads back (json.loads) exactly as before.
-    from orjson import dumps as _orjson_dumps
+    # step_end: ~11 us per step of a simulated run down to ~1 us). Where its text could
+    # read back differently from json's it must not stand in: NaN and infinities become
+    # null (caught below), and it refuses integers beyond 64 bits, numpy values and
+    # non-string keys; subclasses of str/int/dict/list (an overridden items(), a str
+    # enum), datetimes and dataclasses, which it would write its own way, are handed to
+    # `_refuse` (the passthrough options). `_dumps` then uses json, so every event reads
+    # back (json.loads) as json writes it. Plain enums are written as their value by both.
+    import orjson as _orjson
+
+    _orjson_dumps = _orjson.dumps
+    _ORJSON_OPTIONS = (_orjson.OPT_PASSTHROUGH_SUBCLASS | _orjson.OPT_PASSTHROUGH_DATETIME
+                       | _orjson.OPT_PASSTHROUGH_DATACLASS)
 except ImportError:  # pragma: no cover - orjson is a dependency, but a missing wheel is no failure
     _orjson_dumps = None
+
+
+def _refuse(obj: Any) -> Any:
+    raise TypeError(f"left to json: {type(obj).__name__}")
+
 
 def _dumps(event: Mapping[str, Any]) -> bytes:
     if _orjson_dumps is not None:
         try:
-            out = _orjson_dumps(event)
+            out = _orjson_dumps(event, default=_refuse, option=_ORJSON_OPTIONS)
         except Exception:  # a big integer, a numpy value, a non-string key: json below
             pass
         else:

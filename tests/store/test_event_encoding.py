@@ -7,8 +7,13 @@ here is `json.dumps` with the journal's settings, read back by `json.loads`.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import enum
 import json
 import math
+import uuid
+from collections import OrderedDict
 
 import numpy as np
 from hypothesis import given, settings
@@ -47,6 +52,47 @@ CASES = [
     {"type": "x", "text": "Rest at 25 °C — µA", "tuple": (1, 2.5, "a"), "set": {3}},
     {"type": "x", "none": None, "flag": True},
 ]
+
+
+class _Plain(enum.Enum):
+    CC = "cc"
+
+
+class _Int(enum.IntEnum):
+    TWO = 2
+
+
+class _Str(str, enum.Enum):
+    CV = "cv"
+
+
+@dataclasses.dataclass
+class _Point:
+    x: float
+
+
+class _Masked(dict):
+    def items(self):  # json's encoder calls items(); orjson reads the dict itself
+        return [("shown", 1)]
+
+
+_moved = OrderedDict(a=1, b=2)
+_moved.move_to_end("a")
+# What an instrument plugin's get_state() may hold: orjson writes several of these its own
+# way (a datetime with a "T", a dataclass as a dict), so they must go through json.
+PLUGIN_STATES = [
+    {"type": "state", "mode": _Plain.CC, "n": _Int.TWO, "s": _Str.CV},
+    {"type": "state", "cal": datetime.datetime(2026, 1, 2, 3, 4), "day": datetime.date(2026, 1, 2)},
+    {"type": "state", "p": _Point(1.5), "id": uuid.UUID(int=5)},
+    {"type": "state", "masked": _Masked(hidden=2), "order": _moved},
+]
+
+
+def test_plugin_values_read_back_as_json_writes_them():
+    for event in PLUGIN_STATES:
+        for extra in ({}, {"nan": math.nan}):  # with and without a value orjson cannot write
+            e = {**event, **extra}
+            assert _same(json.loads(encode_event(e)), json.loads(_reference(e))), e
 
 
 def test_cases_read_back_as_json_writes_them():
