@@ -50,11 +50,11 @@ from labctl.capabilities.cycler import CyclerRanges, EndKind, SampleBatch, StepE
 from labctl.capabilities.limits import SafetyLimits
 from labctl.capabilities.steps import ElectricalStep, LoggingPolicy, Mode
 from labctl.errors import InstrumentError, LabctlError
-from labctl.sim import rng_state
 from labctl.sim.channel_checks import current_limit_a, refuse_impossible_step
 from labctl.sim.events import Watch, condition_watches, safety_watches
 from labctl.sim.logging_grid import LogGrid
 from labctl.sim.measure import Meter
+from labctl.sim.snapshots import check_version, rng_decoded, rng_snapshot
 
 MODELS = ("thevenin", "spme", "spm", "dfn")
 DEFAULT_PARAMETER_SET = {"thevenin": "ECM_Example", "spme": "Chen2020", "spm": "Chen2020",
@@ -63,7 +63,7 @@ CHUNK_INTERVALS = 20000  # logged intervals per PyBaMM solve (one sample batch)
 MAX_STEP_S = 30 * 86400.0  # a step that nothing else ends stops here (EndKind.LIMIT)
 PACED_BATCH_WALL_S = 0.5  # with a paced clock a batch lasts at most this much wall time
 CAPACITY_MISMATCH = 0.05  # the cell file's capacity must match the model's within this
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the noise generator's state as strings (sim/snapshots.py)
 _START_S = 1e-3  # length of the rest that produces the first state (PyBaMM needs a solve)
 _EVENT = re.compile(r"labctl (until|safety|phase) (\d+)")
 INSTALL_HINT = "sim-pybamm needs PyBaMM: pip install -e '.[pybamm]'"
@@ -165,10 +165,12 @@ class PybammCyclerChannel:
             variables[var.name] = np.asarray(entries[..., -1]).reshape(-1, order="F").tolist()
         return {"version": STATE_VERSION, "model": self.model_name,
                 "parameter_set": self.parameter_set, "variables": variables,
-                "rng": rng_state.snapshot(self.rng)}
+                "rng": rng_snapshot(self.rng)}
 
     def set_state(self, state: dict) -> None:
         try:
+            check_version(state.get("version", 1), STATE_VERSION, "sim-pybamm")
+            rng = rng_decoded(self.rng, state["rng"]) if "rng" in state else None
             if state.get("model") != self.model_name:
                 raise ValueError(f"it is for model {state.get('model')!r}, this channel runs "
                                  f"{self.model_name!r}")
@@ -178,8 +180,8 @@ class PybammCyclerChannel:
         except (KeyError, TypeError, ValueError, self.pybamm.ModelError) as exc:
             raise LabctlError(f"sim-pybamm: unusable saved state ({exc})") from None
         self._state_time = self.world.clock.now()
-        if "rng" in state:
-            rng_state.restore(self.rng, state["rng"])
+        if rng is not None:
+            self.rng.bit_generator.state = rng
 
     def safe_state(self) -> None:
         self.output_on = False

@@ -14,8 +14,11 @@ import numpy as np
 
 import labctl
 from labctl.capabilities.chamber import ChamberRanges
-from labctl.errors import InstrumentError
-from labctl.sim import rng_state
+from labctl.errors import InstrumentError, LabctlError
+from labctl.sim.snapshots import check_version, rng_decoded, rng_snapshot
+
+# Resume snapshots: 2 holds the noise generator's state as strings (sim/snapshots.py).
+_STATE_VERSION = 2
 
 _MAX_BREAKPOINTS = 10_000  # older history is dropped beyond this (it is never asked for again)
 
@@ -107,12 +110,19 @@ class SimChamber:
 
     # -- resume ----------------------------------------------------------------------------
     def get_state(self) -> dict:
-        return {"times": list(self._times), "temps": list(self._temps),
-                "setpoint_c": self.setpoint_c, "rng": rng_state.snapshot(self.rng)}
+        return {"version": _STATE_VERSION, "times": list(self._times),
+                "temps": list(self._temps), "setpoint_c": self.setpoint_c,
+                "rng": rng_snapshot(self.rng)}
 
     def set_state(self, state: dict) -> None:
-        self._times = [float(x) for x in state["times"]]
-        self._temps = [float(x) for x in state["temps"]]
-        self.setpoint_c = float(state["setpoint_c"])
-        if "rng" in state:
-            rng_state.restore(self.rng, state["rng"])
+        try:
+            check_version(state.get("version", 1), _STATE_VERSION, "simulated chamber")
+            times = [float(x) for x in state["times"]]
+            temps = [float(x) for x in state["temps"]]
+            setpoint_c = float(state["setpoint_c"])
+            rng = rng_decoded(self.rng, state["rng"]) if "rng" in state else None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LabctlError(f"simulated chamber: unusable saved state ({exc})") from None
+        self._times, self._temps, self.setpoint_c = times, temps, setpoint_c
+        if rng is not None:
+            self.rng.bit_generator.state = rng

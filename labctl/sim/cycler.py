@@ -33,7 +33,6 @@ from labctl.capabilities.limits import SafetyLimits
 from labctl.capabilities.steps import ElectricalStep, LoggingPolicy
 from labctl.cells.spec import BOLTZMANN_EV_PER_K, ZERO_C_IN_K, CellSpec
 from labctl.errors import LabctlError
-from labctl.sim import rng_state
 from labctl.sim.ageing import AgeingModel, AgeingState
 from labctl.sim.batching import (
     aged_params,
@@ -53,6 +52,7 @@ from labctl.sim.events import (
 from labctl.sim.logging_grid import LogGrid
 from labctl.sim.measure import Meter
 from labctl.sim.params import Params
+from labctl.sim.snapshots import check_version, rng_decoded, rng_snapshot
 from labctl.sim.step_end import electrical_probe, end_at, first_event, needs_charge
 from labctl.sim.thermal import (
     cooling,
@@ -71,7 +71,7 @@ DEFAULT_DRIFT_K = 2.0  # the same for models with temperature tables instead of 
 PARAM_TEMPERATURE_STEP_K = 0.1  # the model is evaluated at temperatures rounded to this
 HORIZON_MARGIN = 1.1  # plan batches a little past the predicted drift (the cut is exact)
 PACED_BATCH_WALL_S = 0.5  # with a paced clock a batch lasts at most this much wall time
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the noise generator's state as strings (sim/snapshots.py)
 # The aged capacity and resistances are applied from step to step, and only once they
 # have moved this much (relative) since the model was last rebuilt: rebuilding it every
 # step cost 40 % of a cycle-life run's time, and 0.05 % is far below any fade one reads.
@@ -143,7 +143,7 @@ class SimCyclerChannel:
         """JSON-serialisable snapshot: the cell, its ageing and the noise generator."""
         s = self._state
         return {"version": STATE_VERSION, "soc": s.soc, "v_rc": list(s.v_rc),
-                "temperature_c": s.temperature_c, "rng": rng_state.snapshot(self.rng),
+                "temperature_c": s.temperature_c, "rng": rng_snapshot(self.rng),
                 "ageing": self.age.as_dict()}
 
     def ageing_summary(self) -> dict[str, float]:
@@ -158,10 +158,12 @@ class SimCyclerChannel:
 
     def set_state(self, state: dict) -> None:
         try:
+            check_version(state.get("version", 1), STATE_VERSION, "simulated cycler")
             v_rc = tuple(float(x) for x in state["v_rc"])
             new = CellState(float(state["soc"]), v_rc, float(state["temperature_c"]))
             # States saved before ageing existed carry none: the cell keeps its own.
             age = AgeingState.from_dict(state["ageing"]) if "ageing" in state else None
+            rng = rng_decoded(self.rng, state["rng"]) if "rng" in state else None
         except (KeyError, TypeError, ValueError) as exc:
             raise LabctlError(f"simulated cycler: unusable saved state ({exc})") from None
         if len(v_rc) != len(self.model.rc_pairs):
@@ -172,8 +174,8 @@ class SimCyclerChannel:
         if age is not None:
             self.age = age
             self._refresh_ageing()
-        if "rng" in state:
-            rng_state.restore(self.rng, state["rng"])
+        if rng is not None:
+            self.rng.bit_generator.state = rng
 
     def safe_state(self) -> None:
         self.output_on = False
