@@ -27,25 +27,40 @@ def leave_now(stop: SystemExit) -> None:
     left) just before the operating system releases the whole process anyway: ~15-25 ms
     at the end of `labctl run` (measured). Files labctl writes are closed and fsynced
     before a command returns, so nothing waits on it. Returns (and the caller lets the
-    normal exit happen) when that would not be the same: a non-daemon thread still
-    running (the interpreter would wait for it), a status that is a message, or a
-    standard stream that cannot be flushed.
+    normal exit happen) when that would not be the same: labctl is not the program (a
+    profiler, tracer, debugger or another program runs it and has work to do after it),
+    a non-daemon thread still running (the interpreter would wait for it), a status that
+    is a message, or a standard stream that cannot be flushed.
     """
     status = exit_code(stop)
-    if status is None:
+    if status is None or not _labctl_is_the_program():
         return
     main = threading.main_thread()
     if any(t is not main and not t.daemon and t.is_alive() for t in threading.enumerate()):
         return
     atexit._run_exitfuncs()  # what registered for exit (temporary folders, Dask, ...) still runs
     try:
-        for stream in (sys.stdout, sys.stderr):
-            if stream is not None:
-                stream.flush()
-    except (OSError, ValueError):
+        for stream in {id(s): s for s in (sys.stdout, sys.stderr, sys.__stdout__,
+                                          sys.__stderr__) if s is not None}.values():
+            stream.flush()
+    except Exception:  # the normal exit flushes again and reports it
         return
     _flush_c_streams()
     os._exit(status)
+
+
+def _labctl_is_the_program() -> bool:
+    """True when the process is the `labctl` command itself: started as the console
+    script or `python -m labctl.cli`, with no profiler or tracer (cProfile, coverage, pdb,
+    trace write their results after the program returns)."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return False
+    main = sys.modules.get("__main__")
+    if getattr(getattr(main, "__spec__", None), "name", None) == "labctl.cli":
+        return True  # python -m labctl.cli
+    entry = getattr(main, "console", None)  # the console script: from labctl.cli import console
+    return getattr(entry, "__module__", None) == "labctl.cli" and \
+        getattr(entry, "__qualname__", None) == "console"
 
 
 def _flush_c_streams() -> None:

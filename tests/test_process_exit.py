@@ -13,6 +13,7 @@ from labctl.process_exit import exit_code
 
 SCRIPT = textwrap.dedent("""
     import atexit, sys, threading, time
+    from labctl.cli import console  # noqa: F401 - as the console script does
     from labctl.process_exit import leave_now
 
     marker = sys.argv[1]
@@ -76,3 +77,57 @@ def test_labctl_command_output_and_status_through_the_quick_exit(tmp_path):
     version = subprocess.run([sys.executable, "-m", "labctl.cli", "--version"],
                              capture_output=True, text=True, timeout=120)
     assert version.returncode == 0 and "labctl" in version.stdout
+
+
+# A sitecustomize whose object is freed by the interpreter's teardown: its marker file
+# appears after a normal exit and not after the quick one.
+_TEARDOWN_PROBE = """
+import atexit, os
+class _Probe:
+    def __del__(self, _open=open, _path=os.environ["LABCTL_TEST_TEARDOWN_MARK"]):
+        with _open(_path, "w") as f:  # builtins may be gone by then: bound here
+            f.write("teardown ran")
+probe = _Probe()
+"""
+
+# What pip writes for the `labctl` console script.
+_CONSOLE_SCRIPT = """
+import re, sys
+from labctl.cli import console
+if __name__ == "__main__":
+    sys.argv[0] = re.sub(r"(-script\\.pyw|\\.exe)?$", "", sys.argv[0])
+    sys.exit(console())
+"""
+
+
+def _probed(tmp_path, args: list[str]) -> tuple[subprocess.CompletedProcess, bool]:
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(_TEARDOWN_PROBE)
+    mark = tmp_path / "teardown.txt"
+    mark.unlink(missing_ok=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.getcwd()]),
+           "LABCTL_TEST_TEARDOWN_MARK": str(mark)}
+    out = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120,
+                         env=env)
+    return out, mark.exists()
+
+
+def test_the_labctl_command_skips_the_teardown(tmp_path):
+    script = tmp_path / "labctl"
+    script.write_text(_CONSOLE_SCRIPT)
+    for args in (["-m", "labctl.cli", "--version"], [str(script), "--version"]):
+        out, teardown = _probed(tmp_path, args)
+        assert out.returncode == 0 and "version" in out.stdout, out.stderr
+        assert not teardown, args
+
+
+def test_profilers_and_embedding_programs_get_the_normal_exit(tmp_path):
+    prof = tmp_path / "out.prof"
+    out, teardown = _probed(tmp_path, ["-m", "cProfile", "-o", str(prof), "-m", "labctl.cli",
+                                       "--version"])
+    assert out.returncode == 0 and teardown
+    assert prof.stat().st_size > 0  # cProfile wrote its results after labctl returned
+    embed = "import labctl.cli\ntry:\n    labctl.cli.console()\nexcept SystemExit:\n    print('after')"
+    out, teardown = _probed(tmp_path, ["-c", embed, "--version"])
+    assert out.stdout.rstrip().endswith("after") and teardown
