@@ -82,6 +82,8 @@ class AnalysisInfo:
 
 @dataclass(frozen=True)
 class ExporterInfo:
+    """An export format a plugin offers (`labctl export --format NAME`)."""
+
     name: str  # the --format value
     description: str = ""
     export: Callable[..., Any] | None = None

@@ -8,6 +8,8 @@ from typing import Any, Protocol, runtime_checkable
 
 @dataclass(frozen=True)
 class ChamberRanges:
+    """What a thermal chamber can do: its temperature range and ramp rate."""
+
     min_temperature_c: float
     max_temperature_c: float
     max_ramp_c_per_min: float | None = None

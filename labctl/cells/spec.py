@@ -111,6 +111,8 @@ class CellLimits:
 
 @dataclass(frozen=True)
 class CellSpec:
+    """A cell as its cell file describes it: identity, capacity, limits, optional model."""
+
     name: str
     chemistry: str  # LFP, NMC, LTO, solid-state-bulk, solid-state-thin-film, other
     capacity_ah: float

@@ -55,6 +55,8 @@ class Continuation:
 
 @dataclass
 class ResumeState:
+    """What an interrupted run's journal says the resumed run continues from."""
+
     results: list[StepResult]
     continuation: Continuation | None
     counter: CycleCounter

@@ -31,6 +31,8 @@ DEFAULT_RESULTS = "results"
 
 @dataclass
 class RunOutcome:
+    """How a run ended: its folder, status, reason and summary."""
+
     path: Path
     status: str
     reason: str

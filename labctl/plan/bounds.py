@@ -38,6 +38,8 @@ def disk_bytes(n_samples: float, n_steps: float) -> float:
 
 @dataclass(frozen=True)
 class Ceilings:
+    """The bounds a run must stay under to start (duration, samples, logging period)."""
+
     duration_s: float = DURATION_CEILING_S
     samples: float = SAMPLE_CEILING
     min_log_period_s: float = MIN_LOG_PERIOD_S

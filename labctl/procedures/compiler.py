@@ -72,6 +72,8 @@ _File = ProcFile  # the name python_proc and step_spec use
 
 @dataclass
 class _Compiler(IncludeSteps, ValueReaders, SafetySections, ChamberItems):
+    """Compiles one procedure file against a cell and a station, collecting every problem."""
+
     cell: CellSpec
     station: StationSpec | None
     root: Path  # includes may not leave this directory tree

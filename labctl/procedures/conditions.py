@@ -59,6 +59,8 @@ _OR_RE = re.compile(r"\bor\b", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class MetricCondition:
+    """A loop's `until` on a per-iteration metric (e.g. discharge capacity < 80 % of the first)."""
+
     metric: str
     op: str
     value: float  # SI threshold, or a fraction (0.8) when `reference` is set

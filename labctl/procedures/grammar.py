@@ -89,6 +89,8 @@ class _Issues:
 
 @dataclass(frozen=True)
 class _Segment:
+    """One keyword of a step (at, for, until, or) and the text after it, with their offsets."""
+
     keyword: str  # at, for, until, or
     keyword_offset: int
     value: str  # stripped

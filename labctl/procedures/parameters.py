@@ -29,6 +29,8 @@ TYPES = ("float", "int", "str")
 
 @dataclass(frozen=True)
 class ParamDecl:
+    """A procedure parameter as declared: type, default, range, unit and description."""
+
     name: str
     type: str
     default: Any

@@ -24,12 +24,16 @@ DEFAULT_MAX_ITERATIONS = 10_000
 
 @dataclass(frozen=True)
 class Leaf:
+    """One step of a procedure and where it is written (`steps[2].steps[0]`)."""
+
     step: LeafStep
     path: str
 
 
 @dataclass(frozen=True)
 class Repeat:
+    """A loop: its body, a count and/or `until` conditions, and a cap on iterations."""
+
     body: tuple[Node, ...]
     count: int | None  # fixed number of iterations, or None (until/cap only)
     until: tuple[MetricCondition, ...] = ()
@@ -43,6 +47,8 @@ Node = Leaf | Repeat
 
 @dataclass
 class _WalkState:
+    """What the walk keeps across a procedure: loop counters, results per loop, a new cycle due."""
+
     iterations: list[int] = field(default_factory=list)
     sinks: list[list[StepResult]] = field(default_factory=list)
     pending_new_cycle: bool = False

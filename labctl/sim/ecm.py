@@ -47,6 +47,8 @@ _NONE = np.empty(0)
 
 @dataclass(frozen=True)
 class CellState:
+    """The simulated cell's state: state of charge, RC-pair voltages and temperature."""
+
     soc: float
     v_rc: tuple[float, ...]
     temperature_c: float

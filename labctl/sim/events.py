@@ -31,6 +31,8 @@ _UNITS = {Quantity.VOLTAGE: "V", Quantity.CURRENT: "A", Quantity.CHARGE: "Ah",
 
 @dataclass(slots=True)
 class Watch:
+    """One thing that can end a simulated step: a quantity crossing a threshold."""
+
     key: str
     rising: bool  # holds when the value is >= (rising) or <= (falling) the threshold
     threshold: float

@@ -26,6 +26,8 @@ DELTA_RESOLUTION_S = 0.1
 
 @dataclass(frozen=True)
 class LogGrid:
+    """A step's logging policy as the simulator samples it (period, decimation, V/I deltas)."""
+
     period_s: float
     every: int
     delta_v: float | None = None

@@ -46,6 +46,8 @@ class InstrumentSpec:
 
 @dataclass(frozen=True)
 class StationSpec:
+    """A station file: the instrument bound to each role, and the clock runs go by."""
+
     name: str
     instruments: dict[str, InstrumentSpec]  # role -> binding
     clock: str = "virtual"  # "virtual" (as fast as possible) or "realtime"
