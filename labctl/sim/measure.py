@@ -100,9 +100,13 @@ class Meter:
         noisy = self._noisy
         if noisy and n <= _TABLE_SIZE // 4:
             table = _noise_table()
-            # One draw per quantity: its stretch of the table (high bits) and sign (low bit).
-            picks = self.rng.integers(0, 2 * (_TABLE_SIZE - n), size=len(noisy)).tolist()
-            for row, pick, sigma in zip(noisy, picks, self._sigmas, strict=True):
+            # One raw 64-bit draw per quantity, scaled to [0, span) by a multiply-shift (off
+            # uniform by span / 2**64 at most): its stretch of the table (high bits) and sign
+            # (low bit). Generator.integers did the same in ~4 us a call, random_raw ~0.5 us.
+            span = 2 * (_TABLE_SIZE - n)
+            raws = self.rng.bit_generator.random_raw(len(noisy)).tolist()
+            for row, raw, sigma in zip(noisy, raws, self._sigmas, strict=True):
+                pick = (raw * span) >> 64
                 start = pick >> 1
                 # value + noise straight into the output row (the same sum as a copy, then
                 # +=, without the copy).
