@@ -7,7 +7,7 @@ tables written. PyBaMM runs the same experiment in its Thevenin ECM (default
 parameters) in a subprocess; pass `--pybamm-python` to use PyBaMM from another
 virtualenv. Prints the figures; never fails on timing.
 
-    python bench/sim_cycling.py [--cycles 100] [--repeat 3] [--pybamm-python /path/to/python]
+    python bench/sim_cycling.py [--cycles 100] [--repeat 3] [--rounds 1] [--pybamm-python /path/to/python]
 
 labctl's figures are medians of `--repeat` runs; besides wall time it prints CPU time
 (the in-process part's `time.process_time`, the command's user + system time), which a
@@ -185,15 +185,9 @@ def run_pybamm(n_cycles: int, python: str | None) -> dict | None:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cycles", type=int, default=100)
-    parser.add_argument("--pybamm-python", help="A Python interpreter that has pybamm installed "
-                                                "('none': skip the peer run).")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="labctl runs per figure (medians are printed)")
-    args = parser.parse_args()
-
+def one_round(args: argparse.Namespace) -> dict | None:
+    """labctl in-process, the simulator alone, `labctl run` and PyBaMM, one after the other;
+    prints each figure and returns the ratios (None without PyBaMM)."""
     ours = run_labctl(args.cycles, args.repeat)
     rate = ours["samples"] / ours["wall_s"]
     print(f"labctl : {ours['wall_s']:.3f} s wall, {ours['cpu_s']:.3f} s CPU (process_time, all "
@@ -209,16 +203,50 @@ def main() -> None:
           f"(labctl --version) = {cli['net_s']:.3f} s; CPU {cli['cpu_s']:.3f} s, net "
           f"{cli['net_cpu_s']:.3f} s; {cli['samples']:,} samples")
     if args.pybamm_python == "none":  # labctl's figures only
-        return
+        return None
     peer = run_pybamm(args.cycles, args.pybamm_python)
     if peer is None:
         print("PyBaMM : not installed (pip install pybamm, or pass --pybamm-python)")
-        return
+        return None
     print(f"PyBaMM : {peer['wall_s']:.3f} s wall, {peer['samples']:,} samples "
           f"(pybamm {peer['version']}, Thevenin ECM, default parameters)")
-    print(f"ratio  : in-process labctl is {peer['wall_s'] / ours['wall_s']:.1f}x faster (goal >= 20x); "
-          f"through labctl run {peer['wall_s'] / cli['net_s']:.1f}x (goal >= 15x); the simulator "
-          f"alone {peer['wall_s'] / sim['wall_s']:.1f}x")
+    ratios = {"in_process": peer["wall_s"] / ours["wall_s"], "cli": peer["wall_s"] / cli["net_s"],
+              "simulator": peer["wall_s"] / sim["wall_s"]}
+    print(f"ratio  : in-process labctl is {ratios['in_process']:.1f}x faster (goal >= 20x); "
+          f"through labctl run {ratios['cli']:.1f}x (goal >= 15x); the simulator "
+          f"alone {ratios['simulator']:.1f}x")
+    return ratios
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cycles", type=int, default=100)
+    parser.add_argument("--pybamm-python", help="A Python interpreter that has pybamm installed "
+                                                "('none': skip the peer run).")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="labctl runs per figure (medians are printed)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="rounds of all four figures; with more than one, the median of "
+                             "the rounds' ratios is printed too (each ratio compares figures "
+                             "measured minutes apart at most, so a shared machine's slow and "
+                             "fast spells bias it less than one PyBaMM run against all of "
+                             "labctl's)")
+    args = parser.parse_args()
+    rounds = []
+    for k in range(args.rounds):
+        if args.rounds > 1:
+            print(f"-- round {k + 1} of {args.rounds}")
+        ratios = one_round(args)
+        if ratios is None:
+            return
+        rounds.append(ratios)
+    if len(rounds) > 1:
+        med = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+        each = {key: ", ".join(f"{r[key]:.1f}" for r in rounds) for key in rounds[0]}
+        print(f"ratios, median of {len(rounds)} rounds: in-process {med['in_process']:.1f}x "
+              f"(rounds {each['in_process']}; goal >= 20x), labctl run {med['cli']:.1f}x "
+              f"(rounds {each['cli']}; goal >= 15x), the simulator alone "
+              f"{med['simulator']:.1f}x")
 
 
 if __name__ == "__main__":
