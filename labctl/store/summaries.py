@@ -105,6 +105,18 @@ def step_columns(rows: Iterable[Mapping[str, Any]]) -> Columns:
 _ZERO_START = np.zeros(1, dtype=np.intp)
 
 
+def _masked_sums(x: np.ndarray, keep: np.ndarray, out: np.ndarray, starts: np.ndarray
+                 ) -> np.ndarray:
+    """np.add.reduceat(np.where(keep, x, 0.0), starts) through x * keep, which is the same
+    for finite x and far cheaper; where a sum is not finite (a NaN or infinite x, which
+    x * False keeps) it is made as written."""
+    with np.errstate(invalid="ignore"):  # inf * False: the sum is redone below
+        sums = np.add.reduceat(np.multiply(x, keep, out=out), starts)
+    if not np.isfinite(sums).all():
+        sums = np.add.reduceat(np.where(keep, x, 0.0), starts)
+    return sums
+
+
 class _CycleMeans:
     """Time-weighted mean voltage per cycle while charging and while discharging.
 
@@ -158,22 +170,13 @@ class _CycleMeans:
         vdt *= 0.5
         vdt *= dt  # 0.5 * (v[1:] + v[:-1]) * dt, in the same order
         np.equal(cyc[1:], cyc[:-1], out=same)
-        sums = []
-        for counter in (qc, qd):
+        for at, counter in ((0, qc), (2, qd)):
             np.greater(counter[1:], counter[:-1], out=grows)  # diff > 0
             grows &= same
-            # x * grows is where(grows, x, 0) for finite x; a non-finite sum is redone below.
-            sums.append(np.add.reduceat(np.multiply(dt, grows, out=masked), starts))
-            sums.append(np.add.reduceat(np.multiply(vdt, grows, out=masked), starts))
-        if not all(np.isfinite(x).all() for x in sums):  # non-finite times or voltages
-            sums = []
-            for counter in (qc, qd):
-                g = (np.diff(counter) > 0) & same
-                sums += [np.add.reduceat(np.where(g, x, 0.0), starts) for x in (dt, vdt)]
-        for k, label in enumerate(labels):
-            self._add(label, 0, float(sums[0][k]), float(sums[1][k]))
-        for k, label in enumerate(labels):
-            self._add(label, 2, float(sums[2][k]), float(sums[3][k]))
+            sum_dt = _masked_sums(dt, grows, masked, starts)
+            sum_vdt = _masked_sums(vdt, grows, masked, starts)
+            for label, a, b in zip(labels, sum_dt.tolist(), sum_vdt.tolist(), strict=True):
+                self._add(label, at, a, b)
 
     def _scratch(self, n: int) -> tuple[np.ndarray, ...]:
         if self._buffers is None or len(self._buffers[0]) < n:
