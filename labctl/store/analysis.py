@@ -4,7 +4,9 @@ An analysis (EIS fits, OCV-SoC table, HPPC ECM parameters, cycle-life table,
 abuse onsets, BMS report...) saves its tables as Parquet (and CSV where a person
 or another tool wants one, e.g. an OCV table in the cell-file format), a
 `summary.json` of headline numbers, and PNG figures. Every file is replaced
-atomically, so re-running `labctl analyze` never leaves half a result.
+atomically, so re-running `labctl analyze` never leaves half a result; the temporary
+file of a writer killed mid-way (a fleet worker lost during `analyze --all`) is
+removed by the next analysis that completes, so a re-run leaves the same files.
 `Run.analysis(name)` reads the tables back, `Run.analysis_summary(name)` the summary.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,12 @@ from typing import Any
 import pandas as pd
 
 from labctl.errors import LabctlError
-from labctl.store.atomic import atomic_write_bytes, atomic_write_json, describe_os_error
+from labctl.store.atomic import (
+    atomic_write_bytes,
+    atomic_write_json,
+    describe_os_error,
+    remove_stale_temp_files,
+)
 
 ANALYSIS_DIR = "analysis"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -56,6 +64,7 @@ def save_analysis(
     figures: name -> matplotlib Figure, saved as <name>.png and closed;
     files: file name -> text or bytes (e.g. a cell YAML file).
     """
+    started = time.time()
     folder = analysis_folder(run_dir, name)
     for stem, df in (tables or {}).items():
         buf = io.BytesIO()
@@ -77,6 +86,7 @@ def save_analysis(
         atomic_write_bytes(folder / Path(fname).name, data)
     if summary is not None:
         atomic_write_json(folder / "summary.json", _jsonable(summary))
+    remove_stale_temp_files(folder, before=started)
     return folder
 
 

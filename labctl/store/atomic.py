@@ -104,18 +104,24 @@ def atomic_path(path: str | Path, sync_dir: bool = True) -> Iterator[Path]:
         fsync_dir(path.parent)
 
 
-def remove_stale_temp_files(folder: str | Path) -> list[str]:
+def remove_stale_temp_files(folder: str | Path, before: float | None = None) -> list[str]:
     """Remove the temporary files `atomic_path` left in `folder` when its process was
     killed between creating and renaming them (e.g. SIGKILL during finalize).
 
-    Only for a folder no live process writes to (a run being resumed). Returns the names.
+    Only for a folder no live process writes to (a run being resumed), or, with `before`
+    (a `time.time()`), only the files last written before then: a writer that has just
+    replaced every file of the folder knows those belong to a writer that died (or that
+    raced it and loses to it). Returns the names.
     """
     removed = []
     for tmp in Path(folder).glob(".*.tmp"):
         try:
-            if tmp.is_file() and not tmp.is_symlink():
-                tmp.unlink()
-                removed.append(tmp.name)
+            if tmp.is_symlink() or not tmp.is_file():
+                continue
+            if before is not None and tmp.stat().st_mtime >= before:
+                continue
+            tmp.unlink()
+            removed.append(tmp.name)
         except OSError:
             pass  # a leftover that cannot be removed is harmless
     return removed
