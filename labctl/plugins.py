@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,8 +152,18 @@ def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+# Channels (threads of one process, or a fleet worker's) prepare their stations at once: a
+# plugin module is in sys.modules before its code has run, so loading is one at a time.
+_LOCAL_PLUGINS_LOCK = threading.Lock()
+
+
 def _load_local_plugin(path: Path) -> Any:
     """Import a lab's plugin file under a unique module name (like conftest.py)."""
+    with _LOCAL_PLUGINS_LOCK:
+        return _load_local_plugin_locked(path)
+
+
+def _load_local_plugin_locked(path: Path) -> Any:
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
     module_name = f"labctl_local_{path.stem}_{digest}"
     if module_name in sys.modules:

@@ -9,7 +9,7 @@ from tests.support import json_out, labctl_cmd
 def test_same_procedure_on_three_channels(tmp_path):
     proc = labctl_cmd("run", "procedures/quickstart.yaml", "--channel", "1", "--channel", "2",
                       "--channel", "3", "--results", str(tmp_path), "--json")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stderr + proc.stdout  # stdout: each channel's reason
     rows = json_out(proc)["runs"]
     assert [r["channel"] for r in rows] == ["1", "2", "3"]
     assert all(r["status"] == "completed" for r in rows)

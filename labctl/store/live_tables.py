@@ -327,5 +327,7 @@ def _row_group_rows() -> int:
     unless it is already loaded (tests change it there)."""
     import sys
 
+    # getattr: another channel's thread may be importing tables right now, and a module
+    # being imported is in sys.modules before it has its names.
     tables = sys.modules.get("labctl.store.tables")
-    return tables.ROW_GROUP_ROWS if tables is not None else ROW_GROUP_ROWS
+    return getattr(tables, "ROW_GROUP_ROWS", ROW_GROUP_ROWS)

@@ -211,3 +211,20 @@ def test_a_simulated_run_writes_its_tables_live(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(pd.read_parquet(path / "timeseries.parquet"), ts)
     for name, frame in rebuilt.items():
         pd.testing.assert_frame_equal(pd.read_parquet(path / f"{name}.parquet"), frame)
+
+
+def test_row_group_size_while_another_thread_imports_tables(monkeypatch):
+    # Channels run in threads of one process: one may still be importing store/tables.py
+    # (in sys.modules, without its names yet) when another's live tables start. Found as
+    # "partially initialized module 'labctl.store.tables' has no attribute 'ROW_GROUP_ROWS'"
+    # failing one channel of three in CI.
+    import sys
+    import types
+
+    from labctl.store import live_tables, summaries
+
+    monkeypatch.setitem(sys.modules, "labctl.store.tables", types.ModuleType("labctl.store.tables"))
+    assert live_tables._row_group_rows() == summaries.ROW_GROUP_ROWS
+    monkeypatch.setitem(sys.modules, "labctl.store.tables", tmod)
+    monkeypatch.setattr(tmod, "ROW_GROUP_ROWS", 7)
+    assert live_tables._row_group_rows() == 7
