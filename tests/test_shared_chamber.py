@@ -29,7 +29,7 @@ steps:
 """
 
 
-def _run(tmp_path, setpoint: float, if_busy: str):
+def _run(tmp_path, setpoint: float, if_busy: str, processes: int = 1):
     holder = tmp_path / "holder.yaml"
     holder.write_text(HOLDER)
     asker = tmp_path / "asker.yaml"
@@ -39,12 +39,16 @@ def _run(tmp_path, setpoint: float, if_busy: str):
     # Paced so that channel 1 holds the chamber for ~2 s of wall time while
     # channel 2 asks for it after ~0.25 s.
     outcomes = run_channels(prepared, results_root=tmp_path / "r",
-                            controls=[RunControl(), RunControl()], speed=1200)
+                            controls=[RunControl(), RunControl()], speed=1200,
+                            processes=processes)
     return outcomes
 
 
-def test_reject_ends_the_asking_run_and_names_the_holder(tmp_path):
-    first, second = _run(tmp_path, 25, "reject")
+@pytest.mark.parametrize("processes", [1, 2])
+def test_reject_ends_the_asking_run_and_names_the_holder(tmp_path, processes):
+    # processes=2 (`labctl run`'s default on two cores): the two channels of one chamber
+    # must still meet in one worker process, or each drives the chamber its own way.
+    first, second = _run(tmp_path, 25, "reject", processes)
     assert first.status == "completed"
     assert second.status == "aborted"
     assert "held at 45 °C by channel 1" in second.reason
@@ -108,3 +112,26 @@ def test_bad_if_busy_is_located(tmp_path, bad):
         prepare(p)
     problem = info.value.problems[0]
     assert problem.line == 2 and "if_busy must be one of wait, reject" in problem.message
+
+
+def test_worker_shares_keep_a_driven_chamber_in_one_process(tmp_path):
+    from labctl.engine.multi import worker_shares
+
+    rest = tmp_path / "rest.yaml"
+    rest.write_text("steps:\n  - Rest for 1 min\n")
+    warm = tmp_path / "warm.yaml"
+    warm.write_text("steps:\n  - chamber: {setpoint_c: 35, wait: false}\n  - Rest for 1 min\n")
+    no_chamber = tmp_path / "cycler-only.yaml"
+    no_chamber.write_text("name: cycler-only\ninstruments:\n  cycler: {driver: sim-cycler}\n")
+    # The default station has a chamber; channel 1 drives it, 2 and 3 sit in it.
+    jobs = [ChannelJob("1", str(warm))] + [ChannelJob(str(k), str(rest)) for k in (2, 3)]
+    jobs += [ChannelJob(str(k), str(rest), station=str(no_chamber)) for k in (4, 5, 6)]
+    prepared = prepare_all(jobs)
+    shares = worker_shares(prepared, 3)
+    assert sorted(k for share in shares for k in share) == list(range(6))  # each once
+    assert [0, 1, 2] in shares  # the chamber's three channels in one worker
+    assert len(shares) == 3 and sorted(len(s) for s in shares) == [1, 2, 3]
+    # Fewer groups than workers asked for: no empty workers.
+    assert worker_shares(prepared[:3], 4) == [[0, 1, 2]]
+    # Nobody drives the chamber: its channels spread like any others.
+    assert worker_shares(prepared[1:3], 2) == [[0], [1]]

@@ -4,7 +4,8 @@ Every channel is validated before any channel starts. Each runs in its own
 thread with its own station instance, engine and RunControl, so one channel's
 abort, fault or slow instrument never stalls or stops another. With
 `processes > 1` the channels are spread over that many worker processes (forked,
-each running its share in threads): the simulator and the journal encoding are
+each running its share in threads; the channels of one chamber share a worker, where
+their claims on it are arbitrated): the simulator and the journal encoding are
 CPU work, so on a multi-core PC processes multiply throughput where threads share
 one interpreter lock. Control works the same either way: `labctl stop/pause/
 continue` use each run directory's command queue, and Ctrl-C reaches every worker.
@@ -38,6 +39,7 @@ from typing import Any
 
 from labctl.engine.control import RunControl
 from labctl.engine.session import Prepared, RunOutcome, prepare, start_run
+from labctl.engine.sharing import chamber_key
 from labctl.errors import LabctlError, Problem, ValidationError
 from labctl.yamlio import load_file
 
@@ -179,10 +181,35 @@ def run_channels(
     `processes > 1` spreads the channels over worker processes (see the module
     docstring); `controls` then only serve the parent's Ctrl-C handling.
     """
-    processes = max(1, min(int(processes), len(prepared)))
-    if processes > 1 and "fork" in mp.get_all_start_methods():
-        return _run_in_processes(prepared, results_root, speed, processes, controls)
+    shares = worker_shares(prepared, processes)
+    if len(shares) > 1 and "fork" in mp.get_all_start_methods():
+        return _run_in_processes(prepared, results_root, speed, shares, controls)
     return _run_in_threads(prepared, results_root, controls, speed)
+
+
+def worker_shares(prepared: list[Prepared], processes: int) -> list[list[int]]:
+    """The channels (indices) each of at most `processes` workers runs, as evenly as
+    possible. The channels in a chamber that any of them drives stay in one worker:
+    their claims on it (`engine/sharing.py`) are arbitrated within a process (two
+    processes would each set it their own way), and a simulated chamber is one per
+    process (its temperature reaches only the cells simulated beside it)."""
+    driven = {chamber_key(p.station) for p in prepared if _may_drive_chamber(p)}
+    groups: dict[Any, list[int]] = {}
+    for k, prep in enumerate(prepared):
+        key = chamber_key(prep.station)
+        groups.setdefault(key if key is not None and key in driven else ("channel", k),
+                          []).append(k)
+    shares: list[list[int]] = [[] for _ in range(max(1, min(int(processes), len(groups))))]
+    for members in sorted(groups.values(), key=len, reverse=True):  # stable: in order
+        min(shares, key=len).extend(members)
+    return [sorted(share) for share in shares]
+
+
+def _may_drive_chamber(prep: Prepared) -> bool:
+    # A YAML procedure's roles are known from its steps; a Python one may yield a chamber
+    # step without declaring `requires: [chamber]`.
+    proc = prep.procedure
+    return "chamber" in proc.required_roles or proc.extra.get("format") == "python"
 
 
 def _run_in_threads(prepared: list[Prepared], results_root: str | Path,
@@ -224,13 +251,12 @@ def _worker(prepared: list[Prepared], indices: list[int], results_root: str | Pa
 
 
 def _run_in_processes(prepared: list[Prepared], results_root: str | Path,
-                      speed: float | None, processes: int, controls: list[RunControl]
+                      speed: float | None, shares: list[list[int]], controls: list[RunControl]
                       ) -> list[RunOutcome | Exception]:
     # Fork, not spawn: compiled procedures hold closures (their plans) that cannot be
     # pickled, and the children need nothing else from the parent.
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
-    shares = [list(range(k, len(prepared), processes)) for k in range(processes)]
     workers = [ctx.Process(target=_worker, args=(prepared, share, results_root, speed, queue),
                            name=f"labctl-channels-{k}", daemon=False)
                for k, share in enumerate(shares)]

@@ -7,7 +7,9 @@ step or the end of its run. Claims at the same set-point coexist. A step whose
 set-point differs from another channel's claim either waits until that claim
 is released (`if_busy: wait`, the default; the outputs stay off meanwhile and
 the wait is logged) or ends the run at once (`if_busy: reject`), as the
-procedure says. Channels run by separate `labctl` processes are not arbitrated.
+procedure says. The claims live in one process: `labctl run` puts the channels of one
+chamber in the same worker process (`engine/multi.py`); channels run by separate `labctl`
+commands are not arbitrated.
 """
 
 from __future__ import annotations
@@ -74,12 +76,23 @@ _LOCK = threading.Lock()
 _CHAMBERS: dict[tuple, SharedChamber] = {}
 
 
-def shared_chamber(station: StationSpec) -> SharedChamber:
-    """The claims on the chamber of this station file (one object per process and chamber)."""
-    binding = station.instruments["chamber"]
+def chamber_key(station: StationSpec) -> tuple | None:
+    """Which physical chamber this station's runs share (its station file, driver and
+    settings), or None without a chamber."""
+    binding = station.instruments.get("chamber")
+    if binding is None:
+        return None
     settings = tuple(sorted((str(k), repr(v)) for k, v in binding.settings.items()))
     source = str(Path(station.source).resolve()) if station.source else station.name
-    key = (source, binding.driver, settings)
+    return (source, binding.driver, settings)
+
+
+def shared_chamber(station: StationSpec) -> SharedChamber:
+    """The claims on the chamber of this station file (one object per process and chamber:
+    `engine/multi.py` keeps the channels of one chamber in one worker process)."""
+    key = chamber_key(station)
+    if key is None:
+        raise KeyError("chamber")  # as station.instruments["chamber"] did
     with _LOCK:
         return _CHAMBERS.setdefault(key, SharedChamber())
 
