@@ -67,11 +67,13 @@ STATE_VERSION = 2  # 2: the noise generator's state as strings (sim/snapshots.py
 _START_S = 1e-3  # length of the rest that produces the first state (PyBaMM needs a solve)
 _EVENT = re.compile(r"labctl (until|safety|phase) (\d+)")
 INSTALL_HINT = "sim-pybamm needs PyBaMM: pip install -e '.[pybamm]'"
+# No network from a lab PC. Set at import, not where a channel's thread imports PyBaMM:
+# changing the environment while another thread reads it is not safe in C.
+os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 
 
 def import_pybamm() -> Any:
     """PyBaMM, or the LabctlError that says how to install it."""
-    os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")  # no network from a lab PC
     try:
         import pybamm
     except ImportError:

@@ -36,6 +36,19 @@ def describe_os_error(exc: OSError) -> str:
 _UMASK_LOCK = threading.Lock()
 
 
+def _set_and_restore_umask() -> int:
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+# Without /proc (macOS, BSD) the umask can only be read by setting it, which changes it
+# for every thread for an instant: files another channel's thread creates then would get
+# 0o022. So it is read once, here, at import (before any run's threads start).
+_UMASK_AT_IMPORT = None if os.path.exists("/proc/self/status") else _set_and_restore_umask()
+
+
 def current_umask() -> int:
     """The process umask, read without changing it where Linux allows (/proc)."""
     try:
@@ -45,10 +58,7 @@ def current_umask() -> int:
                     return int(line.split()[1], 8)
     except (OSError, ValueError):
         pass
-    with _UMASK_LOCK:  # elsewhere: set and restore at once
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return mask
+    return _UMASK_AT_IMPORT if _UMASK_AT_IMPORT is not None else _set_and_restore_umask()
 
 
 def fsync_dir(path: Path) -> None:

@@ -126,7 +126,15 @@ def _truth(table: dict, temperature_c: float, soc: float) -> float:
     return float(grid([temperature_c, soc])[0])
 
 
-def test_current_limits_follow_the_specified_tables(tmp_path):
+def test_current_limits_follow_the_specified_tables(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    def no_pyplot(*args, **kwargs):
+        # pyplot's one figure list per process, numbered without a lock: channels writing
+        # reports at once (threads of one labctl run) could draw into each other's figures.
+        raise AssertionError("the BMS report must not make its figures through pyplot")
+
+    monkeypatch.setattr(plt, "figure", no_pyplot)
     proc = tmp_path / "cl.yaml"
     proc.write_text(CL_PROC + "  - bms_report: {}\n")
     out, run, checks = run_procedure(proc, VEHICLE, tmp_path / "results")

@@ -63,13 +63,11 @@ def _role(smap: Any, decoded: dict, role: str, i: int = 0) -> tuple[np.ndarray, 
 
 
 def _figures(smap: Any, parts: list) -> dict[str, Any]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from labctl.report.figures import agg_figure  # not pyplot: channels report at once
 
     figs = {}
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig = agg_figure(9, 4)
+    ax = fig.subplots()
     # per-cell values where the bus has them, else the minimum and maximum the BMS reports
     curves = [("cell_voltage_v", i) for i in range(len(smap.refs("cell_voltage_v")))] or \
         [(r, 0) for r in ("min_cell_voltage_v", "max_cell_voltage_v") if smap.has(r)]
@@ -83,7 +81,8 @@ def _figures(smap: Any, parts: list) -> dict[str, Any]:
     ax.set_ylabel("cell voltage / V")
     ax.set_title("Cell voltages as the BMS reported them")
     figs["cell_voltages"] = fig
-    fig, ax = plt.subplots(figsize=(9, 3))
+    fig = agg_figure(9, 3)
+    ax = fig.subplots()
     for _, dec in parts:
         if smap.has("balancing"):
             for i in range(len(smap.refs("balancing"))):
@@ -94,7 +93,8 @@ def _figures(smap: Any, parts: list) -> dict[str, Any]:
     ax.set_ylabel("cell (balancing on)")
     ax.set_title("Balancing switches")
     figs["balancing"] = fig
-    fig, ax = plt.subplots(figsize=(9, 3.5))
+    fig = agg_figure(9, 3.5)
+    ax = fig.subplots()
     faults = [r for r in smap.scalar if r.startswith("fault_")]
     for _, dec in parts:
         for j, role in enumerate(faults):
@@ -119,13 +119,11 @@ def _limit_figure(run_dir: Path) -> Any | None:
     run = open_run(run_dir)
     if "bms_current_limit" not in run.record_tables():
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from labctl.report.figures import agg_figure
 
     df = run.records("bms_current_limit")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    fig = agg_figure(10, 3.8)
+    axes = fig.subplots(1, 2, sharey=True)
     for ax, direction in zip(axes, ("charge", "discharge"), strict=True):
         part = df[df.direction == direction]
         for k, (soc, g) in enumerate(part.groupby(part.soc_bms.round(2))):

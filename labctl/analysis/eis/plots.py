@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from labctl.analysis.eis.circuit import parse_circuit
 from labctl.analysis.eis.fit import FitResult
+from labctl.report.figures import agg_figure
 
 
 def _model_curve(fit: FitResult, points_per_decade: int = 20):
@@ -26,9 +26,7 @@ def _model_curve(fit: FitResult, points_per_decade: int = 20):
 
 
 def _figure(width_in: float, height_in: float) -> Figure:
-    fig = Figure(figsize=(width_in, height_in), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
+    return agg_figure(width_in, height_in)
 
 
 def nyquist_figure(frequency_hz: np.ndarray, z: np.ndarray, fit: FitResult | None = None,
