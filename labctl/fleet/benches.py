@@ -67,6 +67,7 @@ def run_bench_job(job: dict[str, Any], results_root: str, speed: float | None,
     from labctl.engine.control import RunControl
     from labctl.engine.multi import on_channel
     from labctl.engine.session import prepare, start_run
+    from labctl.fleet.tasks import first_imports
 
     cj = ChannelJob(**job)
     worker = get_worker()
@@ -87,8 +88,9 @@ def run_bench_job(job: dict[str, Any], results_root: str, speed: float | None,
         row.update(status="not started", reason="Ctrl-C on the batch's client before it started")
         return row
     try:
-        prep = on_channel(prepare(cj.procedure, station_path=cj.station, cell_ref=cj.cell,
-                                  params=cj.params), cj.channel)
+        with first_imports:  # labctl/fleet/tasks.py: tasks of one worker start at once
+            prep = on_channel(prepare(cj.procedure, station_path=cj.station, cell_ref=cj.cell,
+                                      params=cj.params), cj.channel)
         fleet = {"bench": cj.bench, "worker": str(worker.name), "batch": batch,
                  "channel": cj.channel}
         outcome = start_run(prep, results_root=results_root, control=RunControl(), speed=speed,

@@ -22,6 +22,11 @@ from typing import Any
 
 _local = threading.local()
 _install_lock = threading.Lock()
+# A Dask worker with several threads starts several tasks at once. Some packages import
+# their own modules in their __init__ (the procedures, cells, each analysis): imported
+# first by two threads entering through different modules, one thread can be handed a
+# half-initialised module. Tasks hold this lock for the part that first imports them.
+first_imports = threading.Lock()
 
 
 class _ThreadStdout:
@@ -104,7 +109,8 @@ def analyze_one(name: str, run_path: str, options: dict[str, Any]) -> dict[str, 
 
     buffer = _capture_start()
     try:
-        command = analysis_command(name)
+        with first_imports:
+            command = analysis_command(name)
         callback = getattr(command.callback, "__wrapped__", command.callback)
         arg = run_argument(command)
         callback(**{**command_defaults(command), **options, arg: run_path, "as_json": True})

@@ -225,3 +225,20 @@ def test_a_run_that_kills_its_worker_fails_alone_not_its_whole_task(
     for run in _runs(store_copy):
         if run.name != "poison-run":
             assert (run / "analysis" / "cycling" / "summary.json").is_file(), run.name
+
+
+def test_a_task_builds_its_analysis_holding_the_first_imports_lock(monkeypatch):
+    # Several tasks start at once on a worker with several threads; the analysis packages
+    # import their own modules in __init__, which two threads must not do at once.
+    from labctl.fleet import tasks
+
+    held = []
+
+    def command(name):
+        held.append(tasks.first_imports.locked())
+        raise RuntimeError(f"no analysis {name} here")  # analyze_one reports it as a row
+
+    monkeypatch.setattr(tasks, "analysis_command", command)
+    row = tasks.analyze_one("cycle-life", "/nonexistent", {})
+    assert held == [True]
+    assert row["ok"] is False and not tasks.first_imports.locked()
