@@ -57,3 +57,21 @@ channels:
     proc = labctl_cmd("run", "--batch", str(tmp_path / "batch.yaml"), "--results", str(results))
     assert proc.returncode == 2 and "3.65" in proc.stderr
     assert not results.exists() or not any(results.iterdir())  # no channel was started
+
+
+def test_channels_driving_one_chamber_share_a_worker_and_say_so(tmp_path):
+    warm = tmp_path / "warm.yaml"
+    warm.write_text("log: every 60 s\nsteps:\n  - chamber: {setpoint_c: 35, wait: false}\n"
+                    "  - Rest for 10 min\n")
+    proc = labctl_cmd("run", str(warm), "--channel", "1", "--channel", "2", "--processes", "2",
+                      "--results", str(tmp_path / "r"), "--json")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "1 worker process instead of 2" in proc.stderr
+    rows = json_out(proc)["runs"]
+    # One process: both runs record the same pid (run.json), the chamber's claims met there.
+    pids = {labctl.open_run(r["run_dir"]).meta["pid"] for r in rows}
+    assert len(pids) == 1
+    plain = labctl_cmd("run", "procedures/quickstart.yaml", "--channel", "1", "--channel", "2",
+                       "--processes", "2", "--results", str(tmp_path / "q"), "--json")
+    assert plain.returncode == 0 and "instead of" not in plain.stderr
+    assert len({labctl.open_run(r["run_dir"]).meta["pid"] for r in json_out(plain)["runs"]}) == 2

@@ -296,6 +296,8 @@ def _run_channels(procedure, station, cell, params, results, channels, batch, sp
     for prep in prepared:  # every channel within the ceilings before any starts
         enforce_ceilings(prep, need_report=False)
     controls = [RunControl() for _ in prepared]
+    if processes is not None:
+        _say_if_fewer_processes(prepared, processes)
     with signals_abort(*controls):
         outcomes = run_channels(prepared, results_root=results, controls=controls, speed=speed,
                                 processes=processes or default_processes(len(prepared)))
@@ -323,6 +325,18 @@ def _run_channels(procedure, station, cell, params, results, channels, batch, sp
     if not all_ok:
         interrupted = any("Ctrl-C" in r["reason"] for r in rows)
         sys.exit(EXIT_INTERRUPTED if interrupted else EXIT_RUN_FAILED)
+
+
+def _say_if_fewer_processes(prepared: list, processes: int) -> None:
+    """`--processes N` gives fewer workers where channels share a chamber one drives."""
+    from labctl.engine.multi import worker_shares
+    from labctl.notice import notice
+
+    got = len(worker_shares(prepared, processes))
+    if got < min(processes, len(prepared)):
+        notice(f"{got} worker process{'es' if got > 1 else ''} instead of {processes}: the "
+               "channels in a chamber that one of them drives run in one process, where "
+               "their claims on it are arbitrated")
 
 
 def _run_on_benches(batch: str, results: str, speed: float | None, scheduler: str,
