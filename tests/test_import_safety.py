@@ -1,10 +1,12 @@
-"""Channels run in threads of one process and import the run path lazily, at the same time.
+"""No import cycles in labctl: channels, the console's request threads and a Dask worker's
+tasks import modules lazily, from several threads at once.
 
-A package whose `__init__` imports its own modules lets two threads entering it through
-different modules each wait for a module the other is importing; Python then hands one
-of them a partially initialised module ("cannot import name", or `_DeadlockError`). With
-0-4 ms of delay per import, `labctl.sim.chamber` and `labctl.sim.cycler` imported in two
-threads failed 12 times in 30 that way while `labctl/sim/__init__.py` imported its modules.
+Two threads that first import a cycle through different modules can each wait for a module
+the other is importing; Python then hands one of them a half-initialised module ("cannot
+import name", `_DeadlockError`). The usual cycle is a package whose `__init__` imports its
+own modules: with 0-4 ms of delay per import, `labctl.sim.chamber` and `labctl.sim.cycler`
+imported in two threads failed 12 times in 30 while `labctl/sim/__init__.py` did that.
+Packages offer their names through `labctl/lazy.py` instead.
 """
 
 from __future__ import annotations
@@ -16,43 +18,128 @@ import labctl
 
 ROOT = Path(labctl.__file__).parent
 
-# Packages first imported by channel threads (drivers, the simulator, the store, steps run
-# by the engine), not on the main thread by `prepare` before the threads start.
-THREAD_IMPORTED = ["sim", "sim/bms", "store", "drivers", "engine", "stations", "steps", "can",
-                   "builtins"]
+# Packages that keep importing their modules in __init__: a name they offer equals one of
+# their modules' names (`evaluate`, `hppc`), which a lazy name cannot shadow. They are
+# analyses, never imported by a run, and fleet tasks load them under a lock
+# (labctl/fleet/tasks.py `first_imports`).
+EAGER = {"labctl.analysis.soc", "labctl.analysis.ecm"}
 
 
-def _own_imports(package: str) -> list[str]:
-    """Module-level imports in the package's __init__ of modules inside the package."""
-    name = "labctl." + package.replace("/", ".")
-    tree = ast.parse((ROOT / package / "__init__.py").read_text())
-    found = []
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            targets = [node.module]
-        elif isinstance(node, ast.ImportFrom) and node.level > 0:
-            targets = [name]  # relative: from . import x
-        elif isinstance(node, ast.Import):
-            targets = [a.name for a in node.names]
-        else:
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _module_level_imports(path: Path, name: str, is_package: bool) -> set[str]:
+    """Modules a file imports when it is imported (not inside functions or TYPE_CHECKING)."""
+    out: set[str] = set()
+    stack = list(ast.parse(path.read_text()).body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             continue
-        found += [t for t in targets if t == name or t.startswith(name + ".")]
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            stack += node.orelse
+            continue
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name if is_package else name.rpartition(".")[0]
+                for _ in range(node.level - 1):
+                    base = base.rpartition(".")[0]
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            out.add(module)
+            out |= {f"{module}.{a.name}" for a in node.names}  # may be a submodule
+        stack += list(ast.iter_child_nodes(node))
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    files = {_module_name(p): p for p in ROOT.rglob("*.py")}
+    graph = {}
+    for name, path in files.items():
+        deps = set()
+        for imported in _module_level_imports(path, name, path.name == "__init__.py"):
+            parts = imported.split(".")
+            # importing a.b.c runs a and a.b first
+            deps |= {".".join(parts[:k]) for k in range(1, len(parts) + 1)}
+        graph[name] = {d for d in deps if d in files and d != name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """Strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            v, children = work[-1]
+            for w in children:
+                if w not in index:
+                    index[w] = low[w] = len(index)
+                    stack.append(w)
+                    on_stack.add(w)
+                    work.append((w, iter(sorted(graph[w]))))
+                    break
+                if w in on_stack:
+                    low[v] = min(low[v], index[w])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[v])
+                if low[v] == index[v]:
+                    component = set()
+                    while True:
+                        w = stack.pop()
+                        on_stack.discard(w)
+                        component.add(w)
+                        if w == v:
+                            break
+                    if len(component) > 1:
+                        found.append(component)
     return found
 
 
-def test_packages_imported_by_channel_threads_do_not_import_their_modules_eagerly():
-    offenders = {p: _own_imports(p) for p in THREAD_IMPORTED if (ROOT / p / "__init__.py").exists()}
-    assert {p: m for p, m in offenders.items() if m} == {}
-    assert set(offenders) == set(THREAD_IMPORTED)  # every package listed still exists
+def test_the_cycle_finder_finds_a_package_that_imports_its_modules():
+    graph = {"p": {"p.a"}, "p.a": {"p", "p.b"}, "p.b": {"p"}, "q": {"p.a"}}
+    assert _cycles(graph) == [{"p", "p.a", "p.b"}]
+    assert _cycles({"p": set(), "p.a": {"p", "p.b"}, "p.b": {"p"}}) == []
 
 
-def test_the_simulators_names_still_load_from_the_package():
+def test_labctl_has_no_import_cycles_outside_the_eager_analyses():
+    graph = _graph()
+    assert {"labctl.sim", "labctl.sim.cycler", "labctl.engine.runner"} <= set(graph)
+    assert "labctl.capabilities.cycler" in graph["labctl.engine.runner"] or \
+        any(d.startswith("labctl.capabilities") for d in graph["labctl.engine.runner"])
+    cycles = [c for c in _cycles(graph) if not any(m == e or m.startswith(e + ".")
+                                                     for m in c for e in EAGER)]
+    assert cycles == []
+
+
+def test_the_packages_names_still_load():
+    import labctl.capabilities as caps
+    import labctl.procedures as procedures
     import labctl.sim as sim
+    import labctl.steps.bms as bms
+    from labctl.capabilities.cycler import SampleBatch
     from labctl.sim.cycler import SimCyclerChannel
 
     assert sim.SimCyclerChannel is SimCyclerChannel
-    assert {"CellState", "SimChamber", "SimWorld"} <= set(sim.__all__)
-    assert sim.SimWorld.__name__ == "SimWorld"
+    assert caps.SampleBatch is SampleBatch and "SampleBatch" in dir(caps)
+    assert callable(procedures.parse_step) and callable(bms.compiler("bms_soc"))
+    assert set(sim.__all__) == {"CellState", "SimChamber", "SimCyclerChannel", "SimWorld"}
     try:
         sim.NoSuchThing  # noqa: B018
     except AttributeError as exc:

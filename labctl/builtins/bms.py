@@ -75,7 +75,7 @@ def _compile(keyword: str):
     def compile_step(spec: Any) -> Any:
         from labctl.steps import bms
 
-        return bms.COMPILERS[keyword](spec)
+        return bms.compiler(keyword)(spec)
     return compile_step
 
 

@@ -14,32 +14,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from labctl.cells.spec import CellSpec
 from labctl.errors import LabctlError, Problem, ValidationError
-from labctl.procedures.check import check_step
-from labctl.procedures.compiler import load_yaml_procedure, loads_procedure
-from labctl.procedures.conditions import MetricCondition, iteration_metrics, parse_until
-from labctl.procedures.grammar import parse_logging, parse_step
-from labctl.procedures.model import CompiledProcedure, Plan, PlannedStep
-from labctl.stations.spec import StationSpec
+from labctl.lazy import lazy_names
 
 if TYPE_CHECKING:
-    from labctl.procedures.python_proc import ProcedureContext
-    from labctl.procedures.python_proc import load_python_procedure as load_python_procedure
+    from labctl.cells.spec import CellSpec
+    from labctl.procedures.model import CompiledProcedure
+    from labctl.stations.spec import StationSpec
 
-# Python procedures (`.py` files) are imported only when one is loaded or their names are
-# asked for (PEP 562 below): a YAML run does not need python_proc, inspect or traceback.
-_PYTHON_PROC_NAMES = ("ProcedureContext", "load_python_procedure")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _PYTHON_PROC_NAMES:
-        from labctl.procedures import python_proc
-
-        return getattr(python_proc, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The names load from their modules on first use (`labctl/lazy.py`); Python procedures
+# (`.py` files) need python_proc, inspect and traceback, which a YAML run does not.
+__getattr__, __dir__ = lazy_names(__name__, {
+    "check_step": "labctl.procedures.check",
+    **dict.fromkeys(("load_yaml_procedure", "loads_procedure"), "labctl.procedures.compiler"),
+    **dict.fromkeys(("MetricCondition", "iteration_metrics", "parse_until"),
+                    "labctl.procedures.conditions"),
+    **dict.fromkeys(("parse_logging", "parse_step"), "labctl.procedures.grammar"),
+    **dict.fromkeys(("CompiledProcedure", "Plan", "PlannedStep"), "labctl.procedures.model"),
+    **dict.fromkeys(("ProcedureContext", "load_python_procedure"),
+                    "labctl.procedures.python_proc"),
+})
 
 
 def load_procedure(
@@ -58,6 +54,8 @@ def load_procedure(
         from labctl.procedures.python_proc import load_python_procedure
 
         return load_python_procedure(path, cell=cell, station=station, params=params)
+    from labctl.procedures.compiler import load_yaml_procedure
+
     return load_yaml_procedure(path, cell=cell, station=station, params=params)
 
 

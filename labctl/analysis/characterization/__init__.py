@@ -7,9 +7,14 @@ summary.json and PNG plots in RUN/analysis/<name>/. `labctl analyze
 ocv|gitt|hppc|soc` are the commands (`command.py`).
 """
 
-from labctl.analysis.characterization.gitt_run import analyze_gitt
-from labctl.analysis.characterization.hppc_run import analyze_hppc
-from labctl.analysis.characterization.ocv_run import analyze_ocv
-from labctl.analysis.characterization.soc_run import analyze_soc
+from labctl.lazy import lazy_names
+
+# Names load from their modules on first use (labctl/lazy.py).
+__getattr__, __dir__ = lazy_names(__name__, {
+    "analyze_gitt": "labctl.analysis.characterization.gitt_run",
+    "analyze_hppc": "labctl.analysis.characterization.hppc_run",
+    "analyze_ocv": "labctl.analysis.characterization.ocv_run",
+    "analyze_soc": "labctl.analysis.characterization.soc_run",
+})
 
 __all__ = ["analyze_gitt", "analyze_hppc", "analyze_ocv", "analyze_soc"]

@@ -24,22 +24,30 @@ verdict); every frame of the step is in RUN/can/step-NNNN.blf with its decoded s
 
 from __future__ import annotations
 
-from labctl.steps.bms.balancing import compile_balancing
-from labctl.steps.bms.current_limit import compile_current_limit
-from labctl.steps.bms.faults import compile_fault
-from labctl.steps.bms.measurement import compile_measurement
-from labctl.steps.bms.protection import compile_protection
-from labctl.steps.bms.report import compile_report
-from labctl.steps.bms.soc import compile_soc
-from labctl.steps.bms.timing import compile_timing
+import importlib
+from collections.abc import Callable
+from typing import Any
 
-COMPILERS = {
-    "bms_protection": compile_protection,
-    "bms_balancing": compile_balancing,
-    "bms_soc": compile_soc,
-    "bms_can_timing": compile_timing,
-    "bms_fault_injection": compile_fault,
-    "bms_current_limit": compile_current_limit,
-    "bms_measurement": compile_measurement,
-    "bms_report": compile_report,
+from labctl.lazy import lazy_names
+
+# keyword -> (module, compile function); each module is imported when its step is compiled.
+_COMPILERS = {
+    "bms_protection": ("protection", "compile_protection"),
+    "bms_balancing": ("balancing", "compile_balancing"),
+    "bms_soc": ("soc", "compile_soc"),
+    "bms_can_timing": ("timing", "compile_timing"),
+    "bms_fault_injection": ("faults", "compile_fault"),
+    "bms_current_limit": ("current_limit", "compile_current_limit"),
+    "bms_measurement": ("measurement", "compile_measurement"),
+    "bms_report": ("report", "compile_report"),
 }
+
+
+def compiler(keyword: str) -> Callable[[Any], Any]:
+    """The compile function of a BMS step keyword (KeyError for another keyword)."""
+    module, name = _COMPILERS[keyword]
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+__getattr__, __dir__ = lazy_names(__name__, {
+    name: f"{__name__}.{module}" for module, name in _COMPILERS.values()})
