@@ -9,6 +9,9 @@ import time
 import pytest
 
 import labctl
+import labctl.drivers.sim_drivers  # noqa: F401 - imported now, not by a channel's thread
+import labctl.sim.chamber  # noqa: F401
+import labctl.sim.cycler  # noqa: F401
 from labctl.engine.control import RunControl
 from labctl.engine.multi import ChannelJob, prepare_all, run_channels
 from labctl.engine.sharing import SharedChamber
@@ -17,13 +20,13 @@ HOLDER = """\
 log: every 60 s
 steps:
   - chamber: {setpoint_c: 45, wait: false}
-  - Rest for 40 min
+  - Rest for 60 min
 """
 
 ASKER = """\
 log: every 60 s
 steps:
-  - Rest for 5 min
+  - Rest for 15 min
   - chamber: {{setpoint_c: {setpoint}, wait: false, if_busy: {if_busy}}}
   - Rest for 1 min
 """
@@ -36,8 +39,9 @@ def _run(tmp_path, setpoint: float, if_busy: str, processes: int = 1):
     asker.write_text(ASKER.format(setpoint=setpoint, if_busy=if_busy))
     jobs = [ChannelJob("1", str(holder)), ChannelJob("2", str(asker))]
     prepared = prepare_all(jobs)
-    # Paced so that channel 1 holds the chamber for ~2 s of wall time while
-    # channel 2 asks for it after ~0.25 s.
+    # Paced so that channel 1 holds the chamber for ~3 s of wall time while channel 2 asks
+    # for it after ~0.75 s: margin for channel 1's thread to start late on a busy machine
+    # (the simulator's modules are imported beforehand, below, for the same reason).
     outcomes = run_channels(prepared, results_root=tmp_path / "r",
                             controls=[RunControl(), RunControl()], speed=1200,
                             processes=processes)
@@ -135,3 +139,22 @@ def test_worker_shares_keep_a_driven_chamber_in_one_process(tmp_path):
     assert worker_shares(prepared[:3], 4) == [[0, 1, 2]]
     # Nobody drives the chamber: its channels spread like any others.
     assert worker_shares(prepared[1:3], 2) == [[0], [1]]
+
+
+def test_one_chamber_address_is_one_chamber_whichever_station_file_names_it():
+    from labctl.engine.sharing import chamber_key
+    from labctl.stations.spec import InstrumentSpec, StationSpec
+
+    def station(source: str, driver: str, **settings) -> StationSpec:
+        return StationSpec(name=source, source=source, instruments={
+            "chamber": InstrumentSpec("chamber", driver, settings)})
+
+    gpib5 = chamber_key(station("/lab/bench-a.yaml", "thermotron-3800", address="GPIB0::5::INSTR"))
+    assert gpib5 == chamber_key(station("/lab/bench-b.yaml", "thermotron-3800",
+                                        address="GPIB0::5::INSTR", timeout_s=5))
+    assert gpib5 != chamber_key(station("/lab/bench-a.yaml", "thermotron-3800",
+                                        address="GPIB0::6::INSTR"))
+    # A simulated chamber has no address: one per station file, as before.
+    assert chamber_key(station("/lab/a.yaml", "sim-chamber")) != \
+        chamber_key(station("/lab/b.yaml", "sim-chamber"))
+    assert chamber_key(StationSpec(name="x", instruments={})) is None

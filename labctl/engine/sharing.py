@@ -1,7 +1,8 @@
 """A thermal chamber shared by several channels: who holds it, at which set-point.
 
 The channels started together by one `labctl run --channel ... / --batch` on the
-same station file sit in the same chamber. A channel's chamber step *claims*
+same station file, or on station files naming the same chamber address, sit in the
+same chamber. A channel's chamber step *claims*
 the chamber at its set-point; the claim lasts until the channel's next chamber
 step or the end of its run. Claims at the same set-point coexist. A step whose
 set-point differs from another channel's claim either waits until that claim
@@ -76,12 +77,21 @@ _LOCK = threading.Lock()
 _CHAMBERS: dict[tuple, SharedChamber] = {}
 
 
+# Settings that name the physical instrument a driver talks to.
+ADDRESS_SETTINGS = ("address", "host", "port")
+
+
 def chamber_key(station: StationSpec) -> tuple | None:
-    """Which physical chamber this station's runs share (its station file, driver and
-    settings), or None without a chamber."""
+    """Which physical chamber this station's runs share, or None without a chamber: the
+    instrument at its address (whichever station file names it), else the station file,
+    driver and settings (a simulated chamber)."""
     binding = station.instruments.get("chamber")
     if binding is None:
         return None
+    address = tuple((k, repr(binding.settings[k])) for k in ADDRESS_SETTINGS
+                    if k in binding.settings)
+    if address:
+        return ("instrument", binding.driver, address)
     settings = tuple(sorted((str(k), repr(v)) for k, v in binding.settings.items()))
     source = str(Path(station.source).resolve()) if station.source else station.name
     return (source, binding.driver, settings)
