@@ -8,16 +8,46 @@ continued, and the simulated cell starts from the state its last samples imply.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from labctl.engine.accounting import COUNTERS, CycleCounter
-from labctl.engine.runner import Continuation, ResumeState
 from labctl.errors import LabctlError
 from labctl.records import StepResult
 from labctl.store.journal import read_journal
+
+
+@dataclass
+class Continuation:
+    """A step that was running when the previous session ended."""
+
+    step_index: int
+    cycle_index: int
+    path: str
+    text: str
+    start_test_time_s: float
+    elapsed_s: float
+    moved_ah: float
+    samples: dict[str, np.ndarray]  # what the journal holds of it
+
+
+@dataclass
+class ResumeState:
+    """What an interrupted run's journal says the resumed run continues from."""
+
+    results: list[StepResult]
+    continuation: Continuation | None
+    counter: CycleCounter
+    last_step_index: int
+    session: int
+    instrument_states: dict[str, dict] = field(default_factory=dict)
+    # samples journaled after the last snapshot (None: the snapshot covers them all)
+    uncovered: dict[str, np.ndarray] | None = None
+    uncovered_has_reference: bool = False
+    notes: list[str] = field(default_factory=list)  # what the resume did, for the log
 
 
 def resume_state(run_path: Path, session: int) -> tuple[ResumeState, float]:

@@ -16,8 +16,8 @@ import os
 import time
 import traceback
 from collections.abc import Generator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,38 +35,11 @@ from labctl.records import StepResult
 from labctl.stations.build import Station
 from labctl.store.step_summary import StepAccumulator
 
+if TYPE_CHECKING:
+    from labctl.engine.resume import Continuation, ResumeState
+
 _PAUSED = object()  # internal: a segment stopped because a pause was requested
 STATUS_INTERVAL_S = 1.0
-
-
-@dataclass
-class Continuation:
-    """A step that was running when the previous session ended."""
-
-    step_index: int
-    cycle_index: int
-    path: str
-    text: str
-    start_test_time_s: float
-    elapsed_s: float
-    moved_ah: float
-    samples: dict[str, np.ndarray]  # what the journal holds of it
-
-
-@dataclass
-class ResumeState:
-    """What an interrupted run's journal says the resumed run continues from."""
-
-    results: list[StepResult]
-    continuation: Continuation | None
-    counter: CycleCounter
-    last_step_index: int
-    session: int
-    instrument_states: dict[str, dict] = field(default_factory=dict)
-    # samples journaled after the last snapshot (None: the snapshot covers them all)
-    uncovered: dict[str, np.ndarray] | None = None
-    uncovered_has_reference: bool = False
-    notes: list[str] = field(default_factory=list)  # what the resume did, for the log
 
 
 class Engine:

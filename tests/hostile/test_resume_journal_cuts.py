@@ -85,8 +85,7 @@ def test_a_snapshot_that_cannot_be_moved_on_is_refused_not_guessed():
     import numpy as np
     import pytest
 
-    from labctl.engine.resume import restore_instruments
-    from labctl.engine.runner import ResumeState
+    from labctl.engine.resume import ResumeState, restore_instruments
     from labctl.errors import LabctlError
 
     class OpaqueSim:
