@@ -154,6 +154,9 @@ def test_one_chamber_address_is_one_chamber_whichever_station_file_names_it():
                                         address="GPIB0::5::INSTR", timeout_s=5))
     assert gpib5 != chamber_key(station("/lab/bench-a.yaml", "thermotron-3800",
                                         address="GPIB0::6::INSTR"))
+    # `labctl plan`'s twin of that chamber (labctl/plan/twin.py marks it) claims on its own.
+    assert gpib5 != chamber_key(station("/lab/bench-a.yaml", "thermotron-3800",
+                                        address="GPIB0::5::INSTR", plan_twin=1))
     # A simulated chamber has no address: one per station file, as before.
     assert chamber_key(station("/lab/a.yaml", "sim-chamber")) != \
         chamber_key(station("/lab/b.yaml", "sim-chamber"))

@@ -90,7 +90,7 @@ def chamber_key(station: StationSpec) -> tuple | None:
         return None
     address = tuple((k, repr(binding.settings[k])) for k in ADDRESS_SETTINGS
                     if k in binding.settings)
-    if address:
+    if address and "plan_twin" not in binding.settings:  # a plan's twin: claims of its own
         return ("instrument", binding.driver, address)
     settings = tuple(sorted((str(k), repr(v)) for k, v in binding.settings.items()))
     source = str(Path(station.source).resolve()) if station.source else station.name

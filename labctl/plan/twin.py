@@ -72,8 +72,8 @@ def open_twin(spec: StationSpec, cell: Any, registry: Any) -> Any:
     chamber = station.spec.instruments.get("chamber")
     if chamber is not None:
         # The instruments are built: mark the chamber binding, so that the twin's chamber
-        # claims (labctl.engine.sharing, keyed by station file and settings) are its own and
-        # never make a real run in this process wait, nor are released by it.
+        # claims (labctl.engine.sharing keys a marked binding by all its settings) are its
+        # own and never make a real run in this process wait, nor are released by it.
         marked = replace(chamber, settings={**chamber.settings, "plan_twin": next(_TWINS)})
         station.spec = replace(station.spec,
                                instruments={**station.spec.instruments, "chamber": marked})
