@@ -227,6 +227,27 @@ def run(procedure: str | None, station: str | None, cell: str | None, params: tu
         results: str, channels: tuple[str, ...], batch: str | None, speed: float | None,
         processes: int | None, no_progress: bool, scheduler: str | None, as_json: bool) -> None:
     """Validate, then run a procedure; prints the run directory and a summary."""
+    one_run = procedure is not None and not (scheduler or batch or len(channels) > 1)
+    writer = _fork_table_writer() if one_run else None
+    try:
+        _run(procedure, station, cell, params, results, channels, batch, speed, processes,
+             no_progress, scheduler, as_json, writer)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _fork_table_writer() -> Any:
+    """The child process that will encode the run's Parquet tables (store/table_writer.py),
+    forked now, while this process has one thread and before it imports numpy: it imports
+    pyarrow on the other core meanwhile. None where that cannot be done."""
+    from labctl.store.table_writer import TableWriter
+
+    return TableWriter.fork()
+
+
+def _run(procedure, station, cell, params, results, channels, batch, speed, processes,
+         no_progress, scheduler, as_json, writer) -> None:
     with gc_paused():  # imports make no garbage for the collector to look for
         from labctl.engine.control import RunControl, signals_abort
         from labctl.engine.session import prepare, start_run
@@ -258,13 +279,14 @@ def run(procedure: str | None, station: str | None, cell: str | None, params: tu
     control = RunControl()
     with signals_abort(control):
         if as_json or no_progress:
-            outcome = start_run(prep, results_root=results, control=control, speed=speed)
+            outcome = start_run(prep, results_root=results, control=control, speed=speed,
+                                table_writer=writer)
         else:
             from labctl.progress import RichProgress
 
             with RichProgress(common.console) as observer:
                 outcome = start_run(prep, results_root=results, control=control, speed=speed,
-                                    observer=observer)
+                                    observer=observer, table_writer=writer)
     _print_outcome(outcome, as_json)
     _exit_for(outcome.status, outcome.reason)
 

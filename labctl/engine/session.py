@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labctl.clock import VirtualClock, WallClock
 from labctl.engine.control import RunControl
@@ -25,6 +25,9 @@ from labctl.store.atomic import fsync_dir, remove_stale_temp_files, side_by_side
 from labctl.store.journal import JournalWriter
 from labctl.store.run import summarize
 from labctl.store.rundir import RunDir, RunDirExists, effective_status, host_name, new_run_id
+
+if TYPE_CHECKING:
+    from labctl.store.table_writer import TableWriter
 
 DEFAULT_RESULTS = "results"
 
@@ -112,10 +115,13 @@ def start_run(
     control: RunControl | None = None,
     speed: float | None = None,
     meta_extra: dict[str, Any] | None = None,
+    table_writer: TableWriter | None = None,
 ) -> RunOutcome:
     """Run a prepared procedure from the beginning in a new run directory.
 
-    `meta_extra`: more run.json fields (e.g. `fleet`: the bench and Dask worker)."""
+    `meta_extra`: more run.json fields (e.g. `fleet`: the bench and Dask worker).
+    `table_writer`: a child process to encode the Parquet tables in
+    (store/table_writer.py); without one, a thread of this process does."""
     clock = make_clock(prep.station, speed=speed)
     station = open_station(prep.station, prep.cell, registry=prep.registry, clock=clock)
     started = time.time()
@@ -162,7 +168,7 @@ def start_run(
             journal.close()
         raise
     journal = created[0]
-    journal.tap = _live_tables(rundir.path)
+    journal.tap = _live_tables(rundir.path, table_writer)
     engine = Engine(
         procedure=proc,
         station=station,
@@ -201,7 +207,7 @@ def _finish(engine: Engine, rundir: RunDir, journal: Any, station: Any) -> RunOu
                 "summary": summary}
 
     try:
-        from labctl.store.tables import finalize  # pyarrow: only once samples exist
+        from labctl.store.finalize import finalize
 
         finalize(rundir.path, live=live, meta_fields=outcome)
     except (LabctlError, OSError) as exc:
@@ -219,12 +225,12 @@ def _finish(engine: Engine, rundir: RunDir, journal: Any, station: Any) -> RunOu
     return RunOutcome(rundir.path, status, reason, summary)
 
 
-def _live_tables(run_path: Path) -> Any:
+def _live_tables(run_path: Path, writer: TableWriter | None = None) -> Any:
     """The timeseries written while the run goes (store/live_tables.py), or None."""
     try:
         from labctl.store.live_tables import LiveTables
 
-        return LiveTables(run_path)
+        return LiveTables(run_path, writer=writer)
     except (OSError, LabctlError):
         return None  # finalize builds the tables from the journal
 

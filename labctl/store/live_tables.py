@@ -9,6 +9,9 @@ row-group buffers; a full buffer goes to a worker thread that encodes it into a
 temporary Parquet file (pyarrow releases the GIL while it encodes, so on a
 second core this overlaps the simulation), adds it to the cycle means and hands
 it back. The worker also imports pyarrow, so `labctl run` does not wait for it.
+Given a `TableWriter` (store/table_writer.py: what `labctl run` does), the buffers are
+memory shared with that child process, which encodes them: the worker thread only
+hands each full buffer over, feeds the cycle means meanwhile, and never imports pyarrow.
 
 The journal stays the record. The temporary file is only renamed into place
 by `finish`, and only when the tap saw exactly what the journal holds (same
@@ -35,11 +38,11 @@ from labctl.store.atomic import current_umask
 from labctl.store.journal import start_writeback
 from labctl.store.journal_format import EVENT, JOURNAL_NAME
 from labctl.store.summaries import ROW_GROUP_ROWS, _CycleMeans, _StepTracker
+from labctl.store.table_writer import TableWriter, TableWriterError
 
 _NAMES = list(SAMPLE_COLUMNS)
 _SKIP = (b'{"type":"state",',)  # instrument snapshots: finalize never decodes them
-_MEANS_COLUMNS = [(_NAMES.index(n), n) for n in ("test_time_s", "voltage_v", "charge_capacity_ah",
-                                                 "discharge_capacity_ah", "cycle_index")]
+_MEANS_COLUMNS = [(_NAMES.index(n), n) for n in _CycleMeans.COLUMNS]
 # Events whose fields are plain JSON values as the engine writes them (step_end's result
 # is StepResult.as_dict()): no need to decode them back.
 _PLAIN_EVENTS = frozenset({"step_start", "step_end", "log", "run_start", "run_end"})
@@ -56,8 +59,12 @@ class _GroupBuffer:
     share one 2-D array, so a block is copied with a few numpy calls.
     """
 
-    def __init__(self, rows: int):
+    def __init__(self, rows: int, shared: list[np.ndarray] | None = None, index: int = -1):
         self.capacity, self.n = rows, 0
+        self.index = index  # which of the table writer's shared buffers, or -1: our own
+        if shared is not None:
+            self.cols = shared
+            return
         self.cols: list[np.ndarray] = [np.empty(0)] * len(_NAMES)
         k = 0
         for dtype, count in _dtype_runs():
@@ -111,9 +118,13 @@ def _give_back(buf: _GroupBuffer) -> None:
 class LiveTables:
     """Tables of a run fed record by record (see the module doc); one per journal writer."""
 
-    def __init__(self, run_dir: str | Path, row_group_rows: int | None = None):
+    def __init__(self, run_dir: str | Path, row_group_rows: int | None = None,
+                 writer: TableWriter | None = None):
         self.run_dir = Path(run_dir)
         self.row_group_rows = row_group_rows or _row_group_rows()
+        # The child process that encodes (None: this process's worker thread does).
+        self.remote = writer if writer is not None and writer.take(self.row_group_rows) \
+            else None
         self.tracker = _StepTracker()
         self.means = _CycleMeans()
         self.events: list[dict] = []
@@ -123,9 +134,14 @@ class LiveTables:
         self.error: str | None = None
         # Free row-group buffers; the one being filled.
         self._free: queue.Queue = queue.Queue()
-        for _ in range(_BUFFERS - 1):
-            self._free.put(_take_buffer(self.row_group_rows))
-        self._filling: _GroupBuffer | None = _take_buffer(self.row_group_rows)
+        if self.remote is not None:
+            buffers = [_GroupBuffer(self.row_group_rows, cols, k)
+                       for k, cols in enumerate(self.remote.buffers())]
+        else:
+            buffers = [_take_buffer(self.row_group_rows) for _ in range(_BUFFERS)]
+        for buf in buffers[1:]:
+            self._free.put(buf)
+        self._filling: _GroupBuffer | None = buffers[0]
         self._closed = False  # the encoder thread has been stopped
         self._sealed = False  # no more samples expected (the run ended)
         self._written = False  # the file is complete and fsynced
@@ -204,7 +220,14 @@ class LiveTables:
 
     def _encode_loop(self) -> None:
         # Only this thread touches `means` and the writer until finish() joins it. It also
-        # imports pyarrow (~50 ms for `labctl run`), while the engine goes on with the run.
+        # imports pyarrow (~50 ms), while the engine goes on with the run.
+        if self.remote is not None:
+            try:
+                self.remote.open_file(self.tmp)
+            except TableWriterError as exc:
+                self.error = f"live tables: cannot write {self.tmp.name}: {exc}"
+            self._encode(-1, None, None, None)
+            return
         try:
             import pyarrow as pa
 
@@ -234,11 +257,17 @@ class LiveTables:
                 continue
             if buf is _CLOSE:
                 try:
-                    self._writer.close()
-                    os.fsync(watch)  # the file's data, whichever descriptor wrote it
+                    if self.remote is not None:  # it kept the cycle means too
+                        self.means.sums = self.remote.close_file()
+                    else:
+                        self._writer.close()
+                        os.fsync(watch)  # the file's data, whichever descriptor wrote it
                     self._written = True
                 except Exception as exc:
                     self.error = f"live tables: cannot write {self.tmp.name}: {exc}"
+                continue
+            if self.remote is not None:
+                self._encode_remote(buf)
                 continue
             try:
                 cols = buf.view()  # Arrow wraps each column without copying
@@ -254,6 +283,16 @@ class LiveTables:
                 self.error = f"live tables: cannot write {self.tmp.name}: {exc}"
             buf.n = 0
             self._free.put(buf)
+
+    def _encode_remote(self, buf: _GroupBuffer) -> None:
+        """The child encodes the shared buffer and adds it to the cycle means; the buffer
+        is free again once it has answered."""
+        try:
+            self.remote.write_group(buf.index, buf.n)
+        except Exception as exc:
+            self.error = f"live tables: cannot write {self.tmp.name}: {exc}"
+        buf.n = 0
+        self._free.put(buf)
 
     # -- the end ---------------------------------------------------------------------------
     def fail(self, why: str) -> None:
@@ -276,7 +315,11 @@ class LiveTables:
                 self._free.put(self._filling)
                 self._filling = None
             while not self._free.empty():  # every buffer is back: keep them for the next run
-                _give_back(self._free.get())
+                buf = self._free.get()
+                if buf.index < 0:  # the shared ones belong to the table writer
+                    _give_back(buf)
+            if self.remote is not None:
+                self.remote.release()
 
     def finish(self) -> dict[str, Any] | None:
         """Write the timeseries (fsynced, not yet renamed) if the tap saw the whole journal.
@@ -311,6 +354,8 @@ class LiveTables:
         """Stop and remove the temporary file (safe to call more than once)."""
         self.fail("abandoned")
         self._stop_encoder()
+        if self.remote is not None:
+            self.remote.abandon_file()
         try:
             if self._writer is not None:
                 self._writer.close()

@@ -50,10 +50,10 @@ def build_records(events: Iterable[Mapping[str, Any]]) -> dict[str, pd.DataFrame
 
 def write_records(run_dir: Path, tables: Mapping[str, pd.DataFrame]) -> None:
     """Write each table as records/<table>.parquet, atomically."""
+    if not tables:
+        return  # a cycling run's: pyarrow stays unimported (store/table_writer.py)
     from labctl.store.tables import write_frame
 
-    if not tables:
-        return
     folder = Path(run_dir) / RECORDS_DIR
     folder.mkdir(exist_ok=True)
     for name, df in tables.items():

@@ -126,6 +126,9 @@ class _CycleMeans:
     in the same cycle. Fed in file order; carries the last sample between feeds.
     """
 
+    COLUMNS = ("test_time_s", "voltage_v", "charge_capacity_ah", "discharge_capacity_ah",
+               "cycle_index")  # what `feed` reads
+
     def __init__(self) -> None:
         self.sums: dict[int, list[float]] = {}  # cycle -> [dt_c, vdt_c, dt_d, vdt_d]
         self._carry: tuple[float, float, float, float, int] | None = None

@@ -8,7 +8,6 @@ first sample shares its time with the previous step's last one.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,12 +16,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from labctl.errors import LabctlError
 from labctl.records import SAMPLE_COLUMNS
 from labctl.store import summaries
 from labctl.store.arrow_columns import to_arrow
-from labctl.store.atomic import atomic_path, describe_os_error, side_by_side
-from labctl.store.freshness import TABLE_NAMES, journal_mark, tables_current  # noqa: F401
+from labctl.store.atomic import atomic_path
+from labctl.store.freshness import TABLE_NAMES, tables_current  # noqa: F401
 from labctl.store.journal import EVENT, JOURNAL_NAME, JournalReader
 from labctl.store.step_summary import CUMULATIVE, StepAccumulator  # noqa: F401 - re-exported
 from labctl.store.summaries import (  # noqa: F401 - the tables' names, re-exported
@@ -214,57 +212,9 @@ def write_frame(path: Path, df: pd.DataFrame | Mapping[str, np.ndarray],
         pq.write_table(table, tmp, compression=PARQUET_COMPRESSION)
 
 
-# -- finalize -------------------------------------------------------------------------------
+# -- finalize (store/finalize.py) -----------------------------------------------------------
 
-
-
-def finalize(run_dir: str | Path, live: Any = None, meta_fields: Any = None) -> dict[str, Any]:
-    """Build timeseries, steps and cycles Parquet files from the journal, atomically.
-
-    One streaming pass: the timeseries goes out a row group at a time, so memory
-    stays bounded however long the run. With `live` (a `LiveTables` that watched
-    the journal being written) the tables come from it instead, when it saw the
-    whole journal; otherwise from the journal. Records in run.json which journal
-    state the tables were built from (`tables_journal_bytes`, `tables_journal`),
-    together with `meta_fields` (a mapping, or a function of (steps, cycles,
-    n_samples) giving one) in the same rewrite of run.json.
-    Returns {"steps", "cycles", "n_samples", "valid_bytes", "events"} so callers need
-    not read the tables back ("events": every event but the instrument state snapshots).
-    """
-    from labctl.store.rundir import RunDir
-
-    run_dir = Path(run_dir)
-    rundir = RunDir.open(run_dir)  # refuse a folder that is not a run before writing
-    built = live.finish() if live is not None else None
-    if built is not None:
-        try:
-            os.replace(built["tmp"], run_dir / "timeseries.parquet")
-        except OSError as exc:
-            live.abandon()
-            raise LabctlError(f"{run_dir / 'timeseries.parquet'}: cannot write "
-                              f"({describe_os_error(exc)})") from None
-        tracker, means, events = built["tracker"], built["means"], built["events"]
-        n_samples, valid_bytes = built["n_samples"], built["file_bytes"]
-        mark = journal_mark(built["file_bytes"], built["last_record"])
-    else:
-        tracker, means, events, n_samples, reader = _timeseries_from_journal(run_dir)
-        valid_bytes = reader.valid_bytes
-        mark = journal_mark(reader.file_bytes, reader.last_record)
-    steps = step_columns(tracker.rows())
-    cycles = cycle_columns(steps, means)
-    # Two small files, each fsynced: side by side, so the two waits for the disk overlap.
-    side_by_side((write_frame, run_dir / "steps.parquet", steps, False),
-                 (write_frame, run_dir / "cycles.parquet", cycles, False))
-    from labctl.store.record_tables import build_records, write_records
-
-    write_records(run_dir, build_records(events))
-    # No fsync of the folder here: run.json's rewrite below fsyncs this same folder after
-    # its own rename, which makes the renames above durable with it.
-    fields = dict(meta_fields(steps, cycles, n_samples)) if callable(meta_fields) else \
-        dict(meta_fields or {})
-    rundir.update_meta(tables_journal_bytes=valid_bytes, tables_journal=mark, **fields)
-    return {"steps": steps, "cycles": cycles, "n_samples": n_samples,
-            "valid_bytes": valid_bytes, "events": events}
+from labctl.store.finalize import finalize  # noqa: E402, F401 - re-exported
 
 
 def _timeseries_from_journal(run_dir: Path):

@@ -64,10 +64,11 @@ def test_light_commands_do_not_import_heavy_libraries(args):
 def test_a_simulated_run_does_not_import_pandas_scipy_or_matplotlib(tmp_path):
     loaded = _top_modules("run", "procedures/quickstart.yaml", "--results", str(tmp_path),
                           "--no-progress")
-    assert any(p.is_dir() for p in tmp_path.iterdir())  # the run happened
-    assert "pyarrow" in loaded
-    assert not loaded & {"pandas", "scipy", "matplotlib"}
     run_dir = next(p for p in tmp_path.iterdir() if p.is_dir())
+    assert (run_dir / "timeseries.parquet").is_file()  # the run happened, tables written
+    # On Linux a child process writes the Parquet files (store/table_writer.py).
+    assert ("pyarrow" in loaded) != sys.platform.startswith("linux")
+    assert not loaded & {"pandas", "scipy", "matplotlib"}
     for args in (["show", str(run_dir)], ["show", str(run_dir), "--json"],
                  ["ls", "--results", str(tmp_path)]):
         loaded = _top_modules(*args)

@@ -1,0 +1,88 @@
+"""`finalize`: a run's Parquet tables from its journal (or from the live tables that
+watched it), and the journal state they were built from in run.json.
+
+Apart from `tables.py` (which imports pyarrow) so that `labctl run`, whose tables a
+child process encodes (store/table_writer.py), finalizes without importing pyarrow.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labctl.errors import LabctlError
+from labctl.store.atomic import describe_os_error, side_by_side
+from labctl.store.freshness import journal_mark
+from labctl.store.record_tables import build_records, write_records
+from labctl.store.rundir import RunDir
+from labctl.store.summaries import cycle_columns, step_columns
+from labctl.store.table_writer import TableWriter, TableWriterError
+
+
+def finalize(run_dir: str | Path, live: Any = None, meta_fields: Any = None) -> dict[str, Any]:
+    """Build timeseries, steps and cycles Parquet files from the journal, atomically.
+
+    One streaming pass: the timeseries goes out a row group at a time, so memory
+    stays bounded however long the run. With `live` (a `LiveTables` that watched
+    the journal being written) the tables come from it instead, when it saw the
+    whole journal; otherwise from the journal. Records in run.json which journal
+    state the tables were built from (`tables_journal_bytes`, `tables_journal`),
+    together with `meta_fields` (a mapping, or a function of (steps, cycles,
+    n_samples) giving one) in the same rewrite of run.json.
+    Returns {"steps", "cycles", "n_samples", "valid_bytes", "events"} so callers need
+    not read the tables back ("events": every event but the instrument state snapshots).
+    """
+    run_dir = Path(run_dir)
+    rundir = RunDir.open(run_dir)  # refuse a folder that is not a run before writing
+    built = live.finish() if live is not None else None
+    if built is not None:
+        try:
+            os.replace(built["tmp"], run_dir / "timeseries.parquet")
+        except OSError as exc:
+            live.abandon()
+            raise LabctlError(f"{run_dir / 'timeseries.parquet'}: cannot write "
+                              f"({describe_os_error(exc)})") from None
+        tracker, means, events = built["tracker"], built["means"], built["events"]
+        n_samples, valid_bytes = built["n_samples"], built["file_bytes"]
+        mark = journal_mark(built["file_bytes"], built["last_record"])
+    else:
+        from labctl.store.tables import _timeseries_from_journal
+
+        if live is not None:  # say why the journal was read back (a fast path was lost)
+            rundir.append_log(f"timeseries rebuilt from the journal ({live.error})")
+
+        tracker, means, events, n_samples, reader = _timeseries_from_journal(run_dir)
+        valid_bytes = reader.valid_bytes
+        mark = journal_mark(reader.file_bytes, reader.last_record)
+    steps = step_columns(tracker.rows())
+    cycles = cycle_columns(steps, means)
+    _write_frames(getattr(live, "remote", None), ((run_dir / "steps.parquet", steps),
+                                                  (run_dir / "cycles.parquet", cycles)))
+    write_records(run_dir, build_records(events))
+    # No fsync of the folder here: run.json's rewrite below fsyncs this same folder after
+    # its own rename, which makes the renames above durable with it.
+    fields = dict(meta_fields(steps, cycles, n_samples)) if callable(meta_fields) else \
+        dict(meta_fields or {})
+    rundir.update_meta(tables_journal_bytes=valid_bytes, tables_journal=mark, **fields)
+    return {"steps": steps, "cycles": cycles, "n_samples": n_samples,
+            "valid_bytes": valid_bytes, "events": events}
+
+
+def _write_frames(writer: TableWriter | None,
+                  frames: Iterable[tuple[Path, dict[str, np.ndarray]]]) -> None:
+    """Small tables, each fsynced; side by side, so the waits for the disk overlap. By
+    the table writer process when there is one (it has pyarrow), else here."""
+    frames = list(frames)
+    if writer is not None and writer.alive:
+        try:
+            writer.write_frames(frames)
+            return
+        except TableWriterError:
+            pass  # written here instead: the files are replaced atomically either way
+    from labctl.store.tables import write_frame
+
+    side_by_side(*((write_frame, path, cols, False) for path, cols in frames))

@@ -1,0 +1,343 @@
+"""A run's Parquet files encoded in a child process: how `labctl run` keeps pyarrow out.
+
+Importing pyarrow and pyarrow.parquet is ~50 ms of Python that holds the GIL (measured
+with `python -X importtime`; `pyarrow.fs` with ssl ~12 ms of it). In one process it runs
+on the live tables' thread while the engine's thread simulates and journals, so the
+engine waits for the GIL. `labctl run` therefore forks this writer as the command
+starts, before it imports anything heavy: the child imports pyarrow on the other core
+while the parent imports numpy and labctl, then encodes the row groups that the parent's
+`LiveTables` fills in memory the two processes share, and writes the steps and cycles
+tables. A cycling run's own process never imports pyarrow.
+
+Written here rather than with `multiprocessing` or `concurrent.futures`: their spawn and
+forkserver start a fresh interpreter (~35 ms, then the imports again), and their calls
+pickle the arguments, which would copy each ~11 MB row group through a pipe. A fork made
+while the process has one thread, anonymous shared memory made before it, and a small
+message per row group cost almost nothing.
+
+The journal stays the record: when the child fails or is gone, the live tables give up
+and `finalize` rebuilds the tables from the journal in the parent, as after any failed
+tap. The child ignores Ctrl-C (the parent stops the run and still needs the tables) and
+ends when the parent closes its end of the pipe or dies.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import pickle
+import signal
+import struct
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# Forked before numpy is imported: the less the parent holds at the fork, the fewer pages
+# the two processes copy as they write to them afterwards (copy-on-write).
+ROW_GROUP_ROWS = 131_072  # = store.summaries.ROW_GROUP_ROWS (importing it imports numpy)
+_SAMPLE_ITEMSIZES = (8, 8, 4, 4, 8, 8, 8, 8, 8, 8, 8)  # of records.SAMPLE_COLUMNS, in order
+
+SHARED_BUFFERS = 2  # row groups in flight: one filling while the child encodes the other
+_HEADER = struct.Struct("!Q")
+_ALIGN = 64
+
+
+class TableWriterError(Exception):
+    """The child could not do what was asked (its message says why), or it is gone."""
+
+
+def _column_offsets(rows: int) -> tuple[list[int], int]:
+    offsets, at = [], 0
+    for itemsize in _SAMPLE_ITEMSIZES:
+        offsets.append(at)
+        at += -(-rows * itemsize // _ALIGN) * _ALIGN
+    return offsets, at
+
+
+def column_views(memory: mmap.mmap, rows: int) -> list[np.ndarray]:
+    """A row group's columns (SAMPLE_COLUMNS order) laid out in `memory`."""
+    import numpy as np
+
+    from labctl.records import SAMPLE_COLUMNS
+
+    offsets, _ = _column_offsets(rows)
+    return [np.frombuffer(memory, dtype=dtype, count=rows, offset=off)
+            for dtype, off in zip(SAMPLE_COLUMNS.values(), offsets, strict=True)]
+
+
+def _row_group_rows() -> int:
+    # Where tests change it, if loaded (as live_tables reads it), without importing numpy.
+    for name in ("labctl.store.tables", "labctl.store.summaries"):
+        rows = getattr(sys.modules.get(name), "ROW_GROUP_ROWS", None)
+        if rows:
+            return rows
+    return ROW_GROUP_ROWS
+
+
+def _fork_is_safe() -> bool:
+    """Linux, and this process has no other thread (a fork copies only the calling one;
+    a lock another thread held would stay locked in the child). /proc counts the threads
+    of compiled libraries too (OpenBLAS), which `threading` does not see."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+        return False
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
+class TableWriter:
+    """The parent's handle on the writer process (see the module doc)."""
+
+    def __init__(self, pid: int, to_child: int, from_child: int, memories: list[mmap.mmap],
+                 rows: int):
+        self.pid, self.rows = pid, rows
+        self._to, self._from = to_child, from_child
+        self._memories = memories
+        self._lock = threading.Lock()
+        self._gone: str | None = None
+        self._taken = False
+
+    @classmethod
+    def fork(cls, rows: int | None = None) -> TableWriter | None:
+        """Start the writer process, or None where a fork is not safe (then the tables are
+        encoded on a thread of this process, as for in-process runs). `rows`: of a row
+        group (default: the size the live tables will use)."""
+        if not _fork_is_safe():
+            return None
+        rows = rows or _row_group_rows()
+        size = _column_offsets(rows)[1]
+        memories = [mmap.mmap(-1, size) for _ in range(SHARED_BUFFERS)]  # MAP_SHARED
+        to_child, requests = None, None
+        try:
+            requests, to_child = os.pipe()
+            from_child, replies = os.pipe()
+            pid = os.fork()
+        except OSError:
+            for fd in (requests, to_child):
+                if fd is not None:
+                    os.close(fd)
+            return None
+        if pid == 0:  # the child: never returns
+            os.close(to_child)
+            os.close(from_child)
+            _child_main(requests, replies, memories, rows)
+        os.close(requests)
+        os.close(replies)
+        return cls(pid, to_child, from_child, memories, rows)
+
+    # -- row groups ------------------------------------------------------------------------
+    def take(self, rows: int) -> bool:
+        """Claim the shared buffers for one run's timeseries (False: in use, gone, or made
+        for another row-group size)."""
+        with self._lock:
+            if self._taken or self._gone is not None or rows != self.rows:
+                return False
+            self._taken = True
+            return True
+
+    def release(self) -> None:
+        self._taken = False
+
+    def buffers(self) -> list[list[np.ndarray]]:
+        """The shared row-group buffers, each as its columns."""
+        return [column_views(m, self.rows) for m in self._memories]
+
+    def open_file(self, path: Path) -> None:
+        self._call(("open", str(path)))
+
+    def write_group(self, index: int, n: int) -> None:
+        """Encode the first `n` rows of shared buffer `index` into the open file, and add
+        them to the file's cycle means. The buffer is free again when this returns."""
+        self._call(("group", index, n))
+
+    def close_file(self) -> dict[int, list[float]]:
+        """Close the file and fsync it; returns its cycle means' sums (`_CycleMeans.sums`)."""
+        return self._call(("close",))
+
+    def abandon_file(self) -> None:
+        """Close the file, if one is open, without caring whether it is complete."""
+        try:
+            self._call(("abandon",))
+        except TableWriterError:
+            pass
+
+    def write_frames(self, frames: Sequence[tuple[Path, dict[str, np.ndarray]]]) -> None:
+        """Small tables (columns) as Parquet files, each replaced atomically and fsynced,
+        side by side; the caller fsyncs their folder."""
+        self._call(("frames", [(str(p), cols) for p, cols in frames]))
+
+    @property
+    def alive(self) -> bool:
+        return self._gone is None
+
+    # -- the pipe --------------------------------------------------------------------------
+    def _call(self, request: tuple) -> Any:
+        with self._lock:
+            if self._gone is not None:
+                raise TableWriterError(self._gone)
+            try:
+                _send(self._to, request)
+                reply = _receive(self._from)
+            except OSError as exc:
+                reply = None
+                self._gone = f"the table writer process failed ({exc})"
+            if reply is None:
+                self._gone = self._gone or "the table writer process ended"
+                raise TableWriterError(self._gone)
+        status, value = reply
+        if status != "ok":
+            raise TableWriterError(value)
+        return value
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """End the child (it exits when its pipe closes) and reap it."""
+        with self._lock:
+            if self._gone is None:
+                self._gone = "the table writer process was closed"
+            for fd in (self._to, self._from):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            self._to = self._from = -1
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                done, _ = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if done:
+                return
+            if time.monotonic() > deadline:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+                return
+            time.sleep(0.002)
+
+
+def _send(fd: int, message: Any) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(_HEADER.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _read_exactly(fd: int, n: int) -> bytes | None:
+    chunks, left = [], n
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _receive(fd: int) -> Any:
+    """The next message, or None when the other end has closed the pipe."""
+    header = _read_exactly(fd, _HEADER.size)
+    if header is None:
+        return None
+    data = _read_exactly(fd, _HEADER.unpack(header)[0])
+    return None if data is None else pickle.loads(data)
+
+
+# -- the child -------------------------------------------------------------------------------
+
+def _child_main(requests: int, replies: int, memories: list[mmap.mmap], rows: int) -> None:
+    status = 0
+    try:
+        # Ctrl-C reaches the whole process group: the parent makes the run safe and then
+        # still needs this process to finish its tables.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _Server(requests, replies, memories, rows).serve()
+    except BaseException:
+        status = 1
+    finally:
+        os._exit(status)  # never the parent's exit handlers, buffers or teardown
+
+
+class _Server:
+    def __init__(self, requests: int, replies: int, memories: list[mmap.mmap], rows: int):
+        # Imported now, while the parent imports its own modules on the other core.
+        import numpy  # noqa: F401
+        import pyarrow as pa
+
+        from labctl.records import SAMPLE_COLUMNS
+        from labctl.store.arrow_columns import to_arrow
+        from labctl.store.summaries import _CycleMeans
+        from labctl.store.tables import ARROW_SCHEMA, _parquet_writer, write_frame
+
+        self.pa, self.to_arrow, self.schema = pa, to_arrow, ARROW_SCHEMA
+        self.new_means = _CycleMeans
+        self.means = _CycleMeans()
+        self.means_of = [(k, name) for k, name in enumerate(SAMPLE_COLUMNS)
+                         if name in _CycleMeans.COLUMNS]
+        self.new_writer, self.write_frame = _parquet_writer, write_frame
+        self.requests, self.replies = requests, replies
+        self.groups = [column_views(m, rows) for m in memories]
+        self.writer: Any = None
+        self.fd = -1
+        self.written_back = 0
+
+    def serve(self) -> None:
+        while True:
+            request = _receive(self.requests)
+            if request is None:
+                return
+            try:
+                reply = ("ok", getattr(self, f"_{request[0]}")(*request[1:]))
+            except Exception as exc:
+                reply = ("error", str(exc) or type(exc).__name__)
+            _send(self.replies, reply)
+
+    def _open(self, path: str) -> None:
+        self._abandon()
+        self.writer = self.new_writer(path)
+        self.fd = os.open(path, os.O_RDONLY)  # to start each row group's writeback
+        self.written_back = 0
+        self.means = self.new_means()
+
+    def _group(self, index: int, n: int) -> None:
+        from labctl.store.journal import start_writeback
+
+        cols = [c[:n] for c in self.groups[index]]  # Arrow wraps each column, no copy
+        self.writer.write_table(self.pa.Table.from_arrays([self.to_arrow(c) for c in cols],
+                                                          schema=self.schema))
+        # Hand the group to the disk now: the fsync at the end has less to wait for.
+        size = os.fstat(self.fd).st_size
+        start_writeback(self.fd, self.written_back, size - self.written_back)
+        self.written_back = size
+        # The cycle means in file order, a row group at a time, as finalize feeds them.
+        self.means.feed({name: cols[k] for k, name in self.means_of})
+
+    def _close(self) -> dict[int, list[float]]:
+        self.writer.close()
+        self.writer = None
+        os.fsync(self.fd)  # the file's data, whichever descriptor wrote it
+        os.close(self.fd)
+        self.fd = -1
+        return self.means.sums
+
+    def _abandon(self) -> None:
+        if self.writer is not None:
+            try:
+                self.writer.close()
+            except Exception:  # the caller removes the file
+                pass
+            self.writer = None
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def _frames(self, frames: list[tuple[str, dict]]) -> None:
+        from labctl.store.atomic import side_by_side
+
+        side_by_side(*((self.write_frame, Path(p), cols, False) for p, cols in frames))

@@ -1,0 +1,165 @@
+"""The Parquet tables of `labctl run` encoded in a child process (store/table_writer.py):
+the same files as the in-process path, pyarrow never imported by the run's own process,
+and the journal still the record when the child fails or is gone."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from labctl.engine.session import prepare, start_run
+from labctl.records import SAMPLE_COLUMNS
+from labctl.store import summaries, table_writer
+
+REPO = Path(__file__).resolve().parents[2]
+STATION = REPO / "instruments" / "sim.yaml"
+# ~150 k samples at 1 s: two row groups of 131,072 rows, the second one partly filled.
+PROCEDURE = """\
+name: writer-check
+log: every 1 s
+steps:
+  - repeat: 18
+    steps:
+      - Discharge at 1C until 3.2 V
+      - Rest for 10 minutes
+      - Charge at 1C until 4.1 V
+      - Hold at 4.1 V until C/20
+      - Rest for 10 minutes
+"""
+
+# Runs `labctl run` in this child's own process (as the console script does) and then
+# reports which modules the command imported.
+CLI_SCRIPT = """\
+import json, sys
+from labctl.cli import main
+try:
+    main(sys.argv[1:], standalone_mode=False)
+except SystemExit as stop:
+    code = stop.code
+else:
+    code = 0
+print(json.dumps({"code": code, "pyarrow": "pyarrow" in sys.modules}), file=sys.stderr)
+"""
+
+KILL_CHILD_SCRIPT = """\
+import os, signal, sys
+from labctl.store import table_writer
+real = table_writer.TableWriter.write_group
+
+def write_group(self, index, n):
+    os.kill(self.pid, signal.SIGKILL)  # the writer dies before its first row group
+    os.waitpid(self.pid, 0)
+    return real(self, index, n)
+
+table_writer.TableWriter.write_group = write_group
+from labctl.cli import main
+main(sys.argv[1:])
+"""
+
+
+def _cli(tmp_path: Path, script: str, results: Path) -> subprocess.CompletedProcess:
+    proc = tmp_path / "writer-check.yaml"
+    proc.write_text(PROCEDURE)
+    return subprocess.run(
+        [sys.executable, "-c", script, "run", str(proc), "--station", str(STATION), "--cell",
+         "nmc-1p95ah", "--results", str(results), "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def _reference_run(tmp_path: Path) -> Path:
+    """The same procedure in this process: tables encoded on a thread (no writer)."""
+    proc = tmp_path / "writer-check.yaml"
+    proc.write_text(PROCEDURE)
+    prep = prepare(proc, station_path=STATION, cell_ref="nmc-1p95ah")
+    outcome = start_run(prep, results_root=tmp_path / "reference")
+    assert outcome.status == "completed"
+    return outcome.path
+
+
+def _assert_same_tables(run: Path, reference: Path) -> None:
+    for name in ("timeseries", "steps", "cycles"):
+        got, want = pq.read_table(run / f"{name}.parquet"), pq.read_table(reference /
+                                                                          f"{name}.parquet")
+        assert got.schema.equals(want.schema, check_metadata=False), name
+        if name == "timeseries":  # the runs started at different wall-clock times
+            np.testing.assert_allclose(
+                np.diff(got["unix_time_s"].to_numpy()), np.diff(want["unix_time_s"].to_numpy()),
+                rtol=0, atol=1e-6)
+            got, want = got.drop(["unix_time_s"]), want.drop(["unix_time_s"])
+        assert got.equals(want), f"{name}.parquet differs from the in-process run's"
+    ts = pq.ParquetFile(run / "timeseries.parquet")
+    assert ts.metadata.num_row_groups == 2  # both shared buffers were used
+
+
+def test_shared_layout_matches_the_sample_columns():
+    """The child lays the row groups out without importing numpy: its item sizes and
+    default row count must be those of the sample columns and of the live tables."""
+    assert table_writer._SAMPLE_ITEMSIZES == tuple(np.dtype(d).itemsize
+                                                   for d in SAMPLE_COLUMNS.values())
+    assert table_writer.ROW_GROUP_ROWS == summaries.ROW_GROUP_ROWS
+    offsets, size = table_writer._column_offsets(1001)
+    ends = [off + 1001 * s for off, s in zip(offsets, table_writer._SAMPLE_ITEMSIZES,
+                                             strict=True)]
+    assert all(off % 64 == 0 for off in offsets)
+    assert all(end <= nxt for end, nxt in zip(ends, offsets[1:], strict=False))
+    assert ends[-1] <= size
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the writer is forked on Linux")
+def test_labctl_run_writes_the_same_tables_without_importing_pyarrow(tmp_path):
+    out = _cli(tmp_path, CLI_SCRIPT, tmp_path / "results")
+    report = json.loads(out.stderr.strip().splitlines()[-1])
+    assert report["code"] == 0, out.stderr[-2000:]
+    assert report["pyarrow"] is False, "the run's own process imported pyarrow"
+    run = Path(json.loads(out.stdout)["run_dir"])
+    assert "rebuilt from the journal" not in (run / "log.txt").read_text()
+    _assert_same_tables(run, _reference_run(tmp_path))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the writer is forked on Linux")
+def test_a_dead_writer_leaves_the_journal_to_build_the_tables(tmp_path):
+    out = _cli(tmp_path, KILL_CHILD_SCRIPT, tmp_path / "results")
+    assert out.returncode == 0, out.stderr[-2000:]
+    run = Path(json.loads(out.stdout)["run_dir"])
+    assert "timeseries rebuilt from the journal" in (run / "log.txt").read_text()
+    assert not list(run.glob(".*.tmp"))  # the writer's half-made file is gone
+    _assert_same_tables(run, _reference_run(tmp_path))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the writer is forked on Linux")
+def test_ctrl_c_of_the_whole_terminal_group_still_completes_the_tables(tmp_path):
+    """A terminal's Ctrl-C reaches every process of its group, the writer too: it must
+    live on to write the tables of the aborted run."""
+    results = tmp_path / "results"
+    env = dict(os.environ, LABCTL_SIM_SPEED="2000")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labctl.cli", "run", "procedures/cycling.yaml", "--results",
+         str(results), "--no-progress"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(results.glob("*/journal.bin")):
+            time.sleep(0.05)
+        time.sleep(0.5)  # some samples in the journal
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    (run,) = results.glob("*/")
+    assert json.loads((run / "run.json").read_text())["status"] == "aborted"
+    assert "rebuilt from the journal" not in (run / "log.txt").read_text()
+    samples = pq.read_table(run / "timeseries.parquet")
+    steps = pq.read_table(run / "steps.parquet").to_pandas()
+    assert samples.num_rows > 0
+    assert samples.num_rows == int(steps["n_samples"].sum())
