@@ -51,7 +51,7 @@ from labctl.sim.events import (
 )
 from labctl.sim.logging_grid import LogGrid
 from labctl.sim.measure import Meter
-from labctl.sim.params import Params
+from labctl.sim.params import Params, model_key, shared_params
 from labctl.sim.snapshots import check_version, rng_decoded, rng_snapshot
 from labctl.sim.step_end import electrical_probe, end_at, first_event, needs_charge
 from labctl.sim.thermal import (
@@ -108,6 +108,7 @@ class SimCyclerChannel:
         self._two_d_tables = any(t.depends_on_temperature for t in tables)
         self._base_params: Params | None = None
         self._params_cache: dict[float, Params] = {}
+        self._model_key = model_key(self.model, cell.capacity_ah)
         # The model before ageing, per temperature: an ageing refresh only rescales these
         # (building Params from the tables on every refresh cost ~10 % of a long run).
         self._fresh_params: dict[float, Params] = {}
@@ -277,21 +278,29 @@ class SimCyclerChannel:
         m = self.model
         capacity_ah = self.cell.capacity_ah * self._aged[0]
         if self._base_params is None:
-            self._base_params = aged_params(self._fresh(m.reference_temperature_c, capacity_ah),
-                                      self._aged[1])
+            self._base_params = self._shared(None, lambda: aged_params(
+                self._fresh(m.reference_temperature_c, capacity_ah), self._aged[1]))
         if not self._temperature_dependent:
             return self._base_params
         key = round(temperature_c / PARAM_TEMPERATURE_STEP_K) * PARAM_TEMPERATURE_STEP_K
         p = self._params_cache.get(key)
         if p is None:
             if self._two_d_tables:
-                p = aged_params(self._fresh(key, capacity_ah), self._aged[1])
+                p = self._shared(key, lambda: aged_params(self._fresh(key, capacity_ah),
+                                                          self._aged[1]))
             else:  # SoC-only tables: only the resistances change, by the Arrhenius factor
-                p = self._base_params.scaled(m.arrhenius_factor(key), key)
+                p = self._shared(key, lambda: self._base_params.scaled(
+                    m.arrhenius_factor(key), key))
             if len(self._params_cache) >= 256:
                 self._params_cache.clear()
             self._params_cache[key] = p
         return p
+
+    def _shared(self, temperature_key: float | None, build: Any) -> Params:
+        """Params shared with the other simulated cells of this process (params.py)."""
+        key = None if self._model_key is None else (self._model_key, self._aged,
+                                                    temperature_key)
+        return shared_params(key, build)
 
     def _fresh(self, temperature_c: float, capacity_ah: float) -> Params:
         """The unaged model at this temperature, with the given (aged) capacity."""
