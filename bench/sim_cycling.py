@@ -201,7 +201,8 @@ def one_round(args: argparse.Namespace) -> dict | None:
     cli = run_labctl_cli(args.cycles, args.repeat)
     print(f"labctl run (CLI): {cli['wall_s']:.3f} s wall, minus start-up {cli['startup_s']:.3f} s "
           f"(labctl --version) = {cli['net_s']:.3f} s; CPU {cli['cpu_s']:.3f} s, net "
-          f"{cli['net_cpu_s']:.3f} s; {cli['samples']:,} samples")
+          f"{cli['net_cpu_s']:.3f} s (the command's process; on Linux its Parquet writer "
+          f"process is not counted); {cli['samples']:,} samples")
     if args.pybamm_python == "none":  # labctl's figures only
         return None
     peer = run_pybamm(args.cycles, args.pybamm_python)
