@@ -268,12 +268,23 @@ def _child_main(requests: int, replies: int, memories: list[mmap.mmap], rows: in
         # Ctrl-C reaches the whole process group: the parent makes the run safe and then
         # still needs this process to finish its tables.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _detach_standard_streams()
         _populate(memories)
         _Server(requests, replies, memories, rows).serve()
     except BaseException:
         status = 1
     finally:
         os._exit(status)  # never the parent's exit handlers, buffers or teardown
+
+
+def _detach_standard_streams() -> None:
+    """Let go of the terminal or pipes the command writes to: a caller reading them to
+    the end (`subprocess.run`, `| tee`) then need not wait for this process too. It never
+    prints; a failure shows as the parent falling back to the journal."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
 
 
 _MADV_POPULATE_WRITE = 23  # Linux >= 5.14; Python's mmap module names it from 3.13 on

@@ -163,3 +163,30 @@ def test_ctrl_c_of_the_whole_terminal_group_still_completes_the_tables(tmp_path)
     steps = pq.read_table(run / "steps.parquet").to_pandas()
     assert samples.num_rows > 0
     assert samples.num_rows == int(steps["n_samples"].sum())
+
+
+STREAMS_SCRIPT = """\
+import os, sys, time
+from labctl.store.table_writer import TableWriter
+writer = TableWriter.fork()
+assert writer is not None, "no fork"
+mine = [os.readlink(f"/proc/self/fd/{fd}") for fd in (1, 2)]
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline:
+    theirs = [os.readlink(f"/proc/{writer.pid}/fd/{fd}") for fd in (1, 2)]
+    if theirs != mine:
+        break
+    time.sleep(0.01)
+writer.close()
+print(theirs, mine, file=sys.stderr)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the writer is forked on Linux")
+def test_the_writer_lets_go_of_the_commands_output(tmp_path):
+    """A caller that reads `labctl run`'s output to its end must not wait for the writer."""
+    out = subprocess.run([sys.executable, "-c", STREAMS_SCRIPT], cwd=REPO, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    theirs = out.stderr.strip().splitlines()[-1]
+    assert theirs.startswith(f"['{os.devnull}', '{os.devnull}']"), theirs
