@@ -114,16 +114,16 @@ class TableWriter:
         rows = rows or _row_group_rows()
         size = _column_offsets(rows)[1]
         memories = [mmap.mmap(-1, size) for _ in range(SHARED_BUFFERS)]  # MAP_SHARED
-        to_child, requests = None, None
+        fds: list[int] = []
         try:
-            requests, to_child = os.pipe()
-            from_child, replies = os.pipe()
+            fds += os.pipe()  # requests (the child reads), to_child
+            fds += os.pipe()  # from_child, replies (the child writes)
             pid = os.fork()
         except OSError:
-            for fd in (requests, to_child):
-                if fd is not None:
-                    os.close(fd)
+            for fd in fds:
+                os.close(fd)
             return None
+        requests, to_child, from_child, replies = fds
         if pid == 0:  # the child: never returns
             os.close(to_child)
             os.close(from_child)
