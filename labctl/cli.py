@@ -92,17 +92,20 @@ def console() -> None:
     reuse the compiled methods of its dataclasses (dataclass_code_cache) and end without
     the interpreter's teardown (process_exit)."""
     import labctl.commands
+    from labctl import yaml_cache
     from labctl.dataclass_code_cache import install
 
     labctl.commands.FREEZE_AFTER_IMPORTS = True
     code_cache = install()
+    parse_cache = yaml_cache.install()
     try:
         main()
     except SystemExit as stop:
         from labctl.process_exit import leave_now
 
-        if code_cache is not None:
-            code_cache.save()
+        for cache in (code_cache, parse_cache):
+            if cache is not None:
+                cache.save()
         leave_now(stop)
         raise
 

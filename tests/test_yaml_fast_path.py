@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labctl import yamlio
+from labctl import yaml_parse, yamlio
 from labctl.errors import ValidationError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,7 +23,7 @@ def _python_answer(text: str):
         return "error"
     if node is None:
         return "None", {(): (1, 1)}
-    conv = yamlio._Converter("f")
+    conv = yaml_parse.Converter("f")
     try:
         return repr(conv.convert(node, (), 0)), conv.marks
     except ValidationError:

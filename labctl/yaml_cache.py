@@ -1,0 +1,193 @@
+"""The data and marks `yamlio` made of a YAML text, kept across `labctl` processes.
+
+A command reads the same few files again and again (a procedure, its cell, the station).
+Parsing them is quick, but importing PyYAML is not: ~10 ms of every `labctl run`,
+`validate` and `plan`, most of it compiling the large Unicode regex of PyYAML's reader
+at import. What `yamlio.loads` makes of a text depends on that text alone (and on
+yamlio and PyYAML themselves), so it can be kept like a `.pyc`: this cache maps the
+text's digest to the plain data and the path -> (line, column) marks.
+
+One file, `~/.cache/labctl/yaml/parsed.marshal` (`$XDG_CACHE_HOME`), holding the
+latest MAX_ENTRIES texts, read when the first text is loaded and rewritten at exit
+when something new was parsed. It is valid only for the yamlio, yaml_parse and PyYAML
+files it was made with (their size and modification time are part of it), so an
+upgrade starts it afresh. Like the dataclass code cache, the folder and file are used
+only when they belong to the user and nobody else can write them, are opened without
+following links, hold only plain values (checked), and nothing is written under
+`PYTHONDONTWRITEBYTECODE`; a missing, foreign or damaged file only means parsing
+again. Installed by the `labctl` command's process (`labctl.cli.console`) alone:
+in-process users (tests, notebooks) always parse.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+MAX_ENTRIES = 64  # texts kept (most recently used); a lab's everyday files, a few KB each
+FILE_NAME = "parsed.marshal"
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def cache_folder() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "labctl" / "yaml"
+
+
+def _parser_stamp() -> tuple | None:
+    """Size and modification time of the files that decide what a text parses to."""
+    from importlib.util import find_spec
+
+    import labctl.yamlio
+
+    try:
+        spec = find_spec("yaml")
+        files = [labctl.yamlio.__file__, str(Path(labctl.yamlio.__file__).with_name(
+            "yaml_parse.py")), spec.origin if spec else None]
+        stamp = []
+        for name in files:
+            st = os.stat(name)
+            stamp += [st.st_size, st.st_mtime_ns]
+        return tuple(stamp)
+    except (OSError, TypeError, ValueError, ImportError):
+        return None
+
+
+def _digest(text: str) -> bytes:
+    import hashlib
+
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """Only what yamlio makes: dicts with text keys, lists, text, numbers, booleans, None."""
+    if isinstance(value, _PLAIN):
+        return True
+    if depth > 100:
+        return False
+    if type(value) is list:
+        return all(_plain(v, depth + 1) for v in value)
+    if type(value) is dict:
+        return all(type(k) is str and _plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _marks_ok(marks: Any) -> bool:
+    return type(marks) is dict and all(
+        type(k) is tuple and all(type(p) in (str, int) for p in k)
+        and type(v) is tuple and len(v) == 2 and all(type(x) is int for x in v)
+        for k, v in marks.items())
+
+
+class ParseCache:
+    """yamlio's results by the text's digest (see the module doc)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._entries: dict[bytes, tuple[Any, dict]] | None = None  # read on first use
+        self._stamp: tuple | None = None
+        self._changed = False
+
+    def get(self, text: str) -> tuple[Any, dict] | None:
+        entries = self._load()
+        key = _digest(text)
+        hit = entries.get(key)
+        if hit is None:
+            return None
+        try:  # a fresh copy each time: callers may change what they get
+            data, marks = marshal.loads(hit)
+        except (EOFError, ValueError, TypeError):
+            data = marks = None
+        if not (_plain(data) and _marks_ok(marks)):  # checked when used, not all at read
+            del entries[key]
+            return None
+        return data, marks
+
+    def put(self, text: str, data: Any, marks: dict) -> None:
+        if self._stamp is None:
+            return  # the parser's files could not be identified: nothing to keep it for
+        try:
+            blob = marshal.dumps((data, marks))
+        except ValueError:  # not plain data (cannot happen for yamlio's output)
+            return
+        entries = self._load()
+        entries.pop(key := _digest(text), None)
+        entries[key] = blob  # the most recent last
+        while len(entries) > MAX_ENTRIES:
+            entries.pop(next(iter(entries)))
+        self._changed = True
+
+    # -- the file --------------------------------------------------------------------------
+    def _load(self) -> dict[bytes, Any]:
+        if self._entries is None:
+            self._stamp = _parser_stamp()
+            self._entries = self._read() if self._stamp is not None else {}
+        return self._entries
+
+    def _read(self) -> dict[bytes, Any]:
+        try:
+            fd = os.open(self.folder / FILE_NAME, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return {}
+        try:
+            st = os.fstat(fd)
+            if not (stat.S_ISREG(st.st_mode) and _private(st)
+                    and _private(os.stat(self.folder, follow_symlinks=False))):
+                return {}
+            with os.fdopen(fd, "rb") as f:
+                fd = -1
+                stamp, entries = marshal.loads(f.read())
+        except (OSError, EOFError, ValueError, TypeError):
+            return {}
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        if stamp != self._stamp or type(entries) is not dict:
+            return {}
+        return {k: v for k, v in entries.items() if type(k) is bytes and type(v) is bytes}
+
+    def save(self) -> None:
+        """Rewrite the file if something new was parsed (failures are ignored)."""
+        if not self._changed or sys.dont_write_bytecode or self._entries is None:
+            return
+        tmp = self.folder / f".{FILE_NAME}.{os.urandom(6).hex()}.tmp"
+        try:
+            os.makedirs(self.folder, mode=0o700, exist_ok=True)
+            if not _private(os.stat(self.folder, follow_symlinks=False)):
+                return
+            data = marshal.dumps((self._stamp, self._entries))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, self.folder / FILE_NAME)
+        except (OSError, ValueError):
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        self._changed = False
+
+
+def _private(st: os.stat_result) -> bool:
+    """Ours, a folder or file (not a link), and writable by nobody else."""
+    return (st.st_uid == os.getuid() and not st.st_mode & 0o022
+            and not stat.S_ISLNK(st.st_mode))
+
+
+# The cache `yamlio.loads` uses in this process (found through sys.modules, so that a
+# command that reads no YAML imports neither module for it).
+ACTIVE: ParseCache | None = None
+
+
+def install() -> ParseCache | None:
+    """Have `yamlio.loads` use the cache in this process (None where the platform lacks
+    the calls that open files safely)."""
+    global ACTIVE
+    if not (hasattr(os, "O_NOFOLLOW") and hasattr(os, "getuid")):
+        return None
+    ACTIVE = ParseCache(cache_folder())
+    return ACTIVE
