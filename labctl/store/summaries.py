@@ -15,7 +15,11 @@ import numpy as np
 from labctl.records import StepResult
 from labctl.store.step_summary import CUMULATIVE, StepAccumulator
 
-ROW_GROUP_ROWS = 131_072  # ~11 MB of samples held at a time while streaming (per channel)
+# ~5.5 MB of samples held at a time while streaming (per channel and buffer). Encoding
+# costs the same per row as with 131,072-row groups (measured: 127 against 131 ms for the
+# 100-cycle bench's 847,160 rows; the file 0.03 % larger), and the last, partial group,
+# encoded after the run's end, is half as long at most.
+ROW_GROUP_ROWS = 65_536
 
 STEP_COLUMNS = list(StepResult.__dataclass_fields__)
 _STEP_INT = {"step_index", "cycle_index", "n_samples"}

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 # Forked before numpy is imported: the less the parent holds at the fork, the fewer pages
 # the two processes copy as they write to them afterwards (copy-on-write).
-ROW_GROUP_ROWS = 131_072  # = store.summaries.ROW_GROUP_ROWS (importing it imports numpy)
+ROW_GROUP_ROWS = 65_536  # = store.summaries.ROW_GROUP_ROWS (importing it imports numpy)
 _SAMPLE_ITEMSIZES = (8, 8, 4, 4, 8, 8, 8, 8, 8, 8, 8)  # of records.SAMPLE_COLUMNS, in order
 
 SHARED_BUFFERS = 2  # row groups in flight: one filling while the child encodes the other
