@@ -54,7 +54,6 @@ def finalize(run_dir: str | Path, live: Any = None, meta_fields: Any = None) -> 
 
         if live is not None:  # say why the journal was read back (a fast path was lost)
             rundir.append_log(f"timeseries rebuilt from the journal ({live.error})")
-
         tracker, means, events, n_samples, reader = _timeseries_from_journal(run_dir)
         valid_bytes = reader.valid_bytes
         mark = journal_mark(reader.file_bytes, reader.last_record)

@@ -10,8 +10,8 @@ temporary Parquet file (pyarrow releases the GIL while it encodes, so on a
 second core this overlaps the simulation), adds it to the cycle means and hands
 it back. The worker also imports pyarrow, so `labctl run` does not wait for it.
 Given a `TableWriter` (store/table_writer.py: what `labctl run` does), the buffers are
-memory shared with that child process, which encodes them: the worker thread only
-hands each full buffer over, feeds the cycle means meanwhile, and never imports pyarrow.
+memory shared with that child process, which encodes them and keeps the cycle means:
+the worker thread only hands each full buffer over, and never imports pyarrow.
 
 The journal stays the record. The temporary file is only renamed into place
 by `finish`, and only when the tap saw exactly what the journal holds (same
