@@ -40,12 +40,17 @@ from typing import Any
 _CODE_TYPE = type(compile("", "<string>", "exec"))
 
 
+def labctl_cache_root() -> Path:
+    """labctl's folder of the user's cache (`$XDG_CACHE_HOME` or `~/.cache`)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "labctl"
+
+
 def cache_folder() -> Path:
     from importlib.util import MAGIC_NUMBER  # the .pyc magic: changes with the bytecode
 
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     tag = f"{sys.implementation.cache_tag}-{MAGIC_NUMBER.hex()}-{_short_hash(sys.version)}"
-    return Path(base) / "labctl" / "dataclass-code" / tag
+    return labctl_cache_root() / "dataclass-code" / tag
 
 
 def _short_hash(text: str) -> str:

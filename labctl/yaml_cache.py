@@ -34,8 +34,9 @@ _PLAIN = (str, int, float, bool, type(None))
 
 
 def cache_folder() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "labctl" / "yaml"
+    from labctl.dataclass_code_cache import labctl_cache_root
+
+    return labctl_cache_root() / "yaml"
 
 
 def _parser_stamp() -> tuple | None:
@@ -173,9 +174,10 @@ class ParseCache:
 
 
 def _private(st: os.stat_result) -> bool:
-    """Ours, a folder or file (not a link), and writable by nobody else."""
-    return (st.st_uid == os.getuid() and not st.st_mode & 0o022
-            and not stat.S_ISLNK(st.st_mode))
+    """Ours, writable by nobody else (the code cache's rule), and not a link."""
+    from labctl.dataclass_code_cache import _private as owned_alone
+
+    return owned_alone(st) and not stat.S_ISLNK(st.st_mode)
 
 
 # The cache `yamlio.loads` uses in this process (found through sys.modules, so that a

@@ -37,8 +37,8 @@ from labctl.records import SAMPLE_COLUMNS
 from labctl.store.atomic import current_umask
 from labctl.store.journal import start_writeback
 from labctl.store.journal_format import EVENT, JOURNAL_NAME
-from labctl.store.summaries import ROW_GROUP_ROWS, _CycleMeans, _StepTracker
-from labctl.store.table_writer import TableWriter, TableWriterError
+from labctl.store.summaries import _CycleMeans, _StepTracker
+from labctl.store.table_writer import TableWriter, TableWriterError, row_group_rows
 
 _NAMES = list(SAMPLE_COLUMNS)
 _SKIP = (b'{"type":"state",',)  # instrument snapshots: finalize never decodes them
@@ -368,11 +368,6 @@ class LiveTables:
 
 
 def _row_group_rows() -> int:
-    """tables.ROW_GROUP_ROWS, read without importing tables (and pyarrow) on this thread
-    unless it is already loaded (tests change it there)."""
-    import sys
-
-    # getattr: another channel's thread may be importing tables right now, and a module
-    # being imported is in sys.modules before it has its names.
-    tables = sys.modules.get("labctl.store.tables")
-    return getattr(tables, "ROW_GROUP_ROWS", ROW_GROUP_ROWS)
+    """tables.ROW_GROUP_ROWS (tests change it there), read without importing tables (and
+    pyarrow) on this thread: the table writer's lookup, which the writer's buffers follow."""
+    return row_group_rows()

@@ -71,8 +71,10 @@ def column_views(memory: mmap.mmap, rows: int) -> list[np.ndarray]:
             for dtype, off in zip(SAMPLE_COLUMNS.values(), offsets, strict=True)]
 
 
-def _row_group_rows() -> int:
-    # Where tests change it, if loaded (as live_tables reads it), without importing numpy.
+def row_group_rows() -> int:
+    """ROW_GROUP_ROWS where tests change it (tables, else summaries), if loaded, without
+    importing them (numpy, pyarrow). getattr: another thread may be importing the module
+    right now, and a module is in sys.modules before it has its names."""
     for name in ("labctl.store.tables", "labctl.store.summaries"):
         rows = getattr(sys.modules.get(name), "ROW_GROUP_ROWS", None)
         if rows:
@@ -111,7 +113,7 @@ class TableWriter:
         group (default: the size the live tables will use)."""
         if not _fork_is_safe():
             return None
-        rows = rows or _row_group_rows()
+        rows = rows or row_group_rows()
         size = _column_offsets(rows)[1]
         memories = [mmap.mmap(-1, size) for _ in range(SHARED_BUFFERS)]  # MAP_SHARED
         fds: list[int] = []
