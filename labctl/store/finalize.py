@@ -16,8 +16,10 @@ import numpy as np
 
 from labctl.errors import LabctlError
 from labctl.store.atomic import describe_os_error, side_by_side
+from labctl.store.digest import write_digest
 from labctl.store.freshness import journal_mark
 from labctl.store.record_tables import build_records, write_records
+from labctl.store.run_summary import summarize
 from labctl.store.rundir import RunDir
 from labctl.store.summaries import cycle_columns, step_columns
 from labctl.store.table_writer import TableWriter, TableWriterError
@@ -33,6 +35,7 @@ def finalize(run_dir: str | Path, live: Any = None, meta_fields: Any = None) -> 
     state the tables were built from (`tables_journal_bytes`, `tables_journal`),
     together with `meta_fields` (a mapping, or a function of (steps, cycles,
     n_samples) giving one) in the same rewrite of run.json.
+    Also writes the run's digest (store/digest.py: its summary and steps for `labctl show`).
     Returns {"steps", "cycles", "n_samples", "valid_bytes", "events"} so callers need
     not read the tables back ("events": every event but the instrument state snapshots).
     """
@@ -66,6 +69,9 @@ def finalize(run_dir: str | Path, live: Any = None, meta_fields: Any = None) -> 
     # its own rename, which makes the renames above durable with it.
     fields = dict(meta_fields(steps, cycles, n_samples)) if callable(meta_fields) else \
         dict(meta_fields or {})
+    summary = fields.get("summary") or summarize(dict(rundir.meta, **fields), steps, cycles,
+                                                 n_samples)
+    write_digest(run_dir, mark, summary, steps)  # before run.json names the mark it holds
     rundir.update_meta(tables_journal_bytes=valid_bytes, tables_journal=mark, **fields)
     return {"steps": steps, "cycles": cycles, "n_samples": n_samples,
             "valid_bytes": valid_bytes, "events": events}

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from labctl.store.journal import JOURNAL_NAME
+from labctl.store.rundir import JOURNAL_NAME
 
 TABLE_NAMES = ("timeseries", "steps", "cycles")
 # run.json of a run whose Parquet tables are its record (no journal: imported runs).

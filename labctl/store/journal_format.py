@@ -17,6 +17,7 @@ import numpy as np
 
 from labctl.records import SAMPLE_COLUMNS
 from labctl.store.atomic import describe_os_error
+from labctl.store.rundir import JOURNAL_NAME  # noqa: F401 - the journal's name is public here too
 
 try:
     # The same CRC-32 as zlib's, ~10x faster (SIMD folding): checksumming the sample
@@ -26,7 +27,6 @@ try:
 except ImportError:  # pragma: no cover - zlib-ng is a dependency, but a missing wheel is no failure
     from zlib import crc32  # noqa: F401 - used by the journal writer and reader
 
-JOURNAL_NAME = "journal.bin"
 FORMAT_VERSION = 1
 MAGIC = 0x4C424A31  # b"1JBL" on disk
 EVENT, SAMPLES = 1, 2

@@ -29,13 +29,14 @@ from labctl.store.atomic import (
 )
 
 __all__ = [
-    "INDEX_NAME", "RUN_JSON", "RUN_SCHEMA_VERSION", "RUN_STATUSES", "RunDir", "RunDirExists",
+    "INDEX_NAME", "JOURNAL_NAME", "RUN_JSON", "RUN_SCHEMA_VERSION", "RUN_STATUSES", "RunDir", "RunDirExists",
     "atomic_write_bytes", "atomic_write_json", "effective_status", "labctl_version", "new_run_id",
     "pid_alive",
 ]
 
 RUN_SCHEMA_VERSION = 1
 RUN_JSON = "run.json"
+JOURNAL_NAME = "journal.bin"
 INDEX_NAME = "index.jsonl"
 RUN_STATUSES = ("running", "completed", "aborted", "faulted", "interrupted", "imported")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

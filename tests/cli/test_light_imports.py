@@ -4,7 +4,7 @@ Checked in a fresh interpreter through `sys.modules` (never timed): `import labc
 `labctl --help`, `labctl ls` and `labctl validate` must not load matplotlib, scipy,
 pandas or any real-hardware driver stack; `labctl run` on the simulated bench must not
 load pandas, matplotlib or scipy (it writes Parquet with pyarrow alone), nor `show` and
-`ls` of the finished run.
+`ls` of the finished run (`show` not even pyarrow or numpy: it reads the run's digest).
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ def test_a_simulated_run_does_not_import_pandas_scipy_or_matplotlib(tmp_path):
         loaded = _top_modules(*args)
         assert "labctl" in loaded
         assert not loaded & set(HEAVY), (args, sorted(loaded & set(HEAVY)))
+        if args[0] == "show":  # the run's digest has its summary and steps: no Parquet read
+            assert not loaded & {"pyarrow", "numpy"}, (args, sorted(loaded & {"pyarrow", "numpy"}))
 
 
 # Loaded only for the inputs that need them: a .py procedure, a typo to suggest a word
