@@ -8,7 +8,7 @@ child process encodes (store/table_writer.py), finalizes without importing pyarr
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,32 +62,47 @@ def finalize(run_dir: str | Path, live: Any = None, meta_fields: Any = None) -> 
         mark = journal_mark(reader.file_bytes, reader.last_record)
     steps = step_columns(tracker.rows())
     cycles = cycle_columns(steps, means)
-    _write_frames(getattr(live, "remote", None), ((run_dir / "steps.parquet", steps),
-                                                  (run_dir / "cycles.parquet", cycles)))
-    write_records(run_dir, build_records(events))
-    # No fsync of the folder here: run.json's rewrite below fsyncs this same folder after
-    # its own rename, which makes the renames above durable with it.
-    fields = dict(meta_fields(steps, cycles, n_samples)) if callable(meta_fields) else \
-        dict(meta_fields or {})
-    summary = fields.get("summary") or summarize(dict(rundir.meta, **fields), steps, cycles,
-                                                 n_samples)
-    write_digest(run_dir, mark, summary, steps)  # before run.json names the mark it holds
+    frames_written = _start_frames(getattr(live, "remote", None),
+                                   [(run_dir / "steps.parquet", steps),
+                                    (run_dir / "cycles.parquet", cycles)])
+    try:  # while a table writer process encodes and fsyncs those, the rest is done here
+        write_records(run_dir, build_records(events))
+        fields = dict(meta_fields(steps, cycles, n_samples)) if callable(meta_fields) else \
+            dict(meta_fields or {})
+        summary = fields.get("summary") or summarize(dict(rundir.meta, **fields), steps,
+                                                     cycles, n_samples)
+        write_digest(run_dir, mark, summary, steps)  # before run.json names its mark
+    finally:
+        frames_written()
+    # No fsync of the folder for the renames above: run.json's rewrite fsyncs this same
+    # folder after its own rename, which makes them durable with it.
     rundir.update_meta(tables_journal_bytes=valid_bytes, tables_journal=mark, **fields)
     return {"steps": steps, "cycles": cycles, "n_samples": n_samples,
             "valid_bytes": valid_bytes, "events": events}
 
 
-def _write_frames(writer: TableWriter | None,
-                  frames: Iterable[tuple[Path, dict[str, np.ndarray]]]) -> None:
+def _start_frames(writer: TableWriter | None,
+                  frames: list[tuple[Path, dict[str, np.ndarray]]]) -> Callable[[], None]:
     """Small tables, each fsynced; side by side, so the waits for the disk overlap. By
-    the table writer process when there is one (it has pyarrow), else here."""
-    frames = list(frames)
+    the table writer process when there is one (it has pyarrow), else here. The writer
+    process starts at once; the function returned waits for it (and writes the tables
+    here if it failed)."""
     if writer is not None and writer.alive:
         try:
-            writer.write_frames(frames)
-            return
+            reply = writer.start_frames(frames)
         except TableWriterError:
-            pass  # written here instead: the files are replaced atomically either way
+            pass
+        else:
+            def wait() -> None:
+                try:
+                    reply()
+                except TableWriterError:
+                    _write_here(frames)  # the files are replaced atomically either way
+            return wait
+    return lambda: _write_here(frames)
+
+
+def _write_here(frames: list[tuple[Path, dict[str, np.ndarray]]]) -> None:
     from labctl.store.tables import write_frame
 
     side_by_side(*((write_frame, path, cols, False) for path, cols in frames))

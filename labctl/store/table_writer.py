@@ -31,7 +31,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -173,7 +173,14 @@ class TableWriter:
     def write_frames(self, frames: Sequence[tuple[Path, dict[str, np.ndarray]]]) -> None:
         """Small tables (columns) as Parquet files, each replaced atomically and fsynced,
         side by side; the caller fsyncs their folder."""
-        self._call(("frames", [(str(p), cols) for p, cols in frames]))
+        self.start_frames(frames)()
+
+    def start_frames(self, frames: Sequence[tuple[Path, dict[str, np.ndarray]]]
+                     ) -> Callable[[], None]:
+        """`write_frames` in two halves: the request goes now, and the function returned
+        waits for the files (TableWriterError if they could not be written). The caller
+        works meanwhile; until it calls that function, nothing else can be asked."""
+        return self._send_request(("frames", [(str(p), cols) for p, cols in frames]))
 
     @property
     def alive(self) -> bool:
@@ -181,22 +188,39 @@ class TableWriter:
 
     # -- the pipe --------------------------------------------------------------------------
     def _call(self, request: tuple) -> Any:
-        with self._lock:
-            if self._gone is not None:
-                raise TableWriterError(self._gone)
+        return self._send_request(request)()
+
+    def _send_request(self, request: tuple) -> Callable[[], Any]:
+        """Send `request`; the function returned waits for the reply and gives its value.
+        The pipe is ours from the send until the reply is read."""
+        self._lock.acquire()
+        if self._gone is not None:
+            self._lock.release()
+            raise TableWriterError(self._gone)
+        try:
+            _send(self._to, request)
+        except OSError as exc:
+            self._gone = f"the table writer process failed ({exc})"
+            self._lock.release()
+            raise TableWriterError(self._gone) from None
+
+        def reply() -> Any:
             try:
-                _send(self._to, request)
-                reply = _receive(self._from)
+                answer = _receive(self._from)
             except OSError as exc:
-                reply = None
+                answer = None
                 self._gone = f"the table writer process failed ({exc})"
-            if reply is None:
+            finally:
+                self._lock.release()
+            if answer is None:
                 self._gone = self._gone or "the table writer process ended"
                 raise TableWriterError(self._gone)
-        status, value = reply
-        if status != "ok":
-            raise TableWriterError(value)
-        return value
+            status, value = answer
+            if status != "ok":
+                raise TableWriterError(value)
+            return value
+
+        return reply
 
     def close(self, timeout_s: float = 5.0) -> None:
         """End the child: it exits when its pipe closes. A daemon thread reaps it, so the

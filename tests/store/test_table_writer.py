@@ -65,6 +65,23 @@ from labctl.cli import main
 main(sys.argv[1:])
 """
 
+# The writer dies just after it was asked for steps.parquet and cycles.parquet.
+KILL_AT_FRAMES_SCRIPT = """\
+import os, signal, sys
+from labctl.store import table_writer
+real = table_writer.TableWriter.start_frames
+
+def start_frames(self, frames):
+    reply = real(self, frames)
+    os.kill(self.pid, signal.SIGKILL)
+    os.waitpid(self.pid, 0)
+    return reply
+
+table_writer.TableWriter.start_frames = start_frames
+from labctl.cli import main
+main(sys.argv[1:])
+"""
+
 
 def _cli(tmp_path: Path, script: str, results: Path) -> subprocess.CompletedProcess:
     proc = tmp_path / "writer-check.yaml"
@@ -96,6 +113,8 @@ def _assert_same_tables(run: Path, reference: Path) -> None:
                 rtol=0, atol=1e-6)
             got, want = got.drop(["unix_time_s"]), want.drop(["unix_time_s"])
         assert got.equals(want), f"{name}.parquet differs from the in-process run's"
+    got, want = (json.loads((r / "digest.json").read_text()) for r in (run, reference))
+    assert got["summary"] == want["summary"] and got["steps"] == want["steps"]
     ts = pq.ParquetFile(run / "timeseries.parquet")
     groups = -(-ts.metadata.num_rows // summaries.ROW_GROUP_ROWS)
     assert groups >= 2 and ts.metadata.num_row_groups == groups  # both buffers were used
@@ -133,6 +152,14 @@ def test_a_dead_writer_leaves_the_journal_to_build_the_tables(tmp_path):
     run = Path(json.loads(out.stdout)["run_dir"])
     assert "timeseries rebuilt from the journal" in (run / "log.txt").read_text()
     assert not list(run.glob(".*.tmp"))  # the writer's half-made file is gone
+    _assert_same_tables(run, _reference_run(tmp_path))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the writer is forked on Linux")
+def test_a_writer_gone_while_writing_steps_and_cycles_leaves_them_to_the_run(tmp_path):
+    out = _cli(tmp_path, KILL_AT_FRAMES_SCRIPT, tmp_path / "results")
+    assert out.returncode == 0, out.stderr[-2000:]
+    run = Path(json.loads(out.stdout)["run_dir"])
     _assert_same_tables(run, _reference_run(tmp_path))
 
 
