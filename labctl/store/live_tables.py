@@ -9,9 +9,10 @@ row-group buffers; a full buffer goes to a worker thread that encodes it into a
 temporary Parquet file (pyarrow releases the GIL while it encodes, so on a
 second core this overlaps the simulation), adds it to the cycle means and hands
 it back. The worker also imports pyarrow, so `labctl run` does not wait for it.
-Given a `TableWriter` (store/table_writer.py: what `labctl run` does), the buffers are
-memory shared with that child process, which encodes them and keeps the cycle means:
-the worker thread only hands each full buffer over, and never imports pyarrow.
+Given a `TableWriter` (store/table_writer.py: what `labctl run` does), samples are not
+copied at all: that child process reads them back from the journal, encodes them and
+keeps the cycle means; the worker thread only tells it how far to read, once per row
+group, and never imports pyarrow.
 
 The journal stays the record. The temporary file is only renamed into place
 by `finish`, and only when the tap saw exactly what the journal holds (same
@@ -47,6 +48,16 @@ _MEANS_COLUMNS = [(_NAMES.index(n), n) for n in _CycleMeans.COLUMNS]
 # is StepResult.as_dict()): no need to decode them back.
 _PLAIN_EVENTS = frozenset({"step_start", "step_end", "log", "run_start", "run_end"})
 _CLOSE = object()  # tells the encoder to close and fsync the file
+
+
+class _ReadTo:
+    """Tells the encoder to have the writer process read the journal up to byte `end`."""
+
+    __slots__ = ("end",)
+
+    def __init__(self, end: int):
+        self.end = end
+
 _BUFFERS = 2  # row-group buffers per run: one filling while the other is encoded
 
 
@@ -59,12 +70,8 @@ class _GroupBuffer:
     share one 2-D array, so a block is copied with a few numpy calls.
     """
 
-    def __init__(self, rows: int, shared: list[np.ndarray] | None = None, index: int = -1):
+    def __init__(self, rows: int):
         self.capacity, self.n = rows, 0
-        self.index = index  # which of the table writer's shared buffers, or -1: our own
-        if shared is not None:
-            self.cols = shared
-            return
         self.cols: list[np.ndarray] = [np.empty(0)] * len(_NAMES)
         k = 0
         for dtype, count in _dtype_runs():
@@ -132,16 +139,16 @@ class LiveTables:
         self.journal_bytes = 0  # the journal's size after the last record seen
         self.last_record: tuple[int, int] | None = None
         self.error: str | None = None
-        # Free row-group buffers; the one being filled.
+        # Free row-group buffers; the one being filled (none: the writer process reads the
+        # journal itself, and is told to once the journal has another row group's samples).
         self._free: queue.Queue = queue.Queue()
-        if self.remote is not None:
-            buffers = [_GroupBuffer(self.row_group_rows, cols, k)
-                       for k, cols in enumerate(self.remote.buffers())]
-        else:
+        self._filling: _GroupBuffer | None = None
+        self._next_group = self.row_group_rows
+        if self.remote is None:
             buffers = [_take_buffer(self.row_group_rows) for _ in range(_BUFFERS)]
-        for buf in buffers[1:]:
-            self._free.put(buf)
-        self._filling: _GroupBuffer | None = buffers[0]
+            for buf in buffers[1:]:
+                self._free.put(buf)
+            self._filling = buffers[0]
         self._closed = False  # the encoder thread has been stopped
         self._sealed = False  # no more samples expected (the run ended)
         self._written = False  # the file is complete and fsynced
@@ -179,6 +186,10 @@ class LiveTables:
                         self._seal()
             else:
                 self._samples(item)
+                if self.remote is not None and self.n_samples >= self._next_group:
+                    self._queue.put(_ReadTo(end))  # another row group: the writer reads it
+                    self._next_group += self.row_group_rows * (
+                        1 + (self.n_samples - self._next_group) // self.row_group_rows)
         except Exception as exc:  # the journal is the record: only the fast path is lost
             self.fail(f"live tables: {exc}")
         self.journal_bytes = end
@@ -203,6 +214,9 @@ class LiveTables:
             return
         if self._sealed:
             raise ValueError("samples after the end of the run")
+        if self.remote is not None:  # the writer process reads them from the journal
+            self.n_samples += n
+            return
         lo = 0
         while lo < n:
             if self._filling is None:  # waits while both buffers are with the encoder
@@ -223,7 +237,7 @@ class LiveTables:
         # imports pyarrow (~50 ms), while the engine goes on with the run.
         if self.remote is not None:
             try:
-                self.remote.open_file(self.tmp)
+                self.remote.open_file(self.tmp, self.run_dir / JOURNAL_NAME)
             except TableWriterError as exc:
                 self.error = f"live tables: cannot write {self.tmp.name}: {exc}"
             self._encode(-1, None, None, None)
@@ -255,10 +269,16 @@ class LiveTables:
                 if isinstance(buf, _GroupBuffer):
                     self._free.put(buf)  # the engine's thread may be waiting for it
                 continue
+            if isinstance(buf, _ReadTo):
+                try:
+                    self.remote.read_journal(buf.end)
+                except Exception as exc:
+                    self.error = f"live tables: cannot write {self.tmp.name}: {exc}"
+                continue
             if buf is _CLOSE:
                 try:
                     if self.remote is not None:  # it kept the cycle means too
-                        self.means.sums = self.remote.close_file()
+                        self._close_remote()
                     else:
                         self._writer.close()
                         os.fsync(watch)  # the file's data, whichever descriptor wrote it
@@ -284,15 +304,14 @@ class LiveTables:
             buf.n = 0
             self._free.put(buf)
 
-    def _encode_remote(self, buf: _GroupBuffer) -> None:
-        """The child encodes the shared buffer and adds it to the cycle means; the buffer
-        is free again once it has answered."""
-        try:
-            self.remote.write_group(buf.index, buf.n)
-        except Exception as exc:
-            self.error = f"live tables: cannot write {self.tmp.name}: {exc}"
-        buf.n = 0
-        self._free.put(buf)
+    def _close_remote(self) -> None:
+        """The writer encodes the last rows and closes the file, which must hold exactly
+        the samples the tap counted."""
+        done = self.remote.close_file()
+        if done["rows"] != self.n_samples:
+            raise ValueError(f"the writer read {done['rows']} samples back from the journal, "
+                             f"the run wrote {self.n_samples}")
+        self.means.sums = done["sums"]
 
     # -- the end ---------------------------------------------------------------------------
     def fail(self, why: str) -> None:
@@ -304,6 +323,8 @@ class LiveTables:
         if not self._sealed:
             self._flush()
             self._sealed = True
+            if self.remote is not None:  # every sample is before the record seen last
+                self._queue.put(_ReadTo(self.journal_bytes))
             self._queue.put(_CLOSE)
 
     def _stop_encoder(self) -> None:
@@ -315,9 +336,7 @@ class LiveTables:
                 self._free.put(self._filling)
                 self._filling = None
             while not self._free.empty():  # every buffer is back: keep them for the next run
-                buf = self._free.get()
-                if buf.index < 0:  # the shared ones belong to the table writer
-                    _give_back(buf)
+                _give_back(self._free.get())
             if self.remote is not None:
                 self.remote.release()
 

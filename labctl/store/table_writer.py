@@ -5,15 +5,18 @@ with `python -X importtime`; `pyarrow.fs` with ssl ~12 ms of it). In one process
 on the live tables' thread while the engine's thread simulates and journals, so the
 engine waits for the GIL. `labctl run` therefore forks this writer as the command
 starts, before it imports anything heavy: the child imports pyarrow on the other core
-while the parent imports numpy and labctl, then encodes the row groups that the parent's
-`LiveTables` fills in memory the two processes share, and writes the steps and cycles
-tables. A cycling run's own process never imports pyarrow.
+while the parent imports numpy and labctl. Then it reads the samples back from the
+journal as the run writes it -- from the page cache, on its own core, each record's CRC
+checked -- and encodes them a row group at a time; the parent's `LiveTables` only tells
+it how far the journal has grown, once a row group's worth of samples is in. It also
+writes the steps and cycles tables. A cycling run's own process never imports pyarrow,
+nor copies a sample for the tables (the copy into shared memory it made before cost the
+engine's thread ~5 % of a simulated run).
 
 Written here rather than with `multiprocessing` or `concurrent.futures`: their spawn and
 forkserver start a fresh interpreter (~35 ms, then the imports again), and their calls
-pickle the arguments, which would copy each ~11 MB row group through a pipe. A fork made
-while the process has one thread, anonymous shared memory made before it, and a small
-message per row group cost almost nothing.
+pickle the arguments. A fork made while the process has one thread, and a small message
+per row group, cost almost nothing.
 
 The journal stays the record: when the child fails or is gone, the live tables give up
 and `finalize` rebuilds the tables from the journal in the parent, as after any failed
@@ -23,7 +26,6 @@ ends when the parent closes its end of the pipe or dies.
 
 from __future__ import annotations
 
-import mmap
 import os
 import pickle
 import signal
@@ -31,7 +33,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,34 +43,11 @@ if TYPE_CHECKING:
 # Forked before numpy is imported: the less the parent holds at the fork, the fewer pages
 # the two processes copy as they write to them afterwards (copy-on-write).
 ROW_GROUP_ROWS = 65_536  # = store.summaries.ROW_GROUP_ROWS (importing it imports numpy)
-_SAMPLE_ITEMSIZES = (8, 8, 4, 4, 8, 8, 8, 8, 8, 8, 8)  # of records.SAMPLE_COLUMNS, in order
-
-SHARED_BUFFERS = 2  # row groups in flight: one filling while the child encodes the other
 _HEADER = struct.Struct("!Q")
-_ALIGN = 64
 
 
 class TableWriterError(Exception):
     """The child could not do what was asked (its message says why), or it is gone."""
-
-
-def _column_offsets(rows: int) -> tuple[list[int], int]:
-    offsets, at = [], 0
-    for itemsize in _SAMPLE_ITEMSIZES:
-        offsets.append(at)
-        at += -(-rows * itemsize // _ALIGN) * _ALIGN
-    return offsets, at
-
-
-def column_views(memory: mmap.mmap, rows: int) -> list[np.ndarray]:
-    """A row group's columns (SAMPLE_COLUMNS order) laid out in `memory`."""
-    import numpy as np
-
-    from labctl.records import SAMPLE_COLUMNS
-
-    offsets, _ = _column_offsets(rows)
-    return [np.frombuffer(memory, dtype=dtype, count=rows, offset=off)
-            for dtype, off in zip(SAMPLE_COLUMNS.values(), offsets, strict=True)]
 
 
 def row_group_rows() -> int:
@@ -97,11 +76,9 @@ def _fork_is_safe() -> bool:
 class TableWriter:
     """The parent's handle on the writer process (see the module doc)."""
 
-    def __init__(self, pid: int, to_child: int, from_child: int, memories: list[mmap.mmap],
-                 rows: int):
+    def __init__(self, pid: int, to_child: int, from_child: int, rows: int):
         self.pid, self.rows = pid, rows
         self._to, self._from = to_child, from_child
-        self._memories = memories
         self._lock = threading.Lock()
         self._gone: str | None = None
         self._taken = False
@@ -114,8 +91,6 @@ class TableWriter:
         if not _fork_is_safe():
             return None
         rows = rows or row_group_rows()
-        size = _column_offsets(rows)[1]
-        memories = [mmap.mmap(-1, size) for _ in range(SHARED_BUFFERS)]  # MAP_SHARED
         fds: list[int] = []
         try:
             fds += os.pipe()  # requests (the child reads), to_child
@@ -129,15 +104,15 @@ class TableWriter:
         if pid == 0:  # the child: never returns
             os.close(to_child)
             os.close(from_child)
-            _child_main(requests, replies, memories, rows)
+            _child_main(requests, replies, rows)
         os.close(requests)
         os.close(replies)
-        return cls(pid, to_child, from_child, memories, rows)
+        return cls(pid, to_child, from_child, rows)
 
-    # -- row groups ------------------------------------------------------------------------
+    # -- the timeseries --------------------------------------------------------------------
     def take(self, rows: int) -> bool:
-        """Claim the shared buffers for one run's timeseries (False: in use, gone, or made
-        for another row-group size)."""
+        """Claim the writer for one run's timeseries (False: in use, gone, or made for
+        another row-group size)."""
         with self._lock:
             if self._taken or self._gone is not None or rows != self.rows:
                 return False
@@ -147,20 +122,19 @@ class TableWriter:
     def release(self) -> None:
         self._taken = False
 
-    def buffers(self) -> list[list[np.ndarray]]:
-        """The shared row-group buffers, each as its columns."""
-        return [column_views(m, self.rows) for m in self._memories]
+    def open_file(self, path: Path, journal: Path) -> None:
+        """Start the timeseries file `path` from the samples of `journal`, read from its
+        start as it grows."""
+        self._call(("open", str(path), str(journal)))
 
-    def open_file(self, path: Path) -> None:
-        self._call(("open", str(path)))
+    def read_journal(self, end: int) -> None:
+        """Read the journal's records up to byte `end` (the end of a whole record) and
+        encode every full row group of samples."""
+        self._call(("upto", end))
 
-    def write_group(self, index: int, n: int) -> None:
-        """Encode the first `n` rows of shared buffer `index` into the open file, and add
-        them to the file's cycle means. The buffer is free again when this returns."""
-        self._call(("group", index, n))
-
-    def close_file(self) -> dict[int, list[float]]:
-        """Close the file and fsync it; returns its cycle means' sums (`_CycleMeans.sums`)."""
+    def close_file(self) -> dict[str, Any]:
+        """Encode the last rows, close the file and fsync it. Returns {"sums": its cycle
+        means' sums (`_CycleMeans.sums`), "rows": the samples it holds}."""
         return self._call(("close",))
 
     def abandon_file(self) -> None:
@@ -288,15 +262,14 @@ def _receive(fd: int) -> Any:
 
 # -- the child -------------------------------------------------------------------------------
 
-def _child_main(requests: int, replies: int, memories: list[mmap.mmap], rows: int) -> None:
+def _child_main(requests: int, replies: int, rows: int) -> None:
     status = 0
     try:
         # Ctrl-C reaches the whole process group: the parent makes the run safe and then
         # still needs this process to finish its tables.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         _detach_standard_streams()
-        _populate(memories)
-        _Server(requests, replies, memories, rows).serve()
+        _Server(requests, replies, rows).serve()
     except BaseException:
         status = 1
     finally:
@@ -313,25 +286,10 @@ def _detach_standard_streams() -> None:
     os.close(null)
 
 
-_MADV_POPULATE_WRITE = 23  # Linux >= 5.14; Python's mmap module names it from 3.13 on
-
-
-def _populate(memories: list[mmap.mmap]) -> None:
-    """Have the kernel allocate the shared buffers' pages now, on this process's core: a
-    first write to a page of shared memory costs ~3.3 us in a fault (measured on the
-    2-core bench VM), one to a page another process already allocated ~1.7 us, and the
-    parent makes ~5,000 of them on the run's critical path. Older kernels: nothing."""
-    for memory in memories:
-        try:
-            memory.madvise(_MADV_POPULATE_WRITE)
-        except (OSError, ValueError, AttributeError):
-            return
-
-
 class _Server:
-    def __init__(self, requests: int, replies: int, memories: list[mmap.mmap], rows: int):
+    def __init__(self, requests: int, replies: int, rows: int):
         # Imported now, while the parent imports its own modules on the other core.
-        import numpy  # noqa: F401
+        import numpy as np
         import pyarrow as pa
 
         from labctl.records import SAMPLE_COLUMNS
@@ -346,7 +304,10 @@ class _Server:
                          if name in _CycleMeans.COLUMNS]
         self.new_writer, self.write_frame = _parquet_writer, write_frame
         self.requests, self.replies = requests, replies
-        self.groups = [column_views(m, rows) for m in memories]
+        self.group = [np.empty(rows, dtype=dtype) for dtype in SAMPLE_COLUMNS.values()]
+        self.filled = 0  # rows of `group` waiting for the next row group
+        self.rows = 0  # rows of the file, encoded or waiting
+        self.reader: _JournalTail | None = None
         self.writer: Any = None
         self.fd = -1
         self.written_back = 0
@@ -362,17 +323,32 @@ class _Server:
                 reply = ("error", str(exc) or type(exc).__name__)
             _send(self.replies, reply)
 
-    def _open(self, path: str) -> None:
+    def _open(self, path: str, journal: str) -> None:
         self._abandon()
         self.writer = self.new_writer(path)
         self.fd = os.open(path, os.O_RDONLY)  # to start each row group's writeback
-        self.written_back = 0
+        self.reader = _JournalTail(journal)
+        self.written_back = self.filled = self.rows = 0
         self.means = self.new_means()
 
-    def _group(self, index: int, n: int) -> None:
+    def _upto(self, end: int) -> None:
+        """The journal's sample blocks up to byte `end`, into row groups."""
+        for cols in self.reader.samples_until(end):
+            n, lo = len(cols[0]), 0
+            while lo < n:
+                m = min(n - lo, len(self.group[0]) - self.filled)
+                for dest, col in zip(self.group, cols, strict=True):
+                    dest[self.filled:self.filled + m] = col[lo:lo + m]
+                self.filled += m
+                lo += m
+                if self.filled == len(self.group[0]):
+                    self._encode()
+            self.rows += n
+
+    def _encode(self) -> None:
         from labctl.store.journal import start_writeback
 
-        cols = [c[:n] for c in self.groups[index]]  # Arrow wraps each column, no copy
+        cols = [c[:self.filled] for c in self.group]  # Arrow wraps each column, no copy
         self.writer.write_table(self.pa.Table.from_arrays([self.to_arrow(c) for c in cols],
                                                           schema=self.schema))
         # Hand the group to the disk now: the fsync at the end has less to wait for.
@@ -381,14 +357,18 @@ class _Server:
         self.written_back = size
         # The cycle means in file order, a row group at a time, as finalize feeds them.
         self.means.feed({name: cols[k] for k, name in self.means_of})
+        self.filled = 0
 
-    def _close(self) -> dict[int, list[float]]:
+    def _close(self) -> dict[str, Any]:
+        if self.filled:
+            self._encode()
         self.writer.close()
         self.writer = None
         os.fsync(self.fd)  # the file's data, whichever descriptor wrote it
         os.close(self.fd)
         self.fd = -1
-        return self.means.sums
+        self.reader.close()
+        return {"sums": self.means.sums, "rows": self.rows}
 
     def _abandon(self) -> None:
         if self.writer is not None:
@@ -400,8 +380,69 @@ class _Server:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
 
     def _frames(self, frames: list[tuple[str, dict]]) -> None:
         from labctl.store.atomic import side_by_side
 
         side_by_side(*((self.write_frame, Path(p), cols, False) for p, cols in frames))
+
+
+class _JournalTail:
+    """A journal read from its start as it grows, whole records at a time: the columns of
+    each sample block (SAMPLE_COLUMNS order), its CRC checked; events are skipped.
+
+    Only for a journal this labctl is writing now (its own column layout); anything
+    unexpected raises, and the parent then builds the tables from the journal itself."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY)
+        self.pos = 0
+        self.buffer = bytearray()
+
+    def samples_until(self, end: int) -> Iterator[list[np.ndarray]]:
+        """The sample blocks up to byte `end` (the end of a whole record). The arrays are
+        views of a buffer the next call reuses: use them before asking for more."""
+        from labctl.store.journal_format import (
+            _HEADER,
+            _OUR_LAYOUT,
+            MAGIC,
+            SAMPLES,
+            crc32,
+        )
+
+        need = end - self.pos
+        if need < 0:
+            raise ValueError(f"{self.path}: asked to read back to byte {end}, before {self.pos}")
+        if len(self.buffer) < need:
+            self.buffer = bytearray(max(need, 2 * len(self.buffer)))
+        view = memoryview(self.buffer)
+        got = 0
+        while got < need:  # from the page cache: the parent has just written these bytes
+            n = os.preadv(self.fd, [view[got:need]], self.pos + got)
+            if n <= 0:
+                raise ValueError(f"{self.path}: ends at byte {self.pos + got}, before {end}")
+            got += n
+        at = 0
+        while at < need:
+            magic, kind, length, crc = _HEADER.unpack_from(view, at)
+            start, stop = at + _HEADER.size, at + _HEADER.size + length
+            if magic != MAGIC or stop > need:
+                raise ValueError(f"{self.path}: no whole record at byte {self.pos + at}")
+            if kind == SAMPLES:
+                payload = view[start:stop]
+                rows = _OUR_LAYOUT.rows(payload)
+                if rows is None or crc32(payload) != crc:
+                    raise ValueError(f"{self.path}: the sample block at byte {self.pos + at} "
+                                     "does not read back as written")
+                yield list(_OUR_LAYOUT.columns_of(payload, rows).values())
+            at = stop
+        self.pos = end
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

@@ -53,14 +53,14 @@ print(json.dumps({"code": code, "pyarrow": "pyarrow" in sys.modules}), file=sys.
 KILL_CHILD_SCRIPT = """\
 import os, signal, sys
 from labctl.store import table_writer
-real = table_writer.TableWriter.write_group
+real = table_writer.TableWriter.read_journal
 
-def write_group(self, index, n):
+def read_journal(self, end):
     os.kill(self.pid, signal.SIGKILL)  # the writer dies before its first row group
     os.waitpid(self.pid, 0)
-    return real(self, index, n)
+    return real(self, end)
 
-table_writer.TableWriter.write_group = write_group
+table_writer.TableWriter.read_journal = read_journal
 from labctl.cli import main
 main(sys.argv[1:])
 """
@@ -120,18 +120,56 @@ def _assert_same_tables(run: Path, reference: Path) -> None:
     assert groups >= 2 and ts.metadata.num_row_groups == groups  # both buffers were used
 
 
-def test_shared_layout_matches_the_sample_columns():
-    """The child lays the row groups out without importing numpy: its item sizes and
-    default row count must be those of the sample columns and of the live tables."""
-    assert table_writer._SAMPLE_ITEMSIZES == tuple(np.dtype(d).itemsize
-                                                   for d in SAMPLE_COLUMNS.values())
+def test_the_writer_splits_row_groups_where_the_live_tables_do():
     assert table_writer.ROW_GROUP_ROWS == summaries.ROW_GROUP_ROWS
-    offsets, size = table_writer._column_offsets(1001)
-    ends = [off + 1001 * s for off, s in zip(offsets, table_writer._SAMPLE_ITEMSIZES,
-                                             strict=True)]
-    assert all(off % 64 == 0 for off in offsets)
-    assert all(end <= nxt for end, nxt in zip(ends, offsets[1:], strict=False))
-    assert ends[-1] <= size
+
+
+def _journal_with(tmp_path: Path, blocks: list[dict]) -> tuple[Path, list[int]]:
+    """A journal of these sample blocks with events between them; the byte offsets after
+    each block."""
+    from labctl.store.journal import JournalWriter
+
+    w = JournalWriter.create(tmp_path, fsync_interval_s=0)
+    ends = []
+    for k, block in enumerate(blocks):
+        w.append_event({"type": "step_start", "step_index": k + 1})
+        w.append_samples(block)
+        ends.append(w.size)
+    w.close()
+    return tmp_path / "journal.bin", ends
+
+
+def _blocks(rng: np.random.Generator, sizes: list[int]) -> list[dict]:
+    return [{name: (rng.integers(0, 1000, n) if dtype.kind == "i" else rng.normal(size=n)
+                    ).astype(dtype) for name, dtype in SAMPLE_COLUMNS.items()} for n in sizes]
+
+
+def test_the_journal_is_read_back_block_by_block_as_written(tmp_path):
+    blocks = _blocks(np.random.default_rng(5), [7, 300, 1, 4096, 55])
+    path, ends = _journal_with(tmp_path, blocks)
+    tail = table_writer._JournalTail(str(path))
+    got = []
+    for end in (ends[1], ends[1], ends[3], ends[4]):  # as far as the parent says, in steps
+        got += [[c.copy() for c in cols] for cols in tail.samples_until(end)]
+    tail.close()
+    assert len(got) == len(blocks)
+    for cols, block in zip(got, blocks, strict=True):
+        for col, (name, want) in zip(cols, block.items(), strict=True):
+            assert col.dtype == want.dtype and np.array_equal(col, want), name
+
+
+def test_a_sample_block_that_reads_back_damaged_is_refused(tmp_path):
+    blocks = _blocks(np.random.default_rng(6), [50, 60])
+    path, ends = _journal_with(tmp_path, blocks)
+    raw = bytearray(path.read_bytes())
+    raw[ends[1] - 100] ^= 0x01  # one bit of the second block's last column
+    path.write_bytes(bytes(raw))
+    tail = table_writer._JournalTail(str(path))
+    assert len(list(tail.samples_until(ends[0]))) == 1
+    with pytest.raises(ValueError, match="does not read back as written"):
+        list(tail.samples_until(ends[1]))
+    with pytest.raises(ValueError, match="no whole record"):  # not at a record's end
+        list(table_writer._JournalTail(str(path)).samples_until(ends[0] - 3))
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the writer is forked on Linux")
