@@ -3,10 +3,12 @@ by `finalize` with the Parquet tables, so that `labctl show` answers without pya
 (importing pyarrow and numpy is ~0.13 s, more than the rest of the command).
 
 The digest names the journal state its tables were built from (the mark `finalize` also
-writes to run.json). It is read only when that mark is run.json's and the tables are
-current (`Run`), so a digest left by an earlier finalize (a crash between the two
-writes, a resume, a repair) is ignored and the tables are read as before. It is derived
-data: a missing, damaged or stale digest is never an error, only slower.
+writes to run.json) and the labctl version that wrote it. It is read only when that
+mark is run.json's, the tables are current (`Run`) and the version is this one's, so a
+digest left by an earlier finalize (a crash between the two writes, a resume, a repair)
+or by another labctl (whose summary or steps columns may differ) is ignored and the
+tables are read as before. It is derived data: a missing, damaged or stale digest is
+never an error, only slower.
 """
 
 from __future__ import annotations
@@ -32,19 +34,26 @@ def write_digest(run_dir: str | Path, mark: Mapping[str, Any], summary: Mapping[
     A digest that cannot be written is left out the same way (the old one, if any, names
     an older mark)."""
     path = Path(run_dir) / DIGEST_NAME
-    payload = {"digest_version": DIGEST_VERSION, "tables_journal": dict(mark),
-               "summary": dict(summary),
-               "steps": {name: _plain(col) for name, col in steps.items()}}
-    text = json.dumps(payload, allow_nan=True, separators=(",", ":"))
     tmp = path.with_name(f".{DIGEST_NAME}.{os.getpid()}.tmp")  # what remove_stale_temp_files finds
     try:
-        tmp.write_text(text, encoding="utf-8")
+        path.unlink(missing_ok=True)  # none rather than an old one, if this one fails
+        payload = {"digest_version": DIGEST_VERSION, "labctl_version": _version(),
+                   "tables_journal": dict(mark), "summary": dict(summary),
+                   "steps": {name: _plain(col) for name, col in steps.items()}}
+        tmp.write_text(json.dumps(payload, allow_nan=True, separators=(",", ":")),
+                       encoding="utf-8")
         os.replace(tmp, path)
-    except OSError:
+    except (OSError, TypeError, ValueError):
         try:
             tmp.unlink()
         except OSError:
             pass
+
+
+def _version() -> str:
+    import labctl  # looked up once, from labctl's own dist-info (no importlib.metadata)
+
+    return str(labctl.__version__)
 
 
 def _plain(column: Any) -> list:
@@ -62,7 +71,7 @@ def read_digest(run_dir: str | Path, mark: Any) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or data.get("digest_version") != DIGEST_VERSION \
-            or data.get("tables_journal") != mark:
+            or data.get("tables_journal") != mark or data.get("labctl_version") != _version():
         return None
     summary, steps = data.get("summary"), data.get("steps")
     if not isinstance(summary, dict) or not isinstance(steps, dict) \

@@ -62,18 +62,25 @@ def finalize(run_dir: str | Path, live: Any = None, meta_fields: Any = None) -> 
         mark = journal_mark(reader.file_bytes, reader.last_record)
     steps = step_columns(tracker.rows())
     cycles = cycle_columns(steps, means)
-    frames_written = _start_frames(getattr(live, "remote", None),
-                                   [(run_dir / "steps.parquet", steps),
-                                    (run_dir / "cycles.parquet", cycles)])
+    frames_written: Callable[[], None] | None = None
     try:  # while a table writer process encodes and fsyncs those, the rest is done here
+        frames_written = _start_frames(getattr(live, "remote", None),
+                                       [(run_dir / "steps.parquet", steps),
+                                        (run_dir / "cycles.parquet", cycles)])
         write_records(run_dir, build_records(events))
         fields = dict(meta_fields(steps, cycles, n_samples)) if callable(meta_fields) else \
             dict(meta_fields or {})
         summary = fields.get("summary") or summarize(dict(rundir.meta, **fields), steps,
                                                      cycles, n_samples)
         write_digest(run_dir, mark, summary, steps)  # before run.json names its mark
-    finally:
-        frames_written()
+    except BaseException:
+        if frames_written is not None:  # the pipe is free again for whoever comes next
+            try:
+                frames_written()
+            except Exception:  # noqa: S110 - the first failure is the one reported
+                pass
+        raise
+    frames_written()
     # No fsync of the folder for the renames above: run.json's rewrite fsyncs this same
     # folder after its own rename, which makes them durable with it.
     rundir.update_meta(tables_journal_bytes=valid_bytes, tables_journal=mark, **fields)

@@ -361,8 +361,9 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
     """Start writing a file's range to disk without waiting for it (best effort).
 
     POSIX_FADV_DONTNEED makes Linux submit the range's dirty pages for writeback (and
-    forget the clean ones: nothing reads them back while a run is written). It is no
-    fsync: durability still comes from the fsyncs."""
+    forget the clean ones: only `labctl run`'s table writer reads them back, mostly
+    before they are written out, else from the disk). It is no fsync: durability still
+    comes from the fsyncs."""
     advise = getattr(os, "posix_fadvise", None)
     if advise is None:
         return

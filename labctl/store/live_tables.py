@@ -286,9 +286,6 @@ class LiveTables:
                 except Exception as exc:
                     self.error = f"live tables: cannot write {self.tmp.name}: {exc}"
                 continue
-            if self.remote is not None:
-                self._encode_remote(buf)
-                continue
             try:
                 cols = buf.view()  # Arrow wraps each column without copying
                 self._writer.write_table(pa.Table.from_arrays(

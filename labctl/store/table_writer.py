@@ -6,8 +6,8 @@ on the live tables' thread while the engine's thread simulates and journals, so 
 engine waits for the GIL. `labctl run` therefore forks this writer as the command
 starts, before it imports anything heavy: the child imports pyarrow on the other core
 while the parent imports numpy and labctl. Then it reads the samples back from the
-journal as the run writes it -- from the page cache, on its own core, each record's CRC
-checked -- and encodes them a row group at a time; the parent's `LiveTables` only tells
+journal as the run writes it -- mostly from the page cache, 8 MB at a time, on its own
+core, each record's CRC checked -- and encodes them a row group at a time; the parent's `LiveTables` only tells
 it how far the journal has grown, once a row group's worth of samples is in. It also
 writes the steps and cycles tables. A cycling run's own process never imports pyarrow,
 nor copies a sample for the tables (the copy into shared memory it made before cost the
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 # the two processes copy as they write to them afterwards (copy-on-write).
 ROW_GROUP_ROWS = 65_536  # = store.summaries.ROW_GROUP_ROWS (importing it imports numpy)
 _HEADER = struct.Struct("!Q")
+READ_CHUNK = 8 << 20  # journal bytes the writer reads back at a time
 
 
 class TableWriterError(Exception):
@@ -166,24 +167,33 @@ class TableWriter:
 
     def _send_request(self, request: tuple) -> Callable[[], Any]:
         """Send `request`; the function returned waits for the reply and gives its value.
-        The pipe is ours from the send until the reply is read."""
+        The pipe is ours from the send until the reply is read. Anything that cuts a send
+        or a read short (Ctrl-C, a failed pickle) leaves the pipe out of step: the writer
+        then counts as gone, and the lock is released whatever happens."""
         self._lock.acquire()
-        if self._gone is not None:
-            self._lock.release()
-            raise TableWriterError(self._gone)
         try:
+            if self._gone is not None:
+                raise TableWriterError(self._gone)
             _send(self._to, request)
-        except OSError as exc:
-            self._gone = f"the table writer process failed ({exc})"
+        except TableWriterError:
             self._lock.release()
-            raise TableWriterError(self._gone) from None
+            raise
+        except BaseException as exc:
+            self._gone = f"the table writer process failed ({exc!r})"
+            self._lock.release()
+            if isinstance(exc, OSError):
+                raise TableWriterError(self._gone) from None
+            raise
 
         def reply() -> Any:
             try:
                 answer = _receive(self._from)
-            except OSError as exc:
-                answer = None
-                self._gone = f"the table writer process failed ({exc})"
+            except BaseException as exc:
+                self._gone = f"the table writer process failed ({exc!r})"
+                if isinstance(exc, OSError):
+                    answer = None
+                else:
+                    raise
             finally:
                 self._lock.release()
             if answer is None:
@@ -199,7 +209,10 @@ class TableWriter:
     def close(self, timeout_s: float = 5.0) -> None:
         """End the child: it exits when its pipe closes. A daemon thread reaps it, so the
         command need not wait while the kernel tears the child down (~8 ms, measured)."""
-        with self._lock:
+        # Never waits long for the pipe: a call cut short elsewhere must not hang the
+        # command's exit (closing the pipe ends the child, and any reader with it).
+        locked = self._lock.acquire(timeout=1.0)
+        try:
             if self._gone is None:
                 self._gone = "the table writer process was closed"
             for fd in (self._to, self._from):
@@ -208,6 +221,9 @@ class TableWriter:
                 except OSError:
                     pass
             self._to = self._from = -1
+        finally:
+            if locked:
+                self._lock.release()
         threading.Thread(target=_reap, args=(self.pid, timeout_s), daemon=True,
                          name="table-writer-reaper").start()
 
@@ -394,6 +410,9 @@ class _JournalTail:
     """A journal read from its start as it grows, whole records at a time: the columns of
     each sample block (SAMPLE_COLUMNS order), its CRC checked; events are skipped.
 
+    Read READ_CHUNK bytes at a time (a longer record whole), so memory stays bounded
+    however far the parent asks it to read. Usually from the page cache; pages the
+    journal's early writeback has already dropped come from the disk.
     Only for a journal this labctl is writing now (its own column layout); anything
     unexpected raises, and the parent then builds the tables from the journal itself."""
 
@@ -405,7 +424,7 @@ class _JournalTail:
 
     def samples_until(self, end: int) -> Iterator[list[np.ndarray]]:
         """The sample blocks up to byte `end` (the end of a whole record). The arrays are
-        views of a buffer the next call reuses: use them before asking for more."""
+        views of a buffer the next read reuses: use each before asking for the next."""
         from labctl.store.journal_format import (
             _HEADER,
             _OUR_LAYOUT,
@@ -414,33 +433,49 @@ class _JournalTail:
             crc32,
         )
 
-        need = end - self.pos
-        if need < 0:
+        if end < self.pos:
             raise ValueError(f"{self.path}: asked to read back to byte {end}, before {self.pos}")
-        if len(self.buffer) < need:
-            self.buffer = bytearray(max(need, 2 * len(self.buffer)))
-        view = memoryview(self.buffer)
+        while self.pos < end:
+            size = min(end - self.pos, READ_CHUNK)
+            view = self._read(size)
+            if size >= _HEADER.size:  # a record longer than a chunk: read it whole
+                whole = _HEADER.size + _HEADER.unpack_from(view, 0)[2]
+                if size < whole <= end - self.pos:
+                    size = whole
+                    view = self._read(size)
+            at = 0
+            while at + _HEADER.size <= size:
+                magic, kind, length, crc = _HEADER.unpack_from(view, at)
+                stop = at + _HEADER.size + length
+                if magic != MAGIC or self.pos + stop > end:
+                    raise ValueError(f"{self.path}: no whole record at byte {self.pos + at}")
+                if stop > size:
+                    break  # the rest of it comes with the next chunk
+                if kind == SAMPLES:
+                    payload = view[at + _HEADER.size:stop]
+                    rows = _OUR_LAYOUT.rows(payload)
+                    if rows is None or crc32(payload) != crc:
+                        raise ValueError(f"{self.path}: the sample block at byte "
+                                         f"{self.pos + at} does not read back as written")
+                    yield list(_OUR_LAYOUT.columns_of(payload, rows).values())
+                at = stop
+            if at == 0:
+                raise ValueError(f"{self.path}: no whole record at byte {self.pos}")
+            self.pos += at
+
+    def _read(self, size: int) -> memoryview:
+        """`size` bytes of the journal from `pos`, into the reused buffer."""
+        if len(self.buffer) < size:
+            self.buffer = bytearray(max(size, 2 * len(self.buffer)))
+        view = memoryview(self.buffer)[:size]
         got = 0
-        while got < need:  # from the page cache: the parent has just written these bytes
-            n = os.preadv(self.fd, [view[got:need]], self.pos + got)
+        while got < size:
+            n = os.preadv(self.fd, [view[got:]], self.pos + got)
             if n <= 0:
-                raise ValueError(f"{self.path}: ends at byte {self.pos + got}, before {end}")
+                raise ValueError(f"{self.path}: ends at byte {self.pos + got}, before "
+                                 f"{self.pos + size}")
             got += n
-        at = 0
-        while at < need:
-            magic, kind, length, crc = _HEADER.unpack_from(view, at)
-            start, stop = at + _HEADER.size, at + _HEADER.size + length
-            if magic != MAGIC or stop > need:
-                raise ValueError(f"{self.path}: no whole record at byte {self.pos + at}")
-            if kind == SAMPLES:
-                payload = view[start:stop]
-                rows = _OUR_LAYOUT.rows(payload)
-                if rows is None or crc32(payload) != crc:
-                    raise ValueError(f"{self.path}: the sample block at byte {self.pos + at} "
-                                     "does not read back as written")
-                yield list(_OUR_LAYOUT.columns_of(payload, rows).values())
-            at = stop
-        self.pos = end
+        return view
 
     def close(self) -> None:
         if self.fd >= 0:
