@@ -92,6 +92,13 @@ def _cli(tmp_path: Path, script: str, results: Path) -> subprocess.CompletedProc
         cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
+def _run_dir(tmp_path: Path, script: str) -> Path:
+    """The run folder of a `labctl run` through `script` that exited 0."""
+    out = _cli(tmp_path, script, tmp_path / "results")
+    assert out.returncode == 0, out.stderr[-2000:]
+    return Path(json.loads(out.stdout)["run_dir"])
+
+
 def _reference_run(tmp_path: Path) -> Path:
     """The same procedure in this process: tables encoded on a thread (no writer)."""
     proc = tmp_path / "writer-check.yaml"
@@ -191,9 +198,7 @@ def test_labctl_run_writes_the_same_tables_without_importing_pyarrow(tmp_path):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the writer is forked on Linux")
 def test_a_dead_writer_leaves_the_journal_to_build_the_tables(tmp_path):
-    out = _cli(tmp_path, KILL_CHILD_SCRIPT, tmp_path / "results")
-    assert out.returncode == 0, out.stderr[-2000:]
-    run = Path(json.loads(out.stdout)["run_dir"])
+    run = _run_dir(tmp_path, KILL_CHILD_SCRIPT)
     assert "timeseries rebuilt from the journal" in (run / "log.txt").read_text()
     assert not list(run.glob(".*.tmp"))  # the writer's half-made file is gone
     _assert_same_tables(run, _reference_run(tmp_path))
@@ -201,9 +206,7 @@ def test_a_dead_writer_leaves_the_journal_to_build_the_tables(tmp_path):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the writer is forked on Linux")
 def test_a_writer_gone_while_writing_steps_and_cycles_leaves_them_to_the_run(tmp_path):
-    out = _cli(tmp_path, KILL_AT_FRAMES_SCRIPT, tmp_path / "results")
-    assert out.returncode == 0, out.stderr[-2000:]
-    run = Path(json.loads(out.stdout)["run_dir"])
+    run = _run_dir(tmp_path, KILL_AT_FRAMES_SCRIPT)
     _assert_same_tables(run, _reference_run(tmp_path))
 
 
