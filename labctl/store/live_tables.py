@@ -36,7 +36,7 @@ import numpy as np
 
 from labctl.records import SAMPLE_COLUMNS
 from labctl.store.atomic import current_umask
-from labctl.store.journal import start_writeback
+from labctl.store.disk_hints import start_writeback
 from labctl.store.journal_format import EVENT, JOURNAL_NAME
 from labctl.store.summaries import _CycleMeans, _StepTracker
 from labctl.store.table_writer import TableWriter, TableWriterError, row_group_rows

@@ -362,7 +362,7 @@ class _Server:
             self.rows += n
 
     def _encode(self) -> None:
-        from labctl.store.journal import start_writeback
+        from labctl.store.disk_hints import start_writeback
 
         cols = [c[:self.filled] for c in self.group]  # Arrow wraps each column, no copy
         self.writer.write_table(self.pa.Table.from_arrays([self.to_arrow(c) for c in cols],
