@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from labctl.engine.resume import Continuation, ResumeState
 
 _PAUSED = object()  # internal: a segment stopped because a pause was requested
+_STOPPED = frozenset({EndKind.SAFETY.value, EndKind.ABORTED.value})  # a step that ends the run
+_FAULTED = EndKind.FAULT.value
 STATUS_INTERVAL_S = 1.0
 
 
@@ -80,6 +82,7 @@ class Engine:
         # check_step's answer per distinct step: a pure function of the step and of this
         # engine's cell, station and limits, and a cycle-life run repeats a handful of steps.
         self._checked: dict[Any, list] = {}
+        self._checked_by_id: dict[int, tuple[Any, list]] = {}  # the same, by identity
         # Finite voltage and current limits: a batch inside them has no NaN or infinite
         # voltage or current either, so the check for unusable samples can be skipped.
         self._limits_prove_numbers = procedure.safety.bounds_voltage_and_current()
@@ -190,9 +193,9 @@ class Engine:
                     return "aborted", self.control.abort_reason
                 result = self._run_planned(planned, continuation)
                 continuation = None
-                if result.end_kind in (EndKind.SAFETY.value, EndKind.ABORTED.value):
+                if result.end_kind in _STOPPED:
                     return "aborted", result.end_reason
-                if result.end_kind == EndKind.FAULT.value:
+                if result.end_kind == _FAULTED:
                     return "faulted", result.end_reason
             try:
                 planned = plan.send(result)
@@ -246,10 +249,15 @@ class Engine:
     def _check(self, step: Any) -> list:
         """check_step, cached for the plain (frozen, hashable) electrical and chamber steps;
         plugin steps check themselves and may depend on more than their fields."""
+        hit = self._checked_by_id.get(id(step))
+        if hit is not None and hit[0] is step:  # the same object again (hashing it costs more)
+            return hit[1]
         cacheable = isinstance(step, ElectricalStep | ChamberStep)
         if cacheable:
             try:
-                return self._checked[step]
+                problems = self._checked[step]
+                self._remember_check(step, problems)
+                return problems
             except KeyError:
                 pass
             except TypeError:  # an unhashable field: check it every time
@@ -260,7 +268,14 @@ class Engine:
             if len(self._checked) >= 1024:
                 self._checked.clear()
             self._checked[step] = problems
+            self._remember_check(step, problems)
         return problems
+
+    def _remember_check(self, step: Any, problems: list) -> None:
+        # The entry holds the step, so its id cannot be reused while the entry lives.
+        if len(self._checked_by_id) >= 1024:
+            self._checked_by_id.clear()
+        self._checked_by_id[id(step)] = (step, problems)
 
     def _execute_leaf(
         self, step: Any, index: int, acc: StepAccumulator, elapsed: float, moved: float, resumed: bool

@@ -54,14 +54,22 @@ class CellState:
     temperature_c: float
 
 
-@dataclass(frozen=True)
 class Point:
-    """The cell at one instant, as a piece sees it."""
+    """The cell at one instant, as a piece sees it.
 
-    soc: float
-    v_rc: tuple[float, ...]
-    current_a: float
-    voltage_v: float
+    A plain class with slots, not a frozen dataclass: root finding makes several per
+    step, and a frozen dataclass's __init__ (one object.__setattr__ per field) cost more
+    than the arithmetic they carry. Nothing mutates one."""
+
+    __slots__ = ("soc", "v_rc", "current_a", "voltage_v")
+
+    def __init__(self, soc: float, v_rc: tuple[float, ...], current_a: float,
+                 voltage_v: float):
+        self.soc, self.v_rc, self.current_a, self.voltage_v = soc, v_rc, current_a, voltage_v
+
+    def __repr__(self) -> str:
+        return (f"Point(soc={self.soc!r}, v_rc={self.v_rc!r}, current_a={self.current_a!r}, "
+                f"voltage_v={self.voltage_v!r})")
 
 
 @dataclass
@@ -484,6 +492,9 @@ class HoldPiece:
 
 
 def _two_points(piece, t0, t1, s0, s1, v0, v1, i0, i1, volt0, volt1, dq, de, heat) -> Track:
-    v_rc = np.array([v0, v1], dtype=float).T.reshape(len(v0), 2)
-    return Track(np.array([t0, t1]), np.array([s0, s1]), v_rc, np.array([i0, i1]),
-                 np.array([volt0, volt1]), np.array([dq]), np.array([de]), np.array([heat]), piece)
+    # Two arrays, their rows and items as views: one np.array per quantity cost more.
+    points = np.array([[t0, t1], [s0, s1], [i0, i1], [volt0, volt1], *zip(v0, v1, strict=True)],
+                      dtype=float)
+    interval = np.array([dq, de, heat], dtype=float)
+    return Track(points[0], points[1], points[4:], points[2], points[3], interval[0:1],
+                 interval[1:2], interval[2:3], piece)

@@ -14,7 +14,7 @@ always logged.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,6 +32,11 @@ class LogGrid:
     every: int
     delta_v: float | None = None
     delta_i: float | None = None
+    # The internal grid's spacing, period_s / every: worked out once (read ~10 times a step).
+    dt_s: float = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dt_s", self.period_s / self.every)
 
     @classmethod
     def from_policy(cls, policy: LoggingPolicy) -> LogGrid:
@@ -44,10 +49,6 @@ class LogGrid:
         if dv or di:
             every = max(1, math.ceil(period / DELTA_RESOLUTION_S - 1e-9))
         return cls(period, every, dv, di)
-
-    @property
-    def dt_s(self) -> float:
-        return self.period_s / self.every
 
     def times(self, k0: int, k1: int) -> np.ndarray:
         """Internal grid times k0..k1 (inclusive); multiples of `every` land exactly on periods."""
