@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from labctl import commands
 from labctl.commands import common, gc_paused
 from labctl.commands.common import (
     EXIT_INTERRUPTED,
@@ -234,7 +235,9 @@ def run(procedure: str | None, station: str | None, cell: str | None, params: tu
              no_progress, scheduler, as_json, writer)
     finally:
         if writer is not None:
-            writer.close()
+            # In the labctl process itself, which ends right after, the system reaps the
+            # child; an in-process caller (tests) gets it reaped on a thread.
+            writer.close(reap=not commands.FREEZE_AFTER_IMPORTS)
 
 
 def _fork_table_writer() -> Any:
