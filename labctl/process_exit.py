@@ -33,7 +33,7 @@ def leave_now(stop: SystemExit) -> None:
     is a message, or a standard stream that cannot be flushed.
     """
     status = exit_code(stop)
-    if status is None or not _labctl_is_the_program():
+    if status is None or not labctl_is_the_program():
         return
     main = threading.main_thread()
     if any(t is not main and not t.daemon and t.is_alive() for t in threading.enumerate()):
@@ -49,7 +49,7 @@ def leave_now(stop: SystemExit) -> None:
     os._exit(status)
 
 
-def _labctl_is_the_program() -> bool:
+def labctl_is_the_program() -> bool:
     """True when the process is the `labctl` command itself: started as the console
     script or `python -m labctl.cli`, with no profiler or tracer (cProfile, coverage, pdb,
     trace write their results after the program returns)."""

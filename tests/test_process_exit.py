@@ -131,3 +131,41 @@ def test_profilers_and_embedding_programs_get_the_normal_exit(tmp_path):
     embed = "import labctl.cli\ntry:\n    labctl.cli.console()\nexcept SystemExit:\n    print('after')"
     out, teardown = _probed(tmp_path, ["-c", embed, "--version"])
     assert out.stdout.rstrip().endswith("after") and teardown
+
+
+EMBED_RUNS = textwrap.dedent("""
+    import os, sys, time
+    import labctl.cli
+    results = sys.argv[1]
+    for _ in range(2):
+        sys.argv = ["labctl", "run", "procedures/quickstart.yaml", "--results", results,
+                    "--no-progress", "--json"]
+        try:
+            labctl.cli.console()
+        except SystemExit as stop:
+            assert not stop.code, stop.code
+    me, left = os.getpid(), []
+    for _ in range(100):  # the table writers end once their pipe is closed: reaped by then
+        left = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == me:
+                left.append(fields[0])
+        if not left:
+            break
+        time.sleep(0.05)
+    print("CHILDREN", " ".join(left) or "none")
+""")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads /proc (Linux)")
+def test_a_program_that_runs_the_command_twice_keeps_no_zombie_table_writer(tmp_path):
+    """`labctl run` forks a table writer; where the process goes on after the command (a
+    program embedding it) the writer is reaped, not left a zombie."""
+    out = subprocess.run([sys.executable, "-c", EMBED_RUNS, str(tmp_path / "results")],
+                         capture_output=True, text=True, timeout=300, cwd=os.getcwd())
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "CHILDREN none", out.stdout[-500:]

@@ -235,9 +235,17 @@ def run(procedure: str | None, station: str | None, cell: str | None, params: tu
              no_progress, scheduler, as_json, writer)
     finally:
         if writer is not None:
-            # In the labctl process itself, which ends right after, the system reaps the
-            # child; an in-process caller (tests) gets it reaped on a thread.
-            writer.close(reap=not commands.FREEZE_AFTER_IMPORTS)
+            # Where the process ends right after (the labctl command itself), the system
+            # reaps the child; a caller that goes on (tests, a program embedding the
+            # command, a profiler) gets it reaped on a thread.
+            writer.close(reap=not _process_ends_here())
+
+
+def _process_ends_here() -> bool:
+    """True in the `labctl` command's own process, which ends when the command returns."""
+    from labctl.process_exit import labctl_is_the_program
+
+    return commands.FREEZE_AFTER_IMPORTS and labctl_is_the_program()
 
 
 def _fork_table_writer() -> Any:

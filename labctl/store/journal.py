@@ -40,7 +40,7 @@ import numpy as np
 from labctl.errors import LabctlError, StorageError
 from labctl.records import SAMPLE_COLUMNS
 from labctl.store.atomic import atomic_write_stream, fsync_dir
-from labctl.store.disk_hints import release_reserved, reserve_ahead, start_writeback
+from labctl.store.disk_hints import start_writeback
 from labctl.store.journal_format import (  # noqa: F401 - the journal's public names live here too
     _COUNT,
     _HEADER,
@@ -71,8 +71,6 @@ from labctl.store.journal_reader import (  # noqa: F401
 
 # Appended bytes between two early writebacks (see _sync_loop).
 WRITEBACK_BYTES = 8 << 20
-# Disk blocks the fsync thread keeps reserved past the journal's end (see _sync_loop).
-RESERVE_AHEAD_BYTES = 32 << 20
 
 try:  # advisory lock: one writer per journal (POSIX only)
     import fcntl
@@ -105,7 +103,6 @@ class JournalWriter:
         # Sees each record once it is in the journal (store/live_tables.LiveTables), or None.
         self.tap: Any = None
         self._writeback_mark = size  # bytes handed to early writeback (see _sync_loop)
-        self._reserved_past_end = False  # the fsync thread reserved blocks (see _sync_loop)
         if self.fsync_interval_s > 0:
             self._start_syncer()
 
@@ -268,8 +265,6 @@ class JournalWriter:
         if self._syncer is not None and self._syncer is not threading.current_thread():
             self._syncer.join()
         try:
-            if self._reserved_past_end:  # the thread has ended: give back what was not used
-                release_reserved(self._fd, self._size)
             if self._seq != self._synced_seq or self._async_error is not None:
                 self.sync()
         finally:
@@ -320,25 +315,11 @@ def _sync_loop(ref: weakref.ref, fd: int, stop: threading.Event, wake: threading
 
     In between, every WRITEBACK_BYTES appended are handed to the disk at once without
     waiting (`start_writeback`): no more fsyncs, but the next one, above all the one at
-    the end of a run, finds little left to write. And it keeps RESERVE_AHEAD_BYTES of
-    disk blocks reserved past the journal's end (`reserve_ahead`; the size is
-    unchanged), so the engine's appends need no block allocation; `close` frees what is
-    left of them."""
+    the end of a run, finds little left to write."""
     timeout = interval
     written_back = 0
-    reserved = -1  # the end of the blocks reserved so far (-1: none; 0: cannot)
     try:
         while True:
-            if reserved != 0:
-                writer = ref()
-                if writer is None:
-                    return
-                size = writer._size
-                if size + RESERVE_AHEAD_BYTES // 2 > reserved:
-                    reserved = size + RESERVE_AHEAD_BYTES if reserve_ahead(
-                        fd, size, RESERVE_AHEAD_BYTES) else 0
-                    writer._reserved_past_end = writer._reserved_past_end or reserved > 0
-                del writer
             wake.wait(timeout)
             wake.clear()
             if stop.is_set():

@@ -400,44 +400,6 @@ def test_sigkill_at_random_moments_keeps_every_reported_block_once(tmp_path, mod
         assert len(again.samples["test_time_s"]) == len(step)
 
 
-def _allocated(path: Path) -> int:
-    return os.stat(path).st_blocks * 512
-
-
-def test_the_fsync_thread_reserves_blocks_past_the_end_and_close_gives_them_back(
-        tmp_path, monkeypatch):
-    """Blocks reserved ahead of the journal change neither its size nor a byte of it, and
-    a closed journal holds no more disk than its own bytes."""
-    from labctl.store.disk_hints import reserve_ahead
-
-    ahead = 1 << 20
-    monkeypatch.setattr(jmod, "RESERVE_AHEAD_BYTES", ahead)
-    probe = tmp_path / "probe"
-    fd = os.open(probe, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        supported = reserve_ahead(fd, 0, 1 << 16)  # does this file system reserve at all?
-        assert os.fstat(fd).st_size == 0  # never a change of size
-    finally:
-        os.close(fd)
-    blocks = [block(k, 300) for k in range(6)]
-    w = JournalWriter.create(tmp_path, fsync_interval_s=3600.0)
-    for b in blocks:
-        w.append_samples(b)
-    path = tmp_path / JOURNAL_NAME
-    for _ in range(200):  # the thread reserves on its own: wait for it
-        if _allocated(path) >= w.size + ahead // 2:
-            break
-        time.sleep(0.01)
-    assert os.stat(path).st_size == w.size
-    if supported:
-        assert _allocated(path) >= w.size + ahead // 2
-    w.close()
-    assert os.stat(path).st_size == w.size
-    assert _allocated(path) < w.size + 64 * 1024  # the file's own blocks, nothing past them
-    want = {name: np.concatenate([b[name] for b in blocks]) for name in SAMPLE_COLUMNS}
-    assert_same(read_journal(tmp_path).samples, want)
-
-
 def test_the_fsync_thread_hands_every_few_megabytes_to_the_disk_early(tmp_path, monkeypatch):
     """Early writeback (no extra fsync) covers the file in order, and changes no byte."""
     monkeypatch.setattr(jmod, "WRITEBACK_BYTES", 20_000)
