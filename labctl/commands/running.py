@@ -10,7 +10,6 @@ from typing import Any
 
 import click
 
-from labctl import commands
 from labctl.commands import common, gc_paused
 from labctl.commands.common import (
     EXIT_INTERRUPTED,
@@ -238,14 +237,9 @@ def run(procedure: str | None, station: str | None, cell: str | None, params: tu
             # Where the process ends right after (the labctl command itself), the system
             # reaps the child; a caller that goes on (tests, a program embedding the
             # command, a profiler) gets it reaped on a thread.
-            writer.close(reap=not _process_ends_here())
+            from labctl.process_exit import labctl_is_the_program
 
-
-def _process_ends_here() -> bool:
-    """True in the `labctl` command's own process, which ends when the command returns."""
-    from labctl.process_exit import labctl_is_the_program
-
-    return commands.FREEZE_AFTER_IMPORTS and labctl_is_the_program()
+            writer.close(reap=not labctl_is_the_program())
 
 
 def _fork_table_writer() -> Any:
