@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from labctl.clock import VirtualClock, WallClock
 from labctl.engine.control import RunControl
@@ -116,13 +116,18 @@ def start_run(
     control: RunControl | None = None,
     speed: float | None = None,
     meta_extra: dict[str, Any] | None = None,
-    table_writer: TableWriter | None = None,
+    table_writer: TableWriter | Literal["shared"] | None = "shared",
 ) -> RunOutcome:
     """Run a prepared procedure from the beginning in a new run directory.
 
     `meta_extra`: more run.json fields (e.g. `fleet`: the bench and Dask worker).
-    `table_writer`: a child process to encode the Parquet tables in
-    (store/table_writer.py); without one, a thread of this process does."""
+    `table_writer`: the child process that encodes the Parquet tables
+    (store/table_writer.py): "shared", this process's own (store/shared_writer.py,
+    started on first use); None: a thread of this process encodes them."""
+    if table_writer == "shared":  # first: a new writer imports while the run is set up
+        from labctl.store.shared_writer import shared_writer
+
+        table_writer = shared_writer()
     clock = make_clock(prep.station, speed=speed)
     station = open_station(prep.station, prep.cell, registry=prep.registry, clock=clock)
     started = time.time()

@@ -1,4 +1,4 @@
-"""A run's Parquet files encoded in a child process: how `labctl run` keeps pyarrow out.
+"""A run's Parquet files encoded in a child process: how a run keeps pyarrow out.
 
 Importing pyarrow and pyarrow.parquet is ~50 ms of Python that holds the GIL (measured
 with `python -X importtime`; `pyarrow.fs` with ssl ~12 ms of it). In one process it runs
@@ -17,6 +17,10 @@ Written here rather than with `multiprocessing` or `concurrent.futures`: their s
 forkserver start a fresh interpreter (~35 ms, then the imports again), and their calls
 pickle the arguments. A fork made while the process has one thread, and a small message
 per row group, cost almost nothing.
+
+A run in a long-lived process (a notebook, a test session, `bench/sim_cycling.py`) gets
+its writer from store/shared_writer.py instead: one started as a fresh interpreter, where
+a fork would not be safe, and kept for the process's later runs.
 
 The journal stays the record: when the child fails or is gone, the live tables give up
 and `finalize` rebuilds the tables from the journal in the parent, as after any failed
@@ -77,12 +81,16 @@ def _fork_is_safe() -> bool:
 class TableWriter:
     """The parent's handle on the writer process (see the module doc)."""
 
-    def __init__(self, pid: int, to_child: int, from_child: int, rows: int):
+    def __init__(self, pid: int, to_child: int, from_child: int, rows: int,
+                 process: Any = None):
         self.pid, self.rows = pid, rows
         self._to, self._from = to_child, from_child
         self._lock = threading.Lock()
         self._gone: str | None = None
         self._taken = False
+        # The subprocess.Popen of a writer started as a fresh interpreter
+        # (store/shared_writer.py), which may end between two runs; None for a fork.
+        self.process = process
 
     @classmethod
     def fork(cls, rows: int | None = None) -> TableWriter | None:
@@ -115,7 +123,7 @@ class TableWriter:
         """Claim the writer for one run's timeseries (False: in use, gone, or made for
         another row-group size)."""
         with self._lock:
-            if self._taken or self._gone is not None or rows != self.rows:
+            if self._taken or not self.alive or rows != self.rows:
                 return False
             self._taken = True
             return True
@@ -159,6 +167,8 @@ class TableWriter:
 
     @property
     def alive(self) -> bool:
+        if self._gone is None and self.process is not None and self.process.poll() is not None:
+            self._gone = "the table writer process ended"
         return self._gone is None
 
     # -- the pipe --------------------------------------------------------------------------

@@ -104,7 +104,7 @@ def _reference_run(tmp_path: Path) -> Path:
     proc = tmp_path / "writer-check.yaml"
     proc.write_text(PROCEDURE)
     prep = prepare(proc, station_path=STATION, cell_ref="nmc-1p95ah")
-    outcome = start_run(prep, results_root=tmp_path / "reference")
+    outcome = start_run(prep, results_root=tmp_path / "reference", table_writer=None)
     assert outcome.status == "completed"
     return outcome.path
 

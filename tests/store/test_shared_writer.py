@@ -1,0 +1,133 @@
+"""A run started in a long-lived process (a notebook, a test session) encodes its Parquet
+tables in that process's shared writer (store/shared_writer.py): the same files a thread
+of the process makes, pyarrow kept out of the run's process, one child for many runs, a
+new one after it died, none left once the process has ended."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from labctl.engine.session import prepare, start_run
+from labctl.store import shared_writer
+from labctl.store.journal import read_journal
+
+REPO = Path(__file__).resolve().parents[2]
+STATION = REPO / "instruments" / "sim.yaml"
+# ~84 k samples at 1 s: two row groups, the second partly filled.
+PROCEDURE = """\
+name: shared-writer-check
+log: every 1 s
+steps:
+  - repeat: 10
+    steps:
+      - Discharge at 1C until 3.2 V
+      - Rest for 10 minutes
+      - Charge at 1C until 4.1 V
+      - Hold at 4.1 V until C/20
+"""
+
+# Runs in a process of its own: which modules a run imports is the point.
+RUNS_SCRIPT = """\
+import json, os, signal, sys
+from pathlib import Path
+from labctl.engine.session import prepare, start_run
+from labctl.store import shared_writer
+
+proc, station, results, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+runs = []
+for _ in range(n):
+    prep = prepare(Path(proc), station_path=Path(station), cell_ref="nmc-1p95ah")
+    outcome = start_run(prep, results_root=Path(results))
+    writer = shared_writer.running_writer()
+    runs.append({"path": str(outcome.path), "status": outcome.status,
+                 "pid": writer.pid if writer is not None else None})
+    if os.environ.get("KILL_WRITER_BETWEEN_RUNS") and writer is not None:
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.process.wait()
+print(json.dumps({"runs": runs, "pyarrow": "pyarrow" in sys.modules}))
+"""
+
+
+def _runs(tmp_path: Path, n: int, **env: str) -> dict:
+    proc = tmp_path / "check.yaml"
+    proc.write_text(PROCEDURE)
+    out = subprocess.run(
+        [sys.executable, "-c", RUNS_SCRIPT, str(proc), str(STATION), str(tmp_path / "results"),
+         str(n)], cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True,
+        timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert [r["status"] for r in report["runs"]] == ["completed"] * n
+    return report
+
+
+def _assert_tables_hold_the_journal(run: Path) -> None:
+    """The timeseries is the journal's samples, row for row (the journal is the record),
+    and no table was rebuilt from it at the end."""
+    journal = read_journal(run)
+    table = pq.read_table(run / "timeseries.parquet")
+    assert table.num_rows == len(journal.samples["test_time_s"]) > 65_536
+    for name, column in journal.samples.items():
+        assert np.array_equal(table[name].to_numpy(), column, equal_nan=True), name
+    steps = pq.read_table(run / "steps.parquet")
+    assert steps.num_rows == 40
+    assert int(pq.read_table(run / "cycles.parquet").num_rows) == 10
+    assert "rebuilt from the journal" not in (run / "log.txt").read_text()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pass_fds: POSIX")
+def test_runs_of_one_process_share_one_writer_and_never_import_pyarrow(tmp_path):
+    report = _runs(tmp_path, 2)
+    assert report["pyarrow"] is False, "the runs' own process imported pyarrow"
+    pids = {r["pid"] for r in report["runs"]}
+    assert len(pids) == 1 and None not in pids, report
+    for r in report["runs"]:
+        _assert_tables_hold_the_journal(Path(r["path"]))
+    # The process waited for its writer at exit: nothing of it is left, not even a zombie.
+    assert not Path(f"/proc/{pids.pop()}").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pass_fds: POSIX")
+def test_a_writer_that_died_between_runs_is_started_again(tmp_path):
+    report = _runs(tmp_path, 2, KILL_WRITER_BETWEEN_RUNS="1")
+    first, second = report["runs"]
+    assert first["pid"] != second["pid"] and second["pid"] is not None
+    for r in report["runs"]:
+        _assert_tables_hold_the_journal(Path(r["path"]))
+
+
+def test_labctl_table_writer_thread_keeps_the_tables_on_a_thread(tmp_path):
+    report = _runs(tmp_path, 1, LABCTL_TABLE_WRITER="thread")
+    assert report["runs"][0]["pid"] is None
+    assert report["pyarrow"] is True  # the thread that encoded the tables imported it
+    _assert_tables_hold_the_journal(Path(report["runs"][0]["path"]))
+
+
+def test_without_a_writer_process_the_run_encodes_on_a_thread(tmp_path, monkeypatch):
+    """No interpreter could be started (a sandbox, an embedded Python): the run goes on,
+    and after MAX_STARTS attempts the process stops trying."""
+    attempts = []
+
+    def no_process(rows: int):
+        attempts.append(rows)
+        return None
+
+    monkeypatch.setattr(shared_writer, "spawn_writer", no_process)
+    monkeypatch.setattr(shared_writer, "_writer", None)
+    monkeypatch.setattr(shared_writer, "_starts", 0)
+    proc = tmp_path / "check.yaml"
+    proc.write_text(PROCEDURE)
+    for k in range(shared_writer.MAX_STARTS + 2):
+        prep = prepare(proc, station_path=STATION, cell_ref="nmc-1p95ah")
+        outcome = start_run(prep, results_root=tmp_path / f"results{k}")
+        assert outcome.status == "completed"
+    assert len(attempts) == shared_writer.MAX_STARTS
+    _assert_tables_hold_the_journal(outcome.path)
