@@ -89,7 +89,8 @@ def main() -> None:
 def console() -> None:
     """The `labctl` command (console script and `python -m labctl.cli`): `main` in a process
     of its own, which may treat what it imports as never garbage (commands.gc_paused),
-    reuse the compiled methods of its dataclasses (dataclass_code_cache) and end without
+    reuse the compiled methods of its dataclasses (dataclass_code_cache), parsed YAML
+    texts (yaml_cache) and ceilings verdicts (plan/verdicts.py), and end without
     the interpreter's teardown (process_exit)."""
     import labctl.commands
     from labctl import yaml_cache
@@ -103,7 +104,10 @@ def console() -> None:
     except SystemExit as stop:
         from labctl.process_exit import leave_now
 
-        for cache in (code_cache, parse_cache):
+        # The ceilings verdicts, if a command checked a procedure (found through
+        # sys.modules: --help and --version import nothing for them).
+        verdicts = getattr(sys.modules.get("labctl.plan.verdicts"), "ACTIVE", None)
+        for cache in (code_cache, parse_cache, verdicts):
             if cache is not None:
                 cache.save()
         leave_now(stop)

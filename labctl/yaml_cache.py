@@ -11,20 +11,18 @@ One file, `~/.cache/labctl/yaml/parsed.marshal` (`$XDG_CACHE_HOME`), holding the
 latest MAX_ENTRIES texts, read when the first text is loaded and rewritten at exit
 when something new was parsed. It is valid only for the yamlio, yaml_parse and PyYAML
 files it was made with (their size and modification time are part of it), so an
-upgrade starts it afresh. Like the dataclass code cache, the folder and file are used
-only when they belong to the user and nobody else can write them, are opened without
-following links, hold only plain values (checked), and nothing is written under
-`PYTHONDONTWRITEBYTECODE`; a missing, foreign or damaged file only means parsing
-again. Installed by the `labctl` command's process (`labctl.cli.console`) alone:
-in-process users (tests, notebooks) always parse.
+upgrade starts it afresh. The file is read and written by the rules of
+`private_cache.py` (the user's alone, no links followed, nothing written under
+`PYTHONDONTWRITEBYTECODE`), and its entries hold only plain values (checked); a
+missing, foreign or damaged file only means parsing again. Installed by the `labctl`
+command's process (`labctl.cli.console`) alone: in-process users (tests, notebooks)
+always parse.
 """
 
 from __future__ import annotations
 
 import marshal
 import os
-import stat
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -130,54 +128,31 @@ class ParseCache:
         return self._entries
 
     def _read(self) -> dict[bytes, Any]:
-        try:
-            fd = os.open(self.folder / FILE_NAME, os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:
+        from labctl.private_cache import read_private
+
+        data = read_private(self.folder, FILE_NAME)
+        if data is None:
             return {}
         try:
-            st = os.fstat(fd)
-            if not (stat.S_ISREG(st.st_mode) and _private(st)
-                    and _private(os.stat(self.folder, follow_symlinks=False))):
-                return {}
-            with os.fdopen(fd, "rb") as f:
-                fd = -1
-                stamp, entries = marshal.loads(f.read())
-        except (OSError, EOFError, ValueError, TypeError):
+            stamp, entries = marshal.loads(data)
+        except (EOFError, ValueError, TypeError):
             return {}
-        finally:
-            if fd >= 0:
-                os.close(fd)
         if stamp != self._stamp or type(entries) is not dict:
             return {}
         return {k: v for k, v in entries.items() if type(k) is bytes and type(v) is bytes}
 
     def save(self) -> None:
         """Rewrite the file if something new was parsed (failures are ignored)."""
-        if not self._changed or sys.dont_write_bytecode or self._entries is None:
+        if not self._changed or self._entries is None:
             return
-        tmp = self.folder / f".{FILE_NAME}.{os.urandom(6).hex()}.tmp"
+        from labctl.private_cache import write_private
+
         try:
-            os.makedirs(self.folder, mode=0o700, exist_ok=True)
-            if not _private(os.stat(self.folder, follow_symlinks=False)):
-                return
             data = marshal.dumps((self._stamp, self._entries))
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, self.folder / FILE_NAME)
-        except (OSError, ValueError):
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        except ValueError:
+            return
+        write_private(self.folder, FILE_NAME, data)
         self._changed = False
-
-
-def _private(st: os.stat_result) -> bool:
-    """Ours, writable by nobody else (the code cache's rule), and not a link."""
-    from labctl.dataclass_code_cache import _private as owned_alone
-
-    return owned_alone(st) and not stat.S_ISLNK(st.st_mode)
 
 
 # The cache `yamlio.loads` uses in this process (found through sys.modules, so that a

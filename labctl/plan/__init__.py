@@ -63,24 +63,36 @@ def enforce_ceilings(prep: Any, *, need_report: bool = True,
     The plan is a rough one (`plan_prepared(rough=True)`), made again in full only when it
     lands within 20 % of a ceiling. With `need_report=False` a procedure whose text alone
     bounds it below the ceilings (every step timed or capped, loops counted) is not
-    planned at all: returns None.
+    planned at all: returns None; nor, in the `labctl` command, is one whose inputs
+    passed clearly before (plan/verdicts.py).
     """
     from labctl.errors import LabctlError
     from labctl.plan.bounds import static_bounds
 
     ceilings = ceilings or Ceilings()
     proc = prep.procedure
+    kept, key = None, None
     if not need_report:
         too_fast = _too_fast(proc, ceilings)
         t_max, n_max = static_bounds(proc.extra.get("tree"))
         if too_fast is None and t_max <= ceilings.duration_s and n_max <= ceilings.samples:
             return None
+        from labctl.plan import verdicts
+
+        kept = verdicts.active()  # the labctl command's: these inputs may have passed before
+        key = verdicts.inputs_key(prep, ceilings) if kept is not None else None
+        if key is not None and kept.passed(key):
+            return None
     # A rough plan decides unless near a ceiling. Planning stops after CHECK_BUDGET_S (a
     # long BMS or EIS session simulates slowly): what was planned by then is still checked,
     # and the absurd procedures this guards against are counted, not simulated, at once.
     report = plan_prepared(prep, ceilings, rough=True, budget_s=CHECK_BUDGET_S)
-    if ceilings.near(report) and report.status != "truncated":
+    near = ceilings.near(report)
+    if near and report.status != "truncated":
         report = plan_prepared(prep, ceilings, budget_s=CHECK_BUDGET_S)
+    if key is not None and report.refusal is None and not near \
+            and report.status in verdicts.KEEP_STATUSES:
+        kept.keep(key)  # a clear pass only (see plan/verdicts.py)
     if report.refusal is not None:
         from labctl.plan.report import one_line
 

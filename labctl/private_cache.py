@@ -1,0 +1,67 @@
+"""One file of labctl's user cache (`$XDG_CACHE_HOME/labctl/...`), read and written by
+the rules every such cache keeps.
+
+What these files hold decides what a command does (a parsed procedure, a ceilings
+verdict), so a file is used only when it and its folder belong to the user and nobody
+else can write them; both are opened without following links; a file is written private
+(0600) under a random name and renamed into place; nothing is written under
+`PYTHONDONTWRITEBYTECODE`. A missing, foreign or damaged file reads as None: the caller
+then works it out again. (dataclass_code_cache.py keeps the same rules with a folder
+descriptor, for its file per module.)
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+
+
+def read_private(folder: Path, name: str) -> bytes | None:
+    """The file's bytes, or None (missing, not the user's alone, a link, unreadable)."""
+    try:
+        fd = os.open(folder / name, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not (stat.S_ISREG(st.st_mode) and private(st)
+                and private(os.stat(folder, follow_symlinks=False))):
+            return None
+        with os.fdopen(fd, "rb") as f:
+            fd = -1
+            return f.read()
+    except OSError:
+        return None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def write_private(folder: Path, name: str, data: bytes) -> None:
+    """Replace the file with `data` (failures are ignored: the next process works it out
+    again). Nothing is written under PYTHONDONTWRITEBYTECODE."""
+    if sys.dont_write_bytecode:
+        return
+    tmp = folder / f".{name}.{os.urandom(6).hex()}.tmp"
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        if not private(os.stat(folder, follow_symlinks=False)):
+            return
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, folder / name)
+    except (OSError, ValueError):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def private(st: os.stat_result) -> bool:
+    """Ours, writable by nobody else (the code cache's rule), and not a link."""
+    from labctl.dataclass_code_cache import _private as owned_alone
+
+    return owned_alone(st) and not stat.S_ISLNK(st.st_mode)

@@ -1,0 +1,189 @@
+"""`labctl run` keeps "within the ceilings" for inputs it has planned (plan/verdicts.py):
+the same inputs are not planned again, and any change to them -- above all one that
+takes the procedure past a ceiling -- is planned and refused as before."""
+
+from __future__ import annotations
+
+import marshal
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+import labctl.plan as plan
+from labctl.engine.prepare import prepare
+from labctl.errors import LabctlError
+from labctl.plan import Ceilings, enforce_ceilings, verdicts
+from tests.plan.conftest import write
+from tests.support import REPO, labctl_cmd
+
+STATION = REPO / "instruments" / "sim.yaml"
+# Untimed steps: the text alone bounds it only by the channel's 30 days a step (600 days,
+# past the one-year ceiling), so the check plans it (~28 h).
+CYCLES = """\
+name: verdict-check
+parameters:
+  n: {default: 10, min: 1, max: 1000000000000, type: int}
+steps:
+  - repeat: "{n}"
+    steps:
+      - Discharge at 1C until 3.2 V
+      - Charge at 1C until 4.1 V
+"""
+
+
+@pytest.fixture
+def kept(tmp_path, monkeypatch):
+    """A verdict cache in tmp_path, used as the labctl command's own would be; and a
+    count of the plans made."""
+    cache = verdicts.VerdictCache(tmp_path / "cache")
+    monkeypatch.setattr(verdicts, "ACTIVE", cache)
+    plans = []
+    real = plan.plan_prepared
+
+    def counted(*args, **kwargs):
+        plans.append(args[0].procedure.name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(plan, "plan_prepared", counted)
+    return cache, plans
+
+
+def _inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """The procedure, a copy of the NMC cell file and of the station, to edit."""
+    cell = tmp_path / "cell.yaml"
+    shutil.copy(REPO / "fixtures" / "cells" / "nmc-1p95ah.yaml", cell)
+    station = tmp_path / "station.yaml"
+    shutil.copy(STATION, station)
+    return write(tmp_path, "verdict-check", CYCLES), cell, station
+
+
+def _check(proc: Path, cell: Path, station: Path, **params: str) -> None:
+    prep = prepare(proc, station_path=station, cell_ref=cell, params=params)
+    enforce_ceilings(prep, need_report=False)  # raises past a ceiling
+
+
+def test_inputs_that_passed_are_not_planned_again_even_by_a_new_process(tmp_path, kept,
+                                                                      monkeypatch):
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)  # as for a user's command
+    cache, plans = kept
+    proc, cell, station = _inputs(tmp_path)
+    _check(proc, cell, station)
+    _check(proc, cell, station)
+    assert plans == ["verdict-check"]  # planned once
+    cache.save()
+    again = verdicts.VerdictCache(tmp_path / "cache")  # what the next command reads
+    prep = prepare(proc, station_path=station, cell_ref=cell)
+    assert again.passed(verdicts.inputs_key(prep, Ceilings()))
+
+
+def test_a_parameter_past_the_ceilings_is_refused_after_a_pass(tmp_path, kept):
+    _, plans = kept
+    proc, cell, station = _inputs(tmp_path)
+    _check(proc, cell, station, n="10")
+    prep = prepare(proc, station_path=station, cell_ref=cell, params={"n": "10000000"})
+    with pytest.raises(LabctlError, match="refused: it would run"):  # ~2,000 years
+        enforce_ceilings(prep, need_report=False)
+    assert len(plans) == 2
+
+
+@pytest.mark.parametrize("what", ["procedure", "cell", "station", "parameter"])
+def test_any_change_to_the_inputs_plans_again(tmp_path, kept, what):
+    _, plans = kept
+    proc, cell, station = _inputs(tmp_path)
+    _check(proc, cell, station)
+    params = {}
+    if what == "procedure":
+        proc.write_text(CYCLES.replace("until 3.2 V", "until 3.3 V"))
+    elif what == "cell":
+        cell.write_text(cell.read_text().replace("capacity_ah: 1.95", "capacity_ah: 1.90"))
+    elif what == "station":
+        station.write_text(station.read_text() + "\n# another station file\n")
+    else:
+        params = {"n": "11"}
+    _check(proc, cell, station, **params)
+    assert len(plans) == 2
+    _check(proc, cell, station, **params)  # and that one is kept in turn
+    assert len(plans) == 2
+
+
+def test_a_change_to_labctl_s_code_drops_the_verdict(tmp_path, monkeypatch):
+    """Kept with the size and time of each labctl module then loaded (here: one file)."""
+    root = tmp_path / "pkg"
+    root.mkdir()
+    (root / "sim.py").write_text("x = 1\n")
+    monkeypatch.setattr(verdicts, "_labctl_root", lambda: str(root))
+    monkeypatch.setattr(verdicts, "_loaded_modules", lambda: ("sim.py",))
+    cache = verdicts.VerdictCache(tmp_path / "cache")
+    key = b"k" * 16
+    cache.keep(key)
+    assert cache.passed(key)
+    (root / "sim.py").write_text("x = 22\n")
+    assert not cache.passed(key)
+    assert not cache.passed(key)  # and it is gone
+
+
+def test_a_clear_pass_only_is_kept(tmp_path, kept):
+    """Within 20 % of a ceiling the full plan decides, and a refusal is planned again."""
+    cache, plans = kept
+    proc, cell, station = _inputs(tmp_path)
+    prep = prepare(proc, station_path=station, cell_ref=cell)
+    report = plan.plan_prepared(prep, rough=True)
+    near = Ceilings(duration_s=report.duration_s * 1.1)
+    assert enforce_ceilings(prep, need_report=False, ceilings=near) is not None
+    low = Ceilings(duration_s=report.duration_s * 0.5)
+    for _ in range(2):
+        with pytest.raises(LabctlError, match="refused"):
+            enforce_ceilings(prep, need_report=False, ceilings=low)
+    assert not cache._entries
+
+
+def test_python_procedures_and_other_packages_plugins_are_never_kept(tmp_path, kept):
+    proc, cell, station = _inputs(tmp_path)
+    prep = prepare(proc, station_path=station, cell_ref=cell)
+    assert verdicts.inputs_key(prep, Ceilings()) is not None
+    item = prep.registry.all()[0]
+    foreign = type(item)(item.kind, "foreign", "entry point: someones-plugin 1.0", item.info)
+    prep.registry.items[item.kind]["foreign"] = foreign
+    try:
+        assert verdicts.inputs_key(prep, Ceilings()) is None
+    finally:
+        del prep.registry.items[item.kind]["foreign"]  # the registry is cached per process
+    prep = prepare(REPO / "procedures" / "examples" / "ramp.py", station_path=station,
+                   cell_ref=cell)
+    assert prep.procedure.extra.get("tree") is None  # a generator written by hand
+    assert verdicts.inputs_key(prep, Ceilings()) is None
+
+
+def _cli_run(tmp_path: Path, proc: Path, cache: Path, **env: str):
+    return labctl_cmd("run", str(proc), "--station", str(STATION), "--cell", "nmc-1p95ah",
+                      "--results", str(tmp_path / "results"), "--no-progress",
+                      env={"XDG_CACHE_HOME": str(cache), **env}, timeout=120)
+
+
+def test_the_command_keeps_verdicts_and_skips_the_planner_for_them(tmp_path):
+    proc = write(tmp_path, "verdict-check", CYCLES)
+    cache = tmp_path / "xdg"
+    first = _cli_run(tmp_path, proc, cache, PYTHONDONTWRITEBYTECODE="")
+    assert first.returncode == 0, first.stderr[-2000:]
+    _, sets, entries = marshal.loads((cache / "labctl" / "ceilings" / verdicts.FILE_NAME)
+                                     .read_bytes())
+    assert len(entries) == 1 and "plan/walk.py" in sets[0]
+    # The second run finds the verdict: the planner is never imported.
+    second = _cli_run(tmp_path, proc, cache, PYTHONDONTWRITEBYTECODE="", PYTHONPROFILEIMPORTTIME="1")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "labctl.sim.cycler" in second.stderr  # the import listing is there
+    assert "labctl.plan.walk" not in second.stderr
+    # Made writable by others, the file is not trusted: planned again.
+    os.chmod(cache / "labctl" / "ceilings" / verdicts.FILE_NAME, 0o666)
+    third = _cli_run(tmp_path, proc, cache, PYTHONPROFILEIMPORTTIME="1")
+    assert third.returncode == 0 and "labctl.plan.walk" in third.stderr
+
+
+def test_nothing_is_written_under_pythondontwritebytecode(tmp_path):
+    proc = write(tmp_path, "verdict-check", CYCLES)
+    ran = _cli_run(tmp_path, proc, tmp_path / "xdg", PYTHONDONTWRITEBYTECODE="1")
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert not (tmp_path / "xdg" / "labctl" / "ceilings").exists()
