@@ -133,29 +133,6 @@ class LiveTables:
                  writer: TableWriter | None = None):
         self.run_dir = Path(run_dir)
         self.row_group_rows = row_group_rows or _row_group_rows()
-        # The child process that encodes (None: this process's worker thread does).
-        self.remote = writer if writer is not None and writer.take(self.row_group_rows) \
-            else None
-        self.tracker = _StepTracker()
-        self.means = _CycleMeans()
-        self.events: list[dict] = []
-        self.n_samples = 0
-        self.journal_bytes = 0  # the journal's size after the last record seen
-        self.last_record: tuple[int, int] | None = None
-        self.error: str | None = None
-        # Free row-group buffers; the one being filled (none: the writer process reads the
-        # journal itself, and is told to once the journal has another row group's samples).
-        self._free: queue.Queue = queue.Queue()
-        self._filling: _GroupBuffer | None = None
-        self._next_group = self.row_group_rows
-        if self.remote is None:
-            buffers = [_take_buffer(self.row_group_rows) for _ in range(_BUFFERS)]
-            for buf in buffers[1:]:
-                self._free.put(buf)
-            self._filling = buffers[0]
-        self._closed = False  # the encoder thread has been stopped
-        self._sealed = False  # no more samples expected (the run ended)
-        self._written = False  # the file is complete and fsynced
         fd, name = tempfile.mkstemp(dir=self.run_dir, prefix=".timeseries.parquet.",
                                     suffix=".tmp")
         try:
@@ -163,11 +140,41 @@ class LiveTables:
         finally:
             os.close(fd)
         self.tmp = Path(name)
+        self.tracker = _StepTracker()
+        self.means = _CycleMeans()
+        self.events: list[dict] = []
+        self.n_samples = 0
+        self.journal_bytes = 0  # the journal's size after the last record seen
+        self.last_record: tuple[int, int] | None = None
+        self.error: str | None = None
+        self._closed = False  # the encoder thread has been stopped
+        self._released = False  # the writer process is given back
+        self._sealed = False  # no more samples expected (the run ended)
+        self._written = False  # the file is complete and fsynced
         self._writer: Any = None  # opened on the encoder's thread (it imports pyarrow)
         self._queue: queue.Queue = queue.Queue()
+        # Free row-group buffers; the one being filled (none: the writer process reads the
+        # journal itself, and is told to once the journal has another row group's samples).
+        self._free: queue.Queue = queue.Queue()
+        self._filling: _GroupBuffer | None = None
+        self._next_group = self.row_group_rows
+        # The child process that encodes (None: this process's worker thread does),
+        # claimed last: nothing below can fail and leave it claimed.
+        self.remote = writer if writer is not None and writer.take(self.row_group_rows) \
+            else None
+        if self.remote is None:
+            buffers = [_take_buffer(self.row_group_rows) for _ in range(_BUFFERS)]
+            for buf in buffers[1:]:
+                self._free.put(buf)
+            self._filling = buffers[0]
         self._encoder = threading.Thread(target=self._encode_loop, daemon=True,
                                          name=f"live-tables-{self.run_dir.name}")
-        self._encoder.start()
+        try:
+            self._encoder.start()
+        except BaseException:
+            self._release_writer()
+            self.tmp.unlink(missing_ok=True)
+            raise
 
     # -- the tap (called by JournalWriter after each successful append) ------------------
     def record(self, kind: int, item: Any, end: int, start: int, crc: int,
@@ -338,8 +345,13 @@ class LiveTables:
                 self._filling = None
             while not self._free.empty():  # every buffer is back: keep them for the next run
                 _give_back(self._free.get())
-            if self.remote is not None:
-                self.remote.release()
+
+    def _release_writer(self) -> None:
+        """Let another run take the writer process, once this run's file there is closed
+        or abandoned (a process's runs share one: store/shared_writer.py)."""
+        if self.remote is not None and not self._released:
+            self._released = True
+            self.remote.release()
 
     def finish(self) -> dict[str, Any] | None:
         """Write the timeseries (fsynced, not yet renamed) if the tap saw the whole journal.
@@ -366,6 +378,7 @@ class LiveTables:
         if self.error is not None:
             self.abandon()
             return None
+        self._release_writer()  # the file is closed: finalize's frames need no claim
         return {"tmp": self.tmp, "tracker": self.tracker, "means": self.means,
                 "events": self.events, "n_samples": self.n_samples,
                 "file_bytes": self.journal_bytes, "last_record": self.last_record}
@@ -374,8 +387,9 @@ class LiveTables:
         """Stop and remove the temporary file (safe to call more than once)."""
         self.fail("abandoned")
         self._stop_encoder()
-        if self.remote is not None:
-            self.remote.abandon_file()
+        if self.remote is not None and not self._released:
+            self.remote.abandon_file()  # still ours: no other run's file can be open there
+        self._release_writer()
         try:
             if self._writer is not None:
                 self._writer.close()

@@ -2,19 +2,25 @@
 its later runs.
 
 `labctl run` forks its table writer (store/table_writer.py) as the command starts. A
-program that calls `start_run` itself -- a notebook, a pytest session, a console or a
-Dask worker running simulated campaigns -- has threads and a large heap by then, where a
-fork is not safe. Without a writer, the run's Parquet timeseries is encoded on a thread
-of its own process, and that thread's share of the GIL is taken from the engine's: a
-100-cycle simulated run took 0.31 s with a writer process against 0.37 s without
-(medians, 6 interleaved processes each; the engine's thread used ~10 % less CPU).
+program that calls `start_run` itself -- a notebook, a pytest session, a Dask worker,
+the worker processes of `labctl run` on several channels -- has threads and a large
+heap by then, where a fork is not safe. Without a writer, the run's Parquet timeseries
+is encoded on a thread of its own process, and that thread's share of the GIL is taken
+from the engine's: a 100-cycle simulated run took 0.31 s with a writer process against
+0.37 s without (medians, 6 interleaved processes each; the engine's thread used ~10 %
+less CPU).
 
 So the first run of such a process starts the writer as a fresh interpreter
-(`subprocess`, with only the writer's two pipe ends passed on, in a session of its own:
-a Ctrl-C at the terminal is the run's to handle, not the writer's). Starting it costs
-~35 ms plus its imports, all in the child while the first run goes on. Later runs reuse
-it; a run that finds it busy (parallel channels) or gone uses a thread, as before. It
-ends when this process closes its pipe: at exit, or when this process dies.
+(`subprocess`, Linux only, like the fork): with the parent's interpreter flags and `-P`
+(nothing from the working folder is imported), labctl imported from where the parent
+has it, only the writer's two pipe ends passed on, in a session of its own (a Ctrl-C at
+the terminal is the run's to handle, not the writer's). Starting it costs ~35 ms plus
+its imports, all in the child while the first run goes on. Later runs reuse it. A run
+that finds it busy (another channel of the process has it) encodes on a thread; one
+that finds it gone starts another, up to MAX_STARTS in all. It ends when this process
+closes its pipe: at exit, or when this process dies. A process forked from this one
+(multiprocessing's fork) closes its inherited copy of the pipe at once and starts its
+own writer if it runs anything.
 
 `LABCTL_TABLE_WRITER=thread` keeps every in-process run on a thread (no child process).
 """
@@ -39,17 +45,18 @@ _writer: TableWriter | None = None
 _starts = 0
 _exit_hook = False
 
-# The child: labctl from where this process has it (a checkout on sys.path, not
-# necessarily the installed one), then the writer's loop; it never returns.
-_CHILD = ("import sys; r = {root!r}; r in sys.path or sys.path.insert(0, r); "
+# The child: labctl from where this process has it (a checkout, not necessarily the
+# installed one; its modules then come from that package's folder, so the folder is
+# taken off sys.path again), then the writer's loop; it never returns.
+_CHILD = ("import sys; sys.path.insert(0, {root!r}); import labctl; del sys.path[0]; "
           "from labctl.store.table_writer import _child_main; "
           "_child_main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))")
 
 
 def shared_writer() -> TableWriter | None:
     """This process's table writer, started now if it has none (or its last one ended);
-    None where there can be none (`LABCTL_TABLE_WRITER=thread`, no interpreter to start,
-    MAX_STARTS used up): the run then encodes on a thread."""
+    None where there can be none (`LABCTL_TABLE_WRITER=thread`, not Linux, no interpreter
+    to start, MAX_STARTS used up): the run then encodes on a thread."""
     global _writer, _starts, _exit_hook
     if os.environ.get(ENV_VAR, "").strip().lower() == "thread":
         return None
@@ -76,11 +83,15 @@ def running_writer() -> TableWriter | None:
 
 
 def spawn_writer(rows: int) -> TableWriter | None:
-    """A writer process started as a fresh interpreter, or None if it cannot be started."""
+    """A writer process started as a fresh interpreter, or None if it cannot be started.
+    Linux only: the child reads the journal with `os.preadv`, and a writer that failed
+    where it is missing would fail silently, run after run."""
     import subprocess
 
-    if not sys.executable or not sys.platform.startswith(("linux", "darwin")):
-        return None  # pass_fds and a pipe per direction: POSIX
+    if not sys.executable or not sys.platform.startswith("linux"):
+        return None
+    # The parent's -I, -E, -s, -X ... (what multiprocessing's spawn passes on too).
+    flags = getattr(subprocess, "_args_from_interpreter_flags", list)()
     fds: list[int] = []
     try:
         fds += os.pipe()  # requests: the child reads fds[0]
@@ -88,8 +99,8 @@ def spawn_writer(rows: int) -> TableWriter | None:
         requests, to_child, from_child, replies = fds
         root = str(Path(__file__).resolve().parents[2])
         process = subprocess.Popen(
-            [sys.executable, "-c", _CHILD.format(root=root), str(requests), str(replies),
-             str(rows)],
+            [sys.executable, *flags, "-P", "-c", _CHILD.format(root=root), str(requests),
+             str(replies), str(rows)],
             pass_fds=(requests, replies), stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     except (OSError, ValueError, subprocess.SubprocessError):
@@ -116,3 +127,16 @@ def _close_at_exit() -> None:
             writer.process.wait(timeout=2.0)
         except Exception:
             pass
+
+
+def _forget_after_fork() -> None:
+    """In a forked child: the writer, its pipe and the lock are the parent's."""
+    global _writer, _lock, _starts
+    _lock = threading.Lock()
+    writer, _writer, _starts = _writer, None, 0
+    if writer is not None:
+        writer.forget()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)

@@ -238,8 +238,25 @@ class TableWriter:
             if locked:
                 self._lock.release()
         if reap:
-            threading.Thread(target=_reap, args=(self.pid, timeout_s), daemon=True,
+            # Through its Popen where there is one: Popen must see the exit it reaps (else
+            # "still running" warnings, and a kill that could reach a reused pid).
+            target, args = ((_reap_process, (self.process, timeout_s)) if self.process is not None
+                            else (_reap, (self.pid, timeout_s)))
+            threading.Thread(target=target, args=args, daemon=True,
                              name="table-writer-reaper").start()
+
+    def forget(self) -> None:
+        """In a process forked from the one that owns this writer: close the inherited pipe
+        ends without a word (the writer is the parent's; it must still see its pipe close
+        when the parent ends)."""
+        self._gone = "the table writer belongs to the parent process"
+        self._lock = threading.Lock()  # another thread may have held it at the fork
+        for fd in (self._to, self._from):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._to = self._from = -1
 
 
 def _reap(pid: int, timeout_s: float) -> None:
@@ -261,6 +278,17 @@ def _reap(pid: int, timeout_s: float) -> None:
                 pass
             return
         time.sleep(0.005)
+
+
+def _reap_process(process: Any, timeout_s: float) -> None:
+    try:
+        process.wait(timeout=timeout_s)
+    except Exception:  # its pipe is closed, so it has nothing left to do
+        try:
+            process.kill()
+            process.wait(timeout=timeout_s)
+        except Exception:
+            pass
 
 
 def _send(fd: int, message: Any) -> None:

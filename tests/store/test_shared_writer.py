@@ -39,9 +39,24 @@ RUNS_SCRIPT = """\
 import json, os, signal, sys
 from pathlib import Path
 from labctl.engine.session import prepare, start_run
-from labctl.store import shared_writer
+from labctl.store import shared_writer, table_writer
+
+if os.environ.get("KILL_WRITER_AT_FIRST_READ"):  # the writer dies before its first row group
+    real = table_writer.TableWriter.read_journal
+    killed = []
+
+    def read_journal(self, end):
+        if not killed:
+            killed.append(self.pid)
+            os.kill(self.pid, signal.SIGKILL)
+            self.process.wait()
+        return real(self, end)
+
+    table_writer.TableWriter.read_journal = read_journal
 
 proc, station, results, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+if os.environ.get("CHDIR_TO"):  # the working folder from now on (this process has imported)
+    os.chdir(os.environ["CHDIR_TO"])
 runs = []
 for _ in range(n):
     prep = prepare(Path(proc), station_path=Path(station), cell_ref="nmc-1p95ah")
@@ -69,9 +84,9 @@ def _runs(tmp_path: Path, n: int, **env: str) -> dict:
     return report
 
 
-def _assert_tables_hold_the_journal(run: Path) -> None:
+def _assert_tables_hold_the_journal(run: Path, rebuilt: bool = False) -> None:
     """The timeseries is the journal's samples, row for row (the journal is the record),
-    and no table was rebuilt from it at the end."""
+    and no table was rebuilt from it at the end (unless `rebuilt`)."""
     journal = read_journal(run)
     table = pq.read_table(run / "timeseries.parquet")
     assert table.num_rows == len(journal.samples["test_time_s"]) > 65_536
@@ -80,7 +95,7 @@ def _assert_tables_hold_the_journal(run: Path) -> None:
     steps = pq.read_table(run / "steps.parquet")
     assert steps.num_rows == 40
     assert int(pq.read_table(run / "cycles.parquet").num_rows) == 10
-    assert "rebuilt from the journal" not in (run / "log.txt").read_text()
+    assert ("timeseries rebuilt from the journal" in (run / "log.txt").read_text()) is rebuilt
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pass_fds: POSIX")
@@ -131,3 +146,94 @@ def test_without_a_writer_process_the_run_encodes_on_a_thread(tmp_path, monkeypa
         assert outcome.status == "completed"
     assert len(attempts) == shared_writer.MAX_STARTS
     _assert_tables_hold_the_journal(outcome.path)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pass_fds: POSIX")
+def test_a_writer_that_dies_during_a_run_leaves_the_tables_to_the_journal(tmp_path):
+    report = _runs(tmp_path, 2, KILL_WRITER_AT_FIRST_READ="1")
+    first, second = report["runs"]
+    _assert_tables_hold_the_journal(Path(first["path"]), rebuilt=True)
+    _assert_tables_hold_the_journal(Path(second["path"]))  # by a new writer
+    assert second["pid"] not in (None, first["pid"])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pass_fds: POSIX")
+def test_the_writer_imports_nothing_from_the_working_folder(tmp_path):
+    """`python -c` puts the working folder first on sys.path: a pickle.py there would
+    run in the writer (which imports pickle) if it were started without -P."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    marker = tmp_path / "ran.txt"
+    (folder / "pickle.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n"
+                                      "raise ImportError('not the real pickle')\n")
+    report = _runs(tmp_path, 1, CHDIR_TO=str(folder))
+    assert not marker.exists()
+    _assert_tables_hold_the_journal(Path(report["runs"][0]["path"]))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pass_fds: POSIX")
+def test_an_abandoned_run_gives_the_writer_back_only_after_its_file(tmp_path):
+    """Runs of one process share the writer: a run that gave it back first and then
+    abandoned "its" file would close the next run's."""
+    from labctl.store.live_tables import LiveTables
+    from labctl.store.table_writer import row_group_rows
+
+    writer = shared_writer.spawn_writer(row_group_rows())
+    assert writer is not None
+    held_at_abandon = []
+    real = writer.abandon_file
+
+    def abandon_file() -> None:
+        held_at_abandon.append(writer._taken)
+        real()
+
+    writer.abandon_file = abandon_file
+    try:
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            live = LiveTables(tmp_path / name, writer=writer)
+            assert live.remote is writer  # b could take it: a gave it back
+            live.abandon()
+            live.abandon()  # twice: still one give-back
+        assert held_at_abandon == [True, True]
+        assert writer.take(row_group_rows())
+    finally:
+        writer.close()
+
+
+FORK_SCRIPT = """\
+import os, sys
+from pathlib import Path
+from labctl.engine.session import prepare, start_run
+from labctl.store import shared_writer
+
+prep = prepare(Path(sys.argv[1]), station_path=Path(sys.argv[2]), cell_ref="nmc-1p95ah")
+start_run(prep, results_root=Path(sys.argv[3]))
+writer = shared_writer.running_writer()
+pid, fds = os.fork(), (writer._to, writer._from)
+if pid == 0:  # the child: no writer, and the parent's pipe ends are closed
+    ok = shared_writer.running_writer() is None
+    for fd in fds:
+        try:
+            os.fstat(fd)
+            ok = False
+        except OSError:
+            pass
+    os._exit(0 if ok else 1)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, "the forked child kept the parent's writer"
+outcome = start_run(prep, results_root=Path(sys.argv[3]))  # the parent's writer still works
+assert shared_writer.running_writer() is writer
+print(outcome.path)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork: POSIX")
+def test_a_forked_process_lets_go_of_the_parent_s_writer(tmp_path):
+    proc = tmp_path / "check.yaml"
+    proc.write_text(PROCEDURE)
+    out = subprocess.run([sys.executable, "-c", FORK_SCRIPT, str(proc), str(STATION),
+                          str(tmp_path / "results")], cwd=REPO, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    _assert_tables_hold_the_journal(Path(out.stdout.strip().splitlines()[-1]))
