@@ -123,7 +123,7 @@ class CodeCache:
         if dir_fd is None or name is None:
             return {}
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
         except OSError:
             return {}
         try:
@@ -169,8 +169,10 @@ class CodeCache:
 
 
 def _private(st: os.stat_result) -> bool:
-    """Ours, and writable by nobody else."""
-    return st.st_uid == os.getuid() and not st.st_mode & 0o022
+    """Ours, and writable by nobody else (the rule of every labctl cache file)."""
+    from labctl.private_cache import owned_alone
+
+    return owned_alone(st)
 
 
 def install() -> CodeCache | None:

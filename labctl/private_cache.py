@@ -6,8 +6,8 @@ verdict), so a file is used only when it and its folder belong to the user and n
 else can write them; both are opened without following links; a file is written private
 (0600) under a random name and renamed into place; nothing is written under
 `PYTHONDONTWRITEBYTECODE`. A missing, foreign or damaged file reads as None: the caller
-then works it out again. (dataclass_code_cache.py keeps the same rules with a folder
-descriptor, for its file per module.)
+then works it out again. (dataclass_code_cache.py keeps the same rules, `owned_alone`
+among them, with a folder descriptor, for its file per module.)
 """
 
 from __future__ import annotations
@@ -19,15 +19,18 @@ from pathlib import Path
 
 
 def read_private(folder: Path, name: str) -> bytes | None:
-    """The file's bytes, or None (missing, not the user's alone, a link, unreadable)."""
+    """The file's bytes, or None (missing, not the user's alone, a link, not a regular
+    file, unreadable). The folder is checked first; the file is opened without waiting
+    (a FIFO planted in its place must not hang the command) and checked once open."""
     try:
-        fd = os.open(folder / name, os.O_RDONLY | os.O_NOFOLLOW)
+        if not private(os.stat(folder, follow_symlinks=False)):
+            return None
+        fd = os.open(folder / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
     try:
         st = os.fstat(fd)
-        if not (stat.S_ISREG(st.st_mode) and private(st)
-                and private(os.stat(folder, follow_symlinks=False))):
+        if not (stat.S_ISREG(st.st_mode) and private(st)):
             return None
         with os.fdopen(fd, "rb") as f:
             fd = -1
@@ -60,8 +63,11 @@ def write_private(folder: Path, name: str, data: bytes) -> None:
             pass
 
 
-def private(st: os.stat_result) -> bool:
-    """Ours, writable by nobody else (the code cache's rule), and not a link."""
-    from labctl.dataclass_code_cache import _private as owned_alone
+def owned_alone(st: os.stat_result) -> bool:
+    """Ours, and writable by nobody else."""
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
 
+
+def private(st: os.stat_result) -> bool:
+    """Ours alone (`owned_alone`), and not a link."""
     return owned_alone(st) and not stat.S_ISLNK(st.st_mode)

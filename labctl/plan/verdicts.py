@@ -3,28 +3,32 @@
 Before every run the command plans the procedure roughly to refuse one that would run
 for centuries or fill the disk (`enforce_ceilings`). For a cycling procedure that is
 ~15 ms of simulation plus ~7 ms importing the planner, every time the same procedure
-is started again on the same cell and station -- the lab's everyday case. The verdict
-depends only on what went into it, so this cache keeps "within the ceilings" for
-those inputs, as a `.pyc` keeps compiled code:
+is started again on the same cell and station -- the lab's everyday case. Where the
+plan is a function of its inputs and labctl's code alone, this cache keeps "within the
+ceilings" for those inputs, as a `.pyc` keeps compiled code:
 
-- the key is a digest of the procedure's text and included texts, the parameter
-  overrides and the values they resolved to, the cell file and its table files, the
-  station file and its plugin files, the station as loaded (which covers a
-  `--channel`), the ceilings, and the Python and numpy versions;
-- with it, a digest of the size and modification time of every labctl module loaded
-  when the plan was made: a hit counts only while none of them changed (a change to
-  the planner, the simulator or the engine drops the entry);
+- only where that is so (`keepable`): a YAML procedure of plain electrical and chamber
+  steps (no profile step: it reads a CSV file), labctl's built-in plugins only (no
+  plugin file, whose imports are not followed; no other package's), and a station
+  whose twin is made of the standard stand-ins alone (a simulated BMS or calorimeter
+  reads files of its own);
+- the key is a digest of what was parsed and checked, not of files read again: the
+  procedure's text and included texts, the parameter overrides and the values they
+  resolved to, the cell and the station as loaded, every field and table value (so a
+  cell's CSV table and a `--channel` count; a comment does not), the ceilings, and
+  the labctl, Python and numpy versions;
+- with it, a digest of the size, modification time, inode and change time of every
+  labctl module loaded when the plan was made: a hit counts only while none of them
+  changed (an edit, a reinstall or a copy of the planner, simulator or engine drops it);
 - kept only for a clear pass: the rough plan finished (not cut by its time budget),
   the procedure ran to its end or to an abort, and no figure was within 20 % of a
   ceiling (where the full plan decides). A refusal is never kept: it is planned again.
 
-Not kept at all for a Python procedure (its code may import anything) or when a plugin
-from another installed package is registered (its code is not among the files above).
-A procedure that changes in any byte is planned again. One file,
-`~/.cache/labctl/ceilings/within.marshal` (`$XDG_CACHE_HOME`), by the rules of
-`private_cache.py` (the user's alone, no links followed, nothing written under
-`PYTHONDONTWRITEBYTECODE`). Used in the `labctl` command's own process alone
-(`active`): in-process callers always plan.
+One file, `~/.cache/labctl/ceilings/within.marshal` (`$XDG_CACHE_HOME`), by the rules
+of `private_cache.py` (the user's alone, no links followed, a FIFO not waited on,
+nothing written under `PYTHONDONTWRITEBYTECODE`); a damaged or planted file only means
+planning. Used in the `labctl` command's own process alone (`active`): in-process
+callers always plan.
 """
 
 from __future__ import annotations
@@ -49,16 +53,13 @@ def cache_folder() -> Path:
 
 def inputs_key(prep: Any, ceilings: Any) -> bytes | None:
     """The digest of everything the verdict depends on besides labctl's code, or None
-    where it cannot be known from files (a Python procedure, another package's plugin,
-    a cell or station not read from a file, an unreadable file)."""
+    where that is not known (see `keepable`)."""
     import hashlib
     import json
 
+    if not keepable(prep):
+        return None
     proc = prep.procedure
-    if proc.extra.get("tree") is None or not prep.cell.source or not prep.station.source:
-        return None
-    if any(not item.source.startswith(("builtin:", "file:")) for item in prep.registry.all()):
-        return None
     digest = hashlib.blake2b(digest_size=16)
 
     def part(data: bytes | str) -> None:
@@ -66,26 +67,83 @@ def inputs_key(prep: Any, ceilings: Any) -> bytes | None:
         digest.update(len(data).to_bytes(8, "little"))
         digest.update(data)
 
+    import labctl
+
     numpy = sys.modules.get("numpy")
-    part(f"{FORMAT} {sys.version} {getattr(numpy, '__version__', '')}")
+    part(f"{FORMAT} {labctl.__version__} {sys.version} {getattr(numpy, '__version__', '')}")
     part(repr(ceilings))
+    # What was parsed and checked, not the files read again (they may have changed since).
     part(proc.text)
     for name, text in sorted(proc.extra.get("included_texts", {}).items()):
         part(name)
         part(text)
     part(json.dumps([prep.params, proc.parameters], sort_keys=True, default=repr))
-    files = [prep.cell.source, *(prep.cell.extra or {}).get("table_files", []),
-             prep.station.source, *prep.station.plugin_files]
-    try:
-        for name in files:
-            part(str(name))
-            part(Path(name).read_bytes())
-    except OSError:
-        return None
-    # The station as loaded: a `--channel` picks one of its channels. (The cell is its
-    # files, above: its repr costs ~0.6 ms of numpy printing and adds nothing.)
-    part(repr(prep.station))
+    for loaded in (prep.cell, prep.station):  # with their tables, a --channel, ...
+        if not _feed(part, loaded):
+            return None
     return digest.digest()
+
+
+def keepable(prep: Any) -> bool:
+    """Whether the plan depends on nothing but the procedure's texts and parameters, the
+    cell and station as loaded, and labctl's own modules: a YAML procedure of plain
+    electrical and chamber steps (a profile step reads its CSV file), labctl's built-in
+    plugins only (a plugin file's imports, another package's code, are not followed),
+    and a twin made of the standard stand-ins alone (a simulated BMS or calorimeter
+    reads files of its own)."""
+    from labctl.capabilities.steps import ChamberStep, ElectricalStep
+    from labctl.plan.twin import TWIN_DRIVERS, twin_spec
+    from labctl.procedures.tree import leaves
+
+    tree = prep.procedure.extra.get("tree")
+    if tree is None:  # a Python procedure: its code may import anything
+        return False
+    if any(not item.source.startswith("builtin:") for item in prep.registry.all()):
+        return False
+    for leaf in leaves(tree):
+        step = leaf.step
+        if not (type(step) is ChamberStep
+                or (type(step) is ElectricalStep and step.profile is None)):
+            return False
+    stand_ins = set(TWIN_DRIVERS.values())
+    return all(b.driver in stand_ins for b in twin_spec(prep.station).instruments.values())
+
+
+def _feed(part: Any, value: Any, depth: int = 0) -> bool:
+    """Feed a loaded cell or station (dataclasses, dicts, lists, arrays, plain values) to
+    `part`, all of it (a repr would elide long arrays); False for anything else."""
+    import dataclasses
+    import enum
+
+    import numpy as np
+
+    if depth > 40:
+        return False
+    if value is None or isinstance(value, (bool, int, float, str, enum.Enum, Path)):
+        part(f"{type(value).__name__}:{value!r}")
+        return True
+    if isinstance(value, np.ndarray):
+        if value.dtype.hasobject:
+            return False
+        part(f"ndarray:{value.dtype.str}:{value.shape}")
+        part(np.ascontiguousarray(value).tobytes())
+        return True
+    if isinstance(value, np.generic):
+        part(f"{type(value).__name__}:{value!r}")
+        return True
+    if isinstance(value, dict):
+        part(f"dict:{len(value)}")
+        return all(_feed(part, k, depth + 1) and _feed(part, v, depth + 1)
+                   for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        part(f"{type(value).__name__}:{len(value)}")
+        return all(_feed(part, v, depth + 1) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        part(f"dataclass:{type(value).__module__}.{type(value).__qualname__}")
+        return all(_feed(part, f.name, depth + 1)
+                   and _feed(part, getattr(value, f.name), depth + 1)
+                   for f in dataclasses.fields(value))
+    return False
 
 
 def _labctl_root() -> str:
@@ -113,16 +171,24 @@ def _code_digest(modules: tuple[str, ...]) -> bytes:
     digest = hashlib.blake2b(digest_size=16)
     for rel in modules:
         try:
+            # The inode and its change time too: a copy that keeps modification times
+            # (cp -p, rsync -a, an image) still gets new ones.
             st = os.stat(os.path.join(root, rel))
-            stamp = f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n"
-        except OSError:
+            stamp = f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_ctime_ns}\n"
+        except (OSError, ValueError):  # ValueError: a NUL in a damaged file's name
             stamp = f"{rel}\0missing\n"
         digest.update(stamp.encode("utf-8", "surrogatepass"))
     return digest.digest()
 
 
+def _module_name_ok(rel: object) -> bool:
+    """A module file's name relative to labctl's folder, as `_loaded_modules` writes it."""
+    return (type(rel) is str and rel.endswith(".py") and "\0" not in rel
+            and not os.path.isabs(rel) and ".." not in Path(rel).parts)
+
+
 class VerdictCache:
-    """"Within the ceilings" by inputs key (see the module doc).
+    """The inputs that passed the check clearly, by key (see the module doc).
 
     The file holds the sets of labctl modules the kept verdicts were made with (a
     command loads much the same set each time, so there are few) and, per inputs key,
@@ -145,6 +211,10 @@ class VerdictCache:
             del self._entries[key]
             self._changed = True
             return False
+        if next(reversed(self._entries)) != key:  # the most recent last (rewritten then)
+            del self._entries[key]
+            self._entries[key] = entry
+            self._changed = True
         return True
 
     def keep(self, key: bytes) -> None:
@@ -171,7 +241,7 @@ class VerdictCache:
         except (EOFError, ValueError, TypeError):
             return [], {}
         if not (version == FORMAT and type(sets) is list and type(entries) is dict
-                and all(type(m) is tuple and all(type(r) is str for r in m) for m in sets)):
+                and all(type(m) is tuple and all(_module_name_ok(r) for r in m) for m in sets)):
             return [], {}
         return sets, {k: v for k, v in entries.items()
                       if type(k) is bytes and type(v) is tuple and len(v) == 2

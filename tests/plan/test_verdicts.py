@@ -100,7 +100,8 @@ def test_any_change_to_the_inputs_plans_again(tmp_path, kept, what):
     elif what == "cell":
         cell.write_text(cell.read_text().replace("capacity_ah: 1.95", "capacity_ah: 1.90"))
     elif what == "station":
-        station.write_text(station.read_text() + "\n# another station file\n")
+        station.write_text(station.read_text().replace("max_current_a: 20.0",
+                                                       "max_current_a: 19.0"))
     else:
         params = {"n": "11"}
     _check(proc, cell, station, **params)
@@ -187,3 +188,104 @@ def test_nothing_is_written_under_pythondontwritebytecode(tmp_path):
     ran = _cli_run(tmp_path, proc, tmp_path / "xdg", PYTHONDONTWRITEBYTECODE="1")
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert not (tmp_path / "xdg" / "labctl" / "ceilings").exists()
+
+
+def test_a_change_in_a_cell_s_csv_table_plans_again(tmp_path, kept):
+    """The cell as loaded is keyed, its tables with it (the CSV, not only the YAML)."""
+    _, plans = kept
+    proc, cell, station = _inputs(tmp_path)
+    text = cell.read_text()
+    start = text.index("  ocv_v:")
+    end = text.index("  r0_ohm:")
+    soc = [0.0, 0.02, 0.05, 0.10, 0.15, 0.20, 0.30, 0.40, 0.50, 0.60, 0.70, 0.80, 0.90, 0.95, 1.0]
+    ocv = [2.70, 3.05, 3.30, 3.45, 3.51, 3.56, 3.62, 3.66, 3.71, 3.79, 3.88, 3.97, 4.07, 4.12,
+           4.18]
+    table = tmp_path / "ocv.csv"
+    table.write_text("soc,ocv_v\n" + "".join(f"{s},{v}\n" for s, v in zip(soc, ocv, strict=True)))
+    cell.write_text(text[:start] + "  ocv_v: {csv: ocv.csv, column: ocv_v}\n" + text[end:])
+    _check(proc, cell, station)
+    _check(proc, cell, station)
+    assert len(plans) == 1
+    table.write_text("soc,ocv_v\n" + "".join(f"{s},{v - 0.01}\n" for s, v in zip(soc, ocv, strict=True)))
+    _check(proc, cell, station)
+    assert len(plans) == 2
+
+
+def test_a_comment_in_the_station_file_changes_nothing_but_a_channel_does(tmp_path, kept):
+    """What was loaded is keyed, not the file's bytes."""
+    from labctl.engine.multi import on_channel
+
+    _, plans = kept
+    proc, cell, station = _inputs(tmp_path)
+    _check(proc, cell, station)
+    station.write_text(station.read_text() + "\n# a comment\n")
+    _check(proc, cell, station)
+    assert len(plans) == 1
+    prep = prepare(proc, station_path=station, cell_ref=cell)
+    enforce_ceilings(on_channel(prep, "2"), need_report=False)
+    assert len(plans) == 2
+
+
+@pytest.mark.parametrize("what", ["profile", "plugin file", "calorimeter station"])
+def test_what_reads_files_of_its_own_is_never_kept(tmp_path, what):
+    """A profile's CSV, a plugin file's imports, a simulated calorimeter's preset: not in
+    the key, so nothing is kept for them."""
+    proc, cell, station = _inputs(tmp_path)
+    if what == "profile":
+        (tmp_path / "p.csv").write_text("time_s,current_a\n0,-1.0\n60,-0.5\n")
+        proc.write_text(CYCLES.replace("      - Charge at 1C until 4.1 V\n",
+                                       "      - Charge at 1C until 4.1 V\n"
+                                       "      - profile: {file: p.csv}\n"))
+    elif what == "calorimeter station":
+        station = REPO / "instruments" / "sim-abuse.yaml"
+    prep = prepare(proc, station_path=station, cell_ref=cell)
+    if what == "plugin file":  # as a station's `plugins:` file registers its items
+        item = prep.registry.all()[0]
+        local = type(item)(item.kind, "local", "file: /lab/plugins/my_steps.py", item.info)
+        prep.registry.items[item.kind]["local"] = local
+    try:
+        assert not verdicts.keepable(prep)
+        assert verdicts.inputs_key(prep, Ceilings()) is None
+    finally:
+        if what == "plugin file":  # the registry is cached per process
+            del prep.registry.items[item.kind]["local"]
+
+
+def test_near_the_samples_ceiling_or_cut_by_the_budget_is_not_kept(tmp_path, kept,
+                                                                    monkeypatch):
+    cache, plans = kept
+    proc, cell, station = _inputs(tmp_path)
+    prep = prepare(proc, station_path=station, cell_ref=cell)
+    report = plan.plan_prepared(prep, rough=True)
+    near = Ceilings(samples=report.run_samples * 1.1)
+    enforce_ceilings(prep, need_report=False, ceilings=near)
+    assert not cache._entries
+    monkeypatch.setattr(plan, "CHECK_BUDGET_S", 0.0)  # cut at once: "truncated"
+    enforce_ceilings(prep, need_report=False)
+    assert not cache._entries
+
+
+def test_a_damaged_or_planted_cache_file_only_means_planning(tmp_path, kept):
+    """Bad module names (a NUL, a path out of labctl), a link, a FIFO: no crash, no hang,
+    no pass."""
+    cache, plans = kept
+    proc, cell, station = _inputs(tmp_path)
+    prep = prepare(proc, station_path=station, cell_ref=cell)
+    key = verdicts.inputs_key(prep, Ceilings())
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o700)
+    path = folder / verdicts.FILE_NAME
+    for sets in ([("plan/walk.py\0",)], [("../../elsewhere.py",)], [("/etc/passwd",)]):
+        path.write_bytes(marshal.dumps((verdicts.FORMAT, sets, {key: (0, b"x" * 16)})))
+        os.chmod(path, 0o600)
+        assert not verdicts.VerdictCache(folder).passed(key)
+    path.unlink()
+    elsewhere = tmp_path / "elsewhere.marshal"
+    elsewhere.write_bytes(marshal.dumps((verdicts.FORMAT, [], {})))
+    path.symlink_to(elsewhere)
+    assert not verdicts.VerdictCache(folder).passed(key)
+    path.unlink()
+    os.mkfifo(path, 0o600)
+    assert not verdicts.VerdictCache(folder).passed(key)  # returns: opened without waiting
+    enforce_ceilings(prep, need_report=False)
+    assert plans == ["verdict-check"]
