@@ -125,6 +125,9 @@ class Registry:
     """Everything the plugins contributed, by kind and name."""
 
     items: dict[str, dict[str, Registered]] = field(default_factory=dict)
+    # Where every registered plugin came from ("builtin: ...", "entry point: ...",
+    # "file: ..."), also those that contribute nothing (a file may only patch a module).
+    plugins: tuple[str, ...] = ()
 
     def get(self, kind: str, name: str) -> Any:
         try:
@@ -262,7 +265,8 @@ def build_registry(local_files: Iterable[str | Path] = ()) -> Registry:
 
 def _build_registry(local_files: Iterable[str | Path]) -> Registry:
     pm = plugin_manager(local_files)
-    registry = Registry()
+    registry = Registry(plugins=tuple(sorted(_source_of(pm, name)
+                                             for name, _ in pm.list_name_plugin())))
     for kind, hook_name in _HOOKS.items():
         by_name: dict[str, Registered] = {}
         for impl in getattr(pm.hook, hook_name).get_hookimpls():

@@ -18,17 +18,25 @@ import sys
 from pathlib import Path
 
 
+def supported() -> bool:
+    """Whether this platform has the calls that open these files safely."""
+    return (hasattr(os, "O_NOFOLLOW") and hasattr(os, "O_DIRECTORY")
+            and hasattr(os, "O_NONBLOCK") and hasattr(os, "getuid")
+            and os.open in os.supports_dir_fd)
+
+
 def read_private(folder: Path, name: str) -> bytes | None:
     """The file's bytes, or None (missing, not the user's alone, a link, not a regular
-    file, unreadable). The folder is checked first; the file is opened without waiting
-    (a FIFO planted in its place must not hang the command) and checked once open."""
+    file, unreadable). The folder is opened without following a link and checked, and the
+    file opened through it (the folder cannot be swapped between the two), without
+    waiting (a FIFO planted in its place must not hang the command), and checked once
+    open."""
+    dir_fd = fd = -1
     try:
-        if not private(os.stat(folder, follow_symlinks=False)):
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        if not private(os.fstat(dir_fd)):
             return None
-        fd = os.open(folder / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
         st = os.fstat(fd)
         if not (stat.S_ISREG(st.st_mode) and private(st)):
             return None
@@ -38,8 +46,9 @@ def read_private(folder: Path, name: str) -> bytes | None:
     except OSError:
         return None
     finally:
-        if fd >= 0:
-            os.close(fd)
+        for open_fd in (fd, dir_fd):
+            if open_fd >= 0:
+                os.close(open_fd)
 
 
 def write_private(folder: Path, name: str, data: bytes) -> None:

@@ -164,7 +164,9 @@ def install() -> ParseCache | None:
     """Have `yamlio.loads` use the cache in this process (None where the platform lacks
     the calls that open files safely)."""
     global ACTIVE
-    if not (hasattr(os, "O_NOFOLLOW") and hasattr(os, "getuid")):
+    from labctl.private_cache import supported
+
+    if not supported():
         return None
     ACTIVE = ParseCache(cache_folder())
     return ACTIVE

@@ -71,7 +71,7 @@ def enforce_ceilings(prep: Any, *, need_report: bool = True,
 
     ceilings = ceilings or Ceilings()
     proc = prep.procedure
-    kept, key = None, None
+    kept, key, checked_since_ns = None, None, time.time_ns()
     if not need_report:
         too_fast = _too_fast(proc, ceilings)
         t_max, n_max = static_bounds(proc.extra.get("tree"))
@@ -92,7 +92,7 @@ def enforce_ceilings(prep: Any, *, need_report: bool = True,
         report = plan_prepared(prep, ceilings, budget_s=CHECK_BUDGET_S)
     if key is not None and report.refusal is None and not near \
             and report.status in verdicts.KEEP_STATUSES:
-        kept.keep(key)  # a clear pass only (see plan/verdicts.py)
+        kept.keep(key, checked_since_ns)  # a clear pass only (see plan/verdicts.py)
     if report.refusal is not None:
         from labctl.plan.report import one_line
 

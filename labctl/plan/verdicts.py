@@ -19,7 +19,8 @@ ceilings" for those inputs, as a `.pyc` keeps compiled code:
   the labctl, Python and numpy versions;
 - with it, a digest of the size, modification time, inode and change time of every
   labctl module loaded when the plan was made: a hit counts only while none of them
-  changed (an edit, a reinstall or a copy of the planner, simulator or engine drops it);
+  changed (an edit, a reinstall or a copy of the planner, simulator or engine drops it),
+  and nothing is kept when one changed while (or just before) the plan ran;
 - kept only for a clear pass: the rough plan finished (not cut by its time budget),
   the procedure ran to its end or to an abort, and no figure was within 20 % of a
   ceiling (where the full plan decides). A refusal is never kept: it is planned again.
@@ -88,7 +89,8 @@ def keepable(prep: Any) -> bool:
     """Whether the plan depends on nothing but the procedure's texts and parameters, the
     cell and station as loaded, and labctl's own modules: a YAML procedure of plain
     electrical and chamber steps (a profile step reads its CSV file), labctl's built-in
-    plugins only (a plugin file's imports, another package's code, are not followed),
+    plugins only (no plugin file, even one that registers nothing: it may patch a module;
+    no other package's entry point),
     and a twin made of the standard stand-ins alone (a simulated BMS or calorimeter
     reads files of its own)."""
     from labctl.capabilities.steps import ChamberStep, ElectricalStep
@@ -98,7 +100,10 @@ def keepable(prep: Any) -> bool:
     tree = prep.procedure.extra.get("tree")
     if tree is None:  # a Python procedure: its code may import anything
         return False
-    if any(not item.source.startswith("builtin:") for item in prep.registry.all()):
+    if prep.station.plugin_files or any(
+            not source.startswith("builtin:")
+            for source in (*getattr(prep.registry, "plugins", ("?",)),
+                           *(item.source for item in prep.registry.all()))):
         return False
     for leaf in leaves(tree):
         step = leaf.step
@@ -163,8 +168,14 @@ def _loaded_modules() -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
-def _code_digest(modules: tuple[str, ...]) -> bytes:
-    """Size and modification time of each of these module files, digested."""
+# A module changed this close to the check's start (or after it) may not be the code the
+# plan ran: no verdict is kept then. Wide, for file systems with coarse time stamps.
+RECENT_NS = 2_000_000_000
+
+
+def _code_digest(modules: tuple[str, ...], checked_since_ns: int | None = None) -> bytes | None:
+    """Size, modification time, inode and change time of each of these module files,
+    digested; None when one of them changed after `checked_since_ns` - RECENT_NS."""
     import hashlib
 
     root = _labctl_root()
@@ -175,6 +186,9 @@ def _code_digest(modules: tuple[str, ...]) -> bytes:
             # (cp -p, rsync -a, an image) still gets new ones.
             st = os.stat(os.path.join(root, rel))
             stamp = f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_ctime_ns}\n"
+            if checked_since_ns is not None and \
+                    max(st.st_mtime_ns, st.st_ctime_ns) >= checked_since_ns - RECENT_NS:
+                return None
         except (OSError, ValueError):  # ValueError: a NUL in a damaged file's name
             stamp = f"{rel}\0missing\n"
         digest.update(stamp.encode("utf-8", "surrogatepass"))
@@ -192,7 +206,8 @@ class VerdictCache:
 
     The file holds the sets of labctl modules the kept verdicts were made with (a
     command loads much the same set each time, so there are few) and, per inputs key,
-    which set and the digest of its files' sizes and modification times then."""
+    which set and the digest of its files' sizes, modification times, inodes and change
+    times then."""
 
     def __init__(self, folder: Path):
         self.folder = folder
@@ -217,13 +232,18 @@ class VerdictCache:
             self._changed = True
         return True
 
-    def keep(self, key: bytes) -> None:
+    def keep(self, key: bytes, checked_since_ns: int) -> None:
+        """Keep a pass for `key`, found by a check that started at `checked_since_ns`
+        (time.time_ns()): not if one of labctl's modules changed since (or just before)."""
         self._load()
         modules = _loaded_modules()
+        digest = _code_digest(modules, checked_since_ns)
+        if digest is None:
+            return
         if modules not in self._module_sets:
             self._module_sets.append(modules)
         self._entries.pop(key, None)
-        self._entries[key] = (self._module_sets.index(modules), _code_digest(modules))
+        self._entries[key] = (self._module_sets.index(modules), digest)
         while len(self._entries) > MAX_ENTRIES:  # the most recent last
             self._entries.pop(next(iter(self._entries)))
         self._changed = True
@@ -283,7 +303,9 @@ def install() -> VerdictCache | None:
     """Keep and reuse verdicts in this process (None where the platform lacks the calls
     that open files safely)."""
     global ACTIVE
-    if not (hasattr(os, "O_NOFOLLOW") and hasattr(os, "getuid")):
+    from labctl.private_cache import supported
+
+    if not supported():
         return None
     ACTIVE = VerdictCache(cache_folder())
     return ACTIVE

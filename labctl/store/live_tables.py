@@ -167,9 +167,9 @@ class LiveTables:
             for buf in buffers[1:]:
                 self._free.put(buf)
             self._filling = buffers[0]
-        self._encoder = threading.Thread(target=self._encode_loop, daemon=True,
-                                         name=f"live-tables-{self.run_dir.name}")
         try:
+            self._encoder = threading.Thread(target=self._encode_loop, daemon=True,
+                                             name=f"live-tables-{self.run_dir.name}")
             self._encoder.start()
         except BaseException:
             self._release_writer()

@@ -11,7 +11,7 @@ from the engine's: a 100-cycle simulated run took 0.31 s with a writer process a
 less CPU).
 
 So the first run of such a process starts the writer as a fresh interpreter
-(`subprocess`, Linux only, like the fork): with the parent's interpreter flags and `-P`
+(`subprocess`, Linux only, like the fork): with the parent's -I, -E, -s, -S, -B and `-P`
 (nothing from the working folder is imported), labctl imported from where the parent
 has it, only the writer's two pipe ends passed on, in a session of its own (a Ctrl-C at
 the terminal is the run's to handle, not the writer's). Starting it costs ~35 ms plus
@@ -90,8 +90,11 @@ def spawn_writer(rows: int) -> TableWriter | None:
 
     if not sys.executable or not sys.platform.startswith("linux"):
         return None
-    # The parent's -I, -E, -s, -X ... (what multiprocessing's spawn passes on too).
-    flags = getattr(subprocess, "_args_from_interpreter_flags", list)()
+    # The parent's choices of where modules come from; not its -W or -X options (under
+    # -W error a warning while pyarrow imports would end the writer, run after run).
+    flags = [flag for flag, on in (("-I", sys.flags.isolated), ("-E", sys.flags.ignore_environment),
+                                   ("-s", sys.flags.no_user_site), ("-S", sys.flags.no_site),
+                                   ("-B", sys.flags.dont_write_bytecode)) if on]
     fds: list[int] = []
     try:
         fds += os.pipe()  # requests: the child reads fds[0]

@@ -8,6 +8,7 @@ import marshal
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -110,20 +111,49 @@ def test_any_change_to_the_inputs_plans_again(tmp_path, kept, what):
     assert len(plans) == 2
 
 
-def test_a_change_to_labctl_s_code_drops_the_verdict(tmp_path, monkeypatch):
-    """Kept with the size and time of each labctl module then loaded (here: one file)."""
+@pytest.fixture
+def one_module(tmp_path, monkeypatch):
+    """labctl's code as one module file, pkg/sim.py, in tmp_path."""
     root = tmp_path / "pkg"
     root.mkdir()
     (root / "sim.py").write_text("x = 1\n")
     monkeypatch.setattr(verdicts, "_labctl_root", lambda: str(root))
     monkeypatch.setattr(verdicts, "_loaded_modules", lambda: ("sim.py",))
+    return root / "sim.py"
+
+
+LATER_NS = time.time_ns() + 3_600 * 10**9  # a check that started well after the edits
+
+
+def test_a_change_to_labctl_s_code_drops_the_verdict(tmp_path, one_module):
+    """Even one that keeps the file's size and modification time (cp -p, rsync -a)."""
     cache = verdicts.VerdictCache(tmp_path / "cache")
     key = b"k" * 16
-    cache.keep(key)
+    cache.keep(key, LATER_NS)
     assert cache.passed(key)
-    (root / "sim.py").write_text("x = 22\n")
+    before = one_module.stat()
+    one_module.write_text("x = 2\n")  # the same size
+    os.utime(one_module, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert one_module.stat().st_size == before.st_size
+    assert one_module.stat().st_mtime_ns == before.st_mtime_ns
     assert not cache.passed(key)
     assert not cache.passed(key)  # and it is gone
+
+
+def test_code_changed_while_it_was_checked_keeps_nothing(tmp_path, one_module):
+    cache = verdicts.VerdictCache(tmp_path / "cache")
+    cache.keep(b"k" * 16, time.time_ns())  # the module was written just now
+    assert not cache.passed(b"k" * 16)
+
+
+def test_the_most_recently_used_verdicts_are_kept(tmp_path, one_module):
+    cache = verdicts.VerdictCache(tmp_path / "cache")
+    keys = [bytes([k]) * 16 for k in range(verdicts.MAX_ENTRIES + 1)]
+    for key in keys[:-1]:
+        cache.keep(key, LATER_NS)
+    assert cache.passed(keys[0])  # used again: now the most recent
+    cache.keep(keys[-1], LATER_NS)  # one too many: the least recently used goes
+    assert cache.passed(keys[0]) and not cache.passed(keys[1])
 
 
 def test_a_clear_pass_only_is_kept(tmp_path, kept):
@@ -226,10 +256,11 @@ def test_a_comment_in_the_station_file_changes_nothing_but_a_channel_does(tmp_pa
     assert len(plans) == 2
 
 
-@pytest.mark.parametrize("what", ["profile", "plugin file", "calorimeter station"])
+@pytest.mark.parametrize("what", ["profile", "plugin file", "plugin file of no items",
+                                  "calorimeter station"])
 def test_what_reads_files_of_its_own_is_never_kept(tmp_path, what):
-    """A profile's CSV, a plugin file's imports, a simulated calorimeter's preset: not in
-    the key, so nothing is kept for them."""
+    """A profile's CSV, a plugin file and its imports, a simulated calorimeter's preset:
+    not in the key, so nothing is kept for them."""
     proc, cell, station = _inputs(tmp_path)
     if what == "profile":
         (tmp_path / "p.csv").write_text("time_s,current_a\n0,-1.0\n60,-0.5\n")
@@ -238,6 +269,9 @@ def test_what_reads_files_of_its_own_is_never_kept(tmp_path, what):
                                        "      - profile: {file: p.csv}\n"))
     elif what == "calorimeter station":
         station = REPO / "instruments" / "sim-abuse.yaml"
+    elif what == "plugin file of no items":  # it could still patch a module as it loads
+        (tmp_path / "patch.py").write_text("import labctl.sim.cycler  # noqa: F401\n")
+        station.write_text(station.read_text() + "plugins: [patch.py]\n")
     prep = prepare(proc, station_path=station, cell_ref=cell)
     if what == "plugin file":  # as a station's `plugins:` file registers its items
         item = prep.registry.all()[0]

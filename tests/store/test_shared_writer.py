@@ -237,3 +237,59 @@ def test_a_forked_process_lets_go_of_the_parent_s_writer(tmp_path):
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     _assert_tables_hold_the_journal(Path(out.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pass_fds: POSIX")
+def test_a_run_whose_timeseries_cannot_be_renamed_abandons_nothing_of_another(tmp_path,
+                                                                               monkeypatch):
+    """finalize gives up after the writer closed the file and was given back (the rename
+    failed): the writer's file then belongs to whichever run took it next."""
+    import labctl.store.finalize as finalize_module
+    from labctl.errors import StorageError
+    from labctl.store.table_writer import row_group_rows
+
+    writer = shared_writer.spawn_writer(row_group_rows())
+    assert writer is not None
+    abandoned_while_free = []
+    real_abandon = writer.abandon_file
+
+    def abandon_file() -> None:
+        abandoned_while_free.append(not writer._taken)
+        real_abandon()
+
+    writer.abandon_file = abandon_file
+    real_replace = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        if Path(dst).name == "timeseries.parquet":
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(finalize_module.os, "replace", replace)
+    proc = tmp_path / "check.yaml"
+    proc.write_text(PROCEDURE)
+    prep = prepare(proc, station_path=STATION, cell_ref="nmc-1p95ah")
+    try:
+        with pytest.raises(StorageError, match="could not be completed"):
+            start_run(prep, results_root=tmp_path / "results", table_writer=writer)
+        assert abandoned_while_free == []  # nothing abandoned once the writer was free
+        assert writer.take(row_group_rows())  # and it was given back
+    finally:
+        writer.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pass_fds: POSIX")
+def test_a_closed_writer_is_reaped_through_its_popen():
+    """Else Popen never learns of the exit: "subprocess N is still running" warnings at
+    the interpreter's end, and a kill after the timeout that could hit a reused pid."""
+    import time
+
+    from labctl.store.table_writer import row_group_rows
+
+    writer = shared_writer.spawn_writer(row_group_rows())
+    assert writer is not None
+    writer.close()
+    deadline = time.monotonic() + 10
+    while writer.process.returncode is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # the reaper thread's wait() sets it; nothing here polls
+    assert writer.process.returncode == 0
