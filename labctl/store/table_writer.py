@@ -228,12 +228,7 @@ class TableWriter:
         try:
             if self._gone is None:
                 self._gone = "the table writer process was closed"
-            for fd in (self._to, self._from):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-            self._to = self._from = -1
+            self._close_pipe()
         finally:
             if locked:
                 self._lock.release()
@@ -251,6 +246,9 @@ class TableWriter:
         when the parent ends)."""
         self._gone = "the table writer belongs to the parent process"
         self._lock = threading.Lock()  # another thread may have held it at the fork
+        self._close_pipe()
+
+    def _close_pipe(self) -> None:
         for fd in (self._to, self._from):
             try:
                 os.close(fd)
