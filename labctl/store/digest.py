@@ -23,11 +23,18 @@ DIGEST_NAME = "digest.json"
 DIGEST_VERSION = 1
 
 
+def steps_text(steps: Mapping[str, Any]) -> str:
+    """The digest's "steps" member as JSON text: `finalize` makes it while the table writer
+    still encodes the run's last rows (the steps are known once the run has ended)."""
+    return json.dumps({name: _plain(col) for name, col in steps.items()}, allow_nan=True,
+                      separators=(",", ":"))
+
+
 def write_digest(run_dir: str | Path, mark: Mapping[str, Any], summary: Mapping[str, Any],
-                 steps: Mapping[str, Any]) -> None:
+                 steps: Mapping[str, Any], steps_json: str | None = None) -> None:
     """Replace the run's digest: `summary` (as `summarize` gives it) and the `steps`
     columns (numpy arrays or lists, in the steps table's order), for the tables built
-    from the journal state `mark`.
+    from the journal state `mark`. `steps_json`: `steps_text(steps)`, if made already.
 
     Not fsynced: run.json's rewrite right after fsyncs the folder, and a digest torn by a
     power cut fails to parse or names another mark, and the tables are read instead.
@@ -37,11 +44,12 @@ def write_digest(run_dir: str | Path, mark: Mapping[str, Any], summary: Mapping[
     tmp = path.with_name(f".{DIGEST_NAME}.{os.getpid()}.tmp")  # what remove_stale_temp_files finds
     try:
         path.unlink(missing_ok=True)  # none rather than an old one, if this one fails
-        payload = {"digest_version": DIGEST_VERSION, "labctl_version": _version(),
-                   "tables_journal": dict(mark), "summary": dict(summary),
-                   "steps": {name: _plain(col) for name, col in steps.items()}}
-        tmp.write_text(json.dumps(payload, allow_nan=True, separators=(",", ":")),
-                       encoding="utf-8")
+        head = json.dumps({"digest_version": DIGEST_VERSION, "labctl_version": _version(),
+                           "tables_journal": dict(mark), "summary": dict(summary)},
+                          allow_nan=True, separators=(",", ":"))
+        # The same text as dumping the whole object at once, "steps" last.
+        text = f"{head[:-1]},\"steps\":{steps_json or steps_text(steps)}}}"
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except (OSError, TypeError, ValueError):
         try:

@@ -134,3 +134,25 @@ def test_a_digest_written_by_another_labctl_is_ignored(tmp_path):
     data["summary"]["n_samples"] = 123456789
     path.write_text(json.dumps(data))
     assert open_run(run.path).summary() == _summary_from_tables(run.path)
+
+
+def test_the_digest_made_in_two_parts_is_the_whole_object_dumped_at_once(tmp_path):
+    """finalize makes the steps' text while the writer still works and splices the rest
+    in front: the file must be what json.dumps of the whole object gives, NaN and all."""
+    from labctl import __version__
+    from labctl.store.digest import DIGEST_VERSION, steps_text, write_digest
+
+    mark = {"bytes": 1234, "last_record": [1200, 34]}
+    summary = {"status": "completed", "n_samples": 7, "mean_temperature_c": float("nan"),
+               "note": "a \"quoted\" ünïcode text"}
+    steps = {"step_index": np.array([1, 2], dtype=np.int32),
+             "end_value": np.array([3.2, float("nan")]),
+             "kind": ["discharge", "rest"]}
+    whole = json.dumps({"digest_version": DIGEST_VERSION, "labctl_version": __version__,
+                        "tables_journal": mark, "summary": summary,
+                        "steps": {k: (v.tolist() if hasattr(v, "tolist") else v)
+                                  for k, v in steps.items()}},
+                       allow_nan=True, separators=(",", ":"))
+    for made_before in (None, steps_text(steps)):
+        write_digest(tmp_path, mark, summary, steps, made_before)
+        assert (tmp_path / DIGEST_NAME).read_text(encoding="utf-8") == whole
