@@ -95,11 +95,16 @@ def finalize(run_dir: str | Path, live: Any = None, meta_fields: Any = None) -> 
 
 def _early_steps(live: Any) -> tuple[dict[str, Any], str] | None:
     """(steps columns, the digest's steps text) from the live tables' tracker, or None
-    where they will not be used (no live tables, or already failed)."""
-    if live is None or live.error is not None or live.tracker.open:
+    where they will not be used (no live tables, or already failed) or cannot be made
+    (then they are made after `finish` as before, and fail there as before)."""
+    tracker = getattr(live, "tracker", None)
+    if tracker is None or live.error is not None or tracker.open:
         return None
-    steps = step_columns(live.tracker.rows())
-    return steps, steps_text(steps)
+    try:
+        steps = step_columns(tracker.rows())
+        return steps, steps_text(steps)
+    except Exception:  # only a head start: finish() must still run, whatever happens here
+        return None
 
 
 def _start_frames(writer: TableWriter | None,
