@@ -27,22 +27,33 @@ def supported() -> bool:
 
 def read_private(folder: Path, name: str) -> bytes | None:
     """The file's bytes, or None (missing, not the user's alone, a link, not a regular
-    file, unreadable). The folder is opened without following a link and checked, and the
-    file opened through it (the folder cannot be swapped between the two), without
-    waiting (a FIFO planted in its place must not hang the command), and checked once
-    open."""
+    file, unreadable): see `open_private`."""
+    fd = open_private(folder, name)
+    if fd is None:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def open_private(folder: Path, name: str) -> int | None:
+    """A descriptor of the file open for reading, or None (missing, not the user's alone,
+    a link, not a regular file, unreadable). The folder is opened without following a
+    link and checked, and the file opened through it (the folder cannot be swapped between
+    the two), without waiting (a FIFO planted in its place must not hang the command), and
+    checked once open. The caller closes it."""
     dir_fd = fd = -1
     try:
         dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         if not private(os.fstat(dir_fd)):
             return None
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
-        st = os.fstat(fd)
-        if not (stat.S_ISREG(st.st_mode) and private(st)):
+        if not (stat.S_ISREG((st := os.fstat(fd)).st_mode) and private(st)):
             return None
-        with os.fdopen(fd, "rb") as f:
-            fd = -1
-            return f.read()
+        fd, opened = -1, fd
+        return opened
     except OSError:
         return None
     finally:

@@ -170,12 +170,15 @@ def _print_outcome(outcome: Any, as_json: bool) -> None:
 
 def _prefetch_simulation(prep: Any) -> None:
     """A simulated cycler with noise needs the simulator's noise table at its first batch:
-    have it built on another core while the ceilings are checked (labctl/sim/measure.py)."""
+    have it read from the user's cache, or made, on another core while the ceilings are
+    checked (labctl/sim/noise_table.py). Kept in the cache only by the `labctl` command
+    itself, as its other caches are (not by a program or test that calls the command)."""
     for inst in prep.station.instruments.values():
         if inst.driver == "sim-cycler" and inst.settings.get("noise"):
+            from labctl.process_exit import labctl_is_the_program
             from labctl.sim.measure import prefetch_noise_table
 
-            prefetch_noise_table()
+            prefetch_noise_table(keep=labctl_is_the_program())
             return
 
 

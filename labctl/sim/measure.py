@@ -7,17 +7,18 @@ instead of a normal draw per sample (read_all ~30 % cheaper in a simulated run).
 The same seed and the same steps give identical data, and a restored generator
 state continues the same sequence. The table (2^20 draws, 4 MB, made once per
 process from a fixed seed) is long against a batch (a few thousand samples), so
-stretches rarely overlap; a batch longer than a quarter of it draws afresh.
+stretches rarely overlap; a batch longer than a quarter of it draws afresh. The table
+lives in sim/noise_table.py.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 
 from labctl.errors import LabctlError
+from labctl.sim import noise_table
 
 QUANTITIES = ("voltage_v", "current_a", "temperature_c")
 
@@ -37,41 +38,13 @@ def _settings(what: str, values: dict | None) -> dict[str, float]:
     return out
 
 
-_TABLE_SIZE = 1 << 20
-_TABLE_SEED = 0x1ABC71  # fixed: the table is part of the simulator, like its model tables
-_table: np.ndarray | None = None
-_builder: threading.Thread | None = None
+_TABLE_SIZE = noise_table.SIZE
 
 
-def _build_table() -> None:
-    global _table
-    rng = np.random.Generator(np.random.PCG64(_TABLE_SEED))
-    _table = rng.standard_normal(_TABLE_SIZE, dtype=np.float32)
-
-
-def _noise_table() -> np.ndarray:
-    """2^20 standard normal draws (float32: plenty for noise decades below the signal)."""
-    if _table is None:  # two threads may both build it: same content, harmless
-        builder = _builder
-        if builder is not None:
-            builder.join()
-        if _table is None:
-            _build_table()
-    assert _table is not None
-    return _table
-
-
-def prefetch_noise_table() -> None:
-    """Start building the table on a thread of its own (~20 ms of CPU once per process).
-
-    numpy's generator fills it without the GIL, so on a second core it is ready by the
-    first batch of a run while the command line plans the procedure: `labctl run` starts
-    it once it knows the station simulates noise. The table is the same either way.
-    """
-    global _builder
-    if _table is None and _builder is None:
-        _builder = threading.Thread(target=_build_table, name="sim-noise-table", daemon=True)
-        _builder.start()
+def prefetch_noise_table(keep: bool = False) -> None:
+    """Have the noise table ready by the first batch (sim/noise_table.py); `keep`: from
+    and to the user's cache (the `labctl` command)."""
+    noise_table.prefetch(keep)
 
 
 class Meter:
@@ -99,7 +72,7 @@ class Meter:
         values = (voltage_v, current_a, temperature_c)
         noisy = self._noisy
         if noisy and n <= _TABLE_SIZE // 4:
-            table = _noise_table()
+            table = noise_table.table()
             # One raw 64-bit draw per quantity, scaled to [0, span) by a multiply-shift (off
             # uniform by span / 2**64 at most): its stretch of the table (high bits) and sign
             # (low bit). Generator.integers did the same in ~4 us a call, random_raw ~0.5 us.

@@ -1,0 +1,138 @@
+"""The simulator's table of standard normal draws, from which sim/measure.py takes its
+noise: 2^20 float32 values from a fixed seed, made once per process.
+
+The `labctl` command also keeps a copy in the user's cache and reads it back on later
+starts (`prefetch(keep=True)`). Making the table costs ~10 ms of CPU and, in a fresh
+process, ~1,000 first touches of new memory (page faults, dear on virtual machines):
+together ~20 ms that every `labctl run` of a noisy simulated cycler paid, on a second
+core that the table writer process needs at the same time (measured: ~16 ms of the
+command's wall time). Reading the kept copy costs ~3 ms.
+
+The copy is used only when it is the same table: its name carries the seed, the size and
+numpy's version (numpy does not promise the same draws from one version to the next), and
+its CRC-32 must match (a damaged or cut file is ignored and made again). It is read
+into memory, not mapped: a mapped file cut by someone meanwhile would kill the process
+with SIGBUS. The file rules are those of every labctl cache file (private_cache.py).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+
+SIZE = 1 << 20
+SEED = 0x1ABC71  # fixed: the table is part of the simulator, like its model tables
+_MAGIC = b"LNT1"
+_HEADER = struct.Struct("<4sI")  # magic, CRC-32 of the values
+
+_table: np.ndarray | None = None
+_builder: threading.Thread | None = None
+
+
+def table() -> np.ndarray:
+    """The table (float32: plenty for noise decades below the signal)."""
+    if _table is None:  # two threads may both make it: the same content, harmless
+        builder = _builder
+        if builder is not None:
+            builder.join()
+        if _table is None:
+            _install(generate())
+    assert _table is not None
+    return _table
+
+
+def generate() -> np.ndarray:
+    """The table, made afresh from its seed."""
+    return np.random.Generator(np.random.PCG64(SEED)).standard_normal(SIZE, dtype=np.float32)
+
+
+def prefetch(keep: bool = False) -> None:
+    """Have the table ready on another thread (numpy's generator fills it without the GIL,
+    so on a second core it is there by the first batch of a run). `keep`: read it from the
+    user's cache, and put it there when it had to be made (the `labctl` command)."""
+    global _builder
+    if _table is None and _builder is None:
+        _builder = threading.Thread(target=_load_or_make, args=(keep,),
+                                    name="sim-noise-table", daemon=True)
+        _builder.start()
+
+
+def _load_or_make(keep: bool) -> None:
+    kept = read_kept() if keep else None
+    if kept is not None:
+        _install(kept)
+        return
+    made = generate()
+    _install(made)
+    if keep:
+        write_kept(made)
+
+
+def _install(values: np.ndarray) -> None:
+    global _table
+    values.flags.writeable = False  # shared by every channel of the process
+    _table = values
+
+
+# -- the copy in the user's cache -----------------------------------------------------------
+
+def cache_folder() -> Path:
+    from labctl.dataclass_code_cache import labctl_cache_root
+
+    return labctl_cache_root() / "sim"
+
+
+def cache_name() -> str:
+    return f"normal-table-{SEED:x}-{SIZE}-f32le-numpy-{np.__version__}.bin"
+
+
+def read_kept() -> np.ndarray | None:
+    """The kept table, or None (none kept, not the user's alone, damaged, another size)."""
+    from labctl.private_cache import open_private, supported
+
+    if sys.byteorder != "little" or not supported():
+        return None
+    fd = open_private(cache_folder(), cache_name())
+    if fd is None:
+        return None
+    values = np.empty(SIZE, dtype=np.float32)
+    try:
+        with os.fdopen(fd, "rb") as f:
+            header = f.read(_HEADER.size)
+            got = f.readinto(memoryview(values).cast("B"))
+            extra = f.read(1)
+    except OSError:
+        return None
+    if len(header) != _HEADER.size or got != values.nbytes or extra:
+        return None
+    magic, crc = _HEADER.unpack(header)
+    if magic != _MAGIC or crc != _crc32(values):
+        return None
+    return values
+
+
+def write_kept(values: np.ndarray) -> None:
+    """Keep the table in the user's cache (failures are ignored; nothing is written under
+    PYTHONDONTWRITEBYTECODE)."""
+    from labctl.private_cache import supported, write_private
+
+    if sys.byteorder != "little" or not supported():
+        return
+    data = _HEADER.pack(_MAGIC, _crc32(values)) + values.tobytes()
+    write_private(cache_folder(), cache_name(), data)
+
+
+def _crc32(values: np.ndarray) -> int:
+    try:  # ~10x zlib's speed on the 4 MB (the journal's CRC too, store/journal_format.py)
+        from zlib_ng.zlib_ng import crc32
+    except ImportError:  # pragma: no cover - zlib-ng is a dependency
+        from zlib import crc32
+    return crc32(memoryview(values).cast("B"))
+
+
+__all__ = ["SEED", "SIZE", "generate", "prefetch", "read_kept", "table", "write_kept"]

@@ -1,0 +1,122 @@
+"""The simulator's noise table, and the copy the `labctl` command keeps in the user's cache."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from labctl.sim import noise_table
+from tests.support import REPO, labctl_cmd
+
+
+def _seeded() -> np.ndarray:
+    """The table by its definition: the first 2^20 float32 standard normal draws of
+    numpy's PCG64 generator from the simulator's seed."""
+    return np.random.Generator(np.random.PCG64(0x1ABC71)).standard_normal(1 << 20,
+                                                                          dtype=np.float32)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)  # as for a user's command
+    monkeypatch.setattr(noise_table, "_table", None)
+    monkeypatch.setattr(noise_table, "_builder", None)
+    return tmp_path / "xdg" / "labctl" / "sim" / noise_table.cache_name()
+
+
+def test_the_kept_copy_reads_back_as_the_seeded_draws(cache):
+    noise_table.write_kept(noise_table.generate())
+    assert cache.is_file() and cache.stat().st_mode & 0o777 == 0o600
+    assert np.__version__ in cache.name  # another numpy may draw other numbers
+    kept = noise_table.read_kept()
+    assert kept is not None and kept.dtype == np.float32
+    assert np.array_equal(kept, _seeded())
+
+
+@pytest.mark.parametrize("damage", ["flip", "cut", "longer", "magic"])
+def test_a_damaged_copy_is_not_used(cache, damage):
+    noise_table.write_kept(noise_table.generate())
+    data = bytearray(cache.read_bytes())
+    if damage == "flip":
+        data[8 + 4 * 12345] ^= 0x40
+    elif damage == "cut":
+        del data[-4:]
+    elif damage == "longer":
+        data += b"\0"
+    else:
+        data[0:4] = b"XXXX"
+    cache.write_bytes(bytes(data))
+    assert noise_table.read_kept() is None
+
+
+def test_a_copy_others_may_write_or_a_link_is_not_used(cache, tmp_path):
+    noise_table.write_kept(noise_table.generate())
+    os.chmod(cache, 0o666)
+    assert noise_table.read_kept() is None
+    os.chmod(cache, 0o600)
+    assert noise_table.read_kept() is not None
+    elsewhere = tmp_path / "elsewhere.bin"
+    cache.rename(elsewhere)
+    cache.symlink_to(elsewhere)
+    assert noise_table.read_kept() is None
+
+
+def test_nothing_is_written_under_dont_write_bytecode(cache, monkeypatch):
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    noise_table.write_kept(noise_table.generate())
+    assert not cache.exists()
+
+
+def _prefetched(keep: bool) -> np.ndarray:
+    noise_table._table = noise_table._builder = None
+    noise_table.prefetch(keep)
+    return noise_table.table()
+
+
+def test_prefetch_keeps_the_table_only_when_asked_and_then_reads_it_back(cache):
+    assert np.array_equal(_prefetched(keep=False), _seeded())
+    assert not cache.exists()
+    assert np.array_equal(_prefetched(keep=True), _seeded())
+    assert cache.is_file()
+    # What is read back is the kept file: a different (valid) copy shows through.
+    noise_table.write_kept(np.zeros(noise_table.SIZE, dtype=np.float32))
+    assert not _prefetched(keep=True).any()
+    assert np.array_equal(_prefetched(keep=False), _seeded())  # a caller's own is made
+    with pytest.raises(ValueError):  # shared by every channel: nobody may change it
+        noise_table.table()[0] = 1.0
+
+
+def test_labctl_run_keeps_the_table_and_measures_with_the_kept_copy(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    kept = tmp_path / "xdg" / "labctl" / "sim" / noise_table.cache_name()
+
+    def run(k: int) -> dict[str, np.ndarray]:
+        out = labctl_cmd("run", str(REPO / "procedures" / "quickstart.yaml"), "--station",
+                         str(REPO / "instruments" / "sim.yaml"), "--results",
+                         str(tmp_path / f"results{k}"), "--no-progress",
+                         env={"XDG_CACHE_HOME": str(tmp_path / "xdg"),
+                              "PYTHONDONTWRITEBYTECODE": ""})
+        assert out.returncode == 0, out.stderr[-2000:]
+        (table,) = (tmp_path / f"results{k}").glob("*/timeseries.parquet")
+        return {name: pq.read_table(table).column(name).to_numpy()
+                for name in ("voltage_v", "current_a")}
+
+    made = run(0)  # made the table, and kept it
+    assert np.array_equal(noise_table.read_kept(), _seeded())
+    again = run(1)  # read it: the same readings
+    for name in made:
+        assert np.array_equal(made[name], again[name])
+    # The command really takes the kept copy: a table of zeros leaves the readings
+    # noise-free, only quantised (the 0.1 mV / 0.1 mA steps of instruments/sim.yaml).
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    noise_table.write_kept(np.zeros(noise_table.SIZE, dtype=np.float32))
+    quiet = run(2)
+    assert not np.array_equal(made["voltage_v"], quiet["voltage_v"])
+    assert 0 < np.abs(made["voltage_v"] - quiet["voltage_v"]).max() < 0.005  # sigma 0.2 mV
+    assert kept.is_file()
