@@ -30,6 +30,12 @@ def interp(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
     return _interp(x, xp, fp, None, None)
 
 
+def scalar(x: object) -> bool:
+    """np.ndim(x) == 0 for the numbers and arrays the simulator passes, without np.ndim's
+    wrapper (it converts its argument with asarray: ~1 us a call, several calls a batch)."""
+    return not isinstance(x, np.ndarray) or x.ndim == 0
+
+
 def filled(n: int, value: float, dtype: np.dtype | type = float) -> np.ndarray:
     """np.full(n, value, dtype) (float64 by default)."""
     out = np.empty(n, dtype=dtype)
@@ -37,4 +43,4 @@ def filled(n: int, value: float, dtype: np.dtype | type = float) -> np.ndarray:
     return out
 
 
-__all__ = ["accumulate", "amax", "amin", "filled", "interp", "total"]
+__all__ = ["accumulate", "amax", "amin", "filled", "interp", "scalar", "total"]

@@ -33,6 +33,7 @@ from labctl.capabilities.limits import SafetyLimits
 from labctl.capabilities.steps import ElectricalStep, LoggingPolicy
 from labctl.cells.spec import BOLTZMANN_EV_PER_K, ZERO_C_IN_K, CellSpec
 from labctl.errors import LabctlError
+from labctl.np_kernels import scalar, total
 from labctl.sim.ageing import AgeingModel, AgeingState
 from labctl.sim.batching import (
     aged_params,
@@ -257,7 +258,7 @@ class SimCyclerChannel:
             if len(track.heat_w):
                 heat_w, heat_at_c = float(track.heat_w[-1]), p.temperature_c
             batch = self._batch(track, temps, on_grid, grid, k, first, totals)
-            k += (len(track) if on_grid is None else int(on_grid.sum())) - 1
+            k += (len(track) if on_grid is None else int(np.count_nonzero(on_grid))) - 1
             if self.ageing is not None:
                 self._age_over(track, temps)
             self._state = CellState(float(track.soc[-1]), tuple(track.v_rc[:, -1].tolist()),
@@ -404,10 +405,11 @@ class SimCyclerChannel:
         if track.dq_const is not None:
             throughput = abs(track.dq_const) * (len(t) - 1)
         else:
-            throughput = float(np.abs(track.dq_ah).sum())
+            throughput = float(total(np.abs(track.dq_ah)))
         c_rate = throughput * 3600.0 / duration / self.cell.capacity_ah
-        # sum / n is what temps.mean() computes (the same pairwise sum), without its overhead.
-        mean_c = float(temps.sum()) / len(temps)
+        # sum / n is what temps.mean() computes (the same pairwise sum), without its overhead
+        # (arr.sum() goes through numpy's Python-level _methods._sum to the same reduction).
+        mean_c = float(total(temps)) / len(temps)
         self.ageing.advance(self.age, duration_s=duration, temperature_c=mean_c,
                             soc=0.5 * float(track.soc[0] + track.soc[-1]),
                             throughput_ah=throughput, c_rate=c_rate)
@@ -474,7 +476,7 @@ class SimCyclerChannel:
         ambient = self.world.constant_ambient_c(origin + t[0], origin + t[-1])
         if ambient is None:
             ambient = self.world.ambient_c_at(origin + t)
-        if track.dq_const == 0.0 and step_s is not None and np.ndim(ambient) == 0:
+        if track.dq_const == 0.0 and step_s is not None and scalar(ambient):
             out = cooling(t0_c, float(ambient), step_s, len(t), p.heat_capacity_j_per_k,
                           p.heat_transfer_w_per_k)
             if out is not None:

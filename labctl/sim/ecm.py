@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from labctl.np_kernels import accumulate, filled, interp, total
+from labctl.np_kernels import accumulate, filled, interp, scalar, total
 from labctl.sim.params import Params
 
 _LOG_FLOOR = -500.0  # keep exp() of cumulative decays inside float64 range
@@ -127,7 +127,7 @@ def first_order(y0: float, log_a, drive: np.ndarray) -> np.ndarray:
     if n == 0:
         out[0] = y0
         return out
-    if np.ndim(log_a) == 0 and -float(log_a) * n <= -_LOG_FLOOR:
+    if scalar(log_a) and -float(log_a) * n <= -_LOG_FLOOR:
         powers, inverse = decay_powers(float(log_a), n + 1)
         out[0] = 0.0
         accumulate(drive * inverse[1:], out=out[1:])
@@ -135,7 +135,7 @@ def first_order(y0: float, log_a, drive: np.ndarray) -> np.ndarray:
         out *= powers
         return out
     out[0] = y0
-    cum = float(log_a) * np.arange(1, n + 1) if np.ndim(log_a) == 0 else np.cumsum(log_a)
+    cum = float(log_a) * np.arange(1, n + 1) if scalar(log_a) else accumulate(log_a)
     start, base = 0, 0.0
     while start < n:
         stop = n
@@ -143,7 +143,7 @@ def first_order(y0: float, log_a, drive: np.ndarray) -> np.ndarray:
             stop = start + max(int(np.searchsorted(-(cum[start:] - base), -_LOG_FLOOR)), 1)
         rel = cum[start:stop] - base
         p = np.exp(rel)
-        out[start + 1 : stop + 1] = p * (out[start] + np.cumsum(drive[start:stop] / p))
+        out[start + 1 : stop + 1] = p * (out[start] + accumulate(drive[start:stop] / p))
         base = cum[stop - 1]
         start = stop
     return out
@@ -190,7 +190,7 @@ def decay_powers(log_a: float, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _mean_factor(dt, tau):
     """tau/dt * (1 - exp(-dt/tau)): how much of an RC step shows in the interval's mean."""
-    if np.ndim(dt) == 0 and np.ndim(tau) == 0:
+    if scalar(dt) and scalar(tau):
         return -math.expm1(-dt / tau) * tau / dt if dt > 0 else 1.0
     x = dt / tau
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -318,7 +318,7 @@ class CurrentPiece:
             for j in range(p.n_rc):
                 # v[k+1] = a v[k] + R (1 - a) I_k with a = exp(-dt / tau): exact for held I.
                 log_a = -dt / tau_all[j]
-                one_minus_a = -math.expm1(log_a) if np.ndim(log_a) == 0 else -np.expm1(log_a)
+                one_minus_a = -math.expm1(log_a) if scalar(log_a) else -np.expm1(log_a)
                 ri = r_all[j] * i
                 v_rc[j] = first_order(v0[j], log_a, ri * one_minus_a)
                 f = _mean_factor(dt, tau_all[j])

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from labctl.cells.spec import CellModel, Table
+from labctl.np_kernels import scalar
 
 # Past empty or full the OCV keeps falling / rising at this slope (0.1 V per 1 % SoC), as a
 # real cell's voltage runs away, so an over-long step meets its cut-off instead of sitting
@@ -200,7 +201,7 @@ class Params:
 
     def r0(self, soc):
         if self.r0_const is not None:
-            return np.full(np.shape(soc), self.r0_const) if np.ndim(soc) else self.r0_const
+            return np.full(np.shape(soc), self.r0_const) if not scalar(soc) else self.r0_const
         return np.interp(soc, self.r0_x, self.r0_y)
 
     def rc_along(self, soc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from labctl.np_kernels import scalar
 from labctl.sim.ecm import decay_powers, first_order
 
 
@@ -29,13 +30,13 @@ def temperatures(t0_c: float, dt: np.ndarray | float, heat_w: np.ndarray, ambien
     """
     tau = heat_capacity_j_per_k / heat_transfer_w_per_k
     log_a = -dt / tau
-    one_minus_a = -math.expm1(log_a) if np.ndim(dt) == 0 else -np.expm1(log_a)
-    if np.ndim(ambient_c) == 0:
+    one_minus_a = -math.expm1(log_a) if scalar(dt) else -np.expm1(log_a)
+    if scalar(ambient_c):
         drive = one_minus_a * (ambient_c + heat_w / heat_transfer_w_per_k)
     else:
         amb0 = ambient_c[:-1]
         ramp = ambient_c[1:] - ambient_c[:-1]  # r dt
-        if np.ndim(dt) == 0:
+        if scalar(dt):
             weight = 1.0 - one_minus_a * tau / dt if dt > 0 else 0.0
         else:
             with np.errstate(invalid="ignore", divide="ignore"):
