@@ -32,7 +32,12 @@ def read_private(folder: Path, name: str) -> bytes | None:
     if fd is None:
         return None
     try:
-        with os.fdopen(fd, "rb") as f:
+        f = os.fdopen(fd, "rb")
+    except OSError:
+        os.close(fd)
+        return None
+    try:
+        with f:
             return f.read()
     except OSError:
         return None

@@ -5,10 +5,10 @@ quantity, a stretch of a fixed table of standard normal draws at an offset (and 
 sign) drawn from the channel's own seeded generator: one small draw per batch
 instead of a normal draw per sample (read_all ~30 % cheaper in a simulated run).
 The same seed and the same steps give identical data, and a restored generator
-state continues the same sequence. The table (2^20 draws, 4 MB, made once per
-process from a fixed seed) is long against a batch (a few thousand samples), so
-stretches rarely overlap; a batch longer than a quarter of it draws afresh. The table
-lives in sim/noise_table.py.
+state continues the same sequence. The table (2^20 draws, 4 MB, from a fixed seed:
+sim/noise_table.py, made once per process or read from the `labctl` command's cache) is
+long against a batch (a few thousand samples), so stretches rarely overlap; a batch
+longer than a quarter of it draws afresh.
 """
 
 from __future__ import annotations

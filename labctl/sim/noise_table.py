@@ -9,10 +9,12 @@ core that the table writer process needs at the same time (measured: ~16 ms of t
 command's wall time). Reading the kept copy costs ~3 ms.
 
 The copy is used only when it is the same table: its name carries the seed, the size and
-numpy's version (numpy does not promise the same draws from one version to the next), and
-its CRC-32 must match (a damaged or cut file is ignored and made again). It is read
-into memory, not mapped: a mapped file cut by someone meanwhile would kill the process
-with SIGBUS. The file rules are those of every labctl cache file (private_cache.py).
+numpy's version (numpy does not promise the same draws from one version to the next), its
+CRC-32 must match (a damaged or cut file is ignored, and made and kept again), and its
+first draws must be those the generator gives now. It is read into memory, not mapped: a
+mapped file cut by someone meanwhile would kill the process with SIGBUS. The file rules
+are those of every labctl cache file (private_cache.py): the user's alone, no links, not
+written under PYTHONDONTWRITEBYTECODE; little-endian machines only.
 """
 
 from __future__ import annotations
@@ -48,7 +50,12 @@ def table() -> np.ndarray:
 
 def generate() -> np.ndarray:
     """The table, made afresh from its seed."""
-    return np.random.Generator(np.random.PCG64(SEED)).standard_normal(SIZE, dtype=np.float32)
+    return _draws(SIZE)
+
+
+def _draws(n: int) -> np.ndarray:
+    """The first n draws from the seed (a draw does not depend on how many follow it)."""
+    return np.random.Generator(np.random.PCG64(SEED)).standard_normal(n, dtype=np.float32)
 
 
 def prefetch(keep: bool = False) -> None:
@@ -59,18 +66,33 @@ def prefetch(keep: bool = False) -> None:
     if _table is None and _builder is None:
         _builder = threading.Thread(target=_load_or_make, args=(keep,),
                                     name="sim-noise-table", daemon=True)
+        if keep:
+            # The command ends with os._exit (process_exit.leave_now), which does not wait
+            # for daemon threads but runs exit handlers: without this a short command (one
+            # refused at a ceiling) could end the thread halfway through writing the copy.
+            import atexit
+
+            atexit.register(_builder.join, _EXIT_WAIT_S)
         _builder.start()
 
 
+_EXIT_WAIT_S = 2.0
+
+
 def _load_or_make(keep: bool) -> None:
-    kept = read_kept() if keep else None
-    if kept is not None:
-        _install(kept)
-        return
-    made = generate()
-    _install(made)
-    if keep:
-        write_kept(made)
+    # Whatever goes wrong here (a full disk, no memory), `table()` finds no table and
+    # makes it on the caller's thread: the run goes on.
+    try:
+        kept = read_kept() if keep else None
+        if kept is not None:
+            _install(kept)
+            return
+        made = generate()
+        _install(made)
+        if keep:
+            write_kept(made)
+    except Exception:  # noqa: S110 - the table is made again where it is needed
+        pass
 
 
 def _install(values: np.ndarray) -> None:
@@ -92,28 +114,50 @@ def cache_name() -> str:
 
 
 def read_kept() -> np.ndarray | None:
-    """The kept table, or None (none kept, not the user's alone, damaged, another size)."""
+    """The kept table, or None (none kept, not the user's alone, damaged, another size,
+    or not the draws `generate` makes now)."""
     from labctl.private_cache import open_private, supported
 
     if sys.byteorder != "little" or not supported():
         return None
+    values = np.empty(SIZE, dtype=np.float32)
     fd = open_private(cache_folder(), cache_name())
     if fd is None:
         return None
-    values = np.empty(SIZE, dtype=np.float32)
+    header = bytearray(_HEADER.size)
     try:
-        with os.fdopen(fd, "rb") as f:
-            header = f.read(_HEADER.size)
-            got = f.readinto(memoryview(values).cast("B"))
-            extra = f.read(1)
+        whole = (_read_into(fd, memoryview(header)) == _HEADER.size
+                 and _read_into(fd, memoryview(values).cast("B")) == values.nbytes
+                 and not os.read(fd, 1))  # and nothing after the values
     except OSError:
         return None
-    if len(header) != _HEADER.size or got != values.nbytes or extra:
+    finally:
+        os.close(fd)
+    if not whole:
         return None
     magic, crc = _HEADER.unpack(header)
     if magic != _MAGIC or crc != _crc32(values):
         return None
+    # The CRC shows the file is whole, not that it holds these draws: a copy made by a
+    # labctl whose `generate` differed would pass it. Its start must be what the
+    # generator gives now (microseconds).
+    if not np.array_equal(values[:_SPOT], _draws(_SPOT)):
+        return None
     return values
+
+
+_SPOT = 256
+
+
+def _read_into(fd: int, view: memoryview) -> int:
+    """Bytes read into `view` (fewer only at the end of the file)."""
+    got = 0
+    while got < len(view):
+        n = os.readv(fd, [view[got:]])
+        if n <= 0:
+            break
+        got += n
+    return got
 
 
 def write_kept(values: np.ndarray) -> None:

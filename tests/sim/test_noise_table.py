@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -79,29 +80,58 @@ def _prefetched(keep: bool) -> np.ndarray:
     return noise_table.table()
 
 
+def _doctored() -> np.ndarray:
+    """A copy that passes every check (whole, CRC, its first draws) but is not the table:
+    after its first 1,000 draws, zeros. Runs that take noise from it measure differently."""
+    values = _seeded()
+    values[1000:] = 0.0
+    return values
+
+
+def test_a_whole_copy_of_other_draws_is_not_used(cache):
+    noise_table.write_kept(np.zeros(noise_table.SIZE, dtype=np.float32))  # CRC and all
+    assert noise_table.read_kept() is None
+    noise_table.write_kept(_doctored())  # its start is right: only the start is checked
+    assert np.array_equal(noise_table.read_kept(), _doctored())
+
+
 def test_prefetch_keeps_the_table_only_when_asked_and_then_reads_it_back(cache):
     assert np.array_equal(_prefetched(keep=False), _seeded())
     assert not cache.exists()
     assert np.array_equal(_prefetched(keep=True), _seeded())
     assert cache.is_file()
     # What is read back is the kept file: a different (valid) copy shows through.
-    noise_table.write_kept(np.zeros(noise_table.SIZE, dtype=np.float32))
-    assert not _prefetched(keep=True).any()
+    noise_table.write_kept(_doctored())
+    assert np.array_equal(_prefetched(keep=True), _doctored())
     assert np.array_equal(_prefetched(keep=False), _seeded())  # a caller's own is made
     with pytest.raises(ValueError):  # shared by every channel: nobody may change it
         noise_table.table()[0] = 1.0
 
 
+def test_a_failure_in_the_prefetch_thread_leaves_the_table_to_be_made(cache, monkeypatch):
+    def broken() -> None:
+        raise MemoryError("no room")
+
+    monkeypatch.setattr(noise_table, "read_kept", broken)
+    noise_table.prefetch(keep=True)
+    noise_table._builder.join()
+    assert noise_table._table is None  # the thread ended quietly, with nothing
+    assert np.array_equal(noise_table.table(), _seeded())  # made where it is needed
+
+
+def _run_command(tmp_path: Path, proc: Path, results: str):
+    return labctl_cmd("run", str(proc), "--station", str(REPO / "instruments" / "sim.yaml"),
+                      "--results", str(tmp_path / results), "--no-progress",
+                      env={"XDG_CACHE_HOME": str(tmp_path / "xdg"), "PYTHONDONTWRITEBYTECODE": ""})
+
+
 def test_labctl_run_keeps_the_table_and_measures_with_the_kept_copy(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
     kept = tmp_path / "xdg" / "labctl" / "sim" / noise_table.cache_name()
 
     def run(k: int) -> dict[str, np.ndarray]:
-        out = labctl_cmd("run", str(REPO / "procedures" / "quickstart.yaml"), "--station",
-                         str(REPO / "instruments" / "sim.yaml"), "--results",
-                         str(tmp_path / f"results{k}"), "--no-progress",
-                         env={"XDG_CACHE_HOME": str(tmp_path / "xdg"),
-                              "PYTHONDONTWRITEBYTECODE": ""})
+        out = _run_command(tmp_path, REPO / "procedures" / "quickstart.yaml", f"results{k}")
         assert out.returncode == 0, out.stderr[-2000:]
         (table,) = (tmp_path / f"results{k}").glob("*/timeseries.parquet")
         return {name: pq.read_table(table).column(name).to_numpy()
@@ -112,11 +142,37 @@ def test_labctl_run_keeps_the_table_and_measures_with_the_kept_copy(tmp_path, mo
     again = run(1)  # read it: the same readings
     for name in made:
         assert np.array_equal(made[name], again[name])
-    # The command really takes the kept copy: a table of zeros leaves the readings
-    # noise-free, only quantised (the 0.1 mV / 0.1 mA steps of instruments/sim.yaml).
-    monkeypatch.setattr(sys, "dont_write_bytecode", False)
-    noise_table.write_kept(np.zeros(noise_table.SIZE, dtype=np.float32))
-    quiet = run(2)
-    assert not np.array_equal(made["voltage_v"], quiet["voltage_v"])
-    assert 0 < np.abs(made["voltage_v"] - quiet["voltage_v"]).max() < 0.005  # sigma 0.2 mV
-    assert kept.is_file()
+    # The command really takes the kept copy: noise from a doctored one differs, and the
+    # command leaves a valid copy as it is.
+    noise_table.write_kept(_doctored())
+    doctored = run(2)
+    assert not np.array_equal(made["voltage_v"], doctored["voltage_v"])
+    assert 0 < np.abs(made["voltage_v"] - doctored["voltage_v"]).max() < 0.005  # sigma 0.2 mV
+    assert np.array_equal(noise_table.read_kept(), _doctored())
+    # A damaged copy is not used: the run measures as the first, and keeps a good copy.
+    data = bytearray(kept.read_bytes())
+    data[8 + 4 * 5000] ^= 0x40
+    kept.write_bytes(bytes(data))
+    repaired = run(3)
+    for name in made:
+        assert np.array_equal(made[name], repaired[name])
+    assert np.array_equal(noise_table.read_kept(), _seeded())
+
+
+def test_a_process_that_ends_at_once_still_keeps_a_whole_copy(tmp_path):
+    # As the `labctl` command ends (process_exit.leave_now): exit handlers, then os._exit,
+    # which does not wait for the thread making and writing the copy.
+    code = ("import atexit, os, sys\n"
+            "from labctl.sim import noise_table\n"
+            "sys.dont_write_bytecode = False\n"
+            "noise_table.prefetch(keep=True)\n"
+            "atexit._run_exitfuncs()\n"
+            "os._exit(0)\n")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg"), "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, timeout=60)
+    assert done.returncode == 0
+    folder = tmp_path / "xdg" / "labctl" / "sim"
+    assert sorted(p.name for p in folder.iterdir()) == [noise_table.cache_name()]  # no .tmp
+    kept = folder / noise_table.cache_name()
+    assert kept.stat().st_size == 8 + 4 * noise_table.SIZE
+    assert kept.read_bytes()[8:] == _seeded().tobytes()
