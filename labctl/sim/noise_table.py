@@ -38,10 +38,11 @@ _builder: threading.Thread | None = None
 
 def table() -> np.ndarray:
     """The table (float32: plenty for noise decades below the signal)."""
-    if _table is None:  # two threads may both make it: the same content, harmless
+    if _table is None:
         builder = _builder
         if builder is not None:
-            builder.join()
+            # Not forever: a cache folder on a hung network home must not stop the run.
+            builder.join(_WAIT_S)
         if _table is None:
             _install(generate())
     assert _table is not None
@@ -63,20 +64,25 @@ def prefetch(keep: bool = False) -> None:
     so on a second core it is there by the first batch of a run). `keep`: read it from the
     user's cache, and put it there when it had to be made (the `labctl` command)."""
     global _builder
-    if _table is None and _builder is None:
-        _builder = threading.Thread(target=_load_or_make, args=(keep,),
-                                    name="sim-noise-table", daemon=True)
-        if keep:
-            # The command ends with os._exit (process_exit.leave_now), which does not wait
-            # for daemon threads but runs exit handlers: without this a short command (one
-            # refused at a ceiling) could end the thread halfway through writing the copy.
-            import atexit
+    if _table is not None or _builder is not None:
+        return
+    builder = threading.Thread(target=_load_or_make, args=(keep,), name="sim-noise-table",
+                               daemon=True)
+    try:
+        builder.start()
+    except RuntimeError:  # no thread to be had: `table()` makes it when needed
+        return
+    _builder = builder
+    if keep:
+        # The command ends with os._exit (process_exit.leave_now), which does not wait
+        # for daemon threads but runs exit handlers: without this a short command (one
+        # refused at a ceiling) could end the thread halfway through writing the copy.
+        import atexit
 
-            atexit.register(_builder.join, _EXIT_WAIT_S)
-        _builder.start()
+        atexit.register(builder.join, _WAIT_S)
 
 
-_EXIT_WAIT_S = 2.0
+_WAIT_S = 2.0  # the longest wait for the thread (at the first batch, at exit)
 
 
 def _load_or_make(keep: bool) -> None:
@@ -96,9 +102,15 @@ def _load_or_make(keep: bool) -> None:
 
 
 def _install(values: np.ndarray) -> None:
+    """The first table made or read stays: a run's noise never switches tables."""
     global _table
     values.flags.writeable = False  # shared by every channel of the process
-    _table = values
+    with _install_lock:
+        if _table is None:
+            _table = values
+
+
+_install_lock = threading.Lock()
 
 
 # -- the copy in the user's cache -----------------------------------------------------------

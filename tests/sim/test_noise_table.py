@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +110,8 @@ def test_prefetch_keeps_the_table_only_when_asked_and_then_reads_it_back(cache):
         noise_table.table()[0] = 1.0
 
 
+# An exception escaping the thread would only be a warning: made an error here.
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_failure_in_the_prefetch_thread_leaves_the_table_to_be_made(cache, monkeypatch):
     def broken() -> None:
         raise MemoryError("no room")
@@ -117,6 +121,25 @@ def test_a_failure_in_the_prefetch_thread_leaves_the_table_to_be_made(cache, mon
     noise_table._builder.join()
     assert noise_table._table is None  # the thread ended quietly, with nothing
     assert np.array_equal(noise_table.table(), _seeded())  # made where it is needed
+
+
+def test_a_hung_cache_folder_does_not_stop_the_run(cache, monkeypatch):
+    release = threading.Event()
+
+    def hung() -> None:  # a cache on a network home that does not answer
+        release.wait(30)
+
+    monkeypatch.setattr(noise_table, "read_kept", hung)
+    monkeypatch.setattr(noise_table, "_WAIT_S", 0.2)
+    noise_table.prefetch(keep=True)
+    started = time.monotonic()
+    try:
+        assert np.array_equal(noise_table.table(), _seeded())  # made here instead
+        assert time.monotonic() - started < 10
+    finally:
+        release.set()
+        noise_table._builder.join()
+    assert np.array_equal(noise_table.table(), _seeded())  # the first table stays
 
 
 def _run_command(tmp_path: Path, proc: Path, results: str):
@@ -160,14 +183,19 @@ def test_labctl_run_keeps_the_table_and_measures_with_the_kept_copy(tmp_path, mo
 
 
 def test_a_process_that_ends_at_once_still_keeps_a_whole_copy(tmp_path):
-    # As the `labctl` command ends (process_exit.leave_now): exit handlers, then os._exit,
-    # which does not wait for the thread making and writing the copy.
-    code = ("import atexit, os, sys\n"
+    # The `labctl` command's own end (process_exit.leave_now: exit handlers, then os._exit,
+    # which does not wait for the thread making and writing the copy), right after the
+    # table was set going. What the thread imports is imported first, so that only the
+    # copy is written even where bytecode must not be.
+    code = ("import os, sys\n"
+            "import labctl.dataclass_code_cache, labctl.private_cache, zlib_ng.zlib_ng\n"
+            "import labctl.process_exit as process_exit\n"
             "from labctl.sim import noise_table\n"
             "sys.dont_write_bytecode = False\n"
+            "process_exit.labctl_is_the_program = lambda: True\n"
             "noise_table.prefetch(keep=True)\n"
-            "atexit._run_exitfuncs()\n"
-            "os._exit(0)\n")
+            "process_exit.leave_now(SystemExit(0))\n"
+            "sys.exit(3)\n")  # leave_now returned: it did not end the process
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg"), "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-c", code], env=env, timeout=60)
     assert done.returncode == 0
