@@ -176,9 +176,9 @@ def _prefetch_simulation(prep: Any) -> None:
     for inst in prep.station.instruments.values():
         if inst.driver == "sim-cycler" and inst.settings.get("noise"):
             from labctl.process_exit import labctl_is_the_program
-            from labctl.sim.measure import prefetch_noise_table
+            from labctl.sim import noise_table
 
-            prefetch_noise_table(keep=labctl_is_the_program())
+            noise_table.prefetch(keep=labctl_is_the_program())
             return
 
 

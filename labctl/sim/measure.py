@@ -38,15 +38,6 @@ def _settings(what: str, values: dict | None) -> dict[str, float]:
     return out
 
 
-_TABLE_SIZE = noise_table.SIZE
-
-
-def prefetch_noise_table(keep: bool = False) -> None:
-    """Have the noise table ready by the first batch (sim/noise_table.py); `keep`: from
-    and to the user's cache (the `labctl` command)."""
-    noise_table.prefetch(keep)
-
-
 class Meter:
     def __init__(self, noise: dict | None, resolution: dict | None, rng: np.random.Generator):
         self.noise = _settings("noise", noise)
@@ -71,12 +62,12 @@ class Meter:
         out = np.empty((3, n))  # np.stack's checks cost more than these three copies
         values = (voltage_v, current_a, temperature_c)
         noisy = self._noisy
-        if noisy and n <= _TABLE_SIZE // 4:
+        if noisy and n <= noise_table.SIZE // 4:
             table = noise_table.table()
             # One raw 64-bit draw per quantity, scaled to [0, span) by a multiply-shift (off
             # uniform by span / 2**64 at most): its stretch of the table (high bits) and sign
             # (low bit). Generator.integers did the same in ~4 us a call, random_raw ~0.5 us.
-            span = 2 * (_TABLE_SIZE - n)
+            span = 2 * (noise_table.SIZE - n)
             raws = self.rng.bit_generator.random_raw(len(noisy)).tolist()
             for row, raw, sigma in zip(noisy, raws, self._sigmas, strict=True):
                 pick = (raw * span) >> 64
