@@ -107,7 +107,7 @@ try:
     # null (caught below), and it refuses integers beyond 64 bits, numpy values and
     # non-string keys; subclasses of str/int/dict/list (an overridden items(), a str
     # enum), datetimes and dataclasses, which it would write its own way, are handed to
-    # `_refuse` (the passthrough options). `_dumps` then uses json, so every event reads
+    # `_refuse` (the passthrough options). `json_bytes` then uses json, so every event reads
     # back (json.loads) as json writes it. Plain enums are written as their value by both.
     import orjson as _orjson
 
@@ -122,10 +122,12 @@ def _refuse(obj: Any) -> Any:
     raise TypeError(f"left to json: {type(obj).__name__}")
 
 
-def _dumps(event: Mapping[str, Any]) -> bytes:
+def json_bytes(value: Any) -> bytes:
+    """`value` as compact JSON (NaN and infinities as json writes them) that json.loads
+    reads back as json.dumps(value, allow_nan=True) would be: by orjson where that holds."""
     if _orjson_dumps is not None:
         try:
-            out = _orjson_dumps(event, default=_refuse, option=_ORJSON_OPTIONS)
+            out = _orjson_dumps(value, default=_refuse, option=_ORJSON_OPTIONS)
         except Exception:  # a big integer, a numpy value, a non-string key: json below
             pass
         else:
@@ -133,16 +135,16 @@ def _dumps(event: Mapping[str, Any]) -> bytes:
             # null is certainly the same once read back.
             if b"null" not in out:
                 return out
-    return _encode(event).encode()
+    return _encode(value).encode()
 
 
 def encode_event(event: Mapping[str, Any]) -> bytes:
     # The engine's own events are plain dicts: skip the Mapping ABC check (a few per step).
     if type(event) is dict and type(event.get("type")) is str:
-        return _dumps(event)
+        return json_bytes(event)
     if not isinstance(event, Mapping) or not isinstance(event.get("type"), str):
         raise ValueError(f"a journal event must be a dict with a 'type' string, got {event!r:.200}")
-    return _dumps(event)
+    return json_bytes(event)
 
 
 class _Layout:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -93,17 +94,30 @@ Columns = dict[str, np.ndarray]
 def step_columns(rows: Iterable[Mapping[str, Any]]) -> Columns:
     """Rows of StepResult fields as columns with fixed types."""
     rows = list(rows)
+    try:  # every row has every field (the engine's rows): one pass over the rows
+        table = list(zip(*map(_ALL_FIELDS, rows), strict=True)) if rows else \
+            [()] * len(STEP_COLUMNS)
+    except (KeyError, TypeError):  # rows missing fields (older journals, imports)
+        table = [[r.get(name) for r in rows] for name in STEP_COLUMNS]
     data: Columns = {}
-    for name in STEP_COLUMNS:
-        values = [r.get(name) for r in rows]
+    for name, values in zip(STEP_COLUMNS, table, strict=True):
+        # Values already of the column's type (the engine's rows) go to numpy as they are.
+        plain = set(map(type, values))
         if name in _STEP_INT:
-            data[name] = np.array([0 if v is None else int(v) for v in values], dtype=np.int64)
+            data[name] = np.array(values if plain <= _INT else
+                                  [0 if v is None else int(v) for v in values], dtype=np.int64)
         elif name in _STEP_STR:
-            data[name] = np.array(["" if v is None else str(v) for v in values], dtype=object)
-        else:
-            data[name] = np.array([math.nan if v is None else float(v) for v in values],
+            data[name] = np.array(values if plain <= _STR else
+                                  ["" if v is None else str(v) for v in values], dtype=object)
+        else:  # numpy makes float() of Python numbers, and NaN of None
+            data[name] = np.array(values if plain <= _FLOAT else
+                                  [math.nan if v is None else float(v) for v in values],
                                   dtype=np.float64)
     return data
+
+
+_ALL_FIELDS = itemgetter(*STEP_COLUMNS)
+_INT, _STR, _FLOAT = {int}, {str}, {float, int, type(None)}
 
 
 _ZERO_START = np.zeros(1, dtype=np.intp)

@@ -136,23 +136,32 @@ def test_a_digest_written_by_another_labctl_is_ignored(tmp_path):
     assert open_run(run.path).summary() == _summary_from_tables(run.path)
 
 
-def test_the_digest_made_in_two_parts_is_the_whole_object_dumped_at_once(tmp_path):
-    """finalize makes the steps' text while the writer still works and splices the rest
-    in front: the file must be what json.dumps of the whole object gives, NaN and all."""
+def test_the_digest_made_in_two_parts_reads_back_as_the_whole_object(tmp_path):
+    """finalize makes the steps' text while the writer still works (by orjson where its
+    text reads back as json's) and splices the rest in front: the file must read back as
+    json.dumps of the whole object does, NaN, tiny floats, big integers and all."""
     from labctl import __version__
     from labctl.store.digest import DIGEST_VERSION, steps_text, write_digest
 
     mark = {"bytes": 1234, "last_record": [1200, 34]}
     summary = {"status": "completed", "n_samples": 7, "mean_temperature_c": float("nan"),
                "note": "a \"quoted\" ünïcode text"}
-    steps = {"step_index": np.array([1, 2], dtype=np.int32),
-             "end_value": np.array([3.2, float("nan")]),
-             "kind": ["discharge", "rest"]}
-    whole = json.dumps({"digest_version": DIGEST_VERSION, "labctl_version": __version__,
-                        "tables_journal": mark, "summary": summary,
-                        "steps": {k: (v.tolist() if hasattr(v, "tolist") else v)
-                                  for k, v in steps.items()}},
-                       allow_nan=True, separators=(",", ":"))
-    for made_before in (None, steps_text(steps)):
-        write_digest(tmp_path, mark, summary, steps, made_before)
-        assert (tmp_path / DIGEST_NAME).read_text(encoding="utf-8") == whole
+    plain = {"step_index": np.array([1, 2], dtype=np.int32),
+             "end_value": np.array([3.2, 1e-05]),
+             "n_samples": np.array([2**62, 0], dtype=np.int64),
+             "kind": ["discharge", "réstée"],
+             "text": np.array(["Rest until null", "Charge at 1C"], dtype=object)}
+    with_nan = dict(plain, end_value=np.array([3.2, float("nan")]))
+    for steps in (plain, with_nan):
+        whole = json.dumps({"digest_version": DIGEST_VERSION, "labctl_version": __version__,
+                            "tables_journal": mark, "summary": summary,
+                            "steps": {k: (v.tolist() if hasattr(v, "tolist") else v)
+                                      for k, v in steps.items()}},
+                           allow_nan=True, separators=(",", ":"))
+        for made_before in (None, steps_text(steps)):
+            write_digest(tmp_path, mark, summary, steps, made_before)
+            text = (tmp_path / DIGEST_NAME).read_text(encoding="utf-8")
+            # NaN != NaN: compare the texts json writes of what each reads back as.
+            assert json.dumps(json.loads(text)) == json.dumps(json.loads(whole))
+            if steps is with_nan:  # orjson would write null: json wrote these, all of it
+                assert text == whole
