@@ -54,6 +54,7 @@ from labctl.sim.channel_checks import current_limit_a, refuse_impossible_step
 from labctl.sim.events import Watch, condition_watches, safety_watches
 from labctl.sim.logging_grid import LogGrid
 from labctl.sim.measure import Meter
+from labctl.sim.pcg64 import default_rng
 from labctl.sim.snapshots import check_version, rng_decoded, rng_snapshot
 
 MODELS = ("thevenin", "spme", "spm", "dfn")
@@ -106,7 +107,7 @@ class PybammCyclerChannel:
         self.name = str(name)
         self.seed = int(seed)
         self.max_step_s = float(max_step_s)
-        self.rng = np.random.default_rng(self.seed)
+        self.rng = default_rng(self.seed)
         self.meter = Meter(noise, resolution, self.rng)
         model = str(model).lower()
         if model not in MODELS:

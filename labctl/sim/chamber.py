@@ -15,6 +15,7 @@ import numpy as np
 import labctl
 from labctl.capabilities.chamber import ChamberRanges
 from labctl.errors import InstrumentError, LabctlError
+from labctl.sim.pcg64 import default_rng
 from labctl.sim.snapshots import check_version, rng_decoded, rng_snapshot
 
 # Resume snapshots: 2 holds the noise generator's state as strings (sim/snapshots.py).
@@ -33,7 +34,7 @@ class SimChamber:
         self.default_ramp_c_per_min = float(default_ramp_c_per_min)
         self.noise_c = float(noise_c)
         self.seed = int(seed)
-        self.rng = np.random.default_rng(seed)
+        self.rng = default_rng(seed)
         self.safe_setpoint_c = float(safe_setpoint_c)
         now = world.clock.now()
         self._times = [now]

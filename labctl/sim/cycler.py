@@ -53,6 +53,7 @@ from labctl.sim.events import (
 from labctl.sim.logging_grid import LogGrid
 from labctl.sim.measure import Meter
 from labctl.sim.params import Params, model_key, shared_params
+from labctl.sim.pcg64 import default_rng
 from labctl.sim.snapshots import check_version, rng_decoded, rng_snapshot
 from labctl.sim.step_end import electrical_probe, end_at, first_event, needs_charge
 from labctl.sim.thermal import (
@@ -96,7 +97,7 @@ class SimCyclerChannel:
         self.name = str(name)
         self.seed = int(seed)
         self.max_step_s = float(max_step_s)
-        self.rng = np.random.default_rng(self.seed)  # PCG64: its state is plain JSON
+        self.rng = default_rng(self.seed)  # PCG64 (sim/pcg64.py): its state is plain JSON
         self.meter = Meter(noise, resolution, self.rng)
         soc = self.model.initial_soc if initial_soc is None else float(initial_soc)
         self._state = CellState(soc, (0.0,) * len(self.model.rc_pairs),

@@ -35,6 +35,7 @@ from labctl.capabilities.potentiostat import (
 )
 from labctl.cells.spec import CellSpec
 from labctl.errors import InstrumentError
+from labctl.sim.pcg64 import default_rng
 
 if TYPE_CHECKING:
     from labctl.sim.impedance import ImpedanceModel
@@ -52,7 +53,7 @@ class SimPotentiostat:
         self.dc_noise_v = float(dc_noise_v)
         self.seed = int(seed)
         self.overhead_s = float(overhead_s)
-        self.rng = np.random.default_rng(seed)
+        self.rng = default_rng(seed)
         if cell.extra.get("impedance") is None and cell.model is None:  # ImpedanceModel's check
             raise ValueError(f"cell {cell.name!r} has neither a model nor an impedance section")
         self.excitation_on = False

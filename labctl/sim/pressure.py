@@ -15,6 +15,7 @@ import numpy as np
 import labctl
 from labctl.capabilities.pressure import PressureRanges
 from labctl.errors import InstrumentError
+from labctl.sim.pcg64 import default_rng
 
 _MAX_BREAKPOINTS = 10_000
 
@@ -29,7 +30,7 @@ class SimPressureRig:
         self.default_ramp_mpa_per_s = float(default_ramp_mpa_per_s)
         self.noise_mpa = float(noise_mpa)
         self.seed = int(seed)
-        self.rng = np.random.default_rng(seed)
+        self.rng = default_rng(seed)
         now = world.clock.now()
         self._times = [now]
         self._values = [float(initial_pressure_mpa)]

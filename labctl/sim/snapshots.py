@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 
-
-def rng_snapshot(rng: np.random.Generator) -> dict[str, Any]:
+def rng_snapshot(rng: Any) -> dict[str, Any]:
+    """The state of `rng`'s bit generator (numpy's PCG64 or sim/pcg64.py's: the same dict)."""
     state = rng.bit_generator.state
     inner = state.get("state")
     if isinstance(inner, dict):
@@ -23,7 +22,7 @@ def rng_snapshot(rng: np.random.Generator) -> dict[str, Any]:
     return state
 
 
-def rng_decoded(rng: np.random.Generator, saved: Any) -> dict[str, Any]:
+def rng_decoded(rng: Any, saved: Any) -> dict[str, Any]:
     """`saved` as the state `rng`'s bit generator takes; ValueError when it takes none
     (checked on a scratch generator: a bad snapshot changes nothing)."""
     try:
@@ -32,7 +31,7 @@ def rng_decoded(rng: np.random.Generator, saved: Any) -> dict[str, Any]:
             saved = {**saved, "state": {k: int(v) if isinstance(v, str) else v
                                         for k, v in inner.items()}}
         type(rng.bit_generator)().state = saved
-    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+    except (AttributeError, TypeError, ValueError, KeyError, OverflowError) as exc:
         raise ValueError(f"unusable noise generator state ({exc})") from None
     return saved
 

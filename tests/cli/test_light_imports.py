@@ -10,6 +10,7 @@ load pandas, matplotlib or scipy (it writes Parquet with pyarrow alone), nor `sh
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,23 @@ def test_status_does_not_import_numpy_or_the_engine(tmp_path):
     """`labctl status` only reads run.json and each active run's status file."""
     loaded = _top_modules("status", "--results", str(tmp_path))
     assert "labctl" in loaded and "numpy" not in loaded
+
+
+def test_a_simulated_run_with_its_noise_table_kept_does_not_import_numpy_random(tmp_path):
+    """The simulator draws its raw noise offsets and snapshots its generators in Python
+    (sim/pcg64.py), and the `labctl` command reads the noise table from its cache: the
+    second run imports no numpy.random (6-10 ms)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    seen = []
+    for k in range(2):
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "labctl.cli", "run",
+                               "procedures/quickstart.yaml", "--results", str(tmp_path / f"r{k}"),
+                               "--no-progress"], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
+                    if line.startswith("import time:")}
+        assert "labctl.sim.cycler" in imported  # the probe saw the run's imports
+        seen.append("numpy.random" in imported)
+    assert seen == [True, False]  # the first run made the table (numpy.random), kept it

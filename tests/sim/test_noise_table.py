@@ -83,17 +83,29 @@ def _prefetched(keep: bool) -> np.ndarray:
 
 
 def _doctored() -> np.ndarray:
-    """A copy that passes every check (whole, CRC, its first draws) but is not the table:
-    after its first 1,000 draws, zeros. Runs that take noise from it measure differently."""
+    """A copy that passes every check (whole, CRC, its start) but is not the table: after
+    its first 5,000 draws, zeros. Runs that take noise from it measure differently."""
     values = _seeded()
-    values[1000:] = 0.0
+    values[5000:] = 0.0
     return values
 
 
-def test_a_whole_copy_of_other_draws_is_not_used(cache):
-    noise_table.write_kept(np.zeros(noise_table.SIZE, dtype=np.float32))  # CRC and all
+_NOT_STANDARD = {
+    "zeros": lambda: np.zeros(noise_table.SIZE, dtype=np.float32),
+    "spread": lambda: _seeded() * np.float32(2.0),  # draws of another spread
+    "mean": lambda: _seeded() + np.float32(0.5),  # of another mean
+    "sorted": lambda: np.sort(_seeded()),  # the right values, the start all lower tail
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_NOT_STANDARD))
+def test_a_whole_copy_of_values_that_are_not_standard_draws_is_not_used(cache, kind):
+    noise_table.write_kept(_NOT_STANDARD[kind]())  # CRC and all
     assert noise_table.read_kept() is None
-    noise_table.write_kept(_doctored())  # its start is right: only the start is checked
+
+
+def test_only_the_start_of_a_whole_copy_is_looked_at(cache):
+    noise_table.write_kept(_doctored())
     assert np.array_equal(noise_table.read_kept(), _doctored())
 
 
@@ -204,3 +216,13 @@ def test_a_process_that_ends_at_once_still_keeps_a_whole_copy(tmp_path):
     kept = folder / noise_table.cache_name()
     assert kept.stat().st_size == 8 + 4 * noise_table.SIZE
     assert kept.read_bytes()[8:] == _seeded().tobytes()
+
+
+def test_keeping_the_table_removes_tables_kept_under_other_names(cache):
+    other = cache.with_name("normal-table-1abc71-1048576-f32le-numpy-2.4.6.bin")  # old name
+    unrelated = cache.with_name("notes.txt")
+    other.parent.mkdir(parents=True, exist_ok=True)
+    other.write_bytes(b"x" * 100)
+    unrelated.write_text("kept")
+    noise_table.write_kept(_seeded())
+    assert cache.is_file() and not other.exists() and unrelated.read_text() == "kept"
