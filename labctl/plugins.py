@@ -11,7 +11,6 @@ sha256) in the run's run.json.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import sys
 import threading
@@ -23,6 +22,7 @@ from typing import Any
 import pluggy
 
 from labctl.errors import LabctlError
+from labctl.hashes import sha256
 
 PROJECT = "labctl"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -152,7 +152,7 @@ _HOOKS = {
 
 
 def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return sha256(Path(path).read_bytes()).hexdigest()
 
 
 # Channels (threads of one process, or a fleet worker's) prepare their stations at once: a
@@ -167,6 +167,8 @@ def _load_local_plugin(path: Path) -> Any:
 
 
 def _load_local_plugin_locked(path: Path) -> Any:
+    import hashlib
+
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
     module_name = f"labctl_local_{path.stem}_{digest}"
     if module_name in sys.modules:

@@ -57,9 +57,9 @@ def _parser_stamp() -> tuple | None:
 
 
 def _digest(text: str) -> bytes:
-    import hashlib
+    from labctl.hashes import blake2b
 
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    return blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def _plain(value: Any, depth: int = 0) -> bool:

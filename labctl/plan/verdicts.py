@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -55,13 +56,14 @@ def cache_folder() -> Path:
 def inputs_key(prep: Any, ceilings: Any) -> bytes | None:
     """The digest of everything the verdict depends on besides labctl's code, or None
     where that is not known (see `keepable`)."""
-    import hashlib
     import json
+
+    from labctl.hashes import blake2b
 
     if not keepable(prep):
         return None
     proc = prep.procedure
-    digest = hashlib.blake2b(digest_size=16)
+    digest = blake2b(digest_size=16)
 
     def part(data: bytes | str) -> None:
         data = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
@@ -176,10 +178,10 @@ RECENT_NS = 2_000_000_000
 def _code_digest(modules: tuple[str, ...], checked_since_ns: int | None = None) -> bytes | None:
     """Size, modification time, inode and change time of each of these module files,
     digested; None when one of them changed after `checked_since_ns` - RECENT_NS."""
-    import hashlib
+    from labctl.hashes import blake2b
 
     root = _labctl_root()
-    digest = hashlib.blake2b(digest_size=16)
+    digest = blake2b(digest_size=16)
     for rel in modules:
         try:
             # The inode and its change time too: a copy that keeps modification times
@@ -196,9 +198,14 @@ def _code_digest(modules: tuple[str, ...], checked_since_ns: int | None = None) 
 
 
 def _module_name_ok(rel: object) -> bool:
-    """A module file's name relative to labctl's folder, as `_loaded_modules` writes it."""
+    """A module file's name relative to labctl's folder, as `_loaded_modules` writes it.
+    Its parts split as Path(rel).parts does for `..` (both separators on Windows), without
+    making a Path: the cache file's ~500 names are checked at every `labctl run`."""
     return (type(rel) is str and rel.endswith(".py") and "\0" not in rel
-            and not os.path.isabs(rel) and ".." not in Path(rel).parts)
+            and not os.path.isabs(rel) and ".." not in _SEPARATORS.split(rel))
+
+
+_SEPARATORS = re.compile(r"[\\/]" if os.sep == "\\" else r"/")
 
 
 class VerdictCache:

@@ -9,7 +9,6 @@ replacement and loop conditions have their own tiny grammar.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ from labctl.capabilities.steps import (
 )
 from labctl.cells.spec import CellSpec
 from labctl.errors import LabctlError, Problem, ValidationError
+from labctl.hashes import sha256
 from labctl.procedures.chamber_items import ChamberItems
 from labctl.procedures.check import Locate, check_leaf
 from labctl.procedures.conditions import ConditionError, parse_until
@@ -460,7 +460,7 @@ def compile_document(
     if comp.problems:
         raise ValidationError(_sorted(comp.problems, doc.file))
 
-    digest = hashlib.sha256(doc.text.encode("utf-8"))
+    digest = sha256(doc.text.encode("utf-8"))
     for text in comp.texts:
         digest.update(b"\0")
         digest.update(text.encode("utf-8"))

@@ -9,7 +9,6 @@ the closed forms in `ecm.py` exact between breakpoints.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import pickle
 from bisect import bisect_left, bisect_right
@@ -18,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from labctl.cells.spec import CellModel, Table
+from labctl.hashes import blake2b
 from labctl.np_kernels import scalar
 
 # Past empty or full the OCV keeps falling / rising at this slope (0.1 V per 1 % SoC), as a
@@ -44,7 +44,7 @@ def model_key(model: CellModel, capacity_ah: float) -> bytes | None:
         data = pickle.dumps((model, float(capacity_ah)), protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # a model holding something unpicklable: simply not shared
         return None
-    return hashlib.blake2b(data, digest_size=16).digest()
+    return blake2b(data, digest_size=16).digest()
 
 
 def shared_params(key: tuple | None, build: Callable[[], Params]) -> Params:

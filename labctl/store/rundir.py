@@ -60,10 +60,8 @@ class RunDirExists(LabctlError):
 
 def new_run_id(procedure_name: str, cell_name: str, now: float) -> str:
     """`YYYYMMDD-HHMMSS-<procedure>-<cell>-<4 hex>` (UTC): sorts by start time."""
-    import secrets  # here, not at the top: `ls` and `show` never need it
-
     stamp = datetime.fromtimestamp(now, tz=UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{_safe(procedure_name)}-{_safe(cell_name)}-{secrets.token_hex(2)}"
+    return f"{stamp}-{_safe(procedure_name)}-{_safe(cell_name)}-{os.urandom(2).hex()}"
 
 
 # -- is the process that runs it still alive? -------------------------------------------------

@@ -128,7 +128,8 @@ def test_status_does_not_import_numpy_or_the_engine(tmp_path):
 def test_a_simulated_run_with_its_noise_table_kept_does_not_import_numpy_random(tmp_path):
     """The simulator draws its raw noise offsets and snapshots its generators in Python
     (sim/pcg64.py), and the `labctl` command reads the noise table from its cache: the
-    second run imports no numpy.random (6-10 ms)."""
+    second run imports no numpy.random (6-10 ms). Nor OpenSSL through hashlib (~3 ms):
+    its digests come from CPython's own BLAKE2b and SHA-256 (labctl/hashes.py)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     seen = []
@@ -143,3 +144,4 @@ def test_a_simulated_run_with_its_noise_table_kept_does_not_import_numpy_random(
         assert "labctl.sim.cycler" in imported  # the probe saw the run's imports
         seen.append("numpy.random" in imported)
     assert seen == [True, False]  # the first run made the table (numpy.random), kept it
+    assert not imported & {"hashlib", "_hashlib"}, sorted(imported & {"hashlib", "_hashlib"})
