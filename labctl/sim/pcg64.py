@@ -14,6 +14,7 @@ numpy Generator given this state, whose state is taken back after the draw; only
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 _MASK32 = 0xFFFFFFFF
@@ -119,7 +120,8 @@ class PCG64:
 
     @state.setter
     def state(self, value: dict[str, Any]) -> None:
-        # What numpy's setter refuses, refused here alike (TypeError, ValueError, KeyError).
+        # What numpy's setter refuses is refused here too (TypeError, ValueError, KeyError),
+        # and what it would overflow on or truncate (a damaged snapshot): nothing changes.
         if not isinstance(value, dict):
             raise TypeError("state must be a dict")
         if value.get("bit_generator", "") != "PCG64":
@@ -132,10 +134,13 @@ class PCG64:
 
 
 def _uint(value: Any, bits: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if type(value).__module__ != "numpy":  # numpy integers are taken as numpy takes them
-            raise TypeError(f"expected an integer, got {type(value).__name__}")
-        value = int(value)
+    """An integer (Python's or numpy's, not a bool or float) of `bits` bits, unsigned."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"expected an integer, got {type(value).__name__}") from None
     if not 0 <= value < (1 << bits):
         raise ValueError(f"{value} is outside the {bits}-bit range")
     return value

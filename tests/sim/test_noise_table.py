@@ -71,9 +71,12 @@ def test_a_copy_others_may_write_or_a_link_is_not_used(cache, tmp_path):
 
 
 def test_nothing_is_written_under_dont_write_bytecode(cache, monkeypatch):
+    old = cache.with_name("normal-table-1abc71-1048576-f32le-numpy-2.4.6.bin")
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"x")
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
     noise_table.write_kept(noise_table.generate())
-    assert not cache.exists()
+    assert not cache.exists() and old.exists()  # nor is anything removed
 
 
 def _prefetched(keep: bool) -> np.ndarray:
