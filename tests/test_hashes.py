@@ -12,11 +12,11 @@ from labctl.hashes import blake2b, sha256
 @pytest.mark.parametrize("data", [b"", b"abc", b"Charge at 1C until 4.2 V\n" * 1000])
 def test_the_digests_are_hashlibs(data):
     assert sha256(data).hexdigest() == hashlib.sha256(data).hexdigest()
-    whole, parts = sha256(), hashlib.sha256()
+    ours, theirs = sha256(), hashlib.sha256()  # fed in pieces
     for chunk in (data[:7], b"\0", data[7:]):
-        whole.update(chunk)
-        parts.update(chunk)
-    assert whole.hexdigest() == parts.hexdigest()
+        ours.update(chunk)
+        theirs.update(chunk)
+    assert ours.hexdigest() == theirs.hexdigest()
     assert blake2b(data, digest_size=16).digest() == hashlib.blake2b(data, digest_size=16).digest()
 
 

@@ -198,9 +198,9 @@ def _code_digest(modules: tuple[str, ...], checked_since_ns: int | None = None) 
 
 
 def _module_name_ok(rel: object) -> bool:
-    """A module file's name relative to labctl's folder, as `_loaded_modules` writes it.
-    Its parts split as Path(rel).parts does for `..` (both separators on Windows), without
-    making a Path: the cache file's ~500 names are checked at every `labctl run`."""
+    """A module file's name relative to labctl's folder, as `_loaded_modules` writes it:
+    no `..` between its separators. Split without making a Path: the cache file's ~500
+    names are checked at every `labctl run` (the cache is used on POSIX only)."""
     return (type(rel) is str and rel.endswith(".py") and "\0" not in rel
             and not os.path.isabs(rel) and ".." not in _SEPARATORS.split(rel))
 

@@ -40,7 +40,8 @@ def _settings(what: str, values: dict | None) -> dict[str, float]:
 
 
 class Meter:
-    def __init__(self, noise: dict | None, resolution: dict | None, rng: SimRandom):
+    def __init__(self, noise: dict | None, resolution: dict | None,
+                 rng: SimRandom | np.random.Generator):
         self.noise = _settings("noise", noise)
         self.resolution = _settings("resolution", resolution)
         self.rng = rng
@@ -69,7 +70,8 @@ class Meter:
             # uniform by span / 2**64 at most): its stretch of the table (high bits) and sign
             # (low bit). Generator.integers did the same in ~4 us a call, random_raw ~0.5 us.
             span = 2 * (noise_table.SIZE - n)
-            raws = self.rng.bit_generator.random_raw(len(noisy))
+            # Python ints (a numpy Generator's raw draws are np.uint64: `raw * span` would wrap).
+            raws = [int(r) for r in self.rng.bit_generator.random_raw(len(noisy))]
             for row, raw, sigma in zip(noisy, raws, self._sigmas, strict=True):
                 pick = (raw * span) >> 64
                 start = pick >> 1

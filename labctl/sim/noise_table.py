@@ -200,21 +200,26 @@ def write_kept(values: np.ndarray) -> None:
 
 
 def _remove_other_tables() -> None:
-    """Tables kept under other names (an older labctl's, another numpy's) are 4 MB each:
-    once this one is kept, they go (best effort, and only from a folder that is ours)."""
+    """Copies kept under the name labctl used before `METHOD` was part of it (4 MB each)
+    go once this one is kept (best effort, only from a folder that is ours). Copies for
+    other numpy versions stay: two environments sharing the cache each keep theirs."""
     from labctl.private_cache import private
 
     if sys.dont_write_bytecode:  # the cache is left as it is, as for writing
         return
-    folder, keep = cache_folder(), cache_name()
+    folder = cache_folder()
     try:
-        if not (folder / keep).is_file() or not private(os.stat(folder, follow_symlinks=False)):
+        if not (folder / cache_name()).is_file() or \
+                not private(os.stat(folder, follow_symlinks=False)):
             return
-        for old in folder.glob("normal-table-*.bin"):
-            if old.name != keep:
-                old.unlink()
+        old = list(folder.glob(f"normal-table-{SEED:x}-{SIZE}-f32le-numpy-*.bin"))
     except OSError:
-        pass
+        return
+    for path in old:
+        try:
+            path.unlink()
+        except OSError:  # a folder of that name, a file being removed meanwhile: left
+            pass
 
 
 def _crc32(values: np.ndarray) -> int:

@@ -15,6 +15,7 @@ numpy Generator given this state, whose state is taken back after the draw; only
 from __future__ import annotations
 
 import operator
+import threading
 from typing import Any
 
 _MASK32 = 0xFFFFFFFF
@@ -94,6 +95,9 @@ class PCG64:
     """numpy.random.PCG64's seeding, raw stream and `state`, in Python."""
 
     def __init__(self, seed: int = 0):
+        # Held while the state moves, as numpy's bit generators hold theirs: a chamber shared
+        # by the channels' threads must not hand two of them the same draw.
+        self.lock = threading.Lock()
         seed_hi, seed_lo, inc_hi, inc_lo = _seed_words64(int(seed), 4)
         self._inc = (((inc_hi << 64) | inc_lo) << 1 | 1) & _MASK128
         state = (self._inc) & _MASK128  # 0 * multiplier + inc: the first step from 0
@@ -104,19 +108,23 @@ class PCG64:
 
     def random_raw(self, n: int) -> list[int]:
         """The next n raw 64-bit outputs (numpy's `random_raw(n)`, as Python ints)."""
-        s, inc, out = self._state, self._inc, []
-        for _ in range(n):
-            s = (s * _MULTIPLIER + inc) & _MASK128
-            value = ((s >> 64) ^ s) & _MASK64
-            rot = s >> 122
-            out.append(((value >> rot) | (value << (64 - rot))) & _MASK64)
-        self._state = s
+        out = []
+        with self.lock:
+            s, inc = self._state, self._inc
+            for _ in range(n):
+                s = (s * _MULTIPLIER + inc) & _MASK128
+                value = ((s >> 64) ^ s) & _MASK64
+                rot = s >> 122
+                out.append(((value >> rot) | (value << (64 - rot))) & _MASK64)
+            self._state = s
         return out
 
     @property
     def state(self) -> dict[str, Any]:
-        return {"bit_generator": "PCG64", "state": {"state": self._state, "inc": self._inc},
-                "has_uint32": self._has_uint32, "uinteger": self._uinteger}
+        with self.lock:
+            return {"bit_generator": "PCG64",
+                    "state": {"state": self._state, "inc": self._inc},
+                    "has_uint32": self._has_uint32, "uinteger": self._uinteger}
 
     @state.setter
     def state(self, value: dict[str, Any]) -> None:
@@ -127,22 +135,25 @@ class PCG64:
         if value.get("bit_generator", "") != "PCG64":
             raise ValueError("state must be for a PCG64 PRNG")
         inner = value["state"]
-        state, inc = _uint(inner["state"], 128), _uint(inner["inc"], 128)
-        has_uint32, uinteger = _uint(value["has_uint32"], 32), _uint(value["uinteger"], 32)
-        self._state, self._inc = state, inc
-        self._has_uint32, self._uinteger = has_uint32, uinteger
+        state, inc = _integer(inner["state"], 0, 1 << 128), _integer(inner["inc"], 0, 1 << 128)
+        # numpy keeps these two as a C int and a uint32.
+        has_uint32 = _integer(value["has_uint32"], -(1 << 31), 1 << 31)
+        uinteger = _integer(value["uinteger"], 0, 1 << 32)
+        with self.lock:
+            self._state, self._inc = state, inc
+            self._has_uint32, self._uinteger = has_uint32, uinteger
 
 
-def _uint(value: Any, bits: int) -> int:
-    """An integer (Python's or numpy's, not a bool or float) of `bits` bits, unsigned."""
+def _integer(value: Any, low: int, end: int) -> int:
+    """An integer (Python's or numpy's, not a bool or float) in [low, end)."""
     try:
         if isinstance(value, bool):
             raise TypeError
         value = operator.index(value)
     except TypeError:
         raise TypeError(f"expected an integer, got {type(value).__name__}") from None
-    if not 0 <= value < (1 << bits):
-        raise ValueError(f"{value} is outside the {bits}-bit range")
+    if not low <= value < end:
+        raise ValueError(f"{value} is outside {low}..{end - 1}")
     return value
 
 
@@ -153,6 +164,7 @@ class SimRandom:
 
     def __init__(self, seed: int = 0):
         self.bit_generator = PCG64(seed)
+        self._numpy: Any = None  # the numpy Generator the draws go through, made on first use
 
     def normal(self, loc: Any = 0.0, scale: Any = 1.0, size: Any = None) -> Any:
         return self._through_numpy("normal", loc, scale, size)
@@ -161,12 +173,20 @@ class SimRandom:
         return self._through_numpy("standard_normal", size, dtype)
 
     def _through_numpy(self, method: str, *args: Any) -> Any:
-        import numpy as np
+        bits = self.bit_generator
+        with bits.lock:  # state in, draw, state out: one step for other threads
+            if self._numpy is None:
+                import numpy as np
 
-        generator = np.random.Generator(np.random.PCG64())
-        generator.bit_generator.state = self.bit_generator.state
-        out = getattr(generator, method)(*args)
-        self.bit_generator.state = generator.bit_generator.state
+                self._numpy = np.random.Generator(np.random.PCG64(0))
+            numpy_bits = self._numpy.bit_generator
+            numpy_bits.state = {"bit_generator": "PCG64",
+                                "state": {"state": bits._state, "inc": bits._inc},
+                                "has_uint32": bits._has_uint32, "uinteger": bits._uinteger}
+            out = getattr(self._numpy, method)(*args)
+            after = numpy_bits.state
+            bits._state, bits._inc = after["state"]["state"], after["state"]["inc"]
+            bits._has_uint32, bits._uinteger = after["has_uint32"], after["uinteger"]
         return out
 
 

@@ -123,8 +123,8 @@ def _refuse(obj: Any) -> Any:
 
 
 def json_bytes(value: Any) -> bytes:
-    """`value` as compact JSON (NaN and infinities as json writes them) that json.loads
-    reads back as json.dumps(value, allow_nan=True) would be: by orjson where that holds."""
+    """`value` (an event) as compact JSON that json.loads reads back as it would read
+    json.dumps(value, allow_nan=True, default=_json_default): by orjson where that holds."""
     if _orjson_dumps is not None:
         try:
             out = _orjson_dumps(value, default=_refuse, option=_ORJSON_OPTIONS)

@@ -34,6 +34,7 @@ def cache(tmp_path, monkeypatch) -> Path:
 
 
 def test_the_kept_copy_reads_back_as_the_seeded_draws(cache):
+    assert noise_table.METHOD == "pcg64-standard-normal"  # what _seeded() makes
     noise_table.write_kept(noise_table.generate())
     assert cache.is_file() and cache.stat().st_mode & 0o777 == 0o600
     assert np.__version__ in cache.name  # another numpy may draw other numbers
@@ -221,11 +222,13 @@ def test_a_process_that_ends_at_once_still_keeps_a_whole_copy(tmp_path):
     assert kept.read_bytes()[8:] == _seeded().tobytes()
 
 
-def test_keeping_the_table_removes_tables_kept_under_other_names(cache):
-    other = cache.with_name("normal-table-1abc71-1048576-f32le-numpy-2.4.6.bin")  # old name
+def test_keeping_the_table_removes_copies_under_the_old_name_only(cache):
+    old = cache.with_name("normal-table-1abc71-1048576-f32le-numpy-2.4.6.bin")  # before METHOD
+    other_numpy = cache.with_name(cache.name.replace(np.__version__, "9.9.9"))
     unrelated = cache.with_name("notes.txt")
-    other.parent.mkdir(parents=True, exist_ok=True)
-    other.write_bytes(b"x" * 100)
-    unrelated.write_text("kept")
+    old.parent.mkdir(parents=True, exist_ok=True)
+    for path in (old, other_numpy, unrelated):
+        path.write_bytes(b"x" * 100)
     noise_table.write_kept(_seeded())
-    assert cache.is_file() and not other.exists() and unrelated.read_text() == "kept"
+    assert cache.is_file() and not old.exists()
+    assert other_numpy.exists() and unrelated.exists()  # another environment's, not ours

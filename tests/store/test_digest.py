@@ -150,9 +150,12 @@ def test_the_digest_made_in_two_parts_reads_back_as_the_whole_object(tmp_path):
              "end_value": np.array([3.2, 1e-05]),
              "n_samples": np.array([2**62, 0], dtype=np.int64),
              "kind": ["discharge", "réstée"],
-             "text": np.array(["Rest until null", "Charge at 1C"], dtype=object)}
-    with_nan = dict(plain, end_value=np.array([3.2, float("nan")]))
-    for steps in (plain, with_nan):
+             "text": np.array(["Rest for 1 h", "Charge at 1C"], dtype=object)}
+    cases = {"orjson": plain,  # its text differs from json's (0.00001, raw UTF-8)
+             "nan": dict(plain, end_value=np.array([3.2, float("nan")])),
+             "null in a text": dict(plain, text=np.array(["Rest until null", "x"], dtype=object)),
+             "beyond 64 bits": dict(plain, n_samples=[2**70, 0])}
+    for name, steps in cases.items():
         whole = json.dumps({"digest_version": DIGEST_VERSION, "labctl_version": __version__,
                             "tables_journal": mark, "summary": summary,
                             "steps": {k: (v.tolist() if hasattr(v, "tolist") else v)
@@ -162,6 +165,8 @@ def test_the_digest_made_in_two_parts_reads_back_as_the_whole_object(tmp_path):
             write_digest(tmp_path, mark, summary, steps, made_before)
             text = (tmp_path / DIGEST_NAME).read_text(encoding="utf-8")
             # NaN != NaN: compare the texts json writes of what each reads back as.
-            assert json.dumps(json.loads(text)) == json.dumps(json.loads(whole))
-            if steps is with_nan:  # orjson would write null: json wrote these, all of it
-                assert text == whole
+            assert json.dumps(json.loads(text)) == json.dumps(json.loads(whole)), name
+            if name == "orjson":
+                assert "0.00001" in text and "réstée" in text  # orjson wrote the steps
+            else:  # json wrote them: the whole file is what one json.dumps writes
+                assert text == whole, name
