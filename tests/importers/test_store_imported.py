@@ -140,7 +140,7 @@ def test_import_file_redraws_a_colliding_name(vendor, tmp_path, monkeypatch):
     from labctl.store import rundir
 
     suffixes = itertools.chain(["beef", "beef", "cafe"], itertools.repeat("f00d"))
-    monkeypatch.setattr("secrets.token_hex", lambda n: next(suffixes))
+    monkeypatch.setattr(rundir, "_random_suffix", lambda: next(suffixes))
     src = vendor / "maccor_001.txt"  # the file's own start time: the same second twice
     a = import_file(src, results=tmp_path / "res", name="same")
     b = import_file(src, results=tmp_path / "res", name="same", force=True)
