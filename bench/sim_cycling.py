@@ -11,7 +11,10 @@ virtualenv. Prints the figures; never fails on timing.
 
 labctl's figures are medians of `--repeat` runs; besides wall time it prints CPU time
 (the in-process part's `time.process_time`, the command's user + system time), which a
-busy machine disturbs far less than wall time.
+busy machine disturbs far less than wall time. In each round the in-process runs and the
+`labctl run` processes take turns, and the PyBaMM run comes in the middle of them: this
+machine's speed changes by up to a third from one spell of seconds to the next, and a
+ratio should compare figures taken in the same spell.
 """
 
 from __future__ import annotations
@@ -64,41 +67,71 @@ def preload_modules() -> None:
         importlib.import_module(name)
 
 
-def run_labctl(n_cycles: int, repeat: int = 3) -> dict:
-    """Median wall and CPU time (process_time: every thread of the process) of `repeat` runs,
-    after one untimed run that warms the caches a long-lived process would have warm and
-    starts the table writer process it would have running (store/shared_writer.py)."""
-    # Import first (as PyBaMM's figure excludes its import): only the run is timed.
-    preload_modules()
-    from labctl.engine.session import prepare, start_run
-    from labctl.store.shared_writer import running_writer
+class InProcessRuns:
+    """labctl in this process, one timed run at a time (`run_once`), after one untimed run
+    that warms the caches a long-lived process would have warm and starts the table
+    writer process it would have running (store/shared_writer.py)."""
 
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = Path(tmp) / "bench-cycling.yaml"
-        proc.write_text(PROCEDURE.format(n=n_cycles))
-        station = HERE.parent / "instruments" / "sim.yaml"
-        walls, cpus, mains = [], [], []
-        writers = set()  # the writer process running at each timed run's start and end
-        for k in range(repeat + 1):
-            if k:
-                writers.add(running_writer())
-            t0, c0, m0 = time.perf_counter(), time.process_time(), time.thread_time()
-            prep = prepare(proc, station_path=station, cell_ref="nmc-1p95ah")
-            outcome = start_run(prep, results_root=Path(tmp) / f"results{k}")
-            if k:
-                walls.append(time.perf_counter() - t0)
-                cpus.append(time.process_time() - c0)
-                mains.append(time.thread_time() - m0)
-                writers.add(running_writer())
-            shutil.rmtree(Path(tmp) / f"results{k}", ignore_errors=True)
+    def __init__(self, n_cycles: int):
+        # Import first (as PyBaMM's figure excludes its import): only the run is timed.
+        preload_modules()
+        from labctl.engine.session import prepare, start_run
+        from labctl.store.shared_writer import running_writer
+
+        self._prepare, self._start_run, self._writer = prepare, start_run, running_writer
+        self._tmp = tempfile.TemporaryDirectory()
+        self._proc = Path(self._tmp.name) / "bench-cycling.yaml"
+        self._proc.write_text(PROCEDURE.format(n=n_cycles))
+        self.n_cycles = n_cycles
+        self.walls: list[float] = []
+        self.cpus: list[float] = []
+        self.mains: list[float] = []
+        self.writers: set = set()  # the writer process running at each timed run's start and end
+        self.outcome = None
+        self._one(timed=False)
+
+    def run_once(self) -> None:
+        self._one(timed=True)
+
+    def _one(self, timed: bool) -> None:
+        results = Path(self._tmp.name) / "results"
+        if timed:
+            self.writers.add(self._writer())
+        t0, c0, m0 = time.perf_counter(), time.process_time(), time.thread_time()
+        prep = self._prepare(self._proc, station_path=HERE.parent / "instruments" / "sim.yaml",
+                             cell_ref="nmc-1p95ah")
+        self.outcome = self._start_run(prep, results_root=results)
+        if timed:
+            self.walls.append(time.perf_counter() - t0)
+            self.cpus.append(time.process_time() - c0)
+            self.mains.append(time.thread_time() - m0)
+            self.writers.add(self._writer())
+        shutil.rmtree(results, ignore_errors=True)
+
+    def result(self) -> dict:
+        """Medians of the timed runs: wall, CPU (process_time: every thread of the process)
+        and the engine's thread alone."""
         # One writer all along: every timed run had it (one run at a time, none busy).
-        one = len(writers) == 1 and None not in writers
-        return {"tool": "labctl", "wall_s": statistics.median(walls),
+        one = len(self.writers) == 1 and None not in self.writers
+        return {"tool": "labctl", "wall_s": statistics.median(self.walls),
                 "tables": "the table writer process" if one else "a thread (some runs)",
-                "cpu_s": statistics.median(cpus), "main_cpu_s": statistics.median(mains),
-                "walls": walls,
-                "samples": outcome.summary.get("n_samples"), "status": outcome.status,
-                "cycles": n_cycles}
+                "cpu_s": statistics.median(self.cpus), "main_cpu_s": statistics.median(self.mains),
+                "walls": self.walls, "samples": self.outcome.summary.get("n_samples"),
+                "status": self.outcome.status, "cycles": self.n_cycles}
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+
+def run_labctl(n_cycles: int, repeat: int = 3) -> dict:
+    """Median wall and CPU time of `repeat` in-process runs (InProcessRuns)."""
+    runs = InProcessRuns(n_cycles)
+    try:
+        for _ in range(repeat):
+            runs.run_once()
+        return runs.result()
+    finally:
+        runs.close()
 
 
 def run_simulator_only(n_cycles: int, repeat: int = 3) -> dict:
@@ -147,38 +180,60 @@ def _child(cmd: list[str], **kwargs) -> tuple[float, float, subprocess.Completed
     return wall, cpu, out
 
 
-def run_labctl_cli(n_cycles: int, repeat: int = 3) -> dict:
+class CliRuns:
     """The same experiment as a technician starts it: `labctl run` as a whole process,
     minus the start-up of `labctl --version` (as PyBaMM's figure excludes its import).
-    Medians of `repeat` runs of each."""
-    import os
+    `run_once` times one of each."""
 
-    env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed labctl has its bytecode cached
-    cli = [sys.executable, "-m", "labctl.cli"]
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = Path(tmp) / "bench-cycling.yaml"
-        proc.write_text(PROCEDURE.format(n=n_cycles))
+    def __init__(self, n_cycles: int):
+        import os
+
+        self.env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed labctl has its bytecode cached
+        self.cli = [sys.executable, "-m", "labctl.cli"]
+        self._tmp = tempfile.TemporaryDirectory()
+        self._proc = Path(self._tmp.name) / "bench-cycling.yaml"
+        self._proc.write_text(PROCEDURE.format(n=n_cycles))
+        self.starts: list[tuple[float, float]] = []
+        self.runs: list[tuple[float, float]] = []
+        self.summary: dict = {}
+        subprocess.run([*self.cli, "--version"], env=self.env, capture_output=True, check=True)
+
+    def run_once(self) -> None:
+        self.starts.append(_child([*self.cli, "--version"], env=self.env, check=True)[:2])
+        results = Path(self._tmp.name) / "results"
         station = HERE.parent / "instruments" / "sim.yaml"
-        subprocess.run([*cli, "--version"], env=env, capture_output=True, check=True)  # warm
-        starts = [_child([*cli, "--version"], env=env, check=True)[:2] for _ in range(repeat)]
-        runs = []
-        for k in range(repeat):
-            results = Path(tmp) / f"results{k}"
-            wall, cpu, out = _child([*cli, "run", str(proc), "--station", str(station), "--cell",
-                                     "nmc-1p95ah", "--results", str(results), "--json"],
-                                    env=env, cwd=HERE.parent)
-            if out.returncode != 0:
-                raise SystemExit(f"labctl run failed: {out.stderr[-2000:]}")
-            runs.append((wall, cpu))
-            summary = json.loads(out.stdout)["summary"]
-            shutil.rmtree(results, ignore_errors=True)
-        start = statistics.median(w for w, _ in starts)
-        start_cpu = statistics.median(c for _, c in starts)
-        wall = statistics.median(w for w, _ in runs)
-        cpu = statistics.median(c for _, c in runs)
+        wall, cpu, out = _child([*self.cli, "run", str(self._proc), "--station", str(station),
+                                 "--cell", "nmc-1p95ah", "--results", str(results), "--json"],
+                                env=self.env, cwd=HERE.parent)
+        if out.returncode != 0:
+            raise SystemExit(f"labctl run failed: {out.stderr[-2000:]}")
+        self.runs.append((wall, cpu))
+        self.summary = json.loads(out.stdout)["summary"]
+        shutil.rmtree(results, ignore_errors=True)
+
+    def result(self) -> dict:
+        """Medians of the runs and of the start-ups."""
+        start = statistics.median(w for w, _ in self.starts)
+        start_cpu = statistics.median(c for _, c in self.starts)
+        wall = statistics.median(w for w, _ in self.runs)
+        cpu = statistics.median(c for _, c in self.runs)
         return {"wall_s": wall, "startup_s": start, "net_s": wall - start, "cpu_s": cpu,
-                "net_cpu_s": cpu - start_cpu, "samples": summary.get("n_samples")}
+                "net_cpu_s": cpu - start_cpu, "samples": self.summary.get("n_samples")}
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+
+def run_labctl_cli(n_cycles: int, repeat: int = 3) -> dict:
+    """Medians of `repeat` `labctl run` processes and `labctl --version` start-ups (CliRuns)."""
+    runs = CliRuns(n_cycles)
+    try:
+        for _ in range(repeat):
+            runs.run_once()
+        return runs.result()
+    finally:
+        runs.close()
 
 
 def run_pybamm(n_cycles: int, python: str | None) -> dict | None:
@@ -195,9 +250,22 @@ def run_pybamm(n_cycles: int, python: str | None) -> dict | None:
 
 
 def one_round(args: argparse.Namespace) -> dict | None:
-    """labctl in-process, the simulator alone, `labctl run` and PyBaMM, one after the other;
-    prints each figure and returns the ratios (None without PyBaMM)."""
-    ours = run_labctl(args.cycles, args.repeat)
+    """labctl in-process and `labctl run`, taking turns, with the PyBaMM run in the middle
+    of theirs (so the figures a ratio compares come from the same minute of a shared
+    machine whose speed changes by a third from one spell to the next); then the
+    simulator alone. Prints each figure and returns the ratios (None without PyBaMM)."""
+    inproc, cli = InProcessRuns(args.cycles), CliRuns(args.cycles)
+    peer = None
+    try:
+        for k in range(args.repeat):
+            if k == args.repeat // 2 and args.pybamm_python != "none":
+                peer = run_pybamm(args.cycles, args.pybamm_python)
+            inproc.run_once()
+            cli.run_once()
+        ours, cli_figures = inproc.result(), cli.result()
+    finally:
+        inproc.close()
+        cli.close()
     rate = ours["samples"] / ours["wall_s"]
     print(f"labctl : {ours['wall_s']:.3f} s wall, {ours['cpu_s']:.3f} s CPU (process_time, all "
           f"threads; the engine's thread alone {ours['main_cpu_s']:.3f} s), "
@@ -208,14 +276,13 @@ def one_round(args: argparse.Namespace) -> dict | None:
     sim = run_simulator_only(args.cycles, args.repeat)
     print(f"simulator alone: {sim['wall_s']:.3f} s wall, {sim['samples']:,} samples (the cycler "
           f"channel without the engine's checks, journal or tables; for the split only)")
-    cli = run_labctl_cli(args.cycles, args.repeat)
+    cli = cli_figures
     print(f"labctl run (CLI): {cli['wall_s']:.3f} s wall, minus start-up {cli['startup_s']:.3f} s "
           f"(labctl --version) = {cli['net_s']:.3f} s; CPU {cli['cpu_s']:.3f} s, net "
           f"{cli['net_cpu_s']:.3f} s (the command's process; on Linux its Parquet writer "
           f"process is not counted); {cli['samples']:,} samples")
     if args.pybamm_python == "none":  # labctl's figures only
         return None
-    peer = run_pybamm(args.cycles, args.pybamm_python)
     if peer is None:
         print("PyBaMM : not installed (pip install pybamm, or pass --pybamm-python)")
         return None

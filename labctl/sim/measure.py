@@ -22,6 +22,9 @@ from labctl.sim import noise_table
 from labctl.sim.pcg64 import SimRandom
 
 QUANTITIES = ("voltage_v", "current_a", "temperature_c")
+# Up to this many samples a batch is quantised as one block (see read_all); measured:
+# 4.5 against 10 us at 50 samples, 6.4 against 7.5 at 1,720, even at 3,000.
+_BLOCK_ROWS_MAX = 2048
 
 
 def _settings(what: str, values: dict | None) -> dict[str, float]:
@@ -54,6 +57,10 @@ class Meter:
         self._steps = np.array([self.resolution.get(q, 0.0) for q in QUANTITIES])
         self._quanta = [(k, step, 1.0 / step) for k, step in enumerate(self._steps.tolist())
                         if step > 0]
+        self._block = None  # (1/step, step) as (3, 1) columns when every row is quantised
+        if len(self._quanta) == len(QUANTITIES):
+            self._block = (np.array([inverse for _, _, inverse in self._quanta])[:, None],
+                           np.array([step for _, step, _ in self._quanta])[:, None])
 
     def read_all(self, voltage_v: np.ndarray, current_a: np.ndarray,
                  temperature_c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -92,13 +99,21 @@ class Meter:
                 out[noisy] += draws
         else:
             out[0], out[1], out[2] = values
-        # Quantised row by row: a scalar operand takes numpy's contiguous SIMD loops, which
-        # the (3, n) by (3, 1) broadcast does not; and x * (1/step) instead of x / step, a
-        # third of the cost (the two round to the same count unless x / step is within an
-        # ulp of a half-integer).
-        for k, step, inverse in self._quanta:
-            row = out[k]
-            np.multiply(row, inverse, out=row)
-            np.rint(row, out=row)
-            np.multiply(row, step, out=row)
+        # x * (1/step) instead of x / step, a third of the cost (the two round to the same
+        # count unless x / step is within an ulp of a half-integer).
+        if self._block is not None and n <= _BLOCK_ROWS_MAX:
+            # Every row quantised: three calls on the whole block, with a (3, 1) operand
+            # (the same products as row by row, without six calls' overhead).
+            inverse, step = self._block
+            np.multiply(out, inverse, out=out)
+            np.rint(out, out=out)
+            np.multiply(out, step, out=out)
+        else:
+            # A scalar operand takes numpy's contiguous SIMD loops, which the broadcast
+            # does not: row by row wins on long batches.
+            for k, step, inverse in self._quanta:
+                row = out[k]
+                np.multiply(row, inverse, out=row)
+                np.rint(row, out=row)
+                np.multiply(row, step, out=row)
         return out[0], out[1], out[2]
