@@ -12,14 +12,16 @@ virtualenv. Prints the figures; never fails on timing.
 labctl's figures are medians of `--repeat` runs; besides wall time it prints CPU time
 (the in-process part's `time.process_time`, the command's user + system time), which a
 busy machine disturbs far less than wall time. In each round the in-process runs and the
-`labctl run` processes take turns, and the PyBaMM run comes in the middle of them: this
+`labctl run` processes take turns, and the PyBaMM run comes halfway through them: this
 machine's speed changes by up to a third from one spell of seconds to the next, and a
-ratio should compare figures taken in the same spell.
+ratio should compare figures taken in the same spell. The simulator-alone figure (the
+split only, no goal) is measured after them.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import resource
@@ -123,17 +125,6 @@ class InProcessRuns:
         self._tmp.cleanup()
 
 
-def run_labctl(n_cycles: int, repeat: int = 3) -> dict:
-    """Median wall and CPU time of `repeat` in-process runs (InProcessRuns)."""
-    runs = InProcessRuns(n_cycles)
-    try:
-        for _ in range(repeat):
-            runs.run_once()
-        return runs.result()
-    finally:
-        runs.close()
-
-
 def run_simulator_only(n_cycles: int, repeat: int = 3) -> dict:
     """The same steps straight through the simulated cycler channel: no engine (no step
     checks, no per-sample limit checks, no accounting), no journal, no tables. Not a goal
@@ -225,17 +216,6 @@ class CliRuns:
         self._tmp.cleanup()
 
 
-def run_labctl_cli(n_cycles: int, repeat: int = 3) -> dict:
-    """Medians of `repeat` `labctl run` processes and `labctl --version` start-ups (CliRuns)."""
-    runs = CliRuns(n_cycles)
-    try:
-        for _ in range(repeat):
-            runs.run_once()
-        return runs.result()
-    finally:
-        runs.close()
-
-
 def run_pybamm(n_cycles: int, python: str | None) -> dict | None:
     if python is None:
         if importlib.util.find_spec("pybamm") is None:
@@ -250,22 +230,26 @@ def run_pybamm(n_cycles: int, python: str | None) -> dict | None:
 
 
 def one_round(args: argparse.Namespace) -> dict | None:
-    """labctl in-process and `labctl run`, taking turns, with the PyBaMM run in the middle
-    of theirs (so the figures a ratio compares come from the same minute of a shared
-    machine whose speed changes by a third from one spell to the next); then the
-    simulator alone. Prints each figure and returns the ratios (None without PyBaMM)."""
-    inproc, cli = InProcessRuns(args.cycles), CliRuns(args.cycles)
+    """labctl in-process and `labctl run` take turns (in-process first in every other
+    pair), with the PyBaMM run halfway through their runs, so that the figures a ratio
+    compares come from the same minute of a shared machine whose speed changes by up to
+    a third from one spell to the next; then the simulator alone (for the split only).
+    Prints each figure and returns the ratios (None without PyBaMM)."""
     peer = None
-    try:
+    with contextlib.ExitStack() as stack:
+        inproc = InProcessRuns(args.cycles)
+        stack.callback(inproc.close)
+        cli = CliRuns(args.cycles)
+        stack.callback(cli.close)
+        turns = []
         for k in range(args.repeat):
-            if k == args.repeat // 2 and args.pybamm_python != "none":
+            pair = (inproc.run_once, cli.run_once)
+            turns += pair if k % 2 == 0 else pair[::-1]
+        for k, turn in enumerate(turns):
+            if k == len(turns) // 2 and args.pybamm_python != "none":
                 peer = run_pybamm(args.cycles, args.pybamm_python)
-            inproc.run_once()
-            cli.run_once()
+            turn()
         ours, cli_figures = inproc.result(), cli.result()
-    finally:
-        inproc.close()
-        cli.close()
     rate = ours["samples"] / ours["wall_s"]
     print(f"labctl : {ours['wall_s']:.3f} s wall, {ours['cpu_s']:.3f} s CPU (process_time, all "
           f"threads; the engine's thread alone {ours['main_cpu_s']:.3f} s), "
@@ -315,10 +299,9 @@ def main() -> None:
         if args.rounds > 1:
             print(f"-- round {k + 1} of {args.rounds}")
         ratios = one_round(args)
-        if ratios is None:
-            return
-        rounds.append(ratios)
-    if len(rounds) > 1:
+        if ratios is not None:
+            rounds.append(ratios)
+    if len(rounds) > 1 and len(rounds) == args.rounds:
         med = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
         each = {key: ", ".join(f"{r[key]:.1f}" for r in rounds) for key in rounds[0]}
         print(f"ratios, median of {len(rounds)} rounds: in-process {med['in_process']:.1f}x "

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from labctl.clock import VirtualClock, WallClock
-from labctl.engine.collector import earlier_objects_frozen
 from labctl.engine.control import RunControl
 from labctl.engine.observer import RunObserver
 from labctl.engine.prepare import Prepared, prepare
@@ -191,12 +190,6 @@ def start_run(
 
 
 def _finish(engine: Engine, rundir: RunDir, journal: Any, station: Any) -> RunOutcome:
-    with earlier_objects_frozen():  # the collector walks only what the run creates
-        return _run_and_finalize(engine, rundir, journal, station)
-
-
-def _run_and_finalize(engine: Engine, rundir: RunDir, journal: Any, station: Any
-                      ) -> RunOutcome:
     live = getattr(journal, "tap", None)  # tables built while the journal was written
     try:
         status, reason = engine.run()
