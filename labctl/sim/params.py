@@ -155,19 +155,24 @@ class Params:
         other.rc_r_curves = [(x, y * factor) for x, y in self.rc_r_curves]
         if self.rc_const:
             other.rc_r = self.rc_r * factor
-        other._lists()
+        other._resistance_lists()  # the OCV, time constants and breakpoints stay
         other._hold_systems = {}
         return other
 
     def _lists(self) -> None:
         # Plain-Python copies for one-point lookups (np.interp on a scalar costs more).
         self._ocv_l = (self.ocv_x.tolist(), self.ocv_y.tolist())
-        self._r0_l = (self.r0_x.tolist(), self.r0_y.tolist())
-        self._rc_l = [(x.tolist(), y.tolist()) for x, y in self.rc_r_curves]
         self._tau_l = [(x.tolist(), y.tolist()) for x, y in self.rc_tau_curves]
         self._bp_l = self.breakpoints.tolist()
         if self.rc_const:
-            self._rc_r_l, self._rc_tau_l = self.rc_r.tolist(), self.rc_tau.tolist()
+            self._rc_tau_l = self.rc_tau.tolist()
+        self._resistance_lists()
+
+    def _resistance_lists(self) -> None:
+        self._r0_l = (self.r0_x.tolist(), self.r0_y.tolist())
+        self._rc_l = [(x.tolist(), y.tolist()) for x, y in self.rc_r_curves]
+        if self.rc_const:
+            self._rc_r_l = self.rc_r.tolist()
 
     def ocv1(self, soc: float) -> float:
         return interp1(soc, *self._ocv_l)
