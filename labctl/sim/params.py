@@ -279,14 +279,18 @@ class HoldSystem:
         self.w = [-b / r0] + [-1.0 / r0] * n  # dI/dx
         self.inv_tau = [0.0] + [1.0 / x for x in tau]
         self.i_c = (voltage_v - a0) / r0
-        a_mat = np.outer(self.gain, self.w)
-        a_mat[np.arange(1, n + 1), np.arange(1, n + 1)] -= self.inv_tau[1:]
-        lam, vec = _eig(a_mat)
-        lam = np.where(lam == 0.0, 1e-300, lam)  # expm1(l t) / l -> t as l -> 0
-        self.lam = lam[:, None]
-        self.lam_list = lam.tolist()
+        # A as plain products (np.outer's values), the time constants off its diagonal: a
+        # new process builds ~90 of these in a cycle-life run, and numpy's calls on 3x3
+        # arrays cost more than the arithmetic.
+        a_rows = [[g * w for w in self.w] for g in self.gain]
+        for j in range(1, n + 1):
+            a_rows[j][j] -= self.inv_tau[j]
+        lam, vec = _eig(np.array(a_rows))
+        # expm1(l t) / l -> t as l -> 0
+        self.lam_list = [1e-300 if x == 0.0 else x for x in lam.tolist()]
+        self.lam = np.array(self.lam_list)[:, None]
         # Rows: soc, v_1..v_n, current, as combinations of the modes.
-        self.rows = np.vstack([vec, np.asarray(self.w) @ vec]).tolist()
+        self.rows = vec.tolist() + [(np.asarray(self.w) @ vec).tolist()]
         self.vec_inv = _inv(vec).tolist()
 
 
