@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import importlib.util
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -177,8 +178,6 @@ class CliRuns:
     `run_once` times one of each."""
 
     def __init__(self, n_cycles: int):
-        import os
-
         self.env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed labctl has its bytecode cached
         self.cli = [sys.executable, "-m", "labctl.cli"]
@@ -239,17 +238,17 @@ def one_round(args: argparse.Namespace) -> dict | None:
     with contextlib.ExitStack() as stack:
         inproc = InProcessRuns(args.cycles)
         stack.callback(inproc.close)
-        cli = CliRuns(args.cycles)
-        stack.callback(cli.close)
+        cli_runs = CliRuns(args.cycles)
+        stack.callback(cli_runs.close)
         turns = []
         for k in range(args.repeat):
-            pair = (inproc.run_once, cli.run_once)
+            pair = (inproc.run_once, cli_runs.run_once)
             turns += pair if k % 2 == 0 else pair[::-1]
         for k, turn in enumerate(turns):
             if k == len(turns) // 2 and args.pybamm_python != "none":
                 peer = run_pybamm(args.cycles, args.pybamm_python)
             turn()
-        ours, cli_figures = inproc.result(), cli.result()
+        ours, cli = inproc.result(), cli_runs.result()
     rate = ours["samples"] / ours["wall_s"]
     print(f"labctl : {ours['wall_s']:.3f} s wall, {ours['cpu_s']:.3f} s CPU (process_time, all "
           f"threads; the engine's thread alone {ours['main_cpu_s']:.3f} s), "
@@ -260,7 +259,6 @@ def one_round(args: argparse.Namespace) -> dict | None:
     sim = run_simulator_only(args.cycles, args.repeat)
     print(f"simulator alone: {sim['wall_s']:.3f} s wall, {sim['samples']:,} samples (the cycler "
           f"channel without the engine's checks, journal or tables; for the split only)")
-    cli = cli_figures
     print(f"labctl run (CLI): {cli['wall_s']:.3f} s wall, minus start-up {cli['startup_s']:.3f} s "
           f"(labctl --version) = {cli['net_s']:.3f} s; CPU {cli['cpu_s']:.3f} s, net "
           f"{cli['net_cpu_s']:.3f} s (the command's process; on Linux its Parquet writer "
