@@ -7,15 +7,16 @@ tables written. PyBaMM runs the same experiment in its Thevenin ECM (default
 parameters) in a subprocess; pass `--pybamm-python` to use PyBaMM from another
 virtualenv. Prints the figures; never fails on timing.
 
-    python bench/sim_cycling.py [--cycles 100] [--repeat 3] [--rounds 1] [--pybamm-python /path/to/python]
+    python bench/sim_cycling.py [--cycles 100] [--repeat 3] [--rounds 1] [--peer-runs 3]
+        [--pybamm-python /path/to/python]
 
 labctl's figures are medians of `--repeat` runs; besides wall time it prints CPU time
 (the in-process part's `time.process_time`, the command's user + system time), which a
 busy machine disturbs far less than wall time. In each round the in-process runs and the
-`labctl run` processes take turns, and the PyBaMM run comes halfway through them: this
-machine's speed changes by up to a third from one spell of seconds to the next, and a
-ratio should compare figures taken in the same spell. The simulator-alone figure (the
-split only, no goal) is measured after them.
+`labctl run` processes take turns, and the PyBaMM runs (`--peer-runs`, median) come spread
+evenly among them: this machine's speed changes by up to a third from one spell of seconds
+to the next, and a ratio should compare figures taken in the same spells. The
+simulator-alone figure (the split only, no goal) is measured after them.
 """
 
 from __future__ import annotations
@@ -230,11 +231,11 @@ def run_pybamm(n_cycles: int, python: str | None) -> dict | None:
 
 def one_round(args: argparse.Namespace) -> dict | None:
     """labctl in-process and `labctl run` take turns (in-process first in every other
-    pair), with the PyBaMM run halfway through their runs, so that the figures a ratio
+    pair), with the PyBaMM runs spread evenly among theirs, so that the figures a ratio
     compares come from the same minute of a shared machine whose speed changes by up to
     a third from one spell to the next; then the simulator alone (for the split only).
     Prints each figure and returns the ratios (None without PyBaMM)."""
-    peer = None
+    peers = []
     with contextlib.ExitStack() as stack:
         inproc = InProcessRuns(args.cycles)
         stack.callback(inproc.close)
@@ -244,11 +245,18 @@ def one_round(args: argparse.Namespace) -> dict | None:
         for k in range(args.repeat):
             pair = (inproc.run_once, cli_runs.run_once)
             turns += pair if k % 2 == 0 else pair[::-1]
+        # The peer's runs spread evenly over the turns (one: halfway through them).
+        n_peer = 0 if args.pybamm_python == "none" else args.peer_runs
+        peer_at = [(2 * j + 1) * len(turns) // (2 * n_peer) for j in range(n_peer)]
         for k, turn in enumerate(turns):
-            if k == len(turns) // 2 and args.pybamm_python != "none":
-                peer = run_pybamm(args.cycles, args.pybamm_python)
+            for _ in range(peer_at.count(k)):
+                peers.append(run_pybamm(args.cycles, args.pybamm_python))
             turn()
         ours, cli = inproc.result(), cli_runs.result()
+    peer = None
+    if peers and None not in peers:
+        peer = {**peers[0], "wall_s": statistics.median(p["wall_s"] for p in peers),
+                "walls": [p["wall_s"] for p in peers]}
     rate = ours["samples"] / ours["wall_s"]
     print(f"labctl : {ours['wall_s']:.3f} s wall, {ours['cpu_s']:.3f} s CPU (process_time, all "
           f"threads; the engine's thread alone {ours['main_cpu_s']:.3f} s), "
@@ -268,8 +276,10 @@ def one_round(args: argparse.Namespace) -> dict | None:
     if peer is None:
         print("PyBaMM : not installed (pip install pybamm, or pass --pybamm-python)")
         return None
+    walls = ", ".join(f"{w:.3f}" for w in peer["walls"])
     print(f"PyBaMM : {peer['wall_s']:.3f} s wall, {peer['samples']:,} samples "
-          f"(pybamm {peer['version']}, Thevenin ECM, default parameters)")
+          f"(pybamm {peer['version']}, Thevenin ECM, default parameters); median of "
+          f"{len(peer['walls'])} (walls {walls})")
     ratios = {"in_process": peer["wall_s"] / ours["wall_s"], "cli": peer["wall_s"] / cli["net_s"],
               "simulator": peer["wall_s"] / sim["wall_s"]}
     print(f"ratio  : in-process labctl is {ratios['in_process']:.1f}x faster (goal >= 20x); "
@@ -285,6 +295,10 @@ def main() -> None:
                                                 "('none': skip the peer run).")
     parser.add_argument("--repeat", type=int, default=3,
                         help="labctl runs per figure (medians are printed)")
+    parser.add_argument("--peer-runs", type=int, default=3,
+                        help="PyBaMM runs per round, spread evenly over labctl's (their median "
+                             "is the round's PyBaMM figure; one run alone swings with the "
+                             "machine's slow and fast spells)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="rounds of all four figures; with more than one, the median of "
                              "the rounds' ratios is printed too (each ratio compares figures "
@@ -292,6 +306,8 @@ def main() -> None:
                              "fast spells bias it less than one PyBaMM run against all of "
                              "labctl's)")
     args = parser.parse_args()
+    if args.peer_runs < 1:
+        parser.error("--peer-runs must be at least 1 (--pybamm-python none skips the peer)")
     rounds = []
     for k in range(args.rounds):
         if args.rounds > 1:
