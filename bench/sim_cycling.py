@@ -82,7 +82,8 @@ class InProcessRuns:
         from labctl.engine.session import prepare, start_run
         from labctl.store.shared_writer import running_writer
 
-        self._prepare, self._start_run, self._writer = prepare, start_run, running_writer
+        self._prepare, self._start_run = prepare, start_run
+        self._running_writer = running_writer
         self._tmp = tempfile.TemporaryDirectory()
         self._proc = Path(self._tmp.name) / "bench-cycling.yaml"
         self._proc.write_text(PROCEDURE.format(n=n_cycles))
@@ -100,7 +101,7 @@ class InProcessRuns:
     def _one(self, timed: bool) -> None:
         results = Path(self._tmp.name) / "results"
         if timed:
-            self.writers.add(self._writer())
+            self.writers.add(self._running_writer())
         t0, c0, m0 = time.perf_counter(), time.process_time(), time.thread_time()
         prep = self._prepare(self._proc, station_path=HERE.parent / "instruments" / "sim.yaml",
                              cell_ref="nmc-1p95ah")
@@ -109,7 +110,7 @@ class InProcessRuns:
             self.walls.append(time.perf_counter() - t0)
             self.cpus.append(time.process_time() - c0)
             self.mains.append(time.thread_time() - m0)
-            self.writers.add(self._writer())
+            self.writers.add(self._running_writer())
         shutil.rmtree(results, ignore_errors=True)
 
     def result(self) -> dict:
@@ -221,8 +222,12 @@ def run_pybamm(n_cycles: int, python: str | None) -> dict | None:
         if importlib.util.find_spec("pybamm") is None:
             return None
         python = sys.executable
-    out = subprocess.run([python, str(HERE / "pybamm_peer.py"), str(n_cycles)],
-                         capture_output=True, text=True, timeout=3600)
+    try:
+        out = subprocess.run([python, str(HERE / "pybamm_peer.py"), str(n_cycles)],
+                             capture_output=True, text=True, timeout=3600)
+    except OSError as exc:
+        print(f"PyBaMM run failed: cannot start {python}: {exc.strerror}")
+        return None
     if out.returncode != 0:
         print(f"PyBaMM run failed:\n{out.stderr[-2000:]}")
         return None
@@ -274,7 +279,9 @@ def one_round(args: argparse.Namespace) -> dict | None:
     if args.pybamm_python == "none":  # labctl's figures only
         return None
     if peer is None:
-        print("PyBaMM : not installed (pip install pybamm, or pass --pybamm-python)")
+        found = args.pybamm_python is not None or importlib.util.find_spec("pybamm") is not None
+        print("PyBaMM : a run failed (above)" if found else
+              "PyBaMM : not installed (pip install pybamm, or pass --pybamm-python)")
         return None
     walls = ", ".join(f"{w:.3f}" for w in peer["walls"])
     print(f"PyBaMM : {peer['wall_s']:.3f} s wall, {peer['samples']:,} samples "
