@@ -98,8 +98,19 @@ class SafetyLimits:
                 continue
             i = int(np.argmax(mask))
             if first is None or i < first[0]:
-                first = (i, f"safety: {name} {values[i]:.4g} {unit} {op} {limit:.4g} {unit}")
+                first = (i, violation_text(name, float(values[i]), unit, op, limit))
         return first
+
+
+def violation_text(name: str, value: float, unit: str, op: str, limit: float) -> str:
+    """"safety: temperature 27.04 °C > 27 °C": a limit passed, as the engine and the
+    simulator say it. A value that rounds to the limit (a simulated step ends at the
+    crossing itself) reads "rose to" / "fell to" its limit, never "27 °C > 27 °C"."""
+    shown, bound = f"{value:.4g}", f"{limit:.4g}"
+    if shown == bound:
+        verb = "rose" if op == ">" else "fell"
+        return f"safety: {name} {verb} to its limit of {bound} {unit}"
+    return f"safety: {name} {shown} {unit} {op} {bound} {unit}"
 
 
 # The reductions of arr.max() / arr.min() without their Python wrappers.

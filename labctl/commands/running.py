@@ -39,24 +39,21 @@ def validate(procedure: str, station: str | None, cell: str | None, params: tupl
     """Check a procedure against a cell and a station without touching hardware."""
     from labctl.engine.prepare import prepare
     from labctl.plan import enforce_ceilings
-    from labctl.plan.report import one_line
+    from labctl.plan.report import estimate_json, one_line
 
     prep = prepare(procedure, station_path=station, cell_ref=cell, params=parse_params(params))
     report = enforce_ceilings(prep)  # the plan's estimate; exit 2 past a ceiling
     if as_json:
         emit_json({"ok": True, "procedure": prep.procedure.name, "cell": prep.cell.name,
                    "station": prep.station.name, "parameters": prep.procedure.parameters,
-                   "estimate": {"duration_s": report.run_duration_s,
-                                "n_samples": report.run_samples,
-                                "disk_bytes": report.run_disk_bytes,
-                                "approximate": report.approximate,
-                                "warnings": report.warnings}})
+                   "estimate": estimate_json(report)})
     else:
         common.console.print(
             f"[green]ok[/green]: {procedure} is valid for cell {prep.cell.name} on station "
             f"{prep.station.name}", highlight=False, soft_wrap=True,
         )
-        common.console.print(f"  {one_line(report)}", highlight=False)
+        # soft_wrap: one line however narrow the terminal, for grep and scripts
+        common.console.print(f"  {one_line(report)}", highlight=False, soft_wrap=True)
 
 
 def _bms_summary(run_dir: Any) -> dict | None:

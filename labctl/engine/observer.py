@@ -30,4 +30,7 @@ class RunObserver:
 
     def log(self, level: str, message: str) -> None: ...
 
+    def logged_elsewhere(self, step_index: int, what: str, count: int) -> None:
+        """A step logged `count` items outside the journal ("can_frames": RUN/can/)."""
+
     def run_ended(self, status: str, reason: str) -> None: ...

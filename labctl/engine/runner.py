@@ -240,8 +240,13 @@ class Engine:
             self.log("info", f"continuing step {index} ({step.text}) after {elapsed:.1f} s")
         self._live.update(step_index=index, step=step.text, cycle_index=self.counter.cycle_index)
         self.observer.step_started(index, self.counter.cycle_index, planned)
+        started_s = self.test_time()
         end = self._execute_leaf(step, index, acc, elapsed, moved, resumed=continuation is not None)
-        result = acc.result(end.kind.value, end.reason)
+        # A plugin step may measure without the cycler (an ARC step's thermal records): its
+        # row spans the time it ran. A cycler step's row is its samples' span, as before.
+        span = (started_s, self.test_time()) if continuation is None and \
+            is_plugin_step(step) else None
+        result = acc.result(end.kind.value, end.reason, span)
         self.journal.append_event({"type": "step_end", "result": result.as_dict()})
         self.observer.step_ended(result)
         return result

@@ -174,6 +174,11 @@ class StepRun:
         return {k: self._engine._live.get(k) for k in
                 ("test_time_s", "voltage_v", "current_a", "temperature_c")}
 
+    def logged_elsewhere(self, what: str, count: int) -> None:
+        """Tell the run's observer this step logged `count` items outside the journal
+        ("can_frames": its frame log in RUN/can/); `labctl plan` counts them on disk."""
+        self._engine.observer.logged_elsewhere(self.step_index, what, count)
+
     # -- records ------------------------------------------------------------------------------
     def record(self, table: str, rows: Mapping[str, Sequence] | Sequence[Mapping[str, Any]]
                ) -> None:

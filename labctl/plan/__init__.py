@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from labctl.errors import LabctlError
 from labctl.plan.bounds import Ceilings
 
 CHECK_BUDGET_S = 3.0  # wall seconds validate/run spend planning at most
@@ -36,6 +37,8 @@ def plan_prepared(prep: Any, ceilings: Ceilings | None = None, *, rough: bool = 
 
     ceilings = ceilings or Ceilings()
     proc = prep.procedure
+    if prep.cell.model is None:
+        raise LabctlError(no_model(prep))
     started = time.time()
     too_fast = _too_fast(proc, ceilings)
     if too_fast is not None:
@@ -47,6 +50,15 @@ def plan_prepared(prep: Any, ceilings: Ceilings | None = None, *, rough: bool = 
                                  budget_s=budget_s)
     return build_report(outcome, proc=proc, cell=prep.cell, station=prep.station,
                         ceilings=ceilings, started_unix_s=started)
+
+
+def no_model(prep: Any) -> str:
+    """Why a procedure cannot be planned for this cell: no model to simulate."""
+    cell = prep.cell
+    return (f"cell {cell.name!r} ({cell.source}) has no 'model:' section, and a plan runs the "
+            "procedure on a simulated twin of the cell; fit one from an HPPC run (labctl "
+            "analyze hppc RUN writes RUN/analysis/hppc/cell.yaml) and plan with --cell on it, "
+            "or add a 'model:' to the cell file (docs/cells.md)")
 
 
 def _too_fast(proc: Any, ceilings: Ceilings) -> str | None:
@@ -66,11 +78,17 @@ def enforce_ceilings(prep: Any, *, need_report: bool = True,
     planned at all: returns None; nor, in the `labctl` command, is one whose inputs
     passed clearly before (plan/verdicts.py).
     """
-    from labctl.errors import LabctlError
     from labctl.plan.bounds import static_bounds
 
     ceilings = ceilings or Ceilings()
     proc = prep.procedure
+    if prep.cell.model is None:
+        # A real bench may well run a cell nobody has modelled: the ceilings are then
+        # checked on what the procedure's text alone guarantees, and there is no estimate.
+        report = _unplanned(prep, ceilings)
+        if report.refusal is not None:
+            raise LabctlError(f"{prep.procedure_path}: refused: {report.refusal}")
+        return report
     kept, key, checked_since_ns = None, None, time.time_ns()
     if not need_report:
         too_fast = _too_fast(proc, ceilings)
@@ -99,6 +117,16 @@ def enforce_ceilings(prep: Any, *, need_report: bool = True,
         estimate = "" if report.status == "refused" else f" ({one_line(report)})"
         raise LabctlError(f"{prep.procedure_path}: refused: {report.refusal}{estimate}")
     return report
+
+
+def _unplanned(prep: Any, ceilings: Ceilings) -> Any:
+    from labctl.plan.bounds import text_lower_bounds
+    from labctl.plan.report import unplanned_report
+
+    too_fast = _too_fast(prep.procedure, ceilings)
+    duration_s, n_samples = text_lower_bounds(prep.procedure.extra.get("tree"))
+    return unplanned_report(prep, ceilings, no_model(prep), duration_s, n_samples,
+                            refused=too_fast)
 
 
 __all__ = ["Ceilings", "enforce_ceilings", "plan_prepared"]

@@ -29,11 +29,19 @@ MAX_STEP_S = 30 * 86400.0  # the simulated channel's own cap on a step nothing e
 BYTES_PER_SAMPLE = 112
 BYTES_PER_STEP = 1900
 BYTES_FIXED = 20_000
+# What steps log besides samples, measured the same way: a record table's rows (an ARC
+# step's thermal table) are their JSON in the journal plus ~a third of that as Parquet in
+# RUN/records/ (ARC, DSC: 1.32-1.33 x); a CAN frame (BMS steps) ~33 bytes in RUN/can/ (BLF,
+# decoded signals, DBC and map: 690,643 bytes for 20,964 frames).
+RECORD_BYTES_PER_JSON_BYTE = 1.33
+BYTES_PER_CAN_FRAME = 33
 
 
-def disk_bytes(n_samples: float, n_steps: float) -> float:
-    """Bytes a run with this many samples and steps leaves in its run folder."""
-    return min(1e308, BYTES_FIXED + BYTES_PER_SAMPLE * n_samples + BYTES_PER_STEP * n_steps)
+def disk_bytes(n_samples: float, n_steps: float, elsewhere_bytes: float = 0.0) -> float:
+    """Bytes a run with this many samples and steps (and `elsewhere_bytes` of records and
+    frame logs) leaves in its run folder."""
+    return min(1e308, BYTES_FIXED + BYTES_PER_SAMPLE * n_samples + BYTES_PER_STEP * n_steps
+               + elsewhere_bytes)
 
 
 @dataclass(frozen=True)
@@ -63,13 +71,15 @@ class Ceilings:
 
         if report.status == "refused":  # a step logged faster than the shortest period
             return report.reason
+        # Without a model only lower bounds are known (plan/report.py unplanned_report).
+        least = "at least " if report.status == "unplanned" else ""
         if report.max_duration_s is None and report.duration_s > self.duration_s:
-            return (f"it would run {human_duration(report.duration_s)}, longer than the "
+            return (f"it would run {least}{human_duration(report.duration_s)}, longer than the "
                     f"{human_duration(self.duration_s)} labctl runs without a max_duration; "
                     "declare 'max_duration:' in the procedure to bound it")
         samples = report.run_samples  # a max_duration stops the run, and its samples
         if samples > self.samples:
-            return (f"it would record {samples:.3g} samples, more than the {self.samples:,.0f} "
+            return (f"it would record {least}{samples:.3g} samples, more than the {self.samples:,.0f} "
                     "a run may; log less often")
         return None
 
@@ -126,3 +136,38 @@ def static_bounds(tree: Any) -> tuple[float, float]:
         return total_t, total_n
 
     return bound(tree)
+
+
+def text_lower_bounds(tree: Any) -> tuple[float, float]:
+    """Lower bounds of (duration, samples) from the procedure's text alone, for when it
+    cannot be simulated (a cell file without a model): only timed rests without an `until`
+    of their own count (nothing but the time ends them), and a loop with an `until` counts
+    once (it may stop after its first iteration). Zero for Python procedures."""
+    if tree is None:
+        return 0.0, 0.0
+    from labctl.capabilities.steps import ElectricalStep, Mode
+    from labctl.procedures.tree import Leaf
+
+    def bound(nodes: tuple) -> tuple[float, float]:
+        total_t = total_n = 0.0
+        for node in nodes:
+            if isinstance(node, Leaf):
+                step = node.step
+                if (isinstance(step, ElectricalStep) and step.mode is Mode.REST
+                        and step.duration_s is not None
+                        and all(_implied(c) for c in step.until)):
+                    total_t += step.duration_s
+                    total_n += step.duration_s / step.logging.period_s + 1.0
+            else:
+                t, n = bound(node.body)
+                times = 1 if node.until or node.count is None else min(node.count, node.cap)
+                total_t += t * times
+                total_n += n * times
+        return total_t, total_n
+
+    return bound(tree)
+
+
+def _implied(condition: Any) -> bool:
+    """A condition the compiler adds to every step (the cell's voltage limits)."""
+    return str(getattr(condition, "text", "")).startswith("cell limit")

@@ -19,6 +19,7 @@ from labctl.commands.common import (
 )
 
 SHOWN_CYCLES = 5  # first and last cycles printed; --json gives them all
+NARROW_COLUMNS = 120  # below this terminal width steps and margins are lists, not tables
 
 
 @click.command()
@@ -54,6 +55,89 @@ def _numbers_unwrapped(table: Any, *columns: int) -> None:
         table.columns[k].no_wrap = True
 
 
+def _ends_on(reasons: dict[str, Any], count: float) -> str:
+    """What ends a step: its reason, or, when that varies, each with how often."""
+    if not reasons:
+        return "-"
+    texts = [(k.partition(": ")[2] or k, n) for k, n in reasons.items()]
+    if len(texts) == 1:
+        return texts[0][0]
+    shown = "; ".join(f"{text} ({n:,} of {count:,})" for text, n in texts[:2])
+    return shown + (f"; {len(texts) - 2} other" if len(texts) > 2 else "")
+
+
+def where_in_loops(path: str, iteration: list[int]) -> str:
+    """"steps[0].steps[3], iterations 14, 12": the place in the file and, inside loops, the
+    iteration of each loop around it (outermost first)."""
+    if not iteration:
+        return path
+    if len(iteration) == 1:
+        return f"{path}, iteration {iteration[0]:,}"
+    return f"{path}, iterations {', '.join(f'{i:,}' for i in iteration)} from the outermost loop"
+
+
+def _step_figures(s: dict[str, Any]) -> tuple[str, str, str]:
+    """Ah in/out, Wh in/out, max °C of a folded step."""
+    return (f"{_f(s['charge_capacity_ah'], '{:.3f}')}/{_f(s['discharge_capacity_ah'], '{:.3f}')}",
+            f"{_f(s['charge_energy_wh'], '{:.3f}')}/{_f(s['discharge_energy_wh'], '{:.3f}')}",
+            _f(s["max_temperature_c"], "{:.1f}"))
+
+
+def _print_steps(report: Any, narrow: bool) -> None:
+    from rich.table import Table
+
+    from labctl.plan.report import human_duration
+
+    title = "steps (folded per loop; durations and Ah/Wh per run)"
+    if narrow:  # a table of seven columns is unreadable at 80: two lines a step
+        console.print(f"[bold]{title}[/bold]", highlight=False)
+        for s in report.steps:
+            ah, wh, hot = _step_figures(s)
+            console.print(f"  {s['text']} [dim]({s['path']})[/dim]", highlight=False,
+                          soft_wrap=True)
+            console.print(f"    {s['count']:,} x {human_duration(s['duration_s'])}; ends: "
+                          f"{_ends_on(s['end_reasons'], s['count'])}; Ah {ah}; Wh {wh}; "
+                          f"max {hot} °C", highlight=False)
+        return
+    steps = Table("step (where)", "runs", "duration", "ends on", "Ah in/out", "Wh in/out",
+                  "max °C", title=title, title_justify="left")
+    for s in report.steps:
+        steps.add_row(f"{s['text']} [dim]({s['path']})[/dim]", f"{s['count']:,}",
+                      human_duration(s["duration_s"]), _ends_on(s["end_reasons"], s["count"]),
+                      *_step_figures(s))
+    _numbers_unwrapped(steps, 1, 2, 4, 5, 6)
+    console.print(steps)
+
+
+def _print_margins(report: Any, narrow: bool) -> None:
+    from rich.table import Table
+
+    from labctl.plan.report import human_duration
+
+    title = "smallest margin to each hard safety limit (docs/plan.md)"
+    rows = []
+    for name, m in report.margins.items():
+        unit = m["unit"]
+        margin = f"{m['margin']:.4g} {unit}" + (" (reached)" if m.get("reached") else "")
+        if name.endswith("_current") and m["value"] == 0:
+            where = "never flows"
+        else:
+            where = f"{m['text']} [dim]({where_in_loops(m['path'], m['iteration'])}, step " \
+                    f"{m['step_index']:,})[/dim] at {human_duration(m['test_time_s'])}"
+        rows.append((f"{name.replace('_', ' ')} {m['limit']:g} {unit}",
+                     f"{m['value'] + 0.0:.4g} {unit}", margin, where))
+    if narrow:
+        console.print(f"[bold]{title}[/bold]", highlight=False)
+        for limit, closest, margin, where in rows:
+            console.print(f"  {limit}: closest {closest}, margin {margin}", highlight=False)
+            console.print(f"    {where}", highlight=False, soft_wrap=True)
+        return
+    table = Table("limit", "closest", "margin", "where", title=title, title_justify="left")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
 def print_report(report: Any) -> None:
     from rich.table import Table
 
@@ -76,32 +160,22 @@ def print_report(report: Any) -> None:
     out(f"; disk: {human_bytes(report.run_disk_bytes)}", highlight=False)
     out(f"max temperature: {_f(report.max_temperature_c, '{:.1f} °C')}", highlight=False)
     colour = "green" if report.status == "completed" else "red"
-    out(f"outcome: [{colour}]{report.status}[/{colour}] ({report.reason})", highlight=False)
+    out(f"outcome: [{colour}]{report.status}[/{colour}] ({report.reason})", highlight=False,
+        soft_wrap=True)
+    if report.refusal:  # before the tables: the first thing a technician must see
+        out(f"[red]validate and run refuse it[/red]: {report.refusal}", highlight=False,
+            soft_wrap=True)
 
-    steps = Table("step (where)", "runs", "duration", "ends on", "Ah in/out", "Wh in/out",
-                  "max °C", title="steps (folded per loop; durations and Ah/Wh per run)",
-                  title_justify="left")
-    for s in report.steps:
-        reasons = s["end_reasons"]
-        top = next(iter(reasons), "-").partition(": ")[2] or "-"
-        if len(reasons) > 1:
-            top += f" (+{len(reasons) - 1} other)"
-        steps.add_row(f"{s['text']} [dim]({s['path']})[/dim]", f"{s['count']:,}",
-                      human_duration(s["duration_s"]), top,
-                      f"{_f(s['charge_capacity_ah'], '{:.3f}')}/"
-                      f"{_f(s['discharge_capacity_ah'], '{:.3f}')}",
-                      f"{_f(s['charge_energy_wh'], '{:.3f}')}/"
-                      f"{_f(s['discharge_energy_wh'], '{:.3f}')}",
-                      _f(s["max_temperature_c"], "{:.1f}"))
-    _numbers_unwrapped(steps, 1, 2, 4, 5, 6)
-    out(steps)
+    narrow = console.width < NARROW_COLUMNS
+    _print_steps(report, narrow)
 
     cycles = report.cycles
     if cycles:
         shown = cycles if len(cycles) <= 2 * SHOWN_CYCLES else \
             cycles[:SHOWN_CYCLES] + [None] + cycles[-SHOWN_CYCLES:]
         table = Table("cycle", "Ah in/out", "Wh in/out", "CE", "EE", "duration",
-                      title=f"cycles ({len(cycles):,} rows; --json for all)", title_justify="left")
+                      title=f"cycles ({len(cycles):,} row{'s' if len(cycles) != 1 else ''}"
+                            "; --json for all)", title_justify="left")
         for c in shown:
             if c is None:
                 table.add_row("...", *[""] * 5)
@@ -122,19 +196,8 @@ def print_report(report: Any) -> None:
         out(table)
 
     if report.margins:
-        table = Table("limit", "closest", "margin", "where", title="smallest margin to each "
-                      "safety limit", title_justify="left")
-        for name, m in report.margins.items():
-            it = "".join(f"[{i}]" for i in m["iteration"])
-            where = f"{m['text']} [dim]({m['path']}{it}, step {m['step_index']:,})[/dim] " \
-                    f"at {human_duration(m['test_time_s'])}"
-            unit = m["unit"]
-            table.add_row(f"{name.replace('_', ' ')} {m['limit']:g} {unit}",
-                          f"{m['value'] + 0.0:.4g} {unit}", f"{m['margin']:.4g} {unit}", where)
-        out(table)
+        _print_margins(report, narrow)
 
-    if report.refusal:
-        out(f"[red]validate and run refuse it[/red]: {report.refusal}", highlight=False)
     if report.warnings:
         out(f"[yellow]warnings ({len(report.warnings)}):[/yellow]", highlight=False)
         for w in report.warnings:

@@ -8,11 +8,13 @@ iteration is multiplied by its count).
 from __future__ import annotations
 
 import math
+import re
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from labctl.plan.bounds import Ceilings, disk_bytes
+from labctl.plan.bounds import Ceilings, _implied, disk_bytes
 from labctl.plan.iterations import Block
 from labctl.plan.walk import Extreme, WalkOutcome
 from labctl.records import StepResult
@@ -45,7 +47,10 @@ class StepFold:
         self.min_duration_s = min(self.min_duration_s, r.duration_s)
         self.max_duration_s = max(self.max_duration_s, r.duration_s)
         self.max_temperature_c = _nanmax(self.max_temperature_c, r.max_temperature_c)
-        self.end_reasons[f"{r.end_kind}: {r.end_reason}"] += times
+        # "safety: voltage 4.3 V > 4.25 V" already names its kind
+        prefix = f"{r.end_kind}: "
+        key = r.end_reason if r.end_reason.startswith(prefix) else prefix + r.end_reason
+        self.end_reasons[key] += times
 
     def as_dict(self) -> dict[str, Any]:
         n = self.count or 1.0
@@ -144,17 +149,33 @@ def cycle_rows(entries: list) -> list[dict[str, Any]]:
 
     add(entries, lambda c: c, 1, 1, (), 1.0)
     order = _merge_covered(rows, order)
+    complete = _complete_cycles(entries)
     out = []
     for key in order:
         r = rows[key]
         charge, discharge = r["charge_capacity_ah"], r["discharge_capacity_ah"]
         cwh, dwh = r["charge_energy_wh"], r["discharge_energy_wh"]
-        r["coulombic_efficiency"] = discharge / charge if charge > 0 else None
-        r["energy_efficiency"] = dwh / cwh if cwh > 0 else None
+        # As a run's summary: efficiencies of complete cycles only (a first charge from
+        # wherever the cell was would read ~200 %). A counted row repeats an iteration that
+        # followed one just like it, so it is complete when its template is.
+        whole = r["repeats"] != 1 or r["cycle_index"] in complete
+        r["complete"] = whole
+        r["coulombic_efficiency"] = discharge / charge if charge > 0 and whole else None
+        r["energy_efficiency"] = dwh / cwh if cwh > 0 and whole else None
         r["repeats"] = _int(r["repeats"])
         r["n_samples"] = _int(r["n_samples"])
         out.append(r)
     return out
+
+
+def _complete_cycles(entries: list) -> set[int]:
+    """The simulated cycles that are complete (store/run_summary.py `complete_cycles`)."""
+    from labctl.store.run_summary import complete_cycles
+
+    simulated = [e for e in entries if not isinstance(e, Block)]  # in the order they ran
+    keys = ("cycle_index", "charge_capacity_ah", "discharge_capacity_ah", "end_kind",
+            "end_voltage_v")
+    return set(complete_cycles({k: [getattr(e, k) for e in simulated] for k in keys}))
 
 
 def _merge_covered(rows: dict[tuple, dict[str, Any]], order: list[tuple]) -> list[tuple]:
@@ -199,8 +220,31 @@ _MARGINS = (
 )
 
 
-def margins(extremes: dict[str, Extreme], safety: Any) -> dict[str, dict[str, Any]]:
-    """The smallest distance to each safety limit over the whole plan, and where."""
+_TRIPPED = re.compile(r"safety: (charge current|discharge current|voltage|temperature) "
+                      r"(?:.*? (>|<) |(rose|fell) to )")
+
+
+def tripped_limit(reason: str) -> str | None:
+    """The margin (`_MARGINS` name) a step's safety end passed, from its reason
+    ("safety: temperature 27.04 °C > 27 °C", "safety: voltage fell to its limit of 2.7 V")."""
+    m = _TRIPPED.match(reason)
+    if m is None:
+        return None
+    quantity, op, verb = m.groups()
+    if "current" in quantity:
+        return quantity.replace(" ", "_")
+    upper = op == ">" or verb == "rose"
+    return f"{'max' if upper else 'min'}_{quantity}"
+
+
+def margins(extremes: dict[str, Extreme], safety: Any,
+            tripped: frozenset[str] = frozenset()) -> dict[str, dict[str, Any]]:
+    """The smallest distance to each safety limit over the whole plan, and where.
+
+    `tripped`: the limits a step ended on. The simulator ends a step at the crossing
+    itself, where the sampled value may sit a hair inside the limit: their margin is 0
+    ("reached"), as the run stops there. A current that never flows in a direction is 0 A
+    in it (not a negative "closest" value)."""
     out: dict[str, dict[str, Any]] = {}
     for name, key, attr, sign, unit in _MARGINS:
         e = extremes.get(key)
@@ -208,10 +252,16 @@ def margins(extremes: dict[str, Extreme], safety: Any) -> dict[str, dict[str, An
         if e is None or not math.isfinite(e.value) or not math.isfinite(limit):
             continue
         value = sign * e.value
+        if name.endswith("_current"):
+            value = max(value, 0.0)
         margin = (limit - value) if sign > 0 else (value - limit)
+        reached = name in tripped
+        if reached:
+            margin = min(margin, 0.0)
         out[name] = {"limit": limit, "value": value, "margin": margin, "unit": unit,
-                     "step_index": e.step_index, "path": e.path, "text": e.text,
-                     "iteration": list(e.iteration), "test_time_s": e.test_time_s}
+                     "reached": reached, "step_index": e.step_index, "path": e.path,
+                     "text": e.text, "iteration": list(e.iteration),
+                     "test_time_s": e.test_time_s}
     return out
 
 
@@ -232,18 +282,18 @@ def step_warnings(folds: list[StepFold], steps_by_path: dict[str, Any]) -> list[
             if kind == "safety":
                 out.append(f"{where} ends on a safety limit{times}: {why}")
             elif kind == "condition" and "cell limit" in why:
+                if n == 1 and f.count > 1 and ".steps[" in f.path:
+                    # Once in a loop: the pulse or profile the loop repeats "until empty",
+                    # cut by the cell's limit to end it (GITT, drive cycles). Not a warning.
+                    continue
                 out.append(f"{where} ends on the cell's limit instead of its own end{times}: "
                            f"{why}")
             elif kind == "limit":
-                out.append(f"{where}: the model never reaches its until{times}; it would stop "
-                           f"only at the channel's maximum step time ({why})")
+                out.append(f"{where}: the model never reaches its until{times}; only the "
+                           f"channel's limit ends it: {why}")
             elif kind == "time" and own_until and "counted" not in why:
                 out.append(f"{where} ends on its time limit instead of its until{times}")
     return out
-
-
-def _implied(condition: Any) -> bool:
-    return str(getattr(condition, "text", "")).startswith("cell limit")
 
 
 @dataclass
@@ -268,6 +318,7 @@ class PlanReport:
     refusal: str | None  # why validate/run refuse it (None = within the ceilings)
     planning_wall_s: float
     started_unix_s: float
+    elsewhere_bytes: float = 0.0  # records and frame logs (in disk_bytes already)
 
     @property
     def expected_end_unix_s(self) -> float:
@@ -292,8 +343,9 @@ class PlanReport:
     def run_disk_bytes(self) -> float:
         """Bytes the run leaves, in proportion when max_duration stops it early."""
         if self.duration_s > self.run_duration_s > 0:
-            return disk_bytes(self.run_samples,
-                              self.n_steps * self.run_duration_s / self.duration_s)
+            share = self.run_duration_s / self.duration_s
+            return disk_bytes(self.run_samples, self.n_steps * share,
+                              self.elsewhere_bytes * share)
         return self.disk_bytes
 
     def as_dict(self) -> dict[str, Any]:
@@ -333,24 +385,63 @@ def build_report(outcome: WalkOutcome, *, proc: Any, cell: Any, station: Any,
                         f"its max_duration ({human_duration(limit)}): the run will be stopped "
                         "then")
     elif limit is None and outcome.duration_s > WARN_DURATION_S:
-        warnings.append(f"the procedure would run {human_duration(outcome.duration_s)}, longer "
-                        "than 30 days, and declares no max_duration")
+        warnings.append(f"the procedure would run {human_duration(outcome.duration_s)} "
+                        f"({outcome.duration_s:,.0f} s), longer than 30 days "
+                        f"({WARN_DURATION_S:,.0f} s), and declares no max_duration")
     temps = [f.max_temperature_c for f in folds if not math.isnan(f.max_temperature_c)]
     status, reason = outcome.status, outcome.reason
     if limit is not None and outcome.duration_s > limit and status == "completed":
         # as the engine ends it (engine/runner.py): stopped, not completed
-        status, reason = "aborted", f"the run passes its maximum duration of {limit:g} s"
+        status, reason = "aborted", (f"the run passes its maximum duration of "
+                                     f"{human_duration(limit)} ({limit:,.0f} s)")
+    # Records and frame logs of the simulated steps; steps counted rather than simulated
+    # are taken to log as much each (what a skipped loop iteration repeats).
+    elsewhere = outcome.elsewhere_bytes * (n_steps / outcome.simulated_steps
+                                           if outcome.simulated_steps else 1.0)
     report = PlanReport(
         procedure=proc.name, cell=cell.name, station=station.name,
         status=status, reason=reason, duration_s=outcome.duration_s,
-        n_samples=n_samples, n_steps=n_steps, disk_bytes=disk_bytes(n_samples, n_steps),
+        n_samples=n_samples, n_steps=n_steps,
+        disk_bytes=disk_bytes(n_samples, n_steps, elsewhere), elsewhere_bytes=elsewhere,
         steps=[f.as_dict() for f in folds], cycles=cycle_rows(outcome.entries),
         max_temperature_c=max(temps) if temps else None,
-        margins=margins(outcome.extremes, proc.safety), warnings=warnings,
+        margins=margins(outcome.extremes, proc.safety, frozenset(filter(None, (
+            tripped_limit(reason) for f in folds for reason in f.end_reasons)))),
+        warnings=warnings,
         notes=list(outcome.notes), approximate=outcome.approximate, max_duration_s=limit,
         refusal=None, planning_wall_s=outcome.wall_s, started_unix_s=started_unix_s)
     report.refusal = ceilings.refusal(report)
     return report
+
+
+def unplanned_report(prep: Any, ceilings: Ceilings, why: str, duration_s: float,
+                     n_samples: float, refused: str | None = None) -> PlanReport:
+    """What validate and run know of a procedure that cannot be planned (a cell without a
+    model): no estimate, only the lower bounds of its duration and samples from its text
+    (plan/bounds.py `text_lower_bounds`), which the ceilings are checked on."""
+    proc = prep.procedure
+    report = PlanReport(
+        procedure=proc.name, cell=prep.cell.name, station=prep.station.name,
+        status="refused" if refused else "unplanned", reason=refused or why,
+        duration_s=duration_s, n_samples=n_samples, n_steps=0.0,
+        disk_bytes=disk_bytes(n_samples, 0.0), steps=[], cycles=[], max_temperature_c=None,
+        margins={}, warnings=[], notes=[why], approximate=True,
+        max_duration_s=proc.max_duration_s, refusal=None, planning_wall_s=0.0,
+        started_unix_s=time.time())
+    report.refusal = ceilings.refusal(report)
+    return report
+
+
+def estimate_json(report: PlanReport) -> dict[str, Any]:
+    """`labctl validate --json`'s estimate: the run's duration, samples and disk (what
+    max_duration leaves of the plan, as `run_*` in `labctl plan --json`); null figures and
+    `unplanned` (why) when the procedure cannot be planned for this cell."""
+    unplanned = report.status == "unplanned"
+    return {"duration_s": None if unplanned else report.run_duration_s,
+            "n_samples": None if unplanned else _int(report.run_samples),
+            "disk_bytes": None if unplanned else _int(report.run_disk_bytes),
+            "approximate": report.approximate, "warnings": report.warnings,
+            "unplanned": report.reason if unplanned else None}
 
 
 def expected_end(report: PlanReport) -> str | None:
@@ -391,6 +482,11 @@ def human_bytes(n: float) -> str:
 
 def one_line(report: PlanReport) -> str:
     """The estimate `labctl validate` prints after "ok"."""
+    if report.status == "unplanned":
+        text = "estimate: none (the cell file has no model to simulate; labctl plan says why)"
+        if report.run_duration_s > 0:
+            text += f"; at least {human_duration(report.run_duration_s)} (its timed rests alone)"
+        return text
     n = report.run_samples
     samples = f"{n:,.0f}" if n < 1e12 else f"{n:.3g}"
     more = "more than " if report.status == "truncated" else ""

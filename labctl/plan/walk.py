@@ -35,6 +35,7 @@ from labctl.capabilities.cycler import EndKind
 from labctl.engine.observer import RunObserver
 from labctl.engine.runner import Engine
 from labctl.errors import LabctlError, SafetyError
+from labctl.plan.bounds import BYTES_PER_CAN_FRAME, RECORD_BYTES_PER_JSON_BYTE
 from labctl.plan.iterations import (
     MAX_STRIDE,
     ROUGH_MAX_STRIDE,
@@ -85,12 +86,20 @@ class WalkOutcome:
     notes: list[str] = field(default_factory=list)
     approximate: bool = False
     wall_s: float = 0.0
+    elsewhere_bytes: float = 0.0  # records and frame logs of the simulated steps
+    simulated_steps: int = 0
 
 
 class _Nothing:
-    """A journal that keeps nothing."""
+    """A journal that keeps nothing: record events (an ARC step's thermal table) only go
+    to the observer, for the temperatures and the disk space they stand for."""
 
-    def append_event(self, event: dict) -> None: ...
+    def __init__(self, observer: ExtremesObserver) -> None:
+        self.observer = observer
+
+    def append_event(self, event: dict) -> None:
+        if event.get("type") == "record":
+            self.observer.record_event(event)
 
     def append_samples(self, columns: dict) -> None: ...
 
@@ -119,6 +128,8 @@ class ExtremesObserver(RunObserver):
         self.extremes = {k: Extreme() for k in self.KEYS}
         self.where: tuple[int, str, str, tuple[int, ...]] = (0, "", "", ())
         self.n_samples = 0
+        self.elsewhere_bytes = 0.0  # records and frame logs, on disk
+        self.record_max_c: dict[int, float] = {}  # step -> hottest cell reading in its records
         self.sample_budget = SAMPLE_BUDGET
         self._engine = engine_ref
 
@@ -146,6 +157,34 @@ class ExtremesObserver(RunObserver):
                 f"plan: more than {self.sample_budget:,} samples simulated; the rest is counted")
 
 
+    def record_event(self, event: dict) -> None:
+        """A step's record rows: their size on disk and the cell temperatures in them (an
+        abuse step follows the cell in its thermal records, far past its last sample)."""
+        from labctl.store.journal_format import json_bytes
+
+        self.elsewhere_bytes += len(json_bytes(event)) * RECORD_BYTES_PER_JSON_BYTE
+        columns = event.get("columns") or {}
+        temps = columns.get("cell_temperature_c")
+        times = columns.get("test_time_s")
+        if not temps or not times or len(temps) != len(times):
+            return
+        values = np.array([math.nan if x is None else x for x in temps], dtype=float)
+        if np.isnan(values).all():
+            return
+        t = np.asarray(times, dtype=float)
+        top, bottom = float(np.nanmax(values)), float(np.nanmin(values))
+        step = int(event.get("step_index") or self.where[0])
+        self.record_max_c[step] = max(top, self.record_max_c.get(step, -math.inf))
+        if top > self.extremes["max_temperature_c"].value:
+            self._note("max_temperature_c", np.where(np.isnan(values), -np.inf, values), t, top)
+        if -bottom > self.extremes["min_temperature_c"].value:
+            self._note("min_temperature_c", np.where(np.isnan(values), -np.inf, -values), t,
+                       -bottom)
+
+    def logged_elsewhere(self, step_index: int, what: str, count: int) -> None:
+        if what == "can_frames":
+            self.elsewhere_bytes += count * BYTES_PER_CAN_FRAME
+
     def _note(self, key: str, values: np.ndarray, t: np.ndarray, top: float) -> None:
         k = int(np.nanargmax(values))
         index, path, text, iteration = self.where
@@ -161,7 +200,7 @@ class PlanEngine(Engine):
     def __init__(self, procedure: CompiledProcedure, station: Any, cell: Any,
                  observer: RunObserver) -> None:
         super().__init__(procedure=replace(procedure, max_duration_s=None), station=station,
-                         cell=cell, journal=_Nothing(), rundir=_NoRunDir(),
+                         cell=cell, journal=_Nothing(observer), rundir=_NoRunDir(),
                          unix_origin_s=time.time(), time_origin_s=station.clock.now(),
                          observer=observer)
         self.inbox = _NoInbox()
@@ -236,6 +275,11 @@ class Walker:
                 # as the engine: the run would stop here, aborted
                 raise _Stop("aborted", f"step {planned.step.text!r} ({planned.path}) would be "
                                        f"rejected before it starts: {exc}") from None
+            hot = self.observer.record_max_c.pop(result.step_index, math.nan)
+            if not math.isnan(hot) and not hot <= result.max_temperature_c:  # hotter in its
+                # records than in its samples, or no samples at all
+                result = replace(result, max_temperature_c=hot if math.isnan(
+                    result.max_temperature_c) else max(hot, result.max_temperature_c))
         if result.end_kind == EndKind.FAULT.value and str(_NoRunDir.path) in result.end_reason:
             # A step that reads the run's own records (a report over the run so far): there
             # are none in a plan. It is left out, and said so.
@@ -424,7 +468,8 @@ def walk_procedure(proc: CompiledProcedure, station: Any, cell: Any, horizon_s: 
         station.close()
     return WalkOutcome(walker.entries, status, reason, walker.elapsed(), observer.extremes,
                        engine.messages, walker.notes, walker.approximate,
-                       time.perf_counter() - wall)
+                       time.perf_counter() - wall, observer.elsewhere_bytes,
+                       walker.simulated_steps)
 
 
 def _follow_generator(walker: Walker, proc: CompiledProcedure) -> None:

@@ -451,7 +451,7 @@ def compile_document(
             f, ("max_duration",), doc.data["max_duration"], TIME, "max_duration"
         )
         if max_duration is not None and max_duration <= 0:
-            comp.add(doc, ("max_duration",), "max_duration must be greater than zero")
+            comp.add(doc, ("max_duration",), "must be greater than zero")
     name = data.get("name", path.stem)
     description = data.get("description", "")
     for key, val in (("name", name), ("description", description)):

@@ -68,7 +68,9 @@ class ValueReaders:
             else:
                 q = parse_quantity(text, kind, allow_bare=True)
         except UnitError as exc:
-            self.add(f, path, f"{what}: {exc.reason}", tmap.original(exc.offset))
+            # "max_duration: unknown unit", not "max_duration: max_duration: unknown unit"
+            named = f"{what}: " if not path or path[-1] != what else ""
+            self.add(f, path, f"{named}{exc.reason}", tmap.original(exc.offset))
             return None
         if kind == CURRENT:
             return q.to_si(self.cell.capacity_ah)
@@ -97,7 +99,7 @@ class ValueReaders:
             else:
                 if not str(got).isascii():  # int() takes Unicode digits too: 0-9 only
                     raise ValueError
-                n = int(str(got))
+                n = _whole(str(got))
         except (ValueError, OverflowError):
             self.add(f, path, f"{what} must be a whole number of at least 1, got {got!r}")
             return None
@@ -129,3 +131,21 @@ def type_name(value: Any) -> str:
     return {dict: "a mapping", list: "a list", str: "text", int: "a number", float: "a number"}.get(
         type(value), type(value).__name__
     )
+
+
+def _whole(text: str) -> int:
+    """A whole number written as digits or with an exponent ("1e12", which YAML leaves as
+    text): exactly, however large (Decimal, not float); ValueError otherwise."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        d = Decimal(text.strip())
+    except InvalidOperation:
+        raise ValueError(text) from None
+    if not d.is_finite() or d != d.to_integral_value() or "e" not in text.lower():
+        raise ValueError(text)
+    return int(d)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labctl.capabilities.cycler import EndKind
-from labctl.capabilities.limits import SafetyLimits
+from labctl.capabilities.limits import SafetyLimits, violation_text
 from labctl.capabilities.steps import EndCondition, Quantity
 
 _QUANTITY_KEY = {
@@ -59,8 +59,8 @@ class Watch:
     def reason(self, value: float) -> str:
         if self.kind is EndKind.SAFETY:
             unit = "°C" if self.key == "temp" else ("A" if "i" in self.key else "V")
-            op = ">" if self.rising else "<"
-            return f"safety: {self.label} {value:.4g} {unit} {op} {self.threshold:.4g} {unit}"
+            return violation_text(self.label, value, unit, ">" if self.rising else "<",
+                                  self.threshold)
         cond = self.condition
         assert cond is not None
         if cond.quantity is Quantity.CURRENT:

@@ -75,21 +75,32 @@ class StepAccumulator:
             return 0.0
         return max(0.0, self._last[0] - self._first[0]) + max(0.0, self._last[1] - self._first[1])
 
-    def result(self, end_kind: str, end_reason: str) -> StepResult:
-        """The step's row (cheap: the engine calls it while the step runs)."""
+    def result(self, end_kind: str, end_reason: str,
+               clock_span: tuple[float, float] | None = None) -> StepResult:
+        """The step's row (cheap: the engine calls it while the step runs).
+
+        Its start, end and duration are those of its samples, or, given `clock_span`
+        (start, end test time of the step), the wider of the two: a step that records
+        its measurements elsewhere (an ARC step's thermal records) lasts as long as it
+        ran, not only while the cycler logged (the means stay those of the samples)."""
         nan = math.nan
         if self.n_samples == 0:
+            start, end = clock_span if clock_span is not None else (nan, nan)
+            duration = end - start if clock_span is not None else 0.0
             return StepResult(self.step_index, self.cycle_index, self.kind, self.text, self.path,
-                              end_kind, end_reason, nan, nan, 0.0, 0, 0.0, 0.0, 0.0, 0.0,
-                              nan, nan, nan, nan, nan, nan, nan)
+                              end_kind, end_reason, start, end, duration, 0, 0.0, 0.0, 0.0,
+                              0.0, nan, nan, nan, nan, nan, nan, nan)
         duration = self._t - self._t0
         mean_v = self._vdt / duration if duration > 0 else self._v
         mean_i = self._idt / duration if duration > 0 else self._i
         moved = [max(0.0, b - a) for a, b in zip(self._first, self._last, strict=True)]
+        start, end = self._t0, self._t
+        if clock_span is not None:
+            start, end = min(start, clock_span[0]), max(end, clock_span[1])
         return StepResult(
             step_index=self.step_index, cycle_index=self.cycle_index, kind=self.kind,
             text=self.text, path=self.path, end_kind=end_kind, end_reason=end_reason,
-            start_time_s=self._t0, end_time_s=self._t, duration_s=duration,
+            start_time_s=start, end_time_s=end, duration_s=end - start,
             n_samples=self.n_samples,
             charge_capacity_ah=moved[0], discharge_capacity_ah=moved[1],
             charge_energy_wh=moved[2], discharge_energy_wh=moved[3],

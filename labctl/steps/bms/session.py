@@ -118,6 +118,7 @@ class BmsSession:
         self.bms.port.recording = False
         for m in msgs:
             m.timestamp -= self.offset
+        self.run.logged_elsewhere("can_frames", len(msgs))  # `labctl plan`: disk space
         if stores_files(self.run):
             save_step_log(self.run.run_dir, self.run.step_index, msgs, self.decoder, self.smap)
         if self.stopped:
