@@ -1,7 +1,8 @@
 """Benchmark: `labctl plan` of a 1,000-cycle cycle-life procedure (goal: <= 2 s).
 
 procedures/cycle-life.yaml on the NMC 1.95 Ah preset (it ages, so no two cycles are
-alike and every one is simulated): 10 blocks of one RPT + 99 ageing cycles and the
+alike: the planner simulates them two in a row, then takes up to 9 like the last, the cell
+ageing as much each time; docs/plan.md): 10 blocks of one RPT + 99 ageing cycles and the
 final RPT, 1,001 cycles, logged every 10 s, on the simulated twin of instruments/sim.yaml.
 Also, for scale: the same procedure run for real (journal and tables written), and a
 plan of a cell that does not age (identical cycles: counted after a few).
