@@ -94,7 +94,11 @@ def too_fast_logging(tree: Any, ceilings: Ceilings) -> str | None:
         logging = getattr(leaf.step, "logging", None)
         period = getattr(logging, "period_s", None)
         if period is not None and period < ceilings.min_log_period_s:
-            return (f"{leaf.path} {leaf.step.text!r} logs every {period:g} s; the shortest "
+            source = getattr(leaf.step, "source", None)
+            line = getattr(source, "line", None)
+            at = f" (line {line}, column {source.column})" if line and source.column else \
+                (f" (line {line})" if line else "")
+            return (f"{leaf.path}{at} {leaf.step.text!r} logs every {period:g} s; the shortest "
                     f"logging period is {ceilings.min_log_period_s * 1000:g} ms")
     return None
 

@@ -220,8 +220,8 @@ _MARGINS = (
 )
 
 
-_TRIPPED = re.compile(r"safety: (charge current|discharge current|voltage|temperature) "
-                      r"(?:.*? (>|<) |(rose|fell) to )")
+_TRIPPED = re.compile(r"safety: (?:cell )?(charge current|discharge current|voltage|"
+                      r"temperature) (?:.*? (>|<)=? |(rose|fell) to )")
 
 
 def tripped_limit(reason: str) -> str | None:

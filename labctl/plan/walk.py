@@ -156,7 +156,6 @@ class ExtremesObserver(RunObserver):
             self._engine[0].control.request_abort(
                 f"plan: more than {self.sample_budget:,} samples simulated; the rest is counted")
 
-
     def record_event(self, event: dict) -> None:
         """A step's record rows: their size on disk and the cell temperatures in them (an
         abuse step follows the cell in its thermal records, far past its last sample)."""
