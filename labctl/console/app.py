@@ -37,6 +37,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from labctl.console import data, launch
+from labctl.console.checking import check_in_child
+from labctl.console.plans import PlanJobs
+from labctl.console.planview import readable, rough_line
 from labctl.console.runs_index import filter_runs, qualification_sessions
 from labctl.console.security import (
     FORM_FIELD,
@@ -94,6 +97,7 @@ def create_app(config: ConsoleConfig) -> Starlette:
     watcher = RunWatcher(config.results, estimator=config.estimator)
     log_dir = Path(tempfile.gettempdir()) / f"labctl-console-{os.getuid()}"
     plot_cache = PlotCache()
+    plans = PlanJobs()
 
     def stopping() -> bool:
         """True once the server shuts down: event streams end instead of holding it up."""
@@ -167,7 +171,7 @@ def create_app(config: ConsoleConfig) -> Starlette:
     # -- Start -----------------------------------------------------------------------------
     async def start_page(request: Request) -> Response:
         ctx = {"procedures": launch.list_files(config.procedures, launch.PROCEDURE_SUFFIXES),
-               "stations": launch.list_files(config.stations, launch.STATION_SUFFIXES),
+               "stations": launch.station_files(config.stations),
                "cells": launch.cell_choices(config.cells), "nav": "start"}
         return page(request, "start.html", **ctx)
 
@@ -213,6 +217,10 @@ def create_app(config: ConsoleConfig) -> Starlette:
             return "speed must be a positive number"
         return launch.Choice(proc, station, cell, params, speed_v)
 
+    def verdict_of(choice: launch.Choice) -> dict[str, Any]:
+        """The Check (labctl validate) in a child process: this thread only waits."""
+        return check_in_child(choice.procedure, choice.station, choice.cell, choice.params)
+
     async def check(request: Request) -> Response:
         body = await form_of(request)
         if isinstance(body, Response):
@@ -221,10 +229,24 @@ def create_app(config: ConsoleConfig) -> Starlette:
         if isinstance(choice, str):
             return JSONResponse({"ok": False, "problems": [
                 {"file": None, "line": None, "column": None, "field": "", "message": choice}]})
-        problems, est = await run_in_threadpool(launch.check, choice)
-        return JSONResponse({"ok": not problems, "problems": problems, "estimate": est,
+        verdict = await run_in_threadpool(verdict_of, choice)
+        # The plan shown is `labctl plan`'s, made in the background; also for a choice
+        # refused past a ceiling, where it shows why.
+        plan_id = plans.request(choice.procedure, choice.station, choice.cell,
+                                choice.params) if verdict.get("plannable") else None
+        problems = [_for_browser(p, plan_id is not None) for p in verdict["problems"]]
+        est = verdict.get("estimate")
+        return JSONResponse({"ok": not problems, "problems": problems, "plan_id": plan_id,
+                             "estimate": {**est, "line": rough_line(est)} if est else None,
                              "command": "labctl " + " ".join(launch.run_command(
                                  choice, config.results)[3:])})
+
+    async def plan(request: Request) -> Response:
+        state = plans.poll(request.path_params["plan_id"])
+        if state is None:
+            return JSONResponse({"state": "gone", "error": "no such plan (Check again)"},
+                                status_code=404)
+        return JSONResponse(state, headers={"Cache-Control": "no-store"})
 
     async def start(request: Request) -> Response:
         body = await form_of(request)
@@ -233,10 +255,11 @@ def create_app(config: ConsoleConfig) -> Starlette:
         choice = choice_of(body)
         if isinstance(choice, str):
             return JSONResponse({"ok": False, "error": choice}, status_code=400)
-        problems, _ = await run_in_threadpool(launch.check, choice)  # never skipped
-        if problems:
-            return JSONResponse({"ok": False, "problems": problems,
-                                 "error": "the check does not pass"}, status_code=400)
+        verdict = await run_in_threadpool(verdict_of, choice)  # never skipped
+        if verdict["problems"]:
+            return JSONResponse({"ok": False, "problems": [
+                _for_browser(p, False) for p in verdict["problems"]],
+                "error": "the check does not pass"}, status_code=400)
         result = await run_in_threadpool(launch.start, choice, config.results, log_dir)
         return JSONResponse(result, status_code=200 if result["ok"] else 500)
 
@@ -336,6 +359,7 @@ def create_app(config: ConsoleConfig) -> Starlette:
         Route("/api/parameters", parameters),
         Route("/api/check", check, methods=["POST"]),
         Route("/api/start", start, methods=["POST"]),
+        Route("/api/plan/{plan_id}", plan),
         Route("/runs", runs_page),
         Route("/runs/{run_id}", run_page),
         Route("/runs/{run_id}/plots", run_plots),
@@ -348,7 +372,18 @@ def create_app(config: ConsoleConfig) -> Starlette:
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     guard = Guard(config.form_token, config.access_token, config.allowed_hosts)
-    return Starlette(routes=routes, middleware=[Middleware(GuardMiddleware, guard=guard)])
+    app = Starlette(routes=routes, middleware=[Middleware(GuardMiddleware, guard=guard)])
+    app.state.plans = plans  # `labctl console` stops the plans under way when it stops
+    return app
+
+
+def _for_browser(problem: dict[str, Any], with_plan: bool) -> dict[str, Any]:
+    """A check problem as the browser shows it: numbers without e-notation, and the
+    plan's warnings said to be where they are (the command line's words name a command)."""
+    where = " (listed with the plan)" if with_plan else ""
+    message = readable(str(problem.get("message", ""))).replace(
+        " (labctl plan shows them)", where)
+    return {**problem, "message": message}
 
 
 def _run_context(path: Path, config: ConsoleConfig) -> dict[str, Any]:

@@ -93,6 +93,7 @@ def console_cmd(results: str, procedures: str, stations: str, cells: str | None,
         pass
     finally:
         sock.close()
+        app.state.plans.close()  # no plan's child process outlives the console
     console.print("console stopped", highlight=False)
 
 

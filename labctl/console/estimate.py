@@ -1,5 +1,5 @@
-"""Estimates from `labctl plan` (labctl.plan): the duration shown after a passing Check,
-and the remaining time on each running tile.
+"""Estimates from `labctl plan` (labctl.plan): how its child process is run, and the
+remaining time on each running tile (the Start form's plan: console/plans.py).
 
 The remaining time of a run is its plan's duration (the procedure run on the
 station's simulated twin, as `labctl plan` does) minus the test time reached.
@@ -15,32 +15,19 @@ import json
 import math
 import queue
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 
-def estimate_of(report: Any) -> dict[str, Any]:
-    """What the Start form shows: `labctl validate`'s estimate line and its numbers, and the
-    plan next to Start (`labctl plan --json`'s fields: outcome, expected end, maximum
-    temperature, steps folded per loop, smallest margin to each safety limit, warnings)."""
-    from labctl.plan.report import one_line
-
-    plan = report.as_dict()
-    keep = ("status", "reason", "expected_end", "run_duration_s", "max_temperature_c",
-            "steps", "margins", "warnings", "notes", "approximate", "planning_wall_s")
-    return {"duration_s": report.run_duration_s, "n_samples": report.run_samples,
-            "text": one_line(report), "warnings": list(report.warnings),
-            "plan": _finite({k: plan[k] for k in keep})}
-
-
-def _finite(value: Any) -> Any:
+def finite(value: Any) -> Any:
     """JSON for the browser: NaN and infinities (a step never run) become null."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [finite(v) for v in value]
     return value
 
 
@@ -97,6 +84,61 @@ class RemainingEstimator:
 
 
 PLAN_TIMEOUT_S = 300.0
+PLAN_NICE = 10  # plans are advice: the runs on this PC come first
+
+
+def plan_command(procedure: Path, station: Path | None = None, cell: str | None = None,
+                 params: dict[str, str] | None = None) -> list[str]:
+    """`labctl plan PROCEDURE ... --json` as `python -m labctl.cli` (the same labctl)."""
+    import sys
+
+    cmd = [sys.executable, "-m", "labctl.cli", "plan", str(procedure), "--json"]
+    if station is not None:
+        cmd += ["--station", str(station)]
+    if cell:
+        cmd += ["--cell", cell]
+    for name, value in (params or {}).items():
+        cmd += ["--param", f"{name}={value}"]
+    return cmd
+
+
+def run_niced(cmd: list[str], *, cwd: Path | None = None, timeout_s: float = PLAN_TIMEOUT_S,
+              cancelled: Callable[[], bool] = lambda: False) -> tuple[int | None, str, str]:
+    """Run a child at low priority: (exit status, stdout, stderr); status None when it was
+    killed because it took longer than `timeout_s` or `cancelled()` became true.
+
+    The priority is set from here (setpriority), not with preexec_fn, which is unsafe in
+    a process with threads; output goes to files, as a plan's JSON can fill a pipe.
+    """
+    import os
+    import subprocess
+    import tempfile
+    import time
+
+    from labctl.console.launch import child_env
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                env=child_env(), cwd=cwd, close_fds=True)
+        try:
+            os.setpriority(os.PRIO_PROCESS, proc.pid, PLAN_NICE)
+        except OSError:
+            pass  # it may have ended already
+        deadline = time.monotonic() + timeout_s
+        status: int | None = None
+        while True:
+            try:
+                status = proc.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() > deadline or cancelled():
+                    proc.kill()
+                    proc.wait()
+                    break
+        out.seek(0)
+        err.seek(0)
+        return status, out.read().decode("utf-8", "replace"), \
+            err.read().decode("utf-8", "replace")
 
 
 def plan_duration(folder: Path, meta: dict) -> tuple[float, int] | None:
@@ -106,27 +148,19 @@ def plan_duration(folder: Path, meta: dict) -> tuple[float, int] | None:
     `labctl plan --json` runs in a child process at low priority: a long procedure's
     plan is seconds of CPU that must not hold up the console (the GIL) or the runs.
     """
-    import os
-    import subprocess
-    import sys
-
     inputs = folder / "inputs"
     procedure = next(iter(sorted(inputs.glob("procedure.*"))), None)
     if procedure is None:
         return None
-    cmd = [sys.executable, "-m", "labctl.cli", "plan", str(procedure), "--json"]
-    for option, name in (("--station", "station.yaml"), ("--cell", "cell.yaml")):
-        if (inputs / name).is_file():
-            cmd += [option, str(inputs / name)]
+    station = inputs / "station.yaml"
+    cell = inputs / "cell.yaml"
     params = meta.get("param_overrides") if isinstance(meta.get("param_overrides"), dict) else {}
-    for name, value in params.items():
-        cmd += ["--param", f"{name}={value}"]
-    from labctl.console.launch import child_env
-
+    cmd = plan_command(procedure, station if station.is_file() else None,
+                       str(cell) if cell.is_file() else None,
+                       {str(k): str(v) for k, v in params.items()})
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=PLAN_TIMEOUT_S,
-                              env=child_env(), cwd=folder, preexec_fn=lambda: os.nice(10))
-        report = json.loads(done.stdout)
+        _, stdout, _ = run_niced(cmd, cwd=folder)
+        report = json.loads(stdout)
         return float(report["run_duration_s"]), int(report["n_steps"])
-    except (OSError, ValueError, KeyError, TypeError, subprocess.SubprocessError):
+    except (OSError, ValueError, KeyError, TypeError):
         return None  # an estimate is advice: never a reason for a tile to fail

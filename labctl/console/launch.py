@@ -1,9 +1,9 @@
-"""Starting a run from the console: the choices, the parameter form, Check and Start.
+"""Starting a run from the console: the choices, the parameter form and Start.
 
-Check is `labctl validate` itself (`engine.prepare.prepare`, the same located
-problems). Start runs `python -m labctl.cli run ...` as a process of its own, in
-its own session, so the run outlives the console and the browser; the console
-never drives an instrument itself.
+(Check, `labctl validate` on the choice, is console/checking.py.) Start runs
+`python -m labctl.cli run ...` as a process of its own, in its own session, so the
+run outlives the console and the browser; the console never drives an instrument
+itself.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labctl.console.planview import readable
 from labctl.console.security import NotFound, inside
 from labctl.errors import LabctlError, Problem, ValidationError
 
@@ -44,6 +45,24 @@ def list_files(root: Path | None, suffixes: tuple[str, ...]) -> list[str]:
     return out
 
 
+def station_files(root: Path | None) -> list[str]:
+    """The station files under `root`: YAML files holding a mapping with `instruments:`,
+    the one key every station file has (labctl.stations.load). Other YAML kept beside
+    them (a pyvisa-sim device file, say) is not offered: Check would only refuse it."""
+    return [name for name in list_files(root, STATION_SUFFIXES)
+            if root is not None and _is_station(root / name)]
+
+
+def _is_station(path: Path) -> bool:
+    from labctl.yamlio import load_file  # safe loading, bounded in size and depth
+
+    try:
+        data = load_file(path).data
+    except (LabctlError, OSError, ValueError):
+        return True  # broken YAML: offered, and Check says what is wrong with it
+    return isinstance(data, dict) and "instruments" in data
+
+
 def cell_choices(cells_dir: Path | None) -> list[str]:
     """Cell presets by name, then cell files of `--cells` (as `file:NAME`)."""
     from labctl.cells import list_presets
@@ -64,6 +83,7 @@ class Field:
     choices: tuple[Any, ...] | None
     description: str
     range_text: str
+    default_text: str  # the default as written in the procedure ("C/3", not 0.333...)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -91,9 +111,22 @@ def parameter_fields(path: Path) -> tuple[list[Field], list[dict]]:
     except (LabctlError, OSError, ValueError, SyntaxError) as exc:
         return [], [Problem(str(path), None, None, "", str(exc)).as_dict()]
     decls = parse_declarations(doc, ("parameters",), raw, problems)
+    written = raw if isinstance(raw, dict) else {}
     fields = [Field(d.name, d.type, d.default, d.unit, d.min, d.max, d.choices, d.description,
-                    d.range_text()) for d in decls.values()]
+                    readable(d.range_text()), _as_written(written.get(d.name), d.default))
+              for d in decls.values()]
     return fields, [p.as_dict() for p in problems]
+
+
+def _as_written(decl: Any, default: Any) -> str:
+    """A declaration's default as the file writes it: "C/3" stays "C/3" (its value is
+    1/3), "30 min" stays "30 min"; the value itself when the file gives no text."""
+    written = decl.get("default") if isinstance(decl, dict) else decl
+    if isinstance(written, str) and written.strip():
+        return written.strip()
+    if isinstance(written, bool) or not isinstance(written, (int, float)):
+        written = default
+    return "" if written is None else str(written)
 
 
 def _python_parameters(path: Path) -> Any:
@@ -114,28 +147,6 @@ class Choice:
     cell: str  # a preset name or an absolute path of a cell file inside --cells
     params: dict[str, str]
     speed: float | None
-
-
-def check(choice: Choice) -> tuple[list[dict], dict[str, Any] | None]:
-    """What `labctl validate` says about the choice: (problems, estimate).
-
-    The same calls as validate: `prepare` (procedure, cell, station, parameters) and
-    `labctl.plan.enforce_ceilings` (refused past a duration/sample ceiling); problems
-    is [] when it passes, and the estimate is validate's estimate line.
-    """
-    from labctl.console.estimate import estimate_of
-    from labctl.engine.prepare import prepare
-    from labctl.plan import enforce_ceilings
-
-    try:
-        prep = prepare(choice.procedure, station_path=choice.station, cell_ref=choice.cell,
-                       params=choice.params)
-        report = enforce_ceilings(prep)
-    except ValidationError as exc:
-        return [p.as_dict() for p in exc.problems], None
-    except LabctlError as exc:
-        return [Problem(None, None, None, "", str(exc)).as_dict()], None
-    return [], estimate_of(report)
 
 
 def run_command(choice: Choice, results: Path) -> list[str]:

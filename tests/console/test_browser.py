@@ -8,6 +8,9 @@ resumes; the other run is stopped and shows aborted; a procedure with an error
 shows validate's located message with Start disabled; a finished run's page
 draws its plots, lists its cycles and downloads as BDF. Screenshots of every page
 go to $LABCTL_SCREENSHOTS (default: the test's temporary folder).
+
+The console runs in Berlin's time zone and the browser in New York's: the plan's
+expected end must be the same instant, shown in the browser's zone.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -41,6 +46,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
+CONSOLE_TZ, BROWSER_TZ = "Europe/Berlin", "America/New_York"
 SPEED = "30"  # virtual seconds per wall second: quickstart's 2C discharge lasts ~15 s of wall time
 CAPACITY_AH = 2.2  # lfp-2p2ah, the default cell
 BAD_PROCEDURE = """name: too-high
@@ -65,9 +71,10 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _cli(*args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "labctl.cli", *args], cwd=REPO, env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+def _cli(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "labctl.cli", *args], cwd=REPO,
+                            env=env or _env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +86,7 @@ def bench(tmp_path_factory):
     shots.mkdir(parents=True, exist_ok=True)
     (procs / "quickstart.yaml").write_text(_quickstart_with_rate(), encoding="utf-8")
     (procs / "too-high.yaml").write_text(BAD_PROCEDURE, encoding="utf-8")
+    shutil.copy(REPO / "procedures" / "cycle-life.yaml", procs)  # 12 parameters, a warning
     # The station's hardware qualification (pytest plugin, simulated bench), meanwhile.
     qual = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                              "tests/qualification", "--labctl-sim", "--labctl-results",
@@ -105,7 +113,8 @@ def bench(tmp_path_factory):
     other = _cli("run", "procedures/quickstart.yaml", "--results", str(results), "--speed", SPEED,
                  "--no-progress", start_new_session=True)
     console = _cli("console", "--results", str(results), "--procedures", str(procs),
-                   "--stations", str(REPO / "instruments"), "--port", "0")
+                   "--stations", str(REPO / "instruments"), "--port", "0",
+                   env={**_env(), "TZ": CONSOLE_TZ})
     started = []
     try:
         line = ""
@@ -126,7 +135,9 @@ def bench(tmp_path_factory):
         opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
                                                "download.prompt_for_download": False})
         driver = webdriver.Chrome(options=opts,
-                                  service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
+                                  service=webdriver.ChromeService(
+                                      executable_path=CHROMEDRIVER,
+                                      env={**os.environ, "TZ": BROWSER_TZ}))
         driver.set_page_load_timeout(30)
         try:
             yield {"url": match.group(0).rstrip("/"), "driver": driver, "results": results,
@@ -189,6 +200,38 @@ def _confirm(driver, expect_in_text):
     dialog.find_element(By.ID, "confirm-ok").click()
 
 
+# The page's fetch, wrapped so that a test can hold the replies to a URL prefix until it
+# releases them: the states in between (a Check still running, a plan still planning) are
+# then seen for certain, not by luck of timing.
+HOLD_JS = """
+window.__hold = {}; window.__held = {};
+const realFetch = window.fetch;
+window.fetch = async (url, opts) => {
+  const reply = await realFetch(url, opts);
+  for (const prefix of Object.keys(window.__hold)) {
+    if (!String(url).startsWith(prefix) || !window.__hold[prefix]) continue;
+    window.__held[prefix] = (window.__held[prefix] || 0) + 1;
+    while (window.__hold[prefix]) await new Promise(r => setTimeout(r, 50));
+  }
+  return reply;
+};
+"""
+
+
+def _hold(driver, prefix: str, on: bool = True) -> None:
+    driver.execute_script("window.__hold[arguments[0]] = arguments[1];", prefix, on)
+
+
+def _held(driver, prefix: str) -> int:
+    return driver.execute_script("return window.__held[arguments[0]] || 0;", prefix)
+
+
+def _in_view(driver, element_id: str) -> bool:
+    return driver.execute_script(
+        "const r = document.getElementById(arguments[0]).getBoundingClientRect();"
+        "return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight;", element_id)
+
+
 def _meta(results: Path, run_id: str) -> dict:
     return json.loads((results / run_id / "run.json").read_text())
 
@@ -213,6 +256,10 @@ def _scenario(bench):
 
     # -- Start: quickstart with its rate changed, through the form ------------------------
     d.get(url + "/start")
+    d.execute_script(HOLD_JS)
+    stations = [o.get_attribute("value") for o in
+                Select(d.find_element(By.ID, "station")).options]
+    assert "sim.yaml" in stations and "sim-devices.yaml" not in stations  # station files only
     Select(d.find_element(By.ID, "procedure")).select_by_value("quickstart.yaml")
     rate = _wait(d, lambda d: d.find_element(By.ID, "param-discharge_c"), 10, "discharge_c field")
     assert rate.get_attribute("value") == "1"
@@ -223,32 +270,66 @@ def _scenario(bench):
     d.find_element(By.ID, "speed").send_keys(SPEED)
     start = d.find_element(By.ID, "start")
     assert not start.is_enabled()  # nothing starts before Check passes
+
+    # A Check whose reply comes after a value changed: ignored (Start stays disabled, no
+    # plan for the old values), though that check itself passed.
+    _hold(d, "/api/check")
+    d.find_element(By.ID, "check").click()
+    _wait(d, lambda d: _held(d, "/api/check") == 1, 30, "the check's reply (held)")
+    rate.clear()
+    rate.send_keys("3")
+    _hold(d, "/api/check", False)
+    time.sleep(1.0)  # the late reply is handled meanwhile
+    assert not start.is_enabled()
+    assert not d.find_elements(By.ID, "check-ok") and d.find_elements(By.ID, "check-stale")
+    assert not d.find_element(By.ID, "plan").is_displayed()
+    assert not d.find_element(By.ID, "command-line").is_displayed()
+
+    # Check again with 2C: "planning…" and the rough estimate until labctl plan's plan is
+    # ready (its replies held here), then the plan itself.
+    rate.clear()
+    rate.send_keys("2")
+    _hold(d, "/api/plan/")
     d.find_element(By.ID, "check").click()
     _wait(d, lambda d: d.find_elements(By.ID, "check-ok"), 30, "check passed")
     assert start.is_enabled()
-    said = subprocess.run(  # Check shows validate's estimate line
-        [sys.executable, "-m", "labctl.cli", "validate", str(bench["procs"] / "quickstart.yaml"),
-         "--station", str(REPO / "instruments" / "sim.yaml"), "--param", "discharge_c=2"],
-        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=60).stdout
-    estimate_line = next(line.strip() for line in said.splitlines() if "estimate:" in line)
-    assert d.find_element(By.ID, "estimate").text == estimate_line
-    planned = json.loads(subprocess.run(  # ... and the plan next to Start is labctl plan's
+    _wait(d, lambda d: _held(d, "/api/plan/") >= 1, 30, "a plan reply (held)")
+    assert "planning…" in d.find_element(By.ID, "plan-status").text
+    assert d.find_element(By.ID, "estimate").text.startswith("Rough estimate: ")
+    assert not d.find_elements(By.ID, "plan-summary")
+    assert "--param discharge_c=2" in d.find_element(By.ID, "command").text
+    _hold(d, "/api/plan/", False)
+    _wait(d, lambda d: d.find_elements(By.ID, "plan-summary"), 60, "the plan")
+    assert d.find_element(By.ID, "estimate").text == ""  # the plan's figures replace it
+    planned = json.loads(subprocess.run(  # the plan next to Start is labctl plan's
         [sys.executable, "-m", "labctl.cli", "plan", str(bench["procs"] / "quickstart.yaml"),
          "--station", str(REPO / "instruments" / "sim.yaml"), "--param", "discharge_c=2",
          "--json"], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=60).stdout)
     rows = d.find_elements(By.CSS_SELECTOR, "#plan-steps tbody tr")
     assert [r.get_attribute("data-path") for r in rows] == [s["path"] for s in planned["steps"]]
+    assert all(r.find_element(By.CSS_SELECTOR, ".path").text == r.get_attribute("data-path")
+               for r in rows)  # each step shows its place in the file
     assert {r.get_attribute("data-limit") for r in
             d.find_elements(By.CSS_SELECTOR, "#plan-margins tbody tr")} == set(planned["margins"])
-    assert "Ends on its own end conditions" in d.find_element(By.ID, "plan-summary").text
+    summary = d.find_element(By.ID, "plan-summary").text
+    assert "completed, no warnings" in summary
+    assert f"{planned['run_samples']:,} samples" in summary
     assert "null" not in d.find_element(By.ID, "plan").text
+    # The expected end: the instant the console means (with its Berlin offset), shown in
+    # the browser's own zone (New York), not the console's wall time called UTC.
+    shown_end = d.find_element(By.ID, "plan-end")
+    end = datetime.fromisoformat(shown_end.get_attribute("data-iso"))
+    assert end.utcoffset() == end.astimezone(ZoneInfo(CONSOLE_TZ)).utcoffset()
+    assert abs(end.timestamp() - (time.time() + planned["run_duration_s"])) < 120
+    local = end.astimezone(ZoneInfo(BROWSER_TZ))
+    assert f"{local:%Y-%m-%d %H:%M} ({BROWSER_TZ})" in shown_end.text, shown_end.text
     d.save_screenshot(str(shots / "start-check-passed.png"))
     start.click()
     link = _wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "#started a"), 30, "started")
     run_id = link.text
     meta = _meta(results, run_id)
     bench["started"].append((run_id, meta["pid"]))
-    assert meta["param_overrides"] == {"discharge_c": "2"}
+    assert meta["param_overrides"] == {"discharge_c": "2"}  # only what was changed
     assert meta["parameters"]["discharge_c"] == 2.0
     assert meta["pid"] != os.getpid()  # its own process
 
@@ -300,6 +381,29 @@ def _scenario(bench):
         "return document.getElementById('plot-vit').data[0].x.length") > n0, 15,
         "live plot grows")
     d.save_screenshot(str(shots / "run-live.png"))
+
+    # -- many parameters: the plan and its warnings beside Start, in view ---------------
+    d.get(url + "/start")
+    Select(d.find_element(By.ID, "procedure")).select_by_value("cycle-life.yaml")
+    rpt = _wait(d, lambda d: d.find_element(By.ID, "param-rpt_c_rate"), 10, "rpt_c_rate field")
+    assert rpt.get_attribute("value") == "C/3"  # as the procedure writes it
+    assert len(d.find_elements(By.CSS_SELECTOR, "#params [data-param]")) == 12
+    Select(d.find_element(By.ID, "station")).select_by_value("sim.yaml")
+    d.find_element(By.ID, "check").click()
+    _wait(d, lambda d: d.find_elements(By.ID, "plan-warnings"), 90, "the plan's warnings")
+    assert "--param" not in d.find_element(By.ID, "command").text  # every default kept
+    outcome = d.find_element(By.ID, "plan-outcome").text
+    assert outcome == "completed, with 1 warning (below)", outcome
+    assert "longer than 30 days" in d.find_element(By.ID, "plan-warnings").text
+    d.execute_script("window.scrollTo(0, 0)")
+    for element in ("start", "plan-summary", "plan-warnings"):
+        assert _in_view(d, element), f"{element} is not in view beside the form"
+    box = lambda e: d.find_element(By.ID, e).rect  # noqa: E731
+    assert box("start")["x"] > box("params")["x"] + box("params")["width"]  # beside the form
+    d.save_screenshot(str(shots / "start-plan-many-parameters.png"))
+    d.execute_script("document.getElementById('param-pulse_s').scrollIntoView()")
+    for element in ("start", "plan-summary"):
+        assert _in_view(d, element), f"{element} scrolled away with the parameters"
 
     # -- a procedure with an error: validate's located message, Start disabled -----------
     d.get(url + "/start")

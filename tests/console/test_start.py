@@ -3,10 +3,14 @@ does not pass `labctl validate` (whatever the browser sends)."""
 
 from __future__ import annotations
 
+import resource
 import socket
 import subprocess
 import sys
+import threading
+import time
 import warnings
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -90,9 +94,20 @@ def test_a_busy_port_is_a_clear_message(tmp_path):
     assert f"cannot listen on 127.0.0.1:{port}" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_check_shows_the_plan_next_to_start(tmp_path):
-    """A passing Check carries the plan (labctl plan on the simulated twin): a rest and a
-    timed 1C discharge take exactly their times, and the discharge moves C x t of charge."""
+def _plan(c: TestClient, plan_id: str, timeout_s: float = 60.0) -> dict:
+    """Ask for the plan until it is ready, as the browser does."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        r = c.get(f"/api/plan/{plan_id}").json()
+        if r["state"] != "planning":
+            return r
+        assert time.monotonic() < deadline, "the plan did not come"
+        time.sleep(0.2)
+
+
+def test_check_shows_labctl_plans_plan_next_to_start(tmp_path):
+    """A passing Check names the plan `labctl plan --json` makes in the background: a rest
+    and a timed 1C discharge take exactly their times, and the discharge moves C x t."""
     procs = tmp_path / "procs"
     procs.mkdir()
     (procs / "short.yaml").write_text(
@@ -100,16 +115,140 @@ def test_check_shows_the_plan_next_to_start(tmp_path):
     c = client(tmp_path / "results", procs)
     body = {"procedure": "short.yaml", "station": "sim.yaml", "cell": "lfp-2p2ah", "params": {}}
     r = c.post("/api/check", json=body, headers={"X-Labctl-Token": TOKEN}).json()
-    assert r["ok"] is True
-    plan = r["estimate"]["plan"]
-    assert plan["status"] == "completed" and plan["run_duration_s"] == pytest.approx(630.0)
+    assert r["ok"] is True and r["plan_id"]
+    assert r["estimate"]["line"].startswith("Rough estimate: 10 min 30 s, ")
+    state = _plan(c, r["plan_id"])
+    assert state["state"] == "ready"
+    plan = state["plan"]
+    summary = plan["summary"]
+    assert summary["outcome"] == "completed, no warnings"
+    assert summary["duration"] == "10 min 30 s"
+    end = datetime.fromisoformat(summary["expected_end"])
+    assert end.utcoffset() is not None  # the instant with its offset, for the browser
+    assert abs(end.timestamp() - (time.time() + 630)) < 60
     rest, discharge = plan["steps"]
-    assert rest["text"] == "Rest for 10 min" and rest["duration_s"] == pytest.approx(600.0)
-    assert discharge["duration_s"] == pytest.approx(30.0)
-    assert discharge["discharge_capacity_ah"] == pytest.approx(2.2 * 30 / 3600, rel=1e-3)
-    assert list(discharge["end_reasons"]) and all(k.startswith("time") for k in discharge["end_reasons"])
+    assert (rest["text"], rest["path"], rest["duration"]) == ("Rest for 10 min", "steps[0]", "10 min")
+    assert discharge["duration"] == "30 s" and discharge["ends"] == "time elapsed"
+    assert discharge["ah_out"] == f"{2.2 * 30 / 3600:.3f}"
     # the smallest margin to the discharge-current limit: 1C = 2.2 A against 3C x 1.05
-    m = plan["margins"]["discharge_current"]
-    assert m["value"] == pytest.approx(2.2, rel=1e-3) and m["limit"] == pytest.approx(6.93)
-    assert m["margin"] == pytest.approx(6.93 - 2.2, rel=1e-3)
-    assert r["estimate"]["text"].startswith("estimate: 10 min 30 s")
+    m = {m["name"]: m for m in plan["margins"]}["discharge_current"]
+    assert (m["limit"], m["closest"], m["margin"]) == ("6.93 A", "2.2 A", "4.73 A")
+    # the same choice checked again: the plan made before, at once
+    again = c.post("/api/check", json=body, headers={"X-Labctl-Token": TOKEN}).json()
+    assert again["plan_id"] == r["plan_id"]
+    assert c.get(f"/api/plan/{r['plan_id']}").json()["state"] == "ready"
+    assert c.get("/api/plan/0123456789abcdef0123").status_code == 404
+
+
+def test_defaults_are_shown_as_written(tmp_path):
+    c = client(tmp_path / "results", REPO / "procedures")
+    fields = {f["name"]: f for f in c.get("/api/parameters?procedure=cycle-life.yaml").json()["fields"]}
+    assert fields["rpt_c_rate"]["default_text"] == "C/3"  # not 0.3333333333333333
+    assert fields["cv_cutoff"]["default_text"] == "C/20"
+    assert fields["cycles_per_rpt"]["default_text"] == "50"
+    # a C-rate written so is what --param takes: the check passes with it
+    body = {"procedure": "capacity.yaml", "station": "sim.yaml", "cell": "lfp-2p2ah",
+            "params": {"c_rate": "C/3"}}
+    r = c.post("/api/check", json=body, headers={"X-Labctl-Token": TOKEN}).json()
+    assert r["ok"] is True and "--param c_rate=C/3" in r["command"]
+
+
+def test_only_station_files_are_offered(tmp_path):
+    c = client(tmp_path / "results", REPO / "procedures")
+    page = c.get("/start").text
+    assert 'value="sim.yaml"' in page and 'value="bench-a.yaml"' in page
+    # a pyvisa-sim device file lives beside the stations but is not one
+    assert (REPO / "instruments" / "sim-devices.yaml").is_file()
+    assert "sim-devices.yaml" not in page
+
+
+def test_a_refusal_names_its_file_and_readable_numbers(tmp_path):
+    c = client(tmp_path / "results", REPO / "procedures")
+    body = {"procedure": "examples/centuries.yaml", "station": "sim.yaml", "cell": "lfp-2p2ah",
+            "params": {}}
+    r = c.post("/api/check", json=body, headers={"X-Labctl-Token": TOKEN}).json()
+    assert r["ok"] is False
+    (problem,) = r["problems"]
+    assert problem["file"] == str(REPO / "procedures" / "examples" / "centuries.yaml")
+    assert problem["message"].startswith("refused: it would run 3.17 × 10⁴ years")
+    assert "2 × 10¹² samples" in problem["message"] and "e+" not in problem["message"]
+    assert "labctl plan shows" not in problem["message"]
+    # the plan is made all the same: it shows why
+    plan = _plan(c, r["plan_id"])["plan"]
+    assert plan["summary"]["outcome"].startswith("refused by labctl validate and run")
+    assert plan["summary"]["expected_end"] is None
+
+
+LONG_PY = """
+NAME = "long"
+PARAMETERS = {"n": {"default": 20000, "min": 1, "max": 10000000, "type": "int"}}
+
+
+def procedure(ctx):
+    for _ in range(ctx.params["n"]):
+        yield ctx.step("Rest for 10 s")
+"""
+
+
+def test_a_long_check_holds_up_no_other_request(tmp_path):
+    """A Python procedure the quick plan follows step by step: validate stops planning
+    after its budget (the rough estimate says "more than", and has no end time), and
+    meanwhile the console answers other requests at once (the check is another process)."""
+    procs = tmp_path / "procs"
+    procs.mkdir()
+    (procs / "long.py").write_text(LONG_PY)
+    c = client(tmp_path / "results", procs)
+    # far more steps than any machine plans in 3 s
+    body = {"procedure": "long.py", "station": "sim.yaml", "cell": "lfp-2p2ah",
+            "params": {"n": "2000000"}}
+    out: dict = {}
+
+    def check():
+        started = time.monotonic()
+        out["reply"] = c.post("/api/check", json=body, headers={"X-Labctl-Token": TOKEN}).json()
+        out["took_s"] = time.monotonic() - started
+
+    with c:
+        cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+        thread = threading.Thread(target=check)
+        thread.start()
+        time.sleep(0.8)  # the check is under way (its child planning)
+        slowest = 0.0
+        while thread.is_alive():
+            started = time.monotonic()
+            assert c.get("/runs").status_code == 200
+            slowest = max(slowest, time.monotonic() - started)
+            time.sleep(0.1)
+        thread.join()
+        cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    assert out["took_s"] > 2.5  # the quick plan's 3 s budget
+    # ... of which this process (the console's) spent next to nothing: a child planned
+    cpu_s = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    assert cpu_s < 1.0, f"the console itself spent {cpu_s:.2f} s of CPU on the check"
+    print(f"check {out['took_s']:.2f} s; console CPU meanwhile {cpu_s:.2f} s; "
+          f"slowest GET /runs {slowest * 1000:.0f} ms")
+    assert slowest < 0.5, f"GET /runs took {slowest:.2f} s during a check"
+    est = out["reply"]["estimate"]
+    assert est["status"] == "truncated"
+    assert est["line"].startswith("Rough estimate: more than ")
+    assert "the quick plan stopped after 3 s" in est["line"]
+
+
+def test_a_plan_nobody_asks_for_is_stopped(tmp_path, monkeypatch):
+    from labctl.console import plans
+
+    procs = tmp_path / "procs"
+    procs.mkdir()
+    (procs / "long.py").write_text(LONG_PY)
+    monkeypatch.setattr(plans, "IDLE_S", 0.5)
+    jobs = plans.PlanJobs()
+    job_id = jobs.request(procs / "long.py", REPO / "instruments" / "sim.yaml", "lfp-2p2ah",
+                          {"n": "2000000"})  # minutes of planning if left alone
+    deadline = time.monotonic() + 20
+    while jobs._running == 0:  # its child started
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    while jobs._running:  # and was stopped, well before its ~6 s of planning
+        assert time.monotonic() < deadline, "an abandoned plan kept running"
+        time.sleep(0.05)
+    assert jobs.poll(job_id) is None

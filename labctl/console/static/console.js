@@ -21,6 +21,7 @@ function fmt(x, digits, unit) {
 
 function hms(s) {
   if (s === null || s === undefined || !isFinite(s)) return "-";
+  if (s >= 2 * 86400) return `${(s / 86400).toFixed(1)} days`;  // as labctl plan says it, not 4582:21:31
   s = Math.round(s);
   const h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60), sec = s % 60;
   return `${h}:${String(m).padStart(2, "0")}:${String(sec).padStart(2, "0")}`;
@@ -129,99 +130,186 @@ function benchesPage() {
 }
 
 // -- Start ------------------------------------------------------------------------------------
+// An expected end in the browser's own time zone. The server sends ISO 8601 with its own
+// offset (2026-12-07T18:40:22+01:00): Date parses the true instant from it, and the zone
+// shown is the browser's, whatever the lab PC's zone is.
+function localEnd(iso) {
+  const d = new Date(iso);
+  if (isNaN(d.getTime())) return iso;
+  const p = n => String(n).padStart(2, "0");
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+  const day = d.toLocaleDateString("en-GB", {weekday: "short"});
+  return `${day} ${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())} (${zone})`;
+}
+
+const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
+
 function startPage() {
   const form = document.getElementById("start-form");
   const startBtn = document.getElementById("start");
   const result = document.getElementById("check-result");
   const estimate = document.getElementById("estimate");
-  let checked = false;
-
   const planBox = document.getElementById("plan");
-  function invalidate() { checked = false; startBtn.disabled = true; planBox.hidden = true; planBox.replaceChildren(); }
+  const details = document.getElementById("plan-details");
+  const commandLine = document.getElementById("command-line");
+  // Every change of the form starts a new state. A reply (Check, plan) made for an older
+  // state is ignored: a Check that was running while a value changed never enables Start
+  // nor shows its plan for values no longer in the form.
+  let state = 0, checked = false;
 
-  // The plan next to Start: the procedure run on the station's simulated twin (labctl plan).
-  function showPlan(p) {
-    if (!p) return;
-    const num = (x, d) => (x === null || x === undefined) ? "-" : Number(x).toFixed(d);
-    const ends = e => Object.keys(e || {}).map(k => k.replace(/^[a-z_]+: /, "")).join("; ");
-    const outcome = p.status === "completed" ? "ends on its own end conditions" : `ends ${p.status}: ${p.reason}`;
-    const summary = el("p", {id: "plan-summary"},
-      `${outcome[0].toUpperCase()}${outcome.slice(1)}; expected end ${p.expected_end ? p.expected_end.replace("T", " ").slice(0, 19) + " UTC" : "-"} if started now; ` +
-      `max temperature ${num(p.max_temperature_c, 1)} °C` + (p.approximate ? " (approximate: long loops extrapolated)" : ""));
-    const warnings = (p.warnings || []).length ? el("ul", {class: "problems", id: "plan-warnings"},
-      ...p.warnings.map(w => el("li", {class: "problem", text: `⚠ ${w}`}))) : null;
-    const steps = el("table", {class: "data", id: "plan-steps"},
-      el("thead", {}, el("tr", {}, ...["step", "runs", "duration each", "ends on", "Ah in", "Ah out", "max °C"].map(h => el("th", {text: h})))),
-      el("tbody", {}, ...(p.steps || []).map(s => el("tr", {"data-path": s.path},
-        el("td", {text: s.text}), el("td", {text: String(s.count)}), el("td", {text: hms(s.duration_s)}),
-        el("td", {text: ends(s.end_reasons)}), el("td", {text: num(s.charge_capacity_ah, 3)}),
-        el("td", {text: num(s.discharge_capacity_ah, 3)}), el("td", {text: num(s.max_temperature_c, 1)})))));
-    const margins = el("table", {class: "data", id: "plan-margins"},
-      el("thead", {}, el("tr", {}, ...["safety limit", "limit", "closest", "margin", "where"].map(h => el("th", {text: h})))),
-      el("tbody", {}, ...Object.entries(p.margins || {}).map(([name, m]) => el("tr", {"data-limit": name},
-        el("td", {text: name.replace("_", " ")}), el("td", {text: `${num(m.limit, 3)} ${m.unit}`}),
-        el("td", {text: `${num(m.value, 3)} ${m.unit}`}), el("td", {text: `${num(m.margin, 3)} ${m.unit}`}),
-        el("td", {text: `${m.text} at ${hms(m.test_time_s)}`})))));
-    planBox.replaceChildren(...[el("h2", {text: "Plan (the procedure on this station's simulated twin, labctl plan)"}),
-                              summary, warnings, steps, margins].filter(Boolean));
-    planBox.hidden = false;
+  function clearPlan() {
+    for (const box of [planBox, details, commandLine]) { box.hidden = true; box.replaceChildren(); }
+    estimate.textContent = "";
+  }
+
+  function invalidate() {
+    state++;
+    checked = false; startBtn.disabled = true;
+    if (result.querySelector("#check-ok, #problems, .checking"))
+      result.replaceChildren(el("p", {class: "muted", id: "check-stale", text: "Changed since the last Check: Check again to enable Start."}));
+    clearPlan();
   }
 
   function values() {
     const params = {};
-    for (const input of document.querySelectorAll("#params [data-param]")) params[input.dataset.param] = input.value;
+    // Only values that differ from the procedure's default as written: the command line
+    // and the run's record then name what was changed.
+    for (const input of document.querySelectorAll("#params [data-param]")) {
+      const v = input.value.trim();
+      if (v !== input.dataset.default) params[input.dataset.param] = v;
+    }
     return {procedure: form.procedure.value, cell: form.cell.value, station: form.station.value,
             speed: form.speed.value, params};
   }
 
   async function loadParams() {
-    invalidate(); result.replaceChildren(); estimate.textContent = "";
+    invalidate(); result.replaceChildren();
     const box = document.getElementById("params");
-    const r = await fetch(`/api/parameters?procedure=${encodeURIComponent(form.procedure.value)}`);
+    const chosen = form.procedure.value;
+    const r = await fetch(`/api/parameters?procedure=${encodeURIComponent(chosen)}`);
     const p = await r.json();
+    if (form.procedure.value !== chosen) return;  // another procedure was chosen meanwhile
     const rows = p.fields.map(f => {
       const attrs = {"data-param": f.name, name: `param-${f.name}`, id: `param-${f.name}`};
       let input;
       if (f.choices) {
         input = el("select", attrs, ...f.choices.map(c => el("option", {value: String(c), selected: c === f.default, text: String(c)})));
-      } else if (f.type === "str") {
-        input = el("input", {...attrs, type: "text", value: f.default});
       } else {
-        // text, not type=number: a value with its unit ("30 min") is allowed, and the check says what is wrong
-        input = el("input", {...attrs, type: "text", inputmode: "decimal", value: String(f.default)});
+        // text, not type=number: a value with its unit ("30 min") or a C-rate ("C/3") is
+        // allowed, and the check says what is wrong
+        input = el("input", {...attrs, type: "text", inputmode: f.type === "str" ? null : "decimal", value: f.default_text});
       }
+      input.dataset.default = input.value;
+      const unit = f.unit && /^[-+0-9.eE]+$/.test(f.default_text) ? " " + f.unit : "";
       return el("div", {class: "param"},
         el("label", {for: attrs.id}, el("code", {text: f.name}), f.unit ? el("span", {class: "unit", text: ` [${f.unit}]`}) : null),
         input,
-        el("span", {class: "muted", text: `${f.range_text}; default ${f.default}${f.unit ? " " + f.unit : ""}` + (f.description ? ` — ${f.description}` : "")}));
+        el("span", {class: "muted", text: `${f.range_text}; default ${f.default_text}${unit}` + (f.description ? ` — ${f.description}` : "")}));
     });
     const legend = el("legend", {text: "Parameters"});
     if (!rows.length) rows.push(el("p", {class: "muted", text: "This procedure declares no parameters."}));
     const problems = p.problems.length ? [problemList(p.problems)] : [];
     box.replaceChildren(legend, ...rows, ...problems);
-    estimate.textContent = "";
   }
 
   function problemList(problems) {
     return el("ul", {class: "problems", id: "problems"}, ...problems.map(q => {
-      const where = (q.file || "<input>") + (q.line ? `:${q.line}` : "") + (q.column ? `:${q.column}` : "");
-      return el("li", {class: "problem"}, el("code", {text: where}), q.field ? el("strong", {text: ` ${q.field}:`}) : null, ` ${q.message}`);
+      const where = q.file ? q.file + (q.line ? `:${q.line}` : "") + (q.column ? `:${q.column}` : "") : null;
+      return el("li", {class: "problem"}, where ? el("code", {text: where}) : null,
+                q.field ? el("strong", {text: ` ${q.field}:`}) : null, ` ${q.message}`);
     }));
+  }
+
+  // The plan next to Start: labctl plan's summary and warnings beside the button, its steps
+  // (each with its place in the file) and margins below the form.
+  function showPlan(v) {
+    const s = v.summary;
+    const end = s.expected_end
+      ? el("span", {id: "plan-end", "data-iso": s.expected_end, title: `${s.expected_end} on the console's clock`,
+                    text: `${s.end_approximate ? "≈ " : ""}${localEnd(s.expected_end)}, if started now`})
+      : el("span", {id: "plan-end", class: "tone-warn", text: s.end_note});
+    const row = (label, value) => el("div", {}, el("dt", {text: label}), el("dd", {}, value));
+    const summary = el("dl", {class: "plan-summary", id: "plan-summary"},
+      row("Ends", el("span", {id: "plan-outcome", class: `tone-${s.tone}`, text: s.outcome})),
+      row("Duration", s.duration + (s.duration_note ? ` (${s.duration_note})` : "")),
+      row("Expected end", end),
+      row("Max temperature", s.max_temperature),
+      row("Data", s.data),
+      row("Warnings", String(s.n_warnings)));
+    const warnings = v.warnings.length ? el("ul", {class: "warnings", id: "plan-warnings"},
+      ...v.warnings.map(w => el("li", {text: `⚠ ${w}`}))) : null;
+    const notes = v.notes.length ? el("ul", {class: "notes", id: "plan-notes"}, ...v.notes.map(n => el("li", {text: n}))) : null;
+    planBox.replaceChildren(...[
+      el("h2", {}, "Plan ", el("span", {class: "muted", text: "labctl plan: the procedure on this station's simulated twin"})),
+      summary, warnings, notes,
+      el("p", {class: "muted"}, el("a", {href: "#plan-details", text: "its steps and safety margins"}))].filter(Boolean));
+    planBox.hidden = false;
+    const head = names => el("thead", {}, el("tr", {}, ...names.map(h => el("th", {text: h}))));
+    const steps = el("table", {class: "data", id: "plan-steps"},
+      head(["step (where in the file)", "runs", "duration each", "ends on", "Ah in", "Ah out", "max temperature"]),
+      el("tbody", {}, ...v.steps.map(st => el("tr", {"data-path": st.path},
+        el("td", {class: `step depth-${Math.min(st.depth, 6)}`}, st.text, el("span", {class: "path", text: st.path})),
+        el("td", {class: "num", text: st.runs}), el("td", {text: st.duration}), el("td", {class: "ends", text: st.ends}),
+        el("td", {class: "num", text: st.ah_in}), el("td", {class: "num", text: st.ah_out}),
+        el("td", {class: "num", text: st.max_temperature})))));
+    const margins = el("table", {class: "data", id: "plan-margins"},
+      head(["safety limit", "limit", "closest", "margin", "where"]),
+      el("tbody", {}, ...v.margins.map(m => el("tr", {"data-limit": m.name},
+        el("td", {text: m.label}), el("td", {class: "num", text: m.limit}), el("td", {class: "num", text: m.closest}),
+        el("td", {class: "num" + (m.reached ? " bad" : ""), text: m.margin}),
+        el("td", {}, m.text, m.path ? el("span", {class: "path", text: m.path}) : null, m.at ? ` at ${m.at}` : "")))));
+    details.replaceChildren(el("h2", {text: "Steps (folded per loop; duration and Ah per run)"}), el("div", {class: "scroll-x"}, steps),
+                            el("h2", {text: "Smallest margin to each safety limit"}), el("div", {class: "scroll-x"}, margins));
+    details.hidden = false;
+  }
+
+  // labctl plan runs in the background on the server; ask until it is ready.
+  async function followPlan(id, mine) {
+    const status = el("p", {class: "muted", id: "plan-status", text: "planning… (labctl plan, the full plan)"});
+    planBox.replaceChildren(el("h2", {text: "Plan"}), status);
+    planBox.hidden = false;
+    while (mine === state) {
+      let r;
+      try {
+        const resp = await fetch(`/api/plan/${encodeURIComponent(id)}`, {credentials: "same-origin", cache: "no-store"});
+        r = await resp.json();
+      } catch (e) {
+        r = {state: "failed", error: `the console did not answer (${e})`};
+      }
+      if (mine !== state) return;
+      if (r.state === "planning") {
+        status.textContent = `planning… ${Math.round(r.elapsed_s)} s (labctl plan, the full plan, at low priority)`;
+        await sleep(700);
+        continue;
+      }
+      if (r.state === "ready") {
+        estimate.textContent = "";  // the plan's own figures replace the rough ones
+        showPlan(r.plan);
+      } else {
+        planBox.replaceChildren(el("h2", {text: "Plan"}), el("p", {class: "bad", id: "plan-failed", text: `No plan: ${r.error}`}));
+      }
+      return;
+    }
   }
 
   document.getElementById("check").addEventListener("click", async () => {
     invalidate();
-    result.replaceChildren(el("p", {class: "muted", text: "checking…"}));
-    const r = await post("/api/check", values());
+    const mine = state, sent = values(), sentText = JSON.stringify(sent);
+    result.replaceChildren(el("p", {class: "muted checking", text: "checking…"}));
+    const r = await post("/api/check", sent);
+    // the form changed while checking: this reply is for values no longer there
+    if (mine !== state || JSON.stringify(values()) !== sentText) return;
     if (r.ok) {
       checked = true; startBtn.disabled = false;
-      result.replaceChildren(el("p", {class: "ok", id: "check-ok", text: "✓ Check passed: the procedure is valid for this cell and station."}),
-                             el("p", {class: "muted"}, el("code", {text: r.command})));
-      if (r.estimate) { estimate.textContent = r.estimate.text; showPlan(r.estimate.plan); }
+      result.replaceChildren(el("p", {class: "ok", id: "check-ok", text: "✓ Check passed: valid for this cell and station."}));
+      commandLine.replaceChildren(el("code", {id: "command", text: r.command}));
+      commandLine.hidden = false;
     } else {
       result.replaceChildren(el("p", {class: "bad", text: `✗ ${r.problems ? r.problems.length : ""} problem(s): Start stays disabled.`}),
                              problemList(r.problems || [{message: r.error || "check failed"}]));
     }
+    if (r.estimate) estimate.textContent = r.estimate.line;
+    if (r.plan_id) followPlan(r.plan_id, mine);
   });
 
   startBtn.addEventListener("click", async () => {
