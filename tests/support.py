@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -80,3 +81,14 @@ class WrappedSimCycler:
 
     def close(self):
         self.inner.close()
+
+
+def from_import_base(node: Any, module: str, is_package: bool) -> str:
+    """The absolute module an `ast.ImportFrom` in `module` (a package's `__init__` when
+    `is_package`) imports from: relative imports resolved one package up per extra dot."""
+    if not node.level:
+        return node.module or ""
+    base = module if is_package else module.rpartition(".")[0]
+    for _ in range(node.level - 1):
+        base = base.rpartition(".")[0]
+    return f"{base}.{node.module}" if node.module else base

@@ -15,6 +15,7 @@ import ast
 from pathlib import Path
 
 import labctl
+from tests.support import from_import_base
 
 ROOT = Path(labctl.__file__).parent
 
@@ -44,13 +45,7 @@ def _module_level_imports(path: Path, name: str, is_package: bool) -> set[str]:
         if isinstance(node, ast.Import):
             out |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = name if is_package else name.rpartition(".")[0]
-                for _ in range(node.level - 1):
-                    base = base.rpartition(".")[0]
-                module = f"{base}.{node.module}" if node.module else base
-            else:
-                module = node.module or ""
+            module = from_import_base(node, name, is_package)
             out.add(module)
             out |= {f"{module}.{a.name}" for a in node.names}  # may be a submodule
         stack += list(ast.iter_child_nodes(node))

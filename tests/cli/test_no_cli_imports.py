@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import from_import_base
+
 REPO = Path(__file__).resolve().parents[2]
 ROOT = REPO / "labctl"
 CLI = "labctl.cli"
@@ -33,13 +35,7 @@ def _imported_names(node: ast.AST, module: str, is_package: bool) -> list[str]:
     if isinstance(node, ast.Import):
         return [alias.name for alias in node.names]
     if isinstance(node, ast.ImportFrom):
-        if node.level:  # relative: from the module's package, one level up per extra dot
-            base = module if is_package else module.rpartition(".")[0]
-            for _ in range(node.level - 1):
-                base = base.rpartition(".")[0]
-            base = f"{base}.{node.module}" if node.module else base
-        else:
-            base = node.module or ""
+        base = from_import_base(node, module, is_package)
         return [base, *(f"{base}.{alias.name}" for alias in node.names)]
     if isinstance(node, ast.Call) and node.args:
         func = node.func
