@@ -267,6 +267,34 @@ def margins(extremes: dict[str, Extreme], safety: Any,
 
 # -- warnings ---------------------------------------------------------------------------------
 
+# A lithium-ion cell's self-discharge, ~1-5 % of its capacity a month at room temperature
+# (~14-70 uA per Ah), is the current a voltage hold levels off at: the cell keeps taking it.
+# Below this many amperes per Ah of capacity a hold's `until` current is not reached in
+# practice. The simulated cell has no self-discharge, so the plan warns from the text.
+FLOAT_CURRENT_A_PER_AH = 1e-5
+
+
+def float_current_warnings(folds: list[StepFold], steps_by_path: dict[str, Any],
+                           capacity_ah: float) -> list[str]:
+    """Holds to a current below a real cell's self-discharge: they would not end on it."""
+    from labctl.capabilities.steps import ElectricalStep, Mode, Quantity
+
+    floor = FLOAT_CURRENT_A_PER_AH * capacity_ah
+    out = []
+    for f in folds:
+        step = steps_by_path.get(f.path)
+        if not isinstance(step, ElectricalStep) or step.mode is not Mode.VOLTAGE:
+            continue
+        for cond in step.until:
+            if cond.quantity is Quantity.CURRENT and cond.op == "<=" and cond.value < floor:
+                out.append(f"{f.path} {f.text!r}: a real cell's hold current levels off at its "
+                           f"self-discharge, about {floor:.2g} A for {capacity_ah:g} Ah, above "
+                           f"{cond.value:.3g} A: the hold would run until its time limit or "
+                           "the channel's maximum step time (the simulated cell has no "
+                           "self-discharge; the plan's duration for it is too short)")
+    return out
+
+
 def step_warnings(folds: list[StepFold], steps_by_path: dict[str, Any]) -> list[str]:
     """Steps that end on a safety limit, on their time limit instead of their `until`, or
     whose `until` the model never reaches."""
@@ -374,7 +402,8 @@ def build_report(outcome: WalkOutcome, *, proc: Any, cell: Any, station: Any,
     n_steps = sum(f.count for f in folds)
     tree = proc.extra.get("tree")
     steps_by_path = {leaf.path: leaf.step for leaf in leaves(tree)} if tree is not None else {}
-    warnings = step_warnings(folds, steps_by_path)
+    warnings = step_warnings(folds, steps_by_path) + float_current_warnings(
+        folds, steps_by_path, float(cell.capacity_ah))
     if outcome.status in ("aborted", "faulted"):
         warnings.insert(0, f"the run would stop {outcome.status}: {outcome.reason}")
     elif outcome.status in ("refused", "truncated"):
