@@ -466,7 +466,10 @@ def estimate_json(report: PlanReport) -> dict[str, Any]:
     max_duration leaves of the plan, as `run_*` in `labctl plan --json`); null figures and
     `unplanned` (why) when the procedure cannot be planned for this cell."""
     unplanned = report.status == "unplanned"
-    return {"duration_s": None if unplanned else report.run_duration_s,
+    # status: completed, aborted, faulted (how the planned run ends), truncated (planning
+    # stopped after its time budget: the figures are lower bounds) or unplanned
+    return {"status": report.status, "reason": report.reason,
+            "duration_s": None if unplanned else report.run_duration_s,
             "n_samples": None if unplanned else _int(report.run_samples),
             "disk_bytes": None if unplanned else _int(report.run_disk_bytes),
             "approximate": report.approximate, "warnings": report.warnings,

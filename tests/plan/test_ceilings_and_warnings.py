@@ -46,6 +46,7 @@ def test_a_max_duration_bounds_a_long_procedure(tmp_path):
     checked = labctl_cmd("validate", str(proc), "--json", timeout=60)
     assert checked.returncode == 0, checked.stderr
     estimate = json.loads(checked.stdout)["estimate"]
+    assert estimate["status"] == "aborted"  # its max_duration stops it
     assert estimate["duration_s"] == pytest.approx(2 * 86400)
     # two samples per one-second rest, for the two days the run lasts
     assert estimate["n_samples"] == pytest.approx(2 * 2 * 86400, rel=1e-6)

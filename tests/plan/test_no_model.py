@@ -38,6 +38,7 @@ def test_validate_passes_without_an_estimate(modelless_cell):
     assert "estimate: none" in checked.stdout and "at least 2 h" in checked.stdout
     estimate = json.loads(labctl_cmd(*args, "--json", timeout=60).stdout)["estimate"]
     assert estimate["duration_s"] is None and estimate["n_samples"] is None
+    assert estimate["status"] == "unplanned"
     assert "no 'model:'" in estimate["unplanned"]
 
 
