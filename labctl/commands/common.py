@@ -111,6 +111,14 @@ def emit_json(payload: dict) -> None:
     click.echo(json.dumps(_jsonable(payload), indent=2, default=str))
 
 
+def procedure_output_aside(as_json: bool) -> Any:
+    """With --json, what a procedure prints while it is read, planned or run (a Python
+    procedure may print) goes to stderr: stdout carries the JSON alone, for scripts."""
+    import contextlib
+
+    return contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+
+
 def user_errors(func):
     """Turn LabctlError into a clear message and exit status 2, never a traceback."""
 

@@ -41,8 +41,10 @@ def validate(procedure: str, station: str | None, cell: str | None, params: tupl
     from labctl.plan import enforce_ceilings
     from labctl.plan.report import estimate_json, one_line
 
-    prep = prepare(procedure, station_path=station, cell_ref=cell, params=parse_params(params))
-    report = enforce_ceilings(prep)  # the plan's estimate; exit 2 past a ceiling
+    with common.procedure_output_aside(as_json):
+        prep = prepare(procedure, station_path=station, cell_ref=cell,
+                       params=parse_params(params))
+        report = enforce_ceilings(prep)  # the plan's estimate; exit 2 past a ceiling
     if as_json:
         emit_json({"ok": True, "procedure": prep.procedure.name, "cell": prep.cell.name,
                    "station": prep.station.name, "parameters": prep.procedure.parameters,
@@ -269,7 +271,8 @@ def _run(procedure, station, cell, params, results, channels, batch, speed, proc
         return
     if procedure is None:
         raise LabctlError("name a procedure file (or use --batch FILE)")
-    with gc_paused():  # reading the inputs and the ceilings check import most of labctl
+    with gc_paused(), common.procedure_output_aside(as_json):  # reading the inputs and the
+        # ceilings check import most of labctl; a procedure's prints kept off --json stdout
         prep = prepare(procedure, station_path=station, cell_ref=cell,
                        params=parse_params(params))
         if channels:
@@ -282,7 +285,7 @@ def _run(procedure, station, cell, params, results, channels, batch, speed, proc
         enforce_ceilings(prep, need_report=False)  # exit 2 (with the estimate) past a ceiling
     _skip_final_collection()
     control = RunControl()
-    with signals_abort(control):
+    with signals_abort(control), common.procedure_output_aside(as_json):
         if as_json or no_progress:
             outcome = start_run(prep, results_root=results, control=control, speed=speed,
                                 table_writer=writer)
@@ -405,7 +408,7 @@ def resume(run: str, speed: float | None, results: str, no_progress: bool, as_js
 
     run_dir = resolve_run(run, results)
     control = RunControl()
-    with signals_abort(control):
+    with signals_abort(control), common.procedure_output_aside(as_json):
         if as_json or no_progress:
             outcome = resume_run(run_dir, control=control, speed=speed)
         else:

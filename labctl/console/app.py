@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -54,6 +56,7 @@ from labctl.console.security import (
 from labctl.console.watch import RunWatcher
 
 HERE = Path(__file__).resolve().parent
+CHECKS_AT_ONCE = 2  # Check child processes at a time (a 2-core lab PC also runs benches)
 EVENT_INTERVAL_S = 0.5  # status.json changes at most once a second: shown within 0.5 s
 
 
@@ -202,12 +205,17 @@ def create_app(config: ConsoleConfig) -> Starlette:
             try:
                 cell = str(inside(config.cells, cell[5:])) if config.cells else ""
             except NotFound:
+                cell = ""
+            if not cell or not Path(cell).is_file():
                 return "cell file not found in the console's cells folder"
         elif cell not in launch.cell_choices(None):
             return f"unknown cell preset {cell!r}"
         raw = body.get("params") or {}
         params = {str(k): str(v) for k, v in raw.items() if str(v).strip() != ""} \
             if isinstance(raw, dict) else {}
+        for name, value in params.items():
+            if any(ord(ch) < 32 or ord(ch) == 127 for ch in name + value):
+                return f"parameter {name!r}: control characters are not allowed"
         speed = body.get("speed")
         try:
             speed_v = float(speed) if speed not in (None, "") else None
@@ -219,7 +227,15 @@ def create_app(config: ConsoleConfig) -> Starlette:
 
     def verdict_of(choice: launch.Choice) -> dict[str, Any]:
         """The Check (labctl validate) in a child process: this thread only waits."""
-        return check_in_child(choice.procedure, choice.station, choice.cell, choice.params)
+        return check_in_child(choice.procedure, choice.station, choice.cell, choice.params,
+                              cancelled=lambda: bool(stopping()) or plans.closed)
+
+    # At most CHECKS_AT_ONCE checks run; more wait for their turn without holding one of
+    # the threads every other request needs (anyio's shared pool).
+    check_slots = anyio.CapacityLimiter(CHECKS_AT_ONCE)
+
+    async def verdict_in_turn(choice: launch.Choice) -> dict[str, Any]:
+        return await anyio.to_thread.run_sync(verdict_of, choice, limiter=check_slots)
 
     async def check(request: Request) -> Response:
         body = await form_of(request)
@@ -229,7 +245,7 @@ def create_app(config: ConsoleConfig) -> Starlette:
         if isinstance(choice, str):
             return JSONResponse({"ok": False, "problems": [
                 {"file": None, "line": None, "column": None, "field": "", "message": choice}]})
-        verdict = await run_in_threadpool(verdict_of, choice)
+        verdict = await verdict_in_turn(choice)
         # The plan shown is `labctl plan`'s, made in the background; also for a choice
         # refused past a ceiling, where it shows why.
         plan_id = plans.request(choice.procedure, choice.station, choice.cell,
@@ -255,7 +271,7 @@ def create_app(config: ConsoleConfig) -> Starlette:
         choice = choice_of(body)
         if isinstance(choice, str):
             return JSONResponse({"ok": False, "error": choice}, status_code=400)
-        verdict = await run_in_threadpool(verdict_of, choice)  # never skipped
+        verdict = await verdict_in_turn(choice)  # never skipped
         if verdict["problems"]:
             return JSONResponse({"ok": False, "problems": [
                 _for_browser(p, False) for p in verdict["problems"]],

@@ -11,14 +11,14 @@ in waitpid.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from labctl.errors import LabctlError, Problem, ValidationError
 
-CHECK_TIMEOUT_S = 120.0  # the rough plan's budget is seconds; prepare itself is quick
+CHECK_TIMEOUT_S = 30.0  # prepare, then the rough plan's 3 s budget: seconds, even niced
 
 
 def check(procedure: Path, station: Path, cell: str, params: dict[str, str]
@@ -72,28 +72,31 @@ def _estimate(report: Any) -> dict[str, Any]:
 
 
 def check_in_child(procedure: Path, station: Path, cell: str, params: dict[str, str],
-                   timeout_s: float = CHECK_TIMEOUT_S) -> dict[str, Any]:
-    """`check` in `python -m labctl.console.checking` (the console never plans itself)."""
-    from labctl.console.launch import child_env
+                   timeout_s: float = CHECK_TIMEOUT_S,
+                   cancelled: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+    """`check` in `python -m labctl.console.checking` (the console never plans itself), at
+    low priority like the plans (the benches come first); killed when `cancelled()` (the
+    console is stopping) or after `timeout_s`."""
+    from labctl.console.estimate import run_niced
 
     request = json.dumps({"procedure": str(procedure), "station": str(station), "cell": cell,
                           "params": params})
     try:
-        done = subprocess.run([sys.executable, "-m", "labctl.console.checking"], input=request,
-                              capture_output=True, text=True, timeout=timeout_s,
-                              env=child_env())
-    except subprocess.TimeoutExpired:
-        return _failed(f"the check took longer than {timeout_s:g} s and was stopped")
+        status, stdout, stderr = run_niced([sys.executable, "-m", "labctl.console.checking",
+                                            request], timeout_s=timeout_s, cancelled=cancelled)
     except OSError as exc:
         return _failed(f"the check could not start: {exc}")
+    if status is None:
+        return _failed(f"the check was stopped (longer than {timeout_s:g} s, or the console "
+                       "is stopping)")
     try:
-        verdict = json.loads(done.stdout)
+        verdict = json.loads(stdout)
         if isinstance(verdict, dict) and "problems" in verdict:
             return verdict
     except ValueError:
         pass
-    return _failed(f"the check failed (exit status {done.returncode}): "
-                   + (done.stderr.strip()[-2000:] or "no output"))
+    return _failed(f"the check failed (exit status {status}): "
+                   + (stderr.strip()[-2000:] or "no output"))
 
 
 def _failed(message: str) -> dict[str, Any]:
@@ -102,16 +105,27 @@ def _failed(message: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    """The child: a choice as JSON on stdin, the verdict as JSON on stdout."""
-    request = json.loads(sys.stdin.read())
+    """The child: a choice as JSON (argument, or stdin), the verdict as JSON on stdout.
+
+    While checking, whatever the procedure prints (a Python procedure may) goes to stderr:
+    stdout carries the verdict alone."""
+    import os
+
+    request = json.loads(sys.argv[1] if len(sys.argv) > 1 else sys.stdin.read())
+    verdict_fd = os.dup(1)
+    sys.stdout.flush()
+    os.dup2(2, 1)
     try:
         verdict = check(Path(request["procedure"]), Path(request["station"]), request["cell"],
                         dict(request.get("params") or {}))
     except Exception as exc:  # shown to the operator as the check's one problem
         verdict = _failed(f"internal error while checking: {type(exc).__name__}: {exc}")
+    finally:
+        sys.stdout.flush()
     from labctl.console.estimate import finite
 
-    sys.stdout.write(json.dumps(finite(verdict), default=str, allow_nan=False))
+    with os.fdopen(verdict_fd, "w") as out:
+        out.write(json.dumps(finite(verdict), default=str, allow_nan=False))
 
 
 if __name__ == "__main__":

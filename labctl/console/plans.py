@@ -105,6 +105,11 @@ class PlanJobs:
         view["summary"] = summary
         return {"state": "ready", "plan": view}
 
+    @property
+    def closed(self) -> bool:
+        """The console is stopping: no more plans or checks."""
+        return self._closed
+
     def close(self, wait_s: float = 2.0) -> None:
         """Stop every plan under way (the console is stopping): no child outlives it."""
         self._closed = True
@@ -126,8 +131,14 @@ class PlanJobs:
             self._running += 1
         try:
             job.started = time.monotonic()
+            if self._abandoned(job):  # nobody asked while it waited for its turn
+                return self._drop(job)
             status, stdout, stderr = run_niced(job.cmd, cwd=self.cwd, timeout_s=self.timeout_s,
                                                cancelled=lambda: self._abandoned(job))
+        except Exception as exc:  # e.g. no fork under load: failed, never "planning" for good
+            job.error = f"the plan could not be started: {type(exc).__name__}: {exc}"
+            job.state = "failed"
+            return None
         finally:
             with self._lock:
                 self._running -= 1

@@ -14,7 +14,9 @@ import re
 from typing import Any
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
-_E_NOTATION = re.compile(r"\b(\d+(?:\.\d+)?)e([+-]?)0*(\d+)\b")
+# Python's float formatting ("2e+12", "3.17e+04", "1e-09"): a sign after the e, and
+# not inside a path, a run id or a value the user typed ("lfp-1e5", "2e3")
+_E_NOTATION = re.compile(r"(?<![\w./=-])(\d+(?:\.\d+)?)e([+-])0*(\d+)\b")
 
 
 def readable(text: str) -> str:

@@ -14,6 +14,7 @@ from labctl.commands.common import (
     json_option,
     param_option,
     parse_params,
+    procedure_output_aside,
     station_option,
     user_errors,
 )
@@ -36,8 +37,10 @@ def plan(procedure: str, cell: str | None, station: str | None, params: tuple[st
     from labctl.engine.prepare import prepare
     from labctl.plan import plan_prepared
 
-    prep = prepare(procedure, station_path=station, cell_ref=cell, params=parse_params(params))
-    report = plan_prepared(prep)
+    with procedure_output_aside(as_json):
+        prep = prepare(procedure, station_path=station, cell_ref=cell,
+                       params=parse_params(params))
+        report = plan_prepared(prep)
     if as_json:
         emit_json({"ok": True, **report.as_dict()})
         return

@@ -208,26 +208,33 @@ def test_a_long_check_holds_up_no_other_request(tmp_path):
         out["reply"] = c.post("/api/check", json=body, headers={"X-Labctl-Token": TOKEN}).json()
         out["took_s"] = time.monotonic() - started
 
-    with c:
-        cpu_before = resource.getrusage(resource.RUSAGE_SELF)
-        thread = threading.Thread(target=check)
-        thread.start()
-        time.sleep(0.8)  # the check is under way (its child planning)
-        slowest = 0.0
-        while thread.is_alive():
-            started = time.monotonic()
-            assert c.get("/runs").status_code == 200
-            slowest = max(slowest, time.monotonic() - started)
-            time.sleep(0.1)
-        thread.join()
-        cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    answered_meanwhile = 0  # GET /runs answered while the check was still under way
+    try:
+        with c:
+            cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+            thread = threading.Thread(target=check)
+            thread.start()
+            time.sleep(0.8)  # the check is under way (its child planning)
+            slowest = 0.0
+            while thread.is_alive():
+                started = time.monotonic()
+                assert c.get("/runs").status_code == 200
+                slowest = max(slowest, time.monotonic() - started)
+                answered_meanwhile += thread.is_alive()
+                time.sleep(0.1)
+            thread.join()
+            cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    finally:
+        c.app.state.plans.close()  # the passing check's plan: minutes of CPU if left running
     assert out["took_s"] > 2.5  # the quick plan's 3 s budget
     # ... of which this process (the console's) spent next to nothing: a child planned
     cpu_s = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     assert cpu_s < 1.0, f"the console itself spent {cpu_s:.2f} s of CPU on the check"
     print(f"check {out['took_s']:.2f} s; console CPU meanwhile {cpu_s:.2f} s; "
           f"slowest GET /runs {slowest * 1000:.0f} ms")
-    assert slowest < 0.5, f"GET /runs took {slowest:.2f} s during a check"
+    # not a timing goal: the console answered other requests while the check was running
+    # (an in-process check held the GIL, and GET /runs waited for it to end)
+    assert answered_meanwhile >= 3, f"{answered_meanwhile} GET /runs during a check"
     est = out["reply"]["estimate"]
     assert est["status"] == "truncated"
     assert est["line"].startswith("Rough estimate: more than ")
@@ -248,7 +255,63 @@ def test_a_plan_nobody_asks_for_is_stopped(tmp_path, monkeypatch):
     while jobs._running == 0:  # its child started
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    while jobs._running:  # and was stopped, well before its ~6 s of planning
-        assert time.monotonic() < deadline, "an abandoned plan kept running"
-        time.sleep(0.05)
+    try:
+        while jobs._running:  # and was stopped, well before its ~6 s of planning
+            assert time.monotonic() < deadline, "an abandoned plan kept running"
+            time.sleep(0.05)
+        while job_id in jobs._jobs:  # then forgotten (read without polling: a poll is a use)
+            assert time.monotonic() < deadline, "an abandoned plan was kept"
+            time.sleep(0.05)
+    finally:
+        jobs.close()
     assert jobs.poll(job_id) is None
+
+
+def test_a_plan_that_cannot_start_fails_instead_of_planning_for_ever(tmp_path, monkeypatch):
+    from labctl.console import plans
+
+    def no_fork(*args, **kwargs):
+        raise BlockingIOError("Resource temporarily unavailable")
+
+    monkeypatch.setattr(plans, "run_niced", no_fork)
+    jobs = plans.PlanJobs()
+    job_id = jobs.request(REPO / "procedures" / "quickstart.yaml",
+                          REPO / "instruments" / "sim.yaml", "lfp-2p2ah", {})
+    deadline = time.monotonic() + 10
+    while (state := jobs.poll(job_id))["state"] == "planning":
+        assert time.monotonic() < deadline, "the job stayed 'planning'"
+        time.sleep(0.05)
+    assert state["state"] == "failed" and "BlockingIOError" in state["error"]
+
+
+def test_a_procedure_that_prints_is_checked_and_planned(tmp_path):
+    """A Python procedure's print() must not break the Check's or the plan's JSON."""
+    procs = tmp_path / "procs"
+    procs.mkdir()
+    (procs / "chatty.py").write_text(
+        "NAME = 'chatty'\nREQUIRES = ['cycler']\n"
+        "def procedure(ctx):\n    for i in range(2):\n        print('pulse', i)\n"
+        "        yield ctx.step('Rest for 1 minute')\n")
+    c = client(tmp_path / "results", procs)
+    body = {"procedure": "chatty.py", "station": "sim.yaml", "cell": "lfp-2p2ah", "params": {}}
+    try:
+        r = c.post("/api/check", json=body, headers={"X-Labctl-Token": TOKEN}).json()
+        assert r["ok"] is True, r["problems"]
+        state = _plan(c, r["plan_id"])
+        assert state["state"] == "ready", state
+        assert state["plan"]["summary"]["duration"] == "2 min"
+    finally:
+        c.app.state.plans.close()
+
+
+def test_control_characters_in_a_parameter_are_refused(tmp_path):
+    c = client(tmp_path / "results", REPO / "procedures")
+    body = {"procedure": "quickstart.yaml", "station": "sim.yaml", "cell": "lfp-2p2ah",
+            "params": {"discharge_c": "1\u0000"}}
+    for url in ("/api/check", "/api/start"):
+        r = c.post(url, json=body, headers={"X-Labctl-Token": TOKEN})
+        assert r.status_code in (200, 400)
+        reply = r.json()  # check: its problems; start: the error, status 400
+        message = reply["problems"][0]["message"] if "problems" in reply else reply["error"]
+        assert reply["ok"] is False and "control characters" in message
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
