@@ -279,7 +279,8 @@ def _scenario(bench):
     rate.clear()
     rate.send_keys("3")
     _hold(d, "/api/check", False)
-    time.sleep(1.0)  # the late reply is handled meanwhile
+    _wait(d, lambda d: d.find_element(By.ID, "start-form").get_attribute(
+        "data-stale-replies") == "1", 30, "the late reply, seen and dropped")
     assert not start.is_enabled()
     assert not d.find_elements(By.ID, "check-ok") and d.find_elements(By.ID, "check-stale")
     assert not d.find_element(By.ID, "plan").is_displayed()

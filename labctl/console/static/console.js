@@ -297,8 +297,12 @@ function startPage() {
     const mine = state, sent = values(), sentText = JSON.stringify(sent);
     result.replaceChildren(el("p", {class: "muted checking", text: "checking…"}));
     const r = await post("/api/check", sent);
-    // the form changed while checking: this reply is for values no longer there
-    if (mine !== state || JSON.stringify(values()) !== sentText) return;
+    // the form changed while checking: this reply is for values no longer there (counted
+    // on the form, so a test can tell the reply was seen and dropped)
+    if (mine !== state || JSON.stringify(values()) !== sentText) {
+      form.dataset.staleReplies = String((+form.dataset.staleReplies || 0) + 1);
+      return;
+    }
     if (r.ok) {
       checked = true; startBtn.disabled = false;
       result.replaceChildren(el("p", {class: "ok", id: "check-ok", text: "✓ Check passed: valid for this cell and station."}));
