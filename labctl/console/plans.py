@@ -41,6 +41,8 @@ class PlanJob:
     error: str | None = None
     started: float = field(default_factory=time.monotonic)
     asked: float = field(default_factory=time.monotonic)  # last request or poll
+    queued: bool = True  # waiting for one of the MAX_PARALLEL slots
+    abandoned: bool = False  # stopped because nobody asked for it
     run_duration_s: float | None = None
 
 
@@ -93,7 +95,9 @@ class PlanJobs:
                 return None
             job.asked = time.monotonic()
         if job.state == "planning":
-            return {"state": "planning", "elapsed_s": time.monotonic() - job.started}
+            # queued: waiting for a slot (the seconds so far are not planning time)
+            return {"state": "planning", "queued": job.queued,
+                    "elapsed_s": time.monotonic() - job.started}
         if job.state == "failed":
             return {"state": "failed", "error": job.error}
         view = dict(job.view or {})
@@ -131,10 +135,16 @@ class PlanJobs:
             self._running += 1
         try:
             job.started = time.monotonic()
+            job.queued = False
             if self._abandoned(job):  # nobody asked while it waited for its turn
                 return self._drop(job)
+
+            def cancelled() -> bool:
+                job.abandoned = job.abandoned or self._abandoned(job)
+                return job.abandoned
+
             status, stdout, stderr = run_niced(job.cmd, cwd=self.cwd, timeout_s=self.timeout_s,
-                                               cancelled=lambda: self._abandoned(job))
+                                               cancelled=cancelled)
         except Exception as exc:  # e.g. no fork under load: failed, never "planning" for good
             job.error = f"the plan could not be started: {type(exc).__name__}: {exc}"
             job.state = "failed"
@@ -143,7 +153,7 @@ class PlanJobs:
             with self._lock:
                 self._running -= 1
             self._slots.release()
-        if status is None and self._abandoned(job):
+        if status is None and job.abandoned:  # killed for want of a reader, not too slow
             return self._drop(job)
         try:
             self._finish(job, status, stdout, stderr)

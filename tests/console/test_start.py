@@ -315,3 +315,25 @@ def test_control_characters_in_a_parameter_are_refused(tmp_path):
         message = reply["problems"][0]["message"] if "problems" in reply else reply["error"]
         assert reply["ok"] is False and "control characters" in message
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+def test_a_plan_waiting_for_its_turn_says_so(tmp_path):
+    from labctl.console import plans
+
+    procs = tmp_path / "procs"
+    procs.mkdir()
+    (procs / "long.py").write_text(LONG_PY)
+    jobs = plans.PlanJobs(max_parallel=1)
+    station = REPO / "instruments" / "sim.yaml"
+    try:
+        first = jobs.request(procs / "long.py", station, "lfp-2p2ah", {"n": "2000000"})
+        second = jobs.request(procs / "long.py", station, "lfp-2p2ah", {"n": "1999999"})
+        deadline = time.monotonic() + 20
+        while jobs._running == 0:  # the first one's child started
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert jobs.poll(first)["queued"] is False
+        waiting = jobs.poll(second)
+        assert waiting["state"] == "planning" and waiting["queued"] is True
+    finally:
+        jobs.close()

@@ -278,7 +278,9 @@ function startPage() {
       }
       if (mine !== state) return;
       if (r.state === "planning") {
-        status.textContent = `planning… ${Math.round(r.elapsed_s)} s (labctl plan, the full plan, at low priority)`;
+        status.textContent = r.queued
+          ? "waiting for its turn: other plans are being made (labctl plan, the full plan)"
+          : `planning… ${Math.round(r.elapsed_s)} s (labctl plan, the full plan, at low priority)`;
         await sleep(700);
         continue;
       }
