@@ -35,6 +35,10 @@ BYTES_FIXED = 20_000
 # decoded signals, DBC and map: 690,643 bytes for 20,964 frames).
 RECORD_BYTES_PER_JSON_BYTE = 1.33
 BYTES_PER_CAN_FRAME = 33
+# An instrument snapshot journalled after a batch: one a step is in BYTES_PER_STEP; a step
+# that runs the cycler in many short pieces (an overcharge, every 5 s) journals one each
+# (585-853 bytes measured).
+BYTES_PER_EXTRA_SNAPSHOT = 700
 
 
 def disk_bytes(n_samples: float, n_steps: float, elsewhere_bytes: float = 0.0) -> float:
