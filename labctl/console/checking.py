@@ -62,8 +62,6 @@ def _estimate(report: Any) -> dict[str, Any]:
     """The rough plan's figures (labctl validate's estimate line is built from these)."""
     from labctl.plan.report import one_line
 
-    if report is None:
-        return {}
     return {"status": report.status, "reason": report.reason,
             "duration_s": report.run_duration_s,
             "n_samples": report.run_samples, "disk_bytes": report.run_disk_bytes,

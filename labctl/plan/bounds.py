@@ -107,6 +107,27 @@ def too_fast_logging(tree: Any, ceilings: Ceilings) -> str | None:
     return None
 
 
+def _sum_over_tree(tree: Any, leaf_bound: Any, times_of: Any) -> tuple[float, float]:
+    """(duration, samples) summed over a compiled tree: `leaf_bound(step)` gives a leaf's,
+    `times_of(repeat)` how many times a loop's body counts."""
+    from labctl.procedures.tree import Leaf
+
+    def bound(nodes: tuple) -> tuple[float, float]:
+        total_t = total_n = 0.0
+        for node in nodes:
+            if isinstance(node, Leaf):
+                t, n = leaf_bound(node.step)
+            else:
+                t, n = bound(node.body)
+                times = times_of(node)
+                t, n = t * times, n * times
+            total_t += t
+            total_n += n
+        return total_t, total_n
+
+    return bound(tree)
+
+
 def static_bounds(tree: Any) -> tuple[float, float]:
     """Upper bounds of (duration, samples) from the procedure's text alone: every timed
     step runs its time, every other electrical step the channel's maximum step time.
@@ -115,35 +136,21 @@ def static_bounds(tree: Any) -> tuple[float, float]:
     if tree is None:
         return math.inf, math.inf
     from labctl.capabilities.steps import ChamberStep, ElectricalStep
-    from labctl.procedures.tree import Leaf
 
-    def bound(nodes: tuple) -> tuple[float, float]:
-        total_t = total_n = 0.0
-        for node in nodes:
-            if isinstance(node, Leaf):
-                step = node.step
-                if isinstance(step, ChamberStep):
-                    t = step.timeout_s if step.wait else 0.0
-                    total_t += t
-                    total_n += t / step.logging.period_s + 1.0
-                    continue
-                if not isinstance(step, ElectricalStep):
-                    return math.inf, math.inf
-                t = step.duration_s if step.duration_s is not None else MAX_STEP_S
-                if step.profile is not None and step.duration_s is None:
-                    t = max(t, float(step.profile.time_s[-1]))
-                period = step.logging.period_s
-                extra = 1.0 + (t / 0.1 if (step.logging.delta_v or step.logging.delta_i) else 0)
-                total_t += t
-                total_n += t / period + extra
-            else:
-                t, n = bound(node.body)
-                times = node.cap if node.count is None else min(node.count, node.cap)
-                total_t += t * times
-                total_n += n * times
-        return total_t, total_n
+    def leaf_bound(step: Any) -> tuple[float, float]:
+        if isinstance(step, ChamberStep):
+            t = step.timeout_s if step.wait else 0.0
+            return t, t / step.logging.period_s + 1.0
+        if not isinstance(step, ElectricalStep):
+            return math.inf, math.inf
+        t = step.duration_s if step.duration_s is not None else MAX_STEP_S
+        if step.profile is not None and step.duration_s is None:
+            t = max(t, float(step.profile.time_s[-1]))
+        extra = 1.0 + (t / 0.1 if (step.logging.delta_v or step.logging.delta_i) else 0)
+        return t, t / step.logging.period_s + extra
 
-    return bound(tree)
+    return _sum_over_tree(tree, leaf_bound,
+                          lambda loop: loop.cap if loop.count is None else min(loop.count, loop.cap))
 
 
 def text_lower_bounds(tree: Any) -> tuple[float, float]:
@@ -154,26 +161,15 @@ def text_lower_bounds(tree: Any) -> tuple[float, float]:
     if tree is None:
         return 0.0, 0.0
     from labctl.capabilities.steps import ElectricalStep, Mode
-    from labctl.procedures.tree import Leaf
 
-    def bound(nodes: tuple) -> tuple[float, float]:
-        total_t = total_n = 0.0
-        for node in nodes:
-            if isinstance(node, Leaf):
-                step = node.step
-                if (isinstance(step, ElectricalStep) and step.mode is Mode.REST
-                        and step.duration_s is not None
-                        and all(_implied(c) for c in step.until)):
-                    total_t += step.duration_s
-                    total_n += step.duration_s / step.logging.period_s + 1.0
-            else:
-                t, n = bound(node.body)
-                times = 1 if node.until or node.count is None else min(node.count, node.cap)
-                total_t += t * times
-                total_n += n * times
-        return total_t, total_n
+    def leaf_bound(step: Any) -> tuple[float, float]:
+        if (isinstance(step, ElectricalStep) and step.mode is Mode.REST
+                and step.duration_s is not None and all(_implied(c) for c in step.until)):
+            return step.duration_s, step.duration_s / step.logging.period_s + 1.0
+        return 0.0, 0.0
 
-    return bound(tree)
+    return _sum_over_tree(tree, leaf_bound, lambda loop: 1 if loop.until or loop.count is None
+                          else min(loop.count, loop.cap))
 
 
 def _implied(condition: Any) -> bool:
