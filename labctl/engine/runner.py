@@ -379,7 +379,7 @@ class Engine:
                         if violation is not None:
                             cols = truncate(cols, violation[0] + 1)
                 if n:
-                    self.journal.append_samples(cols)
+                    self.journal.append_samples(cols, accounting.unix_origin_s)
                     self._last_sample_s = float(cols["test_time_s"][-1])
                     acc.feed(cols)
                     self.observer.samples(cols)

@@ -23,10 +23,13 @@ SAMPLE_CEILING = 500_000_000  # ~56 GB of journal and tables
 MIN_LOG_PERIOD_S = 1e-3
 MAX_STEP_S = 30 * 86400.0  # the simulated channel's own cap on a step nothing else ends
 
-# Measured on simulated runs (journal.bin + Parquet tables, labctl 0.x): a sample is an
-# 80-byte journal record plus ~30 bytes of compressed timeseries; a step adds its events
-# and its rows (~1.9 kB); inputs, metadata and empty tables ~20 kB. Within ~20 %.
-BYTES_PER_SAMPLE = 112
+# Measured on simulated runs (journal.bin + Parquet tables, labctl 0.x): a sample is its
+# journal bytes plus ~32 bytes of compressed timeseries; a step adds its events and its
+# rows (~1.9 kB); inputs, metadata and empty tables ~20 kB. Within ~20 %. A sample's
+# journal bytes are what the plan's simulated blocks pack to (store/journal_packing.py:
+# ~24-50 bytes by the step); without a plan, the most a row can take.
+JOURNAL_ROW_BYTES = 80
+TABLE_BYTES_PER_SAMPLE = 32
 BYTES_PER_STEP = 1900
 BYTES_FIXED = 20_000
 # What steps log besides samples, measured the same way: a record table's rows (an ARC
@@ -41,10 +44,13 @@ BYTES_PER_CAN_FRAME = 33
 BYTES_PER_EXTRA_SNAPSHOT = 700
 
 
-def disk_bytes(n_samples: float, n_steps: float, elsewhere_bytes: float = 0.0) -> float:
+def disk_bytes(n_samples: float, n_steps: float, elsewhere_bytes: float = 0.0,
+               journal_bytes_per_sample: float | None = None) -> float:
     """Bytes a run with this many samples and steps (and `elsewhere_bytes` of records and
     frame logs) leaves in its run folder."""
-    return min(1e308, BYTES_FIXED + BYTES_PER_SAMPLE * n_samples + BYTES_PER_STEP * n_steps
+    per_sample = TABLE_BYTES_PER_SAMPLE + (JOURNAL_ROW_BYTES if journal_bytes_per_sample is None
+                                           else journal_bytes_per_sample)
+    return min(1e308, BYTES_FIXED + per_sample * n_samples + BYTES_PER_STEP * n_steps
                + elsewhere_bytes)
 
 

@@ -347,6 +347,7 @@ class PlanReport:
     planning_wall_s: float
     started_unix_s: float
     elsewhere_bytes: float = 0.0  # records and frame logs (in disk_bytes already)
+    journal_bytes_per_sample: float | None = None  # packed, of the simulated samples
 
     @property
     def expected_end_unix_s(self) -> float:
@@ -373,7 +374,7 @@ class PlanReport:
         if self.duration_s > self.run_duration_s > 0:
             share = self.run_duration_s / self.duration_s
             return disk_bytes(self.run_samples, self.n_steps * share,
-                              self.elsewhere_bytes * share)
+                              self.elsewhere_bytes * share, self.journal_bytes_per_sample)
         return self.disk_bytes
 
     def as_dict(self) -> dict[str, Any]:
@@ -431,7 +432,8 @@ def build_report(outcome: WalkOutcome, *, proc: Any, cell: Any, station: Any,
         procedure=proc.name, cell=cell.name, station=station.name,
         status=status, reason=reason, duration_s=outcome.duration_s,
         n_samples=n_samples, n_steps=n_steps,
-        disk_bytes=disk_bytes(n_samples, n_steps, elsewhere), elsewhere_bytes=elsewhere,
+        disk_bytes=disk_bytes(n_samples, n_steps, elsewhere, outcome.journal_bytes_per_sample),
+        elsewhere_bytes=elsewhere, journal_bytes_per_sample=outcome.journal_bytes_per_sample,
         steps=[f.as_dict() for f in folds], cycles=cycle_rows(outcome.entries),
         max_temperature_c=max(temps) if temps else None,
         margins=margins(outcome.extremes, proc.safety, frozenset(filter(None, (

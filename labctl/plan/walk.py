@@ -92,6 +92,7 @@ class WalkOutcome:
     wall_s: float = 0.0
     elsewhere_bytes: float = 0.0  # records and frame logs of the simulated steps
     simulated_steps: int = 0
+    journal_bytes_per_sample: float | None = None  # of the simulated samples (None: none)
 
 
 class _Nothing:
@@ -105,7 +106,8 @@ class _Nothing:
         if event.get("type") == "record":
             self.observer.record_event(event)
 
-    def append_samples(self, columns: dict) -> None: ...
+    def append_samples(self, columns: dict, unix_origin_s: float | None = None) -> None:
+        self.observer.journaled(columns, unix_origin_s)
 
     def sync(self) -> None: ...
 
@@ -133,6 +135,8 @@ class ExtremesObserver(RunObserver):
         self.where: tuple[int, str, str, tuple[int, ...]] = (0, "", "", ())
         self.n_samples = 0
         self.elsewhere_bytes = 0.0  # records and frame logs, on disk
+        self.journal_bytes = 0  # the simulated samples' journal records, as the run packs them
+        self.journal_rows = 0
         self.record_max_c: dict[int, float] = {}  # step -> hottest cell reading in its records
         self.snapshots_in_step = 0
         self.sample_budget = SAMPLE_BUDGET
@@ -167,6 +171,25 @@ class ExtremesObserver(RunObserver):
         if self.n_samples > self.sample_budget and self._engine:
             self._engine[0].control.request_abort(
                 f"plan: more than {self.sample_budget:,} samples simulated; the rest is counted")
+
+    def journaled(self, columns: dict[str, np.ndarray], unix_origin_s: float | None) -> None:
+        """The run would journal this block here: its bytes (packed, so they depend on
+        which columns change within it: a rest's take half a discharge's)."""
+        from labctl.store.journal import record_bytes
+
+        n = len(columns["test_time_s"])
+        if not n:
+            return
+        size = record_bytes(columns, unix_origin_s)
+        # The twin measures without noise, an instrument never: a reading the twin holds
+        # at one value (a rest's current) is counted whole, as the run will store it,
+        # unless there is no reading at all (NaN throughout: no thermocouple).
+        for name in ("voltage_v", "current_a", "temperature_c"):
+            col = columns[name]
+            if n > 1 and col[0] == col[-1] and (col == col[0]).all():
+                size += 8 * (n - 1)
+        self.journal_bytes += size
+        self.journal_rows += n
 
     def record_event(self, event: dict) -> None:
         """A step's record rows: their size on disk and the cell temperatures in them (an
@@ -480,7 +503,9 @@ def walk_procedure(proc: CompiledProcedure, station: Any, cell: Any, horizon_s: 
     return WalkOutcome(walker.entries, status, reason, walker.elapsed(), observer.extremes,
                        engine.messages, walker.notes, walker.approximate,
                        time.perf_counter() - wall, observer.elsewhere_bytes,
-                       walker.simulated_steps)
+                       walker.simulated_steps,
+                       observer.journal_bytes / observer.journal_rows
+                       if observer.journal_rows else None)
 
 
 def _follow_generator(walker: Walker, proc: CompiledProcedure) -> None:

@@ -9,6 +9,10 @@ Every record is a 13-byte header -- magic (u32), type (u8), payload length
   format clearly and read an older column set by name.
 * type 2, SAMPLES: a row count (u32), then each sample column, in the header's
   order, as contiguous little-endian arrays.
+* type 3, PACKED (format 2): the same block with each column that holds one value
+  all through it stored once, and the unix time as the test time plus one number
+  (`store/journal_packing.py`). This labctl writes its sample blocks so; it reads
+  both kinds, and appends SAMPLES to a journal whose header says format 1.
 
 Why columns and not rows of a structured dtype: the engine already holds
 columns, so a block is written with one `writev` of the column buffers (no
@@ -54,12 +58,14 @@ from labctl.store.journal_format import (  # noqa: F401 - the journal's public n
     HEADER_TYPE,
     JOURNAL_NAME,
     MAGIC,
+    PACKED,
     SAMPLES,
     _why,
     crc32,
     encode_event,
     header_event,
 )
+from labctl.store.journal_packing import pack
 from labctl.store.journal_reader import (  # noqa: F401
     JournalData,
     JournalReader,
@@ -103,6 +109,9 @@ class JournalWriter:
         # Sees each record once it is in the journal (store/live_tables.LiveTables), or None.
         self.tap: Any = None
         self._writeback_mark = size  # bytes handed to early writeback (see _sync_loop)
+        # Sample blocks as PACKED records; a journal begun by a labctl that reads only
+        # format 1 gets SAMPLES records (open_for_append).
+        self.packs = True
         if self.fsync_interval_s > 0:
             self._start_syncer()
 
@@ -163,6 +172,7 @@ class JournalWriter:
             os.close(fd)
             raise LabctlError(f"{path}: cannot repair the journal's tail: {_why(exc)}") from None
         writer = cls(path, fd, scan.valid_bytes, fsync_interval_s)
+        writer.packs = scan.format_version >= 2 or scan.valid_bytes == 0
         if not scan.has_header:
             writer.append_event(header_event())
         writer.sync()
@@ -182,21 +192,32 @@ class JournalWriter:
         if self.tap is not None:
             self.tap.record(EVENT, payload, self._size, start, crc, event)
 
-    def append_samples(self, columns: Mapping[str, np.ndarray]) -> None:
-        """Append one block of samples (keys = SAMPLE_COLUMNS, equal lengths)."""
+    def append_samples(self, columns: Mapping[str, np.ndarray],
+                       unix_origin_s: float | None = None) -> None:
+        """Append one block of samples (keys = SAMPLE_COLUMNS, equal lengths).
+
+        `unix_origin_s`: the block comes from the engine's accounting, which built
+        unix_time_s as this plus test_time_s and the step and cycle index constant: those
+        columns are stored as one number each without a check."""
         cols = _as_columns(columns)
         n = len(cols[0])
+        constant, offsets = _engine_hints(unix_origin_s)
         for lo in range(0, n, _MAX_ROWS_PER_RECORD):
             hi = min(n, lo + _MAX_ROWS_PER_RECORD)
-            parts: list[Any] = [_COUNT.pack(hi - lo)]
-            parts += [c[lo:hi] for c in cols] if (lo, hi) != (0, n) else cols
+            block = [c[lo:hi] for c in cols] if (lo, hi) != (0, n) else cols
+            if self.packs:
+                kind = PACKED
+                parts, length = pack(block, constant, offsets)
+            else:
+                kind, parts = SAMPLES, [_COUNT.pack(hi - lo), *block]
+                length = _COUNT.size + (hi - lo) * _OUR_ROW_BYTES
             crc = 0
             for p in parts:
                 crc = crc32(p, crc)
             start = self._size
-            self._append(SAMPLES, parts, _COUNT.size + (hi - lo) * _OUR_ROW_BYTES, crc)
+            self._append(kind, parts, length, crc)
             if self.tap is not None:
-                self.tap.record(SAMPLES, parts[1:], self._size, start, crc)
+                self.tap.record(SAMPLES, block, self._size, start, crc)
 
     def _append(self, kind: int, parts: list[Any], length: int, crc: int) -> None:
         if self._fd < 0:
@@ -381,6 +402,25 @@ def _writev_all(fd: int, buffers: list[Any], total: int) -> None:
         if n <= 0:
             raise OSError(errno.EIO, "short write")
         flat = flat[n:]
+
+
+_UNIX_COLUMN = [name for name, _ in _OUR_COLUMNS].index("unix_time_s")
+
+
+_CONSTANT_IN_ENGINE_BLOCKS = tuple(k for k, (name, _) in enumerate(_OUR_COLUMNS)
+                                   if name in ("step_index", "cycle_index"))
+
+
+def _engine_hints(unix_origin_s: float | None) -> tuple[tuple[int, ...], tuple[tuple[int, float], ...]]:
+    if unix_origin_s is None:
+        return (), ()
+    return _CONSTANT_IN_ENGINE_BLOCKS, ((_UNIX_COLUMN, unix_origin_s),)
+
+
+def record_bytes(columns: Mapping[str, np.ndarray], unix_origin_s: float | None = None) -> int:
+    """The bytes `append_samples` adds to a journal for this block (at least one row, fewer
+    than _MAX_ROWS_PER_RECORD): the planner's disk estimate."""
+    return _HEADER.size + pack(_as_columns(columns), *_engine_hints(unix_origin_s))[1]
 
 
 def _as_columns(columns: Mapping[str, np.ndarray]) -> list[np.ndarray]:

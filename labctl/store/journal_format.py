@@ -17,6 +17,7 @@ import numpy as np
 
 from labctl.records import SAMPLE_COLUMNS
 from labctl.store.atomic import describe_os_error
+from labctl.store.journal_packing import PackedBlock
 from labctl.store.rundir import JOURNAL_NAME  # noqa: F401 - the journal's name is public here too
 
 try:
@@ -27,9 +28,11 @@ try:
 except ImportError:  # pragma: no cover - zlib-ng is a dependency, but a missing wheel is no failure
     from zlib import crc32  # noqa: F401 - used by the journal writer and reader
 
-FORMAT_VERSION = 1
+# 2: sample blocks may be PACKED (store/journal_packing.py); a labctl that reads only
+# format 1 then refuses the file clearly instead of skipping those blocks as damage.
+FORMAT_VERSION = 2
 MAGIC = 0x4C424A31  # b"1JBL" on disk
-EVENT, SAMPLES = 1, 2
+EVENT, SAMPLES, PACKED = 1, 2, 3
 HEADER_TYPE = "journal_header"
 
 _HEADER = struct.Struct("<IBII")
@@ -157,6 +160,7 @@ class _Layout:
 
     def __init__(self, columns: list[tuple[str, np.dtype]]):
         self.columns = columns
+        self.dtypes = [d for _, d in columns]
         self.row_bytes = sum(d.itemsize for _, d in columns)
         self.runs: list[tuple[np.dtype, list[str]]] = []
         for name, dtype in columns:
@@ -171,6 +175,10 @@ class _Layout:
         (n,) = _COUNT.unpack_from(payload, 0)
         return n if len(payload) == _COUNT.size + n * self.row_bytes else None
 
+    def packed(self, payload: memoryview) -> PackedBlock | None:
+        """A PACKED record's block in these columns, or None if its size does not fit."""
+        return PackedBlock.parse(payload, self.dtypes)
+
     def blocks(self, payload: memoryview, n: int) -> Iterator[tuple[np.dtype, list[str], np.ndarray]]:
         offset = _COUNT.size
         for dtype, names in self.runs:
@@ -178,19 +186,41 @@ class _Layout:
             yield dtype, names, arr.reshape(len(names), n)
             offset += n * len(names) * dtype.itemsize
 
-    def columns_of(self, payload: memoryview, n: int) -> dict[str, np.ndarray]:
-        """{name: 1-D view} in this labctl's column set (missing ones filled, extra dropped)."""
-        found = {name: arr[i] for _, names, arr in self.blocks(payload, n)
-                 for i, name in enumerate(names)}
+    def columns_of(self, payload: memoryview | PackedBlock, n: int) -> dict[str, np.ndarray]:
+        """{name: 1-D array} in this labctl's column set (missing ones filled, extra
+        dropped): views of the payload, except a packed block's constant columns."""
+        if isinstance(payload, PackedBlock):
+            found = dict(zip((c for c, _ in self.columns), payload.arrays(), strict=True))
+        else:
+            found = {name: arr[i] for _, names, arr in self.blocks(payload, n)
+                     for i, name in enumerate(names)}
         if self.columns == _OUR_COLUMNS:
             return found
-        out = {}
-        for name, dtype in _OUR_COLUMNS:
-            if name in found:
-                out[name] = found[name].astype(dtype, copy=False)
-            else:  # a column this file's writer did not have
-                out[name] = np.full(n, math.nan if dtype.kind == "f" else 0, dtype=dtype)
-        return out
+        return _ours(found, n)
+
+    def values_of(self, payload: memoryview | PackedBlock, n: int
+                  ) -> list[np.ndarray | np.generic]:
+        """This labctl's columns in order: arrays, or one scalar for a packed block's
+        constant column (for a caller that assigns them into arrays of its own)."""
+        if not isinstance(payload, PackedBlock):
+            return list(self.columns_of(payload, n).values())
+        values = payload.values()
+        if self.columns == _OUR_COLUMNS:
+            return values
+        found = dict(zip((c for c, _ in self.columns), values, strict=True))
+        return [np.asarray(found[name]).astype(dtype) if name in found
+                else (math.nan if dtype.kind == "f" else 0) for name, dtype in _OUR_COLUMNS]
+
+
+def _ours(found: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    """A foreign column set mapped onto ours (missing ones filled, extra dropped)."""
+    out = {}
+    for name, dtype in _OUR_COLUMNS:
+        if name in found:
+            out[name] = found[name].astype(dtype, copy=False)
+        else:  # a column this file's writer did not have
+            out[name] = np.full(n, math.nan if dtype.kind == "f" else 0, dtype=dtype)
+    return out
 
 
 _OUR_LAYOUT = _Layout(_OUR_COLUMNS)

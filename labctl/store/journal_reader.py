@@ -23,17 +23,20 @@ from labctl.store.journal_format import (
     _MAGIC_BYTES,
     _OUR_COLUMNS,
     _OUR_LAYOUT,
-    _OUR_ROW_BYTES,
     EVENT,
     FORMAT_VERSION,
     HEADER_TYPE,
     JOURNAL_NAME,
     MAGIC,
+    PACKED,
     SAMPLES,
     _Layout,
     _why,
     crc32,
 )
+
+# read_journal's first guess at the bytes a row takes (see there).
+_MIN_PACKED_ROW_BYTES = 32
 
 
 @dataclass
@@ -82,11 +85,14 @@ class JournalReader:
         self.corrupt_ranges: list[tuple[int, int]] = []
         self.last_record: tuple[int, int] | None = None
         self.has_header = False
+        self.format_version = 0  # the header's (0 without one)
         self.layout = _OUR_LAYOUT
         self.problems: list[str] = []
 
     def records(self, reuse_buffer: bool = False) -> Iterator[tuple[int, Any, int]]:
-        """Yield (EVENT, event dict, 0) and (SAMPLES, payload memoryview, rows) in file order.
+        """Yield (EVENT, event dict, 0) and (SAMPLES, block, rows) in file order; a block
+        is a SAMPLES record's payload (memoryview) or a PACKED record's `PackedBlock`:
+        `layout.columns_of` and `layout.values_of` read either.
 
         With `reuse_buffer` the payload is only valid until the next record is
         requested (no fresh memory per chunk: faster, for callers that copy at once).
@@ -131,12 +137,16 @@ class JournalReader:
                 if event is not None:
                     yield EVENT, event, 0
                 continue
-            n = self.layout.rows(payload)
+            if kind == PACKED:
+                block = self.layout.packed(payload)
+                item, n = block, (None if block is None else block.n)
+            else:
+                item, n = payload, self.layout.rows(payload)
             if n is None:
                 self.problems.append(f"record ending at byte {end}: sample block of a wrong "
                                      "size; skipped")
                 continue
-            yield SAMPLES, payload, n
+            yield SAMPLES, item, n
         self.torn_tail = self.valid_bytes < self.file_bytes
         if self.valid_bytes == 0 and self.file_bytes > 0:
             head = buf.head(4)
@@ -167,6 +177,7 @@ class JournalReader:
         if columns != _OUR_COLUMNS:
             self.layout = _Layout(columns)
         self.has_header = True
+        self.format_version = version
 
     def _event(self, payload: memoryview, end: int) -> dict | None:
         try:
@@ -181,7 +192,7 @@ class JournalReader:
     def sample_runs(self, payload: memoryview, n: int) -> list[np.ndarray] | None:
         """A sample block as one 2-D (columns x rows) view per run of same-dtype columns,
         in this labctl's column order; None when the file's columns differ from ours."""
-        if self.layout is not _OUR_LAYOUT:
+        if self.layout is not _OUR_LAYOUT or not isinstance(payload, memoryview):
             return None
         return [arr for _, _, arr in _OUR_LAYOUT.blocks(payload, n)]
 
@@ -237,7 +248,7 @@ class _Buffer:
         if not self._ensure(pos, _HEADER.size):
             return None
         magic, kind, length, crc = _HEADER.unpack_from(self.data, pos - self.start)
-        if magic != MAGIC or kind not in (EVENT, SAMPLES):
+        if magic != MAGIC or kind not in (EVENT, SAMPLES, PACKED):
             return None
         end = pos + _HEADER.size + length
         if not self._ensure(pos, _HEADER.size + length):
@@ -269,7 +280,9 @@ def read_journal(run_dir: str | Path) -> JournalData:
     reader = JournalReader(path)
     events: list[dict] = []
     try:
-        capacity = os.stat(path).st_size // _OUR_ROW_BYTES
+        # Packed blocks take fewer bytes a row (a rest's ~30): a row count past this grows
+        # the arrays (a copy), a lower one costs address space only.
+        capacity = os.stat(path).st_size // _MIN_PACKED_ROW_BYTES
     except OSError:
         capacity = 0
     # One 2-D array per run of same-dtype columns, preallocated to an upper bound
@@ -285,14 +298,14 @@ def read_journal(run_dir: str | Path) -> JournalData:
         if n + m > capacity:  # the file grew while we read it (a live run)
             capacity = max(2 * capacity, n + m)
             out = [_grow(a, n, capacity) for a in out]
-        if reader.layout is _OUR_LAYOUT:
+        if reader.layout is _OUR_LAYOUT and isinstance(item, memoryview):
             for dest, (_, _, arr) in zip(out, _OUR_LAYOUT.blocks(item, m), strict=True):
                 dest[:, n:n + m] = arr
-        else:
-            cols = reader.layout.columns_of(item, m)
+        else:  # a packed block (constants broadcast), or a journal with other columns
+            values = iter(reader.layout.values_of(item, m))
             for dest, (_, names) in zip(out, runs, strict=True):
-                for i, name in enumerate(names):
-                    dest[i, n:n + m] = cols[name]
+                for i in range(len(names)):
+                    dest[i, n:n + m] = next(values)
         n += m
     by_name = {name: dest[i, :n] for dest, (_, names) in zip(out, runs, strict=True)
                for i, name in enumerate(names)}

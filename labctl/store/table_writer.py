@@ -469,6 +469,7 @@ class _JournalTail:
             _HEADER,
             _OUR_LAYOUT,
             MAGIC,
+            PACKED,
             SAMPLES,
             crc32,
         )
@@ -491,13 +492,15 @@ class _JournalTail:
                     raise ValueError(f"{self.path}: no whole record at byte {self.pos + at}")
                 if stop > size:
                     break  # the rest of it comes with the next chunk
-                if kind == SAMPLES:
+                if kind in (SAMPLES, PACKED):
                     payload = view[at + _HEADER.size:stop]
-                    rows = _OUR_LAYOUT.rows(payload)
+                    block = payload if kind == SAMPLES else _OUR_LAYOUT.packed(payload)
+                    rows = (_OUR_LAYOUT.rows(payload) if kind == SAMPLES
+                            else None if block is None else block.n)
                     if rows is None or crc32(payload) != crc:
                         raise ValueError(f"{self.path}: the sample block at byte "
                                          f"{self.pos + at} does not read back as written")
-                    yield list(_OUR_LAYOUT.columns_of(payload, rows).values())
+                    yield list(_OUR_LAYOUT.columns_of(block, rows).values())
                 at = stop
             if at == 0:
                 raise ValueError(f"{self.path}: no whole record at byte {self.pos}")

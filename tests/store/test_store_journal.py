@@ -98,7 +98,7 @@ def test_the_file_starts_with_a_header_naming_format_and_columns(tmp_path):
     payload = raw[13:13 + length]
     assert (magic, kind, zlib.crc32(payload)) == (0x4C424A31, 1, crc)
     header = json.loads(payload)
-    assert header["type"] == "journal_header" and header["format_version"] == 1
+    assert header["type"] == "journal_header" and header["format_version"] == 2
     assert header["sample_dtype"] == [[n, d.str] for n, d in SAMPLE_COLUMNS.items()]
     assert len(raw) == 13 + length  # nothing else in an empty journal
 
