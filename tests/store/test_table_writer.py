@@ -159,11 +159,14 @@ def test_the_journal_is_read_back_block_by_block_as_written(tmp_path, monkeypatc
     longer than a chunk."""
     monkeypatch.setattr(table_writer, "READ_CHUNK", chunk)
     blocks = _blocks(np.random.default_rng(5), [7, 300, 1, 4096, 55])
+    blocks[1]["charge_capacity_ah"][:] = 0.5  # packed: comes as one scalar
+    blocks[3]["step_index"][:] = 9
     path, ends = _journal_with(tmp_path, blocks)
     tail = table_writer._JournalTail(str(path))
     got = []
     for end in (ends[1], ends[1], ends[3], ends[4]):  # as far as the parent says, in steps
-        got += [[c.copy() for c in cols] for cols in tail.samples_until(end)]
+        got += [[np.broadcast_to(c, (tail.rows,)).copy() for c in cols]
+                for cols in tail.samples_until(end)]
     tail.close()
     assert len(got) == len(blocks)
     for cols, block in zip(got, blocks, strict=True):
