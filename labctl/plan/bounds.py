@@ -27,9 +27,23 @@ MAX_STEP_S = 30 * 86400.0  # the simulated channel's own cap on a step nothing e
 # journal bytes plus ~32 bytes of compressed timeseries; a step adds its events and its
 # rows (~1.9 kB); inputs, metadata and empty tables ~20 kB. Within ~20 %. A sample's
 # journal bytes are what the plan's simulated blocks pack to (store/journal_packing.py:
-# ~24-50 bytes by the step); without a plan, the most a row can take.
+# ~24-50 bytes by the step); without a plan, the most a row can take; in real time, a
+# record a sample.
 JOURNAL_ROW_BYTES = 80
 TABLE_BYTES_PER_SAMPLE = 32
+# A run in real time hands its samples to the journal a few at a time (a driver's batch
+# every 0.2 s at most, drivers/software_loop.py), too few for packing to pay: each a record of its
+# own at worst, a 13-byte header, a 4-byte row count and the 80-byte row.
+REALTIME_JOURNAL_BYTES_PER_SAMPLE = 97
+
+
+def journal_bytes_per_sample(station: Any, simulated: float | None) -> float | None:
+    """The journal bytes a sample takes in a run on `station`: what the twin's blocks pack
+    to (`simulated`) where the run goes in virtual time, as the twin does; the bound of a
+    record per sample where it goes in real time."""
+    if getattr(station, "clock", "virtual") == "realtime":
+        return REALTIME_JOURNAL_BYTES_PER_SAMPLE
+    return simulated
 BYTES_PER_STEP = 1900
 BYTES_FIXED = 20_000
 # What steps log besides samples, measured the same way: a record table's rows (an ARC

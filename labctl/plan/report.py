@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from labctl.plan.bounds import Ceilings, _implied, disk_bytes
+from labctl.plan.bounds import Ceilings, _implied, disk_bytes, journal_bytes_per_sample
 from labctl.plan.iterations import Block
 from labctl.plan.walk import Extreme, WalkOutcome
 from labctl.records import StepResult
@@ -428,12 +428,13 @@ def build_report(outcome: WalkOutcome, *, proc: Any, cell: Any, station: Any,
     # are taken to log as much each (what a skipped loop iteration repeats).
     elsewhere = outcome.elsewhere_bytes * (n_steps / outcome.simulated_steps
                                            if outcome.simulated_steps else 1.0)
+    per_sample = journal_bytes_per_sample(station, outcome.journal_bytes_per_sample)
     report = PlanReport(
         procedure=proc.name, cell=cell.name, station=station.name,
         status=status, reason=reason, duration_s=outcome.duration_s,
         n_samples=n_samples, n_steps=n_steps,
-        disk_bytes=disk_bytes(n_samples, n_steps, elsewhere, outcome.journal_bytes_per_sample),
-        elsewhere_bytes=elsewhere, journal_bytes_per_sample=outcome.journal_bytes_per_sample,
+        disk_bytes=disk_bytes(n_samples, n_steps, elsewhere, per_sample),
+        elsewhere_bytes=elsewhere, journal_bytes_per_sample=per_sample,
         steps=[f.as_dict() for f in folds], cycles=cycle_rows(outcome.entries),
         max_temperature_c=max(temps) if temps else None,
         margins=margins(outcome.extremes, proc.safety, frozenset(filter(None, (
@@ -455,7 +456,9 @@ def unplanned_report(prep: Any, ceilings: Ceilings, why: str, duration_s: float,
         procedure=proc.name, cell=prep.cell.name, station=prep.station.name,
         status="refused" if refused else "unplanned", reason=refused or why,
         duration_s=duration_s, n_samples=n_samples, n_steps=0.0,
-        disk_bytes=disk_bytes(n_samples, 0.0), steps=[], cycles=[], max_temperature_c=None,
+        disk_bytes=disk_bytes(n_samples, 0.0, 0.0, journal_bytes_per_sample(prep.station, None)),
+        journal_bytes_per_sample=journal_bytes_per_sample(prep.station, None),
+        steps=[], cycles=[], max_temperature_c=None,
         margins={}, warnings=[], notes=[why], approximate=True,
         max_duration_s=proc.max_duration_s, refusal=None, planning_wall_s=0.0,
         started_unix_s=time.time())

@@ -31,6 +31,7 @@ length and CRC and ignore it, and `open_for_append` cuts it before appending.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import threading
 import time
@@ -205,9 +206,9 @@ class JournalWriter:
         for lo in range(0, n, _MAX_ROWS_PER_RECORD):
             hi = min(n, lo + _MAX_ROWS_PER_RECORD)
             block = [c[lo:hi] for c in cols] if (lo, hi) != (0, n) else cols
-            if self.packs:
-                kind = PACKED
-                parts, length = pack(block, constant, offsets)
+            packed = pack(block, constant, offsets) if self.packs else None
+            if packed is not None:
+                kind, (parts, length) = PACKED, packed
             else:
                 kind, parts = SAMPLES, [_COUNT.pack(hi - lo), *block]
                 length = _COUNT.size + (hi - lo) * _OUR_ROW_BYTES
@@ -420,7 +421,10 @@ def _engine_hints(unix_origin_s: float | None) -> tuple[tuple[int, ...], tuple[t
 def record_bytes(columns: Mapping[str, np.ndarray], unix_origin_s: float | None = None) -> int:
     """The bytes `append_samples` adds to a journal for this block (at least one row, fewer
     than _MAX_ROWS_PER_RECORD): the planner's disk estimate."""
-    return _HEADER.size + pack(_as_columns(columns), *_engine_hints(unix_origin_s))[1]
+    cols = _as_columns(columns)
+    packed = pack(cols, *_engine_hints(unix_origin_s))
+    return _HEADER.size + (packed[1] if packed is not None
+                           else _COUNT.size + len(cols[0]) * _OUR_ROW_BYTES)
 
 
 def _as_columns(columns: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -469,9 +473,14 @@ def _rewrite_locked(path: Path) -> Path:
     reader = JournalReader(path)
 
     def chunks() -> Iterator[bytes]:
-        payload = encode_event(header_event())
+        records = reader.records(reuse_buffer=True)
+        first = next(records, None)  # reading it reads the header, if the file has one
+        # The records are written back as SAMPLES, which format 1 has: a journal begun in
+        # format 1 stays in it, readable by the labctl that began it (and continued so).
+        version = 1 if reader.has_header and reader.format_version < 2 else FORMAT_VERSION
+        payload = encode_event(header_event(version))
         yield _HEADER.pack(MAGIC, EVENT, len(payload), crc32(payload)) + payload
-        for kind, item, n in reader.records(reuse_buffer=True):
+        for kind, item, n in itertools.chain([first] if first else [], records):
             if kind == EVENT:
                 payload = encode_event(item)
             else:

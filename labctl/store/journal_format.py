@@ -17,7 +17,7 @@ import numpy as np
 
 from labctl.records import SAMPLE_COLUMNS
 from labctl.store.atomic import describe_os_error
-from labctl.store.journal_packing import PackedBlock
+from labctl.store.journal_packing import MAX_ROWS, PackedBlock
 from labctl.store.rundir import JOURNAL_NAME  # noqa: F401 - the journal's name is public here too
 
 try:
@@ -42,7 +42,7 @@ _MAX_PAYLOAD = 0xFFFF_FFFF
 _CHUNK = 8 << 20  # bytes read at a time; bounds a reader's extra memory
 # Split very large sample blocks so a record stays far below the u32 length
 # limit and a streaming reader never needs more than a few chunks at once.
-_MAX_ROWS_PER_RECORD = 1 << 20
+_MAX_ROWS_PER_RECORD = MAX_ROWS
 
 _OUR_COLUMNS: list[tuple[str, np.dtype]] = list(SAMPLE_COLUMNS.items())
 _OUR_ROW_BYTES = sum(d.itemsize for _, d in _OUR_COLUMNS)
@@ -50,11 +50,12 @@ _OUR_ROW_BYTES = sum(d.itemsize for _, d in _OUR_COLUMNS)
 _why = describe_os_error
 
 
-def header_event() -> dict[str, Any]:
-    """The first record of every journal this labctl writes."""
+def header_event(format_version: int = FORMAT_VERSION) -> dict[str, Any]:
+    """The first record of every journal this labctl writes (`format_version`: an older
+    one for a journal rewritten in that format, see journal.rewrite_journal)."""
     return {
         "type": HEADER_TYPE,
-        "format_version": FORMAT_VERSION,
+        "format_version": format_version,
         "sample_layout": "column-major",
         "byte_order": "little",
         "sample_dtype": [[name, dt.str] for name, dt in _OUR_COLUMNS],

@@ -34,6 +34,10 @@ from typing import Any
 import numpy as np
 
 PACKED_HEAD = struct.Struct("<III")
+SAMPLES_COUNT_BYTES = 4  # a SAMPLES record's row count (u32), before its columns
+# The most rows a record holds (the writer splits larger blocks): a packed record's row
+# count is not bounded by its size, so a reader refuses more rather than allocate them.
+MAX_ROWS = 1 << 20
 _SLOT = 8
 _F8 = np.dtype("<f8")
 
@@ -48,32 +52,43 @@ def _same_everywhere(col: np.ndarray) -> bool:
 
 
 def pack(cols: Sequence[np.ndarray], constant: Sequence[int] = (),
-         offsets: Sequence[tuple[int, float]] = ()) -> tuple[list[Any], int]:
-    """A block's PACKED payload as buffers for writev, and its length in bytes.
+         offsets: Sequence[tuple[int, float]] = ()) -> tuple[list[Any], int] | None:
+    """A block's PACKED payload as buffers for writev, and its length in bytes; None when
+    packing would not make it smaller than a SAMPLES record (a block of a row or two, as
+    a real-time run hands over every fraction of a second): write that instead.
 
     `cols` are the header's columns in order (contiguous, little-endian, equal lengths,
     at least one row). The caller may name columns it built constant (`constant`: the
     engine's step and cycle index, from `np.full`) and columns it built as column 0 plus
     a number (`offsets`: the engine's unix time, its origin plus the test time): they are
     stored as such unchecked, which a check per block would cost (~2-4 us a column, a
-    fifth of what packing saves). Every other column is checked."""
+    fifth of what packing saves). Every other column is checked. A column is packed only
+    where its slot is smaller than its rows."""
     n = len(cols[0])
     const_mask = shift_mask = 0
     slots = bytearray()
     rest: list[np.ndarray] = []
     length = PACKED_HEAD.size
+    whole = SAMPLES_COUNT_BYTES
     hinted = dict(offsets)
     for k, col in enumerate(cols):
-        if k in hinted:
+        size = n * col.dtype.itemsize
+        whole += size
+        if size <= _SLOT:
+            rest.append(col)
+            length += size
+        elif k in hinted:
             shift_mask |= 1 << k
             slots += struct.pack("<d", hinted[k])
-        elif k in constant or (col.dtype.itemsize <= _SLOT and _same_everywhere(col)):
+        elif k in constant or _same_everywhere(col):
             const_mask |= 1 << k
             slots += col[:1].tobytes().ljust(_SLOT, b"\0")
         else:
             rest.append(col)
-            length += n * col.dtype.itemsize
+            length += size
     length += len(slots)
+    if length >= whole:
+        return None
     return [PACKED_HEAD.pack(n, const_mask, shift_mask), bytes(slots), *rest], length
 
 
@@ -95,7 +110,7 @@ class PackedBlock:
             return None
         n, constant, shifted = PACKED_HEAD.unpack_from(payload, 0)
         k_all = (1 << len(dtypes)) - 1
-        if n == 0 or constant & shifted or (constant | shifted) & ~k_all or shifted & 1:
+        if not 0 < n <= MAX_ROWS or constant & shifted or (constant | shifted) & ~k_all or shifted & 1:
             return None
         size = PACKED_HEAD.size
         for k, dtype in enumerate(dtypes):

@@ -23,6 +23,7 @@ from labctl.store.journal_format import (
     _MAGIC_BYTES,
     _OUR_COLUMNS,
     _OUR_LAYOUT,
+    _OUR_ROW_BYTES,
     EVENT,
     FORMAT_VERSION,
     HEADER_TYPE,
@@ -34,9 +35,6 @@ from labctl.store.journal_format import (
     _why,
     crc32,
 )
-
-# read_journal's first guess at the bytes a row takes (see there).
-_MIN_PACKED_ROW_BYTES = 32
 
 
 @dataclass
@@ -280,9 +278,11 @@ def read_journal(run_dir: str | Path) -> JournalData:
     reader = JournalReader(path)
     events: list[dict] = []
     try:
-        # Packed blocks take fewer bytes a row (a rest's ~30): a row count past this grows
-        # the arrays (a copy), a lower one costs address space only.
-        capacity = os.stat(path).st_size // _MIN_PACKED_ROW_BYTES
+        # Rows of a SAMPLES record take this much each: for them the bound is exact. Packed
+        # records take fewer (a cycling run's ~47 bytes a row): their arrays grow as they
+        # come (a copy or two), which costs less than reserving room for the fewest
+        # bytes a row could take (address space a strict host refuses).
+        capacity = os.stat(path).st_size // _OUR_ROW_BYTES
     except OSError:
         capacity = 0
     # One 2-D array per run of same-dtype columns, preallocated to an upper bound
@@ -295,7 +295,7 @@ def read_journal(run_dir: str | Path) -> JournalData:
         if kind == EVENT:
             events.append(item)
             continue
-        if n + m > capacity:  # the file grew while we read it (a live run)
+        if n + m > capacity:  # packed rows, or the file grew while we read it (a live run)
             capacity = max(2 * capacity, n + m)
             out = [_grow(a, n, capacity) for a in out]
         if reader.layout is _OUR_LAYOUT and isinstance(item, memoryview):

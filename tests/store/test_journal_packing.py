@@ -106,29 +106,85 @@ def test_one_row_blocks_and_split_blocks_read_back(tmp_path, monkeypatch):
     got = read_journal(tmp_path).samples
     want = {k: np.concatenate([one[k], cols[k]]) for k in NAMES}
     assert_bitwise(got, want)
-    kinds = [k for k, _ in records((tmp_path / JOURNAL_NAME).read_bytes())]
-    assert kinds == [1, 3, 3, 3, 3, 3]
+    written = records((tmp_path / JOURNAL_NAME).read_bytes())
+    # A one-row block gains nothing from packing (a slot per column is no smaller than
+    # the column): it is a SAMPLES record, 4-byte count and the 80-byte row.
+    assert [k for k, _ in written] == [1, 2, 3, 3, 3, 3]
+    assert len(written[1][1]) == 4 + 80
+
+
+def test_a_block_packing_would_not_shrink_is_written_as_samples(tmp_path):
+    """Two rows of which only the indices are one value: the slots and the 12-byte head
+    cost more than they save (a real-time run hands over blocks this small)."""
+    cols, origin = a_block(2)
+    for name in ("voltage_v", "current_a", "temperature_c", "charge_capacity_ah",
+                 "discharge_capacity_ah", "charge_energy_wh", "discharge_energy_wh"):
+        cols[name] = np.array([1.0, 2.0])
+    with JournalWriter.create(tmp_path) as w:
+        w.append_samples(cols, unix_origin_s=origin)
+    (_, _), (kind, payload) = records((tmp_path / JOURNAL_NAME).read_bytes())
+    # packed: 12 + 3 slots of 8 + 8 columns of 16 = 164 bytes; as SAMPLES 4 + 2 * 80 = 164
+    assert kind == 2 and len(payload) == 164
+    assert record_bytes(cols, origin) == HEADER + 164
+    assert_bitwise(read_journal(tmp_path).samples, cols)
+
+
+def test_a_packed_record_claiming_more_rows_than_a_record_holds_is_skipped(tmp_path):
+    """Its size does not bound a packed record's row count: a reader must not believe
+    2**32 - 1 rows from 100 bytes (a crafted or damaged file)."""
+    cols, origin = a_block(20)
+    with JournalWriter.create(tmp_path) as w:
+        w.append_samples(cols, unix_origin_s=origin)
+    head = (tmp_path / JOURNAL_NAME).read_bytes()
+    every = (1 << len(NAMES)) - 1
+    payload = struct.pack("<III", 2**32 - 1, every, 0) + bytes(8 * len(NAMES))
+    bomb = struct.pack("<IBII", 0x4C424A31, 3, len(payload), zlib.crc32(payload)) + payload
+    (tmp_path / JOURNAL_NAME).write_bytes(head + bomb)
+    reader = journal_reader.JournalReader(tmp_path / JOURNAL_NAME)
+    assert [n for kind, _, n in reader.records() if kind == 2] == [20]
+    assert "sample block of a wrong size" in reader.problems[0]
+    assert_bitwise(read_journal(tmp_path).samples, cols)
+
+
+def _format_1_journal(folder, cols) -> None:
+    """A journal as a labctl that writes format 1 leaves it: its header, SAMPLES records."""
+    with JournalWriter.create(folder) as w:
+        w.packs = False
+        w.append_samples(cols)
+    raw = bytearray((folder / JOURNAL_NAME).read_bytes())
+    (_, header), _ = records(bytes(raw))
+    old = json.dumps({**json.loads(header), "format_version": 1}, separators=(",", ":")).encode()
+    assert len(old) == len(header)
+    raw[HEADER:HEADER + len(old)] = old
+    struct.pack_into("<I", raw, 9, zlib.crc32(old))
+    (folder / JOURNAL_NAME).write_bytes(bytes(raw))
 
 
 def test_a_format_1_journal_is_continued_in_format_1(tmp_path):
     """A run begun by a labctl that reads only format 1, resumed by this one: its new
     blocks stay SAMPLES records, which that labctl can still read."""
     cols, origin = a_block(30)
-    with JournalWriter.create(tmp_path) as w:
-        w.packs = False
-        w.append_samples(cols)
-    raw = bytearray((tmp_path / JOURNAL_NAME).read_bytes())
-    (_, header), _ = records(bytes(raw))
-    old = json.dumps({**json.loads(header), "format_version": 1}, separators=(",", ":")).encode()
-    assert len(old) == len(header)
-    raw[HEADER:HEADER + len(old)] = old
-    struct.pack_into("<I", raw, 9, zlib.crc32(old))
-    (tmp_path / JOURNAL_NAME).write_bytes(bytes(raw))
+    _format_1_journal(tmp_path, cols)
     with JournalWriter.open_for_append(tmp_path) as w:
         w.append_samples(cols, unix_origin_s=origin)
     assert [k for k, _ in records((tmp_path / JOURNAL_NAME).read_bytes())] == [1, 2, 2]
     got = read_journal(tmp_path).samples
     assert_bitwise(got, {k: np.concatenate([cols[k], cols[k]]) for k in NAMES})
+
+
+def test_a_format_1_journal_repaired_stays_in_format_1(tmp_path):
+    """`labctl doctor --repair` rewrites a damaged journal: one begun in format 1 stays
+    readable by the labctl that began it."""
+    from labctl.store.journal import rewrite_journal
+
+    cols, _ = a_block(30)
+    _format_1_journal(tmp_path, cols)
+    raw = bytearray((tmp_path / JOURNAL_NAME).read_bytes())
+    (tmp_path / JOURNAL_NAME).write_bytes(bytes(raw) + b"\x00" * 40 + bytes(raw[-200:]))
+    rewrite_journal(tmp_path)
+    (_, header), *rest = records((tmp_path / JOURNAL_NAME).read_bytes())
+    assert json.loads(header)["format_version"] == 1 and [k for k, _ in rest] == [2]
+    assert_bitwise(read_journal(tmp_path).samples, cols)
 
 
 def test_a_labctl_that_reads_only_format_1_refuses_a_packed_journal(tmp_path, monkeypatch):
