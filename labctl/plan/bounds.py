@@ -32,18 +32,10 @@ MAX_STEP_S = 30 * 86400.0  # the simulated channel's own cap on a step nothing e
 JOURNAL_ROW_BYTES = 80
 TABLE_BYTES_PER_SAMPLE = 32
 # A run in real time hands its samples to the journal a few at a time (a driver's batch
-# every 0.2 s at most, drivers/software_loop.py), too few for packing to pay: each a record of its
-# own at worst, a 13-byte header, a 4-byte row count and the 80-byte row.
+# every 0.2 s at most, drivers/software_loop.py), too few for packing to pay: each a
+# record of its own at worst, a 13-byte header, a 4-byte row count and the 80-byte row.
 REALTIME_JOURNAL_BYTES_PER_SAMPLE = 97
 
-
-def journal_bytes_per_sample(station: Any, simulated: float | None) -> float | None:
-    """The journal bytes a sample takes in a run on `station`: what the twin's blocks pack
-    to (`simulated`) where the run goes in virtual time, as the twin does; the bound of a
-    record per sample where it goes in real time."""
-    if getattr(station, "clock", "virtual") == "realtime":
-        return REALTIME_JOURNAL_BYTES_PER_SAMPLE
-    return simulated
 BYTES_PER_STEP = 1900
 BYTES_FIXED = 20_000
 # What steps log besides samples, measured the same way: a record table's rows (an ARC
@@ -58,12 +50,21 @@ BYTES_PER_CAN_FRAME = 33
 BYTES_PER_EXTRA_SNAPSHOT = 700
 
 
+def journal_bytes_per_sample(station: Any, simulated: float | None) -> float | None:
+    """The journal bytes a sample takes in a run on `station`: what the twin's blocks pack
+    to (`simulated`) where the run goes in virtual time, as the twin does; the bound of a
+    record per sample where it goes in real time."""
+    if getattr(station, "clock", "virtual") == "realtime":
+        return REALTIME_JOURNAL_BYTES_PER_SAMPLE
+    return simulated
+
+
 def disk_bytes(n_samples: float, n_steps: float, elsewhere_bytes: float = 0.0,
-               journal_bytes_per_sample: float | None = None) -> float:
+               sample_journal_bytes: float | None = None) -> float:
     """Bytes a run with this many samples and steps (and `elsewhere_bytes` of records and
     frame logs) leaves in its run folder."""
-    per_sample = TABLE_BYTES_PER_SAMPLE + (JOURNAL_ROW_BYTES if journal_bytes_per_sample is None
-                                           else journal_bytes_per_sample)
+    per_sample = TABLE_BYTES_PER_SAMPLE + (JOURNAL_ROW_BYTES if sample_journal_bytes is None
+                                           else sample_journal_bytes)
     return min(1e308, BYTES_FIXED + per_sample * n_samples + BYTES_PER_STEP * n_steps
                + elsewhere_bytes)
 

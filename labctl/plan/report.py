@@ -452,12 +452,13 @@ def unplanned_report(prep: Any, ceilings: Ceilings, why: str, duration_s: float,
     model): no estimate, only the lower bounds of its duration and samples from its text
     (plan/bounds.py `text_lower_bounds`), which the ceilings are checked on."""
     proc = prep.procedure
+    per_sample = journal_bytes_per_sample(prep.station, None)
     report = PlanReport(
         procedure=proc.name, cell=prep.cell.name, station=prep.station.name,
         status="refused" if refused else "unplanned", reason=refused or why,
         duration_s=duration_s, n_samples=n_samples, n_steps=0.0,
-        disk_bytes=disk_bytes(n_samples, 0.0, 0.0, journal_bytes_per_sample(prep.station, None)),
-        journal_bytes_per_sample=journal_bytes_per_sample(prep.station, None),
+        disk_bytes=disk_bytes(n_samples, 0.0, 0.0, per_sample),
+        journal_bytes_per_sample=per_sample,
         steps=[], cycles=[], max_temperature_c=None,
         margins={}, warnings=[], notes=[why], approximate=True,
         max_duration_s=proc.max_duration_s, refusal=None, planning_wall_s=0.0,

@@ -202,16 +202,10 @@ class JournalWriter:
         columns are stored as one number each without a check."""
         cols = _as_columns(columns)
         n = len(cols[0])
-        constant, offsets = _engine_hints(unix_origin_s)
         for lo in range(0, n, _MAX_ROWS_PER_RECORD):
             hi = min(n, lo + _MAX_ROWS_PER_RECORD)
             block = [c[lo:hi] for c in cols] if (lo, hi) != (0, n) else cols
-            packed = pack(block, constant, offsets) if self.packs else None
-            if packed is not None:
-                kind, (parts, length) = PACKED, packed
-            else:
-                kind, parts = SAMPLES, [_COUNT.pack(hi - lo), *block]
-                length = _COUNT.size + (hi - lo) * _OUR_ROW_BYTES
+            kind, parts, length = _sample_record(block, unix_origin_s, self.packs)
             crc = 0
             for p in parts:
                 crc = crc32(p, crc)
@@ -406,25 +400,28 @@ def _writev_all(fd: int, buffers: list[Any], total: int) -> None:
 
 
 _UNIX_COLUMN = [name for name, _ in _OUR_COLUMNS].index("unix_time_s")
-
-
 _CONSTANT_IN_ENGINE_BLOCKS = tuple(k for k, (name, _) in enumerate(_OUR_COLUMNS)
                                    if name in ("step_index", "cycle_index"))
 
 
-def _engine_hints(unix_origin_s: float | None) -> tuple[tuple[int, ...], tuple[tuple[int, float], ...]]:
-    if unix_origin_s is None:
-        return (), ()
-    return _CONSTANT_IN_ENGINE_BLOCKS, ((_UNIX_COLUMN, unix_origin_s),)
+def _sample_record(block: list[np.ndarray], unix_origin_s: float | None, packs: bool = True
+                   ) -> tuple[int, list[Any], int]:
+    """A block's record: its type, the payload's buffers and its length. PACKED where that
+    is smaller (with the engine's columns as `append_samples` describes), else SAMPLES."""
+    if packs:
+        hints = ((), ()) if unix_origin_s is None else (
+            _CONSTANT_IN_ENGINE_BLOCKS, ((_UNIX_COLUMN, unix_origin_s),))
+        packed = pack(block, *hints)
+        if packed is not None:
+            return PACKED, *packed
+    n = len(block[0])
+    return SAMPLES, [_COUNT.pack(n), *block], _COUNT.size + n * _OUR_ROW_BYTES
 
 
 def record_bytes(columns: Mapping[str, np.ndarray], unix_origin_s: float | None = None) -> int:
     """The bytes `append_samples` adds to a journal for this block (at least one row, fewer
     than _MAX_ROWS_PER_RECORD): the planner's disk estimate."""
-    cols = _as_columns(columns)
-    packed = pack(cols, *_engine_hints(unix_origin_s))
-    return _HEADER.size + (packed[1] if packed is not None
-                           else _COUNT.size + len(cols[0]) * _OUR_ROW_BYTES)
+    return _HEADER.size + _sample_record(_as_columns(columns), unix_origin_s)[2]
 
 
 def _as_columns(columns: Mapping[str, np.ndarray]) -> list[np.ndarray]:

@@ -7,9 +7,8 @@ The unix time is the test time plus the same number all through a step. A PACKED
 record stores such a column as one 8-byte value instead of 8 (or 4) bytes a row: the
 journal of `bench/sim_cycling.py`'s 100 cycles takes 39.6 MB instead of 68.6 MB (the run
 folder 66.9 instead of 95.9 MB). The bytes not written are neither copied into the page
-cache, checksummed nor read back by the table writer; on this machine that pays for the
-checks below and no more (the run takes as long: 0.327 against 0.328 s, medians of 14
-interleaved processes).
+cache, checksummed nor read back by the table writer, which pays for the checks below
+and a little more (the run 0.307 against 0.315 s, medians of 10 interleaved processes).
 
 Nothing is rounded or guessed. A column is packed when every row has the stored value's
 bytes (NaN included, -0.0 apart from 0.0), checked; or when the caller built it so: the
