@@ -320,15 +320,16 @@ def _run_channels(procedure, station, cell, params, results, channels, batch, sp
             raise LabctlError("name a procedure file to run on the channels")
         jobs = [ChannelJob(channel=c, procedure=procedure, cell=cell, station=station,
                            params=parse_params(params)) for c in channels]
-    prepared = prepare_all(jobs)
-    from labctl.plan import enforce_ceilings
+    with common.procedure_output_aside(as_json):
+        prepared = prepare_all(jobs)
+        from labctl.plan import enforce_ceilings
 
-    for prep in prepared:  # every channel within the ceilings before any starts
-        enforce_ceilings(prep, need_report=False)
+        for prep in prepared:  # every channel within the ceilings before any starts
+            enforce_ceilings(prep, need_report=False)
     controls = [RunControl() for _ in prepared]
     if processes is not None:
         _say_if_fewer_processes(prepared, processes)
-    with signals_abort(*controls):
+    with signals_abort(*controls), common.procedure_output_aside(as_json):
         outcomes = run_channels(prepared, results_root=results, controls=controls, speed=speed,
                                 processes=processes or default_processes(len(prepared)))
     rows = []

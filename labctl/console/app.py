@@ -173,10 +173,13 @@ def create_app(config: ConsoleConfig) -> Starlette:
 
     # -- Start -----------------------------------------------------------------------------
     async def start_page(request: Request) -> Response:
-        ctx = {"procedures": launch.list_files(config.procedures, launch.PROCEDURE_SUFFIXES),
-               "stations": launch.station_files(config.stations),
-               "cells": launch.cell_choices(config.cells), "nav": "start"}
-        return page(request, "start.html", **ctx)
+        # Listing the folders parses every station file: on a worker thread, so the
+        # benches' event streams are not held up meanwhile.
+        ctx = await run_in_threadpool(lambda: {
+            "procedures": launch.list_files(config.procedures, launch.PROCEDURE_SUFFIXES),
+            "stations": launch.station_files(config.stations),
+            "cells": launch.cell_choices(config.cells)})
+        return page(request, "start.html", **ctx, nav="start")
 
     async def parameters(request: Request) -> Response:
         name = request.query_params.get("procedure", "")
@@ -396,9 +399,10 @@ def create_app(config: ConsoleConfig) -> Starlette:
 def _for_browser(problem: dict[str, Any], with_plan: bool) -> dict[str, Any]:
     """A check problem as the browser shows it: numbers without e-notation, and the
     plan's warnings said to be where they are (the command line's words name a command)."""
+    from labctl.plan.report import WARNINGS_WHERE
+
     where = " (listed with the plan)" if with_plan else ""
-    message = readable(str(problem.get("message", ""))).replace(
-        " (labctl plan shows them)", where)
+    message = readable(str(problem.get("message", ""))).replace(" " + WARNINGS_WHERE, where)
     return {**problem, "message": message}
 
 

@@ -60,13 +60,10 @@ def _located(exc: LabctlError, procedure: Path) -> dict[str, Any]:
 
 def _estimate(report: Any) -> dict[str, Any]:
     """The rough plan's figures (labctl validate's estimate line is built from these)."""
-    from labctl.plan.report import one_line
-
     return {"status": report.status, "reason": report.reason,
             "duration_s": report.run_duration_s,
             "n_samples": report.run_samples, "disk_bytes": report.run_disk_bytes,
-            "approximate": report.approximate, "warnings": list(report.warnings),
-            "cli_line": one_line(report)}
+            "approximate": report.approximate, "warnings": list(report.warnings)}
 
 
 def check_in_child(procedure: Path, station: Path, cell: str, params: dict[str, str],
@@ -103,13 +100,13 @@ def _failed(message: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    """The child: a choice as JSON (argument, or stdin), the verdict as JSON on stdout.
+    """The child: a choice as JSON (its argument), the verdict as JSON on stdout.
 
     While checking, whatever the procedure prints (a Python procedure may) goes to stderr:
     stdout carries the verdict alone."""
     import os
 
-    request = json.loads(sys.argv[1] if len(sys.argv) > 1 else sys.stdin.read())
+    request = json.loads(sys.argv[1])
     verdict_fd = os.dup(1)
     sys.stdout.flush()
     os.dup2(2, 1)

@@ -57,16 +57,13 @@ def _stamp(path: str | Path) -> list[Any]:
 class PlanJobs:
     """Full plans of Start-form choices, each made once in a low-priority child process."""
 
-    def __init__(self, max_parallel: int = MAX_PARALLEL, timeout_s: float = PLAN_TIMEOUT_S,
-                 cwd: Path | None = None) -> None:
+    def __init__(self, max_parallel: int = MAX_PARALLEL) -> None:
         self._jobs: dict[str, PlanJob] = {}
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(max_parallel)
         self._waiting = 0
         self._running = 0
         self._closed = False
-        self.timeout_s = timeout_s
-        self.cwd = cwd
 
     def request(self, procedure: Path, station: Path, cell: str,
                 params: dict[str, str]) -> str:
@@ -143,7 +140,7 @@ class PlanJobs:
                 job.abandoned = job.abandoned or self._abandoned(job)
                 return job.abandoned
 
-            status, stdout, stderr = run_niced(job.cmd, cwd=self.cwd, timeout_s=self.timeout_s,
+            status, stdout, stderr = run_niced(job.cmd, timeout_s=PLAN_TIMEOUT_S,
                                                cancelled=cancelled)
         except Exception as exc:  # e.g. no fork under load: failed, never "planning" for good
             job.error = f"the plan could not be started: {type(exc).__name__}: {exc}"
@@ -178,7 +175,7 @@ class PlanJobs:
         except ValueError:
             plan = None
         if status is None:
-            job.error = f"planning took longer than {self.timeout_s:g} s and was stopped"
+            job.error = f"planning took longer than {PLAN_TIMEOUT_S:g} s and was stopped"
         elif isinstance(plan, dict) and plan.get("ok") and status == 0:
             plan = finite(plan)
             job.run_duration_s = plan.get("run_duration_s")

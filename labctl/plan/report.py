@@ -518,6 +518,11 @@ def human_bytes(n: float) -> str:
     return f"{n:.3g} EB"
 
 
+# Where validate's estimate line sends the reader for the warnings; the console puts its
+# own words in its place (console/app.py), so it is named once, here.
+WARNINGS_WHERE = "(labctl plan shows them)"
+
+
 def one_line(report: PlanReport) -> str:
     """The estimate `labctl validate` prints after "ok"."""
     if report.status == "unplanned":
@@ -536,5 +541,5 @@ def one_line(report: PlanReport) -> str:
         text += " (approximate)"
     if report.warnings:
         text += f"; {len(report.warnings)} warning{'s' if len(report.warnings) > 1 else ''} " \
-                "(labctl plan shows them)"
+                + WARNINGS_WHERE
     return text
