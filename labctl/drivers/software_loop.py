@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from labctl.capabilities.cycler import CyclerRanges, EndKind, SampleBatch, StepEnd
-from labctl.capabilities.limits import SafetyLimits
+from labctl.capabilities.limits import SafetyLimits, violation_text
 from labctl.capabilities.steps import ElectricalStep, EndCondition, LoggingPolicy, Mode, Quantity
 from labctl.errors import InstrumentError
 
@@ -82,13 +82,14 @@ def check_step(name: str, step: ElectricalStep, ranges: CyclerRanges) -> None:
 
 def _limit_hit(limits: SafetyLimits, v: float, i: float) -> str | None:
     if v > limits.max_voltage_v:
-        return f"safety: voltage {v:.4g} V > {limits.max_voltage_v:.4g} V"
+        return violation_text("voltage", v, "V", ">", limits.max_voltage_v)
     if v < limits.min_voltage_v:
-        return f"safety: voltage {v:.4g} V < {limits.min_voltage_v:.4g} V"
+        return violation_text("voltage", v, "V", "<", limits.min_voltage_v)
     if i > limits.max_charge_current_a:
-        return f"safety: charge current {i:.4g} A > {limits.max_charge_current_a:.4g} A"
+        return violation_text("charge current", i, "A", ">", limits.max_charge_current_a)
     if -i > limits.max_discharge_current_a:
-        return f"safety: discharge current {-i:.4g} A > {limits.max_discharge_current_a:.4g} A"
+        return violation_text("discharge current", -i, "A", ">",
+                              limits.max_discharge_current_a)
     return None
 
 

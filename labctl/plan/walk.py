@@ -210,10 +210,9 @@ class ExtremesObserver(RunObserver):
         step = int(event.get("step_index") or self.where[0])
         self.record_max_c[step] = max(top, self.record_max_c.get(step, -math.inf))
         if top > self.extremes["max_temperature_c"].value:
-            self._note("max_temperature_c", np.where(np.isnan(values), -np.inf, values), t, top)
+            self._note("max_temperature_c", values, t, top)  # _note skips NaN
         if -bottom > self.extremes["min_temperature_c"].value:
-            self._note("min_temperature_c", np.where(np.isnan(values), -np.inf, -values), t,
-                       -bottom)
+            self._note("min_temperature_c", -values, t, -bottom)
 
     def logged_elsewhere(self, step_index: int, what: str, count: int) -> None:
         if what == "can_frames":
@@ -311,9 +310,8 @@ class Walker:
                                        f"rejected before it starts: {exc}") from None
             hot = self.observer.record_max_c.pop(result.step_index, math.nan)
             if not math.isnan(hot) and not hot <= result.max_temperature_c:  # hotter in its
-                # records than in its samples, or no samples at all
-                result = replace(result, max_temperature_c=hot if math.isnan(
-                    result.max_temperature_c) else max(hot, result.max_temperature_c))
+                # records than in its samples, or no samples at all (NaN)
+                result = replace(result, max_temperature_c=hot)
         if result.end_kind == EndKind.FAULT.value and str(_NoRunDir.path) in result.end_reason:
             # A step that reads the run's own records (a report over the run so far): there
             # are none in a plan. It is left out, and said so.

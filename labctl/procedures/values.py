@@ -50,7 +50,7 @@ class ValueReaders:
         self, f: ProcFile, path: tuple, value: Any, what: str
     ) -> tuple[str, TextMap] | None:
         if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
-            self.add(f, path, f"{what} must be text, got {type_name(value)}")
+            self.add(f, path, _about(path, what, f"must be text, got {type_name(value)}"))
             return None
         if isinstance(value, (int, float)):
             return format_number(value), TextMap()
@@ -68,14 +68,12 @@ class ValueReaders:
             else:
                 q = parse_quantity(text, kind, allow_bare=True)
         except UnitError as exc:
-            # "max_duration: unknown unit", not "max_duration: max_duration: unknown unit"
-            named = f"{what}: " if not path or path[-1] != what else ""
-            self.add(f, path, f"{named}{exc.reason}", tmap.original(exc.offset))
+            self.add(f, path, _about(path, what, exc.reason, ": "), tmap.original(exc.offset))
             return None
         if kind == CURRENT:
             return q.to_si(self.cell.capacity_ah)
         if not math.isfinite(q.value):
-            self.add(f, path, f"{what} must be a finite number")
+            self.add(f, path, _about(path, what, "must be a finite number"))
             return None
         return q.value  # a bare number is taken in SI (s, V, A, °C)
 
@@ -87,7 +85,8 @@ class ValueReaders:
                 return None
             got = res[0].strip()
         if isinstance(got, bool) or got is None:
-            self.add(f, path, f"{what} must be a whole number of at least 1, got {type_name(got)}")
+            self.add(f, path, _about(path, what,
+                                     f"must be a whole number of at least 1, got {type_name(got)}"))
             return None
         try:
             if isinstance(got, float):
@@ -101,10 +100,10 @@ class ValueReaders:
                     raise ValueError
                 n = _whole(str(got))
         except (ValueError, OverflowError):
-            self.add(f, path, f"{what} must be a whole number of at least 1, got {got!r}")
+            self.add(f, path, _about(path, what, f"must be a whole number of at least 1, got {got!r}"))
             return None
         if n < 1:
-            self.add(f, path, f"{what} must be at least 1, got {n}")
+            self.add(f, path, _about(path, what, f"must be at least 1, got {n}"))
             return None
         return n
 
@@ -121,6 +120,13 @@ class ValueReaders:
             for p in exc.problems:
                 self.add(f, path, p.message, tmap.original((p.column or 1) - 1))
             return default
+
+
+def _about(path: tuple, what: str, message: str, sep: str = " ") -> str:
+    """`message` about the value `what`, which it names unless the problem's field (the
+    path's last key, printed before every message) already does: "max_duration: must be
+    text", not "max_duration: max_duration must be text"."""
+    return message if path and path[-1] == what else f"{what}{sep}{message}"
 
 
 def type_name(value: Any) -> str:

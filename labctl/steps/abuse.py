@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from labctl.capabilities.cycler import EndKind, StepEnd
+from labctl.capabilities.limits import violation_text
 from labctl.capabilities.steps import (
     ElectricalStep,
     EndCondition,
@@ -98,8 +99,8 @@ class _Recorder:
                 return s, StepEnd(EndKind.ABORTED, reason)
             if len(s) and s.cell_temperature_c[-1] >= self.safety_max - 1e-9:
                 self.cal.heaters_off()
-                msg = (f"safety: cell temperature {s.cell_temperature_c[-1]:.4g} °C >= "
-                       f"{self.safety_max:.4g} °C")
+                msg = violation_text("cell temperature", float(s.cell_temperature_c[-1]), "°C",
+                                     ">", self.safety_max)
                 self.run.log("warning", msg + "; heaters off")
                 return s, StepEnd(EndKind.SAFETY, msg)
             if s.stop != "time" or self.run.clock.now() >= until_s - 1e-9:

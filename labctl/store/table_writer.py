@@ -389,8 +389,8 @@ class _Server:
 
     def _upto(self, end: int) -> None:
         """The journal's sample blocks up to byte `end`, into row groups."""
-        for cols in self.reader.samples_until(end):
-            n, lo = self.reader.rows, 0
+        for n, cols in self.reader.samples_until(end):
+            lo = 0
             while lo < n:
                 m = min(n - lo, len(self.group[0]) - self.filled)
                 for dest, col in zip(self.group, cols, strict=True):
@@ -461,12 +461,11 @@ class _JournalTail:
         self.fd = os.open(path, os.O_RDONLY)
         self.pos = 0
         self.buffer = bytearray()
-        self.rows = 0  # of the block samples_until yielded last
 
-    def samples_until(self, end: int) -> Iterator[list[Any]]:
-        """The sample blocks up to byte `end` (the end of a whole record), each as its
-        columns (`rows` rows): arrays, views of a buffer the next read reuses (use each
-        before asking for the next), or one scalar for a packed block's constant column."""
+    def samples_until(self, end: int) -> Iterator[tuple[int, list[Any]]]:
+        """The sample blocks up to byte `end` (the end of a whole record), each as (rows,
+        columns): arrays, views of a buffer the next read reuses (use each before asking
+        for the next), or one scalar for a packed block's constant column."""
         from labctl.store.journal_format import (
             _HEADER,
             _OUR_LAYOUT,
@@ -504,8 +503,7 @@ class _JournalTail:
                                          f"{self.pos + at} does not read back as written")
                     # A packed block's constant columns come as one scalar each: the
                     # row group takes them by broadcasting, with no array made for them.
-                    self.rows = rows
-                    yield _OUR_LAYOUT.values_of(block, rows)
+                    yield rows, _OUR_LAYOUT.values_of(block, rows)
                 at = stop
             if at == 0:
                 raise ValueError(f"{self.path}: no whole record at byte {self.pos}")

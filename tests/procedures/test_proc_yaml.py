@@ -499,6 +499,18 @@ def test_max_duration_and_problem_order(write, lfp):
     assert [p.line for p in problems(path, lfp)] == [2, 3, 4]
 
 
+@pytest.mark.parametrize("text, said", [
+    ("max_duration: [1]", "must be text, got a list"),
+    ("max_duration: 5 furlongs", "unknown unit 'furlongs'"),
+    ("max_duration: -1 h", "must be greater than zero"),
+])
+def test_a_message_names_its_field_once(write, lfp, text, said):
+    """The field is printed before every message: the message does not name it again."""
+    (p,) = problems(write("p.yaml", f"{text}\nsteps: [Rest for 1 s]\n"), lfp)
+    assert p.field == "max_duration" and p.message.startswith(said)
+    assert str(p).count("max_duration") == 1
+
+
 def test_missing_file(lfp, tmp_path):
     (p,) = problems(tmp_path / "missing.yaml", lfp)
     assert "not found" in p.message

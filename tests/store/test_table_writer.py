@@ -165,8 +165,8 @@ def test_the_journal_is_read_back_block_by_block_as_written(tmp_path, monkeypatc
     tail = table_writer._JournalTail(str(path))
     got = []
     for end in (ends[1], ends[1], ends[3], ends[4]):  # as far as the parent says, in steps
-        got += [[np.broadcast_to(c, (tail.rows,)).copy() for c in cols]
-                for cols in tail.samples_until(end)]
+        got += [[np.broadcast_to(c, (rows,)).copy() for c in cols]
+                for rows, cols in tail.samples_until(end)]
     tail.close()
     assert len(got) == len(blocks)
     for cols, block in zip(got, blocks, strict=True):
